@@ -1,0 +1,153 @@
+//! The keyring: every wrapped key of a Kura home, in one JSON file written atomically.
+
+use crate::{CryptoError, KeyId, MasterKey, Purpose, Result, SecretKey, WrappedKey, unwrap_key, wrap_key};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One key in the keyring: its wrapped bytes and the key that wraps it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyringEntry {
+    /// The wrapping key's id; `None` means the master key.
+    pub parent: Option<KeyId>,
+    /// The wrapped key.
+    pub wrapped: WrappedKey,
+}
+
+/// All wrapped keys of a home. Unwrapping walks the chain up to the master key, so a child is
+/// readable only by someone holding the master key (or, later, a workspace key it was re-wrapped
+/// under). Removing a key removes its descendants: crypto-shredding.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Keyring {
+    /// Format version.
+    pub version: u32,
+    entries: BTreeMap<KeyId, KeyringEntry>,
+}
+
+impl Keyring {
+    /// An empty keyring.
+    pub fn new() -> Self {
+        Self { version: 1, entries: BTreeMap::new() }
+    }
+
+    /// Loads a keyring file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| CryptoError::Io { path: p.clone(), source })?;
+        serde_json::from_str(&text).map_err(|e| CryptoError::BadKeyFile { path: p, reason: e.to_string() })
+    }
+
+    /// Writes the keyring atomically (temporary file, fsync, rename), mode 0600.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let p = path.display().to_string();
+        let io = |source| CryptoError::Io { path: p.clone(), source };
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(self).map_err(|e| CryptoError::BadKeyFile { path: p.clone(), reason: e.to_string() })?;
+        {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let mut f = opts.open(&tmp).map_err(io)?;
+            use std::io::Write;
+            f.write_all(text.as_bytes()).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, path).map_err(io)?;
+        if let Some(dir) = path.parent()
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Whether a key exists.
+    pub fn contains(&self, id: &KeyId) -> bool {
+        self.entries.contains_key(id)
+    }
+
+    /// The identifiers of all keys, in order.
+    pub fn ids(&self) -> impl Iterator<Item = &KeyId> {
+        self.entries.keys()
+    }
+
+    /// Generates a new random key, wraps it under `parent` (or the master key) and stores it.
+    /// Returns the clear key so the caller can use it at once.
+    pub fn create(&mut self, master: &MasterKey, parent: Option<&KeyId>, id: KeyId, purpose: Purpose) -> Result<SecretKey> {
+        if self.entries.contains_key(&id) {
+            return Err(CryptoError::DuplicateKey(id.to_string()));
+        }
+        let key = SecretKey::generate()?;
+        let wrapped = match parent {
+            None => master.wrap(&id, purpose, &key)?,
+            Some(p) => {
+                let kek = self.unwrap(master, p)?;
+                wrap_key(&kek, &id, purpose, &key)?
+            }
+        };
+        self.entries.insert(id, KeyringEntry { parent: parent.cloned(), wrapped });
+        Ok(key)
+    }
+
+    /// Unwraps a key by walking its chain of parents up to the master key.
+    pub fn unwrap(&self, master: &MasterKey, id: &KeyId) -> Result<SecretKey> {
+        let entry = self.entries.get(id).ok_or_else(|| CryptoError::MissingKey(id.to_string()))?;
+        match &entry.parent {
+            None => master.unwrap(&entry.wrapped),
+            Some(p) => {
+                if p == id {
+                    return Err(CryptoError::Unwrap(id.to_string()));
+                }
+                let kek = self.unwrap(master, p)?;
+                unwrap_key(&kek, &entry.wrapped)
+            }
+        }
+    }
+
+    /// Removes a key and every key below it (crypto-shredding). Returns how many were removed.
+    pub fn destroy(&mut self, id: &KeyId) -> usize {
+        let mut doomed = vec![id.clone()];
+        let mut i = 0;
+        while i < doomed.len() {
+            let cur = doomed[i].clone();
+            for (k, e) in &self.entries {
+                if e.parent.as_ref() == Some(&cur) && !doomed.contains(k) {
+                    doomed.push(k.clone());
+                }
+            }
+            i += 1;
+        }
+        doomed.iter().filter(|k| self.entries.remove(*k).is_some()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_unwrap_save_load_and_shred() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring.json");
+        let m = MasterKey::generate().unwrap();
+        let mut kr = Keyring::new();
+        let kek_id = KeyId::new("dataset/ndb").unwrap();
+        let col_id = KeyId::new("dataset/ndb/re/id5").unwrap();
+        kr.create(&m, None, kek_id.clone(), Purpose::DatasetKek).unwrap();
+        let col = kr.create(&m, Some(&kek_id), col_id.clone(), Purpose::ColumnData).unwrap();
+        assert!(kr.create(&m, None, kek_id.clone(), Purpose::DatasetKek).is_err());
+        kr.save(&path).unwrap();
+        let kr2 = Keyring::load(&path).unwrap();
+        assert_eq!(kr2.unwrap(&m, &col_id).unwrap().expose(), col.expose());
+        // The file never holds the clear key.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(&hex::encode(col.expose())));
+        let mut kr3 = kr2.clone();
+        assert_eq!(kr3.destroy(&kek_id), 2);
+        assert!(matches!(kr3.unwrap(&m, &col_id), Err(CryptoError::MissingKey(_))));
+    }
+}

