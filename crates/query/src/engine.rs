@@ -132,6 +132,7 @@ pub struct QueryEngine {
     limits: Limits,
     granted_tables: HashSet<String>,
     views: std::sync::Mutex<HashSet<String>>,
+    data_root: PathBuf,
 }
 
 fn view_type(t: &DataType) -> DataType {
@@ -166,7 +167,7 @@ impl QueryEngine {
         );
         let factory = KuraEncryptionFactory::new(keys, &[&dataset], store.clone());
         let pool = TrackConsumersPool::new(
-            FairSpillPool::new(limits.memory_bytes.max(16 << 20)),
+            FairSpillPool::new(limits.memory_bytes.max(1 << 20)),
             NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN),
         );
         let runtime = RuntimeEnvBuilder::new()
@@ -194,6 +195,9 @@ impl QueryEngine {
         config.options_mut().sql_parser.enable_ident_normalization = true;
         config.options_mut().execution.parquet.pushdown_filters = true;
         config.options_mut().execution.parquet.reorder_filters = true;
+        // The page index is read for every column of a file, granted or not; without the keys
+        // of the others that read fails. Row-group statistics still prune.
+        config.options_mut().execution.parquet.enable_page_index = false;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
 
         let mut parquet_options = ctx.copied_table_options().parquet;
@@ -219,7 +223,7 @@ impl QueryEngine {
             ctx.register_table(t.name.as_str(), Arc::new(table)).map_err(engine_err)?;
             granted_tables.insert(t.name.clone());
         }
-        Ok(Self { ctx, dataset, grant, limits, granted_tables, views: std::sync::Mutex::new(HashSet::new()) })
+        Ok(Self { ctx, dataset, grant, limits, granted_tables, views: std::sync::Mutex::new(HashSet::new()), data_root })
     }
 
     /// The grant.
@@ -287,7 +291,11 @@ impl QueryEngine {
             }
             Ok::<_, QueryError>((schema, batches))
         };
-        let (schema, batches) = tokio::time::timeout(timeout, work).await.map_err(|_| QueryError::Timeout(timeout.as_secs()))??;
+        let (schema, batches) = match tokio::time::timeout(timeout, work).await {
+            Err(_) => return Err(QueryError::Timeout(timeout.as_secs())),
+            Ok(Err(QueryError::Integrity(m))) => return Err(QueryError::Integrity(self.locate_damage(m))),
+            Ok(r) => r?,
+        };
         let kind = match allowed {
             Allowed::Query => StatementKind::Query,
             Allowed::Explain => StatementKind::Explain,
@@ -318,6 +326,18 @@ impl QueryEngine {
         let view = ViewTable::new(plan, Some(definition));
         self.ctx.register_table(name, Arc::new(view)).map_err(engine_err)?;
         Ok(())
+    }
+
+    /// After a failed decryption, names the damaged files: checks the size and SHA-256 of every
+    /// file of the granted tables against the catalogue.
+    fn locate_damage(&self, message: String) -> String {
+        let files = self.dataset.tables.iter().filter(|t| self.granted_tables.contains(&t.name)).flat_map(|t| t.files.iter());
+        let findings = kura_store::verify::verify_files(&self.data_root, files);
+        if findings.is_empty() {
+            return format!("{message}（ファイルは目録と一致：鍵の不一致の可能性 / files match the catalogue: a key may be wrong）");
+        }
+        let list: Vec<String> = findings.iter().map(|f| format!("{}: {}", f.file, f.problem)).collect();
+        format!("{message}; 損傷ファイル / damaged file(s): {}", list.join("; "))
     }
 
     /// Turns an engine error into a clear one: names outside the grant, memory, integrity.
@@ -356,7 +376,11 @@ impl QueryEngine {
                 "テーブル '{name}' はありません（`kura catalog` で一覧）/ no table '{name}' (see `kura catalog`)"
             ));
         }
-        if text.contains("decrypt")
+        let parquet = matches!(root, DataFusionError::ParquetError(_))
+            || matches!(root, DataFusionError::ArrowError(a, _) if matches!(a.as_ref(), datafusion::arrow::error::ArrowError::ParquetError(_) | datafusion::arrow::error::ArrowError::ExternalError(_)));
+        if parquet
+            || text.contains("ring::error")
+            || text.contains("decrypt")
             || text.contains("Decrypt")
             || text.contains("footer")
             || text.contains("not granted")

@@ -34,21 +34,78 @@ fn refused(class: impl Into<String>, reason: &str) -> QueryError {
     QueryError::Refused { class: class.into(), reason: reason.into() }
 }
 
+const CLASS_WORDS: &[&str] = &[
+    "CREATE",
+    "DROP",
+    "ALTER",
+    "INSERT",
+    "INTO",
+    "DELETE",
+    "FROM",
+    "TABLE",
+    "VIEW",
+    "SCHEMA",
+    "DATABASE",
+    "INDEX",
+    "FUNCTION",
+    "EXTERNAL",
+    "TEMPORARY",
+    "TEMP",
+    "OR",
+    "REPLACE",
+    "MATERIALIZED",
+    "UPDATE",
+    "SET",
+    "RESET",
+    "COPY",
+    "TRUNCATE",
+    "PREPARE",
+    "EXECUTE",
+    "BEGIN",
+    "COMMIT",
+    "ROLLBACK",
+    "START",
+    "TRANSACTION",
+    "GRANT",
+    "REVOKE",
+    "ATTACH",
+    "DETACH",
+    "INSTALL",
+    "LOAD",
+    "MERGE",
+    "DEALLOCATE",
+    "USE",
+    "ANALYZE",
+    "VACUUM",
+    "COMMENT",
+    "UNLOAD",
+    "EXPORT",
+    "IMPORT",
+    "PRAGMA",
+    "CALL",
+    "DECLARE",
+    "FETCH",
+    "CLOSE",
+    "LISTEN",
+    "NOTIFY",
+    "KILL",
+    "CACHE",
+    "UNCACHE",
+    "DISCARD",
+    "LOCK",
+    "ROLE",
+    "USER",
+    "SEQUENCE",
+    "TYPE",
+    "MACRO",
+    "SECRET",
+    "EXTENSION",
+];
+
 /// The statement's leading keywords, e.g. `INSERT INTO`, `DROP TABLE`, `SET`.
 fn class_of(text: &str) -> String {
-    let words: Vec<&str> = text.split_whitespace().take(3).collect();
-    let mut class = Vec::new();
-    for w in words {
-        let u = w.to_ascii_uppercase();
-        if u.chars().all(|c| c.is_ascii_alphabetic() || c == '_') {
-            class.push(u);
-        } else {
-            break;
-        }
-        if class.len() == 2 && !matches!(class[0].as_str(), "CREATE" | "DROP" | "ALTER" | "INSERT" | "DELETE" | "TRUNCATE") {
-            break;
-        }
-    }
+    let class: Vec<String> =
+        text.split_whitespace().map(str::to_ascii_uppercase).take_while(|w| CLASS_WORDS.contains(&w.as_str())).take(3).collect();
     if class.is_empty() { "UNKNOWN".into() } else { class.join(" ") }
 }
 

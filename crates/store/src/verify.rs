@@ -1,6 +1,6 @@
 //! Full verification of a dataset's files against the catalogue: presence, size, SHA-256.
 
-use crate::catalog::DatasetEntry;
+use crate::catalog::{DatasetEntry, FileEntry};
 use crate::home::Home;
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -33,10 +33,15 @@ pub fn sha256_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
 
 /// Checks every file of a dataset; returns the problems (empty when all is well).
 pub fn verify_dataset(home: &Home, dataset: &DatasetEntry) -> Vec<Finding> {
+    verify_files(&home.data_dir(), dataset.tables.iter().flat_map(|t| t.files.iter()))
+}
+
+/// Checks files under a data root against their catalogue entries.
+pub fn verify_files<'a>(data_root: &std::path::Path, files: impl IntoIterator<Item = &'a FileEntry>) -> Vec<Finding> {
     let mut out = Vec::new();
-    for t in &dataset.tables {
-        for f in &t.files {
-            let path = home.data_dir().join(&f.path);
+    {
+        for f in files {
+            let path = data_root.join(&f.path);
             match sha256_file(&path) {
                 Err(e) => out.push(Finding { file: f.path.clone(), problem: format!("読めません / unreadable: {e}") }),
                 Ok((n, _)) if n != f.bytes => out

@@ -24,7 +24,7 @@ use parquet::encryption::encrypt::FileEncryptionProperties;
 use parquet::file::properties::WriterProperties;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How to write.
 #[derive(Clone, Debug)]
@@ -150,7 +150,7 @@ struct Shared<'a> {
     dataset: &'a str,
     generation: &'a str,
     opts: &'a WriteOptions,
-    next: AtomicU64,
+    threads: usize,
     failed: AtomicBool,
     progress: &'a (dyn Fn(u64) + Sync),
 }
@@ -236,14 +236,12 @@ impl Shared<'_> {
         let mut out = ShardOutput { digests: Vec::new(), files: Vec::new(), population: vec![0; POPULATION_CELLS] };
         let mut open: Vec<Option<OpenFile>> = self.tables.iter().map(|_| None).collect();
         let result = (|| -> Result<()> {
+            // Chunks are dealt round-robin, so the files depend only on the seed and the number
+            // of threads.
             let n = self.generator.chunk_count();
-            loop {
+            for i in (shard as u64..n).step_by(self.threads) {
                 if self.failed.load(Ordering::Relaxed) {
                     return Ok(());
-                }
-                let i = self.next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
                 }
                 let chunk = self.generator.generate_chunk(i);
                 let mut digests = vec![[0u8; 32]; self.tables.len()];
@@ -367,11 +365,11 @@ pub fn write_synthetic(home: &Home, synth: SynthConfig, opts: &WriteOptions, pro
         dataset,
         generation: &generation,
         opts,
-        next: AtomicU64::new(0),
+        threads: opts.threads.max(1),
         failed: AtomicBool::new(false),
         progress,
     };
-    let threads = opts.threads.max(1);
+    let threads = shared.threads;
     let results: Vec<Result<ShardOutput>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|i| {

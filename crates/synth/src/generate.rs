@@ -114,8 +114,11 @@ pub struct ClearIdentity {
     pub names: Vec<String>,
     /// Kana names.
     pub kana_names: Vec<String>,
-    /// 記号・番号 of every insurance held during the period, and the oldest individual number.
+    /// Insurer number + 記号 + 番号 of every insurance held during the period, and the oldest
+    /// individual insured number (with 枝番).
     pub insurance_numbers: Vec<String>,
+    /// The canonical input of every hashed ID of the person ([`canonical_id_input`]).
+    pub id_inputs: Vec<(IdKind, String)>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -508,12 +511,18 @@ impl Generator {
             format!("{}{}{}{edaban}", self.world.insurer(e.insurer).number, e.kigo, e.bango)
         };
 
-        let mut clear = ClearIdentity { names: Vec::new(), kana_names: Vec::new(), insurance_numbers: vec![origin.clone()] };
+        let mut clear = ClearIdentity {
+            names: Vec::new(),
+            kana_names: Vec::new(),
+            insurance_numbers: vec![origin.clone()],
+            id_inputs: vec![(IdKind::Id5, canonical_id_input(&[&origin]))],
+        };
         let id1 = episodes
             .iter()
             .map(|e| {
                 let ins = &self.world.insurer(e.insurer).number;
-                clear.insurance_numbers.push(format!("{}{}", e.kigo, e.bango));
+                clear.insurance_numbers.push(format!("{ins}{}{}", e.kigo, e.bango));
+                clear.id_inputs.push((IdKind::Id1, canonical_id_input(&[ins, &e.kigo, &e.bango, &bdate, sex_s])));
                 self.id(IdKind::Id1, &[ins, &e.kigo, &e.bango, &bdate, sex_s])
             })
             .collect();
@@ -527,6 +536,9 @@ impl Generator {
             id2[v][1] = self.id(IdKind::Id2, &[&unspaced, &bdate, sex_s]);
             let kana = format!("{sn} {gn}");
             id4[v] = self.id(IdKind::Id4, &[&kana, &bdate, sex_s]);
+            clear.id_inputs.push((IdKind::Id2, canonical_id_input(&[&spaced, &bdate, sex_s])));
+            clear.id_inputs.push((IdKind::Id2, canonical_id_input(&[&unspaced, &bdate, sex_s])));
+            clear.id_inputs.push((IdKind::Id4, canonical_id_input(&[&kana, &bdate, sex_s])));
             clear.names.push(spaced);
             clear.kana_names.push(kana);
         }
@@ -1214,8 +1226,8 @@ impl Generator {
                 new_cert = Some(level);
             }
             None if age >= 65.0 && alive_end => {
-                let annual = interp(age, &[(65.0, 0.008), (75.0, 0.03), (80.0, 0.06), (85.0, 0.12), (90.0, 0.2), (100.0, 0.25)])
-                    * if dementia { 3.0 } else { 1.0 };
+                let annual = interp(age, &[(65.0, 0.004), (75.0, 0.015), (80.0, 0.03), (85.0, 0.06), (90.0, 0.10), (100.0, 0.12)])
+                    * if dementia { 2.0 } else { 1.0 };
                 if rng.random_bool(annual_to_monthly(annual)) {
                     new_cert = Some(care_level(rng, age, dementia, true));
                 }

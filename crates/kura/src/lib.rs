@@ -1,0 +1,345 @@
+//! # kura — the command line of Kura (蔵)
+//!
+//! Thin glue over the library crates: `kura-crypto` (keys), `kura-synth` (synthetic data),
+//! `kura-store` (encrypted datasets, catalogue) and `kura-query` (SQL over a grant). Each
+//! subcommand parses its arguments, calls the libraries and prints results; no business rule
+//! lives here. The showcase analyses ([`demo::ANALYSES`]) and the benchmark suite
+//! ([`bench::QUERIES`]) are public so that tests can check them.
+#![forbid(unsafe_code)]
+
+pub mod bench;
+pub mod demo;
+pub mod output;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use kura_query::{EngineSpec, Grant, QueryEngine};
+use kura_store::{Home, WriteOptions};
+use kura_synth::SynthConfig;
+use kura_synth::calendar::Month;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Errors of the command line: each names what failed and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// From the store.
+    #[error(transparent)]
+    Store(#[from] kura_store::StoreError),
+    /// From SQL.
+    #[error(transparent)]
+    Query(#[from] kura_query::QueryError),
+    /// From the generator.
+    #[error(transparent)]
+    Synth(#[from] kura_synth::SynthError),
+    /// Usage errors.
+    #[error("{0}")]
+    Usage(String),
+    /// I/O on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The benchmark failed.
+    #[error("ベンチマーク / benchmark: {0}")]
+    Bench(String),
+}
+
+type Result<T> = std::result::Result<T, CliError>;
+
+const ABOUT: &str = "Kura（蔵）— 医療・介護データの安全な解析基盤 / a trusted research environment for Japanese health and care data";
+
+const LONG_ABOUT: &str = "\
+Kura（蔵）— 医療・介護データの安全な解析基盤
+A trusted research environment for Japanese health and care data.
+
+はじめに / Getting started:
+  kura demo                      合成データを作って分析例を表示 / generate data and show analyses
+  kura catalog                   データ一覧（情報提供一覧表）/ the data catalogue
+  kura sql \"SELECT count(*) FROM re\"
+
+データはすべて列ごとの鍵で暗号化され（AES-256-GCM）、SQL は許可された列だけを読めます。
+All data is encrypted with a key per column (AES-256-GCM); SQL can read only granted columns.";
+
+/// The `kura` command.
+#[derive(Debug, Parser)]
+#[command(name = "kura", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    /// ホームディレクトリ（設定・鍵・データ）/ the Kura home: configuration, keys and data
+    /// [default: the platform data directory, e.g. ~/.local/share/kura]
+    #[arg(long, global = true, env = "KURA_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// ホームを作成（設定ファイル・マスター鍵・鍵階層）/ create a home: configuration, master key, key hierarchy
+    Init,
+    /// 合成データを生成して分析例を表示（最初に試すコマンド）/ generate synthetic data and show example analyses
+    Demo(DemoArgs),
+    /// 合成データ（レセプト・健診・介護）を生成し暗号化して保存 / generate synthetic claims, checkups and care data, encrypted
+    Synth(SynthArgs),
+    /// データカタログ（情報提供一覧表）を表示 / print the data catalogue
+    Catalog(CatalogArgs),
+    /// 許可された範囲でSQLを実行（読み取り専用）/ run read-only SQL over a grant
+    Sql(SqlArgs),
+    /// 性能測定 / benchmarks
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// 生成する人数 / persons to generate
+    #[arg(long, default_value_t = 50_000)]
+    persons: u64,
+    /// 乱数シード / random seed
+    #[arg(long, default_value_t = 20_240_401)]
+    seed: u64,
+    /// 既存のデータがあっても作り直す / regenerate even if the home already has the demo data
+    #[arg(long)]
+    fresh: bool,
+}
+
+#[derive(Debug, Args)]
+struct SynthArgs {
+    /// 人数（省略時は kura.toml の値）/ persons [default: from kura.toml]
+    #[arg(long)]
+    persons: Option<u64>,
+    /// 乱数シード：同じシードと鍵なら同じデータ / seed: the same seed and keys give the same data
+    #[arg(long)]
+    seed: Option<u64>,
+    /// 期間の開始月 YYYYMM / first month of the period, YYYYMM
+    #[arg(long, value_name = "YYYYMM")]
+    start: Option<i32>,
+    /// 期間の月数 / number of months
+    #[arg(long)]
+    months: Option<u32>,
+    /// データセット名 / dataset name
+    #[arg(long, default_value = "ndb")]
+    dataset: String,
+    /// 書き込みスレッド数（0 = CPU数）/ writer threads (0 = CPUs)
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+struct CatalogArgs {
+    /// このデータセットだけ / only this dataset
+    #[arg(long)]
+    dataset: Option<String>,
+    /// このテーブルの列を表示 / show the columns of this table
+    #[arg(long)]
+    table: Option<String>,
+    /// 全ファイルのサイズとSHA-256を検証 / verify every file's size and SHA-256
+    #[arg(long)]
+    verify: bool,
+    /// JSONで出力 / print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// 罫線付きの表 / a boxed table
+    Table,
+    /// CSV
+    Csv,
+    /// JSON lines
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct SqlArgs {
+    /// 許可するテーブル・列（繰り返し可）。省略時はホーム所有者として全て / grant TABLE or TABLE.COLUMN (repeatable);
+    /// without it, everything, as the home's owner
+    #[arg(long = "grant", value_name = "TABLE[.COLUMN]")]
+    grants: Vec<String>,
+    /// データセット / dataset
+    #[arg(long, default_value = "ndb")]
+    dataset: String,
+    /// 出力形式 / output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// 表示する最大行数（表形式）/ most rows to print in table format
+    #[arg(long, default_value_t = 200)]
+    max_rows: usize,
+    /// SQL（`;` 区切りで複数可、`-` で標準入力、`@FILE` でファイル）/ SQL: several statements separated by `;`,
+    /// `-` reads standard input, `@FILE` reads a file
+    query: String,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    #[command(subcommand)]
+    what: BenchWhat,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchWhat {
+    /// Kura（暗号化・許可経由）とDuckDB（平文Parquet）で同じ分析SQLを比較 / the same analytical SQL through
+    /// Kura (encrypted, through a grant) and DuckDB (plaintext Parquet), side by side
+    Query(bench::QueryBenchArgs),
+}
+
+fn default_home() -> PathBuf {
+    directories::ProjectDirs::from("jp", "kura", "kura").map_or_else(|| PathBuf::from(".kura"), |d| d.data_dir().to_path_buf())
+}
+
+fn open_home(cli_home: &Option<PathBuf>) -> Result<Home> {
+    let root = cli_home.clone().unwrap_or_else(default_home);
+    Ok(Home::open(&root)?)
+}
+
+/// A progress bar for persons generated.
+pub fn persons_bar(n: u64, msg: &str) -> ProgressBar {
+    let pb = ProgressBar::new(n);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} 人 persons ({per_sec}, 残り {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(msg.to_string());
+    pb
+}
+
+/// Generates a dataset with a progress bar; returns the catalogue entry and seconds taken.
+pub fn synth_with_progress(home: &Home, cfg: SynthConfig, opts: &WriteOptions) -> Result<(kura_store::DatasetEntry, f64)> {
+    let pb = persons_bar(cfg.persons, "生成 generating");
+    let started = std::time::Instant::now();
+    let entry = kura_store::write_synthetic(home, cfg, opts, &|n| pb.inc(n));
+    pb.finish_and_clear();
+    Ok((entry?, started.elapsed().as_secs_f64()))
+}
+
+fn synth_config(home: &Home, a: &SynthArgs) -> Result<SynthConfig> {
+    let d = &home.config().synth;
+    let mut cfg = SynthConfig::new(a.persons.unwrap_or(d.persons), a.seed.unwrap_or(d.seed));
+    let start = a.start.unwrap_or(d.start);
+    let (y, m) = (start / 100, start % 100);
+    if !(1..=12).contains(&m) {
+        return Err(CliError::Usage(format!("--start {start}: YYYYMM の形で指定してください / use YYYYMM, e.g. 202404")));
+    }
+    cfg.start = Month::new(y, m as u32);
+    cfg.months = a.months.unwrap_or(d.months);
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn read_query(q: &str) -> Result<String> {
+    if q == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| CliError::Io { path: "<stdin>".into(), source: e })?;
+        Ok(s)
+    } else if let Some(path) = q.strip_prefix('@') {
+        std::fs::read_to_string(path).map_err(|e| CliError::Io { path: path.into(), source: e })
+    } else {
+        Ok(q.to_string())
+    }
+}
+
+/// A multi-threaded runtime for SQL.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| CliError::Io { path: "tokio runtime".into(), source: e })
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init => {
+            let root = cli.home.clone().unwrap_or_else(default_home);
+            let home = Home::init(&root)?;
+            println!("ホームを作成しました / created a Kura home: {}", home.root().display());
+            println!("  設定 configuration: {}", home.root().join("kura.toml").display());
+            println!("  マスター鍵 master key: {} (0600)", home.root().join("keys/master.key").display());
+            println!("次に / next: kura --home {} synth --persons 10000", home.root().display());
+            Ok(())
+        }
+        Command::Demo(a) => demo::run(cli.home.clone().unwrap_or_else(default_home), a.persons, a.seed, a.fresh),
+        Command::Synth(a) => {
+            let home = open_home(&cli.home)?;
+            let cfg = synth_config(&home, &a)?;
+            let mut opts = WriteOptions::from_home(&home, &a.dataset);
+            if let Some(t) = a.threads.filter(|t| *t > 0) {
+                opts.threads = t;
+            }
+            let (entry, secs) = synth_with_progress(&home, cfg, &opts)?;
+            let rows = entry.rows();
+            println!(
+                "データセット '{}' を書き込みました / wrote dataset '{}': {} 人 persons, {} 行 rows, {:.1} MB, {:.1} s ({:.0} 行/s rows/s)",
+                entry.name,
+                entry.name,
+                entry.persons,
+                rows,
+                entry.bytes() as f64 / 1e6,
+                secs,
+                rows as f64 / secs.max(1e-9)
+            );
+            Ok(())
+        }
+        Command::Catalog(a) => output::catalog(&open_home(&cli.home)?, a.dataset.as_deref(), a.table.as_deref(), a.verify, a.json),
+        Command::Sql(a) => {
+            let home = open_home(&cli.home)?;
+            let sql = read_query(&a.query)?;
+            let catalog = home.catalog()?;
+            let entry = catalog.datasets.get(&a.dataset).ok_or_else(|| kura_store::StoreError::UnknownDataset(a.dataset.clone()))?;
+            let grant = if a.grants.is_empty() { None } else { Some(Grant::parse(entry, &a.grants)?) };
+            let engine = QueryEngine::new(EngineSpec::from_home(&home, &a.dataset, grant)?)?;
+            let outputs = runtime()?.block_on(engine.run(&sql))?;
+            for o in &outputs {
+                output::statement(o, a.format, a.max_rows)?;
+            }
+            Ok(())
+        }
+        Command::Bench(b) => match b.what {
+            BenchWhat::Query(q) => bench::query(cli.home.clone(), q),
+        },
+    }
+}
+
+/// Parses the command line, runs it and reports errors; the binary's `main`.
+pub fn main_entry() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KURA_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("エラー / error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn contract_commands_parse() {
+        for args in [
+            vec!["kura", "init", "--home", "/tmp/x"],
+            vec!["kura", "demo"],
+            vec!["kura", "synth", "--persons", "10", "--seed", "3"],
+            vec!["kura", "catalog"],
+            vec!["kura", "sql", "--grant", "re", "--grant", "sy.disease_code", "SELECT 1"],
+            vec!["kura", "bench", "query", "--persons", "1000"],
+        ] {
+            Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+    }
+}

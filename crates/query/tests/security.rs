@@ -1,0 +1,291 @@
+//! SQL over encrypted datasets: grants, column keys, refused statements, tampering, limits.
+
+use kura_query::{EngineSpec, Grant, Limits, QueryEngine, QueryError, StatementKind};
+use kura_store::{GrantedKeys, Home, WriteOptions, write_synthetic};
+use kura_synth::SynthConfig;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// A home with a small dataset written by two threads (two files per fact table).
+fn fresh_home(persons: u64) -> (tempfile::TempDir, Home) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::init(&dir.path().join("h")).unwrap();
+    let opts = WriteOptions { threads: 2, ..WriteOptions::from_home(&home, "ndb") };
+    let cfg = SynthConfig { chunk_persons: 500, ..SynthConfig::new(persons, 5) };
+    write_synthetic(&home, cfg, &opts, &|_| {}).unwrap();
+    (dir, home)
+}
+
+/// One shared read-only home for tests that do not modify it.
+fn shared() -> &'static Home {
+    static HOME: OnceLock<(tempfile::TempDir, Home)> = OnceLock::new();
+    &HOME.get_or_init(|| fresh_home(3000)).1
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn engine(home: &Home, grant: &[&str]) -> QueryEngine {
+    let entry = home.catalog().unwrap().datasets["ndb"].clone();
+    let grant = if grant.is_empty() { None } else { Some(Grant::parse(&entry, grant).unwrap()) };
+    QueryEngine::new(EngineSpec::from_home(home, "ndb", grant).unwrap()).unwrap()
+}
+
+fn scalar(e: &QueryEngine, sql: &str) -> Result<String, QueryError> {
+    let out = rt().block_on(e.run(sql))?;
+    let o = out.last().unwrap();
+    let b = &o.batches[0];
+    Ok(datafusion::arrow::util::display::array_value_to_string(b.column(0), 0).unwrap())
+}
+
+#[test]
+fn owner_sees_everything_and_counts_match_the_catalogue() {
+    let home = shared();
+    let entry = home.catalog().unwrap().datasets["ndb"].clone();
+    let e = engine(home, &[]);
+    for t in ["re", "sy", "iy", "checkup_item", "care_claim", "m_population"] {
+        let n: u64 = scalar(&e, &format!("SELECT count(*) FROM {t}")).unwrap().parse().unwrap();
+        assert_eq!(n, entry.table(t).unwrap().rows, "{t}");
+    }
+    let pop: u64 = scalar(&e, "SELECT sum(persons) FROM m_population").unwrap().parse().unwrap();
+    assert_eq!(pop, 3000);
+}
+
+#[test]
+fn only_granted_columns_and_tables_exist() {
+    let home = shared();
+    let e = engine(home, &["re.age", "re.sex", "m_prefecture"]);
+    assert!(scalar(&e, "SELECT count(*) FROM re WHERE age >= 65 AND sex = 2").unwrap().parse::<u64>().unwrap() > 0);
+    match rt().block_on(e.run("SELECT id5 FROM re")) {
+        Err(QueryError::NotGranted { kind_en: "column", name, .. }) => assert_eq!(name, "id5"),
+        other => panic!("{other:?}"),
+    }
+    match rt().block_on(e.run("SELECT count(*) FROM sy")) {
+        Err(QueryError::NotGranted { kind_en: "table", name, .. }) => assert_eq!(name, "sy"),
+        other => panic!("{other:?}"),
+    }
+    // SELECT * expands to the granted columns only.
+    let out = rt().block_on(e.run("SELECT * FROM re LIMIT 1")).unwrap();
+    let names: Vec<&str> = out[0].schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["sex", "age"]);
+    // A name that exists nowhere is reported as such.
+    assert!(matches!(rt().block_on(e.run("SELECT * FROM nosuch")), Err(QueryError::Engine(m)) if m.contains("nosuch")));
+    // The grant parser refuses unknown names.
+    let entry = home.catalog().unwrap().datasets["ndb"].clone();
+    assert!(matches!(Grant::parse(&entry, &["re.nosuch"]), Err(QueryError::BadGrant(_))));
+    assert!(matches!(Grant::parse(&entry, &["nosuch"]), Err(QueryError::BadGrant(_))));
+    assert!(Grant::parse(&entry, &["ndb.re.id5"]).is_ok());
+}
+
+#[test]
+fn a_column_without_its_key_cannot_be_read_even_if_the_engine_asks() {
+    // Simulates an engine bug: the table schema exposes id5, but only age's key is loaded.
+    let home = shared();
+    let entry = home.catalog().unwrap().datasets["ndb"].clone();
+    let re = entry.table("re").unwrap();
+    let age_key = re.column("age").unwrap().key_id.clone();
+    let keys =
+        GrantedKeys::unwrap(&home.master_key().unwrap(), &home.keyring().unwrap(), [re.footer_key_id.as_str(), age_key.as_str()]).unwrap();
+    assert_eq!(keys.len(), 2);
+    let spec = EngineSpec {
+        dataset: entry.clone(),
+        grant: Grant::parse(&entry, &["re"]).unwrap(),
+        keys,
+        data_root: home.data_dir(),
+        limits: Limits::from_home(home),
+    };
+    let e = QueryEngine::new(spec).unwrap();
+    assert!(scalar(&e, "SELECT max(age) FROM re").unwrap().parse::<u32>().unwrap() > 80);
+    match rt().block_on(e.run("SELECT count(DISTINCT id5) FROM re")) {
+        Err(QueryError::Integrity(m)) => assert!(m.contains("id5") || m.contains("not granted") || m.contains("decrypt"), "{m}"),
+        other => panic!("expected a decryption failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_refused_statement_class_is_refused_by_the_engine() {
+    let home = shared();
+    let e = engine(home, &[]);
+    let outside = home.root().join("escape.parquet");
+    for sql in [
+        format!("COPY re TO '{}'", outside.display()),
+        format!("COPY (SELECT 1) TO '{}' STORED AS CSV", outside.display()),
+        format!("CREATE EXTERNAL TABLE x STORED AS PARQUET LOCATION '{}'", home.data_dir().display()),
+        "CREATE TABLE t AS SELECT 1".into(),
+        "CREATE VIEW v AS SELECT 1".into(),
+        "INSERT INTO re SELECT * FROM re".into(),
+        "DELETE FROM re".into(),
+        "UPDATE re SET age = 0".into(),
+        "DROP TABLE re".into(),
+        "SET datafusion.execution.target_partitions = 64".into(),
+        "RESET datafusion.execution.batch_size".into(),
+        "SELECT * FROM read_parquet('/etc/passwd')".into(),
+        "SELECT * FROM '/etc/passwd'".into(),
+        "EXPLAIN COPY re TO '/tmp/x'".into(),
+        "PREPARE p AS SELECT 1".into(),
+        "BEGIN".into(),
+        "CREATE TEMPORARY VIEW re AS SELECT 1".into(),
+    ] {
+        match rt().block_on(e.run(&sql)) {
+            Err(QueryError::Refused { .. }) => {}
+            other => panic!("{sql}: expected a refusal, got {other:?}"),
+        }
+    }
+    assert!(!outside.exists());
+    // A refusal in a script stops it before later statements run.
+    assert!(matches!(rt().block_on(e.run("SELECT 1; DROP TABLE re; SELECT 2")), Err(QueryError::Refused { .. })));
+    assert_eq!(scalar(&e, "SELECT count(*) FROM m_prefecture").unwrap(), "47");
+}
+
+#[test]
+fn temporary_views_explain_and_show() {
+    let home = shared();
+    let e = engine(home, &["re.age", "re.sex"]);
+    let out = rt()
+        .block_on(
+            e.run("CREATE TEMPORARY VIEW old AS SELECT sex FROM re WHERE age >= 75; SELECT count(*) FROM old; EXPLAIN SELECT * FROM old"),
+        )
+        .unwrap();
+    assert_eq!(out[0].kind, StatementKind::View("old".into()));
+    assert!(out[1].rows() == 1);
+    assert_eq!(out[2].kind, StatementKind::Explain);
+    // Views see only what the grant allows.
+    assert!(matches!(rt().block_on(e.run("CREATE TEMPORARY VIEW leak AS SELECT id5 FROM re")), Err(QueryError::NotGranted { .. })));
+    let tables = rt().block_on(e.run("SHOW TABLES")).unwrap();
+    let text = format!("{:?}", tables[0].batches);
+    assert!(text.contains("\"re\"") || text.contains("re"));
+    assert!(!text.contains("\"sy\""));
+}
+
+fn tamper_home() -> (tempfile::TempDir, Home, kura_store::DatasetEntry) {
+    let (dir, home) = fresh_home(1500);
+    let entry = home.catalog().unwrap().datasets["ndb"].clone();
+    (dir, home, entry)
+}
+
+fn expect_integrity(home: &Home, sql: &str, needle: &str) {
+    let e = engine(home, &[]);
+    match rt().block_on(e.run(sql)) {
+        Err(QueryError::Integrity(m)) => assert!(m.contains(needle), "message {m:?} should mention {needle:?}"),
+        other => panic!("expected an integrity error, got {other:?}"),
+    }
+}
+
+fn re_file(home: &Home, entry: &kura_store::DatasetEntry, i: usize) -> (String, PathBuf) {
+    let f = &entry.table("re").unwrap().files[i];
+    (f.path.clone(), home.data_dir().join(&f.path))
+}
+
+#[test]
+fn a_flipped_byte_is_detected_not_answered() {
+    let (_d, home, entry) = tamper_home();
+    let (rel, path) = re_file(&home, &entry, 0);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let i = bytes.len() / 3;
+    bytes[i] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let e = engine(&home, &[]);
+    let r = rt().block_on(e.run("SELECT sum(total_points), count(DISTINCT id1), max(age) FROM re"));
+    match r {
+        // The message names the damaged file.
+        Err(QueryError::Integrity(m)) => assert!(m.contains(&rel) && m.contains("SHA-256"), "{m}"),
+        other => panic!("expected an integrity error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_truncated_file_is_named() {
+    let (_d, home, entry) = tamper_home();
+    let (rel, path) = re_file(&home, &entry, 0);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
+    expect_integrity(&home, "SELECT count(*) FROM re", &rel);
+}
+
+#[test]
+fn a_plaintext_replacement_is_refused() {
+    // Even an attacker who also edits the catalogue's size cannot slip in a plaintext file.
+    let (_d, home, entry) = tamper_home();
+    let (rel, path) = re_file(&home, &entry, 0);
+    let plain = b"PAR1 not really parquet PAR1".to_vec();
+    std::fs::write(&path, &plain).unwrap();
+    let mut cat = home.catalog().unwrap();
+    let ds = cat.datasets.get_mut("ndb").unwrap();
+    ds.tables.iter_mut().find(|t| t.name == "re").unwrap().files[0].bytes = plain.len() as u64;
+    cat.save(&home.catalog_path()).unwrap();
+    expect_integrity(&home, "SELECT count(*) FROM re", &rel);
+}
+
+#[test]
+fn swapped_files_fail_authentication() {
+    // Two files of the same table, same keys: the AAD binds each to its path.
+    let (_d, home, entry) = tamper_home();
+    let (_, a) = re_file(&home, &entry, 0);
+    let (_, b) = re_file(&home, &entry, 1);
+    let (ba, bb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    std::fs::write(&a, &bb).unwrap();
+    std::fs::write(&b, &ba).unwrap();
+    let mut cat = home.catalog().unwrap();
+    let files = &mut cat.datasets.get_mut("ndb").unwrap().tables.iter_mut().find(|t| t.name == "re").unwrap().files;
+    let (sa, sb) = (files[0].bytes, files[1].bytes);
+    files[0].bytes = sb;
+    files[1].bytes = sa;
+    cat.save(&home.catalog_path()).unwrap();
+    let e = engine(&home, &[]);
+    let r = rt().block_on(e.run("SELECT count(*), sum(age) FROM re"));
+    assert!(matches!(r, Err(QueryError::Integrity(_))), "{r:?}");
+}
+
+#[test]
+fn a_wrong_master_key_fails_clearly() {
+    let (_d, home, _) = tamper_home();
+    let other = tempfile::tempdir().unwrap();
+    let other_home = Home::init(&other.path().join("o")).unwrap();
+    std::fs::copy(other_home.root().join("keys/master.key"), home.root().join("keys/master.key")).unwrap();
+    match EngineSpec::from_home(&home, "ndb", None) {
+        Err(QueryError::Store(kura_store::StoreError::Crypto(kura_crypto::CryptoError::Unwrap(id)))) => assert!(id.starts_with("ds/ndb/")),
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("a wrong master key unwrapped the keys"),
+    }
+}
+
+fn limited(home: &Home, f: impl FnOnce(&mut Limits)) -> QueryEngine {
+    let mut spec = EngineSpec::from_home(home, "ndb", None).unwrap();
+    f(&mut spec.limits);
+    QueryEngine::new(spec).unwrap()
+}
+
+#[test]
+fn memory_limit_spills_or_fails_cleanly() {
+    let home = shared();
+    // 2 MiB: a large hash join cannot fit and must fail with a memory error, not crash.
+    let e = limited(home, |l| l.memory_bytes = 2 << 20);
+    match rt().block_on(e.run("SELECT count(*) FROM re a JOIN re b ON a.id2 = b.id2 AND a.receipt_id <> b.receipt_id")) {
+        Err(QueryError::Memory(m)) => assert!(!m.is_empty()),
+        other => panic!("expected the memory limit, got {other:?}"),
+    }
+    // A sort under the same limit spills to the home's tmp directory and succeeds.
+    let out =
+        rt().block_on(e.run("SELECT receipt_id, disease_code FROM sy ORDER BY disease_code, start_date, receipt_id LIMIT 5")).unwrap();
+    assert_eq!(out[0].rows(), 5);
+}
+
+#[test]
+fn time_limit_stops_a_long_query() {
+    let home = shared();
+    let e = limited(home, |l| l.timeout = Duration::from_millis(300));
+    match rt().block_on(e.run("SELECT count(*) FROM generate_series(1, 5000000000) a")) {
+        Err(QueryError::Timeout(_)) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+#[test]
+fn results_are_capped() {
+    let home = shared();
+    let e = limited(home, |l| l.max_result_rows = 10);
+    assert!(matches!(rt().block_on(e.run("SELECT receipt_id FROM re")), Err(QueryError::ResultTooLarge(_))));
+    assert!(rt().block_on(e.run("SELECT receipt_id FROM re LIMIT 10")).is_ok());
+}
