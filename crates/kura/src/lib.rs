@@ -96,7 +96,7 @@ enum Command {
 #[derive(Debug, Args)]
 struct DemoArgs {
     /// 生成する人数 / persons to generate
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = 100_000)]
     persons: u64,
     /// 乱数シード / random seed
     #[arg(long, default_value_t = 20_240_401)]

@@ -10,7 +10,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::DataFusionError;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -44,6 +44,10 @@ pub struct Limits {
     pub max_result_rows: usize,
     /// Most bytes (in memory) a statement may return.
     pub max_result_bytes: usize,
+    /// Whether Kura's plan rewrites are applied.
+    pub rewrites: bool,
+    /// Operator-set DataFusion options (from `kura.toml`).
+    pub settings: std::collections::BTreeMap<String, String>,
 }
 
 impl Limits {
@@ -51,15 +55,35 @@ impl Limits {
     pub fn from_home(home: &Home) -> Self {
         let q = &home.config().query;
         Self {
-            memory_bytes: (q.memory_limit_mb as usize).saturating_mul(1 << 20),
+            memory_bytes: if q.memory_limit_mb == 0 {
+                default_memory_limit()
+            } else {
+                (q.memory_limit_mb as usize).saturating_mul(1 << 20)
+            },
             timeout: Duration::from_secs(q.timeout_secs.max(1)),
             spill_dir: home.tmp_dir(),
             spill_bytes: q.spill_limit_mb.saturating_mul(1 << 20),
             target_partitions: q.target_partitions,
             max_result_rows: 1_000_000,
             max_result_bytes: 512 << 20,
+            rewrites: q.rewrites,
+            settings: q.datafusion.clone(),
         }
     }
+}
+
+/// Tables up to this many rows count as small (code masters) for join ordering.
+const SMALL_TABLE_ROWS: u64 = 100_000;
+
+/// Half of the machine's physical memory (or 4 GiB when it cannot be read): the default when
+/// `memory_limit_mb = 0`.
+pub fn default_memory_limit() -> usize {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<usize>().ok())
+        })
+        .map_or(4 << 30, |kb| kb * 1024 / 2)
 }
 
 /// Everything an engine needs: a dataset's catalogue entry, the grant, exactly the granted keys,
@@ -167,7 +191,7 @@ impl QueryEngine {
         );
         let factory = KuraEncryptionFactory::new(keys, &[&dataset], store.clone());
         let pool = TrackConsumersPool::new(
-            FairSpillPool::new(limits.memory_bytes.max(1 << 20)),
+            GreedyMemoryPool::new(limits.memory_bytes.max(1 << 20)),
             NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN),
         );
         let runtime = RuntimeEnvBuilder::new()
@@ -193,12 +217,23 @@ impl QueryEngine {
             .with_default_catalog_and_schema("kura", dataset.name.clone())
             .with_create_default_catalog_and_schema(true);
         config.options_mut().sql_parser.enable_ident_normalization = true;
-        config.options_mut().execution.parquet.pushdown_filters = true;
-        config.options_mut().execution.parquet.reorder_filters = true;
+        // Build sides up to a few million rows are collected once rather than hash-partitioned:
+        // the large probe side (receipts) is then scanned without being repartitioned.
+        config.options_mut().optimizer.hash_join_single_partition_threshold = 256 << 20;
+        config.options_mut().optimizer.hash_join_single_partition_threshold_rows = 4_000_000;
         // The page index is read for every column of a file, granted or not; without the keys
         // of the others that read fails. Row-group statistics still prune.
         config.options_mut().execution.parquet.enable_page_index = false;
+        for (k, v) in &limits.settings {
+            config.options_mut().set(k, v).map_err(|e| QueryError::Engine(format!("kura.toml [query.datafusion] {k} = {v}: {e}")))?;
+        }
         let ctx = SessionContext::new_with_config_rt(config, runtime);
+        if limits.rewrites {
+            ctx.add_optimizer_rule(Arc::new(crate::rules::DistinctWithCountToGroupBy));
+            ctx.add_optimizer_rule(Arc::new(crate::rules::PushSemiJoinBelowInnerJoin));
+            let small_tables = dataset.tables.iter().filter(|t| t.rows <= SMALL_TABLE_ROWS).map(|t| t.name.clone()).collect();
+            ctx.add_optimizer_rule(Arc::new(crate::rules::JoinFilteredSmallTableFirst { small_tables }));
+        }
 
         let mut parquet_options = ctx.copied_table_options().parquet;
         parquet_options.crypto.factory_id = Some(FACTORY_ID.to_string());

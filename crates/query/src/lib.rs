@@ -18,6 +18,7 @@
 mod engine;
 mod grant;
 pub mod policy;
+pub mod rules;
 
 pub use engine::{EngineSpec, Limits, QueryEngine, StatementKind, StatementOutput};
 pub use grant::{Grant, TableGrant};

@@ -51,6 +51,16 @@ fn owner_sees_everything_and_counts_match_the_catalogue() {
     }
     let pop: u64 = scalar(&e, "SELECT sum(persons) FROM m_population").unwrap().parse().unwrap();
     assert_eq!(pop, 3000);
+    // Ids are dense across the chunks written in parallel: 1..=n without gaps or repeats.
+    for (t, id) in [("re", "receipt_id"), ("checkup", "checkup_id"), ("care_cert", "cert_id")] {
+        let n = entry.table(t).unwrap().rows;
+        let check = format!(
+            "SELECT CAST(min({id}) AS VARCHAR) || '/' || CAST(max({id}) AS VARCHAR) || '/' || CAST(count(DISTINCT {id}) AS VARCHAR) FROM {t}"
+        );
+        assert_eq!(scalar(&e, &check).unwrap(), format!("1/{n}/{n}"), "{t}");
+    }
+    let orphans = scalar(&e, "SELECT count(*) FROM sy WHERE receipt_id NOT IN (SELECT receipt_id FROM re)").unwrap();
+    assert_eq!(orphans, "0");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueryConfig {
-    /// Memory a query may use before it spills or fails (MiB).
+    /// Memory a query may use before it spills or fails (MiB); 0 = half of physical memory.
     pub memory_limit_mb: u64,
     /// Wall-clock limit of one statement (seconds).
     pub timeout_secs: u64,
@@ -14,11 +14,24 @@ pub struct QueryConfig {
     pub spill_limit_mb: u64,
     /// Parallelism; 0 = number of CPUs.
     pub target_partitions: usize,
+    /// Whether Kura's own plan rewrites (kura-query `rules`) are applied; they give the same
+    /// answers faster, and can be switched off should one misbehave.
+    pub rewrites: bool,
+    /// Extra DataFusion settings (`datafusion.execution.…` = value) applied to every session;
+    /// for operators tuning the engine. Researchers cannot change settings from SQL.
+    pub datafusion: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
-        Self { memory_limit_mb: 4096, timeout_secs: 600, spill_limit_mb: 20_480, target_partitions: 0 }
+        Self {
+            memory_limit_mb: 0,
+            timeout_secs: 600,
+            spill_limit_mb: 20_480,
+            target_partitions: 0,
+            rewrites: true,
+            datafusion: std::collections::BTreeMap::new(),
+        }
     }
 }
 
@@ -77,15 +90,17 @@ pub const TEMPLATE: &str = r#"# Kura（蔵）ホームの設定 / configuration 
 version = 1
 
 [query]
-# 1クエリが使えるメモリ（MiB）。超えると一時ファイルへ退避するか、明確なエラーで止まる。
-# Memory one query may use (MiB); beyond it the query spills to disk or fails cleanly.
-memory_limit_mb = 4096
+# 1クエリが使えるメモリ（MiB、0 = 物理メモリの半分）。超えると一時ファイルへ退避するか、明確なエラーで止まる。
+# Memory one query may use (MiB; 0 = half of physical memory); beyond it the query spills to disk or fails cleanly.
+memory_limit_mb = 0
 # 1文の制限時間（秒） / time limit of one statement (seconds)
 timeout_secs = 600
 # 退避ファイルの上限（MiB） / limit of spill files (MiB)
 spill_limit_mb = 20480
 # 並列度（0 = CPU数） / parallelism (0 = number of CPUs)
 target_partitions = 0
+# Kura独自の計画の書き換え（結果は同じで高速）/ Kura's own plan rewrites (same answers, faster)
+rewrites = true
 
 [synth]
 # `kura synth` の既定値 / defaults of `kura synth`

@@ -12,7 +12,7 @@ use datafusion::arrow::array::Array;
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::StreamExt;
 use kura_crypto::{KeyId, Keyring, MasterKey, Purpose, SecretKey};
-use kura_synth::model::POPULATION_CELLS;
+use kura_synth::model::{IdCounts, POPULATION_CELLS};
 use kura_synth::{Generator, SynthConfig};
 use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
@@ -23,8 +23,8 @@ use parquet::basic::Compression;
 use parquet::encryption::encrypt::FileEncryptionProperties;
 use parquet::file::properties::WriterProperties;
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// How to write.
 #[derive(Clone, Debug)]
@@ -152,7 +152,64 @@ struct Shared<'a> {
     opts: &'a WriteOptions,
     threads: usize,
     failed: AtomicBool,
+    offsets: Offsets,
     progress: &'a (dyn Fn(u64) + Sync),
+}
+
+/// Dense ids across chunks generated in parallel: chunk `i`'s ids are shifted by the id counts
+/// of chunks `0..i`, known once those chunks are generated (not written). Each thread takes its
+/// chunks in increasing order, so the lowest uncounted chunk is always being generated and the
+/// wait cannot deadlock.
+struct Offsets {
+    state: Mutex<OffsetState>,
+    ready: Condvar,
+}
+
+struct OffsetState {
+    counts: Vec<Option<IdCounts>>,
+    /// prefix[i] = sum of counts[0..i], known for i ≤ prefix.len() - 1.
+    prefix: Vec<IdCounts>,
+}
+
+impl Offsets {
+    fn new(chunks: u64) -> Self {
+        Self {
+            state: Mutex::new(OffsetState { counts: vec![None; chunks as usize], prefix: vec![IdCounts::default()] }),
+            ready: Condvar::new(),
+        }
+    }
+
+    /// Wakes every waiter (under the lock, so no wake-up is lost).
+    fn wake_all(&self) {
+        let _guard = self.state.lock();
+        self.ready.notify_all();
+    }
+
+    fn offset_of(&self, i: u64, counts: IdCounts, failed: &AtomicBool) -> Result<IdCounts> {
+        let i = i as usize;
+        let poisoned = || StoreError::Corrupt { what: "id offsets".into(), reason: "a writer thread panicked".into() };
+        let mut s = self.state.lock().map_err(|_| poisoned())?;
+        s.counts[i] = Some(counts);
+        while s.prefix.len() <= s.counts.len() {
+            let k = s.prefix.len() - 1;
+            match s.counts.get(k).copied().flatten() {
+                Some(c) => {
+                    let mut next = s.prefix[k];
+                    next.add(&c);
+                    s.prefix.push(next);
+                }
+                None => break,
+            }
+        }
+        self.ready.notify_all();
+        while s.prefix.len() <= i {
+            if failed.load(Ordering::Relaxed) {
+                return Err(StoreError::Corrupt { what: "dataset write".into(), reason: "another writer thread failed".into() });
+            }
+            s = self.ready.wait(s).map_err(|_| poisoned())?;
+        }
+        Ok(s.prefix[i])
+    }
 }
 
 fn props(keys: &TableKeys, path: &str, opts: &WriteOptions) -> Result<WriterProperties> {
@@ -227,6 +284,17 @@ impl Shared<'_> {
     }
 
     fn run_shard(&self, shard: usize) -> Result<ShardOutput> {
+        // If this thread unwinds, the others must not wait for its chunks forever.
+        struct FailOnUnwind<'a, 'b>(&'a Shared<'b>);
+        impl Drop for FailOnUnwind<'_, '_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.failed.store(true, Ordering::Relaxed);
+                    self.0.offsets.wake_all();
+                }
+            }
+        }
+        let _guard = FailOnUnwind(self);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -243,7 +311,9 @@ impl Shared<'_> {
                 if self.failed.load(Ordering::Relaxed) {
                     return Ok(());
                 }
-                let chunk = self.generator.generate_chunk(i);
+                let mut chunk = self.generator.generate_chunk(i);
+                let offset = self.offsets.offset_of(i, chunk.id_counts, &self.failed)?;
+                chunk.rebase(&offset);
                 let mut digests = vec![[0u8; 32]; self.tables.len()];
                 for (ti, t) in self.tables.iter().enumerate().filter(|(_, t)| !t.is_master()) {
                     let mut h = Sha256::new();
@@ -270,6 +340,7 @@ impl Shared<'_> {
         })();
         if let Err(e) = result {
             self.failed.store(true, Ordering::Relaxed);
+            self.offsets.wake_all();
             return Err(e);
         }
         for (ti, f) in open.iter_mut().enumerate() {
@@ -367,6 +438,7 @@ pub fn write_synthetic(home: &Home, synth: SynthConfig, opts: &WriteOptions, pro
         opts,
         threads: opts.threads.max(1),
         failed: AtomicBool::new(false),
+        offsets: Offsets::new(generator.chunk_count()),
         progress,
     };
     let threads = shared.threads;

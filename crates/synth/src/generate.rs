@@ -693,7 +693,7 @@ impl Generator {
     /// Generates all rows of one chunk.
     pub fn generate_chunk(&self, index: u64) -> Chunk {
         let mut out = Chunk { index, population: vec![0; POPULATION_CELLS], ..Chunk::default() };
-        let mut ids = IdCounters { base: (index as i64) << 32, ..IdCounters::default() };
+        let mut ids = IdCounters::default();
         for p in self.chunk_persons(index) {
             let (person, _) = self.person(p);
             out.persons += 1;
@@ -703,6 +703,7 @@ impl Generator {
             }
             self.life(p, person, &mut out, &mut ids);
         }
+        out.id_counts = IdCounts { receipts: ids.receipt, checkups: ids.checkup, certs: ids.cert, claims: ids.claim };
         out
     }
 
@@ -1242,7 +1243,7 @@ impl Generator {
             person.care = Some(CareState { level, cert_day, valid_to, facility, provider });
             ids.cert += 1;
             out.care_certs.push(CareCert {
-                cert_id: ids.base | ids.cert,
+                cert_id: ids.cert,
                 ids: state,
                 sex: person.sex,
                 birth_month: person.birth_ym,
@@ -1259,7 +1260,7 @@ impl Generator {
             // The certification in force at the start of the period.
             ids.cert += 1;
             out.care_certs.push(CareCert {
-                cert_id: ids.base | ids.cert,
+                cert_id: ids.cert,
                 ids: state,
                 sex: person.sex,
                 birth_month: person.birth_ym,
@@ -1309,7 +1310,7 @@ impl Generator {
             }
         }
         ids.claim += 1;
-        let claim_id = ids.base | ids.claim;
+        let claim_id = ids.claim;
         for (seq, s) in services.iter().enumerate() {
             let units =
                 (f64::from(s.monthly_units) * if matches!(s.code, "43" | "46") { 1.0 } else { level_factor } * (0.2 * gauss(rng)).exp())
@@ -1455,7 +1456,7 @@ impl Generator {
         }
 
         ids.checkup += 1;
-        let checkup_id = ids.base | ids.checkup;
+        let checkup_id = ids.checkup;
         let episode = &person.episodes[person.episode_at(m)];
         out.checkups.push(Checkup {
             checkup_id,
@@ -1558,7 +1559,7 @@ impl Generator {
                 continue;
             }
             ids.receipt += 1;
-            let receipt_id = ids.base | ids.receipt;
+            let receipt_id = ids.receipt;
             let style = usize::from((b.inst as f64 * 0.618_033_988_7).fract() < self.cfg.noise.name_without_space);
             let person_ids = self.identity(person, m, style, Some((b.kind, rng)));
             let inpatient = b.kind.is_inpatient();
@@ -1766,7 +1767,6 @@ enum AcuteKind {
 
 #[derive(Default)]
 struct IdCounters {
-    base: i64,
     receipt: i64,
     checkup: i64,
     cert: i64,

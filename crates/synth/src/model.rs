@@ -340,10 +340,54 @@ pub struct Chunk {
     pub care_certs: Vec<CareCert>,
     /// 介護レセプト lines.
     pub care_claims: Vec<CareClaimLine>,
+    /// How many ids of each kind the chunk used (its ids are 1..=count until rebased).
+    pub id_counts: IdCounts,
     /// Persons alive at the start of the period by prefecture × sex × 5-year age band
     /// (index `(pref − 1) × 42 + (sex − 1) × 21 + band`, bands 0–4 … 100+); the denominators
     /// researchers take from population statistics.
     pub population: Vec<u32>,
+}
+
+/// Numbers of ids (or id offsets) of each kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdCounts {
+    /// Receipts.
+    pub receipts: i64,
+    /// Checkups.
+    pub checkups: i64,
+    /// Care certifications.
+    pub certs: i64,
+    /// Care claims.
+    pub claims: i64,
+}
+
+impl IdCounts {
+    /// Adds another count.
+    pub fn add(&mut self, o: &IdCounts) {
+        self.receipts += o.receipts;
+        self.checkups += o.checkups;
+        self.certs += o.certs;
+        self.claims += o.claims;
+    }
+}
+
+impl Chunk {
+    /// Shifts the chunk's ids (1-based within the chunk) by the totals of all earlier chunks, so
+    /// that ids are dense across the dataset: 1, 2, … with no gaps. Dense keys let the query
+    /// engine join receipts to their lines by array lookup rather than hashing.
+    pub fn rebase(&mut self, offset: &IdCounts) {
+        let r = offset.receipts;
+        self.receipts.iter_mut().for_each(|x| x.receipt_id += r);
+        self.diagnoses.iter_mut().for_each(|x| x.receipt_id += r);
+        self.procedures.iter_mut().for_each(|x| x.receipt_id += r);
+        self.drugs.iter_mut().for_each(|x| x.receipt_id += r);
+        self.dpc.iter_mut().for_each(|x| x.receipt_id += r);
+        self.pharmacy.iter_mut().for_each(|x| x.receipt_id += r);
+        self.checkups.iter_mut().for_each(|x| x.checkup_id += offset.checkups);
+        self.checkup_items.iter_mut().for_each(|x| x.checkup_id += offset.checkups);
+        self.care_certs.iter_mut().for_each(|x| x.cert_id += offset.certs);
+        self.care_claims.iter_mut().for_each(|x| x.claim_id += offset.claims);
+    }
 }
 
 /// Index into [`Chunk::population`].

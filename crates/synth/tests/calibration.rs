@@ -17,7 +17,7 @@ fn data() -> &'static (Generator, Vec<Chunk>) {
     static DATA: OnceLock<(Generator, Vec<Chunk>)> = OnceLock::new();
     DATA.get_or_init(|| {
         let g = Generator::new(SynthConfig::new(N, 2024), key()).unwrap();
-        let chunks = std::thread::scope(|s| {
+        let mut chunks = std::thread::scope(|s| {
             let hs: Vec<_> = (0..g.chunk_count())
                 .map(|i| {
                     s.spawn({
@@ -28,6 +28,13 @@ fn data() -> &'static (Generator, Vec<Chunk>) {
                 .collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
         });
+        // Dense ids across chunks, as the writer makes them.
+        let mut offset = kura_synth::model::IdCounts::default();
+        for c in &mut chunks {
+            let counts = c.id_counts;
+            c.rebase(&offset);
+            offset.add(&counts);
+        }
         (g, chunks)
     })
 }
@@ -219,4 +226,38 @@ fn same_seed_same_rows_different_seed_different_rows() {
     let a = format!("{:?}", g1.generate_chunk(0).receipts);
     assert_eq!(a, format!("{:?}", g2.generate_chunk(0).receipts));
     assert_ne!(a, format!("{:?}", g3.generate_chunk(0).receipts));
+}
+
+#[test]
+fn deaths_rise_with_age_and_most_are_75_plus() {
+    // In-hospital deaths are visible as outcome 3 (死亡) on the main diagnosis.
+    let (g, chunks) = data();
+    let age_of: HashMap<i64, u8> = receipts().map(|r| (r.receipt_id, r.age)).collect();
+    let mut deaths_by_band = [0f64; 4];
+    for d in chunks.iter().flat_map(|c| c.diagnoses.iter()) {
+        if d.outcome == 3 && d.main {
+            let a = age_of[&d.receipt_id];
+            deaths_by_band[match a {
+                0..=39 => 0,
+                40..=64 => 1,
+                65..=74 => 2,
+                _ => 3,
+            }] += 1.0;
+        }
+    }
+    let mut pop = [0f64; 4];
+    for i in 0..N {
+        let (_, age, _) = g.demographics(i);
+        pop[match age {
+            0..=39 => 0,
+            40..=64 => 1,
+            65..=74 => 2,
+            _ => 3,
+        }] += 1.0;
+    }
+    let rate: Vec<f64> = (0..4).map(|i| deaths_by_band[i] / pop[i]).collect();
+    println!("in-hospital death rate by band {rate:?}");
+    assert!(rate[0] < rate[1] && rate[1] < rate[2] && rate[2] < rate[3], "{rate:?}");
+    let share_75 = deaths_by_band[3] / deaths_by_band.iter().sum::<f64>();
+    assert!(share_75 > 0.7, "{share_75}");
 }
