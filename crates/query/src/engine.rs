@@ -231,8 +231,11 @@ impl QueryEngine {
         if limits.rewrites {
             ctx.add_optimizer_rule(Arc::new(crate::rules::DistinctWithCountToGroupBy));
             ctx.add_optimizer_rule(Arc::new(crate::rules::PushSemiJoinBelowInnerJoin));
-            let small_tables = dataset.tables.iter().filter(|t| t.rows <= SMALL_TABLE_ROWS).map(|t| t.name.clone()).collect();
-            ctx.add_optimizer_rule(Arc::new(crate::rules::JoinFilteredSmallTableFirst { small_tables }));
+            let small_tables: datafusion::common::HashSet<String> =
+                dataset.tables.iter().filter(|t| t.rows <= SMALL_TABLE_ROWS).map(|t| t.name.clone()).collect();
+            ctx.add_optimizer_rule(Arc::new(crate::rules::JoinFilteredSmallTableFirst { small_tables: small_tables.clone() }));
+            let table_rows = dataset.tables.iter().map(|t| (t.name.clone(), t.rows)).collect();
+            ctx.add_optimizer_rule(Arc::new(crate::rules::AggregateBeforeJoiningSmallTable { small_tables, table_rows }));
         }
 
         let mut parquet_options = ctx.copied_table_options().parquet;

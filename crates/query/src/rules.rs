@@ -1,12 +1,13 @@
 //! Logical rewrites Kura adds to DataFusion's optimizer, each exact (same answer) and each aimed
 //! at a query shape that epidemiological SQL over claims data uses constantly.
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{Column, DFSchemaRef, HashSet, JoinType, Result};
+use datafusion::common::{Column, DFSchemaRef, HashMap, HashSet, JoinType, Result};
 use datafusion::functions_aggregate::sum::sum_udaf;
 use datafusion::logical_expr::expr::{AggregateFunction, AggregateFunctionParams};
 use datafusion::logical_expr::logical_plan::builder::project;
-use datafusion::logical_expr::{Aggregate, Expr, Join, LogicalPlan, col, lit};
+use datafusion::logical_expr::{Aggregate, Expr, ExprSchemable, Join, LogicalPlan, col, lit};
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use std::sync::Arc;
@@ -316,5 +317,140 @@ impl OptimizerRule for JoinFilteredSmallTableFirst {
             return Ok(Transformed::no(plan));
         };
         Ok(Transformed::yes(restore(&top.schema, new)?))
+    }
+}
+
+/// Aggregates a large table by its join key before joining a small one:
+/// `SELECT d.name, sum(f.x), count(*) FROM f JOIN d ON f.k = d.k GROUP BY d.name` becomes
+/// `… FROM (SELECT k, sum(x) AS p0, count(*) AS p1 FROM f GROUP BY k) f JOIN d … GROUP BY d.name`
+/// with the outer aggregate summing the partial results. Twelve million drug lines then meet the
+/// drug master as a few dozen partial sums (eager aggregation). Applied only when the grouping
+/// uses the small table's columns, every aggregate reads only the large table, and each is
+/// count, sum, min or max, and when the catalogue says the large table has at least
+/// [`FACT_TO_MASTER_RATIO`] times the small one's rows.
+#[derive(Debug, Default)]
+pub struct AggregateBeforeJoiningSmallTable {
+    /// Tables small enough to count as code masters (from the catalogue).
+    pub small_tables: HashSet<String>,
+    /// Row counts of every table (from the catalogue).
+    pub table_rows: HashMap<String, u64>,
+}
+
+/// How many times larger than a master a table must be for eager aggregation to pay.
+pub const FACT_TO_MASTER_RATIO: u64 = 16;
+
+fn base_table(plan: &LogicalPlan) -> Option<&str> {
+    match plan {
+        LogicalPlan::Projection(x) => base_table(&x.input),
+        LogicalPlan::SubqueryAlias(x) => base_table(&x.input),
+        LogicalPlan::Filter(x) => base_table(&x.input),
+        LogicalPlan::TableScan(t) => Some(t.table_name.table()),
+        _ => None,
+    }
+}
+
+impl OptimizerRule for AggregateBeforeJoiningSmallTable {
+    fn name(&self) -> &str {
+        "kura_aggregate_before_joining_small_table"
+    }
+
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        Some(ApplyOrder::TopDown)
+    }
+
+    fn supports_rewrite(&self) -> bool {
+        true
+    }
+
+    fn rewrite(&self, plan: LogicalPlan, _config: &dyn OptimizerConfig) -> Result<Transformed<LogicalPlan>> {
+        let LogicalPlan::Aggregate(agg) = &plan else { return Ok(Transformed::no(plan)) };
+        if matches!(agg.group_expr.first(), Some(Expr::GroupingSet(_))) || agg.aggr_expr.is_empty() {
+            return Ok(Transformed::no(plan));
+        }
+        let Some(j) = peel_inner_join(&agg.input) else { return Ok(Transformed::no(plan)) };
+        if j.filter.is_some() {
+            return Ok(Transformed::no(plan));
+        }
+        // Only scans of catalogued tables qualify, so an aggregate this rule already built (or a
+        // join, …) is left alone. The dimension D must be a master; the fact F much larger.
+        let fact_over = |fact: &LogicalPlan, dim: &LogicalPlan| {
+            let (Some(ft), Some(dt)) = (base_table(fact), base_table(dim)) else { return false };
+            match (self.table_rows.get(ft), self.table_rows.get(dt)) {
+                (Some(&f), Some(&d)) => self.small_tables.contains(dt) && f >= d.max(1).saturating_mul(FACT_TO_MASTER_RATIO),
+                _ => false,
+            }
+        };
+        // Which side is the large fact table (F) and which the small dimension (D)?
+        let (f, d, f_keys, d_keys, fact_left) = match (fact_over(&j.left, &j.right), fact_over(&j.right, &j.left)) {
+            (true, false) => (
+                &j.left,
+                &j.right,
+                j.on.iter().map(|(l, _)| l.clone()).collect::<Vec<_>>(),
+                j.on.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(),
+                true,
+            ),
+            (false, true) => {
+                (&j.right, &j.left, j.on.iter().map(|(_, r)| r.clone()).collect(), j.on.iter().map(|(l, _)| l.clone()).collect(), false)
+            }
+            _ => return Ok(Transformed::no(plan)),
+        };
+        if !f_keys.iter().all(|k| matches!(k, Expr::Column(_))) || !refers_only_to(agg.group_expr.iter(), d) {
+            return Ok(Transformed::no(plan));
+        }
+        for e in &agg.aggr_expr {
+            let Some((af, name)) = function(e) else { return Ok(Transformed::no(plan)) };
+            if af.params.distinct || !matches!(name.as_str(), "count" | "sum" | "min" | "max") || !refers_only_to(af.params.args.iter(), f)
+            {
+                return Ok(Transformed::no(plan));
+            }
+            // A sum of sums keeps its type only for integers and Float64 (decimals widen).
+            if name == "sum" {
+                let arg_type = af.params.args.first().and_then(|a| a.get_type(f.schema()).ok());
+                if !arg_type.is_some_and(|t| t.is_integer() || t == DataType::Float64) {
+                    return Ok(Transformed::no(plan));
+                }
+            }
+        }
+        let (f, d, j) = (Arc::clone(f), Arc::clone(d), j.clone());
+        let LogicalPlan::Aggregate(Aggregate { group_expr, aggr_expr, schema, .. }) = plan else { return Err(lost_function()) };
+        let mut partial = Vec::new();
+        let mut outer = Vec::new();
+        let mut zero_if_null = Vec::new();
+        for (i, e) in aggr_expr.into_iter().enumerate() {
+            let Expr::AggregateFunction(AggregateFunction { func, params }) = e else { return Err(lost_function()) };
+            let name = format!("{PARTIAL_ALIAS}{i}");
+            let is_count = func.name().eq_ignore_ascii_case("count");
+            partial.push(
+                Expr::AggregateFunction(AggregateFunction::new_udf(
+                    Arc::clone(&func),
+                    params.args,
+                    false,
+                    None,
+                    vec![],
+                    params.null_treatment,
+                ))
+                .alias(&name),
+            );
+            let outer_func = if is_count { sum_udaf() } else { func };
+            outer.push(Expr::AggregateFunction(AggregateFunction::new_udf(outer_func, vec![col(&name)], false, None, vec![], None)));
+            zero_if_null.push(is_count);
+        }
+        let pre = LogicalPlan::Aggregate(Aggregate::try_new(f, f_keys.clone(), partial)?);
+        let on: Vec<(Expr, Expr)> =
+            if fact_left { f_keys.into_iter().zip(d_keys).collect() } else { d_keys.into_iter().zip(f_keys).collect() };
+        let joined = if fact_left { join(pre, d.as_ref().clone(), &j, on, None)? } else { join(d.as_ref().clone(), pre, &j, on, None)? };
+        let groups = group_expr.len();
+        let outer_plan = LogicalPlan::Aggregate(Aggregate::try_new(Arc::new(joined), group_expr, outer)?);
+        let mut exprs = Vec::new();
+        for i in 0..schema.fields().len() {
+            let (q, fld) = outer_plan.schema().qualified_field(i);
+            let mut e = Expr::Column(Column::from((q, fld)));
+            if i >= groups && zero_if_null[i - groups] {
+                e = datafusion::functions::expr_fn::coalesce(vec![e, lit(0i64)]);
+            }
+            let (oq, of) = schema.qualified_field(i);
+            exprs.push(e.alias_qualified(oq.cloned(), of.name()));
+        }
+        Ok(Transformed::yes(project(outer_plan, exprs)?))
     }
 }
