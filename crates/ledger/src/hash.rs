@@ -1,0 +1,81 @@
+//! RFC 6962 hashing: leaves, interior nodes, the empty tree (HX-8).
+
+use crate::LedgerError;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// A SHA-256 hash: a leaf hash, a node hash or a tree root.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Hash(pub [u8; 32]);
+
+impl Hash {
+    /// The root of the empty tree: `SHA-256("")`.
+    pub fn empty() -> Hash {
+        Hash(Sha256::digest([]).into())
+    }
+
+    /// Standard base64, as checkpoints and proof files write it.
+    pub fn to_base64(&self) -> String {
+        STANDARD.encode(self.0)
+    }
+
+    /// Lower-case hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Reads a hash written in hex (64 digits) or standard base64 (44 characters).
+    pub fn parse(text: &str) -> Result<Hash, LedgerError> {
+        let t = text.trim();
+        let bytes = if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) { hex::decode(t).ok() } else { STANDARD.decode(t).ok() };
+        match bytes {
+            Some(b) if b.len() == 32 => Ok(Hash(b.try_into().unwrap_or([0; 32]))),
+            _ => Err(LedgerError::Malformed {
+                what: "hash",
+                detail: format!("'{}' is neither 64 hex digits nor 32 bytes of base64", shorten(t)),
+            }),
+        }
+    }
+
+    /// Reads exactly 32 bytes of standard base64 (the form inside notes and proofs).
+    pub fn from_base64(text: &str) -> Option<Hash> {
+        let b = STANDARD.decode(text).ok()?;
+        Some(Hash(b.try_into().ok()?))
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to_hex())
+    }
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to_hex())
+    }
+}
+
+/// The hash of a leaf: `SHA-256(0x00 || data)`.
+pub fn leaf_hash(data: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(data);
+    Hash(h.finalize().into())
+}
+
+/// The hash of an interior node: `SHA-256(0x01 || left || right)`.
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    let mut buf = [0u8; 65];
+    buf[0] = 1;
+    buf[1..33].copy_from_slice(&left.0);
+    buf[33..].copy_from_slice(&right.0);
+    Hash(Sha256::digest(buf).into())
+}
+
+/// At most 80 characters of untrusted text, for error messages.
+pub(crate) fn shorten(t: &str) -> String {
+    if t.chars().count() <= 80 { t.to_string() } else { format!("{}…", t.chars().take(80).collect::<String>()) }
+}
