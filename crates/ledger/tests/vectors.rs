@@ -289,7 +289,7 @@ fn tile_paths() {
     assert_eq!(tiles.iter().filter(|t| t.level == Some(1)).map(|t| t.width).collect::<Vec<_>>(), vec![256, 17]);
     assert_eq!(tiles.iter().filter(|t| t.level == Some(2)).map(|t| t.width).collect::<Vec<_>>(), vec![1]);
     assert!(tiles.iter().all(|t| t.level != Some(3)));
-    assert_eq!(tiles.iter().filter(|t| t.level.is_none()).next_back().unwrap().width, (70_000 % 256) as u16);
+    assert_eq!(tiles.iter().rfind(|t| t.level.is_none()).unwrap().width, (70_000 % 256) as u16);
 }
 
 #[test]
