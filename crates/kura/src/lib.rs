@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod ledger;
 pub mod output;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -43,6 +44,12 @@ pub enum CliError {
         /// The error.
         source: std::io::Error,
     },
+    /// From the audit ledger.
+    #[error(transparent)]
+    Ledger(#[from] kura_ledger::LedgerError),
+    /// A check that did not pass (verification, proof, witness refusal).
+    #[error("検証に失敗しました / check failed: {0}")]
+    Check(String),
     /// The benchmark failed.
     #[error("ベンチマーク / benchmark: {0}")]
     Bench(String),
@@ -89,6 +96,12 @@ enum Command {
     Catalog(CatalogArgs),
     /// 許可された範囲でSQLを実行（読み取り専用）/ run read-only SQL over a grant
     Sql(SqlArgs),
+    /// 監査台帳（透明性ログ）の操作 / operate the audit ledger (a transparency log)
+    Ledger(ledger::LedgerArgs),
+    /// 立会人：台帳のチェックポイントに連署 / run a witness that cosigns log checkpoints
+    Witness(ledger::WitnessArgs),
+    /// 証明をオフラインで検証（他のRFC 6962ログにも使える）/ check proofs offline (works for any RFC 6962 log)
+    Proof(ledger::ProofArgs),
     /// 性能測定 / benchmarks
     Bench(BenchArgs),
 }
@@ -196,6 +209,11 @@ fn open_home(cli_home: &Option<PathBuf>) -> Result<Home> {
     Ok(Home::open(&root)?)
 }
 
+fn open_home_or_init(cli_home: &Option<PathBuf>) -> Result<Home> {
+    let root = cli_home.clone().unwrap_or_else(default_home);
+    Ok(Home::open_or_init(&root)?.0)
+}
+
 /// A progress bar for persons generated.
 pub fn persons_bar(n: u64, msg: &str) -> ProgressBar {
     let pb = ProgressBar::new(n);
@@ -231,7 +249,7 @@ fn synth_config(home: &Home, a: &SynthArgs) -> Result<SynthConfig> {
     Ok(cfg)
 }
 
-fn read_query(q: &str) -> Result<String> {
+pub(crate) fn read_query(q: &str) -> Result<String> {
     if q == "-" {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| CliError::Io { path: "<stdin>".into(), source: e })?;
@@ -295,6 +313,9 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Ledger(a) => ledger::ledger(&open_home_or_init(&cli.home)?, a),
+        Command::Witness(a) => ledger::witness(&open_home_or_init(&cli.home)?, a),
+        Command::Proof(a) => ledger::proof(a),
         Command::Bench(b) => match b.what {
             BenchWhat::Query(q) => bench::query(cli.home.clone(), q),
         },

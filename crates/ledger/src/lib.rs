@@ -15,12 +15,18 @@
 //! proofs), [`tile`] (tile paths and bundles), [`note`] (signed notes and keys),
 //! [`checkpoint`], [`proof`] (offline proof files).
 
+pub mod audit;
 pub mod checkpoint;
+pub mod entry;
 pub mod hash;
+pub mod log;
 pub mod merkle;
 pub mod note;
 pub mod proof;
+pub mod store;
 pub mod tile;
+pub mod tiles;
+pub mod witness;
 
 pub use checkpoint::{Checkpoint, SignedCheckpoint, open_checkpoint};
 pub use hash::{Hash, leaf_hash, node_hash};
@@ -82,4 +88,37 @@ pub enum LedgerError {
     /// A failure of the cryptographic library.
     #[error("暗号処理に失敗しました / cryptographic failure: {0}")]
     Crypto(&'static str),
+    /// The database failed.
+    #[error("台帳データベース / ledger database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What happened.
+        source: std::io::Error,
+    },
+    /// Stored data contradicts the signed checkpoints.
+    #[error(
+        "改ざんまたは破損を検出しました / tampering or damage detected: {0}. `kura ledger verify` で確認し、`kura ledger repair --from MIRROR` で修復してください / run `kura ledger verify`, then `kura ledger repair --from MIRROR`"
+    )]
+    Tampered(String),
+    /// The log is shut down.
+    #[error("台帳が停止しています / the ledger has shut down")]
+    Closed,
+    /// A witness or mirror answered with an error.
+    #[error("立会人・ミラー / witness or mirror {peer}: {detail}")]
+    Peer {
+        /// Who.
+        peer: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+impl LedgerError {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> LedgerError {
+        LedgerError::Io { path: path.display().to_string(), source }
+    }
 }

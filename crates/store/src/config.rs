@@ -71,6 +71,36 @@ impl Default for StoreConfig {
     }
 }
 
+/// A witness of the audit ledger.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    /// Its cosignature verifier key, `name+id+base64`.
+    pub key: String,
+    /// Its submission prefix (`http://host:port`); absent for an offline witness fed by files.
+    pub url: Option<String>,
+}
+
+/// The audit ledger.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// Checkpoint key type: `ed25519` or `ecdsa-p256` (used when the key is created).
+    pub key_type: String,
+    /// The log's origin (its key's name); empty = `kura.local/<random>` chosen at creation.
+    pub origin: String,
+    /// Cosignatures required before a checkpoint is published.
+    pub min_witnesses: usize,
+    /// Witnesses asked to cosign.
+    pub witnesses: Vec<WitnessConfig>,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self { key_type: "ed25519".into(), origin: String::new(), min_witnesses: 0, witnesses: Vec::new() }
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -83,6 +113,8 @@ pub struct KuraConfig {
     pub synth: SynthDefaults,
     /// Dataset writing.
     pub store: StoreConfig,
+    /// The audit ledger.
+    pub ledger: LedgerConfig,
 }
 
 /// The file written by `kura init`, with comments.
@@ -114,6 +146,18 @@ months = 12
 row_group_rows = 524288
 # 書き込みスレッド数（0 = CPU数） / writer threads (0 = number of CPUs)
 threads = 0
+
+[ledger]
+# 監査台帳のチェックポイント署名鍵の種類（作成時）/ checkpoint key type when the key is created: "ed25519" or "ecdsa-p256"
+key_type = "ed25519"
+# 台帳の名前（origin、空なら作成時に kura.local/<乱数>）/ the log's origin; empty = kura.local/<random> at creation
+origin = ""
+# 公開に必要な立会人の連署数（ノートPCなら0）/ witness cosignatures required to publish a checkpoint (0 on a laptop)
+min_witnesses = 0
+# 立会人（url を省くとファイルでやり取りするオフライン立会人）/ witnesses (omit url for an offline witness fed by files)
+# [[ledger.witnesses]]
+# key = "witness.example/w1+1234abcd+BASE64..."
+# url = "http://10.0.0.5:7380"
 "#;
 
 #[cfg(test)]

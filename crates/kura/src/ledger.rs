@@ -1,0 +1,641 @@
+//! `kura ledger`, `kura witness` and `kura proof`: operating and checking the audit ledger
+//! (HX-3, HX-4, HX-8, HX-10, HX-12, HIC-S5, HIC-S6).
+//!
+//! Layout in a home:
+//!
+//! ```text
+//! <home>/state.db            entries and checkpoints (SQLite, shared with the application)
+//! <home>/keys/ledger.key     the checkpoint signing key (0600)
+//! <home>/ledger/log/         published checkpoint, tiles and bundles (serve or mirror as is)
+//! <home>/keys/witness.key    a witness's cosigning key (0600), if this home runs a witness
+//! <home>/witness/            the witness's trusted logs and state
+//! ```
+
+use crate::{CliError, Result, runtime};
+use clap::{Args, Subcommand};
+use kura_ledger::audit::{repair, verify};
+use kura_ledger::entry::{Actor, AuditEvent, ENTRY_VERSION, Entry, file_entries};
+use kura_ledger::log::{Log, LogOptions, WitnessEndpoint};
+use kura_ledger::merkle::root_from_inclusion;
+use kura_ledger::store::SqliteStore;
+use kura_ledger::tiles::DirTiles;
+use kura_ledger::witness::Witness;
+use kura_ledger::{Hash, LedgerError, ProofFile, SigType, SignerKey, VerifierKey, leaf_hash, verify_consistency};
+use kura_store::Home;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// `kura ledger …`
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    #[command(subcommand)]
+    what: LedgerCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum LedgerCmd {
+    /// 運用者のメモを記録（`-` で標準入力）/ record an operator's note (`-` reads standard input)
+    Append {
+        /// 記録する者 / who records it [default: $USER]
+        #[arg(long)]
+        actor: Option<String>,
+        /// メモ / the note
+        text: String,
+    },
+    /// ファイルとその各レコードのSHA-256を記録（HX-12）/ record a file's SHA-256 and each record's
+    AddFile {
+        /// ファイル / the file
+        file: PathBuf,
+        /// 提出者 / who submitted it [default: $USER]
+        #[arg(long)]
+        actor: Option<String>,
+        /// 提出機関 / submitting institution
+        #[arg(long, default_value = "")]
+        institution: String,
+    },
+    /// 最新の署名付きチェックポイントを表示（必要なら新たに署名）/ print the latest signed checkpoint, signing a new one if the log grew
+    Checkpoint,
+    /// 台帳の検証鍵を表示（name+id+key 形式）/ print the log's verifier key (signed-note name+id+key)
+    Key,
+    /// 全件監査：全タイル・ルート・署名・一貫性 / full audit: every tile, root, signature and consistency
+    Verify,
+    /// ミラーから破損したエントリ・タイルを修復 / repair damaged entries and tiles from a mirror
+    Repair {
+        /// ミラーのディレクトリ / the mirror: a directory laid out at tlog-tiles paths
+        #[arg(long = "from", value_name = "MIRROR")]
+        from: PathBuf,
+    },
+    /// エントリの包含証明（.tlog-proof）を作成 / write an offline inclusion proof (.tlog-proof)
+    Prove {
+        /// エントリ番号 / entry index
+        #[arg(long, conflicts_with_all = ["file", "sha256"])]
+        index: Option<u64>,
+        /// 記録済みのファイル / a recorded file
+        #[arg(long, conflicts_with = "sha256")]
+        file: Option<PathBuf>,
+        /// 記録済みファイルのSHA-256 / a recorded file's SHA-256 (hex)
+        #[arg(long)]
+        sha256: Option<String>,
+        /// 出力先（省略時は標準出力）/ output file [default: standard output]
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// オフライン立会人への依頼ファイルを作成 / write an add-checkpoint request for an offline witness
+    WitnessRequest {
+        /// 立会人の名前 / the witness's key name
+        #[arg(long)]
+        witness: String,
+        /// 出力先 / output file
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// オフライン立会人の応答を取り込む / import an offline witness's response
+    WitnessImport {
+        /// 立会人の名前 / the witness's key name
+        #[arg(long)]
+        witness: String,
+        /// 応答ファイル / the response file
+        file: PathBuf,
+    },
+}
+
+/// `kura witness …`
+#[derive(Debug, Args)]
+pub struct WitnessArgs {
+    #[command(subcommand)]
+    what: WitnessCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum WitnessCmd {
+    /// 立会人の鍵を表示（なければ作成）/ print the witness's cosignature key, creating it if needed
+    Key {
+        /// 鍵の名前（作成時）/ key name when creating
+        #[arg(long, default_value = "kura.local/witness")]
+        name: String,
+    },
+    /// 連署する台帳の検証鍵を追加 / trust a log's verifier key
+    AddLog {
+        /// 台帳の検証鍵 / the log's verifier key (name+id+key)
+        vkey: String,
+    },
+    /// 依頼ファイルを処理して応答ファイルを書く（オフライン立会人）/ process a request file, write the response (offline witness)
+    Cosign {
+        /// 依頼ファイル / request file
+        request: PathBuf,
+        /// 応答の出力先 / response file
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// `kura proof …`
+#[derive(Debug, Args)]
+pub struct ProofArgs {
+    #[command(subcommand)]
+    what: ProofCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProofCmd {
+    /// .tlog-proof をオフラインで検証 / verify a .tlog-proof offline
+    Verify {
+        /// 証明ファイル / the proof file
+        file: PathBuf,
+        /// 台帳の検証鍵 / the log's verifier key
+        #[arg(long)]
+        log_key: String,
+        /// 立会人の検証鍵（繰り返し可）/ witness verifier keys (repeatable)
+        #[arg(long = "witness-key")]
+        witness_keys: Vec<String>,
+        /// 必要な連署数 / cosignatures required
+        #[arg(long, default_value_t = 0)]
+        min_witnesses: usize,
+        /// 証明対象のデータファイル（SHA-256 を照合）/ the data file the proof is for (its SHA-256 is checked)
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// 葉ハッシュを直接指定 / the leaf hash, when the proof carries no entry
+        #[arg(long)]
+        leaf_hash: Option<String>,
+    },
+    /// RFC 6962 包含証明を検査 / check an RFC 6962 inclusion proof
+    CheckInclusion {
+        /// 葉ハッシュ / leaf hash (hex or base64)
+        #[arg(long)]
+        leaf_hash: String,
+        /// 葉の番号 / leaf index
+        #[arg(long)]
+        index: u64,
+        /// 木の大きさ / tree size
+        #[arg(long)]
+        size: u64,
+        /// ルートハッシュ / root hash
+        #[arg(long)]
+        root: String,
+        /// 証明のハッシュ（カンマ区切り、空なら空の証明）/ proof hashes, comma-separated; "" for an empty proof
+        #[arg(long, allow_hyphen_values = true)]
+        proof: String,
+    },
+    /// RFC 6962 一貫性証明を検査 / check an RFC 6962 consistency proof
+    CheckConsistency {
+        /// 古い木の大きさ / older tree size
+        #[arg(long)]
+        size1: u64,
+        /// 新しい木の大きさ / newer tree size
+        #[arg(long)]
+        size2: u64,
+        /// 古いルート / older root
+        #[arg(long)]
+        root1: String,
+        /// 新しいルート / newer root
+        #[arg(long)]
+        root2: String,
+        /// 証明のハッシュ（カンマ区切り）/ proof hashes, comma-separated; "" for an empty proof
+        #[arg(long, allow_hyphen_values = true)]
+        proof: String,
+    },
+}
+
+/// Paths of the ledger in a home.
+pub struct LedgerPaths {
+    /// The SQLite database.
+    pub db: PathBuf,
+    /// The signing key.
+    pub key: PathBuf,
+    /// The published directory.
+    pub published: PathBuf,
+}
+
+impl LedgerPaths {
+    /// The paths in `home`.
+    pub fn of(home: &Home) -> LedgerPaths {
+        let r = home.root();
+        LedgerPaths { db: r.join("state.db"), key: r.join("keys/ledger.key"), published: r.join("ledger/log") }
+    }
+}
+
+fn read_secret(path: &Path) -> Result<Option<SignerKey>> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(SignerKey::parse(&t)?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(CliError::Io { path: path.display().to_string(), source: e }),
+    }
+}
+
+/// The log's signing key, created on first use from `[ledger]` in kura.toml.
+pub fn signing_key(home: &Home) -> Result<SignerKey> {
+    let cfg = &home.config().ledger;
+    let path = LedgerPaths::of(home).key;
+    if let Some(k) = read_secret(&path)? {
+        if !cfg.origin.is_empty() && cfg.origin != k.name() {
+            return Err(CliError::Usage(format!(
+                "kura.toml の origin '{}' が鍵 '{}' と違います / [ledger] origin '{}' differs from the existing key's name '{}': an origin cannot change; restore the old value",
+                cfg.origin,
+                k.name(),
+                cfg.origin,
+                k.name()
+            )));
+        }
+        return Ok(k);
+    }
+    let kind = match cfg.key_type.as_str() {
+        "ed25519" => SigType::Ed25519,
+        "ecdsa-p256" => SigType::EcdsaP256,
+        other => {
+            return Err(CliError::Usage(format!(
+                "[ledger] key_type '{other}': \"ed25519\" か \"ecdsa-p256\" を指定してください / use \"ed25519\" or \"ecdsa-p256\""
+            )));
+        }
+    };
+    let origin = if cfg.origin.is_empty() {
+        let mut r = [0u8; 6];
+        kura_crypto::random_bytes(&mut r).map_err(|e| CliError::Usage(e.to_string()))?;
+        format!("kura.local/{}", hex::encode(r))
+    } else {
+        cfg.origin.clone()
+    };
+    let key = SignerKey::generate(&origin, kind)?;
+    kura_store::home::write_atomic(&path, key.to_secret_string().as_bytes(), 0o600)?;
+    Ok(key)
+}
+
+fn witnesses(home: &Home) -> Result<Vec<WitnessEndpoint>> {
+    home.config()
+        .ledger
+        .witnesses
+        .iter()
+        .map(|w| {
+            let key = VerifierKey::parse(&w.key)?;
+            if key.kind != SigType::Cosignature {
+                return Err(CliError::Usage(format!(
+                    "[[ledger.witnesses]] '{}': 連署鍵（種別 0x04）ではありません / not a cosignature (0x04) key",
+                    key.name
+                )));
+            }
+            Ok(WitnessEndpoint { key, url: w.url.clone() })
+        })
+        .collect()
+}
+
+/// Opens the home's log (creating key, database and directory on first use).
+pub async fn open_log(home: &Home) -> Result<Log<SqliteStore>> {
+    let paths = LedgerPaths::of(home);
+    let key = signing_key(home)?;
+    std::fs::create_dir_all(&paths.published).map_err(|e| CliError::Io { path: paths.published.display().to_string(), source: e })?;
+    let store = SqliteStore::open(&paths.db).await?;
+    let mut opts = LogOptions::new(key);
+    opts.witnesses = witnesses(home)?;
+    opts.min_witnesses = home.config().ledger.min_witnesses;
+    Ok(Log::open(store, Arc::new(DirTiles::new(&paths.published)), opts).await?)
+}
+
+fn operator(actor: Option<String>) -> String {
+    actor.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "operator".into())
+}
+
+fn read_text(t: &str) -> Result<String> {
+    crate::read_query(t)
+}
+
+fn read_file(p: &Path) -> Result<Vec<u8>> {
+    std::fs::read(p).map_err(|e| CliError::Io { path: p.display().to_string(), source: e })
+}
+
+fn write_out(out: Option<&Path>, bytes: &[u8]) -> Result<()> {
+    match out {
+        Some(p) => std::fs::write(p, bytes).map_err(|e| CliError::Io { path: p.display().to_string(), source: e }),
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(bytes).map_err(|e| CliError::Io { path: "<stdout>".into(), source: e })
+        }
+    }
+}
+
+/// Runs `kura ledger …`.
+pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
+    runtime()?.block_on(async move {
+        match a.what {
+            LedgerCmd::Key => {
+                println!("{}", signing_key(home)?.verifier());
+                Ok(())
+            }
+            LedgerCmd::Verify => {
+                let paths = LedgerPaths::of(home);
+                let key = signing_key(home)?;
+                let store = SqliteStore::open(&paths.db).await?;
+                let ws: Vec<VerifierKey> = witnesses(home)?.into_iter().map(|w| w.key).collect();
+                let started = std::time::Instant::now();
+                let report = verify(&store, &DirTiles::new(&paths.published), key.verifier(), &ws, home.config().ledger.min_witnesses).await?;
+                let secs = started.elapsed().as_secs_f64();
+                println!(
+                    "検証 / verified: {} エントリ entries, {} タイル tiles, {} チェックポイント checkpoints, {:.2} s ({:.0} entries/s)",
+                    report.entries,
+                    report.tiles,
+                    report.checkpoints,
+                    secs,
+                    report.entries as f64 / secs.max(1e-9)
+                );
+                if let Some(r) = report.root {
+                    println!("ルート / root: {r}");
+                }
+                if report.ok() {
+                    println!("問題なし / OK: the log verifies");
+                    Ok(())
+                } else {
+                    for p in &report.problems {
+                        println!("✗ {p}");
+                    }
+                    Err(CliError::Check(format!(
+                        "{} 件の問題 / {} problem(s) found; `kura ledger repair --from MIRROR` で修復できます / repair with `kura ledger repair --from MIRROR`",
+                        report.problems.len(),
+                        report.problems.len()
+                    )))
+                }
+            }
+            LedgerCmd::Repair { from } => {
+                let paths = LedgerPaths::of(home);
+                let key = signing_key(home)?;
+                let store = SqliteStore::open(&paths.db).await?;
+                if !from.is_dir() {
+                    return Err(CliError::Usage(format!("--from {}: ディレクトリではありません / not a directory (a copy of ledger/log)", from.display())));
+                }
+                let out = repair(&store, &DirTiles::new(&paths.published), &DirTiles::new(&from), key.verifier()).await?;
+                for i in &out.entries {
+                    println!("修復 / restored entry {i}");
+                }
+                for f in &out.files {
+                    println!("修復 / restored {f}");
+                }
+                let ws: Vec<VerifierKey> = witnesses(home)?.into_iter().map(|w| w.key).collect();
+                let report = verify(&store, &DirTiles::new(&paths.published), key.verifier(), &ws, home.config().ledger.min_witnesses).await?;
+                if report.ok() {
+                    println!("修復完了、検証済み / repaired: {} entries, {} files; the log verifies", out.entries.len(), out.files.len());
+                    Ok(())
+                } else {
+                    for p in &report.problems {
+                        println!("✗ {p}");
+                    }
+                    Err(CliError::Check(format!("修復後も {} 件の問題 / {} problem(s) remain", report.problems.len(), report.problems.len())))
+                }
+            }
+            cmd => {
+                let log = open_log(home).await?;
+                ledger_running(home, &log, cmd).await
+            }
+        }
+    })
+}
+
+async fn ledger_running(_home: &Home, log: &Log<SqliteStore>, cmd: LedgerCmd) -> Result<()> {
+    match cmd {
+        LedgerCmd::Append { actor, text } => {
+            let text = read_text(&text)?;
+            let event = Entry::Audit(AuditEvent {
+                v: ENTRY_VERSION,
+                time: log.now(),
+                actor: Actor { user: operator(actor), institution: String::new(), cert: String::new() },
+                action: "ledger.note".into(),
+                object: String::new(),
+                object_hash: None,
+                outcome: "ok".into(),
+                request: String::new(),
+                detail: Some(text),
+            });
+            let index = log.record(&event).await?;
+            let note = log.checkpoint().await;
+            println!("記録しました / recorded entry {index}");
+            match note {
+                Ok(_) => println!("チェックポイント / checkpoint: size {}", log.size()),
+                Err(LedgerError::NotEnoughWitnesses { have, need }) => {
+                    println!(
+                        "チェックポイントは立会人の連署待ち / checkpoint waits for witnesses ({have} of {need}): kura ledger witness-request"
+                    )
+                }
+                Err(e) => return Err(e.into()),
+            }
+            Ok(())
+        }
+        LedgerCmd::AddFile { file, actor, institution } => {
+            let content = read_file(&file)?;
+            let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let actor = Actor { user: operator(actor), institution, cert: String::new() };
+            let entries = file_entries(&name, &content, &actor, &log.now());
+            let mut first = None;
+            let mut handles = Vec::new();
+            for e in &entries {
+                let log = log.clone();
+                let bytes = e.encode()?;
+                handles.push(tokio::spawn(async move { log.append(bytes).await }));
+            }
+            for h in handles {
+                let i = h.await.map_err(|_| LedgerError::Closed)??;
+                first = Some(first.map_or(i, |f: u64| f.min(i)));
+            }
+            let Some(Entry::File(rec)) = entries.first() else { return Err(CliError::Usage("empty".into())) };
+            println!(
+                "記録しました / recorded {name}: sha256 {} ({} レコード records) at entry {}",
+                rec.sha256,
+                rec.records,
+                first.unwrap_or(0)
+            );
+            if let Err(e) = log.checkpoint().await
+                && !matches!(e, LedgerError::NotEnoughWitnesses { .. })
+            {
+                return Err(e.into());
+            }
+            println!("証明 / proof: kura ledger prove --sha256 {} --out {name}.tlog-proof", rec.sha256);
+            Ok(())
+        }
+        LedgerCmd::Checkpoint => {
+            let note = log.checkpoint().await?;
+            write_out(None, &note)
+        }
+        LedgerCmd::Prove { index, file, sha256, out } => {
+            let index = match (index, file, sha256) {
+                (Some(i), _, _) => i,
+                (None, Some(f), _) => find(log, &hex::encode(Sha256::digest(read_file(&f)?))).await?,
+                (None, None, Some(h)) => find(log, &h).await?,
+                _ => {
+                    return Err(CliError::Usage(
+                        "--index、--file、--sha256 のどれかを指定してください / give --index, --file or --sha256".into(),
+                    ));
+                }
+            };
+            let size = log.size();
+            if index >= size {
+                return Err(LedgerError::OutOfRange { index, size }.into());
+            }
+            let entry = log.store_read(index).await?;
+            let proof = log.prove(index, Some(entry)).await?;
+            write_out(out.as_deref(), &proof.to_bytes())?;
+            if let Some(o) = out {
+                eprintln!("書き出しました / wrote {} (entry {index})", o.display());
+            }
+            Ok(())
+        }
+        LedgerCmd::WitnessRequest { witness, out } => {
+            let body = log.witness_request(&witness).await?;
+            write_out(Some(&out), &body)?;
+            println!(
+                "依頼を書き出しました / wrote the request to {}: 立会人側で / at the witness: kura witness cosign {} --out RESPONSE",
+                out.display(),
+                out.display()
+            );
+            Ok(())
+        }
+        LedgerCmd::WitnessImport { witness, file } => {
+            match log.witness_import(&witness, &read_file(&file)?).await? {
+                Some(note) => {
+                    println!("連署がそろい公開しました / enough cosignatures: checkpoint published");
+                    write_out(None, &note)?;
+                }
+                None => println!("連署を取り込みました（まだ不足）/ cosignature imported; more are needed"),
+            }
+            Ok(())
+        }
+        LedgerCmd::Key | LedgerCmd::Verify | LedgerCmd::Repair { .. } => Ok(()),
+    }
+}
+
+async fn find(log: &Log<SqliteStore>, sha: &str) -> Result<u64> {
+    log.find_file(sha).await?.ok_or_else(|| {
+        CliError::Usage(format!(
+            "sha256 {sha} のファイルは記録されていません / no file with this SHA-256 is recorded (kura ledger add-file)"
+        ))
+    })
+}
+
+fn witness_paths(home: &Home) -> (PathBuf, PathBuf, PathBuf) {
+    let r = home.root();
+    (r.join("keys/witness.key"), r.join("witness/logs.txt"), r.join("witness/state.json"))
+}
+
+/// The home's witness (key created on first use).
+pub fn open_witness(home: &Home, name: &str) -> Result<Witness> {
+    let (key_path, logs_path, state_path) = witness_paths(home);
+    let key = match read_secret(&key_path)? {
+        Some(k) => k,
+        None => {
+            let k = SignerKey::generate(name, SigType::Cosignature)?;
+            kura_store::home::write_atomic(&key_path, k.to_secret_string().as_bytes(), 0o600)?;
+            k
+        }
+    };
+    let logs = match std::fs::read_to_string(&logs_path) {
+        Ok(t) => {
+            t.lines().filter(|l| !l.trim().is_empty()).map(|l| VerifierKey::parse(l.trim())).collect::<std::result::Result<Vec<_>, _>>()?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(CliError::Io { path: logs_path.display().to_string(), source: e }),
+    };
+    if let Some(dir) = state_path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| CliError::Io { path: dir.display().to_string(), source: e })?;
+    }
+    Ok(Witness::open(key, logs, &state_path)?)
+}
+
+/// Runs `kura witness …`.
+pub fn witness(home: &Home, a: WitnessArgs) -> Result<()> {
+    match a.what {
+        WitnessCmd::Key { name } => {
+            println!("{}", open_witness(home, &name)?.verifier());
+            Ok(())
+        }
+        WitnessCmd::AddLog { vkey } => {
+            let key = VerifierKey::parse(&vkey)?;
+            let (_, logs_path, _) = witness_paths(home);
+            if let Some(dir) = logs_path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| CliError::Io { path: dir.display().to_string(), source: e })?;
+            }
+            let mut text = std::fs::read_to_string(&logs_path).unwrap_or_default();
+            if !text.lines().any(|l| l.trim() == key.to_string()) {
+                text.push_str(&format!("{key}\n"));
+                kura_store::home::write_atomic(&logs_path, text.as_bytes(), 0o644)?;
+            }
+            println!("連署対象に追加しました / now witnessing {}", key.name);
+            Ok(())
+        }
+        WitnessCmd::Cosign { request, out } => {
+            let w = open_witness(home, "kura.local/witness")?;
+            let resp = w.add_checkpoint(&read_file(&request)?);
+            write_out(Some(&out), &resp.to_file())?;
+            if resp.status == 200 {
+                println!("連署しました / cosigned; carry {} back to the log: kura ledger witness-import", out.display());
+                Ok(())
+            } else {
+                Err(CliError::Check(format!(
+                    "立会人は拒否しました / the witness refused: {} {}",
+                    resp.status,
+                    String::from_utf8_lossy(&resp.body).trim()
+                )))
+            }
+        }
+    }
+}
+
+fn parse_proof(list: &str) -> Result<Vec<Hash>> {
+    if list.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    list.split(',').map(|h| Hash::parse(h.trim()).map_err(CliError::from)).collect()
+}
+
+/// Runs `kura proof …`; every check exits non-zero unless the proof holds.
+pub fn proof(a: ProofArgs) -> Result<()> {
+    match a.what {
+        ProofCmd::CheckInclusion { leaf_hash, index, size, root, proof } => {
+            let (leaf, root, proof) = (Hash::parse(&leaf_hash)?, Hash::parse(&root)?, parse_proof(&proof)?);
+            kura_ledger::verify_inclusion(&leaf, index, size, &proof, &root)?;
+            println!("包含証明は正しい / inclusion proof holds: leaf {index} is in the tree of size {size}");
+            Ok(())
+        }
+        ProofCmd::CheckConsistency { size1, size2, root1, root2, proof } => {
+            let (r1, r2, proof) = (Hash::parse(&root1)?, Hash::parse(&root2)?, parse_proof(&proof)?);
+            verify_consistency(size1, size2, &r1, &r2, &proof)?;
+            println!("一貫性証明は正しい / consistency proof holds: the tree of size {size1} is a prefix of the tree of size {size2}");
+            Ok(())
+        }
+        ProofCmd::Verify { file, log_key, witness_keys, min_witnesses, data, leaf_hash: leaf_arg } => {
+            let p = ProofFile::parse(&read_file(&file)?)?;
+            let log_key = VerifierKey::parse(&log_key)?;
+            let ws = witness_keys.iter().map(|k| VerifierKey::parse(k)).collect::<std::result::Result<Vec<_>, _>>()?;
+            let leaf =
+                match (&leaf_arg, &p.extra) {
+                    (Some(h), _) => Hash::parse(h)?,
+                    (None, Some(entry)) => leaf_hash(entry),
+                    (None, None) => return Err(CliError::Usage(
+                        "証明にエントリが含まれていません。--leaf-hash を指定してください / the proof carries no entry: give --leaf-hash"
+                            .into(),
+                    )),
+                };
+            let signed = p.verify(&leaf, &log_key, &ws, min_witnesses)?;
+            // The proof's root must follow from the leaf (already checked inside verify).
+            let _ = root_from_inclusion(&leaf, p.index, signed.checkpoint.size, &p.proof)?;
+            let entry = p.extra.as_deref().and_then(|e| Entry::decode(e).ok());
+            if let Some(path) = data {
+                let sha = hex::encode(Sha256::digest(read_file(&path)?));
+                match &entry {
+                    Some(Entry::File(f)) if f.sha256 == sha => {}
+                    Some(Entry::File(f)) => {
+                        return Err(CliError::Check(format!(
+                            "{}: SHA-256 {sha} が記録 {} と違います / differs from the recorded {}",
+                            path.display(),
+                            f.sha256,
+                            f.sha256
+                        )));
+                    }
+                    _ => return Err(CliError::Check("証明はファイルの記録ではありません / the proof is not for a file record".into())),
+                }
+            }
+            println!("証明は正しい / proof verified: entry {} of {} (size {})", p.index, signed.checkpoint.origin, signed.checkpoint.size);
+            for c in &signed.cosigners {
+                println!("  連署 / cosigned by {} at {}", c.name, c.time.unwrap_or(0));
+            }
+            if let Some(e) = entry {
+                println!("  {}", e.summary());
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! The full audit (`kura ledger verify`) and repair from a mirror (`kura ledger repair`)
+//! (HX-4, HX-8, HIC-S6).
+//!
+//! [`verify`] recomputes every leaf hash from the stored entries, every hash tile and entry
+//! bundle, every checkpoint's signature and root, and the consistency of each checkpoint with
+//! the one before it. Each problem is reported with its location (entry index, tile path,
+//! checkpoint size). [`repair`] replaces damaged entries, tiles and bundles with a mirror's
+//! copies, but only once the repaired tree reproduces the signed root.
+
+use crate::LedgerError;
+use crate::checkpoint::{Checkpoint, open_checkpoint};
+use crate::hash::{Hash, leaf_hash};
+use crate::log::{READ_CHUNK, hash_tile};
+use crate::merkle::{MemoryTree, consistency_proof, verify_consistency};
+use crate::note::VerifierKey;
+use crate::store::LedgerStore;
+use crate::tile::{TILE_WIDTH, TileId, decode_bundle, encode_bundle, tiles_for_size};
+use crate::tiles::TileStore;
+
+type Result<T> = std::result::Result<T, LedgerError>;
+
+/// One thing found wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where: `entry 1234`, `tile/0/x001/234`, `checkpoint 5000`, `checkpoint file`.
+    pub location: String,
+    /// What.
+    pub what: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.location, self.what)
+    }
+}
+
+/// What an audit checked and found.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Entries hashed.
+    pub entries: u64,
+    /// Tiles and bundles compared.
+    pub tiles: u64,
+    /// Checkpoints checked.
+    pub checkpoints: u64,
+    /// The root recomputed from the entries.
+    pub root: Option<Hash>,
+    /// Everything wrong; empty means the log verifies.
+    pub problems: Vec<Problem>,
+}
+
+impl Report {
+    /// Whether the log verified.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    fn add(&mut self, location: impl Into<String>, what: impl Into<String>) {
+        self.problems.push(Problem { location: location.into(), what: what.into() });
+    }
+}
+
+/// Reads every entry, hashing as it goes; `each` sees every bundle-aligned group of entries.
+async fn load_tree<S: LedgerStore>(store: &S, size: u64, mut each: impl FnMut(u64, &[Vec<u8>])) -> Result<MemoryTree> {
+    let mut tree = MemoryTree::new();
+    let mut start = 0;
+    while start < size {
+        let end = (start + READ_CHUNK).min(size);
+        let entries = store.read(start, end).await?;
+        for h in hash_all(&entries) {
+            tree.push(h);
+        }
+        each(start, &entries);
+        start = end;
+    }
+    Ok(tree)
+}
+
+/// Leaf hashes of many entries, on two threads when there are enough.
+pub fn hash_all(entries: &[Vec<u8>]) -> Vec<Hash> {
+    if entries.len() < 4096 {
+        return entries.iter().map(|e| leaf_hash(e)).collect();
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let chunk = entries.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = entries.chunks(chunk).map(|c| s.spawn(move || c.iter().map(|e| leaf_hash(e)).collect::<Vec<_>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    })
+}
+
+/// The full audit. `witnesses` and `min_witnesses` state the cosigning policy that every
+/// stored checkpoint must meet.
+pub async fn verify<S: LedgerStore>(
+    store: &S,
+    tiles: &dyn TileStore,
+    log_key: &VerifierKey,
+    witnesses: &[VerifierKey],
+    min_witnesses: usize,
+) -> Result<Report> {
+    let mut report = Report::default();
+    let size = store.size().await?;
+    let mut bundle_problems = Vec::new();
+    let mut bundles_checked = 0u64;
+    let tree = load_tree(store, size, |start, entries| {
+        for (k, group) in entries.chunks(TILE_WIDTH as usize).enumerate() {
+            if group.len() as u64 != TILE_WIDTH {
+                continue;
+            }
+            let t = TileId::entries(start / TILE_WIDTH + k as u64, TILE_WIDTH as u16);
+            bundles_checked += 1;
+            if let Some(p) = check_bundle(tiles, t, group) {
+                bundle_problems.push(p);
+            }
+        }
+    })
+    .await?;
+    report.entries = size;
+    report.root = Some(tree.root());
+    report.tiles += bundles_checked;
+    report.problems.extend(bundle_problems);
+
+    let checkpoints = store.checkpoints().await?;
+    let published = checkpoints.last().map_or(0, |(s, _)| *s);
+    // Hash tiles: every full tile of the stored tree, and the partial ones of the published size.
+    for t in tiles_for_size(size).into_iter().chain(tiles_for_size(published.min(size)).into_iter().filter(|t| !t.is_full())) {
+        let Some(level) = t.level else {
+            if !t.is_full() {
+                let start = t.index * TILE_WIDTH;
+                let entries = store.read(start, start + u64::from(t.width)).await?;
+                report.tiles += 1;
+                if let Some(p) = check_bundle(tiles, t, &entries) {
+                    report.problems.push(p);
+                }
+            }
+            continue;
+        };
+        if !t.is_full() && tiles_for_size(published).iter().all(|p| *p != t) {
+            continue;
+        }
+        report.tiles += 1;
+        let want = hash_tile(&tree, level, t.index, t.width);
+        match tiles.get(&t.path())? {
+            None => report.add(t.path(), "missing / ありません"),
+            Some(got) if got != want => {
+                let k = got.chunks(32).zip(want.chunks(32)).position(|(a, b)| a != b).unwrap_or(want.len().min(got.len()) / 32);
+                let first_leaf = (t.index * TILE_WIDTH + k as u64) << (u32::from(level) * 8);
+                report.add(
+                    t.path(),
+                    format!("hash {k} (covering entries from {first_leaf}) differs from the entries / エントリと一致しません"),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+
+    let mut previous: Option<Checkpoint> = None;
+    for (cp_size, note) in &checkpoints {
+        report.checkpoints += 1;
+        let loc = format!("checkpoint {cp_size}");
+        let cp = match open_checkpoint(note, log_key, witnesses, min_witnesses) {
+            Ok(c) => c.checkpoint,
+            Err(e) => {
+                report.add(&loc, format!("{e}"));
+                continue;
+            }
+        };
+        if cp.size != *cp_size {
+            report.add(&loc, format!("stored under size {cp_size} but signs size {}", cp.size));
+        }
+        if cp.size > size {
+            report.add(&loc, format!("covers {} entries; the database holds only {size} (entries lost)", cp.size));
+        } else if tree.root_at(cp.size)? != cp.root {
+            report.add(&loc, format!("the entries 0..{} do not reproduce its signed root (entries altered or history rewritten)", cp.size));
+        }
+        if let Some(prev) = &previous
+            && prev.size <= size
+            && cp.size <= size
+        {
+            let proof = consistency_proof(&tree, prev.size, cp.size)?;
+            if verify_consistency(prev.size, cp.size, &prev.root, &cp.root, &proof).is_err() {
+                report.add(&loc, format!("not consistent with the previous checkpoint of size {} (split view or rewrite)", prev.size));
+            }
+        }
+        previous = Some(cp);
+    }
+    match (tiles.get("checkpoint")?, checkpoints.last()) {
+        (None, Some(_)) => report.add("checkpoint file", "missing / ありません"),
+        (Some(file), Some((_, note))) if &file != note => {
+            let why = match open_checkpoint(&file, log_key, witnesses, 0) {
+                Err(e) => format!("{e}"),
+                Ok(_) => "differs from the latest stored checkpoint".to_string(),
+            };
+            report.add("checkpoint file", why);
+        }
+        (Some(_), None) => report.add("checkpoint file", "present, but no checkpoint is stored"),
+        _ => {}
+    }
+    Ok(report)
+}
+
+fn check_bundle(tiles: &dyn TileStore, t: TileId, entries: &[Vec<u8>]) -> Option<Problem> {
+    let got = match tiles.get(&t.path()) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Some(Problem { location: t.path(), what: "missing / ありません".into() }),
+        Err(e) => return Some(Problem { location: t.path(), what: e.to_string() }),
+    };
+    let want = encode_bundle(entries.iter().map(Vec::as_slice)).ok()?;
+    if got == want {
+        return None;
+    }
+    let what = match decode_bundle(&got) {
+        Err(e) => e.to_string(),
+        Ok(decoded) => match decoded.iter().zip(entries).position(|(a, b)| *a != b.as_slice()) {
+            Some(k) => {
+                format!("entry {} differs from the database (the bundle or the database row was altered)", t.index * TILE_WIDTH + k as u64)
+            }
+            None => format!("holds {} entries, the database {}", decoded.len(), entries.len()),
+        },
+    };
+    Some(Problem { location: t.path(), what })
+}
+
+/// What a repair changed.
+#[derive(Debug, Clone, Default)]
+pub struct RepairReport {
+    /// Entries restored in the database.
+    pub entries: Vec<u64>,
+    /// Files rewritten.
+    pub files: Vec<String>,
+}
+
+/// Repairs the log from a mirror: damaged or missing entries, tiles, bundles and checkpoint
+/// file are replaced, but only after the repaired entries reproduce the root of a checkpoint
+/// signed by `log_key` (the newer of the local and the mirror's).
+pub async fn repair<S: LedgerStore>(
+    store: &S,
+    tiles: &dyn TileStore,
+    mirror: &dyn TileStore,
+    log_key: &VerifierKey,
+) -> Result<RepairReport> {
+    let local = store.latest_checkpoint().await?.and_then(|(_, n)| open_checkpoint(&n, log_key, &[], 0).ok().map(|c| (c.checkpoint, n)));
+    let remote = mirror.get("checkpoint")?.and_then(|n| open_checkpoint(&n, log_key, &[], 0).ok().map(|c| (c.checkpoint, n)));
+    let (cp, cp_note) = match (local, remote) {
+        (Some(l), Some(r)) => {
+            if r.0.size > l.0.size {
+                r
+            } else {
+                l
+            }
+        }
+        (Some(l), None) => l,
+        (None, Some(r)) => r,
+        (None, None) => return Err(LedgerError::Tampered("no checkpoint signed by the log key, locally or at the mirror".into())),
+    };
+    let n = cp.size;
+    let db_size = store.size().await?;
+    let mut entries: Vec<Vec<u8>> = Vec::with_capacity(n as usize);
+    let mut start = 0;
+    while start < n.min(db_size) {
+        let end = (start + READ_CHUNK).min(n.min(db_size));
+        match store.read(start, end).await {
+            Ok(e) => entries.extend(e),
+            Err(_) => {
+                // A hole in the table: read row by row, leaving gaps empty for the mirror to fill.
+                for i in start..end {
+                    entries.push(store.read(i, i + 1).await.ok().and_then(|mut v| v.pop()).unwrap_or_default());
+                }
+            }
+        }
+        start = end;
+    }
+    entries.resize(n as usize, Vec::new());
+    let mut restored = vec![false; n as usize];
+    let bundles: Vec<TileId> = tiles_for_size(n).into_iter().filter(|t| t.level.is_none()).collect();
+
+    // First only the bundles with local evidence of damage; then, if the root still differs, all.
+    let local_tree = load_tree_from(&entries);
+    let level0 = local_hash_tiles(tiles, n);
+    let suspicious: Vec<TileId> = bundles
+        .iter()
+        .copied()
+        .filter(|b| {
+            let (s, e) = (b.index * TILE_WIDTH, b.index * TILE_WIDTH + u64::from(b.width));
+            let local_bundle = tiles.get(&b.path()).ok().flatten();
+            let want = encode_bundle(entries[s as usize..e as usize].iter().map(Vec::as_slice)).ok();
+            local_bundle != want
+                || s >= db_size.min(n)
+                || e > db_size
+                || (s..e).any(|i| level0.get(i as usize).is_none_or(|h| *h != local_tree.level(0)[i as usize]))
+        })
+        .collect();
+    for pass in [suspicious, bundles.clone()] {
+        let root = load_tree_from(&entries).root();
+        if root == cp.root {
+            break;
+        }
+        for b in pass {
+            let Some(bytes) = mirror.get(&b.path())? else { continue };
+            let Ok(decoded) = decode_bundle(&bytes) else { continue };
+            if decoded.len() != usize::from(b.width) {
+                continue;
+            }
+            for (k, e) in decoded.iter().enumerate() {
+                let i = (b.index * TILE_WIDTH) as usize + k;
+                if entries[i] != *e {
+                    entries[i] = e.to_vec();
+                    restored[i] = true;
+                }
+            }
+        }
+    }
+    let tree = load_tree_from(&entries);
+    if tree.root() != cp.root {
+        return Err(LedgerError::Tampered(format!(
+            "even with the mirror's entries the tree does not reproduce the signed root of size {n}; nothing was changed"
+        )));
+    }
+    let mut out = RepairReport::default();
+    for (i, r) in restored.iter().enumerate() {
+        if *r {
+            store.replace(i as u64, &entries[i]).await?;
+            out.entries.push(i as u64);
+        }
+    }
+    // Files: every tile of size n must match the verified tree; take the mirror's copy when it does.
+    for t in tiles_for_size(n) {
+        let want = match t.level {
+            Some(level) => hash_tile(&tree, level, t.index, t.width),
+            None => {
+                let s = (t.index * TILE_WIDTH) as usize;
+                encode_bundle(entries[s..s + usize::from(t.width)].iter().map(Vec::as_slice))?
+            }
+        };
+        if tiles.get(&t.path())?.as_ref() != Some(&want) {
+            let from_mirror = mirror.get(&t.path())?.filter(|m| *m == want);
+            tiles.put(&t.path(), from_mirror.as_ref().unwrap_or(&want))?;
+            out.files.push(t.path());
+        }
+    }
+    if store.latest_checkpoint().await?.is_none_or(|(s, _)| s < n) {
+        store.add_checkpoint(n, &cp_note).await?;
+    }
+    let latest = store.latest_checkpoint().await?.map(|(_, b)| b).unwrap_or(cp_note);
+    if tiles.get("checkpoint")?.as_ref() != Some(&latest) {
+        tiles.put("checkpoint", &latest)?;
+        out.files.push("checkpoint".into());
+    }
+    Ok(out)
+}
+
+fn load_tree_from(entries: &[Vec<u8>]) -> MemoryTree {
+    let mut t = MemoryTree::new();
+    for h in hash_all(entries) {
+        t.push(h);
+    }
+    t
+}
+
+fn local_hash_tiles(tiles: &dyn TileStore, n: u64) -> Vec<Hash> {
+    let mut out = Vec::with_capacity(n as usize);
+    for t in tiles_for_size(n).into_iter().filter(|t| t.level == Some(0)) {
+        match tiles.get(&t.path()).ok().flatten().and_then(|b| crate::tile::decode_hashes(&b, t.width).ok()) {
+            Some(hs) => out.extend(hs),
+            None => out.extend(std::iter::repeat_n(Hash::empty(), usize::from(t.width))),
+        }
+    }
+    out
+}

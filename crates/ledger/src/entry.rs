@@ -1,0 +1,327 @@
+//! What a leaf holds: a versioned, canonical encoding of audit events and data-authenticity
+//! records (HX-10, HX-12, HIC-S5).
+//!
+//! An entry is one line of compact JSON with a fixed field order, for example
+//!
+//! ```text
+//! {"kind":"audit","v":1,"time":"2026-11-22T04:08:00.123456Z","actor":{"user":"operator",
+//!  "institution":"","cert":""},"action":"ledger.note","object":"","object_hash":null,
+//!  "outcome":"ok","request":"","detail":"backup restored"}
+//! ```
+//!
+//! (shown folded). Canonical means: [`Entry::decode`] accepts only bytes that [`Entry::encode`]
+//! would have produced for the same value, so one event has exactly one leaf hash, and any
+//! JSON reader can still read the log. Times are UTC with microseconds, from the log's one
+//! clock ([`Clock`]), never decreasing.
+//!
+//! A converted file is recorded as one [`FileRecord`] (its SHA-256, size and record count)
+//! followed by [`RecordHashes`] entries holding the SHA-256 of each record, up to
+//! [`RECORDS_PER_ENTRY`] per entry; whoever holds the file can recompute every hash and ask for
+//! an inclusion proof of each entry.
+
+use crate::LedgerError;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The encoding's version, written in every entry as `"v"`.
+pub const ENTRY_VERSION: u32 = 1;
+
+/// Record hashes per [`RecordHashes`] entry (keeps an entry below the 64 KiB bundle limit).
+pub const RECORDS_PER_ENTRY: usize = 512;
+
+/// Who acted: the user, the institution they act for and the fingerprint (SHA-256, hex) of the
+/// client certificate they presented; empty strings where not applicable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Actor {
+    /// User name.
+    pub user: String,
+    /// Institution code or name.
+    pub institution: String,
+    /// Client-certificate SHA-256 fingerprint, lower-case hex.
+    pub cert: String,
+}
+
+/// One operation (HX-10, HIC-S5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditEvent {
+    /// Encoding version ([`ENTRY_VERSION`]).
+    pub v: u32,
+    /// UTC time, `YYYY-MM-DDTHH:MM:SS.ffffffZ`, set by the log's clock.
+    pub time: String,
+    /// Who.
+    pub actor: Actor,
+    /// What, as a dotted verb, e.g. `dataset.read`, `output.approve`, `ledger.note`.
+    pub action: String,
+    /// On what: a dataset, file, project or user identifier.
+    pub object: String,
+    /// SHA-256 (hex) of the object's content, where there is one.
+    pub object_hash: Option<String>,
+    /// `ok`, `denied` or `error`.
+    pub outcome: String,
+    /// The request's identifier, to join with server logs.
+    pub request: String,
+    /// Free text (an operator's note); no personal data.
+    pub detail: Option<String>,
+}
+
+/// A converted file (HX-12): its SHA-256 and how many record hashes follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRecord {
+    /// Encoding version.
+    pub v: u32,
+    /// UTC time.
+    pub time: String,
+    /// Who submitted it.
+    pub actor: Actor,
+    /// The file's name as submitted.
+    pub name: String,
+    /// SHA-256 of the whole file, hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Number of records (lines without their terminator).
+    pub records: u64,
+}
+
+/// The SHA-256 of records `first .. first + sha256.len()` of a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordHashes {
+    /// Encoding version.
+    pub v: u32,
+    /// SHA-256 of the file, hex.
+    pub file: String,
+    /// Number of the first record (0-based).
+    pub first: u64,
+    /// Record hashes, hex.
+    pub sha256: Vec<String>,
+}
+
+/// A leaf's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    /// An operation.
+    Audit(AuditEvent),
+    /// A converted file.
+    File(FileRecord),
+    /// Hashes of a file's records.
+    Records(RecordHashes),
+}
+
+impl Entry {
+    /// The canonical bytes.
+    pub fn encode(&self) -> Result<Vec<u8>, LedgerError> {
+        let bytes = serde_json::to_vec(self).map_err(|e| LedgerError::Malformed { what: "entry", detail: e.to_string() })?;
+        if bytes.len() > crate::tile::MAX_ENTRY_LEN {
+            return Err(LedgerError::EntryTooLong(bytes.len()));
+        }
+        Ok(bytes)
+    }
+
+    /// Reads canonical bytes; anything else (other field order, spaces, unknown fields or
+    /// versions) is refused.
+    pub fn decode(bytes: &[u8]) -> Result<Entry, LedgerError> {
+        let bad = |d: String| LedgerError::Malformed { what: "entry", detail: d };
+        let e: Entry = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+        let v = match &e {
+            Entry::Audit(a) => a.v,
+            Entry::File(f) => f.v,
+            Entry::Records(r) => r.v,
+        };
+        if v != ENTRY_VERSION {
+            return Err(bad(format!("version {v} is not {ENTRY_VERSION}")));
+        }
+        if e.encode()? != bytes {
+            return Err(bad("not in canonical form".into()));
+        }
+        Ok(e)
+    }
+
+    /// A short description for listings.
+    pub fn summary(&self) -> String {
+        match self {
+            Entry::Audit(a) => format!("{} {} {} {} {}", a.time, a.actor.user, a.action, a.object, a.outcome),
+            Entry::File(f) => format!("{} file {} sha256:{} {} records", f.time, f.name, f.sha256, f.records),
+            Entry::Records(r) => format!("records {}..{} of sha256:{}", r.first, r.first + r.sha256.len() as u64, r.file),
+        }
+    }
+}
+
+/// The entries that record a file: one [`FileRecord`], then its record hashes. A record is a
+/// line without its terminator (`\n` or `\r\n`); a last line without terminator counts.
+pub fn file_entries(name: &str, content: &[u8], actor: &Actor, time: &str) -> Vec<Entry> {
+    let file_hash = hex::encode(Sha256::digest(content));
+    let mut lines: Vec<&[u8]> = content.split(|b| *b == b'\n').collect();
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    let hashes: Vec<String> = lines.iter().map(|l| hex::encode(Sha256::digest(l.strip_suffix(b"\r").unwrap_or(l)))).collect();
+    let mut out = vec![Entry::File(FileRecord {
+        v: ENTRY_VERSION,
+        time: time.to_string(),
+        actor: actor.clone(),
+        name: name.to_string(),
+        sha256: file_hash.clone(),
+        bytes: content.len() as u64,
+        records: hashes.len() as u64,
+    })];
+    for (i, chunk) in hashes.chunks(RECORDS_PER_ENTRY).enumerate() {
+        out.push(Entry::Records(RecordHashes {
+            v: ENTRY_VERSION,
+            file: file_hash.clone(),
+            first: (i * RECORDS_PER_ENTRY) as u64,
+            sha256: chunk.to_vec(),
+        }));
+    }
+    out
+}
+
+/// The log's one clock: UTC with microseconds, never going backwards even if the system clock
+/// does (HX-10: one time source for every entry).
+#[derive(Debug, Default)]
+pub struct Clock {
+    last_micros: std::sync::atomic::AtomicU64,
+}
+
+impl Clock {
+    /// The next timestamp: now, or one microsecond after the previous one if the system clock
+    /// has not moved on.
+    pub fn now(&self) -> String {
+        use std::sync::atomic::Ordering;
+        let sys = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        let mut prev = self.last_micros.load(Ordering::Relaxed);
+        loop {
+            let next = sys.max(prev + 1);
+            match self.last_micros.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return format_micros(next),
+                Err(p) => prev = p,
+            }
+        }
+    }
+
+    /// Makes sure later timestamps are after `time` (used when reopening a log).
+    pub fn not_before(&self, time: &str) {
+        if let Some(m) = parse_micros(time) {
+            self.last_micros.fetch_max(m, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// Formats microseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+pub fn format_micros(micros: u64) -> String {
+    let secs = micros / 1_000_000;
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z", s / 3600, s / 60 % 60, s % 60, micros % 1_000_000)
+}
+
+/// Parses a time written by [`format_micros`].
+pub fn parse_micros(t: &str) -> Option<u64> {
+    let b = t.as_bytes();
+    if b.len() != 27 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'.' || b[26] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<u64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let days = days_from_civil(y as i64, mo as u32, d as u32)?;
+    let secs = u64::try_from(days).ok()? * 86_400 + num(11..13)? * 3600 + num(14..16)? * 60 + num(17..19)?;
+    Some(secs * 1_000_000 + num(20..26)?)
+}
+
+// Days since 1970-01-01 to and from the proleptic Gregorian calendar, by 400-year eras.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> Option<i64> {
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from(if m > 2 { m - 3 } else { m + 9 });
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    (civil_from_days(days) == (if m <= 2 { y + 1 } else { y }, m, d)).then_some(days)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> Entry {
+        Entry::Audit(AuditEvent {
+            v: ENTRY_VERSION,
+            time: "2026-11-22T04:08:00.123456Z".into(),
+            actor: Actor { user: "鈴木".into(), institution: "1310000001".into(), cert: "ab".repeat(32) },
+            action: "dataset.read".into(),
+            object: "ndb/re".into(),
+            object_hash: None,
+            outcome: "ok".into(),
+            request: "r-1".into(),
+            detail: Some("line\nbreak \"quoted\"".into()),
+        })
+    }
+
+    #[test]
+    fn canonical_round_trip_and_refusals() {
+        let e = event();
+        let bytes = e.encode().unwrap();
+        assert!(bytes.starts_with(br#"{"kind":"audit","v":1,"time":"2026-11-22T04:08:00.123456Z","actor":{"user":""#));
+        assert_eq!(Entry::decode(&bytes).unwrap(), e);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        for bad in [
+            text.replace("\"v\":1", "\"v\":2"),
+            text.replace(",\"outcome\"", ", \"outcome\""),
+            text.replacen("{\"kind\":\"audit\",\"v\":1,", "{\"v\":1,\"kind\":\"audit\",", 1),
+            text.replace("\"detail\"", "\"extra\":1,\"detail\""),
+            text[..text.len() - 1].to_string(),
+        ] {
+            assert!(Entry::decode(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn file_entries_hash_each_record() {
+        let content = b"IR,1,13\r\nRE,1,1127\nSY,8842\n";
+        let es = file_entries("a.uke", content, &Actor::default(), "2026-11-22T00:00:00.000000Z");
+        let Entry::File(f) = &es[0] else { panic!() };
+        assert_eq!(f.records, 3);
+        assert_eq!(f.sha256, hex::encode(Sha256::digest(content)));
+        let Entry::Records(r) = &es[1] else { panic!() };
+        assert_eq!(r.sha256[0], hex::encode(Sha256::digest(b"IR,1,13")));
+        assert_eq!(r.sha256[2], hex::encode(Sha256::digest(b"SY,8842")));
+        let many: Vec<u8> = (0..1200).flat_map(|i| format!("{i}\n").into_bytes()).collect();
+        let es = file_entries("b", &many, &Actor::default(), "t");
+        assert_eq!(es.len(), 1 + 3);
+        assert!(es.iter().all(|e| e.encode().is_ok()), "each entry fits a bundle");
+    }
+
+    #[test]
+    fn clock_and_times() {
+        assert_eq!(format_micros(0), "1970-01-01T00:00:00.000000Z");
+        let t = 1_795_000_000_123_456u64;
+        assert_eq!(parse_micros(&format_micros(t)), Some(t));
+        assert_eq!(format_micros(951_782_400_000_000), "2000-02-29T00:00:00.000000Z");
+        assert!(parse_micros("2026-02-30T00:00:00.000000Z").is_none());
+        let c = Clock::default();
+        c.not_before("2999-01-01T00:00:00.000000Z");
+        let a = c.now();
+        let b = c.now();
+        assert!(a.starts_with("2999-01-01T00:00:00.0000") && b > a, "{a} {b}");
+    }
+}
