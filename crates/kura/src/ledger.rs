@@ -370,7 +370,12 @@ pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
                 let ws: Vec<VerifierKey> = witnesses(home)?.into_iter().map(|w| w.key).collect();
                 let report = verify(&store, &DirTiles::new(&paths.published), key.verifier(), &ws, home.config().ledger.min_witnesses).await?;
                 if report.ok() {
-                    println!("修復完了、検証済み / repaired: {} entries, {} files; the log verifies", out.entries.len(), out.files.len());
+                    println!(
+                        "修復完了、検証済み / repaired: {} entries, {} files, {} checkpoints; the log verifies",
+                        out.entries.len(),
+                        out.files.len(),
+                        out.checkpoints
+                    );
                     Ok(())
                 } else {
                     for p in &report.problems {

@@ -228,6 +228,8 @@ pub struct RepairReport {
     pub entries: Vec<u64>,
     /// Files rewritten.
     pub files: Vec<String>,
+    /// Stored checkpoints restored (a damaged signed note replaced by the verified one).
+    pub checkpoints: usize,
 }
 
 /// Repairs the log from a mirror: damaged or missing entries, tiles, bundles and checkpoint
@@ -338,8 +340,11 @@ pub async fn repair<S: LedgerStore>(
             out.files.push(t.path());
         }
     }
-    if store.latest_checkpoint().await?.is_none_or(|(s, _)| s < n) {
+    // The stored checkpoint of this size: added if missing, restored if it no longer verifies.
+    let stored = store.checkpoints().await?.into_iter().find(|(s, _)| *s == n).map(|(_, b)| b);
+    if stored.as_ref().is_none_or(|b| open_checkpoint(b, log_key, &[], 0).is_err()) {
         store.add_checkpoint(n, &cp_note).await?;
+        out.checkpoints += 1;
     }
     let latest = store.latest_checkpoint().await?.map(|(_, b)| b).unwrap_or(cp_note);
     if tiles.get("checkpoint")?.as_ref() != Some(&latest) {

@@ -175,7 +175,16 @@ impl<S: LedgerStore> Log<S> {
             client: RwLock::new(None),
         });
         tokio::spawn(batcher(inner.clone(), rx, bundle));
-        Ok(Log { inner, tx })
+        let log = Log { inner, tx };
+        // A crash between storing a checkpoint and publishing it leaves the published files
+        // behind the database: publish again (files are written atomically, so this is safe).
+        if let Some((cp_size, note)) = log.inner.store.latest_checkpoint().await?
+            && log.inner.tiles.get("checkpoint")?.as_ref() != Some(&note)
+        {
+            log.publish_tiles(cp_size).await?;
+            log.inner.tiles.put("checkpoint", &note)?;
+        }
+        Ok(log)
     }
 
     /// Sets the client used to reach online witnesses.
@@ -274,16 +283,18 @@ impl<S: LedgerStore> Log<S> {
     }
 
     async fn ask_online(&self, client: &dyn WitnessClient, url: &str, w: &WitnessEndpoint, note: &Note, size: u64) -> Result<()> {
+        // A 409 with the witness's size is answered once more, from that size (tlog-witness).
+        let mut last = Ok(());
         for _attempt in 0..2 {
             let body = self.request_body(&w.key.name, note, size).await?;
             let resp = client.add_checkpoint(url, body).await?;
             let retry = resp.status == 409 && resp.content_type == "text/x.tlog.size";
-            self.apply_response(&w.key.name, resp, note.clone(), size).await?;
+            last = self.apply_response(&w.key.name, resp, note.clone(), size).await.map(|_| ());
             if !retry {
-                return Ok(());
+                break;
             }
         }
-        Ok(())
+        last
     }
 
     async fn pending_for(&self, size: u64) -> Result<Option<Note>> {

@@ -1,0 +1,296 @@
+//! The ledger from the command line, through the real binary: appends, files and their
+//! proofs, verification and repair, an offline witness, and RFC 6962 proof checks
+//! (HX-3, HX-4, HX-8, HX-10, HX-12, HIC-S5, HIC-S6).
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn kura(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kura")).arg("--home").arg(home).args(args).env("USER", "tester").output().unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn fails(o: &Output) -> String {
+    assert!(!o.status.success(), "expected failure, got: {}", String::from_utf8_lossy(&o.stdout));
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn flip(path: &Path, at: usize) {
+    let mut b = std::fs::read(path).unwrap();
+    b[at] ^= 0x01;
+    std::fs::write(path, b).unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn append_files_proofs_verify_and_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    ok(&kura(&home, &["init"]));
+    let vkey = ok(&kura(&home, &["ledger", "key"])).trim().to_string();
+    assert!(vkey.starts_with("kura.local/") && vkey.splitn(3, '+').count() == 3, "{vkey}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(home.join("keys/ledger.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the signing key must be readable by the owner only");
+    }
+
+    let out = ok(&kura(&home, &["ledger", "append", "maintenance window opened"]));
+    assert!(out.contains("recorded entry 0"), "{out}");
+    // `-` reads standard input.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
+        .arg("--home")
+        .arg(&home)
+        .args(["ledger", "append", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all("鍵を交換した / keys rotated\n".as_bytes()).unwrap();
+    assert!(ok(&child.wait_with_output().unwrap()).contains("recorded entry 1"));
+
+    // A converted file with 600 records: one file entry and two record-hash entries.
+    let data = dir.path().join("receipts.csv");
+    let body: String = (0..600).map(|i| format!("RE,{i},1,2026-04\n")).collect();
+    std::fs::write(&data, &body).unwrap();
+    let out = ok(&kura(&home, &["ledger", "add-file", "--institution", "1312345678", data.to_str().unwrap()]));
+    assert!(out.contains("600") && out.contains("at entry 2"), "{out}");
+    // Enough notes to fill one full bundle (256 entries) and part of the next.
+    for i in 0..3 {
+        ok(&kura(&home, &["ledger", "append", &format!("note {i}")]));
+    }
+    let cp = ok(&kura(&home, &["ledger", "checkpoint"]));
+    let origin = vkey.split('+').next().unwrap();
+    assert!(cp.starts_with(&format!("{origin}\n8\n")), "{cp}");
+    assert!(cp.contains(&format!("\u{2014} {origin} ")));
+    assert_eq!(std::fs::read_to_string(home.join("ledger/log/checkpoint")).unwrap(), cp);
+
+    // The proof of a file, checked offline against the data itself.
+    let proof = dir.path().join("receipts.tlog-proof");
+    ok(&kura(&home, &["ledger", "prove", "--file", data.to_str().unwrap(), "--out", proof.to_str().unwrap()]));
+    let text = std::fs::read_to_string(&proof).unwrap();
+    assert!(text.starts_with("c2sp.org/tlog-proof@v1\nextra "), "{text}");
+    let out = ok(&kura(&home, &["proof", "verify", proof.to_str().unwrap(), "--log-key", &vkey, "--data", data.to_str().unwrap()]));
+    assert!(out.contains("proof verified: entry 2"), "{out}");
+    // A different file, another log's key, and every altered byte of the proof are refused.
+    let other = dir.path().join("other.csv");
+    std::fs::write(&other, "RE,0\n").unwrap();
+    fails(&kura(&home, &["proof", "verify", proof.to_str().unwrap(), "--log-key", &vkey, "--data", other.to_str().unwrap()]));
+    let stranger = tempfile::tempdir().unwrap();
+    let other_key = ok(&kura(stranger.path(), &["ledger", "key"])).trim().to_string();
+    fails(&kura(&home, &["proof", "verify", proof.to_str().unwrap(), "--log-key", &other_key]));
+    fails(&kura(&home, &["proof", "verify", proof.to_str().unwrap(), "--log-key", &vkey, "--min-witnesses", "1"]));
+    let bytes = std::fs::read(&proof).unwrap();
+    let altered = dir.path().join("altered.tlog-proof");
+    for at in (0..bytes.len()).step_by(7) {
+        let mut b = bytes.clone();
+        b[at] ^= 0x02;
+        std::fs::write(&altered, &b).unwrap();
+        let o = kura(&home, &["proof", "verify", altered.to_str().unwrap(), "--log-key", &vkey]);
+        assert!(!o.status.success(), "byte {at} altered ('{}'), yet the proof verified", bytes[at] as char);
+    }
+    // By index too.
+    ok(&kura(&home, &["ledger", "prove", "--index", "0", "--out", proof.to_str().unwrap()]));
+    let out = ok(&kura(&home, &["proof", "verify", proof.to_str().unwrap(), "--log-key", &vkey]));
+    assert!(out.contains("ledger.note"), "{out}");
+
+    let out = ok(&kura(&home, &["ledger", "verify"]));
+    assert!(out.contains("OK") && out.contains("8 エントリ entries"), "{out}");
+
+    // Grow past one full bundle so that full tiles exist, then tamper and repair.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let db = home.join("state.db");
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+        for i in 8..300i64 {
+            sqlx::query("INSERT INTO ledger_entries (idx, data) VALUES (?, ?)")
+                .bind(i)
+                .bind(format!("bulk {i}").into_bytes())
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+    });
+    ok(&kura(&home, &["ledger", "checkpoint"]));
+    ok(&kura(&home, &["ledger", "verify"]));
+    let mirror = dir.path().join("mirror");
+    copy_dir(&home.join("ledger/log"), &mirror);
+
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+        sqlx::query("UPDATE ledger_entries SET data = 'bulk 99!' WHERE idx = 99").execute(&pool).await.unwrap();
+        pool.close().await;
+    });
+    flip(&home.join("ledger/log/tile/0/000"), 100);
+    flip(&home.join("ledger/log/checkpoint"), 3);
+    let out = fails(&kura(&home, &["ledger", "verify"]));
+    for want in ["entry 99 differs", "tile/0/000", "checkpoint file", "checkpoint 300"] {
+        assert!(out.contains(want), "verify did not report {want}:\n{out}");
+    }
+    // The damaged log refuses new appends rather than signing over the damage.
+    fails(&kura(&home, &["ledger", "append", "on top of damage"]));
+    let out = ok(&kura(&home, &["ledger", "repair", "--from", mirror.to_str().unwrap()]));
+    assert!(out.contains("restored entry 99") && out.contains("the log verifies"), "{out}");
+    ok(&kura(&home, &["ledger", "verify"]));
+    ok(&kura(&home, &["ledger", "append", "after repair"]));
+}
+
+#[test]
+fn offline_witness_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log_home, w_home) = (dir.path().join("log"), dir.path().join("witness"));
+    ok(&kura(&log_home, &["init"]));
+    let cfg = log_home.join("kura.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("origin = \"\"", "origin = \"example.org/audit\"");
+    std::fs::write(&cfg, &text).unwrap();
+    let log_key = ok(&kura(&log_home, &["ledger", "key"])).trim().to_string();
+    assert!(log_key.starts_with("example.org/audit+"));
+    let w_key = ok(&kura(&w_home, &["witness", "key", "--name", "example.org/vault"])).trim().to_string();
+    assert!(w_key.starts_with("example.org/vault+"));
+    ok(&kura(&w_home, &["witness", "add-log", &log_key]));
+
+    // The log requires one cosignature from the offline witness.
+    let text = text.replace("min_witnesses = 0", "min_witnesses = 1") + &format!("\n[[ledger.witnesses]]\nkey = \"{w_key}\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let out = ok(&kura(&log_home, &["ledger", "append", "first"]));
+    assert!(out.contains("waits for witnesses"), "{out}");
+    assert!(!log_home.join("ledger/log/checkpoint").exists(), "published without a cosignature");
+
+    let req = dir.path().join("req");
+    let resp = dir.path().join("resp");
+    ok(&kura(&log_home, &["ledger", "witness-request", "--witness", "example.org/vault", "--out", req.to_str().unwrap()]));
+    ok(&kura(&w_home, &["witness", "cosign", req.to_str().unwrap(), "--out", resp.to_str().unwrap()]));
+    // A replayed request is refused with 409 and the witness's size.
+    let out = fails(&kura(&w_home, &["witness", "cosign", req.to_str().unwrap(), "--out", dir.path().join("again").to_str().unwrap()]));
+    assert!(out.contains("409"), "{out}");
+    let out = ok(&kura(&log_home, &["ledger", "witness-import", "--witness", "example.org/vault", resp.to_str().unwrap()]));
+    assert!(out.contains("published") && out.contains("\u{2014} example.org/vault "), "{out}");
+
+    let proof = dir.path().join("p.tlog-proof");
+    ok(&kura(&log_home, &["ledger", "prove", "--index", "0", "--out", proof.to_str().unwrap()]));
+    let p = proof.to_str().unwrap();
+    let out = ok(&kura(&log_home, &["proof", "verify", p, "--log-key", &log_key, "--witness-key", &w_key, "--min-witnesses", "1"]));
+    assert!(out.contains("cosigned by example.org/vault"), "{out}");
+    fails(&kura(&log_home, &["proof", "verify", p, "--log-key", &log_key, "--witness-key", &w_key, "--min-witnesses", "2"]));
+
+    // Second round: the witness checks consistency from what it cosigned before.
+    ok(&kura(&log_home, &["ledger", "append", "second"]));
+    ok(&kura(&log_home, &["ledger", "witness-request", "--witness", "example.org/vault", "--out", req.to_str().unwrap()]));
+    ok(&kura(&w_home, &["witness", "cosign", req.to_str().unwrap(), "--out", resp.to_str().unwrap()]));
+    ok(&kura(&log_home, &["ledger", "witness-import", "--witness", "example.org/vault", resp.to_str().unwrap()]));
+    let cp = ok(&kura(&log_home, &["ledger", "checkpoint"]));
+    assert!(cp.starts_with("example.org/audit\n2\n"), "{cp}");
+    ok(&kura(&log_home, &["ledger", "verify"]));
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Inclusion {
+    leaf_idx: u64,
+    tree_size: u64,
+    root: String,
+    leaf_hash: String,
+    proof: Vec<String>,
+    #[serde(rename = "want_err")]
+    want_err: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct Consistency {
+    size1: u64,
+    size2: u64,
+    root1: String,
+    root2: String,
+    proof: Vec<String>,
+    want_err: bool,
+}
+
+fn vectors<T: for<'de> serde::Deserialize<'de>>(name: &str) -> Vec<T> {
+    let path = format!("{}/../ledger/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn to_hex(b64: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(b64).unwrap().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn rfc6962_proof_checks_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let inclusion: Vec<Inclusion> = vectors("inclusion.json");
+    assert!(inclusion.iter().any(|v| v.want_err) && inclusion.iter().any(|v| !v.want_err));
+    for (k, v) in inclusion.iter().enumerate() {
+        // Alternate base64 and hex, as auditors may paste either.
+        let enc = |h: &String| if k % 2 == 0 { h.clone() } else { to_hex(h) };
+        let proof: Vec<String> = v.proof.iter().map(enc).collect();
+        let (index, size) = (v.leaf_idx.to_string(), v.tree_size.to_string());
+        let o = kura(
+            home,
+            &[
+                "proof",
+                "check-inclusion",
+                "--leaf-hash",
+                &enc(&v.leaf_hash),
+                "--index",
+                &index,
+                "--size",
+                &size,
+                "--root",
+                &enc(&v.root),
+                "--proof",
+                &proof.join(","),
+            ],
+        );
+        assert_eq!(o.status.success(), !v.want_err, "inclusion vector {k}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let consistency: Vec<Consistency> = vectors("consistency.json");
+    for (k, v) in consistency.iter().enumerate() {
+        let (s1, s2) = (v.size1.to_string(), v.size2.to_string());
+        let o = kura(
+            home,
+            &[
+                "proof",
+                "check-consistency",
+                "--size1",
+                &s1,
+                "--size2",
+                &s2,
+                "--root1",
+                &v.root1,
+                "--root2",
+                &v.root2,
+                "--proof",
+                &v.proof.join(","),
+            ],
+        );
+        assert_eq!(o.status.success(), !v.want_err, "consistency vector {k}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    // An empty proof is an empty string: a one-leaf tree's leaf is its root.
+    let leaf = "bjQLnP+zepicpUTmu3gKLHiQHT+zNzh2hRGjBhevoB0=";
+    ok(&kura(home, &["proof", "check-inclusion", "--leaf-hash", leaf, "--index", "0", "--size", "1", "--root", leaf, "--proof", ""]));
+    let out = fails(&kura(
+        home,
+        &["proof", "check-inclusion", "--leaf-hash", "zz", "--index", "0", "--size", "1", "--root", leaf, "--proof", ""],
+    ));
+    assert!(out.contains("hash"), "{out}");
+}
