@@ -62,9 +62,15 @@ enum LedgerCmd {
     Verify,
     /// ミラーから破損したエントリ・タイルを修復 / repair damaged entries and tiles from a mirror
     Repair {
-        /// ミラーのディレクトリ / the mirror: a directory laid out at tlog-tiles paths
+        /// ミラー：tlog-tiles 形式のディレクトリか http:// の URL / the mirror: a directory at tlog-tiles paths or an http:// URL
         #[arg(long = "from", value_name = "MIRROR")]
-        from: PathBuf,
+        from: String,
+    },
+    /// チェックポイント・タイル・バンドルを読み取り専用で公開（HTTP）/ serve the checkpoint, tiles and bundles read-only over HTTP
+    Serve {
+        /// 待ち受けアドレス（ポート0で空きポート）/ address to listen on (port 0 picks a free one)
+        #[arg(long, default_value = "127.0.0.1:7380")]
+        listen: String,
     },
     /// エントリの包含証明（.tlog-proof）を作成 / write an offline inclusion proof (.tlog-proof)
     Prove {
@@ -127,6 +133,12 @@ enum WitnessCmd {
         /// 応答の出力先 / response file
         #[arg(long)]
         out: PathBuf,
+    },
+    /// オンライン立会人として add-checkpoint を受け付ける（HTTP）/ run an online witness: POST /add-checkpoint over HTTP
+    Serve {
+        /// 待ち受けアドレス（ポート0で空きポート）/ address to listen on (port 0 picks a free one)
+        #[arg(long, default_value = "127.0.0.1:7381")]
+        listen: String,
     },
 }
 
@@ -287,7 +299,12 @@ pub async fn open_log(home: &Home) -> Result<Log<SqliteStore>> {
     let mut opts = LogOptions::new(key);
     opts.witnesses = witnesses(home)?;
     opts.min_witnesses = home.config().ledger.min_witnesses;
-    Ok(Log::open(store, Arc::new(DirTiles::new(&paths.published)), opts).await?)
+    let online = opts.witnesses.iter().any(|w| w.url.is_some());
+    let log = Log::open(store, Arc::new(DirTiles::new(&paths.published)), opts).await?;
+    if online {
+        log.set_witness_client(Arc::new(kura_server::client::HttpWitnessClient::default()));
+    }
+    Ok(log)
 }
 
 fn operator(actor: Option<String>) -> String {
@@ -357,10 +374,30 @@ pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
                 let paths = LedgerPaths::of(home);
                 let key = signing_key(home)?;
                 let store = SqliteStore::open(&paths.db).await?;
-                if !from.is_dir() {
-                    return Err(CliError::Usage(format!("--from {}: ディレクトリではありません / not a directory (a copy of ledger/log)", from.display())));
-                }
-                let out = repair(&store, &DirTiles::new(&paths.published), &DirTiles::new(&from), key.verifier()).await?;
+                // A URL is copied to a scratch directory first; repair verifies every byte of it.
+                let scratch;
+                let mirror_dir = if from.starts_with("http://") || from.starts_with("https://") {
+                    scratch = tempfile::tempdir().map_err(|e| CliError::Io { path: "temporary directory".into(), source: e })?;
+                    let pb = indicatif::ProgressBar::new(0);
+                    pb.set_message("ミラーを取得 / fetching the mirror");
+                    kura_server::client::fetch_mirror(&from, scratch.path(), &|done, total| {
+                        pb.set_length(total);
+                        pb.set_position(done);
+                    })
+                    .await
+                    .map_err(|e| CliError::Check(e.to_string()))?;
+                    pb.finish_and_clear();
+                    scratch.path().to_path_buf()
+                } else {
+                    let p = PathBuf::from(&from);
+                    if !p.is_dir() {
+                        return Err(CliError::Usage(format!(
+                            "--from {from}: ディレクトリでも http:// の URL でもありません / neither a directory (a copy of ledger/log) nor an http:// URL"
+                        )));
+                    }
+                    p
+                };
+                let out = repair(&store, &DirTiles::new(&paths.published), &DirTiles::new(&mirror_dir), key.verifier()).await?;
                 for i in &out.entries {
                     println!("修復 / restored entry {i}");
                 }
@@ -383,6 +420,13 @@ pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
                     }
                     Err(CliError::Check(format!("修復後も {} 件の問題 / {} problem(s) remain", report.problems.len(), report.problems.len())))
                 }
+            }
+            LedgerCmd::Serve { listen } => {
+                let paths = LedgerPaths::of(home);
+                std::fs::create_dir_all(&paths.published)
+                    .map_err(|e| CliError::Io { path: paths.published.display().to_string(), source: e })?;
+                let router = kura_server::ledger::tile_routes(Arc::new(DirTiles::new(&paths.published)));
+                serve_until_ctrl_c(&listen, router, "台帳 / ledger").await
             }
             cmd => {
                 let log = open_log(home).await?;
@@ -499,7 +543,7 @@ async fn ledger_running(_home: &Home, log: &Log<SqliteStore>, cmd: LedgerCmd) ->
             }
             Ok(())
         }
-        LedgerCmd::Key | LedgerCmd::Verify | LedgerCmd::Repair { .. } => Ok(()),
+        LedgerCmd::Key | LedgerCmd::Verify | LedgerCmd::Repair { .. } | LedgerCmd::Serve { .. } => Ok(()),
     }
 }
 
@@ -540,9 +584,31 @@ pub fn open_witness(home: &Home, name: &str) -> Result<Witness> {
     Ok(Witness::open(key, logs, &state_path)?)
 }
 
+/// Binds `listen`, prints the address (for scripts: the first line of standard output) and
+/// serves until Ctrl-C.
+async fn serve_until_ctrl_c(listen: &str, router: kura_server::Router, what: &str) -> Result<()> {
+    let (listener, addr) = kura_server::bind(listen).await.map_err(|e| CliError::Check(e.to_string()))?;
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{addr}");
+        let _ = writeln!(out, "{what}: 待ち受け中（Ctrl-C で終了）/ serving; Ctrl-C stops");
+        let _ = out.flush();
+    }
+    kura_server::serve(listener, router, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .map_err(|e| CliError::Check(e.to_string()))
+}
+
 /// Runs `kura witness …`.
 pub fn witness(home: &Home, a: WitnessArgs) -> Result<()> {
     match a.what {
+        WitnessCmd::Serve { listen } => {
+            let w = Arc::new(open_witness(home, "kura.local/witness")?);
+            runtime()?.block_on(serve_until_ctrl_c(&listen, kura_server::ledger::witness_routes(w), "立会人 / witness"))
+        }
         WitnessCmd::Key { name } => {
             println!("{}", open_witness(home, &name)?.verifier());
             Ok(())

@@ -294,3 +294,86 @@ fn rfc6962_proof_checks_from_the_cli() {
     ));
     assert!(out.contains("hash"), "{out}");
 }
+
+/// A `kura … serve` child process, killed when dropped; its address is read from the first
+/// line it prints.
+struct Server {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Server {
+    fn start(home: &Path, args: &[&str]) -> Server {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
+            .arg("--home")
+            .arg(home)
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line: {line:?}")).to_string();
+        Server { child, url }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn online_witness_and_repair_from_a_served_mirror() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log_home, w_home, mirror_home) = (dir.path().join("log"), dir.path().join("witness"), dir.path().join("mirror"));
+    ok(&kura(&log_home, &["init"]));
+    let log_key = ok(&kura(&log_home, &["ledger", "key"])).trim().to_string();
+    let w_key = ok(&kura(&w_home, &["witness", "key", "--name", "example.org/w1"])).trim().to_string();
+    ok(&kura(&w_home, &["witness", "add-log", &log_key]));
+    let witness = Server::start(&w_home, &["witness", "serve"]);
+    assert!(witness.url.starts_with("http://127.0.0.1:"), "{}", witness.url);
+
+    // The log requires the online witness's cosignature and gets it over HTTP.
+    let cfg = log_home.join("kura.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text.replace("min_witnesses = 0", "min_witnesses = 1")
+        + &format!("\n[[ledger.witnesses]]\nkey = \"{w_key}\"\nurl = \"{}\"\n", witness.url);
+    std::fs::write(&cfg, text).unwrap();
+    for i in 0..4 {
+        let out = ok(&kura(&log_home, &["ledger", "append", &format!("operator note {i}")]));
+        assert!(out.contains(&format!("checkpoint: size {}", i + 1)), "{out}");
+    }
+    let cp = ok(&kura(&log_home, &["ledger", "checkpoint"]));
+    assert!(cp.contains("— example.org/w1 "), "the published checkpoint carries the cosignature: {cp}");
+    let p = dir.path().join("p.tlog-proof");
+    ok(&kura(&log_home, &["ledger", "prove", "--index", "1", "--out", p.to_str().unwrap()]));
+    ok(&kura(&log_home, &["proof", "verify", p.to_str().unwrap(), "--log-key", &log_key, "--witness-key", &w_key, "--min-witnesses", "1"]));
+    // With the witness gone, nothing new is published.
+    drop(witness);
+    let out = ok(&kura(&log_home, &["ledger", "append", "after the witness went away"]));
+    assert!(out.contains("waits for witnesses"), "{out}");
+    let out = fails(&kura(&log_home, &["ledger", "checkpoint"]));
+    assert!(out.contains("1"), "{out}");
+    assert!(std::fs::read_to_string(log_home.join("ledger/log/checkpoint")).unwrap().contains("\n4\n"));
+
+    // A mirror: a copy of the published directory in another home, served read-only.
+    copy_dir(&log_home.join("ledger/log"), &mirror_home.join("ledger/log"));
+    let mirror = Server::start(&mirror_home, &["ledger", "serve"]);
+    flip(&log_home.join("ledger/log/tile/entries/000.p/4"), 100);
+    let out = fails(&kura(&log_home, &["ledger", "verify"]));
+    assert!(out.contains("tile/entries/000.p/4"), "{out}");
+    let out = ok(&kura(&log_home, &["ledger", "repair", "--from", &mirror.url]));
+    assert!(out.contains("repaired"), "{out}");
+    ok(&kura(&log_home, &["ledger", "verify"]));
+    // An unreachable mirror or a non-http URL is a clear error.
+    drop(mirror);
+    flip(&log_home.join("ledger/log/tile/entries/000.p/4"), 100);
+    let out = fails(&kura(&log_home, &["ledger", "repair", "--from", "ftp://example.org/log"]));
+    assert!(out.contains("http://"), "{out}");
+}

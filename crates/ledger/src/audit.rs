@@ -122,8 +122,11 @@ pub async fn verify<S: LedgerStore>(
 
     let checkpoints = store.checkpoints().await?;
     let published = checkpoints.last().map_or(0, |(s, _)| *s);
-    // Hash tiles: every full tile of the stored tree, and the partial ones of the published size.
-    for t in tiles_for_size(size).into_iter().chain(tiles_for_size(published.min(size)).into_iter().filter(|t| !t.is_full())) {
+    // Every full tile of the stored tree, and the partial tiles and bundle of the published
+    // size (partials of unpublished sizes are never written). Full bundles were checked above.
+    let full = tiles_for_size(size).into_iter().filter(|t| t.is_full());
+    let partial = tiles_for_size(published.min(size)).into_iter().filter(|t| !t.is_full());
+    for t in full.chain(partial) {
         let Some(level) = t.level else {
             if !t.is_full() {
                 let start = t.index * TILE_WIDTH;
@@ -135,9 +138,6 @@ pub async fn verify<S: LedgerStore>(
             }
             continue;
         };
-        if !t.is_full() && tiles_for_size(published).iter().all(|p| *p != t) {
-            continue;
-        }
         report.tiles += 1;
         let want = hash_tile(&tree, level, t.index, t.width);
         match tiles.get(&t.path())? {

@@ -1,0 +1,166 @@
+//! HTTP clients: asking online witnesses to cosign, and copying a mirror for repair.
+//!
+//! Plain HTTP is enough for what travels here: checkpoints, cosignatures, tiles and bundles are
+//! all signed or hashed by the log, and every byte fetched is verified before it is used.
+
+use crate::ServerError;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use kura_ledger::log::WitnessClient;
+use kura_ledger::note::Note;
+use kura_ledger::tile::{MAX_ENTRY_LEN, TILE_WIDTH, tiles_for_size};
+use kura_ledger::tiles::{DirTiles, TileStore};
+use kura_ledger::witness::WitnessResponse;
+use kura_ledger::{Checkpoint, LedgerError};
+use std::path::Path;
+use std::time::Duration;
+
+/// How long one request may take.
+pub const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Largest body read from a peer: a full entry bundle of the largest entries.
+pub const MAX_BODY: usize = TILE_WIDTH as usize * (MAX_ENTRY_LEN + 2);
+
+/// A small HTTP/1.1 client with timeouts and body limits.
+#[derive(Clone)]
+pub struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http::new()
+    }
+}
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Http")
+    }
+}
+
+/// A response: status, content type and body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// The Content-Type header, or empty.
+    pub content_type: String,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Http {
+    /// A client (keep-alive connections, no TLS: see the module documentation).
+    pub fn new() -> Http {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(TIMEOUT));
+        connector.set_nodelay(true);
+        Http { client: Client::builder(TokioExecutor::new()).build(connector) }
+    }
+
+    fn check(url: &str) -> Result<hyper::Uri, ServerError> {
+        let uri: Option<hyper::Uri> = url.parse().ok();
+        let Some(uri) = uri.filter(|u| u.scheme_str() == Some("http") && u.host().is_some()) else {
+            return Err(ServerError::Peer {
+                url: url.into(),
+                detail: "http:// の URL を指定してください / only http:// URLs are supported here (the data is signed; put TLS in front if needed)"
+                    .into(),
+            });
+        };
+        Ok(uri)
+    }
+
+    /// Sends a request and reads the answer, within [`TIMEOUT`] and [`MAX_BODY`].
+    pub async fn send(&self, method: hyper::Method, url: &str, body: Vec<u8>) -> Result<Answer, ServerError> {
+        let uri = Self::check(url)?;
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(hyper::header::USER_AGENT, concat!("kura/", env!("CARGO_PKG_VERSION")))
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ServerError::Peer { url: url.into(), detail: e.to_string() })?;
+        let peer = |detail: String| ServerError::Peer { url: url.into(), detail };
+        let work = async {
+            let resp = self.client.request(req).await.map_err(|e| peer(format!("接続できません / cannot connect: {e}")))?;
+            let status = resp.status().as_u16();
+            let content_type =
+                resp.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+            let body = Limited::new(resp.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| peer(format!("応答を読めません / cannot read the answer: {e}")))?
+                .to_bytes()
+                .to_vec();
+            Ok(Answer { status, content_type, body })
+        };
+        tokio::time::timeout(TIMEOUT, work)
+            .await
+            .map_err(|_| peer(format!("{} 秒で応答なし / no answer within {TIMEOUT:?}", TIMEOUT.as_secs())))?
+    }
+
+    /// `GET url`: the body on 200, `None` on 404.
+    pub async fn get(&self, url: &str) -> Result<Option<Vec<u8>>, ServerError> {
+        let a = self.send(hyper::Method::GET, url, Vec::new()).await?;
+        match a.status {
+            200 => Ok(Some(a.body)),
+            404 => Ok(None),
+            s => Err(ServerError::Peer { url: url.into(), detail: format!("HTTP {s}") }),
+        }
+    }
+}
+
+/// Reaches online witnesses at their submission prefix (`<url>/add-checkpoint`).
+#[derive(Debug, Clone, Default)]
+pub struct HttpWitnessClient {
+    http: Http,
+}
+
+impl WitnessClient for HttpWitnessClient {
+    fn add_checkpoint(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<WitnessResponse, LedgerError>> + Send + '_>> {
+        let url = format!("{}/add-checkpoint", url.trim_end_matches('/'));
+        Box::pin(async move {
+            let a = self
+                .http
+                .send(hyper::Method::POST, &url, body)
+                .await
+                .map_err(|e| LedgerError::Peer { peer: url.clone(), detail: e.to_string() })?;
+            // Only the size-conflict content type matters to the protocol; keep it exact.
+            let content_type =
+                if a.content_type.starts_with("text/x.tlog.size") { "text/x.tlog.size" } else { "text/plain; charset=utf-8" };
+            Ok(WitnessResponse { status: a.status, body: a.body, content_type })
+        })
+    }
+}
+
+/// Copies a mirror served at `url` (tlog-tiles paths) into `dir`: its checkpoint and every tile
+/// and bundle of the checkpoint's size. Nothing is trusted here; repair verifies it all against
+/// the log key. `progress` is called with (files done, files total).
+pub async fn fetch_mirror(url: &str, dir: &Path, progress: &dyn Fn(u64, u64)) -> Result<u64, ServerError> {
+    let http = Http::new();
+    let base = url.trim_end_matches('/');
+    let out = DirTiles::new(dir);
+    let Some(cp) = http.get(&format!("{base}/checkpoint")).await? else {
+        return Err(ServerError::Peer {
+            url: url.into(), detail: "チェックポイントがありません / the mirror has no checkpoint".into()
+        });
+    };
+    let size = Note::parse(&cp).and_then(|n| Checkpoint::parse_body(&n.text)).map(|c| c.size)?;
+    out.put("checkpoint", &cp)?;
+    let tiles = tiles_for_size(size);
+    let total = tiles.len() as u64;
+    for (done, t) in tiles.into_iter().enumerate() {
+        if let Some(b) = http.get(&format!("{base}/{}", t.path())).await? {
+            out.put(&t.path(), &b)?;
+        }
+        progress(done as u64 + 1, total);
+    }
+    Ok(total)
+}
