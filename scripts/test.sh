@@ -21,4 +21,32 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests (debug profile)"
 cargo test --workspace --locked
 
+step "fuzz (cargo fuzz: the ledger's parsers of untrusted input, ${KURA_FUZZ_SECONDS:-20} s per target)"
+# libFuzzer needs a nightly compiler's -Z flags: the installed nightly if there is one,
+# otherwise the pinned stable compiler with RUSTC_BOOTSTRAP (same flags, no download).
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked --version 0.13.2
+fi
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    fuzz() { cargo +nightly fuzz "$@"; }
+else
+    fuzz() { RUSTC_BOOTSTRAP=1 cargo fuzz "$@"; }
+fi
+corpus="$(mktemp -d)"
+trap 'rm -rf "$corpus"' EXIT
+fuzz build -O
+for target in $(fuzz list); do
+    mkdir -p "$corpus/$target"
+    # New inputs go to the scratch corpus; the committed seeds are read only. A crash fails
+    # the run and leaves the input under fuzz/artifacts/.
+    log="$corpus/$target.log"
+    if ! fuzz run -O "$target" "$corpus/$target" "fuzz/seeds/$target" -- \
+        -max_total_time="${KURA_FUZZ_SECONDS:-20}" >"$log" 2>&1; then
+        tail -n 80 "$log"
+        echo "FAILED: fuzz target $target (see fuzz/artifacts/$target/)"
+        exit 1
+    fi
+    echo "$target: $(grep -E '^Done' "$log")"
+done
+
 step "all checks passed"

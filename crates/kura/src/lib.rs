@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod bench_ledger;
 pub mod demo;
 pub mod ledger;
 pub mod output;
@@ -198,6 +199,9 @@ enum BenchWhat {
     /// Kura（暗号化・許可経由）とDuckDB（平文Parquet）で同じ分析SQLを比較 / the same analytical SQL through
     /// Kura (encrypted, through a grant) and DuckDB (plaintext Parquet), side by side
     Query(bench::QueryBenchArgs),
+    /// 監査台帳の追記・証明・全件監査の速度（100万件×256バイト）/ the audit ledger: durable appends,
+    /// inclusion proofs and the full verify (1,000,000 entries of 256 bytes)
+    Ledger(bench_ledger::LedgerBenchArgs),
 }
 
 fn default_home() -> PathBuf {
@@ -318,6 +322,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Proof(a) => ledger::proof(a),
         Command::Bench(b) => match b.what {
             BenchWhat::Query(q) => bench::query(cli.home.clone(), q),
+            BenchWhat::Ledger(l) => bench_ledger::ledger(l),
         },
     }
 }

@@ -2,6 +2,7 @@
 //! proofs, verification and repair, an offline witness, and RFC 6962 proof checks
 //! (HX-3, HX-4, HX-8, HX-10, HX-12, HIC-S5, HIC-S6).
 
+use kura_ledger::tile::{decode_bundle, encode_bundle};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -136,7 +137,12 @@ fn append_files_proofs_verify_and_repair() {
 
     rt.block_on(async {
         let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
-        sqlx::query("UPDATE ledger_entries SET data = 'bulk 99!' WHERE idx = 99").execute(&pool).await.unwrap();
+        // Entry 99 now lives in the sealed row of bundle 0: rewrite it there.
+        let row: Vec<u8> = sqlx::query_scalar("SELECT data FROM ledger_bundles WHERE bundle = 0").fetch_one(&pool).await.unwrap();
+        let mut entries: Vec<Vec<u8>> = decode_bundle(&row).unwrap().into_iter().map(<[u8]>::to_vec).collect();
+        entries[99] = b"bulk 99!".to_vec();
+        let row = encode_bundle(entries.iter().map(Vec::as_slice)).unwrap();
+        sqlx::query("UPDATE ledger_bundles SET data = ? WHERE bundle = 0").bind(row).execute(&pool).await.unwrap();
         pool.close().await;
     });
     flip(&home.join("ledger/log/tile/0/000"), 100);
@@ -376,4 +382,27 @@ fn online_witness_and_repair_from_a_served_mirror() {
     flip(&log_home.join("ledger/log/tile/entries/000.p/4"), 100);
     let out = fails(&kura(&log_home, &["ledger", "repair", "--from", "ftp://example.org/log"]));
     assert!(out.contains("http://"), "{out}");
+}
+
+/// The benchmark runs end to end on a small log (its figures are not judged here: speed is
+/// measured in release builds, see docs/benchmarks.md).
+#[test]
+fn ledger_benchmark_runs_and_its_log_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("bench");
+    let o = Command::new(env!("CARGO_BIN_EXE_kura"))
+        .args(["bench", "ledger", "--entries", "3000", "--proofs", "500", "--writers", "32", "--dir"])
+        .arg(&work)
+        .output()
+        .unwrap();
+    let out = ok(&o);
+    for row in ["durable appends", "append latency p99", "inclusion proofs generated", "full verify", "3000 entries"] {
+        assert!(out.contains(row), "{row} missing from:\n{out}");
+    }
+    // The benchmark's log is a real one: the published checkpoint covers every entry.
+    let cp = std::fs::read_to_string(work.join("log/checkpoint")).unwrap();
+    assert_eq!(cp.lines().nth(1), Some("3000"), "{cp}");
+    // A second run refuses to mix with the first.
+    let o = Command::new(env!("CARGO_BIN_EXE_kura")).args(["bench", "ledger", "--entries", "10", "--dir"]).arg(&work).output().unwrap();
+    assert!(fails(&o).contains("earlier run"));
 }

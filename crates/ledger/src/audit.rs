@@ -16,6 +16,7 @@ use crate::note::VerifierKey;
 use crate::store::LedgerStore;
 use crate::tile::{TILE_WIDTH, TileId, decode_bundle, encode_bundle, tiles_for_size};
 use crate::tiles::TileStore;
+use futures::{StreamExt, stream};
 
 type Result<T> = std::result::Result<T, LedgerError>;
 
@@ -61,20 +62,26 @@ impl Report {
 }
 
 /// Reads every entry, hashing as it goes; `each` sees every bundle-aligned group of entries.
+/// Reads run ahead of the hashing (several chunks in flight on separate connections), so the
+/// database, the hashing and the bundle checks overlap.
 async fn load_tree<S: LedgerStore>(store: &S, size: u64, mut each: impl FnMut(u64, &[Vec<u8>])) -> Result<MemoryTree> {
     let mut tree = MemoryTree::new();
-    let mut start = 0;
-    while start < size {
-        let end = (start + READ_CHUNK).min(size);
-        let entries = store.read(start, end).await?;
-        for h in hash_all(&entries) {
-            tree.push(h);
-        }
+    let chunks = (0..size).step_by(AUDIT_CHUNK as usize).map(|start| (start, (start + AUDIT_CHUNK).min(size)));
+    let mut reads =
+        stream::iter(chunks).map(|(start, end)| async move { store.read(start, end).await.map(|e| (start, e)) }).buffered(READS_AHEAD);
+    while let Some(read) = reads.next().await {
+        let (start, entries) = read?;
+        tree.extend(&hash_all(&entries));
         each(start, &entries);
-        start = end;
     }
     Ok(tree)
 }
+
+/// Entries per audit read: a multiple of the bundle width, so bundles never straddle reads.
+const AUDIT_CHUNK: u64 = 64 * TILE_WIDTH;
+
+/// Audit reads in flight at once.
+const READS_AHEAD: usize = 2;
 
 /// Leaf hashes of many entries, on two threads when there are enough.
 pub fn hash_all(entries: &[Vec<u8>]) -> Vec<Hash> {
@@ -85,7 +92,7 @@ pub fn hash_all(entries: &[Vec<u8>]) -> Vec<Hash> {
     let chunk = entries.len().div_ceil(threads);
     std::thread::scope(|s| {
         let handles: Vec<_> = entries.chunks(chunk).map(|c| s.spawn(move || c.iter().map(|e| leaf_hash(e)).collect::<Vec<_>>())).collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
     })
 }
 

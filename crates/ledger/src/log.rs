@@ -109,6 +109,7 @@ impl<S: LedgerStore> Log<S> {
     /// writes any full tile a crash left unwritten, and starts the batcher. Needs a Tokio
     /// runtime.
     pub async fn open(store: S, tiles: Arc<dyn TileStore>, opts: LogOptions) -> Result<Log<S>> {
+        store.seal().await?;
         let size = store.size().await?;
         let mut tree = MemoryTree::new();
         let mut bundle: Vec<Vec<u8>> = Vec::new();
@@ -550,6 +551,7 @@ async fn commit_batch<S: LedgerStore>(inner: &Inner<S>, entries: Vec<Vec<u8>>, b
         if size > tree_size {
             let extra = inner.store.read(tree_size, size).await?;
             integrate(inner, &extra, bundle)?;
+            inner.store.seal().await?;
         }
         return Ok((size, size));
     }

@@ -217,6 +217,32 @@ impl MemoryTree {
         }
     }
 
+    /// Appends many leaf hashes at once, computing the new interior nodes of each level on
+    /// all cores. Same result as [`MemoryTree::push`] of each leaf in turn.
+    pub fn extend(&mut self, leaves: &[Hash]) {
+        if leaves.len() < 4096 {
+            leaves.iter().for_each(|h| self.push(*h));
+            return;
+        }
+        if self.levels.is_empty() {
+            self.levels.push(Vec::new());
+        }
+        self.levels[0].extend_from_slice(leaves);
+        // Invariant: level L+1 holds floor(len(L) / 2) hashes, one per complete pair below.
+        let mut level = 0;
+        while self.levels[level].len() >= 2 {
+            if self.levels.len() == level + 1 {
+                self.levels.push(Vec::new());
+            }
+            let (lower, upper) = self.levels.split_at_mut(level + 1);
+            let (row, parents) = (&lower[level], &mut upper[0]);
+            let first = parents.len();
+            let pairs = &row[2 * first..2 * (row.len() / 2)];
+            parents.extend(pair_hashes(pairs));
+            level += 1;
+        }
+    }
+
     /// The complete-subtree hashes of one level (level 0: the leaf hashes).
     pub fn level(&self, level: u8) -> &[Hash] {
         self.levels.get(usize::from(level)).map_or(&[], |v| v.as_slice())
@@ -231,6 +257,20 @@ impl MemoryTree {
     pub fn root(&self) -> Hash {
         root(self, self.size()).unwrap_or_else(|_| Hash::empty())
     }
+}
+
+/// `node_hash` of each pair, on all cores when there are many.
+fn pair_hashes(pairs: &[Hash]) -> Vec<Hash> {
+    let hash = |c: &[Hash]| c.chunks_exact(2).map(|p| node_hash(&p[0], &p[1])).collect::<Vec<_>>();
+    if pairs.len() < 8192 {
+        return hash(pairs);
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let chunk = pairs.len().div_ceil(2 * threads) * 2;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = pairs.chunks(chunk).map(|c| s.spawn(move || hash(c))).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
 }
 
 impl NodeSource for MemoryTree {

@@ -4,10 +4,13 @@
 //! history of signed checkpoints. [`SqliteStore`] is the embedded default. Because the entries
 //! live in the application's own SQLite database, an audit event commits **in the same
 //! transaction** as the state change it records ([`append_in`], HIC-S5): either both are
-//! durable or neither is. A PostgreSQL store implements the same contract with the same
-//! tables; published tiles go to a [`crate::tiles::TileStore`] (a directory, later an object store).
+//! durable or neither is. Once 256 consecutive entries are stored they are sealed into one row
+//! holding their tlog-tiles entry bundle, which makes reading the log (the full audit reads
+//! every entry) a matter of a few thousand rows instead of millions. A PostgreSQL store
+//! implements the same contract with the same tables; published tiles go to a [`crate::tiles::TileStore`] (a directory, later an object store).
 
 use crate::LedgerError;
+use crate::tile::{TILE_WIDTH, decode_bundle, encode_bundle};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection};
 use std::future::Future;
@@ -37,10 +40,14 @@ pub trait LedgerStore: Send + Sync + 'static {
     fn get_meta(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
     /// Sets a named value.
     fn set_meta(&self, key: &str, value: &[u8]) -> impl Future<Output = Result<()>> + Send;
+    /// Compacts entries that applications committed one by one (stores without a compact form
+    /// do nothing). Never changes what [`LedgerStore::read`] returns.
+    fn seal(&self) -> impl Future<Output = Result<()>> + Send;
 }
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS ledger_entries (idx INTEGER PRIMARY KEY, data BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ledger_bundles (bundle INTEGER PRIMARY KEY, data BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ledger_checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)",
 ];
@@ -48,8 +55,13 @@ const SCHEMA: &[&str] = &[
 /// Most parameters in one SQLite statement (the library's limit is 32,766).
 const MAX_ROWS_PER_INSERT: usize = 8_000;
 
-/// The embedded store: tables `ledger_entries`, `ledger_checkpoints` and `ledger_meta` in a
-/// SQLite database in WAL mode with `synchronous=FULL`, so a commit is on disk when it returns.
+/// Number of entries stored, whichever table holds the last one.
+const SIZE_SQL: &str = "SELECT max((SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries), \
+     (SELECT COALESCE(MAX(bundle) + 1, 0) * 256 FROM ledger_bundles))";
+
+/// The embedded store: tables `ledger_entries` (entries not yet sealed), `ledger_bundles`
+/// (full bundles of 256 entries, in tlog-tiles entry-bundle encoding, keyed by bundle index),
+/// `ledger_checkpoints` and `ledger_meta` in a SQLite database in WAL mode with `synchronous=FULL`, so a commit is on disk when it returns.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -91,7 +103,8 @@ pub async fn append_in(conn: &mut SqliteConnection, entry: &[u8]) -> Result<u64>
         return Err(LedgerError::EntryTooLong(entry.len()));
     }
     let row = sqlx::query(
-        "INSERT INTO ledger_entries (idx, data) VALUES ((SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries), ?) RETURNING idx",
+        "INSERT INTO ledger_entries (idx, data) VALUES ((SELECT max((SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries), \
+         (SELECT COALESCE(MAX(bundle) + 1, 0) * 256 FROM ledger_bundles))), ?) RETURNING idx",
     )
     .bind(entry)
     .fetch_one(&mut *conn)
@@ -101,8 +114,7 @@ pub async fn append_in(conn: &mut SqliteConnection, entry: &[u8]) -> Result<u64>
 
 impl LedgerStore for SqliteStore {
     async fn size(&self) -> Result<u64> {
-        let row = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries").fetch_one(&self.pool).await?;
-        Ok(row.get::<i64, _>(0) as u64)
+        Ok(sqlx::query_scalar::<_, i64>(SIZE_SQL).fetch_one(&self.pool).await? as u64)
     }
 
     async fn append(&self, entries: &[Vec<u8>]) -> Result<u64> {
@@ -110,7 +122,7 @@ impl LedgerStore for SqliteStore {
             return Err(LedgerError::EntryTooLong(e.len()));
         }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let first = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries").fetch_one(&mut *tx).await?.get::<i64, _>(0);
+        let first: i64 = sqlx::query_scalar(SIZE_SQL).fetch_one(&mut *tx).await?;
         let mut next = first;
         for chunk in entries.chunks(MAX_ROWS_PER_INSERT) {
             let mut sql = String::with_capacity(40 + chunk.len() * 6);
@@ -126,36 +138,77 @@ impl LedgerStore for SqliteStore {
             }
             q.execute(&mut *tx).await?;
         }
+        seal_in(&mut tx).await?;
         tx.commit().await?;
         Ok(first as u64)
     }
 
     async fn read(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {
-        let rows = sqlx::query("SELECT idx, data FROM ledger_entries WHERE idx >= ? AND idx < ? ORDER BY idx")
-            .bind(start as i64)
-            .bind(end as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (i, r) in rows.iter().enumerate() {
-            let idx = r.get::<i64, _>(0) as u64;
-            if idx != start + i as u64 {
-                return Err(LedgerError::Tampered(format!("entry {} is missing from the database", start + i as u64)));
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let width = TILE_WIDTH;
+        let mut out: Vec<Option<Vec<u8>>> = vec![None; (end - start) as usize];
+        let bundles: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT bundle, data FROM ledger_bundles WHERE bundle >= ? AND bundle < ? ORDER BY bundle")
+                .bind((start / width) as i64)
+                .bind(end.div_ceil(width) as i64)
+                .fetch_all(&self.pool)
+                .await?;
+        for (b, data) in &bundles {
+            let b = *b as u64;
+            let entries = sealed_entries(b, data)?;
+            for (k, e) in entries.into_iter().enumerate() {
+                let i = b * width + k as u64;
+                if (start..end).contains(&i) {
+                    out[(i - start) as usize] = Some(e.to_vec());
+                }
             }
-            out.push(r.get::<Vec<u8>, _>(1));
         }
-        if out.len() as u64 != end.saturating_sub(start) {
-            return Err(LedgerError::Tampered(format!("entries {}..{end} are missing from the database", start + out.len() as u64)));
+        if out.iter().any(Option::is_none) {
+            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT idx, data FROM ledger_entries WHERE idx >= ? AND idx < ?")
+                .bind(start as i64)
+                .bind(end as i64)
+                .fetch_all(&self.pool)
+                .await?;
+            for (i, data) in rows {
+                let slot = &mut out[(i as u64 - start) as usize];
+                if slot.is_none() {
+                    *slot = Some(data);
+                }
+            }
         }
-        Ok(out)
+        out.into_iter()
+            .enumerate()
+            .map(|(k, e)| e.ok_or_else(|| LedgerError::Tampered(format!("entry {} is missing from the database", start + k as u64))))
+            .collect()
     }
 
     async fn replace(&self, index: u64, entry: &[u8]) -> Result<()> {
-        sqlx::query("INSERT OR REPLACE INTO ledger_entries (idx, data) VALUES (?, ?)")
-            .bind(index as i64)
-            .bind(entry)
-            .execute(&self.pool)
-            .await?;
+        let b = index / TILE_WIDTH;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let sealed: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT data FROM ledger_bundles WHERE bundle = ?").bind(b as i64).fetch_optional(&mut *tx).await?;
+        match sealed.as_deref().map(|data| sealed_entries(b, data)) {
+            Some(Ok(entries)) => {
+                let k = (index % TILE_WIDTH) as usize;
+                let bundle = encode_bundle(entries.iter().enumerate().map(|(j, e)| if j == k { entry } else { *e }))?;
+                sqlx::query("UPDATE ledger_bundles SET data = ? WHERE bundle = ?").bind(bundle).bind(b as i64).execute(&mut *tx).await?;
+            }
+            damaged_or_unsealed => {
+                // A bundle row too damaged to decode is dropped: the repair restores each of its
+                // entries through here, and the next seal rebuilds the bundle.
+                if damaged_or_unsealed.is_some() {
+                    sqlx::query("DELETE FROM ledger_bundles WHERE bundle = ?").bind(b as i64).execute(&mut *tx).await?;
+                }
+                sqlx::query("INSERT OR REPLACE INTO ledger_entries (idx, data) VALUES (?, ?)")
+                    .bind(index as i64)
+                    .bind(entry)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -187,4 +240,51 @@ impl LedgerStore for SqliteStore {
         sqlx::query("INSERT OR REPLACE INTO ledger_meta (key, value) VALUES (?, ?)").bind(key).bind(value).execute(&self.pool).await?;
         Ok(())
     }
+
+    async fn seal(&self) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        seal_in(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// The 256 entries of a sealed bundle row; a row that does not decode to exactly 256 entries
+/// is reported as damaged, naming the bundle and its entries.
+fn sealed_entries(b: u64, data: &[u8]) -> Result<Vec<&[u8]>> {
+    let damaged = |why: String| {
+        LedgerError::Tampered(format!(
+            "bundle {b} in the database (entries {}..{}) is damaged: {why}",
+            b * TILE_WIDTH,
+            (b + 1) * TILE_WIDTH
+        ))
+    };
+    let entries = decode_bundle(data).map_err(|e| damaged(e.to_string()))?;
+    if entries.len() as u64 != TILE_WIDTH {
+        return Err(damaged(format!("it holds {} entries", entries.len())));
+    }
+    Ok(entries)
+}
+
+/// Seals every complete group of 256 unsealed entries into one bundle row, inside the caller's
+/// transaction.
+async fn seal_in(conn: &mut SqliteConnection) -> Result<()> {
+    let full: Vec<i64> = sqlx::query_scalar(
+        "SELECT idx / 256 AS b FROM ledger_entries GROUP BY b HAVING count(*) = 256 \
+         AND NOT EXISTS (SELECT 1 FROM ledger_bundles WHERE bundle = b) ORDER BY b",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for b in full {
+        let (lo, hi) = (b * 256, b * 256 + 256);
+        let entries: Vec<Vec<u8>> = sqlx::query_scalar("SELECT data FROM ledger_entries WHERE idx >= ? AND idx < ? ORDER BY idx")
+            .bind(lo)
+            .bind(hi)
+            .fetch_all(&mut *conn)
+            .await?;
+        let bundle = encode_bundle(entries.iter().map(Vec::as_slice))?;
+        sqlx::query("INSERT INTO ledger_bundles (bundle, data) VALUES (?, ?)").bind(b).bind(bundle).execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM ledger_entries WHERE idx >= ? AND idx < ?").bind(lo).bind(hi).execute(&mut *conn).await?;
+    }
+    Ok(())
 }

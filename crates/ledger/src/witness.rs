@@ -52,7 +52,8 @@ impl AddCheckpoint {
         let bad = |d: String| LedgerError::Malformed { what: "add-checkpoint request", detail: d };
         let split = body.windows(2).position(|w| w == b"\n\n").ok_or_else(|| bad("no blank line before the checkpoint".into()))?;
         let head = std::str::from_utf8(&body[..=split]).map_err(|_| bad("the header is not UTF-8".into()))?;
-        let mut lines = head.lines();
+        // Split on '\n' only: `lines()` would also accept "\r\n", and the encoding is exact.
+        let mut lines = head[..head.len() - 1].split('\n');
         let old_line = lines.next().unwrap_or("");
         let old_text = old_line.strip_prefix("old ").ok_or_else(|| bad("the first line is not 'old <size>'".into()))?;
         let old: u64 = old_text.parse().map_err(|_| bad(format!("old size '{}' is not a number", shorten(old_text))))?;

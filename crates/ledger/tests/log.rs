@@ -5,6 +5,7 @@
 use kura_ledger::audit::{repair, verify};
 use kura_ledger::log::{Log, LogOptions, WitnessClient, WitnessEndpoint};
 use kura_ledger::store::{LedgerStore, SqliteStore, append_in};
+use kura_ledger::tile::{decode_bundle, encode_bundle};
 use kura_ledger::tiles::{DirTiles, TileStore};
 use kura_ledger::witness::{AddCheckpoint, Witness, WitnessResponse};
 use kura_ledger::{Checkpoint, LedgerError, MemoryTree, Note, SigType, SignerKey, consistency_proof, leaf_hash, open_checkpoint};
@@ -165,6 +166,67 @@ async fn entry_commits_with_the_application_transaction() {
     assert!(audit(dir.path(), &k).await.ok());
 }
 
+#[tokio::test]
+async fn full_bundles_are_sealed_into_one_row_and_read_back_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("example.org/log", SigType::Ed25519);
+    let log = open(dir.path(), &k).await;
+    let pool = log.store().pool().clone();
+    // 300 entries from batches and 300 from application transactions, interleaved.
+    let mut want = Vec::new();
+    for i in 0..600u64 {
+        if i % 2 == 0 {
+            log.append(entry(i)).await.unwrap();
+        } else {
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+            append_in(&mut tx, &entry(i)).await.unwrap();
+            tx.commit().await.unwrap();
+            log.sync().await.unwrap();
+        }
+        want.push(entry(i));
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger_entries").fetch_one(&pool).await.unwrap();
+    let bundles: Vec<i64> = sqlx::query_scalar("SELECT bundle FROM ledger_bundles ORDER BY bundle").fetch_all(&pool).await.unwrap();
+    assert_eq!((rows, bundles), (600 - 512, vec![0, 1]), "two sealed bundles and an unsealed tail");
+    // Reads across the seal boundary return exactly what was appended.
+    assert_eq!(log.store().read(0, 600).await.unwrap(), want);
+    assert_eq!(log.store().read(250, 530).await.unwrap(), want[250..530]);
+    assert_eq!(log.store().size().await.unwrap(), 600);
+    log.checkpoint().await.unwrap();
+    // The sealed rows hold exactly the published bundles.
+    let sealed: Vec<u8> = sqlx::query_scalar("SELECT data FROM ledger_bundles WHERE bundle = 1").fetch_one(&pool).await.unwrap();
+    assert_eq!(sealed, std::fs::read(dir.path().join("log/tile/entries/001")).unwrap());
+    assert!(audit(dir.path(), &k).await.ok());
+}
+
+#[tokio::test]
+async fn a_damaged_sealed_row_is_named_by_verify_and_restored_by_repair() {
+    let k = key("example.org/log", SigType::Ed25519);
+    let golden = tempfile::tempdir().unwrap();
+    build(golden.path(), &k).await;
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(golden.path(), dir.path());
+    let store = SqliteStore::open(&dir.path().join("state.db")).await.unwrap();
+    // Flip a bit in the first length prefix of bundle 1: the row no longer decodes.
+    let mut row: Vec<u8> = sqlx::query_scalar("SELECT data FROM ledger_bundles WHERE bundle = 1").fetch_one(store.pool()).await.unwrap();
+    row[0] ^= 0x40;
+    sqlx::query("UPDATE ledger_bundles SET data = ? WHERE bundle = 1").bind(&row).execute(store.pool()).await.unwrap();
+    let err = verify(&store, &DirTiles::new(&dir.path().join("log")), k.verifier(), &[], 0).await.unwrap_err();
+    assert!(err.to_string().contains("bundle 1 in the database (entries 256..512) is damaged"), "{err}");
+    // A log over the damaged database refuses to open rather than sign over it.
+    assert!(Log::open(store.clone(), Arc::new(DirTiles::new(&dir.path().join("log"))), LogOptions::new(same_key(&k))).await.is_err());
+
+    let out =
+        repair(&store, &DirTiles::new(&dir.path().join("log")), &DirTiles::new(&golden.path().join("log")), k.verifier()).await.unwrap();
+    assert_eq!(out.entries, (256..512).collect::<Vec<u64>>());
+    assert!(audit(dir.path(), &k).await.ok());
+    // Reopening seals the restored entries again.
+    drop(open(dir.path(), &k).await);
+    let bundles: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger_bundles").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(bundles, 2);
+    assert!(audit(dir.path(), &k).await.ok());
+}
+
 fn tree_of(entries: impl IntoIterator<Item = Vec<u8>>) -> MemoryTree {
     let mut t = MemoryTree::new();
     for e in entries {
@@ -190,6 +252,9 @@ fn witness_answers_with_the_status_codes_of_the_spec() {
 
     // 400: not an add-checkpoint body.
     assert_eq!(w.add_checkpoint(b"hello\n").status, 400);
+    // 400: the encoding is exact; a CRLF header line is not the same request.
+    let crlf = String::from_utf8(request(0, &tree, 10, &log_key, None)).unwrap().replacen("old 0\n", "old 0\r\n", 1);
+    assert_eq!(w.add_checkpoint(crlf.as_bytes()).status, 400);
     // 404: a log the witness does not follow.
     let stranger = key("example.org/other", SigType::Ed25519);
     assert_eq!(w.add_checkpoint(&request(0, &tree, 10, &stranger, None)).status, 404);
@@ -322,13 +387,8 @@ async fn a_rewritten_tail_with_a_fresh_signature_is_caught() {
     assert_eq!(witness.add_checkpoint(&AddCheckpoint { old: 0, proof: Vec::new(), checkpoint: note }.to_bytes()).status, 200);
 
     // Someone holding the database and the signing key rewrites entries 650.. and signs anew.
-    for i in 650..700i64 {
-        sqlx::query("UPDATE ledger_entries SET data = ? WHERE idx = ?")
-            .bind(b"rewritten".as_slice())
-            .bind(i)
-            .execute(store.pool())
-            .await
-            .unwrap();
+    for i in 650..700 {
+        overwrite_entry(&store, i, b"rewritten").await;
     }
     let entries = store.read(0, 700).await.unwrap();
     let forged = tree_of(entries);
@@ -345,13 +405,8 @@ async fn a_rewritten_tail_with_a_fresh_signature_is_caught() {
     assert_eq!(resp.status, 409, "split view");
 
     // Rewriting everything after the older checkpoint, tiles included, is still caught by it.
-    for i in 0..300i64 {
-        sqlx::query("UPDATE ledger_entries SET data = ? WHERE idx = ?")
-            .bind(b"rewritten".as_slice())
-            .bind(i)
-            .execute(store.pool())
-            .await
-            .unwrap();
+    for i in 0..300 {
+        overwrite_entry(&store, i, b"rewritten").await;
     }
     let report = audit(dir.path(), &k).await;
     assert!(report.problems.iter().any(|p| p.location == "checkpoint 300" && p.what.contains("do not reproduce")), "{:?}", report.problems);
@@ -364,6 +419,28 @@ fn flip(path: &Path, at: usize) {
     let mut b = std::fs::read(path).unwrap();
     b[at] ^= 0x01;
     std::fs::write(path, b).unwrap();
+}
+
+/// What an attacker with write access to the database does to one entry: rewrites it in its
+/// sealed bundle row, or in its own row if not yet sealed.
+async fn overwrite_entry(store: &SqliteStore, idx: u64, data: &[u8]) {
+    let b = (idx / 256) as i64;
+    let sealed: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT data FROM ledger_bundles WHERE bundle = ?").bind(b).fetch_optional(store.pool()).await.unwrap();
+    if let Some(bundle) = sealed {
+        let mut entries: Vec<Vec<u8>> = decode_bundle(&bundle).unwrap().into_iter().map(<[u8]>::to_vec).collect();
+        entries[(idx % 256) as usize] = data.to_vec();
+        let bundle = encode_bundle(entries.iter().map(Vec::as_slice)).unwrap();
+        sqlx::query("UPDATE ledger_bundles SET data = ? WHERE bundle = ?").bind(bundle).bind(b).execute(store.pool()).await.unwrap();
+    } else {
+        let done = sqlx::query("UPDATE ledger_entries SET data = ? WHERE idx = ?")
+            .bind(data)
+            .bind(idx as i64)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1, "entry {idx} not found");
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -408,11 +485,7 @@ impl Tamper {
         match self {
             Tamper::EntryRow => {
                 let store = SqliteStore::open(&dir.join("state.db")).await.unwrap();
-                sqlx::query("UPDATE ledger_entries SET data = ? WHERE idx = 123")
-                    .bind(b"{\"n\":123,\"pad\":\"y\"}".as_slice())
-                    .execute(store.pool())
-                    .await
-                    .unwrap();
+                overwrite_entry(&store, 123, b"{\"n\":123,\"pad\":\"y\"}").await;
             }
             Tamper::HashTileByte => flip(&log.join("tile/0/001"), 40),
             Tamper::BundleByte => flip(&log.join("tile/entries/001"), 9),
@@ -476,7 +549,7 @@ async fn repair_refuses_a_mirror_that_does_not_reproduce_the_signed_root() {
     copy_dir(&dir.path().join("log"), bad_mirror.path());
     flip(&bad_mirror.path().join("tile/entries/000"), 50);
     let store = SqliteStore::open(&dir.path().join("state.db")).await.unwrap();
-    sqlx::query("UPDATE ledger_entries SET data = ? WHERE idx = 5").bind(b"x".as_slice()).execute(store.pool()).await.unwrap();
+    overwrite_entry(&store, 5, b"x").await;
     let err = repair(&store, &DirTiles::new(&dir.path().join("log")), &DirTiles::new(bad_mirror.path()), k.verifier()).await.unwrap_err();
     assert!(matches!(err, LedgerError::Tampered(_)), "{err}");
     // Nothing was changed: the damage is still there to see.
