@@ -10,7 +10,18 @@ step "toolchain"
 cargo --version
 rustc --version
 
-# (Issues that add PostgreSQL, a browser or scanners install and start them here.)
+step "system tools the tests use"
+# openssl checks certificates and PKCS#12 files issued by Kura's CA (crates/pki).
+missing=()
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+openssl version
 
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check

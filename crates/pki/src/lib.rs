@@ -1,0 +1,152 @@
+//! # kura-pki — Kura's certificate authority and TLS policy
+//!
+//! 認証局と TLS の設定。利用者・機関のクライアント証明書を自前の認証局で発行し（PKCS#12 と PEM）、
+//! 失効させ、すべてのハンドシェイクで失効を確かめる（NET-1, NET-2, HX-5, HIC-S3, HIC-S12）。
+//!
+//! The HIC issues client certificates from its own CA; so does Kura:
+//!
+//! - [`Ca`]: `kura ca init` creates an ECDSA P-256 root; [`Ca::issue`] signs certificates for a
+//!   user, an institution (machine-to-machine uploads) or a server. An [`Issued`] certificate is
+//!   exported as PKCS#12 for browsers (AES-256-CBC with PBKDF2-HMAC-SHA256, HMAC-SHA256 MAC) and
+//!   as PEM for tools.
+//! - [`Fingerprint`]: the SHA-256 of a certificate's DER bytes. It identifies a device: the
+//!   store of record maps fingerprints to users and institutions, sessions are bound to it.
+//! - [`RevocationSet`]: revoked fingerprints in a hash set, checked on every handshake before
+//!   the chain is verified — constant time per handshake whether 10 or 600,000 institutions
+//!   hold certificates (NET-2).
+//! - [`tls`]: the only TLS configuration Kura's listeners use — TLS 1.3, and TLS 1.2 only
+//!   with ECDHE and AES-GCM; ECDSA server keys; client certificates required and checked
+//!   against the CA and the revocation set; CRYPTREC-listed algorithms only.
+
+#![forbid(unsafe_code)]
+
+mod ca;
+pub mod tls;
+
+pub use ca::{Ca, Issued, Subject};
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::RwLock;
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// The CA directory already holds a CA.
+    #[error("認証局はすでにあります / a CA already exists in {0}; it is never overwritten")]
+    CaExists(PathBuf),
+    /// No CA in the directory.
+    #[error("認証局がありません / no CA in {0}: run `kura ca init` first")]
+    NoCa(PathBuf),
+    /// A name that cannot go into a certificate.
+    #[error("名前が不正です / invalid {what} `{value}`: {why}")]
+    BadName {
+        /// Which name.
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        why: &'static str,
+    },
+    /// Certificate generation or parsing failed.
+    #[error("証明書を作れません / certificate error: {0}")]
+    Cert(#[from] rcgen::Error),
+    /// PKCS#12 export failed.
+    #[error("PKCS#12 を作れません / PKCS#12 error: {0}")]
+    Pkcs12(String),
+    /// The TLS configuration was refused.
+    #[error("TLS 設定エラー / TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// A PEM file did not hold what it should.
+    #[error("PEM を読めません / cannot read PEM {path}: {why}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        why: String,
+    },
+    /// File access failed.
+    #[error("ファイルを扱えません / {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// The SHA-256 of a certificate's DER encoding: the identity of a device or machine.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint(pub [u8; 32]);
+
+impl Fingerprint {
+    /// The fingerprint of a DER certificate.
+    pub fn of(der: &[u8]) -> Fingerprint {
+        use sha2::Digest;
+        Fingerprint(sha2::Sha256::digest(der).into())
+    }
+
+    /// Parses 64 hex digits (colons allowed, as `openssl x509 -fingerprint` prints them).
+    pub fn parse(s: &str) -> Option<Fingerprint> {
+        let s = s.trim().strip_prefix("sha256:").unwrap_or(s.trim());
+        let hexs: String = s.chars().filter(|c| *c != ':').collect();
+        let b = hex::decode(hexs).ok()?;
+        Some(Fingerprint(b.try_into().ok()?))
+    }
+
+    /// Lower-case hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "sha256:{}", self.to_hex())
+    }
+}
+
+impl std::fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Fingerprint({})", &self.to_hex()[..16])
+    }
+}
+
+/// Revoked certificates, by fingerprint. Shared between the listeners (which check it on
+/// every handshake) and whatever revokes (which adds to it at once).
+#[derive(Debug, Default)]
+pub struct RevocationSet {
+    revoked: RwLock<HashSet<Fingerprint>>,
+}
+
+impl RevocationSet {
+    /// A set holding these fingerprints.
+    pub fn new(revoked: impl IntoIterator<Item = Fingerprint>) -> RevocationSet {
+        RevocationSet { revoked: RwLock::new(revoked.into_iter().collect()) }
+    }
+
+    /// Marks a certificate revoked; returns whether it was not already.
+    pub fn revoke(&self, fp: Fingerprint) -> bool {
+        self.revoked.write().unwrap_or_else(|e| e.into_inner()).insert(fp)
+    }
+
+    /// Whether a certificate is revoked.
+    pub fn is_revoked(&self, fp: &Fingerprint) -> bool {
+        self.revoked.read().unwrap_or_else(|e| e.into_inner()).contains(fp)
+    }
+
+    /// Replaces the whole set (a reload from the store of record).
+    pub fn replace(&self, revoked: impl IntoIterator<Item = Fingerprint>) {
+        *self.revoked.write().unwrap_or_else(|e| e.into_inner()) = revoked.into_iter().collect();
+    }
+
+    /// Number of revoked certificates.
+    pub fn len(&self) -> usize {
+        self.revoked.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether nothing is revoked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

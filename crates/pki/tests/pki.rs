@@ -1,0 +1,205 @@
+//! The CA and the TLS policy against real tools: certificates checked by `openssl`, PKCS#12
+//! files opened by `openssl pkcs12`, and real TLS handshakes over TCP with rustls on both ends
+//! (NET-1, NET-2, HX-5, HIC-S3, HIC-S12).
+
+use kura_pki::tls::{client_config, server_config};
+use kura_pki::{Ca, Fingerprint, PkiError, RevocationSet, Subject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn openssl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl").args(args).output().expect("openssl is installed by scripts/test.sh");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+fn user(login: &str) -> Subject {
+    Subject::User { login: login.into(), institution: "1310000001".into() }
+}
+
+#[test]
+fn ca_init_issue_and_export_read_by_openssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    let ca = Ca::init(&ca_dir, "Kura test CA / 蔵 試験認証局").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(ca_dir.join("ca.key.pem")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the CA key is readable by its owner only");
+    }
+    assert!(matches!(Ca::init(&ca_dir, "again"), Err(PkiError::CaExists(_))));
+    assert_eq!(Ca::open(&ca_dir).unwrap().fingerprint(), ca.fingerprint(), "reopened CA is the same CA");
+    assert!(matches!(Ca::open(&dir.path().join("none")), Err(PkiError::NoCa(_))));
+
+    let issued = ca.issue(&user("sato.h"), 365).unwrap();
+    assert_eq!(issued.fingerprint, Fingerprint::of(&issued.cert_der));
+    let out = dir.path().join("out");
+    let [p12, crt, key] = ca.export(&issued, &out, "sato.h", "correct horse 馬").unwrap();
+    assert_eq!(p12.file_name().unwrap(), "sato.h.p12");
+
+    let ca_pem = ca_dir.join("ca.crt.pem");
+    let (ok, text) = openssl(&["verify", "-CAfile", ca_pem.to_str().unwrap(), "-purpose", "sslclient", crt.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    let (ok, text) = openssl(&["x509", "-in", crt.to_str().unwrap(), "-noout", "-text"]);
+    assert!(ok, "{text}");
+    for want in
+        ["URI:urn:kura:user:sato.h", "TLS Web Client Authentication", "CN = sato.h", "O = 1310000001", "prime256v1", "ecdsa-with-SHA256"]
+    {
+        assert!(text.contains(want), "certificate lacks {want}:\n{text}");
+    }
+    let (ok, fp) = openssl(&["x509", "-in", crt.to_str().unwrap(), "-noout", "-fingerprint", "-sha256"]);
+    assert!(ok);
+    assert_eq!(Fingerprint::parse(fp.trim().split('=').nth(1).unwrap()), Some(issued.fingerprint));
+    let (ok, text) = openssl(&["pkey", "-in", key.to_str().unwrap(), "-noout", "-text"]);
+    assert!(ok && text.contains("P-256"), "{text}");
+
+    // PKCS#12: opens with the password, with CRYPTREC-listed protection; not without it.
+    let pass = "pass:correct horse 馬";
+    let (ok, text) = openssl(&["pkcs12", "-in", p12.to_str().unwrap(), "-passin", pass, "-info", "-noout"]);
+    assert!(ok, "{text}");
+    for want in ["PBES2", "PBKDF2", "AES-256-CBC", "sha256"] {
+        assert!(text.contains(want), "PKCS#12 info lacks {want}:\n{text}");
+    }
+    let (ok, text) = openssl(&["pkcs12", "-in", p12.to_str().unwrap(), "-passin", pass, "-nodes"]);
+    assert!(ok && text.contains("BEGIN PRIVATE KEY") && text.matches("BEGIN CERTIFICATE").count() == 2, "{text}");
+    let (ok, _) = openssl(&["pkcs12", "-in", p12.to_str().unwrap(), "-passin", "pass:wrong", "-noout"]);
+    assert!(!ok, "a wrong password must not open the file");
+
+    // Institutions and servers.
+    let inst = ca.issue(&Subject::Institution { code: "2710000002".into() }, 365).unwrap();
+    std::fs::write(dir.path().join("inst.pem"), inst.cert_pem()).unwrap();
+    let (_, text) = openssl(&["x509", "-in", dir.path().join("inst.pem").to_str().unwrap(), "-noout", "-text"]);
+    assert!(text.contains("URI:urn:kura:institution:2710000002"), "{text}");
+    let server = ca.issue(&Subject::Server { names: vec!["kura.example.jp".into(), "127.0.0.1".into()] }, 397).unwrap();
+    std::fs::write(dir.path().join("server.pem"), server.cert_pem()).unwrap();
+    let (_, text) = openssl(&["x509", "-in", dir.path().join("server.pem").to_str().unwrap(), "-noout", "-text"]);
+    assert!(
+        text.contains("DNS:kura.example.jp") && text.contains("IP Address:127.0.0.1") && text.contains("TLS Web Server Authentication"),
+        "{text}"
+    );
+}
+
+#[test]
+fn names_that_do_not_belong_in_a_certificate_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::init(dir.path(), "Kura test CA").unwrap();
+    for bad in ["", "a b", "../etc", "x".repeat(65).as_str(), "名前", "a,CN=admin"] {
+        assert!(matches!(ca.issue(&user(bad), 1), Err(PkiError::BadName { .. })), "{bad:?}");
+    }
+    assert!(matches!(ca.issue(&Subject::Server { names: vec![] }, 1), Err(PkiError::BadName { .. })));
+    assert!(matches!(ca.issue(&Subject::Server { names: vec!["bad_name!".into()] }, 1), Err(PkiError::BadName { .. })));
+    assert_eq!(Fingerprint::parse(&"AB:".repeat(31)), None, "31 bytes are not a SHA-256");
+    assert_eq!(Fingerprint::parse("zz"), None);
+}
+
+fn key_of(issued: &kura_pki::Issued) -> PrivateKeyDer<'static> {
+    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(issued.key_der.to_vec()))
+}
+
+struct Pki {
+    ca: Ca,
+    server: kura_pki::Issued,
+    revoked: Arc<RevocationSet>,
+}
+
+fn pki(dir: &Path) -> Pki {
+    let ca = Ca::init(dir, "Kura test CA").unwrap();
+    let server = ca.issue(&Subject::Server { names: vec!["localhost".into(), "127.0.0.1".into()] }, 30).unwrap();
+    Pki { ca, server, revoked: Arc::new(RevocationSet::default()) }
+}
+
+/// Serves one connection: answers `ok <fingerprint of the client's certificate>`.
+async fn serve_once(p: &Pki) -> (std::net::SocketAddr, tokio::task::JoinHandle<Result<Fingerprint, String>>) {
+    let config =
+        server_config(p.ca.cert_der(), vec![CertificateDer::from(p.server.cert_der.clone())], key_of(&p.server), p.revoked.clone())
+            .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.map_err(|e| e.to_string())?;
+        let mut tls = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
+        let fp = Fingerprint::of(tls.get_ref().1.peer_certificates().and_then(|c| c.first()).ok_or("no client certificate")?);
+        tls.write_all(format!("ok {fp}").as_bytes()).await.map_err(|e| e.to_string())?;
+        tls.shutdown().await.map_err(|e| e.to_string())?;
+        Ok(fp)
+    });
+    (addr, task)
+}
+
+async fn connect(addr: std::net::SocketAddr, config: rustls::ClientConfig) -> Result<String, String> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    // A TLS 1.3 server's refusal of the client certificate shows on the first read.
+    let mut answer = String::new();
+    tls.read_to_string(&mut answer).await.map_err(|e| e.to_string())?;
+    Ok(answer)
+}
+
+#[tokio::test]
+async fn handshakes_require_a_valid_unrevoked_certificate_from_kuras_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pki(&dir.path().join("ca"));
+    let alice = p.ca.issue(&user("alice"), 30).unwrap();
+    let alice_config = || client_config(p.ca.cert_der(), vec![CertificateDer::from(alice.cert_der.clone())], key_of(&alice)).unwrap();
+
+    // A good certificate: the server sees exactly its fingerprint.
+    let (addr, server) = serve_once(&p).await;
+    let answer = connect(addr, alice_config()).await.unwrap();
+    assert_eq!(answer, format!("ok {}", alice.fingerprint));
+    assert_eq!(server.await.unwrap().unwrap(), alice.fingerprint);
+
+    // No client certificate.
+    let (addr, server) = serve_once(&p).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(p.ca.cert_der().clone()).unwrap();
+    let anonymous = rustls::ClientConfig::builder_with_provider(kura_pki::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    assert!(connect(addr, anonymous).await.is_err());
+    let err = server.await.unwrap().unwrap_err();
+    assert!(err.contains("certificate"), "{err}");
+
+    // A certificate from another CA, even with the same names.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Ca::init(other_dir.path(), "Kura test CA").unwrap();
+    let mallory = other.issue(&user("alice"), 30).unwrap();
+    let (addr, server) = serve_once(&p).await;
+    let foreign = client_config(p.ca.cert_der(), vec![CertificateDer::from(mallory.cert_der.clone())], key_of(&mallory)).unwrap();
+    assert!(connect(addr, foreign).await.is_err());
+    let err = server.await.unwrap().unwrap_err();
+    assert!(err.contains("BadSignature"), "same issuer name, wrong key: {err}");
+
+    // A revoked certificate is refused from the next handshake on.
+    assert!(p.revoked.revoke(alice.fingerprint));
+    let (addr, server) = serve_once(&p).await;
+    assert!(connect(addr, alice_config()).await.is_err());
+    assert!(server.await.unwrap().unwrap_err().contains("Revoked"));
+
+    // Server certificates are not client certificates.
+    let (addr, server) = serve_once(&p).await;
+    let as_client = client_config(p.ca.cert_der(), vec![CertificateDer::from(p.server.cert_der.clone())], key_of(&p.server)).unwrap();
+    assert!(connect(addr, as_client).await.is_err());
+    assert!(server.await.unwrap().is_err());
+}
+
+#[test]
+fn revocation_set_is_shared_and_replaceable() {
+    let a = Fingerprint::of(b"a");
+    let b = Fingerprint::of(b"b");
+    let set = RevocationSet::new([a]);
+    assert!(set.is_revoked(&a) && !set.is_revoked(&b));
+    assert!(set.revoke(b) && !set.revoke(b));
+    set.replace([b]);
+    assert!(!set.is_revoked(&a) && set.is_revoked(&b) && set.len() == 1);
+    assert_eq!(Fingerprint::parse(&a.to_string()), Some(a));
+    assert_eq!(Fingerprint::parse(&a.to_hex().to_uppercase()), Some(a));
+}
