@@ -98,6 +98,35 @@ pub fn random_bytes(buf: &mut [u8]) -> Result<()> {
     getrandom::fill(buf).map_err(|e| CryptoError::Random(e.to_string()))
 }
 
+/// Writes a file atomically — temporary file created with `mode` (e.g. 0600 for secrets),
+/// fsync, rename, fsync of the directory — so a crash leaves the old file or the new one,
+/// never half of either. Every file holding a key or a certificate is written this way.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(mode);
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 /// A 256-bit secret key (data key, key-encryption key or pseudonym key), wiped on drop.
 pub struct SecretKey(Zeroizing<[u8; KEY_LEN]>);
 

@@ -27,11 +27,18 @@ pub struct IpBlocklist {
 impl IpBlocklist {
     /// Parses a list; `name` appears in errors, which name the line.
     pub fn parse(name: &str, text: &str) -> Result<IpBlocklist, GateError> {
+        IpBlocklist::parse_files([(name, text)])
+    }
+
+    /// Parses several lists, given as `(name, text)`, into one.
+    pub fn parse_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<IpBlocklist, GateError> {
         let mut cidrs = Vec::new();
-        for (line, entry) in entries(text) {
-            // Lists often carry extra columns after whitespace: the first one is the address.
-            let first = entry.split_whitespace().next().unwrap_or(entry);
-            cidrs.push(Cidr::parse(first).map_err(|what| GateError::Parse { file: name.into(), line, what })?);
+        for (name, text) in files {
+            for (line, entry) in entries(text) {
+                // Lists often carry extra columns after whitespace: the first one is the address.
+                let first = entry.split_whitespace().next().unwrap_or(entry);
+                cidrs.push(Cidr::parse(first).map_err(|what| GateError::Parse { file: name.into(), line, what })?);
+            }
         }
         let entries = cidrs.len();
         Ok(IpBlocklist { set: RangeSet::from_cidrs(cidrs), entries })
@@ -62,14 +69,21 @@ pub struct DomainBlocklist {
 impl DomainBlocklist {
     /// Parses a list of domains or URLs; `name` appears in errors, which name the line.
     pub fn parse(name: &str, text: &str) -> Result<DomainBlocklist, GateError> {
+        DomainBlocklist::parse_files([(name, text)])
+    }
+
+    /// Parses several lists, given as `(name, text)`, into one.
+    pub fn parse_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<DomainBlocklist, GateError> {
         let mut domains = HashSet::new();
-        for (line, entry) in entries(text) {
-            let host = host_of(entry).ok_or_else(|| GateError::Parse {
-                file: name.into(),
-                line,
-                what: format!("`{entry}` is not a domain or URL (e.g. bad.example or https://bad.example/x)"),
-            })?;
-            domains.insert(host);
+        for (name, text) in files {
+            for (line, entry) in entries(text) {
+                let host = host_of(entry).ok_or_else(|| GateError::Parse {
+                    file: name.into(),
+                    line,
+                    what: format!("`{entry}` is not a domain or URL (e.g. bad.example or https://bad.example/x)"),
+                })?;
+                domains.insert(host);
+            }
         }
         Ok(DomainBlocklist { domains })
     }
@@ -77,13 +91,7 @@ impl DomainBlocklist {
     /// Whether a host name, or any domain it belongs to, is listed. IP-literal hosts are
     /// listed by address in the same file and match exactly.
     pub fn blocks_host(&self, host: &str) -> bool {
-        let host = match host.trim().parse::<IpAddr>() {
-            Ok(ip) => canonical(ip).to_string(),
-            Err(_) => match host_of(host) {
-                Some(h) => h,
-                None => return false,
-            },
-        };
+        let Some(host) = host_of(host) else { return false };
         let mut d = host.as_str();
         loop {
             if self.domains.contains(d) {
@@ -113,11 +121,15 @@ impl DomainBlocklist {
     }
 }
 
-/// The lower-cased host of a URL or bare host name: scheme, user information, port, path,
-/// query and a trailing dot removed. `None` when what remains is not a plausible host name
-/// or IP literal.
+/// The lower-cased host of a URL, a bare host name or a bare IP address: scheme, user
+/// information, port, path, query and a trailing dot removed. `None` when what remains is not
+/// a plausible host name or IP literal.
 pub fn host_of(s: &str) -> Option<String> {
     let s = s.trim();
+    // A bare IPv6 address has colons that are not a port separator.
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(canonical(ip).to_string());
+    }
     let rest = s.split_once("://").map_or(s, |(_, r)| r);
     let authority = rest.split(['/', '?', '#']).next()?;
     let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);

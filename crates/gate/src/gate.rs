@@ -139,25 +139,12 @@ impl Gate {
     fn read_lists(config: &GateConfig) -> Result<Lists, GateError> {
         let stamps = Gate::files(config).map(|p| stamp(p)).collect();
         let geo = if config.geo_files.is_empty() { CountryTable::default() } else { CountryTable::load(&config.geo_files)? };
-        let mut ip_text = String::new();
-        let mut ips = IpBlocklist::default();
-        for p in &config.ip_blocklists {
-            let t = read(p)?;
-            IpBlocklist::parse(&p.display().to_string(), &t)?; // errors name this file
-            ip_text.push_str(&t);
-            ip_text.push('\n');
-        }
-        if !ip_text.is_empty() {
-            ips = IpBlocklist::parse("<ip blocklists>", &ip_text)?;
-        }
-        let mut domain_text = String::new();
-        for p in &config.domain_blocklists {
-            let t = read(p)?;
-            DomainBlocklist::parse(&p.display().to_string(), &t)?;
-            domain_text.push_str(&t);
-            domain_text.push('\n');
-        }
-        let domains = DomainBlocklist::parse("<domain blocklists>", &domain_text)?;
+        let texts = |paths: &[PathBuf]| -> Result<Vec<(String, String)>, GateError> {
+            paths.iter().map(|p| Ok((p.display().to_string(), read(p)?))).collect()
+        };
+        let (ip_texts, domain_texts) = (texts(&config.ip_blocklists)?, texts(&config.domain_blocklists)?);
+        let ips = IpBlocklist::parse_files(ip_texts.iter().map(|(n, t)| (n.as_str(), t.as_str())))?;
+        let domains = DomainBlocklist::parse_files(domain_texts.iter().map(|(n, t)| (n.as_str(), t.as_str())))?;
         Ok(Lists { geo, ips, domains, stamps })
     }
 

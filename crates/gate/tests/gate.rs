@@ -171,6 +171,8 @@ fn blocklists_of_addresses_and_domains() {
     }
     assert_eq!(host_of("HTTPS://a.B.c:1/x").as_deref(), Some("a.b.c"));
     assert_eq!(host_of("https:///nohost"), None);
+    assert_eq!(host_of("2001:DB8::1").as_deref(), Some("2001:db8::1"), "a bare IPv6 address is a host");
+    assert!(d.blocks_host("2001:db8::1"));
 }
 
 #[test]

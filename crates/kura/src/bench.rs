@@ -2,7 +2,7 @@
 //! and through DuckDB (the `duckdb` package from PyPI, on the same data decrypted to plaintext
 //! Parquet), side by side in one run, with answers compared.
 
-use crate::{CliError, Result, output, persons_bar, runtime, synth_with_progress};
+use crate::{CliError, Result, count_bar, output, runtime, synth_with_progress};
 use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
 use kura_query::{EngineSpec, Grant, QueryEngine};
@@ -474,7 +474,7 @@ pub fn query(_home: Option<PathBuf>, a: QueryBenchArgs) -> Result<()> {
     let engine = QueryEngine::new(spec)?;
     let rt = runtime()?;
     reset_peak_rss();
-    let pb = persons_bar(QUERIES.len() as u64, "実行中 running");
+    let pb = count_bar(QUERIES.len() as u64, "実行中 running", "問 queries");
     let (mut kura_times, mut kura_rows, mut duck_times, mut duck_rows) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for q in QUERIES {
         let (mut kt, mut dt) = (Vec::new(), Vec::new());

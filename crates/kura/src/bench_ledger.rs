@@ -7,9 +7,9 @@
 //!    both of the path alone and of a whole offline proof file (signature included);
 //! 3. the full audit (`kura ledger verify`): every entry, bundle, tile and checkpoint.
 
-use crate::{CliError, Result, runtime};
+use crate::{CliError, Result, count_bar, runtime};
 use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use kura_ledger::audit::verify;
 use kura_ledger::log::{Log, LogOptions};
 use kura_ledger::store::SqliteStore;
@@ -56,17 +56,6 @@ fn entry(i: u64, len: usize) -> Vec<u8> {
     e.extend(std::iter::repeat_n(b'x', pad));
     e.extend_from_slice(b"\"}");
     e
-}
-
-fn bar(len: u64, what: &str) -> ProgressBar {
-    let pb = ProgressBar::new(len);
-    pb.set_style(
-        ProgressStyle::with_template("{msg:28} [{bar:30}] {pos}/{len} ({per_sec}, 残り/eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    pb.set_message(what.to_string());
-    pb
 }
 
 fn rate(n: u64, d: Duration) -> f64 {
@@ -136,7 +125,7 @@ async fn run(a: &LedgerBenchArgs, dir: &Path) -> Result<()> {
     let len = usize::from(a.entry_bytes);
 
     // 1. Durable appends from concurrent writers.
-    let pb = bar(a.entries, "追記 / appending");
+    let pb = count_bar(a.entries, "追記 / appending", "件 entries");
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(a.writers);

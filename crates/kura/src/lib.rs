@@ -218,16 +218,18 @@ fn open_home_or_init(cli_home: &Option<PathBuf>) -> Result<Home> {
     Ok(Home::open_or_init(&root)?.0)
 }
 
-/// A progress bar for persons generated.
-pub fn persons_bar(n: u64, msg: &str) -> ProgressBar {
+/// A progress bar counting `n` things of `unit` (`人 persons`, `件 entries`) with rate and time left.
+pub fn count_bar(n: u64, msg: &str, unit: &str) -> ProgressBar {
     let pb = ProgressBar::new(n);
-    pb.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} 人 persons ({per_sec}, 残り {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let template = format!("{{msg}} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{per_sec}}, 残り {{eta}})");
+    pb.set_style(ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
     pb.set_message(msg.to_string());
     pb
+}
+
+/// A progress bar for persons generated.
+pub fn persons_bar(n: u64, msg: &str) -> ProgressBar {
+    count_bar(n, msg, "人 persons")
 }
 
 /// Generates a dataset with a progress bar; returns the catalogue entry and seconds taken.

@@ -9,7 +9,7 @@
 
 use crate::LedgerError;
 use crate::checkpoint::{Checkpoint, open_checkpoint};
-use crate::hash::{Hash, leaf_hash};
+use crate::hash::{Hash, leaf_hash, on_all_cores};
 use crate::log::{READ_CHUNK, hash_tile};
 use crate::merkle::{MemoryTree, consistency_proof, verify_consistency};
 use crate::note::VerifierKey;
@@ -83,17 +83,9 @@ const AUDIT_CHUNK: u64 = 64 * TILE_WIDTH;
 /// Audit reads in flight at once.
 const READS_AHEAD: usize = 2;
 
-/// Leaf hashes of many entries, on two threads when there are enough.
+/// Leaf hashes of many entries, on every core when there are enough.
 pub fn hash_all(entries: &[Vec<u8>]) -> Vec<Hash> {
-    if entries.len() < 4096 {
-        return entries.iter().map(|e| leaf_hash(e)).collect();
-    }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    let chunk = entries.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = entries.chunks(chunk).map(|c| s.spawn(move || c.iter().map(|e| leaf_hash(e)).collect::<Vec<_>>())).collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
-    })
+    on_all_cores(entries, 4096, 1, |c| c.iter().map(|e| leaf_hash(e)).collect())
 }
 
 /// The full audit. `witnesses` and `min_witnesses` state the cosigning policy that every

@@ -79,3 +79,19 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
 pub(crate) fn shorten(t: &str) -> String {
     if t.chars().count() <= 80 { t.to_string() } else { format!("{}…", t.chars().take(80).collect::<String>()) }
 }
+
+/// Applies `f` to consecutive chunks of `items` on every core and concatenates the results in
+/// order. Each chunk holds a multiple of `align` items (2 for pairs of nodes); below `min`
+/// items the work stays on the calling thread.
+pub(crate) fn on_all_cores<T: Sync, R: Send>(items: &[T], min: usize, align: usize, f: impl Fn(&[T]) -> Vec<R> + Sync) -> Vec<R> {
+    if items.len() < min {
+        return f(items);
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let chunk = items.len().div_ceil(align * threads) * align;
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = items.chunks(chunk).map(|c| s.spawn(move || f(c))).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
+}

@@ -3,7 +3,7 @@
 //! [`NodeSource`] (memory, tiles on disk, a mirror); verification needs nothing but the proof.
 
 use crate::LedgerError;
-use crate::hash::{Hash, node_hash};
+use crate::hash::{Hash, node_hash, on_all_cores};
 
 /// Hashes of complete subtrees: `node(level, index)` is the root of the `2^level` leaves
 /// starting at `index · 2^level`. Level 0 holds the leaf hashes.
@@ -259,18 +259,9 @@ impl MemoryTree {
     }
 }
 
-/// `node_hash` of each pair, on all cores when there are many.
+/// `node_hash` of each pair, on every core when there are many.
 fn pair_hashes(pairs: &[Hash]) -> Vec<Hash> {
-    let hash = |c: &[Hash]| c.chunks_exact(2).map(|p| node_hash(&p[0], &p[1])).collect::<Vec<_>>();
-    if pairs.len() < 8192 {
-        return hash(pairs);
-    }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    let chunk = pairs.len().div_ceil(2 * threads) * 2;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = pairs.chunks(chunk).map(|c| s.spawn(move || hash(c))).collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
-    })
+    on_all_cores(pairs, 8192, 2, |c| c.chunks_exact(2).map(|p| node_hash(&p[0], &p[1])).collect())
 }
 
 impl NodeSource for MemoryTree {

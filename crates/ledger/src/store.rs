@@ -55,9 +55,15 @@ const SCHEMA: &[&str] = &[
 /// Most parameters in one SQLite statement (the library's limit is 32,766).
 const MAX_ROWS_PER_INSERT: usize = 8_000;
 
-/// Number of entries stored, whichever table holds the last one.
-const SIZE_SQL: &str = "SELECT max((SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries), \
-     (SELECT COALESCE(MAX(bundle) + 1, 0) * 256 FROM ledger_bundles))";
+/// Number of entries stored, whichever table holds the last one (a macro so that statements
+/// can embed it with `concat!`).
+macro_rules! size_sql {
+    () => {
+        "SELECT max((SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries), \
+         (SELECT COALESCE(MAX(bundle) + 1, 0) * 256 FROM ledger_bundles))"
+    };
+}
+const SIZE_SQL: &str = size_sql!();
 
 /// The embedded store: tables `ledger_entries` (entries not yet sealed), `ledger_bundles`
 /// (full bundles of 256 entries, in tlog-tiles entry-bundle encoding, keyed by bundle index),
@@ -102,13 +108,10 @@ pub async fn append_in(conn: &mut SqliteConnection, entry: &[u8]) -> Result<u64>
     if entry.len() > crate::tile::MAX_ENTRY_LEN {
         return Err(LedgerError::EntryTooLong(entry.len()));
     }
-    let row = sqlx::query(
-        "INSERT INTO ledger_entries (idx, data) VALUES ((SELECT max((SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries), \
-         (SELECT COALESCE(MAX(bundle) + 1, 0) * 256 FROM ledger_bundles))), ?) RETURNING idx",
-    )
-    .bind(entry)
-    .fetch_one(&mut *conn)
-    .await?;
+    let row = sqlx::query(concat!("INSERT INTO ledger_entries (idx, data) VALUES ((", size_sql!(), "), ?) RETURNING idx"))
+        .bind(entry)
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(row.get::<i64, _>(0) as u64)
 }
 
@@ -147,19 +150,18 @@ impl LedgerStore for SqliteStore {
         if start >= end {
             return Ok(Vec::new());
         }
-        let width = TILE_WIDTH;
         let mut out: Vec<Option<Vec<u8>>> = vec![None; (end - start) as usize];
         let bundles: Vec<(i64, Vec<u8>)> =
             sqlx::query_as("SELECT bundle, data FROM ledger_bundles WHERE bundle >= ? AND bundle < ? ORDER BY bundle")
-                .bind((start / width) as i64)
-                .bind(end.div_ceil(width) as i64)
+                .bind((start / TILE_WIDTH) as i64)
+                .bind(end.div_ceil(TILE_WIDTH) as i64)
                 .fetch_all(&self.pool)
                 .await?;
         for (b, data) in &bundles {
             let b = *b as u64;
             let entries = sealed_entries(b, data)?;
             for (k, e) in entries.into_iter().enumerate() {
-                let i = b * width + k as u64;
+                let i = b * TILE_WIDTH + k as u64;
                 if (start..end).contains(&i) {
                     out[(i - start) as usize] = Some(e.to_vec());
                 }
@@ -276,7 +278,7 @@ async fn seal_in(conn: &mut SqliteConnection) -> Result<()> {
     .fetch_all(&mut *conn)
     .await?;
     for b in full {
-        let (lo, hi) = (b * 256, b * 256 + 256);
+        let (lo, hi) = (b * TILE_WIDTH as i64, (b + 1) * TILE_WIDTH as i64);
         let entries: Vec<Vec<u8>> = sqlx::query_scalar("SELECT data FROM ledger_entries WHERE idx >= ? AND idx < ? ORDER BY idx")
             .bind(lo)
             .bind(hi)

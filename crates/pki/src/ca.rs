@@ -8,7 +8,6 @@ use rcgen::{
 };
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
@@ -98,8 +97,12 @@ impl Subject {
 pub struct Issued {
     /// The certificate, DER.
     pub cert_der: Vec<u8>,
+    /// The certificate, PEM.
+    pub cert_pem: String,
     /// The private key, PKCS#8 DER (wiped from memory when dropped).
     pub key_der: Zeroizing<Vec<u8>>,
+    /// The private key, PKCS#8 PEM (wiped from memory when dropped).
+    pub key_pem: Zeroizing<String>,
     /// Serial number, hex.
     pub serial: String,
     /// SHA-256 of the certificate.
@@ -115,16 +118,6 @@ impl std::fmt::Debug for Issued {
 }
 
 impl Issued {
-    /// The certificate, PEM.
-    pub fn cert_pem(&self) -> String {
-        pem_block("CERTIFICATE", &self.cert_der)
-    }
-
-    /// The private key, PEM (PKCS#8).
-    pub fn key_pem(&self) -> Zeroizing<String> {
-        Zeroizing::new(pem_block("PRIVATE KEY", &self.key_der))
-    }
-
     /// A PKCS#12 file holding the key, the certificate and the CA certificate, for import into
     /// a browser or an OS key store. Protected by `password` with PBES2 (PBKDF2-HMAC-SHA256,
     /// AES-256-CBC) and an HMAC-SHA256 integrity MAC.
@@ -145,18 +138,6 @@ impl Issued {
     }
 }
 
-fn pem_block(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
-
 /// Kura's certificate authority, loaded from its directory.
 pub struct Ca {
     dir: PathBuf,
@@ -171,34 +152,21 @@ impl std::fmt::Debug for Ca {
     }
 }
 
-fn random_serial() -> SerialNumber {
+fn random_serial() -> Result<SerialNumber> {
     let mut b = [0u8; 16];
-    // A failing system RNG is not recoverable; rcgen would fail the same way.
-    getrandom::fill(&mut b).expect("system random number generator");
+    kura_crypto::random_bytes(&mut b).map_err(|e| PkiError::Random(e.to_string()))?;
     b[0] = (b[0] & 0x7f) | 0x01; // positive and of full length
-    SerialNumber::from_slice(&b)
+    Ok(SerialNumber::from_slice(&b))
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
     move |source| PkiError::Io { path: path.to_path_buf(), source }
 }
 
-/// Writes a file atomically (temporary file, fsync, rename), readable by the owner only when
+/// Writes a file atomically ([`kura_crypto::write_atomic`]), readable by its owner only when
 /// `private`.
 fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let _ = private;
-    let mut f = opts.open(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    kura_crypto::write_atomic(path, bytes, if private { 0o600 } else { 0o644 }).map_err(io(path))
 }
 
 impl Ca {
@@ -221,7 +189,7 @@ impl Ca {
         let now = OffsetDateTime::now_utc();
         params.not_before = now - Duration::minutes(5);
         params.not_after = now + Duration::days(CA_DAYS);
-        params.serial_number = Some(random_serial());
+        params.serial_number = Some(random_serial()?);
         let cert = params.self_signed(&key)?;
         write_file(&dir.join(CA_KEY), key.serialize_pem().as_bytes(), true)?;
         write_file(&dir.join(CA_CERT), cert.pem().as_bytes(), false)?;
@@ -289,7 +257,7 @@ impl Ca {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![eku];
         params.use_authority_key_identifier_extension = true;
-        let serial = random_serial();
+        let serial = random_serial()?;
         params.serial_number = Some(serial.clone());
         let now = OffsetDateTime::now_utc();
         params.not_before = now - Duration::minutes(5);
@@ -299,7 +267,9 @@ impl Ca {
         Ok(Issued {
             fingerprint: Fingerprint::of(&cert_der),
             cert_der,
+            cert_pem: cert.pem(),
             key_der: Zeroizing::new(key.serialize_der()),
+            key_pem: Zeroizing::new(key.serialize_pem()),
             serial: hex::encode(serial.to_bytes()),
             not_after: params.not_after.unix_timestamp(),
         })
@@ -312,8 +282,8 @@ impl Ca {
         std::fs::create_dir_all(out).map_err(io(out))?;
         let paths = [out.join(format!("{name}.p12")), out.join(format!("{name}.crt.pem")), out.join(format!("{name}.key.pem"))];
         write_file(&paths[0], &issued.to_pkcs12(self, password, name)?, true)?;
-        write_file(&paths[1], issued.cert_pem().as_bytes(), false)?;
-        write_file(&paths[2], issued.key_pem().as_bytes(), true)?;
+        write_file(&paths[1], issued.cert_pem.as_bytes(), false)?;
+        write_file(&paths[2], issued.key_pem.as_bytes(), true)?;
         Ok(paths)
     }
 }

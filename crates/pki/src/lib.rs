@@ -51,6 +51,9 @@ pub enum PkiError {
     /// Certificate generation or parsing failed.
     #[error("証明書を作れません / certificate error: {0}")]
     Cert(#[from] rcgen::Error),
+    /// The system's random number generator failed.
+    #[error("乱数を得られません / no randomness from the operating system: {0}")]
+    Random(String),
     /// PKCS#12 export failed.
     #[error("PKCS#12 を作れません / PKCS#12 error: {0}")]
     Pkcs12(String),

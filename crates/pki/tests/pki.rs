@@ -70,11 +70,11 @@ fn ca_init_issue_and_export_read_by_openssl() {
 
     // Institutions and servers.
     let inst = ca.issue(&Subject::Institution { code: "2710000002".into() }, 365).unwrap();
-    std::fs::write(dir.path().join("inst.pem"), inst.cert_pem()).unwrap();
+    std::fs::write(dir.path().join("inst.pem"), &inst.cert_pem).unwrap();
     let (_, text) = openssl(&["x509", "-in", dir.path().join("inst.pem").to_str().unwrap(), "-noout", "-text"]);
     assert!(text.contains("URI:urn:kura:institution:2710000002"), "{text}");
     let server = ca.issue(&Subject::Server { names: vec!["kura.example.jp".into(), "127.0.0.1".into()] }, 397).unwrap();
-    std::fs::write(dir.path().join("server.pem"), server.cert_pem()).unwrap();
+    std::fs::write(dir.path().join("server.pem"), &server.cert_pem).unwrap();
     let (_, text) = openssl(&["x509", "-in", dir.path().join("server.pem").to_str().unwrap(), "-noout", "-text"]);
     assert!(
         text.contains("DNS:kura.example.jp") && text.contains("IP Address:127.0.0.1") && text.contains("TLS Web Server Authentication"),

@@ -13,36 +13,14 @@ use crate::catalog::Catalog;
 use crate::config::{KuraConfig, TEMPLATE};
 use crate::{Result, StoreError};
 use kura_crypto::{KeyId, Keyring, MasterKey, PseudonymKey, Purpose};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The keyring id of the platform pseudonym key.
 pub const PLATFORM_PSEUDONYM_KEY: &str = "pseudonym/platform";
 
-/// Writes a file atomically: temporary file, fsync, rename, fsync of the directory.
+/// Writes a file atomically ([`kura_crypto::write_atomic`]), naming the file in errors.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(mode);
-        }
-        #[cfg(not(unix))]
-        let _ = mode;
-        let mut f = opts.open(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| StoreError::io(&tmp, e))?;
-        f.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
-    if let Some(dir) = path.parent()
-        && let Ok(d) = std::fs::File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    kura_crypto::write_atomic(path, bytes, mode).map_err(|e| StoreError::io(path, e))
 }
 
 fn mkdir_private(path: &Path) -> Result<()> {
