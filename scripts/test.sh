@@ -11,9 +11,12 @@ cargo --version
 rustc --version
 
 step "system tools the tests use"
-# openssl checks certificates and PKCS#12 files issued by Kura's CA (crates/pki).
+# openssl checks certificates and PKCS#12 files issued by Kura's CA (crates/pki);
+# PostgreSQL is the second backend of the store of record (crates/db): the whole suite runs
+# against both.
 missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     SUDO=""
@@ -22,6 +25,31 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 openssl version
+
+step "PostgreSQL server for the tests (a throwaway cluster on loopback)"
+pgbin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+pgdir="$(mktemp -d)"
+pgport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+as_pg=()
+if [ "$(id -u)" -eq 0 ]; then
+    # PostgreSQL refuses to run as root: run it as the postgres system user.
+    chown postgres "$pgdir"
+    as_pg=(runuser -u postgres --)
+fi
+"${as_pg[@]}" "$pgbin/initdb" -D "$pgdir/data" -U kura --auth=trust -E UTF8 --locale=C >"$pgdir/initdb.log"
+# fsync off: this cluster lives for one test run; durability is tested on SQLite and in the
+# ledger's crash test.
+"${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w \
+    -o "-k $pgdir -p $pgport -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400" start
+cleanup() {
+    "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$pgdir" ${corpus:+"$corpus"}
+}
+trap cleanup EXIT
+export KURA_TEST_POSTGRES="postgres://kura@127.0.0.1:$pgport/postgres"
+export KURA_TEST_REQUIRE_POSTGRES=1
+"$pgbin/../bin/postgres" --version 2>/dev/null || true
+echo "PostgreSQL on 127.0.0.1:$pgport"
 
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check
@@ -44,7 +72,6 @@ else
     fuzz() { RUSTC_BOOTSTRAP=1 cargo fuzz "$@"; }
 fi
 corpus="$(mktemp -d)"
-trap 'rm -rf "$corpus"' EXIT
 fuzz build -O
 for target in $(fuzz list); do
     mkdir -p "$corpus/$target"

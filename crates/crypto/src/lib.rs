@@ -255,6 +255,31 @@ pub fn wrap_key(kek: &SecretKey, id: &KeyId, purpose: Purpose, key: &SecretKey) 
     Ok(WrappedKey { id: id.clone(), purpose, nonce: hex::encode(nonce), ciphertext: hex::encode(ct) })
 }
 
+/// Encrypts a small secret (a TOTP seed, say) under `key` with AES-256-GCM: returns
+/// nonce ‖ ciphertext ‖ tag. `aad` binds it to its owner and use, so a sealed value copied to
+/// another row fails to open.
+pub fn seal(key: &SecretKey, aad: &[u8], secret: &[u8]) -> Result<Vec<u8>> {
+    let cipher = Aes256Gcm::new_from_slice(key.expose()).map_err(|_| CryptoError::Unwrap("sealed value".into()))?;
+    let mut nonce = [0u8; NONCE_LEN];
+    random_bytes(&mut nonce)?;
+    let ct =
+        cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: secret, aad }).map_err(|_| CryptoError::Unwrap("sealed value".into()))?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&ct);
+    Ok(out)
+}
+
+/// Opens a value sealed by [`seal`] with the same key and `aad`.
+pub fn open_sealed(key: &SecretKey, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let fail = || CryptoError::Unwrap("sealed value".into());
+    if sealed.len() < NONCE_LEN + 16 {
+        return Err(fail());
+    }
+    let cipher = Aes256Gcm::new_from_slice(key.expose()).map_err(|_| fail())?;
+    let (nonce, ct) = sealed.split_at(NONCE_LEN);
+    Ok(Zeroizing::new(cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad }).map_err(|_| fail())?))
+}
+
 /// Unwraps a key wrapped by [`wrap_key`]; fails if anything (key, nonce, id, purpose) was altered.
 pub fn unwrap_key(kek: &SecretKey, w: &WrappedKey) -> Result<SecretKey> {
     let fail = || CryptoError::Unwrap(w.id.to_string());
@@ -337,6 +362,16 @@ impl fmt::Debug for MasterKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seal_binds_value_to_its_owner() {
+        let k = SecretKey::generate().unwrap();
+        let sealed = seal(&k, b"totp/alice", b"seed").unwrap();
+        assert_eq!(open_sealed(&k, b"totp/alice", &sealed).unwrap().as_slice(), b"seed");
+        assert!(open_sealed(&k, b"totp/bob", &sealed).is_err());
+        assert!(open_sealed(&SecretKey::generate().unwrap(), b"totp/alice", &sealed).is_err());
+        assert!(open_sealed(&k, b"totp/alice", &sealed[..20]).is_err());
+    }
 
     #[test]
     fn wrap_roundtrip_and_tamper() {

@@ -12,7 +12,7 @@ use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::ProgressBar;
 use kura_ledger::audit::verify;
 use kura_ledger::log::{Log, LogOptions};
-use kura_ledger::store::SqliteStore;
+use kura_ledger::store::SqlStore;
 use kura_ledger::tiles::DirTiles;
 use kura_ledger::{Checkpoint, Hash, Note, ProofFile, SigType, SignerKey, leaf_hash, verify_inclusion};
 use std::path::{Path, PathBuf};
@@ -118,7 +118,7 @@ pub fn ledger(a: LedgerBenchArgs) -> Result<()> {
 async fn run(a: &LedgerBenchArgs, dir: &Path) -> Result<()> {
     let key = SignerKey::generate("bench.kura.local/ledger", SigType::Ed25519)?;
     let verifier = key.verifier().clone();
-    let store = SqliteStore::open(&dir.join("ledger.db")).await?;
+    let store = SqlStore::open(&dir.join("ledger.db")).await?;
     let tiles_dir = dir.join("log");
     let log = Log::open(store, Arc::new(DirTiles::new(&tiles_dir)), LogOptions::new(key)).await?;
     let mut figures = Vec::new();

@@ -17,7 +17,7 @@ use kura_ledger::audit::{repair, verify};
 use kura_ledger::entry::{Actor, AuditEvent, ENTRY_VERSION, Entry, file_entries};
 use kura_ledger::log::{Log, LogOptions, WitnessEndpoint};
 use kura_ledger::merkle::root_from_inclusion;
-use kura_ledger::store::SqliteStore;
+use kura_ledger::store::SqlStore;
 use kura_ledger::tiles::DirTiles;
 use kura_ledger::witness::Witness;
 use kura_ledger::{Hash, LedgerError, ProofFile, SigType, SignerKey, VerifierKey, leaf_hash, verify_consistency};
@@ -291,11 +291,11 @@ fn witnesses(home: &Home) -> Result<Vec<WitnessEndpoint>> {
 }
 
 /// Opens the home's log (creating key, database and directory on first use).
-pub async fn open_log(home: &Home) -> Result<Log<SqliteStore>> {
+pub async fn open_log(home: &Home) -> Result<Log<SqlStore>> {
     let paths = LedgerPaths::of(home);
     let key = signing_key(home)?;
     std::fs::create_dir_all(&paths.published).map_err(|e| CliError::Io { path: paths.published.display().to_string(), source: e })?;
-    let store = SqliteStore::open(&paths.db).await?;
+    let store = SqlStore::open(&paths.db).await?;
     let mut opts = LogOptions::new(key);
     opts.witnesses = witnesses(home)?;
     opts.min_witnesses = home.config().ledger.min_witnesses;
@@ -340,7 +340,7 @@ pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
             LedgerCmd::Verify => {
                 let paths = LedgerPaths::of(home);
                 let key = signing_key(home)?;
-                let store = SqliteStore::open(&paths.db).await?;
+                let store = SqlStore::open(&paths.db).await?;
                 let ws: Vec<VerifierKey> = witnesses(home)?.into_iter().map(|w| w.key).collect();
                 let started = std::time::Instant::now();
                 let report = verify(&store, &DirTiles::new(&paths.published), key.verifier(), &ws, home.config().ledger.min_witnesses).await?;
@@ -373,7 +373,7 @@ pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
             LedgerCmd::Repair { from } => {
                 let paths = LedgerPaths::of(home);
                 let key = signing_key(home)?;
-                let store = SqliteStore::open(&paths.db).await?;
+                let store = SqlStore::open(&paths.db).await?;
                 // A URL is copied to a scratch directory first; repair verifies every byte of it.
                 let scratch;
                 let mirror_dir = if from.starts_with("http://") || from.starts_with("https://") {
@@ -436,7 +436,7 @@ pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
     })
 }
 
-async fn ledger_running(_home: &Home, log: &Log<SqliteStore>, cmd: LedgerCmd) -> Result<()> {
+async fn ledger_running(_home: &Home, log: &Log<SqlStore>, cmd: LedgerCmd) -> Result<()> {
     match cmd {
         LedgerCmd::Append { actor, text } => {
             let text = read_text(&text)?;
@@ -547,7 +547,7 @@ async fn ledger_running(_home: &Home, log: &Log<SqliteStore>, cmd: LedgerCmd) ->
     }
 }
 
-async fn find(log: &Log<SqliteStore>, sha: &str) -> Result<u64> {
+async fn find(log: &Log<SqlStore>, sha: &str) -> Result<u64> {
     log.find_file(sha).await?.ok_or_else(|| {
         CliError::Usage(format!(
             "sha256 {sha} のファイルは記録されていません / no file with this SHA-256 is recorded (kura ledger add-file)"

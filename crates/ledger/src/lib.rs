@@ -91,6 +91,9 @@ pub enum LedgerError {
     /// The database failed.
     #[error("台帳データベース / ledger database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The store of record could not be opened or migrated.
+    #[error(transparent)]
+    Db(#[from] kura_db::DbError),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -1,21 +1,21 @@
 //! Where the log keeps its entries and checkpoints.
 //!
 //! [`LedgerStore`] is the storage contract: durable, gap-free sequencing of entries, and the
-//! history of signed checkpoints. [`SqliteStore`] is the embedded default. Because the entries
-//! live in the application's own SQLite database, an audit event commits **in the same
-//! transaction** as the state change it records ([`append_in`], HIC-S5): either both are
+//! history of signed checkpoints. [`SqlStore`] keeps them in Kura's store of record
+//! ([`kura_db::Db`]: SQLite by default, PostgreSQL supported, same tables and statements).
+//! Because the entries live in the application's own database, an audit event commits **in the
+//! same transaction** as the state change it records ([`append_in`], HIC-S5): either both are
 //! durable or neither is. Once 256 consecutive entries are stored they are sealed into one row
 //! holding their tlog-tiles entry bundle, which makes reading the log (the full audit reads
-//! every entry) a matter of a few thousand rows instead of millions. A PostgreSQL store
-//! implements the same contract with the same tables; published tiles go to a [`crate::tiles::TileStore`] (a directory, later an object store).
+//! every entry) a matter of a few thousand rows instead of millions. Published tiles go to a
+//! [`crate::tiles::TileStore`] (a directory, later an object store).
 
 use crate::LedgerError;
 use crate::tile::{TILE_WIDTH, decode_bundle, encode_bundle};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqliteConnection};
+use kura_db::Db;
+use sqlx::{AnyConnection, Row};
 use std::future::Future;
 use std::path::Path;
-use std::time::Duration;
 
 type Result<T> = std::result::Result<T, LedgerError>;
 
@@ -45,93 +45,83 @@ pub trait LedgerStore: Send + Sync + 'static {
     fn seal(&self) -> impl Future<Output = Result<()>> + Send;
 }
 
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS ledger_entries (idx INTEGER PRIMARY KEY, data BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS ledger_bundles (bundle INTEGER PRIMARY KEY, data BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS ledger_checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)",
-];
-
-/// Most parameters in one SQLite statement (the library's limit is 32,766).
+/// Most rows in one multi-row INSERT (two parameters each; SQLite allows 32,766 parameters,
+/// PostgreSQL 65,535).
 const MAX_ROWS_PER_INSERT: usize = 8_000;
 
 /// Number of entries stored, whichever table holds the last one (a macro so that statements
 /// can embed it with `concat!`).
 macro_rules! size_sql {
     () => {
-        "SELECT max((SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries), \
-         (SELECT COALESCE(MAX(bundle) + 1, 0) * 256 FROM ledger_bundles))"
+        "SELECT CASE WHEN e > b THEN e ELSE b END FROM \
+         (SELECT (SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries) AS e, \
+         (SELECT COALESCE(MAX(bundle) + 1, 0) * 256 FROM ledger_bundles) AS b) AS size"
     };
 }
 const SIZE_SQL: &str = size_sql!();
 
-/// The embedded store: tables `ledger_entries` (entries not yet sealed), `ledger_bundles`
-/// (full bundles of 256 entries, in tlog-tiles entry-bundle encoding, keyed by bundle index),
-/// `ledger_checkpoints` and `ledger_meta` in a SQLite database in WAL mode with `synchronous=FULL`, so a commit is on disk when it returns.
+/// The store in Kura's store of record ([`kura_db::Db`], SQLite or PostgreSQL): tables
+/// `ledger_entries` (entries not yet sealed), `ledger_bundles` (full bundles of 256 entries, in
+/// tlog-tiles entry-bundle encoding, keyed by bundle index), `ledger_checkpoints` and
+/// `ledger_meta`, created by the store of record's migrations. Appends take the store's write
+/// lock ([`Db::begin_write`]), so indexes are gap-free on both backends.
 #[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
+pub struct SqlStore {
+    db: Db,
 }
 
-impl SqliteStore {
-    /// Opens (creating if needed) the database file and the ledger's tables.
-    pub async fn open(path: &Path) -> Result<SqliteStore> {
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
-        SqliteStore::with_pool(pool).await
+impl SqlStore {
+    /// Opens (creating and migrating if needed) a SQLite database file of its own.
+    pub async fn open(path: &Path) -> Result<SqlStore> {
+        Ok(SqlStore { db: Db::open_sqlite(path).await? })
     }
 
-    /// Uses the application's pool; creates the ledger's tables if missing.
-    pub async fn with_pool(pool: SqlitePool) -> Result<SqliteStore> {
-        for s in SCHEMA {
-            sqlx::query(*s).execute(&pool).await?;
-        }
-        Ok(SqliteStore { pool })
+    /// Uses the application's store of record (migrated).
+    pub fn new(db: Db) -> SqlStore {
+        SqlStore { db }
     }
 
-    /// The pool, for the application's own transactions.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// The store of record, for the application's own transactions.
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 }
 
 /// Appends one entry inside the caller's transaction and returns its index; the entry becomes
 /// durable exactly when the caller's transaction commits (HIC-S5). Begin the transaction with
-/// `BEGIN IMMEDIATE` so that concurrent writers queue instead of failing. Call
+/// [`Db::begin_write`] so that concurrent writers queue instead of failing (on PostgreSQL this
+/// function takes the write lock itself if the caller has not). Call
 /// [`crate::log::Log::sync`] after the commit to have the log integrate it.
-pub async fn append_in(conn: &mut SqliteConnection, entry: &[u8]) -> Result<u64> {
+pub async fn append_in(conn: &mut AnyConnection, entry: &[u8]) -> Result<u64> {
     if entry.len() > crate::tile::MAX_ENTRY_LEN {
         return Err(LedgerError::EntryTooLong(entry.len()));
     }
-    let row = sqlx::query(concat!("INSERT INTO ledger_entries (idx, data) VALUES ((", size_sql!(), "), ?) RETURNING idx"))
+    kura_db::lock_for_write(conn).await?;
+    let row = sqlx::query(concat!("INSERT INTO ledger_entries (idx, data) VALUES ((", size_sql!(), "), $1) RETURNING idx"))
         .bind(entry)
         .fetch_one(&mut *conn)
         .await?;
     Ok(row.get::<i64, _>(0) as u64)
 }
 
-impl LedgerStore for SqliteStore {
+impl LedgerStore for SqlStore {
     async fn size(&self) -> Result<u64> {
-        Ok(sqlx::query_scalar::<_, i64>(SIZE_SQL).fetch_one(&self.pool).await? as u64)
+        Ok(sqlx::query_scalar::<_, i64>(SIZE_SQL).fetch_one(self.db.pool()).await? as u64)
     }
 
     async fn append(&self, entries: &[Vec<u8>]) -> Result<u64> {
         if let Some(e) = entries.iter().find(|e| e.len() > crate::tile::MAX_ENTRY_LEN) {
             return Err(LedgerError::EntryTooLong(e.len()));
         }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db.begin_write().await?;
         let first: i64 = sqlx::query_scalar(SIZE_SQL).fetch_one(&mut *tx).await?;
         let mut next = first;
         for chunk in entries.chunks(MAX_ROWS_PER_INSERT) {
             let mut sql = String::with_capacity(40 + chunk.len() * 6);
             sql.push_str("INSERT INTO ledger_entries (idx, data) VALUES ");
             for i in 0..chunk.len() {
-                sql.push_str(if i == 0 { "(?,?)" } else { ",(?,?)" });
+                let sep = if i == 0 { "" } else { "," };
+                sql.push_str(&format!("{sep}(${},${})", 2 * i + 1, 2 * i + 2));
             }
             // Only placeholders are built here; the data is bound.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -152,10 +142,10 @@ impl LedgerStore for SqliteStore {
         }
         let mut out: Vec<Option<Vec<u8>>> = vec![None; (end - start) as usize];
         let bundles: Vec<(i64, Vec<u8>)> =
-            sqlx::query_as("SELECT bundle, data FROM ledger_bundles WHERE bundle >= ? AND bundle < ? ORDER BY bundle")
+            sqlx::query_as("SELECT bundle, data FROM ledger_bundles WHERE bundle >= $1 AND bundle < $2 ORDER BY bundle")
                 .bind((start / TILE_WIDTH) as i64)
                 .bind(end.div_ceil(TILE_WIDTH) as i64)
-                .fetch_all(&self.pool)
+                .fetch_all(self.db.pool())
                 .await?;
         for (b, data) in &bundles {
             let b = *b as u64;
@@ -168,10 +158,10 @@ impl LedgerStore for SqliteStore {
             }
         }
         if out.iter().any(Option::is_none) {
-            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT idx, data FROM ledger_entries WHERE idx >= ? AND idx < ?")
+            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT idx, data FROM ledger_entries WHERE idx >= $1 AND idx < $2")
                 .bind(start as i64)
                 .bind(end as i64)
-                .fetch_all(&self.pool)
+                .fetch_all(self.db.pool())
                 .await?;
             for (i, data) in rows {
                 let slot = &mut out[(i as u64 - start) as usize];
@@ -188,22 +178,22 @@ impl LedgerStore for SqliteStore {
 
     async fn replace(&self, index: u64, entry: &[u8]) -> Result<()> {
         let b = index / TILE_WIDTH;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db.begin_write().await?;
         let sealed: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT data FROM ledger_bundles WHERE bundle = ?").bind(b as i64).fetch_optional(&mut *tx).await?;
+            sqlx::query_scalar("SELECT data FROM ledger_bundles WHERE bundle = $1").bind(b as i64).fetch_optional(&mut *tx).await?;
         match sealed.as_deref().map(|data| sealed_entries(b, data)) {
             Some(Ok(entries)) => {
                 let k = (index % TILE_WIDTH) as usize;
                 let bundle = encode_bundle(entries.iter().enumerate().map(|(j, e)| if j == k { entry } else { *e }))?;
-                sqlx::query("UPDATE ledger_bundles SET data = ? WHERE bundle = ?").bind(bundle).bind(b as i64).execute(&mut *tx).await?;
+                sqlx::query("UPDATE ledger_bundles SET data = $1 WHERE bundle = $2").bind(bundle).bind(b as i64).execute(&mut *tx).await?;
             }
             damaged_or_unsealed => {
                 // A bundle row too damaged to decode is dropped: the repair restores each of its
                 // entries through here, and the next seal rebuilds the bundle.
                 if damaged_or_unsealed.is_some() {
-                    sqlx::query("DELETE FROM ledger_bundles WHERE bundle = ?").bind(b as i64).execute(&mut *tx).await?;
+                    sqlx::query("DELETE FROM ledger_bundles WHERE bundle = $1").bind(b as i64).execute(&mut *tx).await?;
                 }
-                sqlx::query("INSERT OR REPLACE INTO ledger_entries (idx, data) VALUES (?, ?)")
+                sqlx::query("INSERT INTO ledger_entries (idx, data) VALUES ($1, $2) ON CONFLICT (idx) DO UPDATE SET data = excluded.data")
                     .bind(index as i64)
                     .bind(entry)
                     .execute(&mut *tx)
@@ -215,36 +205,41 @@ impl LedgerStore for SqliteStore {
     }
 
     async fn add_checkpoint(&self, size: u64, note: &[u8]) -> Result<()> {
-        sqlx::query("INSERT OR REPLACE INTO ledger_checkpoints (size, note) VALUES (?, ?)")
+        sqlx::query("INSERT INTO ledger_checkpoints (size, note) VALUES ($1, $2) ON CONFLICT (size) DO UPDATE SET note = excluded.note")
             .bind(size as i64)
             .bind(note)
-            .execute(&self.pool)
+            .execute(self.db.pool())
             .await?;
         Ok(())
     }
 
     async fn checkpoints(&self) -> Result<Vec<(u64, Vec<u8>)>> {
-        let rows = sqlx::query("SELECT size, note FROM ledger_checkpoints ORDER BY size").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT size, note FROM ledger_checkpoints ORDER BY size").fetch_all(self.db.pool()).await?;
         Ok(rows.iter().map(|r| (r.get::<i64, _>(0) as u64, r.get::<Vec<u8>, _>(1))).collect())
     }
 
     async fn latest_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>> {
-        let row = sqlx::query("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1").fetch_optional(&self.pool).await?;
+        let row =
+            sqlx::query("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1").fetch_optional(self.db.pool()).await?;
         Ok(row.map(|r| (r.get::<i64, _>(0) as u64, r.get::<Vec<u8>, _>(1))))
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let row = sqlx::query("SELECT value FROM ledger_meta WHERE key = ?").bind(key).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT value FROM ledger_meta WHERE key = $1").bind(key).fetch_optional(self.db.pool()).await?;
         Ok(row.map(|r| r.get::<Vec<u8>, _>(0)))
     }
 
     async fn set_meta(&self, key: &str, value: &[u8]) -> Result<()> {
-        sqlx::query("INSERT OR REPLACE INTO ledger_meta (key, value) VALUES (?, ?)").bind(key).bind(value).execute(&self.pool).await?;
+        sqlx::query("INSERT INTO ledger_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(self.db.pool())
+            .await?;
         Ok(())
     }
 
     async fn seal(&self) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db.begin_write().await?;
         seal_in(&mut tx).await?;
         tx.commit().await?;
         Ok(())
@@ -270,23 +265,23 @@ fn sealed_entries(b: u64, data: &[u8]) -> Result<Vec<&[u8]>> {
 
 /// Seals every complete group of 256 unsealed entries into one bundle row, inside the caller's
 /// transaction.
-async fn seal_in(conn: &mut SqliteConnection) -> Result<()> {
+async fn seal_in(conn: &mut AnyConnection) -> Result<()> {
     let full: Vec<i64> = sqlx::query_scalar(
-        "SELECT idx / 256 AS b FROM ledger_entries GROUP BY b HAVING count(*) = 256 \
-         AND NOT EXISTS (SELECT 1 FROM ledger_bundles WHERE bundle = b) ORDER BY b",
+        "SELECT t.b FROM (SELECT idx / 256 AS b, count(*) AS n FROM ledger_entries GROUP BY idx / 256) AS t \
+         WHERE t.n = 256 AND NOT EXISTS (SELECT 1 FROM ledger_bundles WHERE bundle = t.b) ORDER BY t.b",
     )
     .fetch_all(&mut *conn)
     .await?;
     for b in full {
         let (lo, hi) = (b * TILE_WIDTH as i64, (b + 1) * TILE_WIDTH as i64);
-        let entries: Vec<Vec<u8>> = sqlx::query_scalar("SELECT data FROM ledger_entries WHERE idx >= ? AND idx < ? ORDER BY idx")
+        let entries: Vec<Vec<u8>> = sqlx::query_scalar("SELECT data FROM ledger_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx")
             .bind(lo)
             .bind(hi)
             .fetch_all(&mut *conn)
             .await?;
         let bundle = encode_bundle(entries.iter().map(Vec::as_slice))?;
-        sqlx::query("INSERT INTO ledger_bundles (bundle, data) VALUES (?, ?)").bind(b).bind(bundle).execute(&mut *conn).await?;
-        sqlx::query("DELETE FROM ledger_entries WHERE idx >= ? AND idx < ?").bind(lo).bind(hi).execute(&mut *conn).await?;
+        sqlx::query("INSERT INTO ledger_bundles (bundle, data) VALUES ($1, $2)").bind(b).bind(bundle).execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM ledger_entries WHERE idx >= $1 AND idx < $2").bind(lo).bind(hi).execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 
 use kura_ledger::audit::verify;
 use kura_ledger::log::{Log, LogOptions};
-use kura_ledger::store::{LedgerStore, SqliteStore};
+use kura_ledger::store::{LedgerStore, SqlStore};
 use kura_ledger::tiles::DirTiles;
 use kura_ledger::{SigType, SignerKey};
 use std::io::{BufRead, BufReader, Write};
@@ -24,9 +24,9 @@ fn key_path(dir: &Path) -> std::path::PathBuf {
     dir.join("ledger.key")
 }
 
-async fn open(dir: &Path) -> Log<SqliteStore> {
+async fn open(dir: &Path) -> Log<SqlStore> {
     let key = SignerKey::parse(&std::fs::read_to_string(key_path(dir)).unwrap()).unwrap();
-    let store = SqliteStore::open(&dir.join("state.db")).await.unwrap();
+    let store = SqlStore::open(&dir.join("state.db")).await.unwrap();
     let mut opts = LogOptions::new(key);
     opts.batch_max = 512;
     Log::open(store, Arc::new(DirTiles::new(&dir.join("log"))), opts).await.unwrap()
@@ -107,7 +107,7 @@ async fn killed_mid_batch_loses_no_acknowledged_entry() {
 
         // Reopen: the log rebuilds, republishes what the kill interrupted, and verifies.
         let log = open(dir.path()).await;
-        let store = SqliteStore::open(&dir.path().join("state.db")).await.unwrap();
+        let store = SqlStore::open(&dir.path().join("state.db")).await.unwrap();
         let size = store.size().await.unwrap();
         let entries = store.read(0, size).await.unwrap();
         for &(w, n, i) in &acked {

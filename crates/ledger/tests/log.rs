@@ -1,10 +1,11 @@
-//! The running log over real SQLite and a real tile directory: appends, same-transaction
+//! The running log over the real store of record (SQLite; the same-transaction and sealing
+//! tests also on PostgreSQL when `KURA_TEST_POSTGRES` is set) and a real tile directory: appends, same-transaction
 //! appends, checkpoints, proofs, witnesses (status codes of C2SP tlog-witness, split views),
 //! every kind of tampering, and repair from a mirror (HX-3, HX-4, HX-8, HX-10, HIC-S5, HIC-S6).
 
 use kura_ledger::audit::{repair, verify};
 use kura_ledger::log::{Log, LogOptions, WitnessClient, WitnessEndpoint};
-use kura_ledger::store::{LedgerStore, SqliteStore, append_in};
+use kura_ledger::store::{LedgerStore, SqlStore, append_in};
 use kura_ledger::tile::{decode_bundle, encode_bundle};
 use kura_ledger::tiles::{DirTiles, TileStore};
 use kura_ledger::witness::{AddCheckpoint, Witness, WitnessResponse};
@@ -24,13 +25,13 @@ fn same_key(k: &SignerKey) -> SignerKey {
     SignerKey::parse(&k.to_secret_string()).unwrap()
 }
 
-async fn open(dir: &Path, key: &SignerKey) -> Log<SqliteStore> {
-    let store = SqliteStore::open(&dir.join("state.db")).await.unwrap();
+async fn open(dir: &Path, key: &SignerKey) -> Log<SqlStore> {
+    let store = SqlStore::open(&dir.join("state.db")).await.unwrap();
     Log::open(store, Arc::new(DirTiles::new(&dir.join("log"))), LogOptions::new(same_key(key))).await.unwrap()
 }
 
 async fn audit(dir: &Path, key: &SignerKey) -> kura_ledger::audit::Report {
-    let store = SqliteStore::open(&dir.join("state.db")).await.unwrap();
+    let store = SqlStore::open(&dir.join("state.db")).await.unwrap();
     verify(&store, &DirTiles::new(&dir.join("log")), key.verifier(), &[], 0).await.unwrap()
 }
 
@@ -105,7 +106,7 @@ async fn append_checkpoint_prove_reopen() {
     assert!(audit(dir.path(), &k).await.ok());
 
     // Another key with the same name cannot reopen the log's history as its own.
-    let store = SqliteStore::open(&dir.path().join("state.db")).await.unwrap();
+    let store = SqlStore::open(&dir.path().join("state.db")).await.unwrap();
     let imposter = key("example.org/log", SigType::Ed25519);
     let err = Log::open(store, Arc::new(DirTiles::new(&dir.path().join("log"))), LogOptions::new(imposter)).await.err().unwrap();
     assert!(matches!(err, LedgerError::Tampered(_)), "{err}");
@@ -126,77 +127,87 @@ async fn ecdsa_log_key() {
 
 #[tokio::test]
 async fn entry_commits_with_the_application_transaction() {
-    let dir = tempfile::tempdir().unwrap();
-    let k = key("example.org/log", SigType::Ed25519);
-    let log = open(dir.path(), &k).await;
-    let pool = log.store().pool().clone();
-    sqlx::query("CREATE TABLE app_projects (id INTEGER PRIMARY KEY, name TEXT NOT NULL)").execute(&pool).await.unwrap();
-    log.append(b"before".to_vec()).await.unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    for db in kura_db::testing::databases(scratch.path()).await {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key("example.org/log", SigType::Ed25519);
+        let log = Log::open(SqlStore::new(db.clone()), Arc::new(DirTiles::new(&dir.path().join("log"))), LogOptions::new(same_key(&k)))
+            .await
+            .unwrap();
+        let pool = db.pool().clone();
+        sqlx::query("CREATE TABLE app_projects (name TEXT NOT NULL)").execute(&pool).await.unwrap();
+        log.append(b"before".to_vec()).await.unwrap();
 
-    // Committed: the state change and its audit entry together.
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
-    sqlx::query("INSERT INTO app_projects (name) VALUES ('study A')").execute(&mut *tx).await.unwrap();
-    let idx = append_in(&mut tx, b"project created: study A").await.unwrap();
-    tx.commit().await.unwrap();
-    assert_eq!(idx, 1);
-    assert_eq!(log.sync().await.unwrap(), 2);
+        // Committed: the state change and its audit entry together.
+        let mut tx = db.begin_write().await.unwrap();
+        sqlx::query("INSERT INTO app_projects (name) VALUES ('study A')").execute(&mut *tx).await.unwrap();
+        let idx = append_in(&mut tx, b"project created: study A").await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(idx, 1);
+        assert_eq!(log.sync().await.unwrap(), 2);
 
-    // Rolled back: neither the state change nor the entry exists, and no index is skipped.
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
-    sqlx::query("INSERT INTO app_projects (name) VALUES ('study B')").execute(&mut *tx).await.unwrap();
-    append_in(&mut tx, b"project created: study B").await.unwrap();
-    tx.rollback().await.unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM app_projects").fetch_one(&pool).await.unwrap();
-    assert_eq!(n, 1);
-    assert_eq!(log.sync().await.unwrap(), 2);
+        // Rolled back: neither the state change nor the entry exists, and no index is skipped.
+        let mut tx = db.begin_write().await.unwrap();
+        sqlx::query("INSERT INTO app_projects (name) VALUES ('study B')").execute(&mut *tx).await.unwrap();
+        append_in(&mut tx, b"project created: study B").await.unwrap();
+        tx.rollback().await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM app_projects").fetch_one(&pool).await.unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(log.sync().await.unwrap(), 2);
 
-    // Interleaved with the batcher, without sync: the next batch picks the entry up first.
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
-    append_in(&mut tx, b"project approved").await.unwrap();
-    tx.commit().await.unwrap();
-    assert_eq!(log.append(b"after".to_vec()).await.unwrap(), 3);
-    assert_eq!(log.size(), 4);
-    let note = log.checkpoint().await.unwrap();
-    let cp = open_checkpoint(&note, k.verifier(), &[], 0).unwrap().checkpoint;
-    let mut t = MemoryTree::new();
-    for e in [&b"before"[..], b"project created: study A", b"project approved", b"after"] {
-        t.push(leaf_hash(e));
+        // Interleaved with the batcher, without sync: the next batch picks the entry up first.
+        let mut tx = db.begin_write().await.unwrap();
+        append_in(&mut tx, b"project approved").await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(log.append(b"after".to_vec()).await.unwrap(), 3);
+        assert_eq!(log.size(), 4);
+        let note = log.checkpoint().await.unwrap();
+        let cp = open_checkpoint(&note, k.verifier(), &[], 0).unwrap().checkpoint;
+        let mut t = MemoryTree::new();
+        for e in [&b"before"[..], b"project created: study A", b"project approved", b"after"] {
+            t.push(leaf_hash(e));
+        }
+        assert_eq!(cp.root, t.root());
+        assert!(verify(log.store(), &DirTiles::new(&dir.path().join("log")), k.verifier(), &[], 0).await.unwrap().ok());
     }
-    assert_eq!(cp.root, t.root());
-    assert!(audit(dir.path(), &k).await.ok());
 }
 
 #[tokio::test]
 async fn full_bundles_are_sealed_into_one_row_and_read_back_unchanged() {
-    let dir = tempfile::tempdir().unwrap();
-    let k = key("example.org/log", SigType::Ed25519);
-    let log = open(dir.path(), &k).await;
-    let pool = log.store().pool().clone();
-    // 300 entries from batches and 300 from application transactions, interleaved.
-    let mut want = Vec::new();
-    for i in 0..600u64 {
-        if i % 2 == 0 {
-            log.append(entry(i)).await.unwrap();
-        } else {
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
-            append_in(&mut tx, &entry(i)).await.unwrap();
-            tx.commit().await.unwrap();
-            log.sync().await.unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    for db in kura_db::testing::databases(scratch.path()).await {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key("example.org/log", SigType::Ed25519);
+        let log = Log::open(SqlStore::new(db.clone()), Arc::new(DirTiles::new(&dir.path().join("log"))), LogOptions::new(same_key(&k)))
+            .await
+            .unwrap();
+        let pool = db.pool().clone();
+        // 300 entries from batches and 300 from application transactions, interleaved.
+        let mut want = Vec::new();
+        for i in 0..600u64 {
+            if i % 2 == 0 {
+                log.append(entry(i)).await.unwrap();
+            } else {
+                let mut tx = db.begin_write().await.unwrap();
+                append_in(&mut tx, &entry(i)).await.unwrap();
+                tx.commit().await.unwrap();
+                log.sync().await.unwrap();
+            }
+            want.push(entry(i));
         }
-        want.push(entry(i));
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger_entries").fetch_one(&pool).await.unwrap();
+        let bundles: Vec<i64> = sqlx::query_scalar("SELECT bundle FROM ledger_bundles ORDER BY bundle").fetch_all(&pool).await.unwrap();
+        assert_eq!((rows, bundles), (600 - 512, vec![0, 1]), "two sealed bundles and an unsealed tail");
+        // Reads across the seal boundary return exactly what was appended.
+        assert_eq!(log.store().read(0, 600).await.unwrap(), want);
+        assert_eq!(log.store().read(250, 530).await.unwrap(), want[250..530]);
+        assert_eq!(log.store().size().await.unwrap(), 600);
+        log.checkpoint().await.unwrap();
+        // The sealed rows hold exactly the published bundles.
+        let sealed: Vec<u8> = sqlx::query_scalar("SELECT data FROM ledger_bundles WHERE bundle = 1").fetch_one(&pool).await.unwrap();
+        assert_eq!(sealed, std::fs::read(dir.path().join("log/tile/entries/001")).unwrap());
+        assert!(verify(log.store(), &DirTiles::new(&dir.path().join("log")), k.verifier(), &[], 0).await.unwrap().ok());
     }
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger_entries").fetch_one(&pool).await.unwrap();
-    let bundles: Vec<i64> = sqlx::query_scalar("SELECT bundle FROM ledger_bundles ORDER BY bundle").fetch_all(&pool).await.unwrap();
-    assert_eq!((rows, bundles), (600 - 512, vec![0, 1]), "two sealed bundles and an unsealed tail");
-    // Reads across the seal boundary return exactly what was appended.
-    assert_eq!(log.store().read(0, 600).await.unwrap(), want);
-    assert_eq!(log.store().read(250, 530).await.unwrap(), want[250..530]);
-    assert_eq!(log.store().size().await.unwrap(), 600);
-    log.checkpoint().await.unwrap();
-    // The sealed rows hold exactly the published bundles.
-    let sealed: Vec<u8> = sqlx::query_scalar("SELECT data FROM ledger_bundles WHERE bundle = 1").fetch_one(&pool).await.unwrap();
-    assert_eq!(sealed, std::fs::read(dir.path().join("log/tile/entries/001")).unwrap());
-    assert!(audit(dir.path(), &k).await.ok());
 }
 
 #[tokio::test]
@@ -206,11 +217,12 @@ async fn a_damaged_sealed_row_is_named_by_verify_and_restored_by_repair() {
     build(golden.path(), &k).await;
     let dir = tempfile::tempdir().unwrap();
     copy_dir(golden.path(), dir.path());
-    let store = SqliteStore::open(&dir.path().join("state.db")).await.unwrap();
+    let store = SqlStore::open(&dir.path().join("state.db")).await.unwrap();
     // Flip a bit in the first length prefix of bundle 1: the row no longer decodes.
-    let mut row: Vec<u8> = sqlx::query_scalar("SELECT data FROM ledger_bundles WHERE bundle = 1").fetch_one(store.pool()).await.unwrap();
+    let mut row: Vec<u8> =
+        sqlx::query_scalar("SELECT data FROM ledger_bundles WHERE bundle = 1").fetch_one(store.db().pool()).await.unwrap();
     row[0] ^= 0x40;
-    sqlx::query("UPDATE ledger_bundles SET data = ? WHERE bundle = 1").bind(&row).execute(store.pool()).await.unwrap();
+    sqlx::query("UPDATE ledger_bundles SET data = $1 WHERE bundle = 1").bind(&row).execute(store.db().pool()).await.unwrap();
     let err = verify(&store, &DirTiles::new(&dir.path().join("log")), k.verifier(), &[], 0).await.unwrap_err();
     assert!(err.to_string().contains("bundle 1 in the database (entries 256..512) is damaged"), "{err}");
     // A log over the damaged database refuses to open rather than sign over it.
@@ -222,7 +234,7 @@ async fn a_damaged_sealed_row_is_named_by_verify_and_restored_by_repair() {
     assert!(audit(dir.path(), &k).await.ok());
     // Reopening seals the restored entries again.
     drop(open(dir.path(), &k).await);
-    let bundles: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger_bundles").fetch_one(store.pool()).await.unwrap();
+    let bundles: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger_bundles").fetch_one(store.db().pool()).await.unwrap();
     assert_eq!(bundles, 2);
     assert!(audit(dir.path(), &k).await.ok());
 }
@@ -328,7 +340,7 @@ async fn checkpoints_are_published_only_with_enough_cosignatures() {
     let witness = Arc::new(Witness::open(same_key(&wkey), vec![k.verifier().clone()], &dir.path().join("w.json")).unwrap());
     let vault = Witness::open(same_key(&offline), vec![k.verifier().clone()], &dir.path().join("vault.json")).unwrap();
 
-    let store = SqliteStore::open(&dir.path().join("state.db")).await.unwrap();
+    let store = SqlStore::open(&dir.path().join("state.db")).await.unwrap();
     let mut opts = LogOptions::new(same_key(&k));
     opts.witnesses = vec![
         WitnessEndpoint { key: wkey.verifier().clone(), url: Some("in-process".into()) },
@@ -381,7 +393,7 @@ async fn a_rewritten_tail_with_a_fresh_signature_is_caught() {
     let witness = Witness::open(same_key(&wkey), vec![k.verifier().clone()], &dir.path().join("w.json")).unwrap();
     build(dir.path(), &k).await;
     // The honest log's checkpoint reaches the witness.
-    let store = SqliteStore::open(&dir.path().join("state.db")).await.unwrap();
+    let store = SqlStore::open(&dir.path().join("state.db")).await.unwrap();
     let (size, note) = store.latest_checkpoint().await.unwrap().unwrap();
     assert_eq!(size, 700);
     assert_eq!(witness.add_checkpoint(&AddCheckpoint { old: 0, proof: Vec::new(), checkpoint: note }.to_bytes()).status, 200);
@@ -423,20 +435,20 @@ fn flip(path: &Path, at: usize) {
 
 /// What an attacker with write access to the database does to one entry: rewrites it in its
 /// sealed bundle row, or in its own row if not yet sealed.
-async fn overwrite_entry(store: &SqliteStore, idx: u64, data: &[u8]) {
+async fn overwrite_entry(store: &SqlStore, idx: u64, data: &[u8]) {
     let b = (idx / 256) as i64;
     let sealed: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT data FROM ledger_bundles WHERE bundle = ?").bind(b).fetch_optional(store.pool()).await.unwrap();
+        sqlx::query_scalar("SELECT data FROM ledger_bundles WHERE bundle = $1").bind(b).fetch_optional(store.db().pool()).await.unwrap();
     if let Some(bundle) = sealed {
         let mut entries: Vec<Vec<u8>> = decode_bundle(&bundle).unwrap().into_iter().map(<[u8]>::to_vec).collect();
         entries[(idx % 256) as usize] = data.to_vec();
         let bundle = encode_bundle(entries.iter().map(Vec::as_slice)).unwrap();
-        sqlx::query("UPDATE ledger_bundles SET data = ? WHERE bundle = ?").bind(bundle).bind(b).execute(store.pool()).await.unwrap();
+        sqlx::query("UPDATE ledger_bundles SET data = $1 WHERE bundle = $2").bind(bundle).bind(b).execute(store.db().pool()).await.unwrap();
     } else {
-        let done = sqlx::query("UPDATE ledger_entries SET data = ? WHERE idx = ?")
+        let done = sqlx::query("UPDATE ledger_entries SET data = $1 WHERE idx = $2")
             .bind(data)
             .bind(idx as i64)
-            .execute(store.pool())
+            .execute(store.db().pool())
             .await
             .unwrap();
         assert_eq!(done.rows_affected(), 1, "entry {idx} not found");
@@ -484,7 +496,7 @@ impl Tamper {
         let log = dir.join("log");
         match self {
             Tamper::EntryRow => {
-                let store = SqliteStore::open(&dir.join("state.db")).await.unwrap();
+                let store = SqlStore::open(&dir.join("state.db")).await.unwrap();
                 overwrite_entry(&store, 123, b"{\"n\":123,\"pad\":\"y\"}").await;
             }
             Tamper::HashTileByte => flip(&log.join("tile/0/001"), 40),
@@ -492,7 +504,7 @@ impl Tamper {
             Tamper::PartialBundle => flip(&log.join("tile/entries/002.p/188"), 30),
             Tamper::CheckpointFile => flip(&log.join("checkpoint"), 20),
             Tamper::CheckpointSignature => {
-                let store = SqliteStore::open(&dir.join("state.db")).await.unwrap();
+                let store = SqlStore::open(&dir.join("state.db")).await.unwrap();
                 let (size, note) = store.latest_checkpoint().await.unwrap().unwrap();
                 let mut n = Note::parse(&note).unwrap();
                 n.signatures[0].bytes[10] ^= 0x01;
@@ -530,7 +542,7 @@ async fn every_kind_of_tampering_is_found_and_repaired_from_a_mirror() {
         );
 
         // Repair from a mirror of the published directory.
-        let store = SqliteStore::open(&dir.path().join("state.db")).await.unwrap();
+        let store = SqlStore::open(&dir.path().join("state.db")).await.unwrap();
         let out = repair(&store, &DirTiles::new(&dir.path().join("log")), &DirTiles::new(&golden.path().join("log")), k.verifier())
             .await
             .unwrap();
@@ -548,7 +560,7 @@ async fn repair_refuses_a_mirror_that_does_not_reproduce_the_signed_root() {
     let bad_mirror = tempfile::tempdir().unwrap();
     copy_dir(&dir.path().join("log"), bad_mirror.path());
     flip(&bad_mirror.path().join("tile/entries/000"), 50);
-    let store = SqliteStore::open(&dir.path().join("state.db")).await.unwrap();
+    let store = SqlStore::open(&dir.path().join("state.db")).await.unwrap();
     overwrite_entry(&store, 5, b"x").await;
     let err = repair(&store, &DirTiles::new(&dir.path().join("log")), &DirTiles::new(bad_mirror.path()), k.verifier()).await.unwrap_err();
     assert!(matches!(err, LedgerError::Tampered(_)), "{err}");

@@ -5,7 +5,7 @@
 
 use kura_ledger::audit::{repair, verify};
 use kura_ledger::log::{Log, LogOptions, WitnessEndpoint};
-use kura_ledger::store::SqliteStore;
+use kura_ledger::store::SqlStore;
 use kura_ledger::tiles::DirTiles;
 use kura_ledger::witness::{AddCheckpoint, Witness};
 use kura_ledger::{Checkpoint, SigType, SignerKey, open_checkpoint};
@@ -30,13 +30,13 @@ async fn start(router: kura_server::Router) -> SocketAddr {
     addr
 }
 
-async fn open(dir: &Path, opts: LogOptions) -> Log<SqliteStore> {
-    let store = SqliteStore::open(&dir.join("state.db")).await.unwrap();
+async fn open(dir: &Path, opts: LogOptions) -> Log<SqlStore> {
+    let store = SqlStore::open(&dir.join("state.db")).await.unwrap();
     Log::open(store, Arc::new(DirTiles::new(&dir.join("log"))), opts).await.unwrap()
 }
 
 /// A log of `n` entries with one checkpoint at the end.
-async fn build(dir: &Path, k: &SignerKey, n: u64) -> Log<SqliteStore> {
+async fn build(dir: &Path, k: &SignerKey, n: u64) -> Log<SqlStore> {
     let log = open(dir, LogOptions::new(same_key(k))).await;
     for i in 0..n {
         log.append(format!("entry {i}").into_bytes()).await.unwrap();

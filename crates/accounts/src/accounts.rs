@@ -1,0 +1,1172 @@
+//! The accounts service: every operation on institutions, users, certificates and sessions.
+
+use crate::password::{Hasher, check_strength};
+use crate::session::{Session, SessionEnd, SessionState};
+use crate::totp;
+use crate::{AccountsError, Policy, Role, Transition, UserState};
+use hmac::{Hmac, Mac};
+use kura_crypto::SecretKey;
+use kura_db::Db;
+use kura_ledger::entry::{Actor, AuditEvent, ENTRY_VERSION, Entry};
+use kura_ledger::log::Log;
+use kura_ledger::store::{SqlStore, append_in};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{AnyConnection, Row};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+type Result<T> = std::result::Result<T, AccountsError>;
+
+/// The time accounts run on: the system clock plus an offset that tests can advance (to
+/// expire sessions and locks without waiting). Unix seconds.
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    offset: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// Now, in Unix seconds.
+    pub fn now(&self) -> i64 {
+        let sys = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        sys + self.offset.load(Ordering::Relaxed)
+    }
+
+    /// Moves this clock (and every clone) forward.
+    pub fn advance(&self, secs: i64) {
+        self.offset.fetch_add(secs, Ordering::Relaxed);
+    }
+}
+
+/// `YYYY-MM-DD HH:MM UTC` of a Unix time, for messages.
+pub(crate) fn format_time(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", secs / 3600, secs % 3600 / 60)
+}
+
+/// A user as the store holds them (no secrets).
+#[derive(Clone, Debug, Serialize)]
+pub struct User {
+    /// Login ID.
+    pub login: String,
+    /// Institution code.
+    pub institution: String,
+    /// Role.
+    pub role: Role,
+    /// Display name.
+    pub name: String,
+    /// Lifecycle state.
+    pub state: UserState,
+    /// Whether the account is locked now.
+    pub locked: bool,
+    /// Failed logins since the last success.
+    pub failed_logins: i64,
+    /// Whether a second factor is enrolled.
+    pub totp: bool,
+    /// Created (Unix seconds).
+    pub created_at: i64,
+    /// Last complete sign-in (Unix seconds).
+    pub last_login_at: Option<i64>,
+}
+
+/// A new user.
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    /// Login ID: 2–64 of a–z, 0–9, `.`, `_`, `-`, starting with a letter or digit.
+    pub login: String,
+    /// Institution code (must exist).
+    pub institution: String,
+    /// Role.
+    pub role: Role,
+    /// Display name.
+    pub name: String,
+}
+
+/// A certificate Kura's CA issued.
+#[derive(Clone, Debug, Serialize)]
+pub struct CertRecord {
+    /// `sha256:…` of the DER.
+    pub fingerprint: String,
+    /// Serial, hex.
+    pub serial: String,
+    /// `user` or `institution`.
+    pub kind: String,
+    /// The user, for user certificates.
+    pub login: Option<String>,
+    /// The institution.
+    pub institution: String,
+    /// Issued (Unix seconds).
+    pub issued_at: i64,
+    /// Expiry (Unix seconds).
+    pub not_after: i64,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// The password was right; what comes next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasswordOk {
+    /// The user has a second factor (else they must enrol one now).
+    pub enrolled: bool,
+}
+
+/// A refused sign-in step. The message tells the user plainly; nothing in it reveals whether
+/// the login exists, except where the user must be told (a lock, HIC-U3).
+#[derive(Debug, thiserror::Error)]
+pub enum LoginRefused {
+    /// Wrong login or password, or wrong code.
+    #[error("IDまたはパスワードが違います / wrong login or password")]
+    BadCredentials,
+    /// Wrong second-factor code.
+    #[error("確認コードが違うか、既に使われています / the code is wrong or was already used")]
+    BadCode,
+    /// The account is locked.
+    #[error(
+        "アカウントはロックされています（ログイン失敗が続いたため）。運用管理者に解除を依頼してください / the account is locked after repeated failed sign-ins: ask the operator to unlock it{}",
+        until.map(|t| format!(" (or wait until {})", format_time(t))).unwrap_or_default()
+    )]
+    Locked {
+        /// When the lock ends by itself, if it does.
+        until: Option<i64>,
+    },
+    /// The account is not active.
+    #[error(
+        "このアカウントは利用できません（{0}）。運用管理者に連絡してください / this account cannot sign in ({0}): contact the operator"
+    )]
+    NotActive(&'static str),
+    /// The client certificate is not this user's (nor their institution's).
+    #[error("このクライアント証明書はこのIDのものではありません / this client certificate was not issued to this user")]
+    WrongCertificate,
+    /// Too many sign-ins at once.
+    #[error("混み合っています。少し待って再度お試しください / too many sign-ins at once: try again in a moment")]
+    Busy,
+    /// Something failed inside; nothing was changed.
+    #[error(transparent)]
+    Error(#[from] AccountsError),
+}
+
+impl From<kura_db::DbError> for LoginRefused {
+    fn from(e: kura_db::DbError) -> LoginRefused {
+        LoginRefused::Error(e.into())
+    }
+}
+
+impl From<kura_crypto::CryptoError> for LoginRefused {
+    fn from(e: kura_crypto::CryptoError) -> LoginRefused {
+        LoginRefused::Error(e.into())
+    }
+}
+
+impl From<sqlx::Error> for LoginRefused {
+    fn from(e: sqlx::Error) -> LoginRefused {
+        LoginRefused::Error(e.into())
+    }
+}
+
+/// A TOTP enrolment in progress.
+#[derive(Clone, Debug)]
+pub struct Enrolment {
+    /// The secret, base32, for typing in by hand.
+    pub secret_base32: String,
+    /// The `otpauth://` URI.
+    pub uri: String,
+    /// The URI as a QR code (SVG, rendered locally).
+    pub qr_svg: String,
+}
+
+/// One line of the periodic account inventory (HX-9).
+#[derive(Clone, Debug, Serialize)]
+pub struct InventoryRow {
+    /// The user.
+    #[serde(flatten)]
+    pub user: User,
+    /// Unrevoked, unexpired certificates issued to the user.
+    pub certificates: i64,
+    /// Days since the last sign-in (or since creation, if never).
+    pub idle_days: i64,
+    /// What an operator should look at: `never_signed_in`, `idle_90_days`, `no_second_factor`,
+    /// `locked`, `no_certificate`.
+    pub flags: Vec<&'static str>,
+}
+
+/// The identity on whose behalf an operation runs, for the audit entry.
+#[derive(Clone, Debug, Default)]
+pub struct Who {
+    /// User, institution, certificate.
+    pub actor: Actor,
+    /// Request identifier.
+    pub request: String,
+}
+
+impl Who {
+    /// An operator at the server's console (the `kura` command line).
+    pub fn console() -> Who {
+        let user = std::env::var("USER").unwrap_or_else(|_| "console".into());
+        Who { actor: Actor { user: format!("console:{user}"), institution: String::new(), cert: String::new() }, request: String::new() }
+    }
+}
+
+struct Inner {
+    db: Db,
+    log: Log<SqlStore>,
+    key: SecretKey,
+    policy: Policy,
+    hasher: Hasher,
+    clock: Clock,
+    /// A hash to verify against when the login does not exist, so timing does not tell.
+    dummy_hash: String,
+}
+
+/// The accounts service. Cheap to clone.
+#[derive(Clone)]
+pub struct Accounts {
+    inner: Arc<Inner>,
+}
+
+fn valid_login(login: &str) -> Result<()> {
+    let ok = (2..=64).contains(&login.len())
+        && login.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && login.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(AccountsError::Invalid {
+            field: "login",
+            detail: format!("'{}': use 2-64 of a-z 0-9 . _ - starting with a letter or digit", login.escape_debug()),
+        })
+    }
+}
+
+fn valid_code(code: &str) -> Result<()> {
+    if (1..=32).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+        Ok(())
+    } else {
+        Err(AccountsError::Invalid { field: "institution", detail: format!("'{}': use 1-32 of A-Z a-z 0-9 . _ -", code.escape_debug()) })
+    }
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+fn random_token(bytes: usize) -> Result<String> {
+    let mut b = vec![0u8; bytes];
+    kura_crypto::random_bytes(&mut b)?;
+    Ok(hex::encode(b))
+}
+
+const USER_COLUMNS: &str = "login, institution, role, name, state, locked_until, failed_logins, CASE WHEN totp_secret IS NULL THEN 0 ELSE 1 END, created_at, last_login_at";
+
+impl Accounts {
+    /// The service over the store of record (migrated), the audit log, the accounts key (seals
+    /// TOTP secrets, keys recovery-code MACs) and a policy.
+    pub async fn new(db: Db, log: Log<SqlStore>, key: SecretKey, policy: Policy, hasher: Hasher, clock: Clock) -> Result<Accounts> {
+        let dummy_hash = hasher.hash("kura-dummy-password-for-timing").await?;
+        Ok(Accounts { inner: Arc::new(Inner { db, log, key, policy, hasher, clock, dummy_hash }) })
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// The store of record.
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// The audit log.
+    pub fn log(&self) -> &Log<SqlStore> {
+        &self.inner.log
+    }
+
+    fn now(&self) -> i64 {
+        self.inner.clock.now()
+    }
+
+    /// Appends an audit entry inside `conn`'s transaction.
+    async fn record(
+        &self,
+        conn: &mut AnyConnection,
+        who: &Who,
+        action: &str,
+        object: &str,
+        outcome: &str,
+        detail: Option<String>,
+    ) -> Result<()> {
+        let e = Entry::Audit(AuditEvent {
+            v: ENTRY_VERSION,
+            time: self.inner.log.now(),
+            actor: who.actor.clone(),
+            action: action.into(),
+            object: object.into(),
+            object_hash: None,
+            outcome: outcome.into(),
+            request: who.request.clone(),
+            detail,
+        });
+        append_in(conn, &e.encode()?).await?;
+        Ok(())
+    }
+
+    /// Records an event that changes nothing else (a refused request, say), in its own
+    /// transaction.
+    pub async fn record_event(&self, who: &Who, action: &str, object: &str, outcome: &str, detail: Option<String>) -> Result<()> {
+        let mut tx = self.inner.db.begin_write().await?;
+        self.record(&mut tx, who, action, object, outcome, detail).await?;
+        tx.commit().await?;
+        self.inner.log.sync().await?;
+        Ok(())
+    }
+
+    async fn committed(&self, tx: sqlx::Transaction<'static, sqlx::Any>) -> Result<()> {
+        tx.commit().await?;
+        self.inner.log.sync().await?;
+        Ok(())
+    }
+
+    // ---- institutions and users -------------------------------------------------------
+
+    /// Adds an institution (or renames it, if the code exists).
+    pub async fn add_institution(&self, who: &Who, code: &str, name: &str) -> Result<()> {
+        valid_code(code)?;
+        let mut tx = self.inner.db.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO institutions (code, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (code) DO UPDATE SET name = excluded.name",
+        )
+        .bind(code)
+        .bind(name)
+        .bind(self.now())
+        .execute(&mut *tx)
+        .await?;
+        self.record(&mut tx, who, "institution.add", code, "ok", None).await?;
+        self.committed(tx).await
+    }
+
+    /// Whether an institution exists.
+    pub async fn institution_exists(&self, code: &str) -> Result<bool> {
+        Ok(sqlx::query("SELECT 1 FROM institutions WHERE code = $1").bind(code).fetch_optional(self.inner.db.pool()).await?.is_some())
+    }
+
+    /// Creates a user. With a password (checked against the rules) the account is active at
+    /// once; without one it is pending until a password is set and it is activated.
+    pub async fn add_user(&self, who: &Who, new: &NewUser, password: Option<&str>) -> Result<User> {
+        valid_login(&new.login)?;
+        if !self.institution_exists(&new.institution).await? {
+            return Err(AccountsError::NoInstitution(new.institution.clone()));
+        }
+        let hash = match password {
+            Some(p) => {
+                check_strength(p, self.inner.policy.min_password_len, &[&new.login, &new.name, &new.institution])
+                    .map_err(AccountsError::WeakPassword)?;
+                Some(self.inner.hasher.hash(p).await?)
+            }
+            None => None,
+        };
+        let state = if hash.is_some() { UserState::Active } else { UserState::Pending };
+        let now = self.now();
+        let mut tx = self.inner.db.begin_write().await?;
+        if sqlx::query("SELECT 1 FROM users WHERE login = $1").bind(&new.login).fetch_optional(&mut *tx).await?.is_some() {
+            return Err(AccountsError::Exists(new.login.clone()));
+        }
+        sqlx::query(
+            "INSERT INTO users (login, institution, role, name, state, password_hash, password_changed_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(&new.login)
+        .bind(&new.institution)
+        .bind(new.role.as_str())
+        .bind(&new.name)
+        .bind(state.as_str())
+        .bind(hash.clone())
+        .bind(hash.as_ref().map(|_| now))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(h) = &hash {
+            sqlx::query("INSERT INTO password_history (login, hash, set_at) VALUES ($1, $2, $3)")
+                .bind(&new.login)
+                .bind(h)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        self.record(
+            &mut tx,
+            who,
+            "user.create",
+            &new.login,
+            "ok",
+            Some(format!("role={} institution={} state={}", new.role, new.institution, state.as_str())),
+        )
+        .await?;
+        self.committed(tx).await?;
+        self.user(&new.login).await
+    }
+
+    fn user_from_row(&self, r: &sqlx::any::AnyRow) -> Result<User> {
+        let locked_until: Option<i64> = r.get(5);
+        Ok(User {
+            login: r.get(0),
+            institution: r.get(1),
+            role: r.get::<String, _>(2).parse()?,
+            name: r.get(3),
+            state: UserState::parse(&r.get::<String, _>(4))?,
+            locked: locked_until.is_some_and(|t| t > self.now()),
+            failed_logins: r.get(6),
+            totp: r.get::<i64, _>(7) != 0,
+            created_at: r.get(8),
+            last_login_at: r.get(9),
+        })
+    }
+
+    /// One user.
+    pub async fn user(&self, login: &str) -> Result<User> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE login = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(login).fetch_optional(self.inner.db.pool()).await?;
+        match row {
+            Some(r) => self.user_from_row(&r),
+            None => Err(AccountsError::NoUser(login.into())),
+        }
+    }
+
+    /// Every user, by login.
+    pub async fn users(&self) -> Result<Vec<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY login");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(self.inner.db.pool()).await?;
+        rows.iter().map(|r| self.user_from_row(r)).collect()
+    }
+
+    /// Moves a user through the lifecycle ([`UserState::after`]). Suspending or disabling ends
+    /// the user's sessions.
+    pub async fn transition(&self, who: &Who, login: &str, t: Transition) -> Result<User> {
+        let mut tx = self.inner.db.begin_write().await?;
+        let row = sqlx::query("SELECT state, CASE WHEN password_hash IS NULL THEN 0 ELSE 1 END FROM users WHERE login = $1")
+            .bind(login)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Err(AccountsError::NoUser(login.into())) };
+        let from = UserState::parse(&row.get::<String, _>(0))?;
+        let has_password = row.get::<i64, _>(1) != 0;
+        let bad = || AccountsError::BadTransition { login: login.into(), from: from.as_str(), action: t.as_str() };
+        let to = from.after(t).ok_or_else(bad)?;
+        if to == UserState::Active && !has_password {
+            return Err(AccountsError::BadTransition { login: login.into(), from: "pending (no password)", action: t.as_str() });
+        }
+        sqlx::query("UPDATE users SET state = $1, updated_at = $2 WHERE login = $3")
+            .bind(to.as_str())
+            .bind(self.now())
+            .bind(login)
+            .execute(&mut *tx)
+            .await?;
+        if to != UserState::Active {
+            self.end_sessions_in(&mut tx, login, None, &SessionEnd::AccountChanged).await?;
+        }
+        self.record(&mut tx, who, &format!("user.{}", t.as_str()), login, "ok", Some(format!("{} -> {}", from.as_str(), to.as_str())))
+            .await?;
+        self.committed(tx).await?;
+        self.user(login).await
+    }
+
+    /// Locks an account now (until unlocked), ending its sessions.
+    pub async fn lock(&self, who: &Who, login: &str) -> Result<()> {
+        let mut tx = self.inner.db.begin_write().await?;
+        let n = sqlx::query("UPDATE users SET locked_until = $1, updated_at = $2 WHERE login = $3")
+            .bind(i64::MAX)
+            .bind(self.now())
+            .bind(login)
+            .execute(&mut *tx)
+            .await?;
+        if n.rows_affected() == 0 {
+            return Err(AccountsError::NoUser(login.into()));
+        }
+        self.end_sessions_in(&mut tx, login, None, &SessionEnd::AccountChanged).await?;
+        self.record(&mut tx, who, "user.lock", login, "ok", Some("by operator".into())).await?;
+        self.committed(tx).await
+    }
+
+    /// Unlocks an account and clears its failed-login count.
+    pub async fn unlock(&self, who: &Who, login: &str) -> Result<()> {
+        let mut tx = self.inner.db.begin_write().await?;
+        let n = sqlx::query("UPDATE users SET locked_until = NULL, failed_logins = 0, updated_at = $1 WHERE login = $2")
+            .bind(self.now())
+            .bind(login)
+            .execute(&mut *tx)
+            .await?;
+        if n.rows_affected() == 0 {
+            return Err(AccountsError::NoUser(login.into()));
+        }
+        self.record(&mut tx, who, "user.unlock", login, "ok", None).await?;
+        self.committed(tx).await
+    }
+
+    async fn check_new_password(&self, login: &str, password: &str) -> Result<()> {
+        let u = self.user(login).await?;
+        let inst: Option<String> = sqlx::query_scalar("SELECT name FROM institutions WHERE code = $1")
+            .bind(&u.institution)
+            .fetch_optional(self.inner.db.pool())
+            .await?;
+        let inst = inst.unwrap_or_default();
+        check_strength(password, self.inner.policy.min_password_len, &[login, &u.name, &u.institution, &inst])
+            .map_err(AccountsError::WeakPassword)?;
+        let recent: Vec<String> = sqlx::query_scalar("SELECT hash FROM password_history WHERE login = $1 ORDER BY set_at DESC LIMIT $2")
+            .bind(login)
+            .bind(self.inner.policy.password_history as i64)
+            .fetch_all(self.inner.db.pool())
+            .await?;
+        if self.inner.hasher.matches_any(password, &recent).await? {
+            return Err(AccountsError::WeakPassword(crate::Weakness::Reused(self.inner.policy.password_history)));
+        }
+        Ok(())
+    }
+
+    async fn store_password(&self, tx: &mut AnyConnection, login: &str, hash: &str) -> Result<()> {
+        let now = self.now();
+        sqlx::query("UPDATE users SET password_hash = $1, password_changed_at = $2, updated_at = $2 WHERE login = $3")
+            .bind(hash)
+            .bind(now)
+            .bind(login)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO password_history (login, hash, set_at) VALUES ($1, $2, $3)")
+            .bind(login)
+            .bind(hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a new password on a formal request (HX-6): only a custodian or operator does this,
+    /// and it is recorded. The user's sessions end; the lock and failure count are cleared.
+    pub async fn reset_password(&self, who: &Who, login: &str, password: &str) -> Result<()> {
+        self.check_new_password(login, password).await?;
+        let hash = self.inner.hasher.hash(password).await?;
+        let mut tx = self.inner.db.begin_write().await?;
+        self.store_password(&mut tx, login, &hash).await?;
+        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE login = $1").bind(login).execute(&mut *tx).await?;
+        self.end_sessions_in(&mut tx, login, None, &SessionEnd::AccountChanged).await?;
+        self.record(&mut tx, who, "user.password_reset", login, "ok", None).await?;
+        self.committed(tx).await
+    }
+
+    /// The user changes their own password (the old one must be right).
+    pub async fn change_password(&self, who: &Who, login: &str, old: &str, new: &str) -> Result<()> {
+        let hash: Option<String> = sqlx::query_scalar("SELECT password_hash FROM users WHERE login = $1")
+            .bind(login)
+            .fetch_optional(self.inner.db.pool())
+            .await?
+            .flatten();
+        let ok = match &hash {
+            Some(h) => self.inner.hasher.verify(old, h).await?,
+            None => false,
+        };
+        if !ok {
+            self.record_event(who, "user.password_change", login, "denied", Some("wrong current password".into())).await?;
+            return Err(AccountsError::Invalid {
+                field: "current password",
+                detail: "現在のパスワードが違います / the current password is wrong".into(),
+            });
+        }
+        self.check_new_password(login, new).await?;
+        let hash = self.inner.hasher.hash(new).await?;
+        let mut tx = self.inner.db.begin_write().await?;
+        self.store_password(&mut tx, login, &hash).await?;
+        self.record(&mut tx, who, "user.password_change", login, "ok", None).await?;
+        self.committed(tx).await
+    }
+
+    /// Clears a user's second factor (lost device) so they enrol again at their next sign-in.
+    pub async fn reset_second_factor(&self, who: &Who, login: &str) -> Result<()> {
+        let mut tx = self.inner.db.begin_write().await?;
+        let n = sqlx::query("UPDATE users SET totp_secret = NULL, totp_pending = NULL, updated_at = $1 WHERE login = $2")
+            .bind(self.now())
+            .bind(login)
+            .execute(&mut *tx)
+            .await?;
+        if n.rows_affected() == 0 {
+            return Err(AccountsError::NoUser(login.into()));
+        }
+        sqlx::query("DELETE FROM recovery_codes WHERE login = $1").bind(login).execute(&mut *tx).await?;
+        self.end_sessions_in(&mut tx, login, None, &SessionEnd::AccountChanged).await?;
+        self.record(&mut tx, who, "user.second_factor_reset", login, "ok", None).await?;
+        self.committed(tx).await
+    }
+
+    /// The periodic account inventory (HX-9): every user with what needs a look.
+    pub async fn inventory(&self) -> Result<Vec<InventoryRow>> {
+        let now = self.now();
+        let certs: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT login, count(*) FROM certificates WHERE login IS NOT NULL AND revoked_at IS NULL AND not_after > $1 GROUP BY login",
+        )
+        .bind(now)
+        .fetch_all(self.inner.db.pool())
+        .await?;
+        let certs: std::collections::HashMap<String, i64> = certs.into_iter().collect();
+        let mut out = Vec::new();
+        for user in self.users().await? {
+            let since = user.last_login_at.unwrap_or(user.created_at);
+            let idle_days = (now - since).max(0) / 86_400;
+            let n = certs.get(&user.login).copied().unwrap_or(0);
+            let mut flags = Vec::new();
+            if user.last_login_at.is_none() {
+                flags.push("never_signed_in");
+            }
+            if idle_days >= 90 && user.state == UserState::Active {
+                flags.push("idle_90_days");
+            }
+            if !user.totp && user.state == UserState::Active {
+                flags.push("no_second_factor");
+            }
+            if user.locked {
+                flags.push("locked");
+            }
+            if n == 0 && user.state == UserState::Active {
+                flags.push("no_certificate");
+            }
+            out.push(InventoryRow { user, certificates: n, idle_days, flags });
+        }
+        Ok(out)
+    }
+
+    // ---- certificates -------------------------------------------------------------------
+
+    /// Records a certificate the CA issued.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn register_certificate(
+        &self,
+        who: &Who,
+        fingerprint: &str,
+        serial: &str,
+        login: Option<&str>,
+        institution: &str,
+        not_after: i64,
+    ) -> Result<()> {
+        let kind = if login.is_some() { "user" } else { "institution" };
+        let mut tx = self.inner.db.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO certificates (fingerprint, serial, kind, login, institution, issued_at, not_after) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(fingerprint)
+        .bind(serial)
+        .bind(kind)
+        .bind(login)
+        .bind(institution)
+        .bind(self.now())
+        .bind(not_after)
+        .execute(&mut *tx)
+        .await?;
+        self.record(
+            &mut tx,
+            who,
+            "cert.issue",
+            login.unwrap_or(institution),
+            "ok",
+            Some(format!("{kind} certificate {fingerprint} serial {serial}")),
+        )
+        .await?;
+        self.committed(tx).await
+    }
+
+    /// Revokes every unrevoked certificate of a user (or, with `login` = `None`, of an
+    /// institution's machine certificates); returns their fingerprints.
+    pub async fn revoke_certificates(&self, who: &Who, login: Option<&str>, institution: Option<&str>) -> Result<Vec<String>> {
+        let mut tx = self.inner.db.begin_write().await?;
+        let fps: Vec<String> = match (login, institution) {
+            (Some(l), _) => {
+                sqlx::query_scalar("SELECT fingerprint FROM certificates WHERE login = $1 AND revoked_at IS NULL")
+                    .bind(l)
+                    .fetch_all(&mut *tx)
+                    .await?
+            }
+            (None, Some(i)) => {
+                sqlx::query_scalar(
+                    "SELECT fingerprint FROM certificates WHERE kind = 'institution' AND institution = $1 AND revoked_at IS NULL",
+                )
+                .bind(i)
+                .fetch_all(&mut *tx)
+                .await?
+            }
+            (None, None) => return Err(AccountsError::Invalid { field: "revoke", detail: "name a user or an institution".into() }),
+        };
+        for fp in &fps {
+            sqlx::query("UPDATE certificates SET revoked_at = $1 WHERE fingerprint = $2")
+                .bind(self.now())
+                .bind(fp)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE sessions SET ended_at = $1, ended_reason = 'account_changed' WHERE fingerprint = $2 AND ended_at IS NULL")
+                .bind(self.now())
+                .bind(fp)
+                .execute(&mut *tx)
+                .await?;
+            self.record(&mut tx, who, "cert.revoke", login.or(institution).unwrap_or(""), "ok", Some(fp.clone())).await?;
+        }
+        self.committed(tx).await?;
+        Ok(fps)
+    }
+
+    /// Fingerprints of every revoked certificate (loaded into the TLS layer's revocation set).
+    pub async fn revoked_fingerprints(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT fingerprint FROM certificates WHERE revoked_at IS NOT NULL").fetch_all(self.inner.db.pool()).await?)
+    }
+
+    /// A certificate's record.
+    pub async fn certificate(&self, fingerprint: &str) -> Result<Option<CertRecord>> {
+        let row = sqlx::query("SELECT fingerprint, serial, kind, login, institution, issued_at, not_after, revoked_at FROM certificates WHERE fingerprint = $1")
+            .bind(fingerprint)
+            .fetch_optional(self.inner.db.pool())
+            .await?;
+        Ok(row.map(|r| CertRecord {
+            fingerprint: r.get(0),
+            serial: r.get(1),
+            kind: r.get(2),
+            login: r.get(3),
+            institution: r.get(4),
+            issued_at: r.get(5),
+            not_after: r.get(6),
+            revoked_at: r.get(7),
+        }))
+    }
+
+    // ---- signing in ---------------------------------------------------------------------
+
+    /// Counts a failed step; locks the account when the count reaches the threshold.
+    /// Returns the lock's end if this failure locked it (`i64::MAX`: until unlocked).
+    async fn count_failure(&self, who: &Who, login: &str, step: &str) -> Result<Option<i64>> {
+        let mut tx = self.inner.db.begin_write().await?;
+        let failed: i64 = sqlx::query_scalar("UPDATE users SET failed_logins = failed_logins + 1 WHERE login = $1 RETURNING failed_logins")
+            .bind(login)
+            .fetch_one(&mut *tx)
+            .await?;
+        self.record(&mut tx, who, step, login, "denied", Some(format!("failure {failed} of {}", self.inner.policy.lockout_threshold)))
+            .await?;
+        let mut locked = None;
+        if failed >= self.inner.policy.lockout_threshold as i64 {
+            let until = match self.inner.policy.lock_for {
+                Some(d) => self.now() + d.as_secs() as i64,
+                None => i64::MAX,
+            };
+            sqlx::query("UPDATE users SET locked_until = $1 WHERE login = $2").bind(until).bind(login).execute(&mut *tx).await?;
+            self.end_sessions_in(&mut tx, login, None, &SessionEnd::AccountChanged).await?;
+            self.record(&mut tx, who, "user.lock", login, "ok", Some(format!("{failed} failed sign-ins"))).await?;
+            locked = Some(until);
+        }
+        self.committed(tx).await?;
+        Ok(locked)
+    }
+
+    fn lock_refusal(until: i64) -> LoginRefused {
+        LoginRefused::Locked { until: (until != i64::MAX).then_some(until) }
+    }
+
+    /// First factor: the password, with the client certificate the request came with.
+    pub async fn check_password(
+        &self,
+        who: &Who,
+        login: &str,
+        password: &str,
+        fingerprint: &str,
+    ) -> std::result::Result<PasswordOk, LoginRefused> {
+        let busy = |e: AccountsError| if matches!(e, AccountsError::Busy) { LoginRefused::Busy } else { LoginRefused::Error(e) };
+        let row = sqlx::query("SELECT state, password_hash, locked_until, institution, CASE WHEN totp_secret IS NULL THEN 0 ELSE 1 END FROM users WHERE login = $1")
+            .bind(login)
+            .fetch_optional(self.inner.db.pool())
+            .await
+            ?;
+        let Some(row) = row else {
+            // Same work as for a real user, so timing does not reveal which logins exist.
+            let _ = self.inner.hasher.verify(password, &self.inner.dummy_hash).await.map_err(busy)?;
+            self.record_event(who, "auth.password", "", "denied", Some("unknown login".into())).await?;
+            return Err(LoginRefused::BadCredentials);
+        };
+        let state = UserState::parse(&row.get::<String, _>(0))?;
+        let hash: Option<String> = row.get(1);
+        let locked_until: Option<i64> = row.get(2);
+        let institution: String = row.get(3);
+        let enrolled = row.get::<i64, _>(4) != 0;
+        if let Some(until) = locked_until.filter(|t| *t > self.now()) {
+            self.record_event(who, "auth.password", login, "denied", Some("account locked".into())).await?;
+            return Err(Self::lock_refusal(until));
+        }
+        if state != UserState::Active {
+            self.record_event(who, "auth.password", login, "denied", Some(format!("account {}", state.as_str()))).await?;
+            return Err(LoginRefused::NotActive(state.as_str()));
+        }
+        let cert = self.certificate(fingerprint).await?;
+        let cert_ok = cert.is_some_and(|c| {
+            c.revoked_at.is_none()
+                && c.not_after > self.now()
+                && match c.login {
+                    Some(l) => l == login,
+                    None => c.institution == institution,
+                }
+        });
+        if !cert_ok {
+            self.record_event(who, "auth.password", login, "denied", Some("certificate not issued to this user".into())).await?;
+            return Err(LoginRefused::WrongCertificate);
+        }
+        let ok = match &hash {
+            Some(h) => self.inner.hasher.verify(password, h).await.map_err(busy)?,
+            None => false,
+        };
+        if !ok {
+            return match self.count_failure(who, login, "auth.password").await? {
+                Some(until) => Err(Self::lock_refusal(until)),
+                None => Err(LoginRefused::BadCredentials),
+            };
+        }
+        self.record_event(who, "auth.password", login, "ok", None).await?;
+        Ok(PasswordOk { enrolled })
+    }
+
+    fn totp_aad(login: &str) -> Vec<u8> {
+        format!("kura/totp/v1\0{login}").into_bytes()
+    }
+
+    fn recovery_mac(&self, login: &str, code: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.inner.key.expose()).expect("HMAC takes keys of any length");
+        mac.update(b"kura/recovery/v1\0");
+        mac.update(login.as_bytes());
+        mac.update(b"\0");
+        mac.update(code.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    fn normalise_recovery(code: &str) -> String {
+        code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect()
+    }
+
+    /// Second factor: a TOTP code, or one of the user's unused recovery codes (used up by this).
+    /// A wrong code counts toward the lock like a wrong password.
+    pub async fn check_second_factor(&self, who: &Who, login: &str, code: &str) -> std::result::Result<(), LoginRefused> {
+        let row = sqlx::query("SELECT totp_secret, totp_last_step, locked_until FROM users WHERE login = $1")
+            .bind(login)
+            .fetch_optional(self.inner.db.pool())
+            .await?;
+        let Some(row) = row else { return Err(LoginRefused::BadCredentials) };
+        let sealed: Option<Vec<u8>> = row.get(0);
+        let last_step: i64 = row.get(1);
+        if let Some(until) = row.get::<Option<i64>, _>(2).filter(|t| *t > self.now()) {
+            return Err(Self::lock_refusal(until));
+        }
+        let Some(sealed) = sealed else { return Err(LoginRefused::BadCode) };
+        let secret = kura_crypto::open_sealed(&self.inner.key, &Self::totp_aad(login), &sealed)?;
+        let digits = code.trim();
+        let accepted = if digits.len() == totp::DIGITS as usize && digits.bytes().all(|b| b.is_ascii_digit()) {
+            match totp::verify(&secret, digits, self.now().max(0) as u64, last_step.max(0) as u64) {
+                // The step is taken only if no one took it in between (replay across requests).
+                Some(step) => {
+                    let mut tx = self.inner.db.begin_write().await?;
+                    let n = sqlx::query("UPDATE users SET totp_last_step = $1 WHERE login = $2 AND totp_last_step < $1")
+                        .bind(step as i64)
+                        .bind(login)
+                        .execute(&mut *tx)
+                        .await?;
+                    if n.rows_affected() == 1 {
+                        self.record(&mut tx, who, "auth.second_factor", login, "ok", Some("totp".into())).await?;
+                    }
+                    self.committed(tx).await?;
+                    n.rows_affected() == 1
+                }
+                None => false,
+            }
+        } else {
+            let mac = self.recovery_mac(login, &Self::normalise_recovery(code));
+            let mut tx = self.inner.db.begin_write().await?;
+            let n = sqlx::query("UPDATE recovery_codes SET used_at = $1 WHERE login = $2 AND code_mac = $3 AND used_at IS NULL")
+                .bind(self.now())
+                .bind(login)
+                .bind(&mac)
+                .execute(&mut *tx)
+                .await?;
+            if n.rows_affected() == 1 {
+                let left: i64 = sqlx::query_scalar("SELECT count(*) FROM recovery_codes WHERE login = $1 AND used_at IS NULL")
+                    .bind(login)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                self.record(&mut tx, who, "auth.second_factor", login, "ok", Some(format!("recovery code ({left} left)"))).await?;
+            }
+            self.committed(tx).await?;
+            n.rows_affected() == 1
+        };
+        if !accepted {
+            return match self.count_failure(who, login, "auth.second_factor").await? {
+                Some(until) => Err(Self::lock_refusal(until)),
+                None => Err(LoginRefused::BadCode),
+            };
+        }
+        Ok(())
+    }
+
+    /// Starts (or restarts) TOTP enrolment: a new secret, kept sealed as pending until a code
+    /// from it is confirmed.
+    pub async fn begin_enrolment(&self, login: &str) -> Result<Enrolment> {
+        let mut secret = zeroize::Zeroizing::new([0u8; totp::SECRET_LEN]);
+        kura_crypto::random_bytes(&mut secret[..])?;
+        let sealed = kura_crypto::seal(&self.inner.key, &Self::totp_aad(login), &secret[..])?;
+        let u = self.user(login).await?;
+        let mut tx = self.inner.db.begin_write().await?;
+        sqlx::query("UPDATE users SET totp_pending = $1 WHERE login = $2").bind(sealed).bind(login).execute(&mut *tx).await?;
+        tx.commit().await?;
+        let uri = totp::provisioning_uri(&self.inner.policy.issuer, &format!("{}@{}", u.login, u.institution), &secret[..]);
+        let qr_svg = totp::qr_svg(&uri).map_err(|e| AccountsError::Internal(format!("QR code: {e}")))?;
+        Ok(Enrolment { secret_base32: totp::base32(&secret[..]), uri, qr_svg })
+    }
+
+    /// Confirms enrolment with a code from the pending secret; returns the recovery codes, shown
+    /// once (only their MACs are kept).
+    pub async fn finish_enrolment(&self, who: &Who, login: &str, code: &str) -> std::result::Result<Vec<String>, LoginRefused> {
+        let pending: Option<Vec<u8>> = sqlx::query_scalar("SELECT totp_pending FROM users WHERE login = $1")
+            .bind(login)
+            .fetch_optional(self.inner.db.pool())
+            .await?
+            .flatten();
+        let Some(sealed) = pending else { return Err(LoginRefused::BadCode) };
+        let secret = kura_crypto::open_sealed(&self.inner.key, &Self::totp_aad(login), &sealed)?;
+        let Some(step) = totp::verify(&secret, code, self.now().max(0) as u64, 0) else {
+            return match self.count_failure(who, login, "auth.totp_enrol").await? {
+                Some(until) => Err(Self::lock_refusal(until)),
+                None => Err(LoginRefused::BadCode),
+            };
+        };
+        let mut codes = Vec::new();
+        let mut tx = self.inner.db.begin_write().await?;
+        sqlx::query(
+            "UPDATE users SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = $1, updated_at = $2 WHERE login = $3",
+        )
+        .bind(step as i64)
+        .bind(self.now())
+        .bind(login)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE login = $1").bind(login).execute(&mut *tx).await?;
+        for _ in 0..self.inner.policy.recovery_codes {
+            // 10 characters of base32: 50 bits, written xxxxx-xxxxx.
+            let mut b = [0u8; 7];
+            kura_crypto::random_bytes(&mut b)?;
+            let raw = totp::base32(&b)[..10].to_ascii_lowercase();
+            sqlx::query("INSERT INTO recovery_codes (login, code_mac) VALUES ($1, $2)")
+                .bind(login)
+                .bind(self.recovery_mac(login, &raw))
+                .execute(&mut *tx)
+                .await?;
+            codes.push(format!("{}-{}", &raw[..5], &raw[5..]));
+        }
+        self.record(&mut tx, who, "auth.totp_enrol", login, "ok", Some(format!("{} recovery codes issued", codes.len()))).await?;
+        self.committed(tx).await?;
+        Ok(codes)
+    }
+
+    // ---- sessions -----------------------------------------------------------------------
+
+    /// Starts a session after the password; returns the token for the cookie.
+    pub async fn start_session(&self, who: &Who, login: &str, fingerprint: &str, state: SessionState) -> Result<(String, Session)> {
+        let token = random_token(32)?;
+        let id = sha256_hex(token.as_bytes());
+        let csrf = random_token(32)?;
+        let now = self.now();
+        let expires = now + self.inner.policy.absolute_timeout.as_secs() as i64;
+        let mut tx = self.inner.db.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, login, fingerprint, state, csrf, created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+        )
+        .bind(&id)
+        .bind(login)
+        .bind(fingerprint)
+        .bind(state.as_str())
+        .bind(&csrf)
+        .bind(now)
+        .bind(expires)
+        .execute(&mut *tx)
+        .await?;
+        self.record(&mut tx, who, "session.start", login, "ok", Some(format!("session {} state {}", &id[..16], state.as_str()))).await?;
+        self.committed(tx).await?;
+        let session = self.load_session(&id).await?.map_err(|_| AccountsError::Internal("new session not found".into()))?;
+        Ok((token, session))
+    }
+
+    async fn load_session(&self, id: &str) -> Result<std::result::Result<Session, SessionEnd>> {
+        let row = sqlx::query(
+            "SELECT s.login, u.institution, u.role, u.name, s.fingerprint, s.state, s.csrf, s.created_at, s.last_seen_at, s.expires_at, \
+             s.ended_at, s.ended_reason FROM sessions s JOIN users u ON u.login = s.login WHERE s.token_hash = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.inner.db.pool())
+        .await?;
+        let Some(r) = row else { return Ok(Err(SessionEnd::Unknown)) };
+        if let Some(at) = r.get::<Option<i64>, _>(10) {
+            return Ok(Err(SessionEnd::parse(&r.get::<Option<String>, _>(11).unwrap_or_default(), at)));
+        }
+        let state = SessionState::parse(&r.get::<String, _>(5)).ok_or_else(|| AccountsError::Internal("stored session state".into()))?;
+        Ok(Ok(Session {
+            id: id.into(),
+            login: r.get(0),
+            institution: r.get(1),
+            role: r.get::<String, _>(2).parse()?,
+            name: r.get(3),
+            fingerprint: r.get(4),
+            state,
+            csrf: r.get(6),
+            created_at: r.get(7),
+            last_seen_at: r.get(8),
+            expires_at: r.get(9),
+        }))
+    }
+
+    /// The live session of a cookie token presented with the certificate `fingerprint`, or why
+    /// there is none. A session presented with another certificate, idle too long, past its
+    /// absolute end or whose account is no longer usable is ended here (and recorded).
+    /// `touch` records activity (resets the idle timer).
+    pub async fn session(
+        &self,
+        who: &Who,
+        token: &str,
+        fingerprint: &str,
+        touch: bool,
+    ) -> Result<std::result::Result<Session, SessionEnd>> {
+        let id = sha256_hex(token.as_bytes());
+        let s = match self.load_session(&id).await? {
+            Ok(s) => s,
+            Err(end) => return Ok(Err(end)),
+        };
+        let now = self.now();
+        let end = if s.fingerprint != fingerprint {
+            Some(SessionEnd::CertificateMismatch)
+        } else if now - s.last_seen_at > self.inner.policy.idle_timeout.as_secs() as i64 {
+            Some(SessionEnd::Idle)
+        } else if now >= s.expires_at {
+            Some(SessionEnd::Absolute)
+        } else {
+            let u = self.user(&s.login).await?;
+            (u.locked || u.state != UserState::Active).then_some(SessionEnd::AccountChanged)
+        };
+        if let Some(end) = end {
+            self.end_session(who, &s, end.clone()).await?;
+            return Ok(Err(end));
+        }
+        if touch && now > s.last_seen_at {
+            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2 AND ended_at IS NULL")
+                .bind(now)
+                .bind(&id)
+                .execute(self.inner.db.pool())
+                .await?;
+        }
+        Ok(Ok(Session { last_seen_at: if touch { now } else { s.last_seen_at }, ..s }))
+    }
+
+    /// Moves a session to `state` (after a second factor, an enrolment or a confirmation).
+    pub async fn advance_session(&self, who: &Who, session: &Session, state: SessionState) -> Result<()> {
+        let mut tx = self.inner.db.begin_write().await?;
+        sqlx::query("UPDATE sessions SET state = $1 WHERE token_hash = $2 AND ended_at IS NULL")
+            .bind(state.as_str())
+            .bind(&session.id)
+            .execute(&mut *tx)
+            .await?;
+        if state == SessionState::Active {
+            sqlx::query("UPDATE users SET failed_logins = 0, last_login_at = $1 WHERE login = $2")
+                .bind(self.now())
+                .bind(&session.login)
+                .execute(&mut *tx)
+                .await?;
+        }
+        self.record(
+            &mut tx,
+            who,
+            "session.state",
+            &session.login,
+            "ok",
+            Some(format!("session {} -> {}", &session.id[..16], state.as_str())),
+        )
+        .await?;
+        self.committed(tx).await
+    }
+
+    /// The user's other signed-in sessions: (started at, certificate fingerprint).
+    pub async fn other_sessions(&self, session: &Session) -> Result<Vec<(i64, String)>> {
+        let now = self.now();
+        let idle = self.inner.policy.idle_timeout.as_secs() as i64;
+        Ok(sqlx::query_as(
+            "SELECT created_at, fingerprint FROM sessions WHERE login = $1 AND token_hash <> $2 AND ended_at IS NULL AND state = 'active' \
+             AND expires_at > $3 AND last_seen_at >= $4 ORDER BY created_at",
+        )
+        .bind(&session.login)
+        .bind(&session.id)
+        .bind(now)
+        .bind(now - idle)
+        .fetch_all(self.inner.db.pool())
+        .await?)
+    }
+
+    /// The user confirmed signing in here although signed in elsewhere (HX-11): the other
+    /// sessions end as "replaced" — they are told so at their next request — and this one is
+    /// active.
+    pub async fn confirm_session(&self, who: &Who, session: &Session) -> Result<usize> {
+        let mut tx = self.inner.db.begin_write().await?;
+        let n = self.end_sessions_in(&mut tx, &session.login, Some(&session.id), &SessionEnd::Replaced(self.now())).await?;
+        self.record(&mut tx, who, "session.confirm", &session.login, "ok", Some(format!("{n} other session(s) ended"))).await?;
+        tx.commit().await?;
+        self.advance_session(who, session, SessionState::Active).await?;
+        Ok(n)
+    }
+
+    /// Ends one session.
+    pub async fn end_session(&self, who: &Who, session: &Session, why: SessionEnd) -> Result<()> {
+        let mut tx = self.inner.db.begin_write().await?;
+        sqlx::query("UPDATE sessions SET ended_at = $1, ended_reason = $2 WHERE token_hash = $3 AND ended_at IS NULL")
+            .bind(self.now())
+            .bind(why.as_str())
+            .bind(&session.id)
+            .execute(&mut *tx)
+            .await?;
+        let outcome = if why == SessionEnd::CertificateMismatch { "denied" } else { "ok" };
+        self.record(&mut tx, who, "session.end", &session.login, outcome, Some(format!("session {} {}", &session.id[..16], why.as_str())))
+            .await?;
+        self.committed(tx).await
+    }
+
+    async fn end_sessions_in(&self, conn: &mut AnyConnection, login: &str, except: Option<&str>, why: &SessionEnd) -> Result<usize> {
+        let n =
+            sqlx::query("UPDATE sessions SET ended_at = $1, ended_reason = $2 WHERE login = $3 AND ended_at IS NULL AND token_hash <> $4")
+                .bind(self.now())
+                .bind(why.as_str())
+                .bind(login)
+                .bind(except.unwrap_or(""))
+                .execute(&mut *conn)
+                .await?;
+        Ok(n.rows_affected() as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_names() {
+        assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_time(1_795_000_000), "2026-11-18 11:06 UTC");
+        assert!(valid_login("tanaka.h").is_ok());
+        for bad in ["", "a", "Tanaka", "-x", "a b", "a/b", &"x".repeat(65)] {
+            assert!(valid_login(bad).is_err(), "{bad}");
+        }
+        assert!(valid_code("1310000001").is_ok());
+        assert!(valid_code("a'b").is_err());
+    }
+}

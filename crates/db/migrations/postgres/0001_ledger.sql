@@ -1,0 +1,5 @@
+-- The audit ledger (kura-ledger).
+CREATE TABLE IF NOT EXISTS ledger_entries (idx BIGINT PRIMARY KEY, data BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_bundles (bundle BIGINT PRIMARY KEY, data BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_checkpoints (size BIGINT PRIMARY KEY, note BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
