@@ -78,7 +78,8 @@ impl SessionEnd {
         }
     }
 
-    pub(crate) fn parse(s: &str, ended_at: i64) -> SessionEnd {
+    /// The reason from its stored name (`ended_at` is when it ended).
+    pub fn parse(s: &str, ended_at: i64) -> SessionEnd {
         match s {
             "signed_out" => SessionEnd::SignedOut,
             "idle" => SessionEnd::Idle,

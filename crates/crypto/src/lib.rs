@@ -210,6 +210,8 @@ pub enum Purpose {
     ColumnData,
     /// The platform pseudonym key (HMAC-SHA-256) for hashed person IDs.
     Pseudonym,
+    /// The accounts key: seals TOTP secrets, keys recovery-code MACs.
+    Accounts,
 }
 
 impl Purpose {
@@ -218,6 +220,7 @@ impl Purpose {
             Purpose::DatasetKek => "dataset-kek",
             Purpose::ColumnData => "column-data",
             Purpose::Pseudonym => "pseudonym",
+            Purpose::Accounts => "accounts",
         }
     }
 }

@@ -295,7 +295,7 @@ pub async fn open_log(home: &Home) -> Result<Log<SqlStore>> {
     let paths = LedgerPaths::of(home);
     let key = signing_key(home)?;
     std::fs::create_dir_all(&paths.published).map_err(|e| CliError::Io { path: paths.published.display().to_string(), source: e })?;
-    let store = SqlStore::open(&paths.db).await?;
+    let store = SqlStore::new(crate::front::open_db(home).await?);
     let mut opts = LogOptions::new(key);
     opts.witnesses = witnesses(home)?;
     opts.min_witnesses = home.config().ledger.min_witnesses;
@@ -340,7 +340,7 @@ pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
             LedgerCmd::Verify => {
                 let paths = LedgerPaths::of(home);
                 let key = signing_key(home)?;
-                let store = SqlStore::open(&paths.db).await?;
+                let store = SqlStore::new(crate::front::open_db(home).await?);
                 let ws: Vec<VerifierKey> = witnesses(home)?.into_iter().map(|w| w.key).collect();
                 let started = std::time::Instant::now();
                 let report = verify(&store, &DirTiles::new(&paths.published), key.verifier(), &ws, home.config().ledger.min_witnesses).await?;
@@ -373,7 +373,7 @@ pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
             LedgerCmd::Repair { from } => {
                 let paths = LedgerPaths::of(home);
                 let key = signing_key(home)?;
-                let store = SqlStore::open(&paths.db).await?;
+                let store = SqlStore::new(crate::front::open_db(home).await?);
                 // A URL is copied to a scratch directory first; repair verifies every byte of it.
                 let scratch;
                 let mirror_dir = if from.starts_with("http://") || from.starts_with("https://") {

@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod bench_ledger;
 pub mod demo;
+pub mod front;
 pub mod ledger;
 pub mod output;
 
@@ -103,6 +104,12 @@ enum Command {
     Witness(ledger::WitnessArgs),
     /// 証明をオフラインで検証（他のRFC 6962ログにも使える）/ check proofs offline (works for any RFC 6962 log)
     Proof(ledger::ProofArgs),
+    /// 認証局：クライアント証明書の発行と失効 / Kura's certificate authority: issue and revoke client certificates
+    Ca(front::CaArgs),
+    /// 利用者の管理（作成・ロック・停止・棚卸し）/ manage users: create, lock, suspend, inventory
+    User(front::UserArgs),
+    /// ポータルとAPIを起動（TLS・クライアント証明書・二要素認証）/ run the portal and API (TLS, client certificates, two factors)
+    Serve(front::ServeArgs),
     /// 性能測定 / benchmarks
     Bench(BenchArgs),
 }
@@ -322,6 +329,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Ledger(a) => ledger::ledger(&open_home_or_init(&cli.home)?, a),
         Command::Witness(a) => ledger::witness(&open_home_or_init(&cli.home)?, a),
         Command::Proof(a) => ledger::proof(a),
+        Command::Ca(a) => front::ca(&open_home_or_init(&cli.home)?, a),
+        Command::User(a) => front::user(&open_home_or_init(&cli.home)?, a),
+        Command::Serve(a) => front::serve(&open_home_or_init(&cli.home)?, a),
         Command::Bench(b) => match b.what {
             BenchWhat::Query(q) => bench::query(cli.home.clone(), q),
             BenchWhat::Ledger(l) => bench_ledger::ledger(l),
@@ -366,6 +376,28 @@ mod tests {
             vec!["kura", "catalog"],
             vec!["kura", "sql", "--grant", "re", "--grant", "sy.disease_code", "SELECT 1"],
             vec!["kura", "bench", "query", "--persons", "1000"],
+            vec!["kura", "ca", "init", "--home", "/tmp/x"],
+            vec!["kura", "ca", "issue", "--user", "tanaka.h", "--out", "/tmp/o", "--home", "/tmp/x"],
+            vec!["kura", "ca", "revoke", "--user", "tanaka.h", "--home", "/tmp/x"],
+            vec![
+                "kura",
+                "user",
+                "add",
+                "--login",
+                "a1",
+                "--role",
+                "researcher",
+                "--institution",
+                "1310000001",
+                "--password-stdin",
+                "--home",
+                "/tmp/x",
+            ],
+            vec!["kura", "user", "lock", "a1", "--home", "/tmp/x"],
+            vec!["kura", "user", "unlock", "a1", "--home", "/tmp/x"],
+            vec!["kura", "user", "suspend", "a1", "--home", "/tmp/x"],
+            vec!["kura", "user", "list", "--home", "/tmp/x"],
+            vec!["kura", "serve", "--listen", "127.0.0.1:0", "--home", "/tmp/x"],
         ] {
             Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
         }

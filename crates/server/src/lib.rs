@@ -1,6 +1,7 @@
 //! # kura-server — Kura's network face
 //!
-//! ネットワークの入口。監査台帳の公開（読み取り専用）と立会人の受付。
+//! ネットワークの入口。ポータルとAPI（クライアント証明書必須のTLS）、監査台帳の公開（読み取り専用）、
+//! 立会人の受付。
 //! The HTTP side of the building blocks below it (nothing below this crate knows about HTTP):
 //!
 //! - [`ledger::tile_routes`]: the ledger's checkpoint, hash tiles and entry bundles, read-only,
@@ -9,10 +10,20 @@
 //! - [`ledger::witness_routes`]: the C2SP tlog-witness `add-checkpoint` endpoint.
 //! - [`client`]: the HTTP clients the log uses to reach online witnesses and mirrors.
 //!
-//! The portal and API listener (TLS with client certificates) build on this crate.
+//! - [`front`]: the accept loop — the gate before TLS, mandatory client certificates, automatic
+//!   blocking of failed handshakes (NET-1, HX-5, HIC-S4, HIC-S9, HIC-S12);
+//! - [`portal`], [`pages`], [`api`]: sign-in with password and TOTP, sessions bound to the
+//!   certificate, roles on every route (deny by default), CSRF, security headers, the operators'
+//!   pages and the JSON API with its OpenAPI document (HIC-S3, HIC-U2, HIC-U3, HX-6, HX-9, HX-11);
+//! - [`serve`]: both listeners and their background work, as `kura serve` runs them.
 
+pub mod api;
 pub mod client;
+pub mod front;
 pub mod ledger;
+pub mod pages;
+pub mod portal;
+pub mod serve;
 
 pub use axum::Router;
 

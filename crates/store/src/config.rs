@@ -101,6 +101,73 @@ impl Default for LedgerConfig {
     }
 }
 
+/// `kura serve`: listeners, the store of record, who may connect, account rules.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The portal and API listener.
+    pub listen: String,
+    /// The operators' listener; empty = closed (the default).
+    pub operator_listen: String,
+    /// The store of record: empty = `sqlite://<home>/state.db`; or `postgres://…`.
+    pub database: String,
+    /// Names (DNS or IP) in the server certificate.
+    pub server_names: Vec<String>,
+    /// Countries whose addresses may connect (ISO 3166 codes).
+    pub countries: Vec<String>,
+    /// Internal ranges always allowed (CIDR).
+    pub internal: Vec<String>,
+    /// RIR statistics files (e.g. `delegated-apnic-latest`).
+    pub geo_files: Vec<String>,
+    /// Files of blocked addresses and ranges.
+    pub ip_blocklists: Vec<String>,
+    /// Files of blocked URLs and domains.
+    pub domain_blocklists: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (CIDR).
+    pub trusted_proxies: Vec<String>,
+    /// Failures from one address that block it.
+    pub autoblock_threshold: u32,
+    /// The window those failures are counted in (seconds).
+    pub autoblock_window_secs: u64,
+    /// How long an automatic block lasts (seconds).
+    pub autoblock_secs: u64,
+    /// Session idle timeout (seconds; HIC-U2).
+    pub idle_timeout_secs: u64,
+    /// Session absolute timeout (seconds).
+    pub absolute_timeout_secs: u64,
+    /// Failed sign-ins that lock an account (HIC-U3).
+    pub lockout_threshold: u32,
+    /// Minutes a lock lasts; 0 = until an operator unlocks it.
+    pub lock_minutes: u64,
+    /// Seconds between reloads of lists and revocations.
+    pub reload_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8443".into(),
+            operator_listen: String::new(),
+            database: String::new(),
+            server_names: vec!["localhost".into(), "127.0.0.1".into()],
+            countries: vec!["JP".into()],
+            internal: vec!["127.0.0.1/32".into(), "::1/128".into()],
+            geo_files: Vec::new(),
+            ip_blocklists: Vec::new(),
+            domain_blocklists: Vec::new(),
+            trusted_proxies: Vec::new(),
+            autoblock_threshold: 10,
+            autoblock_window_secs: 600,
+            autoblock_secs: 3600,
+            idle_timeout_secs: 900,
+            absolute_timeout_secs: 43_200,
+            lockout_threshold: 5,
+            lock_minutes: 0,
+            reload_secs: 5,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -115,6 +182,8 @@ pub struct KuraConfig {
     pub store: StoreConfig,
     /// The audit ledger.
     pub ledger: LedgerConfig,
+    /// The server.
+    pub server: ServerConfig,
 }
 
 /// The file written by `kura init`, with comments.
@@ -158,6 +227,38 @@ min_witnesses = 0
 # [[ledger.witnesses]]
 # key = "witness.example/w1+1234abcd+BASE64..."
 # url = "http://10.0.0.5:7380"
+
+[server]
+# ポータルとAPIの待ち受け（クライアント証明書必須のTLS）/ the portal and API listener (TLS, client certificate required)
+listen = "127.0.0.1:8443"
+# 運用管理者用の待ち受け（空 = 閉じる）/ the operators' listener (empty = closed)
+operator_listen = ""
+# 記録用データベース（空 = <home>/state.db の SQLite、または postgres://…）/ store of record (empty = SQLite <home>/state.db, or postgres://…)
+database = ""
+# サーバー証明書に載せる名前 / names in the server certificate
+server_names = ["localhost", "127.0.0.1"]
+# 接続を許す国（HIC-S4）と内部アドレス / countries that may connect, and internal ranges always allowed
+countries = ["JP"]
+internal = ["127.0.0.1/32", "::1/128"]
+# RIR統計ファイル（APNIC の delegated-apnic-latest など。無ければ内部アドレスのみ）/ RIR statistics files (none = internal ranges only)
+geo_files = []
+# ブロックリスト（IP・CIDR、URL・ドメイン）/ blocklists of addresses and of URLs/domains
+ip_blocklists = []
+domain_blocklists = []
+# X-Forwarded-For を信頼するリバースプロキシ / reverse proxies whose X-Forwarded-For is believed
+trusted_proxies = []
+# 自動遮断：window 秒に threshold 回失敗したアドレスを secs 秒遮断 / automatic block
+autoblock_threshold = 10
+autoblock_window_secs = 600
+autoblock_secs = 3600
+# セッション：無操作 idle 秒、最長 absolute 秒（HIC-U2）/ sessions: idle and absolute timeouts (seconds)
+idle_timeout_secs = 900
+absolute_timeout_secs = 43200
+# ロックアウト：失敗回数、ロック時間（分、0 = 運用管理者が解除するまで）/ lockout after N failures; minutes (0 = until unlocked)
+lockout_threshold = 5
+lock_minutes = 0
+# リスト・失効情報の再読込間隔（秒）/ seconds between reloads of lists and revocations
+reload_secs = 5
 "#;
 
 #[cfg(test)]

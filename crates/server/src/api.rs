@@ -1,0 +1,192 @@
+//! The JSON API under `/api/v1`, and its OpenAPI document.
+//!
+//! The API uses the same sessions as the portal (cookie, client certificate, second factor);
+//! state-changing calls carry the session's CSRF token in `X-CSRF-Token`.
+
+use crate::portal::{ActionForm, CreateForm, Ctx, Portal, apply_action, create, internal};
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use kura_accounts::{AccountsError, Role};
+use serde_json::json;
+
+/// A Unix time as text, UTC.
+pub fn time_text(t: i64) -> String {
+    let secs = t.rem_euclid(86_400);
+    let days = t.div_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
+fn session(ctx: &Ctx) -> &kura_accounts::Session {
+    ctx.session.as_ref().expect("the access rule requires a session")
+}
+
+fn bad(e: AccountsError) -> Response {
+    let status = match &e {
+        AccountsError::NoUser(_) | AccountsError::NoInstitution(_) => StatusCode::NOT_FOUND,
+        AccountsError::Exists(_) | AccountsError::BadTransition { .. } => StatusCode::CONFLICT,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    (status, Json(json!({"error": e.to_string()}))).into_response()
+}
+
+fn is_internal(e: &AccountsError) -> bool {
+    matches!(e, AccountsError::Db(_) | AccountsError::Sql(_) | AccountsError::Ledger(_) | AccountsError::Internal(_) | AccountsError::Busy)
+}
+
+/// `GET /api/v1/me`: the signed-in user and session.
+pub async fn me(Extension(ctx): Extension<Ctx>) -> Response {
+    let s = session(&ctx);
+    Json(json!({
+        "login": s.login, "institution": s.institution, "role": s.role, "name": s.name,
+        "certificate": s.fingerprint, "signed_in_at": time_text(s.created_at), "expires_at": time_text(s.expires_at),
+    }))
+    .into_response()
+}
+
+/// `GET /api/v1/datasets`: the catalogue's datasets (data roles only; an operator gets 403).
+pub async fn datasets(State(portal): State<Portal>) -> Response {
+    Json(json!({ "datasets": *portal.datasets })).into_response()
+}
+
+/// `GET /api/v1/users`: every user (operators and auditors).
+pub async fn users(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) -> Response {
+    match portal.accounts.users().await {
+        Ok(u) => Json(json!({ "users": u })).into_response(),
+        Err(e) => internal(ctx.lang, "/api/v1/users", e),
+    }
+}
+
+/// `GET /api/v1/inventory`: the periodic account inventory (HX-9).
+pub async fn inventory(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) -> Response {
+    match portal.accounts.inventory().await {
+        Ok(rows) => Json(json!({ "generated_at": time_text(portal.accounts.clock().now()), "users": rows })).into_response(),
+        Err(e) => internal(ctx.lang, "/api/v1/inventory", e),
+    }
+}
+
+/// `POST /api/v1/users` (JSON): creates a user.
+pub(crate) async fn create_user(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, Json(f): Json<CreateForm>) -> Response {
+    match create(&portal, &ctx.who, &f).await {
+        Ok(msg) => (StatusCode::CREATED, Json(json!({ "message": msg }))).into_response(),
+        Err(e) if is_internal(&e) => internal(ctx.lang, "/api/v1/users", e),
+        Err(e) => bad(e),
+    }
+}
+
+/// `POST /api/v1/users/{login}/{action}`: lock, unlock, activate, suspend, disable,
+/// reset-second-factor.
+pub async fn user_action(
+    State(portal): State<Portal>,
+    Extension(ctx): Extension<Ctx>,
+    Path((login, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    let f: ActionForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    match apply_action(&portal, &ctx.who, &login, &action, &f).await {
+        Ok(msg) => Json(json!({ "message": msg })).into_response(),
+        Err(e) if is_internal(&e) => internal(ctx.lang, "/api/v1/users", e),
+        Err(e) => bad(e),
+    }
+}
+
+/// `POST /api/v1/users/{login}/reset-password` (form field `password`): an operator, or a
+/// custodian for a user of their own institution (HX-6: reset only on a formal request,
+/// recorded).
+pub(crate) async fn reset_password(
+    State(portal): State<Portal>,
+    Extension(ctx): Extension<Ctx>,
+    Path(login): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    let s = session(&ctx);
+    if s.role == Role::Custodian {
+        match portal.accounts.user(&login).await {
+            Ok(u) if u.institution == s.institution => {}
+            Ok(_) => {
+                return (StatusCode::FORBIDDEN, Json(json!({"error": "a custodian resets passwords of their own institution only"})))
+                    .into_response();
+            }
+            Err(e) => return bad(e),
+        }
+    }
+    match apply_action(&portal, &ctx.who, &login, "reset-password", &f).await {
+        Ok(msg) => Json(json!({ "message": msg })).into_response(),
+        Err(e) if is_internal(&e) => internal(ctx.lang, "/api/v1/users", e),
+        Err(e) => bad(e),
+    }
+}
+
+/// `GET /api/v1/openapi.json`: this API described in OpenAPI 3.1, generated from the route
+/// table so it cannot drift from what is served.
+pub async fn openapi(State(portal): State<Portal>) -> Response {
+    let mut paths = serde_json::Map::new();
+    for r in crate::portal::ROUTES.iter().filter(|r| r.path.starts_with("/api/v1/")) {
+        let served = match portal.listener {
+            crate::portal::Listener::Portal => r.portal,
+            crate::portal::Listener::Operator => r.operator,
+        };
+        if !served {
+            continue;
+        }
+        let roles = match r.access {
+            crate::portal::Access::Roles(roles) => roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            _ => Vec::new(),
+        };
+        let params: Vec<_> = r
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let op = json!({
+            "summary": summary(r.method, r.path),
+            "x-kura-roles": roles,
+            "parameters": params,
+            "security": if roles.is_empty() { json!([]) } else { json!([{"session": []}]) },
+            "responses": {
+                "200": {"description": "OK", "content": {"application/json": {}}},
+                "401": {"description": "not signed in / ログインしていない"},
+                "403": {"description": "role not admitted, or CSRF token missing / 権限なし・CSRFトークンなし"}
+            }
+        });
+        let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
+        entry[r.method.to_lowercase()] = op;
+    }
+    Json(json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Kura API", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Kura（蔵）の API。クライアント証明書、パスワード、二要素認証によるセッションが必要。/ Kura's API: requires a session begun with a client certificate, a password and a second factor."},
+        "components": {"securitySchemes": {
+            "session": {"type": "apiKey", "in": "cookie", "name": crate::portal::SESSION_COOKIE},
+            "clientCertificate": {"type": "mutualTLS"}
+        }},
+        "security": [{"clientCertificate": []}],
+        "paths": paths,
+    }))
+    .into_response()
+}
+
+fn summary(method: &str, path: &str) -> &'static str {
+    match (method, path) {
+        ("GET", "/api/v1/openapi.json") => "この文書 / this document",
+        ("GET", "/api/v1/me") => "ログイン中の利用者 / the signed-in user",
+        ("GET", "/api/v1/datasets") => "データセット一覧 / datasets in the catalogue",
+        ("GET", "/api/v1/users") => "利用者一覧 / users",
+        ("GET", "/api/v1/inventory") => "アカウント棚卸し / account inventory (HX-9)",
+        ("POST", "/api/v1/users") => "利用者の作成 / create a user",
+        ("POST", "/api/v1/users/{login}/reset-password") => "パスワード再設定 / reset a password",
+        ("POST", "/api/v1/users/{login}/{action}") => "ロック・解除・有効化・停止・廃止 / lock, unlock, activate, suspend, disable",
+        _ => "",
+    }
+}

@@ -1,0 +1,685 @@
+//! The portal and the JSON API behind the front door.
+//!
+//! Every route is listed once in [`ROUTES`] with who may use it and on which listener; a
+//! request for anything else is refused (deny by default). The middleware stack, outermost
+//! first:
+//!
+//! 1. security headers on every response (a CSP with no external source, HSTS, `no-store`,
+//!    `nosniff`, no framing, no referrer) and a request ID;
+//! 2. access: the route's rule from [`ROUTES`], the session from the cookie checked against
+//!    the client certificate of the connection (HX-5), idle and absolute timeouts (HIC-U2),
+//!    the role (403 if it is not admitted);
+//! 3. CSRF: every request that is not GET/HEAD carries the session's token (form field `csrf`
+//!    or header `X-CSRF-Token`), or before sign-in the login form's double-submit token; and a
+//!    browser's `Sec-Fetch-Site` must be `same-origin` or `none`.
+
+use crate::front::Peer;
+use crate::pages::{self, Lang};
+use axum::body::Body;
+use axum::extract::{Extension, Form, MatchedPath, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kura_accounts::session::{Session, SessionEnd, SessionState};
+use kura_accounts::{Accounts, AccountsError, LoginRefused, NewUser, Role, Transition, Who};
+use kura_gate::{Failure, Gate};
+use kura_ledger::entry::Actor;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// The session cookie. `__Host-` makes browsers insist on Secure, Path=/ and no Domain.
+pub const SESSION_COOKIE: &str = "__Host-kura";
+/// The login form's double-submit cookie (CSRF before there is a session).
+pub const PRE_COOKIE: &str = "__Host-kura-pre";
+/// The language cookie.
+pub const LANG_COOKIE: &str = "kura-lang";
+
+/// Which listener a router serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// The portal and API for researchers, custodians, reviewers, providers and auditors.
+    Portal,
+    /// The operators' listener (closed unless configured): account administration.
+    Operator,
+}
+
+/// Who may use a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// No session needed (the client certificate still is): login pages, static files.
+    Open,
+    /// A session part-way through signing in, in one of these states.
+    SigningIn(&'static [SessionState]),
+    /// Any session, signed in or part-way (sign-out).
+    AnySession,
+    /// A signed-in session of one of these roles.
+    Roles(&'static [Role]),
+}
+
+/// One route: method, path pattern, access, and the listeners that serve it.
+#[derive(Clone, Copy, Debug)]
+pub struct Rule {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path pattern as routed (`{login}` for a parameter).
+    pub path: &'static str,
+    /// Who may use it.
+    pub access: Access,
+    /// Served on the portal listener.
+    pub portal: bool,
+    /// Served on the operator listener.
+    pub operator: bool,
+}
+
+const ALL: &[Role] = &Role::ALL;
+const DATA: &[Role] = &[Role::Researcher, Role::Custodian, Role::Reviewer];
+const ADMIN: &[Role] = &[Role::Operator];
+const OVERSIGHT: &[Role] = &[Role::Operator, Role::Auditor];
+const RESET: &[Role] = &[Role::Operator, Role::Custodian];
+
+const fn rule(method: &'static str, path: &'static str, access: Access, portal: bool, operator: bool) -> Rule {
+    Rule { method, path, access, portal, operator }
+}
+
+/// Every route of the portal and the API. Anything not here is refused.
+pub const ROUTES: &[Rule] = &[
+    rule("GET", "/static/kura.css", Access::Open, true, true),
+    rule("GET", "/login", Access::Open, true, true),
+    rule("POST", "/login", Access::Open, true, true),
+    rule("GET", "/lang/{lang}", Access::Open, true, true),
+    rule("GET", "/login/second", Access::SigningIn(&[SessionState::SecondFactor]), true, true),
+    rule("POST", "/login/second", Access::SigningIn(&[SessionState::SecondFactor]), true, true),
+    rule("GET", "/login/enrol", Access::SigningIn(&[SessionState::Enrol]), true, true),
+    rule("POST", "/login/enrol", Access::SigningIn(&[SessionState::Enrol]), true, true),
+    rule("GET", "/login/confirm", Access::SigningIn(&[SessionState::Confirm]), true, true),
+    rule("POST", "/login/confirm", Access::SigningIn(&[SessionState::Confirm]), true, true),
+    rule("POST", "/logout", Access::AnySession, true, true),
+    rule("GET", "/", Access::Roles(ALL), true, true),
+    rule("GET", "/account", Access::Roles(ALL), true, true),
+    rule("POST", "/account/password", Access::Roles(ALL), true, true),
+    rule("GET", "/admin/users", Access::Roles(ADMIN), false, true),
+    rule("POST", "/admin/users", Access::Roles(ADMIN), false, true),
+    rule("POST", "/admin/users/{login}/{action}", Access::Roles(ADMIN), false, true),
+    rule("GET", "/api/v1/openapi.json", Access::Open, true, true),
+    rule("GET", "/api/v1/me", Access::Roles(ALL), true, true),
+    rule("GET", "/api/v1/datasets", Access::Roles(DATA), true, false),
+    rule("GET", "/api/v1/users", Access::Roles(OVERSIGHT), true, true),
+    rule("GET", "/api/v1/inventory", Access::Roles(OVERSIGHT), true, true),
+    rule("POST", "/api/v1/users", Access::Roles(ADMIN), false, true),
+    rule("POST", "/api/v1/users/{login}/{action}", Access::Roles(ADMIN), false, true),
+    rule("POST", "/api/v1/users/{login}/reset-password", Access::Roles(RESET), true, true),
+];
+
+/// The rule for a routed request, if the listener serves it.
+pub fn rule_for(listener: Listener, method: &Method, path: &str) -> Option<&'static Rule> {
+    ROUTES.iter().find(|r| {
+        r.method == method.as_str()
+            && r.path == path
+            && match listener {
+                Listener::Portal => r.portal,
+                Listener::Operator => r.operator,
+            }
+    })
+}
+
+/// Shared state of a listener's router.
+#[derive(Clone)]
+pub struct Portal {
+    /// Accounts, sessions, the audit trail.
+    pub accounts: Accounts,
+    /// The gate (failed logins count toward automatic blocks).
+    pub gate: Arc<Gate>,
+    /// Which listener.
+    pub listener: Listener,
+    /// Names of the datasets in the catalogue (the data route's answer).
+    pub datasets: Arc<Vec<String>>,
+}
+
+/// What the access middleware found, for the handlers.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    /// For audit entries.
+    pub who: Who,
+    /// The session, if the route needs one.
+    pub session: Option<Session>,
+    /// Language of the pages.
+    pub lang: Lang,
+    /// The connection's peer.
+    pub peer: Peer,
+    /// The client's address (the socket's, or from a trusted proxy).
+    pub client: std::net::IpAddr,
+}
+
+/// Builds the router of one listener.
+pub fn router(portal: Portal) -> Router {
+    let mut r = Router::new()
+        .route("/static/kura.css", get(css))
+        .route("/login", get(login_page).post(login_submit))
+        .route("/lang/{lang}", get(set_lang))
+        .route("/login/second", get(second_page).post(second_submit))
+        .route("/login/enrol", get(enrol_page).post(enrol_submit))
+        .route("/login/confirm", get(confirm_page).post(confirm_submit))
+        .route("/logout", post(logout))
+        .route("/", get(home))
+        .route("/account", get(account_page))
+        .route("/account/password", post(change_password))
+        .route("/api/v1/openapi.json", get(crate::api::openapi))
+        .route("/api/v1/me", get(crate::api::me))
+        .route("/api/v1/datasets", get(crate::api::datasets))
+        .route("/api/v1/users", get(crate::api::users).post(crate::api::create_user))
+        .route("/api/v1/inventory", get(crate::api::inventory))
+        .route("/api/v1/users/{login}/reset-password", post(crate::api::reset_password))
+        .route("/api/v1/users/{login}/{action}", post(crate::api::user_action));
+    if portal.listener == Listener::Operator {
+        r = r.route("/admin/users", get(admin_users).post(admin_create)).route("/admin/users/{login}/{action}", post(admin_action));
+    }
+    r.route_layer(axum::middleware::from_fn_with_state(portal.clone(), access))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(portal)
+}
+
+async fn not_found(req: Request) -> Response {
+    let lang = Lang::of(req.headers());
+    pages::error(lang, StatusCode::NOT_FOUND, "ページがありません", "not found")
+}
+
+/// Security headers on every response (HX-5, HIC-S12).
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(h, "strict-transport-security", "max-age=63072000; includeSubDomains");
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "x-frame-options", "DENY");
+    set(h, "referrer-policy", "no-referrer");
+    set(h, "cross-origin-opener-policy", "same-origin");
+    set(h, "cross-origin-resource-policy", "same-origin");
+    set(h, "permissions-policy", "camera=(), microphone=(), geolocation=(), usb=()");
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, "cache-control", "no-store");
+    }
+    res
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k == name).then_some(v)
+    })
+}
+
+fn set_cookie(name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+    let age = max_age.map(|a| format!("; Max-Age={a}")).unwrap_or_default();
+    HeaderValue::from_str(&format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict{age}"))
+        .unwrap_or(HeaderValue::from_static(""))
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    if kura_crypto::random_bytes(&mut b).is_err() {
+        return String::new();
+    }
+    hex::encode(b)
+}
+
+fn is_api(path: &str) -> bool {
+    path.starts_with("/api/")
+}
+
+/// A refusal in the form the client expects: JSON for the API, a page (or a redirect to the
+/// login page) for the portal.
+fn refuse(lang: Lang, path: &str, status: StatusCode, ja: &str, en: &str, login_with: Option<&SessionEnd>) -> Response {
+    if is_api(path) {
+        return (status, Json(serde_json::json!({"error": en, "message_ja": ja}))).into_response();
+    }
+    match login_with {
+        Some(end) => {
+            let at = match end {
+                SessionEnd::Replaced(t) => format!("&at={t}"),
+                _ => String::new(),
+            };
+            let mut res = Redirect::to(&format!("/login?end={}{at}", end.as_str())).into_response();
+            res.headers_mut().insert(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", Some(0)));
+            res
+        }
+        None => pages::error(lang, status, ja, en),
+    }
+}
+
+/// Access control and CSRF (deny by default).
+async fn access(State(portal): State<Portal>, mut req: Request, next: Next) -> Response {
+    let lang = Lang::of(req.headers());
+    let path = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_default();
+    let Some(peer) = req.extensions().get::<Peer>().cloned() else {
+        return pages::error(lang, StatusCode::FORBIDDEN, "クライアント証明書が必要です", "a client certificate is required");
+    };
+    let xff = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client = portal.gate.client_addr(peer.addr.ip(), xff);
+    if client != peer.addr.ip() && !portal.gate.check(client, SystemTime::now()).allowed() {
+        return refuse(lang, &path, StatusCode::FORBIDDEN, "接続元が許可されていません", "your address may not connect", None);
+    }
+    let Some(rule) = rule_for(portal.listener, req.method(), &path) else {
+        return refuse(lang, &path, StatusCode::NOT_FOUND, "ページがありません", "not found", None);
+    };
+    let request_id = random_hex(8);
+    let mut who = Who {
+        actor: Actor { user: String::new(), institution: String::new(), cert: peer.fingerprint.clone() },
+        request: request_id.clone(),
+    };
+
+    // The session, where the rule needs one.
+    let session = match rule.access {
+        Access::Open => None,
+        _ => {
+            let Some(token) = cookie(req.headers(), SESSION_COOKIE).filter(|t| !t.is_empty()).map(str::to_string) else {
+                return refuse(lang, &path, StatusCode::UNAUTHORIZED, "ログインしてください", "sign in first", Some(&SessionEnd::Unknown));
+            };
+            match portal.accounts.session(&who, &token, &peer.fingerprint, true).await {
+                Ok(Ok(s)) => Some(s),
+                Ok(Err(end)) => {
+                    return refuse(lang, &path, StatusCode::UNAUTHORIZED, "ログインしてください", "sign in first", Some(&end));
+                }
+                Err(e) => return internal(lang, &path, e),
+            }
+        }
+    };
+    if let Some(s) = &session {
+        who.actor.user = s.login.clone();
+        who.actor.institution = s.institution.clone();
+        let admitted = match rule.access {
+            Access::Open | Access::AnySession => true,
+            Access::SigningIn(states) => states.contains(&s.state),
+            Access::Roles(roles) => s.state == SessionState::Active && roles.contains(&s.role),
+        };
+        if !admitted {
+            if s.state != SessionState::Active {
+                // Part-way through signing in: back to the step the session is at.
+                if is_api(&path) {
+                    return refuse(lang, &path, StatusCode::UNAUTHORIZED, "ログインを完了してください", "finish signing in first", None);
+                }
+                return Redirect::to(pages::step_path(s.state)).into_response();
+            }
+            let _ = portal
+                .accounts
+                .record_event(&who, "access.denied", &format!("{} {path}", req.method()), "denied", Some(format!("role {}", s.role)))
+                .await;
+            return refuse(lang, &path, StatusCode::FORBIDDEN, "この操作の権限がありません", "your role may not do this", None);
+        }
+    }
+
+    // CSRF on everything that changes state.
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        if let Some(site) = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok())
+            && site != "same-origin"
+            && site != "none"
+        {
+            return refuse(lang, &path, StatusCode::FORBIDDEN, "不正な送信元です", "cross-site request refused", None);
+        }
+        let expected = match &session {
+            Some(s) => Some(s.csrf.clone()),
+            None => cookie(req.headers(), PRE_COOKIE).filter(|c| c.len() >= 32).map(str::to_string),
+        };
+        let header_token = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let (parts, body) = req.into_parts();
+        let bytes = match axum::body::to_bytes(body, 64 * 1024).await {
+            Ok(b) => b,
+            Err(_) => return refuse(lang, &path, StatusCode::PAYLOAD_TOO_LARGE, "送信内容が大きすぎます", "request too large", None),
+        };
+        let form_token = form_field(&bytes, "csrf");
+        let given = header_token.or(form_token);
+        let ok = matches!((&expected, &given), (Some(e), Some(g)) if constant_eq(e.as_bytes(), g.as_bytes()));
+        if !ok {
+            let _ = portal.accounts.record_event(&who, "access.csrf", &path, "denied", None).await;
+            return refuse(
+                lang,
+                &path,
+                StatusCode::FORBIDDEN,
+                "フォームの有効期限が切れたか、不正な送信です。もう一度お試しください",
+                "invalid or missing CSRF token: reload the page and try again",
+                None,
+            );
+        }
+        req = Request::from_parts(parts, Body::from(bytes));
+    }
+    req.extensions_mut().insert(Ctx { who, session, lang, peer, client });
+    let mut res = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    res
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    serde_urlencoded_pairs(body).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+fn serde_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
+    serde_urlencoded::from_bytes(body).unwrap_or_default()
+}
+
+pub(crate) fn internal(lang: Lang, path: &str, e: AccountsError) -> Response {
+    tracing::error!("{e}");
+    let status = if matches!(e, AccountsError::Busy) { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+    refuse(
+        lang,
+        path,
+        status,
+        "処理できませんでした。時間をおいて再度お試しください",
+        "the request could not be completed: try again later",
+        None,
+    )
+}
+
+// ---- pages ----------------------------------------------------------------------------
+
+async fn css() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], pages::CSS).into_response()
+}
+
+async fn set_lang(Path(lang): Path<String>) -> Response {
+    let v = if lang == "en" { "en" } else { "ja" };
+    let mut res = Redirect::to("/").into_response();
+    if let Ok(c) = HeaderValue::from_str(&format!("{LANG_COOKIE}={v}; Path=/; Secure; SameSite=Strict; Max-Age=31536000")) {
+        res.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    res
+}
+
+#[derive(Deserialize)]
+struct EndQuery {
+    end: Option<String>,
+    at: Option<i64>,
+}
+
+async fn login_page(
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<EndQuery>,
+) -> Response {
+    let pre = cookie(&headers, PRE_COOKIE).filter(|c| c.len() >= 32).map(str::to_string).unwrap_or_else(|| random_hex(32));
+    let notice = q.end.as_deref().map(|e| SessionEnd::parse(e, q.at.unwrap_or(0)).message());
+    let mut res = pages::login(ctx.lang, &pre, notice.as_deref(), None, StatusCode::OK);
+    res.headers_mut().append(header::SET_COOKIE, set_cookie(PRE_COOKIE, &pre, None));
+    res
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    login: String,
+    password: String,
+}
+
+async fn login_submit(
+    State(portal): State<Portal>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let pre = cookie(&headers, PRE_COOKIE).unwrap_or_default().to_string();
+    let who = Who { actor: Actor { user: f.login.clone(), ..ctx.who.actor.clone() }, ..ctx.who.clone() };
+    match portal.accounts.check_password(&who, &f.login, &f.password, &ctx.peer.fingerprint).await {
+        Ok(ok) => {
+            let state = if ok.enrolled { SessionState::SecondFactor } else { SessionState::Enrol };
+            match portal.accounts.start_session(&who, &f.login, &ctx.peer.fingerprint, state).await {
+                Ok((token, _)) => {
+                    let mut res = Redirect::to(pages::step_path(state)).into_response();
+                    res.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &token, None));
+                    res
+                }
+                Err(e) => internal(ctx.lang, "/login", e),
+            }
+        }
+        Err(refusal) => login_refused(&portal, &ctx, refusal, |msg, status| pages::login(ctx.lang, &pre, None, Some(msg), status)),
+    }
+}
+
+/// Turns a refused sign-in step into a response; wrong secrets count toward the address's
+/// automatic block (HIC-S9).
+fn login_refused(portal: &Portal, ctx: &Ctx, refusal: LoginRefused, render: impl Fn(&str, StatusCode) -> Response) -> Response {
+    let status = match &refusal {
+        LoginRefused::BadCredentials | LoginRefused::BadCode => {
+            if let Some(b) = portal.gate.record_failure(ctx.client, Failure::FailedLogin, SystemTime::now()) {
+                tracing::warn!(addr = %ctx.client, failures = b.failures, "address blocked after failed sign-ins");
+            }
+            StatusCode::UNAUTHORIZED
+        }
+        LoginRefused::Locked { .. } | LoginRefused::NotActive(_) | LoginRefused::WrongCertificate => StatusCode::FORBIDDEN,
+        LoginRefused::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        LoginRefused::Error(e) => {
+            tracing::error!("{e}");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    let msg = match &refusal {
+        LoginRefused::Error(_) => "処理できませんでした / the request could not be completed".to_string(),
+        other => other.to_string(),
+    };
+    render(&msg, status)
+}
+
+fn session_of(ctx: &Ctx) -> &Session {
+    ctx.session.as_ref().expect("the access rule requires a session")
+}
+
+async fn second_page(Extension(ctx): Extension<Ctx>) -> Response {
+    pages::second_factor(ctx.lang, &session_of(&ctx).csrf, None, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    code: String,
+}
+
+/// After the second factor: the confirmation step if the ID is signed in elsewhere (HX-11),
+/// else signed in.
+async fn after_second_factor(portal: &Portal, ctx: &Ctx, s: &Session) -> Result<SessionState, AccountsError> {
+    let next = if portal.accounts.other_sessions(s).await?.is_empty() { SessionState::Active } else { SessionState::Confirm };
+    portal.accounts.advance_session(&ctx.who, s, next).await?;
+    Ok(next)
+}
+
+async fn second_submit(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, Form(f): Form<CodeForm>) -> Response {
+    let s = session_of(&ctx);
+    match portal.accounts.check_second_factor(&ctx.who, &s.login, &f.code).await {
+        Ok(()) => match after_second_factor(&portal, &ctx, s).await {
+            Ok(next) => Redirect::to(pages::step_path(next)).into_response(),
+            Err(e) => internal(ctx.lang, "/login/second", e),
+        },
+        Err(LoginRefused::Locked { until }) => {
+            let msg = LoginRefused::Locked { until }.to_string();
+            pages::error(ctx.lang, StatusCode::FORBIDDEN, &msg, &msg)
+        }
+        Err(refusal) => login_refused(&portal, &ctx, refusal, |msg, status| pages::second_factor(ctx.lang, &s.csrf, Some(msg), status)),
+    }
+}
+
+async fn enrol_page(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) -> Response {
+    let s = session_of(&ctx);
+    match portal.accounts.begin_enrolment(&s.login).await {
+        Ok(e) => pages::enrol(ctx.lang, &s.csrf, &e, None, StatusCode::OK),
+        Err(e) => internal(ctx.lang, "/login/enrol", e),
+    }
+}
+
+async fn enrol_submit(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, Form(f): Form<CodeForm>) -> Response {
+    let s = session_of(&ctx);
+    match portal.accounts.finish_enrolment(&ctx.who, &s.login, &f.code).await {
+        Ok(codes) => match after_second_factor(&portal, &ctx, s).await {
+            Ok(next) => pages::recovery_codes(ctx.lang, &codes, pages::step_path(next)),
+            Err(e) => internal(ctx.lang, "/login/enrol", e),
+        },
+        Err(refusal) => {
+            let lang = ctx.lang;
+            match portal.accounts.begin_enrolment(&s.login).await {
+                Ok(e) => login_refused(&portal, &ctx, refusal, |msg, status| pages::enrol(lang, &s.csrf, &e, Some(msg), status)),
+                Err(e) => internal(lang, "/login/enrol", e),
+            }
+        }
+    }
+}
+
+async fn confirm_page(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) -> Response {
+    let s = session_of(&ctx);
+    match portal.accounts.other_sessions(s).await {
+        Ok(others) => pages::confirm(ctx.lang, &s.csrf, &others),
+        Err(e) => internal(ctx.lang, "/login/confirm", e),
+    }
+}
+
+async fn confirm_submit(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) -> Response {
+    match portal.accounts.confirm_session(&ctx.who, session_of(&ctx)).await {
+        Ok(_) => Redirect::to("/").into_response(),
+        Err(e) => internal(ctx.lang, "/login/confirm", e),
+    }
+}
+
+async fn logout(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) -> Response {
+    if let Err(e) = portal.accounts.end_session(&ctx.who, session_of(&ctx), SessionEnd::SignedOut).await {
+        return internal(ctx.lang, "/logout", e);
+    }
+    let mut res = Redirect::to("/login?end=signed_out").into_response();
+    res.headers_mut().insert(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", Some(0)));
+    res
+}
+
+async fn home(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) -> Response {
+    pages::home(ctx.lang, session_of(&ctx), portal.listener == Listener::Operator)
+}
+
+async fn account_page(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) -> Response {
+    let s = session_of(&ctx);
+    match portal.accounts.user(&s.login).await {
+        Ok(u) => pages::account(ctx.lang, s, &u, None),
+        Err(e) => internal(ctx.lang, "/account", e),
+    }
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    current: String,
+    new: String,
+}
+
+async fn change_password(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, Form(f): Form<PasswordForm>) -> Response {
+    let s = session_of(&ctx);
+    let outcome = portal.accounts.change_password(&ctx.who, &s.login, &f.current, &f.new).await;
+    let msg = match &outcome {
+        Ok(()) => "パスワードを変更しました / password changed".to_string(),
+        Err(AccountsError::WeakPassword(_) | AccountsError::Invalid { .. }) => {
+            outcome.as_ref().err().map(|e| e.to_string()).unwrap_or_default()
+        }
+        Err(_) => return internal(ctx.lang, "/account/password", outcome.err().unwrap_or(AccountsError::Internal(String::new()))),
+    };
+    match portal.accounts.user(&s.login).await {
+        Ok(u) => {
+            let mut res = pages::account(ctx.lang, s, &u, Some(&msg));
+            if outcome.is_err() {
+                *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            }
+            res
+        }
+        Err(e) => internal(ctx.lang, "/account", e),
+    }
+}
+
+async fn admin_users(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) -> Response {
+    match portal.accounts.inventory().await {
+        Ok(rows) => pages::admin_users(ctx.lang, session_of(&ctx), &rows, None),
+        Err(e) => internal(ctx.lang, "/admin/users", e),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CreateForm {
+    pub(crate) login: String,
+    pub(crate) role: String,
+    pub(crate) institution: String,
+    #[serde(default)]
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) password: String,
+}
+
+pub(crate) async fn create(portal: &Portal, who: &Who, f: &CreateForm) -> Result<String, AccountsError> {
+    let role: Role = f.role.parse()?;
+    let new = NewUser { login: f.login.clone(), institution: f.institution.clone(), role, name: f.name.clone() };
+    let pw = (!f.password.is_empty()).then_some(f.password.as_str());
+    let u = portal.accounts.add_user(who, &new, pw).await?;
+    Ok(format!("利用者 {} を作成しました（{}）/ user {} created ({})", u.login, u.state.as_str(), u.login, u.state.as_str()))
+}
+
+async fn admin_create(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, Form(f): Form<CreateForm>) -> Response {
+    let msg = match create(&portal, &ctx.who, &f).await {
+        Ok(m) => m,
+        Err(e @ (AccountsError::Db(_) | AccountsError::Sql(_) | AccountsError::Ledger(_) | AccountsError::Internal(_))) => {
+            return internal(ctx.lang, "/admin/users", e);
+        }
+        Err(e) => e.to_string(),
+    };
+    admin_after(&portal, &ctx, &msg).await
+}
+
+async fn admin_after(portal: &Portal, ctx: &Ctx, msg: &str) -> Response {
+    match portal.accounts.inventory().await {
+        Ok(rows) => pages::admin_users(ctx.lang, session_of(ctx), &rows, Some(msg)),
+        Err(e) => internal(ctx.lang, "/admin/users", e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct ActionForm {
+    #[serde(default)]
+    pub(crate) password: String,
+}
+
+/// Applies an administrative action to a user; the message says what happened.
+pub(crate) async fn apply_action(portal: &Portal, who: &Who, login: &str, action: &str, f: &ActionForm) -> Result<String, AccountsError> {
+    let a = &portal.accounts;
+    match action {
+        "lock" => a.lock(who, login).await?,
+        "unlock" => a.unlock(who, login).await?,
+        "activate" => drop(a.transition(who, login, Transition::Activate).await?),
+        "suspend" => drop(a.transition(who, login, Transition::Suspend).await?),
+        "disable" => drop(a.transition(who, login, Transition::Disable).await?),
+        "reset-password" => a.reset_password(who, login, &f.password).await?,
+        "reset-second-factor" => a.reset_second_factor(who, login).await?,
+        other => {
+            return Err(AccountsError::Invalid {
+                field: "action",
+                detail: format!("'{other}' (use lock, unlock, activate, suspend, disable, reset-password, reset-second-factor)"),
+            });
+        }
+    }
+    Ok(format!("{login}: {action} — 完了しました / done"))
+}
+
+async fn admin_action(
+    State(portal): State<Portal>,
+    Extension(ctx): Extension<Ctx>,
+    Path((login, action)): Path<(String, String)>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    let msg = match apply_action(&portal, &ctx.who, &login, &action, &f).await {
+        Ok(m) => m,
+        Err(e @ (AccountsError::Db(_) | AccountsError::Sql(_) | AccountsError::Ledger(_) | AccountsError::Internal(_))) => {
+            return internal(ctx.lang, "/admin/users", e);
+        }
+        Err(e) => e.to_string(),
+    };
+    admin_after(&portal, &ctx, &msg).await
+}
