@@ -38,23 +38,6 @@ impl Clock {
     }
 }
 
-/// `YYYY-MM-DD HH:MM UTC` of a Unix time, for messages.
-pub(crate) fn format_time(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", secs / 3600, secs % 3600 / 60)
-}
-
 /// A user as the store holds them (no secrets).
 #[derive(Clone, Debug, Serialize)]
 pub struct User {
@@ -134,7 +117,7 @@ pub enum LoginRefused {
     /// The account is locked.
     #[error(
         "アカウントはロックされています（ログイン失敗が続いたため）。運用管理者に解除を依頼してください / the account is locked after repeated failed sign-ins: ask the operator to unlock it{}",
-        until.map(|t| format!(" (or wait until {})", format_time(t))).unwrap_or_default()
+        until.map(|t| format!(" (or wait until {})", kura_ledger::entry::format_seconds(t))).unwrap_or_default()
     )]
     Locked {
         /// When the lock ends by itself, if it does.
@@ -772,6 +755,16 @@ impl Accounts {
         Ok(locked)
     }
 
+    /// Counts a failed step and answers with `refusal`, or with the lock if this failure locked
+    /// the account (HIC-U3: the user is told plainly).
+    async fn refuse_counted(&self, who: &Who, login: &str, step: &str, refusal: LoginRefused) -> LoginRefused {
+        match self.count_failure(who, login, step).await {
+            Ok(Some(until)) => Self::lock_refusal(until),
+            Ok(None) => refusal,
+            Err(e) => e.into(),
+        }
+    }
+
     fn lock_refusal(until: i64) -> LoginRefused {
         LoginRefused::Locked { until: (until != i64::MAX).then_some(until) }
     }
@@ -827,10 +820,7 @@ impl Accounts {
             None => false,
         };
         if !ok {
-            return match self.count_failure(who, login, "auth.password").await? {
-                Some(until) => Err(Self::lock_refusal(until)),
-                None => Err(LoginRefused::BadCredentials),
-            };
+            return Err(self.refuse_counted(who, login, "auth.password", LoginRefused::BadCredentials).await);
         }
         self.record_event(who, "auth.password", login, "ok", None).await?;
         Ok(PasswordOk { enrolled })
@@ -907,10 +897,7 @@ impl Accounts {
             n.rows_affected() == 1
         };
         if !accepted {
-            return match self.count_failure(who, login, "auth.second_factor").await? {
-                Some(until) => Err(Self::lock_refusal(until)),
-                None => Err(LoginRefused::BadCode),
-            };
+            return Err(self.refuse_counted(who, login, "auth.second_factor", LoginRefused::BadCode).await);
         }
         Ok(())
     }
@@ -941,10 +928,7 @@ impl Accounts {
         let Some(sealed) = pending else { return Err(LoginRefused::BadCode) };
         let secret = kura_crypto::open_sealed(&self.inner.key, &Self::totp_aad(login), &sealed)?;
         let Some(step) = totp::verify(&secret, code, self.now().max(0) as u64, 0) else {
-            return match self.count_failure(who, login, "auth.totp_enrol").await? {
-                Some(until) => Err(Self::lock_refusal(until)),
-                None => Err(LoginRefused::BadCode),
-            };
+            return Err(self.refuse_counted(who, login, "auth.totp_enrol", LoginRefused::BadCode).await);
         };
         let mut codes = Vec::new();
         let mut tx = self.inner.db.begin_write().await?;
@@ -998,14 +982,16 @@ impl Accounts {
         .await?;
         self.record(&mut tx, who, "session.start", login, "ok", Some(format!("session {} state {}", &id[..16], state.as_str()))).await?;
         self.committed(tx).await?;
-        let session = self.load_session(&id).await?.map_err(|_| AccountsError::Internal("new session not found".into()))?;
+        let (session, _) = self.load_session(&id).await?.map_err(|_| AccountsError::Internal("new session not found".into()))?;
         Ok((token, session))
     }
 
-    async fn load_session(&self, id: &str) -> Result<std::result::Result<Session, SessionEnd>> {
+    /// A session with whether its account may still be used (active and not locked), in one
+    /// query: this runs on every request.
+    async fn load_session(&self, id: &str) -> Result<std::result::Result<(Session, bool), SessionEnd>> {
         let row = sqlx::query(
             "SELECT s.login, u.institution, u.role, u.name, s.fingerprint, s.state, s.csrf, s.created_at, s.last_seen_at, s.expires_at, \
-             s.ended_at, s.ended_reason FROM sessions s JOIN users u ON u.login = s.login WHERE s.token_hash = $1",
+             s.ended_at, s.ended_reason, u.state, u.locked_until FROM sessions s JOIN users u ON u.login = s.login WHERE s.token_hash = $1",
         )
         .bind(id)
         .fetch_optional(self.inner.db.pool())
@@ -1015,7 +1001,9 @@ impl Accounts {
             return Ok(Err(SessionEnd::parse(&r.get::<Option<String>, _>(11).unwrap_or_default(), at)));
         }
         let state = SessionState::parse(&r.get::<String, _>(5)).ok_or_else(|| AccountsError::Internal("stored session state".into()))?;
-        Ok(Ok(Session {
+        let usable = UserState::parse(&r.get::<String, _>(12))? == UserState::Active
+            && r.get::<Option<i64>, _>(13).is_none_or(|until| until <= self.now());
+        let session = Session {
             id: id.into(),
             login: r.get(0),
             institution: r.get(1),
@@ -1027,7 +1015,8 @@ impl Accounts {
             created_at: r.get(7),
             last_seen_at: r.get(8),
             expires_at: r.get(9),
-        }))
+        };
+        Ok(Ok((session, usable)))
     }
 
     /// The live session of a cookie token presented with the certificate `fingerprint`, or why
@@ -1042,8 +1031,8 @@ impl Accounts {
         touch: bool,
     ) -> Result<std::result::Result<Session, SessionEnd>> {
         let id = sha256_hex(token.as_bytes());
-        let s = match self.load_session(&id).await? {
-            Ok(s) => s,
+        let (s, usable) = match self.load_session(&id).await? {
+            Ok(x) => x,
             Err(end) => return Ok(Err(end)),
         };
         let now = self.now();
@@ -1054,8 +1043,7 @@ impl Accounts {
         } else if now >= s.expires_at {
             Some(SessionEnd::Absolute)
         } else {
-            let u = self.user(&s.login).await?;
-            (u.locked || u.state != UserState::Active).then_some(SessionEnd::AccountChanged)
+            (!usable).then_some(SessionEnd::AccountChanged)
         };
         if let Some(end) = end {
             self.end_session(who, &s, end.clone()).await?;
@@ -1160,8 +1148,8 @@ mod tests {
 
     #[test]
     fn times_and_names() {
-        assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
-        assert_eq!(format_time(1_795_000_000), "2026-11-18 11:06 UTC");
+        assert_eq!(kura_ledger::entry::format_seconds(0), "1970-01-01T00:00:00Z");
+        assert_eq!(kura_ledger::entry::format_seconds(1_795_000_000), "2026-11-18T11:06:40Z");
         assert!(valid_login("tanaka.h").is_ok());
         for bad in ["", "a", "Tanaka", "-x", "a b", "a/b", &"x".repeat(65)] {
             assert!(valid_login(bad).is_err(), "{bad}");

@@ -91,6 +91,22 @@ pub enum AccountsError {
     Internal(String),
 }
 
+impl AccountsError {
+    /// Whether the failure is Kura's (store, ledger, a bug, overload) rather than the request's:
+    /// such errors are logged and answered with a generic message.
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            AccountsError::Db(_)
+                | AccountsError::Sql(_)
+                | AccountsError::Ledger(_)
+                | AccountsError::Crypto(_)
+                | AccountsError::Internal(_)
+                | AccountsError::Busy
+        )
+    }
+}
+
 /// What a user may do. Routes name the roles they admit; everything else is refused
 /// (deny by default). An operator administers accounts but reads no data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]

@@ -100,8 +100,8 @@ impl SessionEnd {
             SessionEnd::Absolute => "ログインの有効期間が過ぎました。再度ログインしてください / your sign-in has expired: please sign in again".into(),
             SessionEnd::Replaced(at) => format!(
                 "別のブラウザまたは端末から同じIDでログインがあったため、この画面はログアウトしました（{}）。心当たりがない場合は運用管理者に連絡してください / this ID signed in from another browser or device ({}), so this session ended: if that was not you, tell the operator",
-                crate::accounts::format_time(*at),
-                crate::accounts::format_time(*at)
+                kura_ledger::entry::format_seconds(*at),
+                kura_ledger::entry::format_seconds(*at)
             ),
             SessionEnd::CertificateMismatch => {
                 "ログイン時と異なるクライアント証明書が使われたため、セッションを終了しました / a different client certificate was presented than at sign-in, so the session was ended".into()

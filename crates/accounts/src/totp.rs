@@ -70,6 +70,27 @@ pub fn base32(bytes: &[u8]) -> String {
     out
 }
 
+/// Decodes RFC 4648 base32 (either case; padding and spaces ignored), as a user might type a
+/// secret back; `None` on any other character.
+pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 5 / 8);
+    let (mut buf, mut bits) = (0u32, 0u32);
+    for c in text.bytes().filter(|c| !matches!(c, b'=' | b' ')) {
+        let v = match c.to_ascii_uppercase() {
+            c @ b'A'..=b'Z' => c - b'A',
+            c @ b'2'..=b'7' => c - b'2' + 26,
+            _ => return None,
+        };
+        buf = (buf << 5) | v as u32;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
 /// The `otpauth://` URI an authenticator app reads from the QR code.
 pub fn provisioning_uri(issuer: &str, account: &str, secret: &[u8]) -> String {
     let enc = |s: &str| -> String {
@@ -135,6 +156,12 @@ mod tests {
     fn base32_and_uri() {
         assert_eq!(base32(b"foobar"), "MZXW6YTBOI");
         assert_eq!(base32(b"f"), "MY");
+        for n in 0..=20u8 {
+            let bytes: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37) ^ 0xA5).collect();
+            assert_eq!(base32_decode(&base32(&bytes)).as_deref(), Some(&bytes[..]));
+        }
+        assert_eq!(base32_decode("mzxw 6ytb oi=="), Some(b"foobar".to_vec()));
+        assert_eq!(base32_decode("MZXW1"), None, "1 is not in the alphabet");
         let uri = provisioning_uri("Kura 蔵", "alice@1310000001", b"foobar");
         assert!(uri.starts_with("otpauth://totp/Kura%20%E8%94%B5:alice%401310000001?secret=MZXW6YTBOI&"), "{uri}");
         assert!(uri.contains("algorithm=SHA256"));

@@ -61,24 +61,9 @@ async fn setup(db: Db, dir: &Path) -> Accounts {
 }
 
 fn code_now(secret_b32: &str, a: &Accounts, offset_steps: i64) -> String {
-    let secret = decode_b32(secret_b32);
+    let secret = totp::base32_decode(secret_b32).unwrap();
     let step = (a.clock().now() / totp::STEP as i64 + offset_steps) as u64;
     format!("{:06}", totp::code_at_step(&secret, step, totp::DIGITS))
-}
-
-fn decode_b32(s: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let (mut buf, mut bits) = (0u32, 0);
-    for c in s.bytes() {
-        let v = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".iter().position(|&x| x == c).unwrap() as u32;
-        buf = (buf << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    out
 }
 
 /// Password, enrolment and a full sign-in; returns the token and the TOTP secret.

@@ -232,6 +232,13 @@ pub fn parse_micros(t: &str) -> Option<u64> {
     Some(secs * 1_000_000 + num(20..26)?)
 }
 
+/// A Unix time in whole seconds as UTC text, `YYYY-MM-DDTHH:MM:SSZ` (for messages and reports).
+pub fn format_seconds(unix_seconds: i64) -> String {
+    let (y, m, d) = civil_from_days(unix_seconds.div_euclid(86_400));
+    let s = unix_seconds.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s % 3600 / 60, s % 60)
+}
+
 // Days since 1970-01-01 to and from the proleptic Gregorian calendar, by 400-year eras.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

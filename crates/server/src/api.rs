@@ -11,21 +11,7 @@ use axum::{Form, Json};
 use kura_accounts::{AccountsError, Role};
 use serde_json::json;
 
-/// A Unix time as text, UTC.
-pub fn time_text(t: i64) -> String {
-    let secs = t.rem_euclid(86_400);
-    let days = t.div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
-}
+pub use kura_ledger::entry::format_seconds as time_text;
 
 fn session(ctx: &Ctx) -> &kura_accounts::Session {
     ctx.session.as_ref().expect("the access rule requires a session")
@@ -38,10 +24,6 @@ fn bad(e: AccountsError) -> Response {
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
     (status, Json(json!({"error": e.to_string()}))).into_response()
-}
-
-fn is_internal(e: &AccountsError) -> bool {
-    matches!(e, AccountsError::Db(_) | AccountsError::Sql(_) | AccountsError::Ledger(_) | AccountsError::Internal(_) | AccountsError::Busy)
 }
 
 /// `GET /api/v1/me`: the signed-in user and session.
@@ -79,7 +61,7 @@ pub async fn inventory(State(portal): State<Portal>, Extension(ctx): Extension<C
 pub(crate) async fn create_user(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, Json(f): Json<CreateForm>) -> Response {
     match create(&portal, &ctx.who, &f).await {
         Ok(msg) => (StatusCode::CREATED, Json(json!({ "message": msg }))).into_response(),
-        Err(e) if is_internal(&e) => internal(ctx.lang, "/api/v1/users", e),
+        Err(e) if e.is_internal() => internal(ctx.lang, "/api/v1/users", e),
         Err(e) => bad(e),
     }
 }
@@ -95,7 +77,7 @@ pub async fn user_action(
     let f: ActionForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     match apply_action(&portal, &ctx.who, &login, &action, &f).await {
         Ok(msg) => Json(json!({ "message": msg })).into_response(),
-        Err(e) if is_internal(&e) => internal(ctx.lang, "/api/v1/users", e),
+        Err(e) if e.is_internal() => internal(ctx.lang, "/api/v1/users", e),
         Err(e) => bad(e),
     }
 }
@@ -122,7 +104,7 @@ pub(crate) async fn reset_password(
     }
     match apply_action(&portal, &ctx.who, &login, "reset-password", &f).await {
         Ok(msg) => Json(json!({ "message": msg })).into_response(),
-        Err(e) if is_internal(&e) => internal(ctx.lang, "/api/v1/users", e),
+        Err(e) if e.is_internal() => internal(ctx.lang, "/api/v1/users", e),
         Err(e) => bad(e),
     }
 }

@@ -626,9 +626,7 @@ pub(crate) async fn create(portal: &Portal, who: &Who, f: &CreateForm) -> Result
 async fn admin_create(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, Form(f): Form<CreateForm>) -> Response {
     let msg = match create(&portal, &ctx.who, &f).await {
         Ok(m) => m,
-        Err(e @ (AccountsError::Db(_) | AccountsError::Sql(_) | AccountsError::Ledger(_) | AccountsError::Internal(_))) => {
-            return internal(ctx.lang, "/admin/users", e);
-        }
+        Err(e) if e.is_internal() => return internal(ctx.lang, "/admin/users", e),
         Err(e) => e.to_string(),
     };
     admin_after(&portal, &ctx, &msg).await
@@ -676,9 +674,7 @@ async fn admin_action(
 ) -> Response {
     let msg = match apply_action(&portal, &ctx.who, &login, &action, &f).await {
         Ok(m) => m,
-        Err(e @ (AccountsError::Db(_) | AccountsError::Sql(_) | AccountsError::Ledger(_) | AccountsError::Internal(_))) => {
-            return internal(ctx.lang, "/admin/users", e);
-        }
+        Err(e) if e.is_internal() => return internal(ctx.lang, "/admin/users", e),
         Err(e) => e.to_string(),
     };
     admin_after(&portal, &ctx, &msg).await

@@ -177,21 +177,6 @@ impl Client {
     }
 }
 
-fn decode_b32(s: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let (mut buf, mut bits) = (0u32, 0);
-    for c in s.bytes() {
-        let v = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".iter().position(|&x| x == c).unwrap() as u32;
-        buf = (buf << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    out
-}
-
 fn code(w: &World, secret: &[u8]) -> String {
     let step = (w.accounts.clock().now() / totp::STEP as i64) as u64;
     format!("{:06}", totp::code_at_step(secret, step, totp::DIGITS))
@@ -204,7 +189,7 @@ async fn sign_in_first_time(w: &World, c: &mut Client, login: &str) -> Vec<u8> {
     let page = c.get("/login/enrol").await.unwrap();
     assert_eq!(page.status, 200);
     assert!(page.body.contains("<svg"), "the QR code is inline SVG");
-    let secret = decode_b32(field(&page.body, "<code id=\"secret\">", "<"));
+    let secret = totp::base32_decode(field(&page.body, "<code id=\"secret\">", "<")).unwrap();
     let r = c.post("/login/enrol", &[("csrf", &Client::csrf_of(&page)), ("code", &code(w, &secret))]).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body.matches("<li>").count(), 10, "ten recovery codes");
