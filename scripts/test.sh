@@ -13,18 +13,36 @@ rustc --version
 step "system tools the tests use"
 # openssl checks certificates and PKCS#12 files issued by Kura's CA (crates/pki);
 # PostgreSQL is the second backend of the store of record (crates/db): the whole suite runs
-# against both.
+# against both; chromium, chromium-driver and libnss3-tools (certutil, pk12util) run the
+# browser test (crates/kura/tests/browser.rs); testssl.sh scans `kura serve`
+# (crates/kura/tests/testssl.rs).
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v pk12util >/dev/null 2>&1 || missing+=(libnss3-tools)
+command -v testssl >/dev/null 2>&1 || missing+=(testssl.sh)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 openssl version
+chromium --version
+dpkg-query -W -f='testssl.sh ${Version}\n' testssl.sh
+# The browser test needs Chromium to choose its client certificate without a dialog. Chromium
+# on Linux reads that only from a managed policy; this one covers loopback and certificates
+# issued by a CA named "Kura browser test CA" (the test's own), nothing else.
+policy=/etc/chromium/policies/managed/kura-tests.json
+want='{"AutoSelectCertificateForUrls": ["{\"pattern\":\"https://127.0.0.1:*\",\"filter\":{\"ISSUER\":{\"CN\":\"Kura browser test CA\"}}}"]}'
+if [ "$(cat "$policy" 2>/dev/null)" != "$want" ]; then
+    $SUDO mkdir -p "$(dirname "$policy")"
+    printf '%s\n' "$want" | $SUDO tee "$policy" >/dev/null
+    echo "wrote $policy"
+fi
 
 step "PostgreSQL server for the tests (a throwaway cluster on loopback)"
 pgbin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"

@@ -902,16 +902,28 @@ impl Accounts {
         Ok(())
     }
 
-    /// Starts (or restarts) TOTP enrolment: a new secret, kept sealed as pending until a code
-    /// from it is confirmed.
+    /// Starts TOTP enrolment: a new secret, kept sealed as pending until a code from it is
+    /// confirmed. While one is pending it is shown again (after a mistyped code or a reload the
+    /// user's authenticator app already holds it); a reset of the second factor discards it.
     pub async fn begin_enrolment(&self, login: &str) -> Result<Enrolment> {
-        let mut secret = zeroize::Zeroizing::new([0u8; totp::SECRET_LEN]);
-        kura_crypto::random_bytes(&mut secret[..])?;
-        let sealed = kura_crypto::seal(&self.inner.key, &Self::totp_aad(login), &secret[..])?;
         let u = self.user(login).await?;
-        let mut tx = self.inner.db.begin_write().await?;
-        sqlx::query("UPDATE users SET totp_pending = $1 WHERE login = $2").bind(sealed).bind(login).execute(&mut *tx).await?;
-        tx.commit().await?;
+        let pending: Option<Vec<u8>> = sqlx::query_scalar("SELECT totp_pending FROM users WHERE login = $1")
+            .bind(login)
+            .fetch_optional(self.inner.db.pool())
+            .await?
+            .flatten();
+        let secret = match pending {
+            Some(sealed) => kura_crypto::open_sealed(&self.inner.key, &Self::totp_aad(login), &sealed)?,
+            None => {
+                let mut secret = zeroize::Zeroizing::new(vec![0u8; totp::SECRET_LEN]);
+                kura_crypto::random_bytes(&mut secret[..])?;
+                let sealed = kura_crypto::seal(&self.inner.key, &Self::totp_aad(login), &secret[..])?;
+                let mut tx = self.inner.db.begin_write().await?;
+                sqlx::query("UPDATE users SET totp_pending = $1 WHERE login = $2").bind(sealed).bind(login).execute(&mut *tx).await?;
+                tx.commit().await?;
+                secret
+            }
+        };
         let uri = totp::provisioning_uri(&self.inner.policy.issuer, &format!("{}@{}", u.login, u.institution), &secret[..]);
         let qr_svg = totp::qr_svg(&uri).map_err(|e| AccountsError::Internal(format!("QR code: {e}")))?;
         Ok(Enrolment { secret_base32: totp::base32(&secret[..]), uri, qr_svg })

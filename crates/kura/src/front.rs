@@ -434,17 +434,45 @@ pub fn gate(home: &Home) -> Result<Gate> {
     Gate::load(config).map_err(failed)
 }
 
+type ServerChain = (Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>, i64);
+
+/// Issues a server certificate for `names`: the chain (leaf, CA), its key and its end.
+fn server_certificate(ca: &Ca, names: &[String]) -> Result<ServerChain> {
+    let issued = ca.issue(&Subject::Server { names: names.to_vec() }, kura_pki::tls::SERVER_CERT_DAYS).map_err(failed)?;
+    let chain = vec![rustls::pki_types::CertificateDer::from(issued.cert_der.clone()), ca.cert_der().clone()];
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(issued.key_der.to_vec().into());
+    Ok((chain, key, issued.not_after))
+}
+
+/// Checks hourly whether the server certificate is due and puts a new one in place.
+async fn renew_server_certificate(ca: Arc<Ca>, names: Vec<String>, cert: Arc<kura_pki::tls::ServerCert>) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        if !cert.due(kura_ledger::note::unix_now() as i64) {
+            continue;
+        }
+        match server_certificate(&ca, &names).and_then(|(chain, key, end)| cert.replace(chain, key, end).map_err(failed)) {
+            Ok(()) => tracing::info!(not_after = cert.not_after(), "server certificate renewed"),
+            Err(e) => tracing::error!("server certificate renewal failed (retried in an hour): {e}"),
+        }
+    }
+}
+
 /// Runs `kura serve` until interrupted.
 pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
     let c = home.config().server.clone();
     runtime()?.block_on(async {
         let ca = open_ca(home)?;
         let acc = accounts(home).await?;
-        let server = ca.issue(&Subject::Server { names: c.server_names.clone() }, 30).map_err(failed)?;
+        // A short-lived server certificate, renewed in the running server (no revocation
+        // information needed; see kura_pki::tls::SERVER_CERT_DAYS).
+        let ca = Arc::new(ca);
+        let (chain, key, not_after) = server_certificate(&ca, &c.server_names)?;
+        let cert = kura_pki::tls::ServerCert::new(chain, key, not_after).map_err(failed)?;
+        tokio::spawn(renew_server_certificate(ca.clone(), c.server_names.clone(), cert.clone()));
         let revoked = Arc::new(RevocationSet::default());
-        let chain = vec![rustls::pki_types::CertificateDer::from(server.cert_der.clone()), ca.cert_der().clone()];
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(server.key_der.to_vec().into());
-        let tls = kura_pki::tls::server_config(ca.cert_der(), chain, key, revoked.clone()).map_err(failed)?;
+        let tls = kura_pki::tls::server_config(ca.cert_der(), cert, revoked.clone()).map_err(failed)?;
         let datasets = home.catalog().map(|c| c.datasets.keys().cloned().collect()).unwrap_or_default();
         let operator_listen = a.operator_listen.or_else(|| (!c.operator_listen.is_empty()).then(|| c.operator_listen.clone()));
         let running = kura_server::serve::start(kura_server::serve::Settings {

@@ -1,15 +1,8 @@
 //! The command-line contract: init, synth, catalog, sql and their errors, through the real binary.
 
-use std::process::{Command, Output};
-
-fn kura(home: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kura")).arg("--home").arg(home).args(args).output().unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+mod common;
+use common::{kura, ok};
+use std::process::Command;
 
 #[test]
 fn init_synth_catalog_sql() {

@@ -4,35 +4,11 @@
 //! (TLS 1.3, TLS 1.2 only with ECDHE-ECDSA and AES-GCM; TLS 1.1, CBC and RSA key exchange
 //! refused; no client certificate, no service) (NET-1, HX-5, HIC-S12).
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::io::Write;
+use std::process::{Command, Stdio};
 
-fn kura(home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env("USER", "tester")
-        .env("KURA_TEST_FAST_HASH", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn fails(o: &Output) -> String {
-    assert!(!o.status.success(), "expected failure, got: {}", String::from_utf8_lossy(&o.stdout));
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+mod common;
+use common::{Served, fails, kura_with_input as kura, ok};
 
 /// `openssl s_client` against `addr` with extra arguments; returns (exit ok, all output).
 fn s_client(addr: &str, args: &[&str]) -> (bool, String) {
@@ -47,15 +23,6 @@ fn s_client(addr: &str, args: &[&str]) -> (bool, String) {
     child.stdin.take().unwrap().write_all(b"GET /login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
     let out = child.wait_with_output().unwrap();
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -119,28 +86,8 @@ fn ca_users_and_serve_checked_with_openssl() {
     assert!(fails(&kura(&home, &["ca", "issue", "--user", "nobody", "--out", out_dir.to_str().unwrap()], None)).contains("nobody"));
 
     // The server, on a free port.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
-        .arg("--home")
-        .arg(&home)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("KURA_TEST_FAST_HASH", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let server = Server(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let mut addr = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.split("https://").nth(1) {
-            addr = rest.split_whitespace().next().unwrap().to_string();
-            break;
-        }
-    }
-    // Keep reading, as a terminal would.
-    std::thread::spawn(move || lines.for_each(drop));
+    let server = Served::start(&home, &["serve", "--listen", "127.0.0.1:0"], "https://");
+    let addr = server.addr.clone();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
     let ca = home.join("ca/ca.crt.pem");
     let cert = out_dir.join("tanaka.h.crt.pem");

@@ -4,21 +4,10 @@
 
 use kura_ledger::tile::{decode_bundle, encode_bundle};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
-fn kura(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kura")).arg("--home").arg(home).args(args).env("USER", "tester").output().unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn fails(o: &Output) -> String {
-    assert!(!o.status.success(), "expected failure, got: {}", String::from_utf8_lossy(&o.stdout));
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+mod common;
+use common::{Served, fails, kura, kura_with_input, ok};
+use std::process::Command;
 
 fn flip(path: &Path, at: usize) {
     let mut b = std::fs::read(path).unwrap();
@@ -55,17 +44,8 @@ fn append_files_proofs_verify_and_repair() {
     let out = ok(&kura(&home, &["ledger", "append", "maintenance window opened"]));
     assert!(out.contains("recorded entry 0"), "{out}");
     // `-` reads standard input.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
-        .arg("--home")
-        .arg(&home)
-        .args(["ledger", "append", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all("鍵を交換した / keys rotated\n".as_bytes()).unwrap();
-    assert!(ok(&child.wait_with_output().unwrap()).contains("recorded entry 1"));
+    let out = ok(&kura_with_input(&home, &["ledger", "append", "-"], Some("鍵を交換した / keys rotated\n")));
+    assert!(out.contains("recorded entry 1"), "{out}");
 
     // A converted file with 600 records: one file entry and two record-hash entries.
     let data = dir.path().join("receipts.csv");
@@ -301,39 +281,6 @@ fn rfc6962_proof_checks_from_the_cli() {
     assert!(out.contains("hash"), "{out}");
 }
 
-/// A `kura … serve` child process, killed when dropped; its address is read from the first
-/// line it prints.
-struct Server {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Server {
-    fn start(home: &Path, args: &[&str]) -> Server {
-        use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
-            .arg("--home")
-            .arg(home)
-            .args(args)
-            .args(["--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line: {line:?}")).to_string();
-        Server { child, url }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn online_witness_and_repair_from_a_served_mirror() {
     let dir = tempfile::tempdir().unwrap();
@@ -342,14 +289,14 @@ fn online_witness_and_repair_from_a_served_mirror() {
     let log_key = ok(&kura(&log_home, &["ledger", "key"])).trim().to_string();
     let w_key = ok(&kura(&w_home, &["witness", "key", "--name", "example.org/w1"])).trim().to_string();
     ok(&kura(&w_home, &["witness", "add-log", &log_key]));
-    let witness = Server::start(&w_home, &["witness", "serve"]);
-    assert!(witness.url.starts_with("http://127.0.0.1:"), "{}", witness.url);
+    let witness = Served::start(&w_home, &["witness", "serve", "--listen", "127.0.0.1:0"], "listening on ");
+    assert!(witness.addr.starts_with("http://127.0.0.1:"), "{}", witness.addr);
 
     // The log requires the online witness's cosignature and gets it over HTTP.
     let cfg = log_home.join("kura.toml");
     let text = std::fs::read_to_string(&cfg).unwrap();
     let text = text.replace("min_witnesses = 0", "min_witnesses = 1")
-        + &format!("\n[[ledger.witnesses]]\nkey = \"{w_key}\"\nurl = \"{}\"\n", witness.url);
+        + &format!("\n[[ledger.witnesses]]\nkey = \"{w_key}\"\nurl = \"{}\"\n", witness.addr);
     std::fs::write(&cfg, text).unwrap();
     for i in 0..4 {
         let out = ok(&kura(&log_home, &["ledger", "append", &format!("operator note {i}")]));
@@ -370,11 +317,11 @@ fn online_witness_and_repair_from_a_served_mirror() {
 
     // A mirror: a copy of the published directory in another home, served read-only.
     copy_dir(&log_home.join("ledger/log"), &mirror_home.join("ledger/log"));
-    let mirror = Server::start(&mirror_home, &["ledger", "serve"]);
+    let mirror = Served::start(&mirror_home, &["ledger", "serve", "--listen", "127.0.0.1:0"], "listening on ");
     flip(&log_home.join("ledger/log/tile/entries/000.p/4"), 100);
     let out = fails(&kura(&log_home, &["ledger", "verify"]));
     assert!(out.contains("tile/entries/000.p/4"), "{out}");
-    let out = ok(&kura(&log_home, &["ledger", "repair", "--from", &mirror.url]));
+    let out = ok(&kura(&log_home, &["ledger", "repair", "--from", &mirror.addr]));
     assert!(out.contains("repaired"), "{out}");
     ok(&kura(&log_home, &["ledger", "verify"]));
     // An unreachable mirror or a non-http URL is a clear error.

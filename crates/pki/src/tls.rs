@@ -13,8 +13,9 @@ use rustls::DigitallySignedStruct;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, ring};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
-use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 use rustls::{CertificateError, ClientConfig, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme};
 use std::sync::Arc;
 
@@ -116,19 +117,65 @@ impl ClientCertVerifier for ClientVerifier {
     }
 }
 
-/// The configuration of a Kura listener: the server's certificate chain and key, client
+/// The server's certificate and key, replaceable while the server runs: Kura's server
+/// certificates are short-lived (see [`SERVER_CERT_DAYS`]) and renewed before they expire,
+/// without a restart and without dropping connections.
+#[derive(Debug)]
+pub struct ServerCert {
+    current: std::sync::RwLock<(Arc<CertifiedKey>, i64)>,
+}
+
+/// Life of a server certificate, in days. Short enough that revocation information is not
+/// needed (RFC 9608; the CA/Browser Forum's short-lived certificates), long enough to survive
+/// a weekend without renewal.
+pub const SERVER_CERT_DAYS: u32 = 7;
+
+/// Renew a server certificate when less than this many seconds of its life remain.
+pub const SERVER_CERT_RENEW_BEFORE: i64 = 3 * 86_400;
+
+impl ServerCert {
+    /// Holds `chain` (leaf first) and its `key`; `not_after` is the leaf's end of validity.
+    pub fn new(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>, not_after: i64) -> Result<Arc<ServerCert>> {
+        Ok(Arc::new(ServerCert { current: std::sync::RwLock::new((Self::certified(chain, key)?, not_after)) }))
+    }
+
+    fn certified(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<Arc<CertifiedKey>> {
+        let signing = provider().key_provider.load_private_key(key)?;
+        Ok(Arc::new(CertifiedKey::new(chain, signing)))
+    }
+
+    /// Puts a renewed certificate in place; handshakes from now on present it.
+    pub fn replace(&self, chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>, not_after: i64) -> Result<()> {
+        let next = Self::certified(chain, key)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = (next, not_after);
+        Ok(())
+    }
+
+    /// End of validity of the certificate presented now (seconds since the Unix epoch).
+    pub fn not_after(&self) -> i64 {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).1
+    }
+
+    /// Whether the certificate should be renewed at `now` (seconds since the Unix epoch).
+    pub fn due(&self, now: i64) -> bool {
+        self.not_after() - now < SERVER_CERT_RENEW_BEFORE
+    }
+}
+
+impl ResolvesServerCert for ServerCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().unwrap_or_else(|e| e.into_inner()).0.clone())
+    }
+}
+
+/// The configuration of a Kura listener: the server's certificate (renewable), client
 /// certificates required from Kura's CA and checked against `revoked` on every handshake.
-pub fn server_config(
-    ca: &CertificateDer<'_>,
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-    revoked: Arc<RevocationSet>,
-) -> Result<ServerConfig> {
+pub fn server_config(ca: &CertificateDer<'_>, cert: Arc<ServerCert>, revoked: Arc<RevocationSet>) -> Result<ServerConfig> {
     let verifier = Arc::new(ClientVerifier::new(ca, revoked)?);
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)?;
+        .with_cert_resolver(cert);
     config.ignore_client_order = true;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)

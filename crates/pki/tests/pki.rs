@@ -2,7 +2,7 @@
 //! files opened by `openssl pkcs12`, and real TLS handshakes over TCP with rustls on both ends
 //! (NET-1, NET-2, HX-5, HIC-S3, HIC-S12).
 
-use kura_pki::tls::{client_config, server_config};
+use kura_pki::tls::{ServerCert, client_config, server_config};
 use kura_pki::{Ca, Fingerprint, PkiError, RevocationSet, Subject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use std::path::Path;
@@ -113,9 +113,8 @@ fn pki(dir: &Path) -> Pki {
 
 /// Serves one connection: answers `ok <fingerprint of the client's certificate>`.
 async fn serve_once(p: &Pki) -> (std::net::SocketAddr, tokio::task::JoinHandle<Result<Fingerprint, String>>) {
-    let config =
-        server_config(p.ca.cert_der(), vec![CertificateDer::from(p.server.cert_der.clone())], key_of(&p.server), p.revoked.clone())
-            .unwrap();
+    let cert = ServerCert::new(vec![CertificateDer::from(p.server.cert_der.clone())], key_of(&p.server), p.server.not_after).unwrap();
+    let config = server_config(p.ca.cert_der(), cert, p.revoked.clone()).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -189,6 +188,40 @@ async fn handshakes_require_a_valid_unrevoked_certificate_from_kuras_ca() {
     let as_client = client_config(p.ca.cert_der(), vec![CertificateDer::from(p.server.cert_der.clone())], key_of(&p.server)).unwrap();
     assert!(connect(addr, as_client).await.is_err());
     assert!(server.await.unwrap().is_err());
+}
+
+/// A renewed server certificate is presented from the next handshake on, without a restart.
+#[tokio::test]
+async fn server_certificate_is_renewed_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pki(&dir.path().join("ca"));
+    let first = p.ca.issue(&Subject::Server { names: vec!["localhost".into()] }, kura_pki::tls::SERVER_CERT_DAYS).unwrap();
+    let cert = ServerCert::new(vec![CertificateDer::from(first.cert_der.clone())], key_of(&first), first.not_after).unwrap();
+    assert!(!cert.due(first.not_after - 4 * 86_400) && cert.due(first.not_after - 2 * 86_400));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config(p.ca.cert_der(), cert.clone(), p.revoked.clone()).unwrap()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            if let Ok(mut tls) = acceptor.accept(tcp).await {
+                let _ = tls.write_all(b"ok").await;
+                let _ = tls.shutdown().await;
+            }
+        }
+    });
+    let alice = p.ca.issue(&user("alice"), 30).unwrap();
+    let presented = || async {
+        let config = client_config(p.ca.cert_der(), vec![CertificateDer::from(alice.cert_der.clone())], key_of(&alice)).unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let tls =
+            tokio_rustls::TlsConnector::from(Arc::new(config)).connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+        tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+    };
+    assert_eq!(presented().await, first.cert_der.to_vec());
+    let second = p.ca.issue(&Subject::Server { names: vec!["localhost".into()] }, kura_pki::tls::SERVER_CERT_DAYS).unwrap();
+    cert.replace(vec![CertificateDer::from(second.cert_der.clone())], key_of(&second), second.not_after).unwrap();
+    assert_eq!(presented().await, second.cert_der.to_vec());
+    assert_eq!(cert.not_after(), second.not_after);
 }
 
 #[test]

@@ -240,8 +240,8 @@ async fn world(db: kura_db::Db, autoblock: AutoBlockPolicy, extra: impl FnOnce(&
     let server = ca.issue(&Subject::Server { names: vec!["localhost".into()] }, 30).unwrap();
     let revoked = Arc::new(RevocationSet::default());
     let chain = vec![CertificateDer::from(server.cert_der.clone()), ca.cert_der().clone()];
-    let tls =
-        kura_pki::tls::server_config(ca.cert_der(), chain, PrivateKeyDer::Pkcs8(server.key_der.to_vec().into()), revoked.clone()).unwrap();
+    let cert = kura_pki::tls::ServerCert::new(chain, PrivateKeyDer::Pkcs8(server.key_der.to_vec().into()), server.not_after).unwrap();
+    let tls = kura_pki::tls::server_config(ca.cert_der(), cert, revoked.clone()).unwrap();
     std::fs::write(root.join("geo.txt"), GEO).unwrap();
     let mut gc = GateConfig { geo_files: vec![root.join("geo.txt")], autoblock, ..GateConfig::default() };
     extra(&mut gc);

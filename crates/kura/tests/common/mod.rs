@@ -1,0 +1,86 @@
+//! Helpers shared by the tests that drive the real `kura` binary.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+/// Runs `kura --home HOME ARGS…` with nothing on stdin.
+pub fn kura(home: &Path, args: &[&str]) -> Output {
+    kura_with_input(home, args, None)
+}
+
+/// Runs `kura --home HOME ARGS…`, writing `stdin` to it. Argon2 runs at its cheap test cost.
+pub fn kura_with_input(home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env("USER", "tester")
+        .env("KURA_TEST_FAST_HASH", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Asserts success; returns stdout.
+pub fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts failure; returns stdout and stderr together.
+pub fn fails(o: &Output) -> String {
+    assert!(!o.status.success(), "expected failure, got: {}", String::from_utf8_lossy(&o.stdout));
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// A long-running `kura` child (a server), killed when dropped.
+pub struct Served {
+    child: Child,
+    /// The word that followed `marker` in its output: the address it serves on.
+    pub addr: String,
+}
+
+impl Served {
+    /// Starts `kura --home HOME ARGS…` and reads its stdout until a line contains `marker`;
+    /// the word after it is the address. The rest of the output is drained, as a terminal would.
+    pub fn start(home: &Path, args: &[&str], marker: &str) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
+            .arg("--home")
+            .arg(home)
+            .args(args)
+            .env("USER", "tester")
+            .env("KURA_TEST_FAST_HASH", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut addr = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(rest) = line.split_once(marker).map(|(_, r)| r) {
+                addr = rest.split_whitespace().next().map(str::to_string);
+                break;
+            }
+        }
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            panic!("`kura {}` ended without printing {marker:?}", args.join(" "));
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Served { child, addr }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
