@@ -209,6 +209,57 @@ struct Inner {
     clock: Clock,
     /// A hash to verify against when the login does not exist, so timing does not tell.
     dummy_hash: String,
+    /// Sessions read recently: the hot path of every authenticated request.
+    sessions: SessionCache,
+}
+
+/// Sessions recently read from the store, so that a request does not read them again. An
+/// entry serves only while fresh: read within the same second of the accounts clock, and no
+/// change committed through this service since (every commit bumps `generation`). Changes
+/// made by other processes sharing the store (the CLI, other nodes) so take effect within a
+/// second; changes made here, at once.
+#[derive(Default)]
+struct SessionCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, CachedSession>>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Clone)]
+struct CachedSession {
+    session: Session,
+    usable: bool,
+    read_at: i64,
+    generation: u64,
+}
+
+/// At most this many sessions are cached; beyond, the cache starts again empty.
+const SESSION_CACHE_MAX: usize = 65_536;
+
+/// The idle timer is written to the store at most this often per session (seconds): an idle
+/// timeout of minutes is checked to within this.
+const TOUCH_EVERY: i64 = 10;
+
+impl SessionCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, CachedSession>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fresh(&self, id: &str, now: i64) -> Option<CachedSession> {
+        let generation = self.generation.load(Ordering::Acquire);
+        self.lock().get(id).filter(|c| c.read_at == now && c.generation == generation).cloned()
+    }
+
+    fn put(&self, entry: CachedSession) {
+        let mut map = self.lock();
+        if map.len() >= SESSION_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(entry.session.id.clone(), entry);
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 /// The accounts service. Cheap to clone.
@@ -256,7 +307,7 @@ impl Accounts {
     /// TOTP secrets, keys recovery-code MACs) and a policy.
     pub async fn new(db: Db, log: Log<SqlStore>, key: SecretKey, policy: Policy, hasher: Hasher, clock: Clock) -> Result<Accounts> {
         let dummy_hash = hasher.hash("kura-dummy-password-for-timing").await?;
-        Ok(Accounts { inner: Arc::new(Inner { db, log, key, policy, hasher, clock, dummy_hash }) })
+        Ok(Accounts { inner: Arc::new(Inner { db, log, key, policy, hasher, clock, dummy_hash, sessions: SessionCache::default() }) })
     }
 
     /// The policy.
@@ -320,6 +371,7 @@ impl Accounts {
 
     async fn committed(&self, tx: sqlx::Transaction<'static, sqlx::Any>) -> Result<()> {
         tx.commit().await?;
+        self.inner.sessions.changed();
         self.inner.log.sync().await?;
         Ok(())
     }
@@ -1043,11 +1095,21 @@ impl Accounts {
         touch: bool,
     ) -> Result<std::result::Result<Session, SessionEnd>> {
         let id = sha256_hex(token.as_bytes());
-        let (s, usable) = match self.load_session(&id).await? {
-            Ok(x) => x,
-            Err(end) => return Ok(Err(end)),
-        };
         let now = self.now();
+        let cache = &self.inner.sessions;
+        let (mut s, usable) = match cache.fresh(&id, now) {
+            Some(c) => (c.session, c.usable),
+            None => {
+                let generation = cache.generation.load(Ordering::Acquire);
+                match self.load_session(&id).await? {
+                    Ok((s, usable)) => {
+                        cache.put(CachedSession { session: s.clone(), usable, read_at: now, generation });
+                        (s, usable)
+                    }
+                    Err(end) => return Ok(Err(end)),
+                }
+            }
+        };
         let end = if s.fingerprint != fingerprint {
             Some(SessionEnd::CertificateMismatch)
         } else if now - s.last_seen_at > self.inner.policy.idle_timeout.as_secs() as i64 {
@@ -1061,12 +1123,17 @@ impl Accounts {
             self.end_session(who, &s, end.clone()).await?;
             return Ok(Err(end));
         }
-        if touch && now > s.last_seen_at {
+        if touch && now - s.last_seen_at >= TOUCH_EVERY {
             sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2 AND ended_at IS NULL")
                 .bind(now)
                 .bind(&id)
                 .execute(self.inner.db.pool())
                 .await?;
+            s.last_seen_at = now;
+            if let Some(mut c) = cache.fresh(&id, now) {
+                c.session.last_seen_at = now;
+                cache.put(c);
+            }
         }
         Ok(Ok(Session { last_seen_at: if touch { now } else { s.last_seen_at }, ..s }))
     }
@@ -1121,7 +1188,7 @@ impl Accounts {
         let mut tx = self.inner.db.begin_write().await?;
         let n = self.end_sessions_in(&mut tx, &session.login, Some(&session.id), &SessionEnd::Replaced(self.now())).await?;
         self.record(&mut tx, who, "session.confirm", &session.login, "ok", Some(format!("{n} other session(s) ended"))).await?;
-        tx.commit().await?;
+        self.committed(tx).await?;
         self.advance_session(who, session, SessionState::Active).await?;
         Ok(n)
     }

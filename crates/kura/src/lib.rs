@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod bench_ledger;
+pub mod bench_server;
 pub mod demo;
 pub mod front;
 pub mod ledger;
@@ -209,6 +210,9 @@ enum BenchWhat {
     /// 監査台帳の追記・証明・全件監査の速度（100万件×256バイト）/ the audit ledger: durable appends,
     /// inclusion proofs and the full verify (1,000,000 entries of 256 bytes)
     Ledger(bench_ledger::LedgerBenchArgs),
+    /// 玄関口の速度：mTLSハンドシェイク、認証済みリクエスト、ログイン試行の洪水の下での応答 /
+    /// the front door: mTLS handshakes, authenticated requests, and service during a sign-in flood
+    Server(bench_server::ServerBenchArgs),
 }
 
 fn default_home() -> PathBuf {
@@ -335,6 +339,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(b) => match b.what {
             BenchWhat::Query(q) => bench::query(cli.home.clone(), q),
             BenchWhat::Ledger(l) => bench_ledger::ledger(l),
+            BenchWhat::Server(s) => bench_server::server(s),
         },
     }
 }

@@ -134,3 +134,23 @@ fn ca_users_and_serve_checked_with_openssl() {
     assert!(log.contains("OK"), "{log}");
     drop(server);
 }
+
+/// The server benchmark runs end to end with tiny settings (its figures are not judged here:
+/// speed is measured in release builds, see docs/benchmarks.md).
+#[test]
+fn server_benchmark_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("bench");
+    let args = ["--seconds", "1", "--connections", "4", "--handshake-clients", "2", "--flood", "2", "--dir"];
+    let o = Command::new(env!("CARGO_BIN_EXE_kura")).args(["bench", "server"]).args(args).arg(&work).output().unwrap();
+    let out = ok(&o);
+    for row in
+        ["full mTLS handshakes per core", "authenticated requests, GET /api/v1/me", "latency p99", "sign-in flood", "during the flood"]
+    {
+        assert!(out.contains(row), "{row} missing from:\n{out}");
+    }
+    assert!(out.contains("(0 failed)"), "{out}");
+    // A second run refuses to mix with the first.
+    let o = Command::new(env!("CARGO_BIN_EXE_kura")).args(["bench", "server"]).args(args).arg(&work).output().unwrap();
+    assert!(fails(&o).contains("earlier run"));
+}

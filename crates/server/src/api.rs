@@ -26,6 +26,51 @@ fn bad(e: AccountsError) -> Response {
     (status, Json(json!({"error": e.to_string()}))).into_response()
 }
 
+/// Body of `POST /api/v1/session`.
+#[derive(serde::Deserialize)]
+pub struct SignIn {
+    /// Login.
+    pub login: String,
+    /// Password.
+    pub password: String,
+    /// TOTP code or a recovery code.
+    pub code: String,
+}
+
+/// `POST /api/v1/session`: signs a tool in with password and second factor in one call, over
+/// the same client certificate as always. Answers the session cookie and, in the body, the
+/// CSRF token for later state-changing calls. A user without a second factor enrols in the
+/// portal first.
+pub async fn sign_in(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, Json(f): Json<SignIn>) -> Response {
+    let who = kura_accounts::Who { actor: kura_ledger::entry::Actor { user: f.login.clone(), ..ctx.who.actor.clone() }, ..ctx.who.clone() };
+    let refused =
+        |refusal| crate::portal::login_refused(&portal, &ctx, refusal, |msg, status| (status, Json(json!({"error": msg}))).into_response());
+    match portal.accounts.check_password(&who, &f.login, &f.password, &ctx.peer.fingerprint).await {
+        Ok(ok) if !ok.enrolled => {
+            let msg = "二要素認証が未登録です。ポータルで登録してください / no second factor yet: enrol one in the portal first";
+            return (StatusCode::FORBIDDEN, Json(json!({"error": msg}))).into_response();
+        }
+        Ok(_) => {}
+        Err(refusal) => return refused(refusal),
+    }
+    if let Err(refusal) = portal.accounts.check_second_factor(&who, &f.login, &f.code).await {
+        return refused(refusal);
+    }
+    let started = portal.accounts.start_session(&who, &f.login, &ctx.peer.fingerprint, kura_accounts::SessionState::SecondFactor).await;
+    let (token, s) = match started {
+        Ok(x) => x,
+        Err(e) => return internal(ctx.lang, crate::portal::SIGN_IN_API, e),
+    };
+    let ctx = Ctx { who, ..ctx };
+    let state = match crate::portal::after_second_factor(&portal, &ctx, &s).await {
+        Ok(state) => state,
+        Err(e) => return internal(ctx.lang, crate::portal::SIGN_IN_API, e),
+    };
+    let mut res = Json(json!({"state": state.as_str(), "csrf": s.csrf, "expires_at": time_text(s.expires_at)})).into_response();
+    res.headers_mut().append(axum::http::header::SET_COOKIE, crate::portal::set_cookie(crate::portal::SESSION_COOKIE, &token, None));
+    res
+}
+
 /// `GET /api/v1/me`: the signed-in user and session.
 pub async fn me(Extension(ctx): Extension<Ctx>) -> Response {
     let s = session(&ctx);
@@ -162,6 +207,7 @@ pub async fn openapi(State(portal): State<Portal>) -> Response {
 fn summary(method: &str, path: &str) -> &'static str {
     match (method, path) {
         ("GET", "/api/v1/openapi.json") => "この文書 / this document",
+        ("POST", "/api/v1/session") => "ログイン（パスワードと確認コード、JSON）/ sign in with password and code (JSON)",
         ("GET", "/api/v1/me") => "ログイン中の利用者 / the signed-in user",
         ("GET", "/api/v1/datasets") => "データセット一覧 / datasets in the catalogue",
         ("GET", "/api/v1/users") => "利用者一覧 / users",

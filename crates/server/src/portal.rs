@@ -104,6 +104,7 @@ pub const ROUTES: &[Rule] = &[
     rule("POST", "/admin/users", Access::Roles(ADMIN), false, true),
     rule("POST", "/admin/users/{login}/{action}", Access::Roles(ADMIN), false, true),
     rule("GET", "/api/v1/openapi.json", Access::Open, true, true),
+    rule("POST", "/api/v1/session", Access::Open, true, true),
     rule("GET", "/api/v1/me", Access::Roles(ALL), true, true),
     rule("GET", "/api/v1/datasets", Access::Roles(DATA), true, false),
     rule("GET", "/api/v1/users", Access::Roles(OVERSIGHT), true, true),
@@ -167,6 +168,7 @@ pub fn router(portal: Portal) -> Router {
         .route("/account", get(account_page))
         .route("/account/password", post(change_password))
         .route("/api/v1/openapi.json", get(crate::api::openapi))
+        .route("/api/v1/session", post(crate::api::sign_in))
         .route("/api/v1/me", get(crate::api::me))
         .route("/api/v1/datasets", get(crate::api::datasets))
         .route("/api/v1/users", get(crate::api::users).post(crate::api::create_user))
@@ -219,7 +221,10 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     })
 }
 
-fn set_cookie(name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+/// The JSON sign-in route for tools.
+pub(crate) const SIGN_IN_API: &str = "/api/v1/session";
+
+pub(crate) fn set_cookie(name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
     let age = max_age.map(|a| format!("; Max-Age={a}")).unwrap_or_default();
     HeaderValue::from_str(&format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict{age}"))
         .unwrap_or(HeaderValue::from_static(""))
@@ -325,6 +330,21 @@ async fn access(State(portal): State<Portal>, mut req: Request, next: Next) -> R
             && site != "none"
         {
             return refuse(lang, &path, StatusCode::FORBIDDEN, "不正な送信元です", "cross-site request refused", None);
+        }
+        // Tools sign in with JSON and no cookie yet: a JSON body cannot be sent cross-site by
+        // a form, nor by a script without a CORS preflight (which Kura never grants), so the
+        // content type stands in for the token on that one route.
+        if path == SIGN_IN_API && session.is_none() {
+            let json = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+            if !json {
+                return refuse(lang, &path, StatusCode::UNSUPPORTED_MEDIA_TYPE, "JSON で送信してください", "send JSON", None);
+            }
+            req.extensions_mut().insert(Ctx { who, session, lang, peer, client });
+            return next.run(req).await;
         }
         let expected = match &session {
             Some(s) => Some(s.csrf.clone()),
@@ -450,7 +470,7 @@ async fn login_submit(
 
 /// Turns a refused sign-in step into a response; wrong secrets count toward the address's
 /// automatic block (HIC-S9).
-fn login_refused(portal: &Portal, ctx: &Ctx, refusal: LoginRefused, render: impl Fn(&str, StatusCode) -> Response) -> Response {
+pub(crate) fn login_refused(portal: &Portal, ctx: &Ctx, refusal: LoginRefused, render: impl Fn(&str, StatusCode) -> Response) -> Response {
     let status = match &refusal {
         LoginRefused::BadCredentials | LoginRefused::BadCode => {
             if let Some(b) = portal.gate.record_failure(ctx.client, Failure::FailedLogin, SystemTime::now()) {
@@ -487,7 +507,7 @@ struct CodeForm {
 
 /// After the second factor: the confirmation step if the ID is signed in elsewhere (HX-11),
 /// else signed in.
-async fn after_second_factor(portal: &Portal, ctx: &Ctx, s: &Session) -> Result<SessionState, AccountsError> {
+pub(crate) async fn after_second_factor(portal: &Portal, ctx: &Ctx, s: &Session) -> Result<SessionState, AccountsError> {
     let next = if portal.accounts.other_sessions(s).await?.is_empty() { SessionState::Active } else { SessionState::Confirm };
     portal.accounts.advance_session(&ctx.who, s, next).await?;
     Ok(next)

@@ -456,6 +456,59 @@ async fn sign_in_sessions_cookies_csrf_and_second_device() {
     }
 }
 
+/// Tools sign in with one JSON call (no CSRF cookie needed: the route takes JSON only), then
+/// use the API with the session cookie and the CSRF token it returned. A change made by
+/// another process straight in the store (here: SQL) reaches a running server within a second.
+#[tokio::test]
+async fn json_sign_in_for_tools_and_changes_from_other_processes() {
+    let scratch = tempfile::tempdir().unwrap();
+    for db in kura_db::testing::databases(scratch.path()).await {
+        let w = world(db, AutoBlockPolicy::default(), |_| {}).await;
+        let mut portal = handshake(&w, jp(3), Some(w.cert("rev1"))).await.unwrap();
+        let secret = sign_in_first_time(&w, &mut portal, "rev1").await;
+        let home = portal.get("/").await.unwrap();
+        assert_eq!(portal.post("/logout", &[("csrf", &Client::csrf_of(&home))]).await.status, 303);
+
+        let mut tool = handshake(&w, jp(3), Some(w.cert("rev1"))).await.unwrap();
+        let json = |code: &str| (serde_json::json!({"login": "rev1", "password": PW, "code": code}).to_string(), "application/json");
+        let form = (format!("login=rev1&password={PW}&code=1"), "application/x-www-form-urlencoded");
+        let r = tool.request("POST", "/api/v1/session", Some(form), &[]).await.unwrap();
+        assert_eq!(r.status, 415, "a form cannot sign in here: {}", r.body);
+        w.accounts.clock().advance(30);
+        let right = code(&w, &secret);
+        let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
+        let r = tool.request("POST", "/api/v1/session", Some(json(&wrong)), &[]).await.unwrap();
+        assert_eq!(r.status, 401, "{}", r.body);
+        assert!(r.body.contains("\"error\""), "{}", r.body);
+        let r = tool.request("POST", "/api/v1/session", Some(json(&right)), &[("sec-fetch-site", "cross-site")]).await.unwrap();
+        assert_eq!(r.status, 403, "a cross-site request is refused before anything else: {}", r.body);
+        let r = tool.request("POST", "/api/v1/session", Some(json(&right)), &[]).await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["state"], "active");
+        let csrf = v["csrf"].as_str().unwrap().to_string();
+        assert!(r.headers.get_all("set-cookie").iter().any(|c| c.to_str().unwrap().starts_with("__Host-kura=")));
+        let me = tool.get("/api/v1/me").await.unwrap();
+        assert_eq!(me.status, 200);
+        assert!(me.body.contains("\"login\":\"rev1\""));
+        // The session's CSRF token is required on state-changing calls, as for the portal.
+        assert_eq!(tool.request("POST", "/logout", None, &[]).await.unwrap().status, 403);
+        assert_eq!(tool.request("POST", "/logout", None, &[("x-csrf-token", &csrf)]).await.unwrap().status, 303);
+        assert_eq!(tool.get("/api/v1/me").await.unwrap().status, 401);
+        w.accounts.clock().advance(30);
+        let r = tool.request("POST", "/api/v1/session", Some(json(&code(&w, &secret))), &[]).await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(tool.get("/api/v1/me").await.unwrap().status, 200);
+
+        // Another process suspends the user, straight in the store.
+        sqlx::query("UPDATE users SET state = 'suspended' WHERE login = 'rev1'").execute(w.accounts.db().pool()).await.unwrap();
+        w.accounts.clock().advance(1);
+        let r = tool.get("/api/v1/me").await.unwrap();
+        assert_eq!(r.status, 401, "the next second sees the change: {}", r.body);
+        w.server.unwrap().stop().await;
+    }
+}
+
 #[tokio::test]
 async fn lockout_over_http_and_operator_unlock() {
     let scratch = tempfile::tempdir().unwrap();
