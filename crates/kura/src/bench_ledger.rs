@@ -7,8 +7,8 @@
 //!    both of the path alone and of a whole offline proof file (signature included);
 //! 3. the full audit (`kura ledger verify`): every entry, bundle, tile and checkpoint.
 
+use crate::output::Figure;
 use crate::{CliError, Result, count_bar, runtime};
-use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::ProgressBar;
 use kura_ledger::audit::verify;
 use kura_ledger::log::{Log, LogOptions};
@@ -38,14 +38,6 @@ pub struct LedgerBenchArgs {
     /// 作業ディレクトリ（既定：一時ディレクトリ、終了時に削除）/ working directory [default: a temporary one, removed at the end]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-}
-
-/// One measured figure.
-struct Figure {
-    what: &'static str,
-    value: String,
-    target: &'static str,
-    met: Option<bool>,
 }
 
 /// An entry of exactly `len` bytes: canonical JSON like an audit event, padded.
@@ -84,27 +76,7 @@ pub fn ledger(a: LedgerBenchArgs) -> Result<()> {
     if a.entries == 0 || a.writers == 0 {
         return Err(CliError::Usage("--entries と --writers は1以上 / --entries and --writers must be at least 1".into()));
     }
-    let scratch;
-    let dir = match &a.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).map_err(|e| CliError::Io { path: d.display().to_string(), source: e })?;
-            d.clone()
-        }
-        None => {
-            scratch = tempfile::Builder::new()
-                .prefix("kura-bench-ledger-")
-                .tempdir()
-                .map_err(|e| CliError::Io { path: std::env::temp_dir().display().to_string(), source: e })?;
-            scratch.path().to_path_buf()
-        }
-    };
-    let db = dir.join("ledger.db");
-    if db.exists() {
-        return Err(CliError::Usage(format!(
-            "{} に前回の台帳があります。空のディレクトリを指定してください / a ledger from an earlier run is in this directory; give an empty one",
-            dir.display()
-        )));
-    }
+    let (dir, _scratch) = crate::output::bench_dir(a.dir.as_deref(), "kura-bench-ledger-", "ledger.db")?;
     println!(
         "台帳ベンチマーク / ledger benchmark: {} entries × {} B, {} concurrent writers, SQLite synchronous=FULL (fsync per batch), {}",
         a.entries,
@@ -280,20 +252,7 @@ async fn run(a: &LedgerBenchArgs, dir: &Path) -> Result<()> {
     });
 
     let db_size = ["ledger.db", "ledger.db-wal"].iter().filter_map(|f| std::fs::metadata(dir.join(f)).ok()).map(|m| m.len()).sum::<u64>();
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header(vec!["測定 / measure", "結果 / result", "目標 / target", ""]);
-    for f in &figures {
-        let mark = match f.met {
-            Some(true) => "✓",
-            Some(false) => "✗",
-            None => "",
-        };
-        table.add_row(vec![f.what.to_string(), f.value.clone(), f.target.to_string(), mark.to_string()]);
-    }
-    if let Some(c) = table.column_mut(1) {
-        c.set_cell_alignment(CellAlignment::Right);
-    }
-    println!("{table}");
+    crate::output::figures(&figures);
     println!("データベース / database: {:.1} MiB; tree size {size}", db_size as f64 / 1_048_576.0);
     Ok(())
 }

@@ -10,8 +10,8 @@
 //!    cores − 1 threads and a short queue; the rest are refused at once with 503), so the
 //!    other requests keep being served.
 
+use crate::output::Figure;
 use crate::{CliError, Result, runtime};
-use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
@@ -243,40 +243,13 @@ async fn authenticated_load(
     Ok(total)
 }
 
-/// One measured figure.
-struct Figure {
-    what: &'static str,
-    value: String,
-    target: &'static str,
-    met: Option<bool>,
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// Runs the benchmark and prints its table.
 pub fn server(a: ServerBenchArgs) -> Result<()> {
-    let scratch;
-    let dir = match &a.dir {
-        Some(d) => {
-            if d.join("home").exists() {
-                return Err(CliError::Usage(format!(
-                    "{} に前回の実行結果があります。空のディレクトリを指定してください / an earlier run is in this directory; give an empty one",
-                    d.display()
-                )));
-            }
-            std::fs::create_dir_all(d).map_err(|e| CliError::Io { path: d.display().to_string(), source: e })?;
-            d.clone()
-        }
-        None => {
-            scratch = tempfile::Builder::new()
-                .prefix("kura-bench-server-")
-                .tempdir()
-                .map_err(|e| CliError::Io { path: std::env::temp_dir().display().to_string(), source: e })?;
-            scratch.path().to_path_buf()
-        }
-    };
+    let (dir, _scratch) = crate::output::bench_dir(a.dir.as_deref(), "kura-bench-server-", "home")?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!(
         "サーバーベンチマーク / server benchmark: kura serve (child process) on loopback, {cores} cores shared with the load, {} s per measurement, {}",
@@ -479,20 +452,7 @@ async fn run(a: &ServerBenchArgs, dir: &Path, cores: usize) -> Result<()> {
     figures.push(Figure { what: "  latency p99 during the flood", value: ms(flooded.percentile(0.99)), target: "", met: None });
     drop(server);
 
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header(vec!["測定 / measure", "結果 / result", "目標 / target", ""]);
-    for f in &figures {
-        let mark = match f.met {
-            Some(true) => "✓",
-            Some(false) => "✗",
-            None => "",
-        };
-        table.add_row(vec![f.what.to_string(), f.value.clone(), f.target.to_string(), mark.to_string()]);
-    }
-    if let Some(c) = table.column_mut(1) {
-        c.set_cell_alignment(CellAlignment::Right);
-    }
-    println!("{table}");
+    crate::output::figures(&figures);
     println!(
         "負荷生成も同じ{cores}コアで動く（サーバーの取り分はそれより少ない）/ the load runs on the same {cores} cores as the server; server CPU is read from /proc"
     );

@@ -208,3 +208,57 @@ pub fn catalog(home: &Home, dataset: Option<&str>, table: Option<&str>, verify: 
     }
     Ok(())
 }
+
+/// One figure of a benchmark: what was measured, the result, the target and whether it is met.
+pub struct Figure {
+    /// What was measured.
+    pub what: &'static str,
+    /// The result, formatted.
+    pub value: String,
+    /// The target, if there is one.
+    pub target: &'static str,
+    /// Whether the target is met (`None`: no target).
+    pub met: Option<bool>,
+}
+
+/// Prints a benchmark's figures as a table.
+pub fn figures(figures: &[Figure]) {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(vec!["測定 / measure", "結果 / result", "目標 / target", ""]);
+    for f in figures {
+        let mark = match f.met {
+            Some(true) => "✓",
+            Some(false) => "✗",
+            None => "",
+        };
+        table.add_row(vec![f.what.to_string(), f.value.clone(), f.target.to_string(), mark.to_string()]);
+    }
+    if let Some(c) = table.column_mut(1) {
+        c.set_cell_alignment(CellAlignment::Right);
+    }
+    println!("{table}");
+}
+
+/// A benchmark's working directory: `given` (refused if `earlier` exists in it: a run was
+/// made there before), or a temporary one removed when the returned guard drops.
+pub fn bench_dir(given: Option<&std::path::Path>, prefix: &str, earlier: &str) -> Result<(std::path::PathBuf, Option<tempfile::TempDir>)> {
+    match given {
+        Some(d) => {
+            if d.join(earlier).exists() {
+                return Err(CliError::Usage(format!(
+                    "{} に前回の実行結果があります。空のディレクトリを指定してください / an earlier run is in this directory; give an empty one",
+                    d.display()
+                )));
+            }
+            std::fs::create_dir_all(d).map_err(|e| CliError::Io { path: d.display().to_string(), source: e })?;
+            Ok((d.to_path_buf(), None))
+        }
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix(prefix)
+                .tempdir()
+                .map_err(|e| CliError::Io { path: std::env::temp_dir().display().to_string(), source: e })?;
+            Ok((t.path().to_path_buf(), Some(t)))
+        }
+    }
+}

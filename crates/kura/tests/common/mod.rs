@@ -10,19 +10,16 @@ pub fn kura(home: &Path, args: &[&str]) -> Output {
     kura_with_input(home, args, None)
 }
 
-/// Runs `kura --home HOME ARGS…`, writing `stdin` to it. Argon2 runs at its cheap test cost.
+/// `kura --home HOME ARGS…`, as the tests run it: Argon2 at its cheap test cost.
+fn command(home: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kura"));
+    c.arg("--home").arg(home).args(args).env("USER", "tester").env("KURA_TEST_FAST_HASH", "1");
+    c
+}
+
+/// Runs `kura --home HOME ARGS…`, writing `stdin` to it.
 pub fn kura_with_input(home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env("USER", "tester")
-        .env("KURA_TEST_FAST_HASH", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = command(home, args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(stdin.unwrap_or("").as_bytes()).unwrap();
     child.wait_with_output().unwrap()
 }
@@ -50,16 +47,7 @@ impl Served {
     /// Starts `kura --home HOME ARGS…` and reads its stdout until a line contains `marker`;
     /// the word after it is the address. The rest of the output is drained, as a terminal would.
     pub fn start(home: &Path, args: &[&str], marker: &str) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
-            .arg("--home")
-            .arg(home)
-            .args(args)
-            .env("USER", "tester")
-            .env("KURA_TEST_FAST_HASH", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let mut child = command(home, args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut addr = None;
         for line in lines.by_ref() {
