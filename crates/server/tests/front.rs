@@ -509,6 +509,27 @@ async fn json_sign_in_for_tools_and_changes_from_other_processes() {
     }
 }
 
+/// Behind a configured reverse proxy the client's address comes from `X-Forwarded-For` and is
+/// checked like a socket address (HIC-S4); from anyone else the header is ignored.
+#[tokio::test]
+async fn a_trusted_proxy_passes_the_client_address() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = kura_db::Db::open_sqlite(&scratch.path().join("proxy.db")).await.unwrap();
+    let w = world(db, AutoBlockPolicy::default(), |gc| gc.trusted_proxies = vec![kura_gate::ranges::Cidr::parse("127.0.0.50/32").unwrap()])
+        .await;
+    let foreign = [("x-forwarded-for", "127.0.0.200")];
+    let mut proxy = handshake(&w, jp(50), Some(w.cert("tanaka.h"))).await.unwrap();
+    let r = proxy.request("GET", "/login", None, &foreign).await.unwrap();
+    assert_eq!(r.status, 403, "a client in the US behind the proxy: {}", r.body);
+    assert!(r.body.contains("may not connect"), "{}", r.body);
+    let r = proxy.request("GET", "/login", None, &[("x-forwarded-for", "127.0.0.200, 127.0.0.7")]).await.unwrap();
+    assert_eq!(r.status, 200, "the rightmost untrusted hop is the client; what it wrote before is ignored");
+    let mut direct = handshake(&w, jp(51), Some(w.cert("tanaka.h"))).await.unwrap();
+    let r = direct.request("GET", "/login", None, &foreign).await.unwrap();
+    assert_eq!(r.status, 200, "not a trusted proxy: the header means nothing");
+    w.server.unwrap().stop().await;
+}
+
 #[tokio::test]
 async fn lockout_over_http_and_operator_unlock() {
     let scratch = tempfile::tempdir().unwrap();
