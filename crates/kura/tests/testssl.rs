@@ -51,6 +51,11 @@ fn testssl_findings_are_clean() {
         // (kura_pki::tls::SERVER_CERT_RENEW_BEFORE), so only a failed renewal is reported.
         .env("DAYS2WARN1", "3")
         .env("DAYS2WARN2", "2")
+        // The scanner would otherwise look for OpenSSL's GOST engine (Russian national
+        // suites, not on CRYPTREC's list and not offered by Kura) and, where it is not
+        // installed, report its own tooling as a WARN finding that says nothing about the
+        // server.
+        .env("NO_ENGINE", "true")
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&out.stdout);
