@@ -3,13 +3,16 @@
 use crate::{Fingerprint, PkiError};
 use p12_keystore::{Certificate, EncryptionAlgorithm, KeyStore, KeyStoreEntry, MacAlgorithm, PrivateKey, PrivateKeyChain};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
 };
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};
+
+/// id-ce-noRevAvail (2.5.29.56), RFC 9608.
+const NO_REV_AVAIL: &[u64] = &[2, 5, 29, 56];
 use zeroize::Zeroizing;
 
 type Result<T> = std::result::Result<T, PkiError>;
@@ -257,6 +260,12 @@ impl Ca {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![eku];
         params.use_authority_key_identifier_extension = true;
+        if matches!(subject, Subject::Server { .. }) && days <= crate::tls::SERVER_CERT_DAYS {
+            // RFC 9608: a short-lived server certificate says that no revocation information
+            // is published for it (id-ce-noRevAvail, a non-critical NULL). Client certificates
+            // never carry it: Kura checks their revocation on every handshake.
+            params.custom_extensions.push(CustomExtension::from_oid_content(NO_REV_AVAIL, vec![0x05, 0x00]));
+        }
         let serial = random_serial()?;
         params.serial_number = Some(serial.clone());
         let now = OffsetDateTime::now_utc();

@@ -80,6 +80,17 @@ fn ca_init_issue_and_export_read_by_openssl() {
         text.contains("DNS:kura.example.jp") && text.contains("IP Address:127.0.0.1") && text.contains("TLS Web Server Authentication"),
         "{text}"
     );
+    // RFC 9608: only a short-lived server certificate says that no revocation information is
+    // published for it; a long-lived one and every client certificate (whose revocation Kura
+    // checks on each handshake) do not.
+    assert!(!text.contains("No Revocation Available") && !text.contains("2.5.29.56"), "{text}");
+    let (_, text) = openssl(&["x509", "-in", dir.path().join("inst.pem").to_str().unwrap(), "-noout", "-text"]);
+    assert!(!text.contains("No Revocation Available") && !text.contains("2.5.29.56"), "{text}");
+    let short = ca.issue(&Subject::Server { names: vec!["kura.example.jp".into()] }, kura_pki::tls::SERVER_CERT_DAYS).unwrap();
+    std::fs::write(dir.path().join("short.pem"), &short.cert_pem).unwrap();
+    let (_, text) = openssl(&["x509", "-in", dir.path().join("short.pem").to_str().unwrap(), "-noout", "-text", "-certopt", "no_sigdump"]);
+    let at = text.find("No Revocation Available").unwrap_or_else(|| panic!("no noRevAvail extension:\n{text}"));
+    assert!(!text[at..].lines().next().unwrap_or("").contains("critical"), "noRevAvail must not be critical:\n{text}");
 }
 
 #[test]
