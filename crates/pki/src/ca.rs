@@ -10,12 +10,12 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};
-
-/// id-ce-noRevAvail (2.5.29.56), RFC 9608.
-const NO_REV_AVAIL: &[u64] = &[2, 5, 29, 56];
 use zeroize::Zeroizing;
 
 type Result<T> = std::result::Result<T, PkiError>;
+
+/// id-ce-noRevAvail (2.5.29.56), RFC 9608.
+const NO_REV_AVAIL: &[u64] = &[2, 5, 29, 56];
 
 const CA_CERT: &str = "ca.crt.pem";
 const CA_KEY: &str = "ca.key.pem";
