@@ -1,6 +1,7 @@
 //! The accounts service: every operation on institutions, users, certificates and sessions.
 
 use crate::password::{Hasher, check_strength};
+use crate::refusals::{Kind, Refusals};
 use crate::session::{Session, SessionEnd, SessionState};
 use crate::totp;
 use crate::{AccountsError, Policy, Role, Transition, UserState};
@@ -102,14 +103,57 @@ pub struct CertRecord {
 pub struct PasswordOk {
     /// The user has a second factor (else they must enrol one now).
     pub enrolled: bool,
+    /// The password was set by someone else (a reset): the user must choose a new one once the
+    /// second factor is done.
+    pub must_change: bool,
 }
 
-/// A refused sign-in step. The message tells the user plainly; nothing in it reveals whether
-/// the login exists, except where the user must be told (a lock, HIC-U3).
+/// Who asks for a password reset (HX-6). The rule of who may reset whom is
+/// [`Resetter::may_reset`], and only there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resetter {
+    /// An operator at the server's console (`kura user reset-password`): anyone.
+    Console,
+    /// A signed-in user of the portal or the operators' listener.
+    User {
+        /// Their login.
+        login: String,
+        /// Their role.
+        role: Role,
+        /// Their institution.
+        institution: String,
+    },
+}
+
+impl Resetter {
+    /// Whether this resetter may set `target`'s password: an operator anyone but themselves (on
+    /// the operators' listener, which the route table enforces); a custodian only the data
+    /// roles of their own institution — researchers, reviewers and providers — never
+    /// operators, auditors, custodians or themselves; nobody else anyone.
+    pub fn may_reset(&self, target: &User) -> bool {
+        match self {
+            Resetter::Console => true,
+            Resetter::User { login, .. } if *login == target.login => false,
+            Resetter::User { role: Role::Operator, .. } => true,
+            Resetter::User { role: Role::Custodian, institution, .. } => {
+                *institution == target.institution && matches!(target.role, Role::Researcher | Role::Reviewer | Role::Provider)
+            }
+            Resetter::User { .. } => false,
+        }
+    }
+}
+
+/// A refused sign-in step. Every failure before a correct password with a matching client
+/// certificate is [`LoginRefused::BadCredentials`] — unknown login, another user's login,
+/// wrong password, a locked, suspended or disabled account — so the answer tells nothing about
+/// which logins exist; its message names the lock as a possible cause, so a locked-out user is
+/// still told plainly (HIC-U3). After the password the steps say exactly what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginRefused {
-    /// Wrong login or password, or wrong code.
-    #[error("IDまたはパスワードが違います / wrong login or password")]
+    /// Wrong login or password, or any other failure before the password was proven.
+    #[error(
+        "IDまたはパスワードが違います（ログインの失敗が続くとアカウントはロックされます。ロックの解除は運用管理者に依頼してください）/ wrong login or password (after repeated failures the account locks: ask the operator to unlock it)"
+    )]
     BadCredentials,
     /// Wrong second-factor code.
     #[error("確認コードが違うか、既に使われています / the code is wrong or was already used")]
@@ -123,14 +167,12 @@ pub enum LoginRefused {
         /// When the lock ends by itself, if it does.
         until: Option<i64>,
     },
-    /// The account is not active.
+    /// The account is not active (told only after the right password with a matching
+    /// certificate).
     #[error(
         "このアカウントは利用できません（{0}）。運用管理者に連絡してください / this account cannot sign in ({0}): contact the operator"
     )]
     NotActive(&'static str),
-    /// The client certificate is not this user's (nor their institution's).
-    #[error("このクライアント証明書はこのIDのものではありません / this client certificate was not issued to this user")]
-    WrongCertificate,
     /// Too many sign-ins at once.
     #[error("混み合っています。少し待って再度お試しください / too many sign-ins at once: try again in a moment")]
     Busy,
@@ -211,6 +253,16 @@ struct Inner {
     dummy_hash: String,
     /// Sessions read recently: the hot path of every authenticated request.
     sessions: SessionCache,
+    /// Refusals being counted rather than written one by one.
+    refusals: std::sync::Mutex<Refusals>,
+}
+
+/// One sign-in attempt taken from an account's budget before any secret is checked.
+enum Attempt {
+    /// Counted: this is failure number `n` if the secret turns out wrong.
+    Counted(i64),
+    /// The account is locked (until then; `None` if it has no end, or the login is gone).
+    Locked(Option<i64>),
 }
 
 /// Sessions recently read from the store, so that a request does not read them again. An
@@ -307,7 +359,19 @@ impl Accounts {
     /// TOTP secrets, keys recovery-code MACs) and a policy.
     pub async fn new(db: Db, log: Log<SqlStore>, key: SecretKey, policy: Policy, hasher: Hasher, clock: Clock) -> Result<Accounts> {
         let dummy_hash = hasher.hash("kura-dummy-password-for-timing").await?;
-        Ok(Accounts { inner: Arc::new(Inner { db, log, key, policy, hasher, clock, dummy_hash, sessions: SessionCache::default() }) })
+        Ok(Accounts {
+            inner: Arc::new(Inner {
+                db,
+                log,
+                key,
+                policy,
+                hasher,
+                clock,
+                dummy_hash,
+                sessions: SessionCache::default(),
+                refusals: std::sync::Mutex::new(Refusals::default()),
+            }),
+        })
     }
 
     /// The policy.
@@ -367,6 +431,55 @@ impl Accounts {
         tx.commit().await?;
         self.inner.log.sync().await?;
         Ok(())
+    }
+
+    /// Records a refusal that a client can cause at will (a failed CSRF check, a route the
+    /// role may not use, a sign-in on a locked account…) without letting it flood the ledger:
+    /// the first of its kind is written now, repeats are counted and summarised once per
+    /// [`Policy::refusal_window`](crate::Policy::refusal_window) ([`crate::refusals`]).
+    pub async fn record_refusal(&self, who: &Who, action: &str, object: &str, detail: &str) -> Result<()> {
+        let kind = Kind { action: action.into(), object: object.into(), cert: who.actor.cert.clone(), user: who.actor.user.clone() };
+        let window = (self.inner.policy.refusal_window.as_secs() as i64).max(1);
+        let (write, closed) = self.inner.refusals.lock().unwrap_or_else(|e| e.into_inner()).note(kind, self.now(), window);
+        if write.is_none() && closed.is_none() {
+            return Ok(());
+        }
+        let mut tx = self.inner.db.begin_write().await?;
+        if let Some(s) = closed {
+            self.record_summary(&mut tx, who, &s).await?;
+        }
+        if let Some(k) = write {
+            self.record(&mut tx, who, &k.action, &k.object, "denied", Some(detail.to_string())).await?;
+        }
+        tx.commit().await?;
+        self.inner.log.sync().await?;
+        Ok(())
+    }
+
+    async fn record_summary(&self, conn: &mut AnyConnection, who: &Who, s: &crate::refusals::Summary) -> Result<()> {
+        let actor = Who {
+            actor: Actor { user: s.kind.user.clone(), institution: String::new(), cert: s.kind.cert.clone() },
+            request: who.request.clone(),
+        };
+        let detail = format!("{} more refused since {}", s.repeats, kura_ledger::entry::format_seconds(s.since));
+        self.record(conn, &actor, &s.kind.action, &s.kind.object, "denied", Some(detail)).await
+    }
+
+    /// Writes the summaries of refusal windows that have closed (all of them with `all`, when
+    /// the server stops); returns how many were written.
+    pub async fn flush_refusals(&self, all: bool) -> Result<usize> {
+        let window = if all { 0 } else { (self.inner.policy.refusal_window.as_secs() as i64).max(1) };
+        let due = self.inner.refusals.lock().unwrap_or_else(|e| e.into_inner()).close_due(self.now(), window);
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.inner.db.begin_write().await?;
+        for s in &due {
+            self.record_summary(&mut tx, &Who::default(), s).await?;
+        }
+        tx.commit().await?;
+        self.inner.log.sync().await?;
+        Ok(due.len())
     }
 
     async fn committed(&self, tx: sqlx::Transaction<'static, sqlx::Any>) -> Result<()> {
@@ -588,42 +701,89 @@ impl Accounts {
         Ok(())
     }
 
-    /// Sets a new password on a formal request (HX-6): only a custodian or operator does this,
-    /// and it is recorded. The user's sessions end; the lock and failure count are cleared.
-    pub async fn reset_password(&self, who: &Who, login: &str, password: &str) -> Result<()> {
+    /// Sets a new password on a formal request (HX-6), if `by` may reset this user's password
+    /// ([`Resetter::may_reset`]); recorded either way. The user must choose a new password at
+    /// the next sign-in, after the second factor; their sessions end; the lock and failure
+    /// count are cleared.
+    pub async fn reset_password(&self, who: &Who, by: &Resetter, login: &str, password: &str) -> Result<()> {
+        let target = self.user(login).await?;
+        if !by.may_reset(&target) {
+            self.record_refusal(who, "user.password_reset", login, "not permitted for this role").await?;
+            return Err(AccountsError::NotPermitted(format!(
+                "'{login}' ({}) のパスワードを再設定する権限がありません / you may not reset the password of '{login}' ({}): a custodian resets researchers, reviewers and providers of their own institution; operators reset the others",
+                target.role, target.role
+            )));
+        }
         self.check_new_password(login, password).await?;
         let hash = self.inner.hasher.hash(password).await?;
         let mut tx = self.inner.db.begin_write().await?;
         self.store_password(&mut tx, login, &hash).await?;
-        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE login = $1").bind(login).execute(&mut *tx).await?;
+        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL, must_change_password = 1 WHERE login = $1")
+            .bind(login)
+            .execute(&mut *tx)
+            .await?;
         self.end_sessions_in(&mut tx, login, None, &SessionEnd::AccountChanged).await?;
-        self.record(&mut tx, who, "user.password_reset", login, "ok", None).await?;
+        self.record(&mut tx, who, "user.password_reset", login, "ok", Some("must change at next sign-in".into())).await?;
         self.committed(tx).await
     }
 
-    /// The user changes their own password (the old one must be right).
+    /// Whether the user's password was set by someone else and must be changed now.
+    pub async fn must_change_password(&self, login: &str) -> Result<bool> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT must_change_password FROM users WHERE login = $1")
+            .bind(login)
+            .fetch_optional(self.inner.db.pool())
+            .await?;
+        Ok(v.unwrap_or(0) != 0)
+    }
+
+    /// The user changes their own password (the old one must be right). A wrong old password
+    /// is a failed sign-in: it counts toward the lock like one, and the lock ends the session.
     pub async fn change_password(&self, who: &Who, login: &str, old: &str, new: &str) -> Result<()> {
         let hash: Option<String> = sqlx::query_scalar("SELECT password_hash FROM users WHERE login = $1")
             .bind(login)
             .fetch_optional(self.inner.db.pool())
             .await?
             .flatten();
+        let locked = || AccountsError::Locked(login.to_string());
+        let n = match self.take_attempt(who, login).await? {
+            Attempt::Counted(n) => n,
+            Attempt::Locked(_) => return Err(locked()),
+        };
         let ok = match &hash {
             Some(h) => self.inner.hasher.verify(old, h).await?,
             None => false,
         };
         if !ok {
-            self.record_event(who, "user.password_change", login, "denied", Some("wrong current password".into())).await?;
+            if self.fail_attempt(who, login, "user.password_change", n, "wrong current password").await? {
+                return Err(locked());
+            }
             return Err(AccountsError::Invalid {
                 field: "current password",
                 detail: "現在のパスワードが違います / the current password is wrong".into(),
             });
         }
+        self.give_back_attempt(login).await?;
         self.check_new_password(login, new).await?;
         let hash = self.inner.hasher.hash(new).await?;
         let mut tx = self.inner.db.begin_write().await?;
         self.store_password(&mut tx, login, &hash).await?;
         self.record(&mut tx, who, "user.password_change", login, "ok", None).await?;
+        self.committed(tx).await
+    }
+
+    /// The new password a user must choose after a reset, during sign-in (the session is at
+    /// [`SessionState::NewPassword`], both factors done). The reset password itself is among
+    /// the recent ones and cannot be kept.
+    pub async fn set_new_password(&self, who: &Who, session: &Session, new: &str) -> Result<()> {
+        if session.state != SessionState::NewPassword {
+            return Err(AccountsError::Invalid { field: "session", detail: "no new password is due".into() });
+        }
+        self.check_new_password(&session.login, new).await?;
+        let hash = self.inner.hasher.hash(new).await?;
+        let mut tx = self.inner.db.begin_write().await?;
+        self.store_password(&mut tx, &session.login, &hash).await?;
+        sqlx::query("UPDATE users SET must_change_password = 0 WHERE login = $1").bind(&session.login).execute(&mut *tx).await?;
+        self.record(&mut tx, who, "user.password_change", &session.login, "ok", Some("after a reset".into())).await?;
         self.committed(tx).await
     }
 
@@ -782,46 +942,117 @@ impl Accounts {
 
     // ---- signing in ---------------------------------------------------------------------
 
-    /// Counts a failed step; locks the account when the count reaches the threshold.
-    /// Returns the lock's end if this failure locked it (`i64::MAX`: until unlocked).
-    async fn count_failure(&self, who: &Who, login: &str, step: &str) -> Result<Option<i64>> {
+    fn lock_until(&self) -> i64 {
+        match self.inner.policy.lock_for {
+            Some(d) => self.now() + d.as_secs() as i64,
+            None => i64::MAX,
+        }
+    }
+
+    /// Takes one attempt from the account's budget, atomically and before any secret is
+    /// checked (HIC-U3): however many guesses arrive at once, at most the threshold of them
+    /// are ever checked before the lock lands. A timed lock that has run out starts the count
+    /// again. An attempt beyond the threshold locks the account at once.
+    async fn take_attempt(&self, who: &Who, login: &str) -> Result<Attempt> {
+        let now = self.now();
         let mut tx = self.inner.db.begin_write().await?;
-        let failed: i64 = sqlx::query_scalar("UPDATE users SET failed_logins = failed_logins + 1 WHERE login = $1 RETURNING failed_logins")
-            .bind(login)
-            .fetch_one(&mut *tx)
-            .await?;
-        self.record(&mut tx, who, step, login, "denied", Some(format!("failure {failed} of {}", self.inner.policy.lockout_threshold)))
-            .await?;
-        let mut locked = None;
-        if failed >= self.inner.policy.lockout_threshold as i64 {
-            let until = match self.inner.policy.lock_for {
-                Some(d) => self.now() + d.as_secs() as i64,
-                None => i64::MAX,
-            };
-            sqlx::query("UPDATE users SET locked_until = $1 WHERE login = $2").bind(until).bind(login).execute(&mut *tx).await?;
-            self.end_sessions_in(&mut tx, login, None, &SessionEnd::AccountChanged).await?;
-            self.record(&mut tx, who, "user.lock", login, "ok", Some(format!("{failed} failed sign-ins"))).await?;
-            locked = Some(until);
+        let n: Option<i64> = sqlx::query_scalar(
+            "UPDATE users SET \
+               failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $2 THEN 1 ELSE failed_logins + 1 END, \
+               locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= $2 THEN NULL ELSE locked_until END \
+             WHERE login = $1 AND (locked_until IS NULL OR locked_until <= $2) RETURNING failed_logins",
+        )
+        .bind(login)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match n {
+            None => {
+                let until: Option<i64> = sqlx::query_scalar("SELECT locked_until FROM users WHERE login = $1")
+                    .bind(login)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .flatten();
+                tx.commit().await?;
+                Ok(Attempt::Locked(until.filter(|t| *t != i64::MAX)))
+            }
+            Some(n) if n > i64::from(self.inner.policy.lockout_threshold) => {
+                let until = self.lock_until();
+                sqlx::query("UPDATE users SET locked_until = $1 WHERE login = $2").bind(until).bind(login).execute(&mut *tx).await?;
+                self.end_sessions_in(&mut tx, login, None, &SessionEnd::AccountChanged).await?;
+                self.record(&mut tx, who, "user.lock", login, "ok", Some(format!("{} attempts at once", n - 1))).await?;
+                self.committed(tx).await?;
+                Ok(Attempt::Locked((until != i64::MAX).then_some(until)))
+            }
+            Some(n) => {
+                tx.commit().await?;
+                Ok(Attempt::Counted(n))
+            }
+        }
+    }
+
+    /// The attempt's secret was wrong: records failure `n` and locks the account when `n`
+    /// reaches the threshold. Returns whether the account is now locked.
+    async fn fail_attempt(&self, who: &Who, login: &str, step: &str, n: i64, why: &str) -> Result<bool> {
+        let threshold = i64::from(self.inner.policy.lockout_threshold);
+        let mut tx = self.inner.db.begin_write().await?;
+        self.record(&mut tx, who, step, login, "denied", Some(format!("failure {n} of {threshold}: {why}"))).await?;
+        let locked = n >= threshold;
+        if locked {
+            let now = self.now();
+            let changed =
+                sqlx::query("UPDATE users SET locked_until = $1 WHERE login = $2 AND (locked_until IS NULL OR locked_until <= $3)")
+                    .bind(self.lock_until())
+                    .bind(login)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            if changed.rows_affected() == 1 {
+                self.end_sessions_in(&mut tx, login, None, &SessionEnd::AccountChanged).await?;
+                self.record(&mut tx, who, "user.lock", login, "ok", Some(format!("{n} failed sign-ins"))).await?;
+            }
         }
         self.committed(tx).await?;
         Ok(locked)
     }
 
-    /// Counts a failed step and answers with `refusal`, or with the lock if this failure locked
-    /// the account (HIC-U3: the user is told plainly).
-    async fn refuse_counted(&self, who: &Who, login: &str, step: &str, refusal: LoginRefused) -> LoginRefused {
-        match self.count_failure(who, login, step).await {
-            Ok(Some(until)) => Self::lock_refusal(until),
-            Ok(None) => refusal,
-            Err(e) => e.into(),
-        }
+    /// The attempt's secret was right: gives the attempt back (a full sign-in clears the count).
+    async fn give_back_attempt(&self, login: &str) -> Result<()> {
+        let mut tx = self.inner.db.begin_write().await?;
+        sqlx::query("UPDATE users SET failed_logins = CASE WHEN failed_logins > 0 THEN failed_logins - 1 ELSE 0 END WHERE login = $1")
+            .bind(login)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
-    fn lock_refusal(until: i64) -> LoginRefused {
-        LoginRefused::Locked { until: (until != i64::MAX).then_some(until) }
+    fn lock_refusal(until: Option<i64>) -> LoginRefused {
+        LoginRefused::Locked { until }
+    }
+
+    /// A `Who` whose user is a well-formed login (an attacker's text never reaches the ledger).
+    fn checked_who(who: &Who) -> Who {
+        let mut w = who.clone();
+        if valid_login(&w.actor.user).is_err() {
+            w.actor.user.clear();
+        }
+        w
     }
 
     /// First factor: the password, with the client certificate the request came with.
+    ///
+    /// Every failure before a correct password with a matching certificate — malformed or
+    /// unknown login, another user's login, wrong password, locked account — is the same
+    /// [`LoginRefused::BadCredentials`], after one Argon2 verification, answered no sooner than
+    /// [`Policy::failure_floor`](crate::Policy::failure_floor) after the request (status, body
+    /// and timing alike). Only the right password with a matching certificate learns that the
+    /// account is suspended or disabled.
+    ///
+    /// A certificate matches when it is the user's own, or — for users with the provider role
+    /// only — a machine certificate of the user's institution (machine-to-machine uploads). An
+    /// institution's machine certificate never signs in a researcher, custodian, reviewer,
+    /// operator or auditor.
     pub async fn check_password(
         &self,
         who: &Who,
@@ -829,53 +1060,98 @@ impl Accounts {
         password: &str,
         fingerprint: &str,
     ) -> std::result::Result<PasswordOk, LoginRefused> {
-        let busy = |e: AccountsError| if matches!(e, AccountsError::Busy) { LoginRefused::Busy } else { LoginRefused::Error(e) };
-        let row = sqlx::query("SELECT state, password_hash, locked_until, institution, CASE WHEN totp_secret IS NULL THEN 0 ELSE 1 END FROM users WHERE login = $1")
-            .bind(login)
-            .fetch_optional(self.inner.db.pool())
-            .await
-            ?;
+        let started = tokio::time::Instant::now();
+        let who = Self::checked_who(who);
+        let out = self.password_step(&who, login, password, fingerprint).await;
+        if matches!(out, Err(LoginRefused::BadCredentials)) {
+            tokio::time::sleep_until(started + self.inner.policy.failure_floor).await;
+        }
+        out
+    }
+
+    async fn dummy_verify(&self, password: &str) -> std::result::Result<(), LoginRefused> {
+        match self.inner.hasher.verify(password, &self.inner.dummy_hash).await {
+            Ok(_) => Ok(()),
+            Err(AccountsError::Busy) => Err(LoginRefused::Busy),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn password_step(
+        &self,
+        who: &Who,
+        login: &str,
+        password: &str,
+        fingerprint: &str,
+    ) -> std::result::Result<PasswordOk, LoginRefused> {
+        let anonymous = Who { actor: Actor { user: String::new(), ..who.actor.clone() }, request: who.request.clone() };
+        if valid_login(login).is_err() {
+            self.dummy_verify(password).await?;
+            self.record_refusal(&anonymous, "auth.password", "", "malformed login").await?;
+            return Err(LoginRefused::BadCredentials);
+        }
+        let row = sqlx::query(
+            "SELECT state, password_hash, institution, role, CASE WHEN totp_secret IS NULL THEN 0 ELSE 1 END, must_change_password \
+             FROM users WHERE login = $1",
+        )
+        .bind(login)
+        .fetch_optional(self.inner.db.pool())
+        .await?;
         let Some(row) = row else {
             // Same work as for a real user, so timing does not reveal which logins exist.
-            let _ = self.inner.hasher.verify(password, &self.inner.dummy_hash).await.map_err(busy)?;
-            self.record_event(who, "auth.password", "", "denied", Some("unknown login".into())).await?;
+            self.dummy_verify(password).await?;
+            self.record_refusal(&anonymous, "auth.password", "", "unknown login").await?;
             return Err(LoginRefused::BadCredentials);
         };
         let state = UserState::parse(&row.get::<String, _>(0))?;
         let hash: Option<String> = row.get(1);
-        let locked_until: Option<i64> = row.get(2);
-        let institution: String = row.get(3);
+        let institution: String = row.get(2);
+        let role: Role = row.get::<String, _>(3).parse()?;
         let enrolled = row.get::<i64, _>(4) != 0;
-        if let Some(until) = locked_until.filter(|t| *t > self.now()) {
-            self.record_event(who, "auth.password", login, "denied", Some("account locked".into())).await?;
-            return Err(Self::lock_refusal(until));
-        }
-        if state != UserState::Active {
-            self.record_event(who, "auth.password", login, "denied", Some(format!("account {}", state.as_str()))).await?;
-            return Err(LoginRefused::NotActive(state.as_str()));
-        }
-        let cert = self.certificate(fingerprint).await?;
-        let cert_ok = cert.is_some_and(|c| {
+        let must_change = row.get::<i64, _>(5) != 0;
+        let n = match self.take_attempt(who, login).await? {
+            Attempt::Counted(n) => n,
+            Attempt::Locked(_) => {
+                self.dummy_verify(password).await?;
+                self.record_refusal(who, "auth.password", login, "account locked").await?;
+                return Err(LoginRefused::BadCredentials);
+            }
+        };
+        let ok = match &hash {
+            Some(h) => match self.inner.hasher.verify(password, h).await {
+                Ok(ok) => ok,
+                Err(AccountsError::Busy) => {
+                    self.give_back_attempt(login).await?;
+                    return Err(LoginRefused::Busy);
+                }
+                Err(e) => return Err(e.into()),
+            },
+            None => {
+                self.dummy_verify(password).await?;
+                false
+            }
+        };
+        let now = self.now();
+        let cert_ok = self.certificate(fingerprint).await?.is_some_and(|c| {
             c.revoked_at.is_none()
-                && c.not_after > self.now()
+                && c.not_after > now
                 && match c.login {
                     Some(l) => l == login,
-                    None => c.institution == institution,
+                    None => c.institution == institution && role == Role::Provider,
                 }
         });
-        if !cert_ok {
-            self.record_event(who, "auth.password", login, "denied", Some("certificate not issued to this user".into())).await?;
-            return Err(LoginRefused::WrongCertificate);
+        if !ok || !cert_ok {
+            let why = if ok { "certificate not issued to this user" } else { "wrong password" };
+            self.fail_attempt(who, login, "auth.password", n, why).await?;
+            return Err(LoginRefused::BadCredentials);
         }
-        let ok = match &hash {
-            Some(h) => self.inner.hasher.verify(password, h).await.map_err(busy)?,
-            None => false,
-        };
-        if !ok {
-            return Err(self.refuse_counted(who, login, "auth.password", LoginRefused::BadCredentials).await);
+        self.give_back_attempt(login).await?;
+        if state != UserState::Active {
+            self.record_refusal(who, "auth.password", login, &format!("account {}", state.as_str())).await?;
+            return Err(LoginRefused::NotActive(state.as_str()));
         }
         self.record_event(who, "auth.password", login, "ok", None).await?;
-        Ok(PasswordOk { enrolled })
+        Ok(PasswordOk { enrolled, must_change })
     }
 
     fn totp_aad(login: &str) -> Vec<u8> {
@@ -896,23 +1172,43 @@ impl Accounts {
     }
 
     /// Second factor: a TOTP code, or one of the user's unused recovery codes (used up by this).
-    /// A wrong code counts toward the lock like a wrong password.
+    /// The attempt is counted before the code is checked, like a password; a locked account is
+    /// told it is locked whatever the code (the password was right, so telling is safe).
     pub async fn check_second_factor(&self, who: &Who, login: &str, code: &str) -> std::result::Result<(), LoginRefused> {
-        let row = sqlx::query("SELECT totp_secret, totp_last_step, locked_until FROM users WHERE login = $1")
+        let row = sqlx::query("SELECT totp_secret, totp_last_step FROM users WHERE login = $1")
             .bind(login)
             .fetch_optional(self.inner.db.pool())
             .await?;
         let Some(row) = row else { return Err(LoginRefused::BadCredentials) };
         let sealed: Option<Vec<u8>> = row.get(0);
         let last_step: i64 = row.get(1);
-        if let Some(until) = row.get::<Option<i64>, _>(2).filter(|t| *t > self.now()) {
-            return Err(Self::lock_refusal(until));
+        let n = match self.take_attempt(who, login).await? {
+            Attempt::Counted(n) => n,
+            Attempt::Locked(until) => {
+                self.record_refusal(who, "auth.second_factor", login, "account locked").await?;
+                return Err(Self::lock_refusal(until));
+            }
+        };
+        let accepted = match sealed {
+            None => false,
+            Some(sealed) => self.second_factor_accepted(who, login, &sealed, last_step, code).await?,
+        };
+        if !accepted {
+            if self.fail_attempt(who, login, "auth.second_factor", n, "wrong or used code").await? {
+                let until = self.lock_until();
+                return Err(Self::lock_refusal((until != i64::MAX).then_some(until)));
+            }
+            return Err(LoginRefused::BadCode);
         }
-        let Some(sealed) = sealed else { return Err(LoginRefused::BadCode) };
-        let secret = kura_crypto::open_sealed(&self.inner.key, &Self::totp_aad(login), &sealed)?;
+        self.give_back_attempt(login).await?;
+        Ok(())
+    }
+
+    async fn second_factor_accepted(&self, who: &Who, login: &str, sealed: &[u8], last_step: i64, code: &str) -> Result<bool> {
+        let secret = kura_crypto::open_sealed(&self.inner.key, &Self::totp_aad(login), sealed)?;
         let digits = code.trim();
-        let accepted = if digits.len() == totp::DIGITS as usize && digits.bytes().all(|b| b.is_ascii_digit()) {
-            match totp::verify(&secret, digits, self.now().max(0) as u64, last_step.max(0) as u64) {
+        if digits.len() == totp::DIGITS as usize && digits.bytes().all(|b| b.is_ascii_digit()) {
+            return match totp::verify(&secret, digits, self.now().max(0) as u64, last_step.max(0) as u64) {
                 // The step is taken only if no one took it in between (replay across requests).
                 Some(step) => {
                     let mut tx = self.inner.db.begin_write().await?;
@@ -925,33 +1221,28 @@ impl Accounts {
                         self.record(&mut tx, who, "auth.second_factor", login, "ok", Some("totp".into())).await?;
                     }
                     self.committed(tx).await?;
-                    n.rows_affected() == 1
+                    Ok(n.rows_affected() == 1)
                 }
-                None => false,
-            }
-        } else {
-            let mac = self.recovery_mac(login, &Self::normalise_recovery(code));
-            let mut tx = self.inner.db.begin_write().await?;
-            let n = sqlx::query("UPDATE recovery_codes SET used_at = $1 WHERE login = $2 AND code_mac = $3 AND used_at IS NULL")
-                .bind(self.now())
-                .bind(login)
-                .bind(&mac)
-                .execute(&mut *tx)
-                .await?;
-            if n.rows_affected() == 1 {
-                let left: i64 = sqlx::query_scalar("SELECT count(*) FROM recovery_codes WHERE login = $1 AND used_at IS NULL")
-                    .bind(login)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                self.record(&mut tx, who, "auth.second_factor", login, "ok", Some(format!("recovery code ({left} left)"))).await?;
-            }
-            self.committed(tx).await?;
-            n.rows_affected() == 1
-        };
-        if !accepted {
-            return Err(self.refuse_counted(who, login, "auth.second_factor", LoginRefused::BadCode).await);
+                None => Ok(false),
+            };
         }
-        Ok(())
+        let mac = self.recovery_mac(login, &Self::normalise_recovery(code));
+        let mut tx = self.inner.db.begin_write().await?;
+        let n = sqlx::query("UPDATE recovery_codes SET used_at = $1 WHERE login = $2 AND code_mac = $3 AND used_at IS NULL")
+            .bind(self.now())
+            .bind(login)
+            .bind(&mac)
+            .execute(&mut *tx)
+            .await?;
+        if n.rows_affected() == 1 {
+            let left: i64 = sqlx::query_scalar("SELECT count(*) FROM recovery_codes WHERE login = $1 AND used_at IS NULL")
+                .bind(login)
+                .fetch_one(&mut *tx)
+                .await?;
+            self.record(&mut tx, who, "auth.second_factor", login, "ok", Some(format!("recovery code ({left} left)"))).await?;
+        }
+        self.committed(tx).await?;
+        Ok(n.rows_affected() == 1)
     }
 
     /// Starts TOTP enrolment: a new secret, kept sealed as pending until a code from it is
@@ -991,9 +1282,21 @@ impl Accounts {
             .flatten();
         let Some(sealed) = pending else { return Err(LoginRefused::BadCode) };
         let secret = kura_crypto::open_sealed(&self.inner.key, &Self::totp_aad(login), &sealed)?;
-        let Some(step) = totp::verify(&secret, code, self.now().max(0) as u64, 0) else {
-            return Err(self.refuse_counted(who, login, "auth.totp_enrol", LoginRefused::BadCode).await);
+        let n = match self.take_attempt(who, login).await? {
+            Attempt::Counted(n) => n,
+            Attempt::Locked(until) => {
+                self.record_refusal(who, "auth.totp_enrol", login, "account locked").await?;
+                return Err(Self::lock_refusal(until));
+            }
         };
+        let Some(step) = totp::verify(&secret, code, self.now().max(0) as u64, 0) else {
+            if self.fail_attempt(who, login, "auth.totp_enrol", n, "wrong code").await? {
+                let until = self.lock_until();
+                return Err(Self::lock_refusal((until != i64::MAX).then_some(until)));
+            }
+            return Err(LoginRefused::BadCode);
+        };
+        self.give_back_attempt(login).await?;
         let mut codes = Vec::new();
         let mut tx = self.inner.db.begin_write().await?;
         sqlx::query(
@@ -1024,8 +1327,16 @@ impl Accounts {
 
     // ---- sessions -----------------------------------------------------------------------
 
-    /// Starts a session after the password; returns the token for the cookie.
-    pub async fn start_session(&self, who: &Who, login: &str, fingerprint: &str, state: SessionState) -> Result<(String, Session)> {
+    /// Starts a session after the password on `listener` (`portal` or `operator`, where alone
+    /// it will be served); returns the token for the cookie.
+    pub async fn start_session(
+        &self,
+        who: &Who,
+        login: &str,
+        fingerprint: &str,
+        listener: &str,
+        state: SessionState,
+    ) -> Result<(String, Session)> {
         let token = random_token(32)?;
         let id = sha256_hex(token.as_bytes());
         let csrf = random_token(32)?;
@@ -1033,7 +1344,8 @@ impl Accounts {
         let expires = now + self.inner.policy.absolute_timeout.as_secs() as i64;
         let mut tx = self.inner.db.begin_write().await?;
         sqlx::query(
-            "INSERT INTO sessions (token_hash, login, fingerprint, state, csrf, created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+            "INSERT INTO sessions (token_hash, login, fingerprint, state, csrf, created_at, last_seen_at, expires_at, listener) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)",
         )
         .bind(&id)
         .bind(login)
@@ -1042,6 +1354,7 @@ impl Accounts {
         .bind(&csrf)
         .bind(now)
         .bind(expires)
+        .bind(listener)
         .execute(&mut *tx)
         .await?;
         self.record(&mut tx, who, "session.start", login, "ok", Some(format!("session {} state {}", &id[..16], state.as_str()))).await?;
@@ -1055,7 +1368,8 @@ impl Accounts {
     async fn load_session(&self, id: &str) -> Result<std::result::Result<(Session, bool), SessionEnd>> {
         let row = sqlx::query(
             "SELECT s.login, u.institution, u.role, u.name, s.fingerprint, s.state, s.csrf, s.created_at, s.last_seen_at, s.expires_at, \
-             s.ended_at, s.ended_reason, u.state, u.locked_until FROM sessions s JOIN users u ON u.login = s.login WHERE s.token_hash = $1",
+             s.ended_at, s.ended_reason, u.state, u.locked_until, s.listener FROM sessions s JOIN users u ON u.login = s.login \
+             WHERE s.token_hash = $1",
         )
         .bind(id)
         .fetch_optional(self.inner.db.pool())
@@ -1074,6 +1388,7 @@ impl Accounts {
             role: r.get::<String, _>(2).parse()?,
             name: r.get(3),
             fingerprint: r.get(4),
+            listener: r.get(14),
             state,
             csrf: r.get(6),
             created_at: r.get(7),
@@ -1083,15 +1398,17 @@ impl Accounts {
         Ok(Ok((session, usable)))
     }
 
-    /// The live session of a cookie token presented with the certificate `fingerprint`, or why
-    /// there is none. A session presented with another certificate, idle too long, past its
-    /// absolute end or whose account is no longer usable is ended here (and recorded).
+    /// The live session of a cookie token presented with the certificate `fingerprint` on
+    /// `listener`, or why there is none. A session of the other listener is no session here
+    /// (and is left alone). A session presented with another certificate, idle too long, past
+    /// its absolute end or whose account is no longer usable is ended here (and recorded).
     /// `touch` records activity (resets the idle timer).
     pub async fn session(
         &self,
         who: &Who,
         token: &str,
         fingerprint: &str,
+        listener: &str,
         touch: bool,
     ) -> Result<std::result::Result<Session, SessionEnd>> {
         let id = sha256_hex(token.as_bytes());
@@ -1110,6 +1427,9 @@ impl Accounts {
                 }
             }
         };
+        if s.listener != listener {
+            return Ok(Err(SessionEnd::Unknown));
+        }
         let end = if s.fingerprint != fingerprint {
             Some(SessionEnd::CertificateMismatch)
         } else if now - s.last_seen_at > self.inner.policy.idle_timeout.as_secs() as i64 {
@@ -1138,14 +1458,22 @@ impl Accounts {
         Ok(Ok(Session { last_seen_at: if touch { now } else { s.last_seen_at }, ..s }))
     }
 
-    /// Moves a session to `state` (after a second factor, an enrolment or a confirmation).
-    pub async fn advance_session(&self, who: &Who, session: &Session, state: SessionState) -> Result<()> {
+    /// Moves a session to `state` (after a second factor, an enrolment, a new password or a
+    /// confirmation) under a new token, returned for the cookie: the token the session had
+    /// before the step no longer works.
+    pub async fn advance_session(&self, who: &Who, session: &Session, state: SessionState) -> Result<String> {
+        let token = random_token(32)?;
+        let id = sha256_hex(token.as_bytes());
         let mut tx = self.inner.db.begin_write().await?;
-        sqlx::query("UPDATE sessions SET state = $1 WHERE token_hash = $2 AND ended_at IS NULL")
+        let n = sqlx::query("UPDATE sessions SET token_hash = $1, state = $2 WHERE token_hash = $3 AND ended_at IS NULL")
+            .bind(&id)
             .bind(state.as_str())
             .bind(&session.id)
             .execute(&mut *tx)
             .await?;
+        if n.rows_affected() != 1 {
+            return Err(AccountsError::Invalid { field: "session", detail: "the session has ended: sign in again".into() });
+        }
         if state == SessionState::Active {
             sqlx::query("UPDATE users SET failed_logins = 0, last_login_at = $1 WHERE login = $2")
                 .bind(self.now())
@@ -1159,10 +1487,11 @@ impl Accounts {
             "session.state",
             &session.login,
             "ok",
-            Some(format!("session {} -> {}", &session.id[..16], state.as_str())),
+            Some(format!("session {} -> {} {}", &session.id[..16], &id[..16], state.as_str())),
         )
         .await?;
-        self.committed(tx).await
+        self.committed(tx).await?;
+        Ok(token)
     }
 
     /// The user's other signed-in sessions: (started at, certificate fingerprint).
@@ -1184,13 +1513,14 @@ impl Accounts {
     /// The user confirmed signing in here although signed in elsewhere (HX-11): the other
     /// sessions end as "replaced" — they are told so at their next request — and this one is
     /// active.
-    pub async fn confirm_session(&self, who: &Who, session: &Session) -> Result<usize> {
+    /// Returns how many other sessions ended, and the session's new token.
+    pub async fn confirm_session(&self, who: &Who, session: &Session) -> Result<(usize, String)> {
         let mut tx = self.inner.db.begin_write().await?;
         let n = self.end_sessions_in(&mut tx, &session.login, Some(&session.id), &SessionEnd::Replaced(self.now())).await?;
         self.record(&mut tx, who, "session.confirm", &session.login, "ok", Some(format!("{n} other session(s) ended"))).await?;
         self.committed(tx).await?;
-        self.advance_session(who, session, SessionState::Active).await?;
-        Ok(n)
+        let token = self.advance_session(who, session, SessionState::Active).await?;
+        Ok((n, token))
     }
 
     /// Ends one session.

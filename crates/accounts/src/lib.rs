@@ -26,10 +26,11 @@
 
 mod accounts;
 pub mod password;
+pub mod refusals;
 pub mod session;
 pub mod totp;
 
-pub use accounts::{Accounts, CertRecord, Clock, Enrolment, InventoryRow, LoginRefused, NewUser, PasswordOk, User, Who};
+pub use accounts::{Accounts, CertRecord, Clock, Enrolment, InventoryRow, LoginRefused, NewUser, PasswordOk, Resetter, User, Who};
 pub use password::{HashCost, Hasher, Weakness};
 pub use session::{Session, SessionEnd, SessionState};
 
@@ -77,6 +78,14 @@ pub enum AccountsError {
     /// The store of record failed.
     #[error(transparent)]
     Db(#[from] kura_db::DbError),
+    /// The account is locked.
+    #[error(
+        "アカウント '{0}' はロックされています。運用管理者に解除を依頼してください / the account '{0}' is locked: ask the operator to unlock it"
+    )]
+    Locked(String),
+    /// The acting user may not do this to that account.
+    #[error("この操作は許可されていません / not permitted: {0}")]
+    NotPermitted(String),
     /// A statement failed.
     #[error("データベース / database: {0}")]
     Sql(#[from] sqlx::Error),
@@ -257,6 +266,11 @@ pub struct Policy {
     pub recovery_codes: usize,
     /// The issuer shown in authenticator apps.
     pub issuer: String,
+    /// A failed sign-in is answered no sooner than this after it arrived, whichever way it
+    /// failed (unknown login, wrong password, locked account…), so that timing tells nothing.
+    pub failure_floor: Duration,
+    /// Repeated refusals of one kind (see [`refusals`]) are summarised per this window.
+    pub refusal_window: Duration,
 }
 
 impl Default for Policy {
@@ -270,6 +284,8 @@ impl Default for Policy {
             absolute_timeout: Duration::from_secs(12 * 3600),
             recovery_codes: 10,
             issuer: "Kura".into(),
+            failure_floor: Duration::from_millis(250),
+            refusal_window: Duration::from_secs(60),
         }
     }
 }

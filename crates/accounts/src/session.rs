@@ -6,9 +6,12 @@
 //! A request is served only if the certificate it arrived with is that same one (HX-5).
 //!
 //! ```text
-//!  password ok ──▶ SecondFactor ──code ok──▶ Active ◀──confirm── Confirm
-//!       │                                      ▲          (another device is signed in, HX-11)
-//!       └── no TOTP yet ──▶ Enrol ──code ok────┘ (or Confirm)
+//!  password ok ──▶ SecondFactor ──code ok──┬──────────────────────────▶ Active ◀──confirm── Confirm
+//!       │                                  └▶ NewPassword ──new set──┘ (or Confirm: another device
+//!       └── no TOTP yet ──▶ Enrol ──code ok──┘   (after a reset)                is signed in, HX-11)
+//!
+//!  The token changes at every step, so a token seen before the second factor is worth nothing
+//!  after it; a session is served only on the listener it began on (portal or operators').
 //!  any state ──▶ ended: signed out · idle (HIC-U2) · absolute · replaced by another device ·
 //!                certificate mismatch · account locked/suspended/disabled
 //! ```
@@ -23,6 +26,9 @@ pub enum SessionState {
     SecondFactor,
     /// Password accepted; the user has no second factor yet and must enrol one now.
     Enrol,
+    /// Both factors done, but the password was set by someone else (a reset): the user must
+    /// choose a new one before going on.
+    NewPassword,
     /// Both factors done, but the ID is signed in elsewhere: waiting for the user to confirm.
     Confirm,
     /// Signed in.
@@ -35,13 +41,16 @@ impl SessionState {
         match self {
             SessionState::SecondFactor => "second_factor",
             SessionState::Enrol => "enrol",
+            SessionState::NewPassword => "new_password",
             SessionState::Confirm => "confirm",
             SessionState::Active => "active",
         }
     }
 
     pub(crate) fn parse(s: &str) -> Option<SessionState> {
-        [SessionState::SecondFactor, SessionState::Enrol, SessionState::Confirm, SessionState::Active].into_iter().find(|x| x.as_str() == s)
+        [SessionState::SecondFactor, SessionState::Enrol, SessionState::NewPassword, SessionState::Confirm, SessionState::Active]
+            .into_iter()
+            .find(|x| x.as_str() == s)
     }
 }
 
@@ -126,6 +135,8 @@ pub struct Session {
     pub name: String,
     /// Fingerprint of the certificate the session began with (`sha256:…`).
     pub fingerprint: String,
+    /// The listener it began on (`portal` or `operator`); it is served there only.
+    pub listener: String,
     /// Where the session stands.
     pub state: SessionState,
     /// The anti-CSRF token every state-changing request must carry.

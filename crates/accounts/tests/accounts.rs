@@ -4,7 +4,7 @@
 use kura_accounts::session::{SessionEnd, SessionState};
 use kura_accounts::totp;
 use kura_accounts::{
-    Accounts, AccountsError, Clock, HashCost, Hasher, LoginRefused, NewUser, Policy, Role, Transition, UserState, Weakness, Who,
+    Accounts, AccountsError, Clock, HashCost, Hasher, LoginRefused, NewUser, Policy, Resetter, Role, Transition, UserState, Weakness, Who,
 };
 use kura_crypto::SecretKey;
 use kura_db::Db;
@@ -19,6 +19,7 @@ use std::sync::Arc;
 const PW: &str = "kaki-no-tane umbrella 83 orbit";
 const CERT_A: &str = "sha256:aaaa";
 const CERT_B: &str = "sha256:bbbb";
+const PORTAL: &str = "portal";
 
 async fn service(db: Db, dir: &Path) -> Accounts {
     let key = SignerKey::generate("kura.test/log", SigType::Ed25519).unwrap();
@@ -66,18 +67,27 @@ fn code_now(secret_b32: &str, a: &Accounts, offset_steps: i64) -> String {
     format!("{:06}", totp::code_at_step(&secret, step, totp::DIGITS))
 }
 
+/// A six-digit code that no step within the accepted window (±1) of now takes.
+fn wrong_now(secret_b32: &str, a: &Accounts) -> String {
+    let taken: Vec<String> = (-1..=1).map(|o| code_now(secret_b32, a, o)).collect();
+    (0..).map(|c| format!("{c:06}")).find(|c| !taken.contains(c)).unwrap()
+}
+
 /// Password, enrolment and a full sign-in; returns the token and the TOTP secret.
 async fn sign_in(a: &Accounts, fp: &str) -> (String, String) {
     let who = Who::default();
     let ok = a.check_password(&who, "tanaka.h", PW, fp).await.unwrap();
     assert!(!ok.enrolled);
-    let (token, s) = a.start_session(&who, "tanaka.h", fp, SessionState::Enrol).await.unwrap();
+    let (token, s) = a.start_session(&who, "tanaka.h", fp, PORTAL, SessionState::Enrol).await.unwrap();
     let e = a.begin_enrolment("tanaka.h").await.unwrap();
     assert!(e.uri.contains("algorithm=SHA256") && e.qr_svg.contains("<svg"));
     let codes = a.finish_enrolment(&who, "tanaka.h", &code_now(&e.secret_base32, a, 0)).await.unwrap();
     assert_eq!(codes.len(), 10);
-    a.advance_session(&who, &s, SessionState::Active).await.unwrap();
-    (token, e.secret_base32)
+    let signed_in = a.advance_session(&who, &s, SessionState::Active).await.unwrap();
+    // The token changes with the step: the one from before the second factor is worth nothing.
+    assert_ne!(signed_in, token);
+    assert!(matches!(a.session(&who, &token, fp, PORTAL, true).await.unwrap(), Err(SessionEnd::Unknown)));
+    (signed_in, e.secret_base32)
 }
 
 #[tokio::test]
@@ -86,33 +96,61 @@ async fn lockout_after_five_failures_and_unlock() {
     for db in kura_db::testing::databases(scratch.path()).await {
         let a = setup(db.clone(), scratch.path().join(format!("{:?}", db.backend())).as_path()).await;
         let who = Who::default();
-        for i in 1..=4 {
+        for i in 1..=5 {
             let e = a.check_password(&who, "tanaka.h", "wrong password", CERT_A).await.unwrap_err();
             assert!(matches!(e, LoginRefused::BadCredentials), "attempt {i}: {e}");
         }
-        // The fifth failure locks, and the user is told plainly.
-        let e = a.check_password(&who, "tanaka.h", "wrong password", CERT_A).await.unwrap_err();
-        assert!(matches!(e, LoginRefused::Locked { until: None }), "{e}");
-        assert!(e.to_string().contains("ロック") && e.to_string().contains("locked"), "{e}");
-        // Locked: even the right password is refused.
-        assert!(matches!(a.check_password(&who, "tanaka.h", PW, CERT_A).await, Err(LoginRefused::Locked { .. })));
+        // The fifth failure locked the account; the answer names a lock as a possible cause
+        // (HIC-U3) without telling this login from any other.
         assert!(a.user("tanaka.h").await.unwrap().locked);
+        let e = a.check_password(&who, "tanaka.h", PW, CERT_A).await.unwrap_err();
+        assert!(matches!(e, LoginRefused::BadCredentials), "locked: even the right password gets the same answer: {e}");
+        assert!(e.to_string().contains("ロック") && e.to_string().contains("locks"), "{e}");
         a.unlock(&Who::console(), "tanaka.h").await.unwrap();
         a.check_password(&who, "tanaka.h", PW, CERT_A).await.unwrap();
-        // Unknown logins and foreign certificates are refused without counting against anyone.
+        // Unknown logins count against nobody; another certificate with the right password is
+        // a failed attempt like a wrong password — and answered identically, no sooner than
+        // the policy's floor, after one hash.
+        let started = std::time::Instant::now();
         assert!(matches!(a.check_password(&who, "nobody", PW, CERT_A).await, Err(LoginRefused::BadCredentials)));
-        assert!(matches!(a.check_password(&who, "tanaka.h", PW, "sha256:cccc").await, Err(LoginRefused::WrongCertificate)));
+        assert!(started.elapsed() >= Policy::default().failure_floor);
+        assert!(matches!(a.check_password(&who, "tanaka.h", PW, "sha256:cccc").await, Err(LoginRefused::BadCredentials)));
+        assert!(matches!(a.check_password(&who, &"x".repeat(70_000), PW, CERT_A).await, Err(LoginRefused::BadCredentials)));
         let t = trail(&a).await;
         let denied = t.iter().filter(|(act, obj, out)| act == "auth.password" && obj == "tanaka.h" && out == "denied").count();
         assert_eq!(denied, 5 + 1 + 1, "five failures, one refusal while locked, one wrong certificate: {t:?}");
         assert!(t.contains(&("user.lock".into(), "tanaka.h".into(), "ok".into())));
         assert!(t.contains(&("user.unlock".into(), "tanaka.h".into(), "ok".into())));
         assert!(t.contains(&("auth.password".into(), "".into(), "denied".into())), "unknown login recorded without its text");
+        assert!(!t.iter().any(|(_, o, _)| o.contains("xxxx")), "a malformed login is never recorded");
+    }
+}
+
+/// Finding 3 (issue 14): guesses that arrive together are counted before any is checked, so at
+/// most the threshold of them are ever checked against the password.
+#[tokio::test]
+async fn concurrent_guesses_are_counted_before_they_are_checked() {
+    let scratch = tempfile::tempdir().unwrap();
+    for db in kura_db::testing::databases(scratch.path()).await {
+        let a = setup(db.clone(), scratch.path().join(format!("{:?}", db.backend())).as_path()).await;
+        let who = Who::default();
+        let guesses = (0..40).map(|i| {
+            let a = a.clone();
+            let who = who.clone();
+            async move { a.check_password(&who, "tanaka.h", &format!("wrong guess {i}"), CERT_A).await }
+        });
+        let answers = futures::future::join_all(guesses).await;
+        assert!(answers.iter().all(|r| matches!(r, Err(LoginRefused::BadCredentials))));
+        let t = trail(&a).await;
+        let checked = t.iter().filter(|(act, obj, out)| act == "auth.password" && obj == "tanaka.h" && out == "denied").count();
+        // Five counted failures, plus at most one written refusal of the locked kind.
+        assert!(checked <= 6, "{checked} denials recorded for 40 guesses: {t:?}");
+        assert!(a.user("tanaka.h").await.unwrap().locked);
     }
 }
 
 #[tokio::test]
-async fn time_based_lock_expires() {
+async fn time_based_lock_expires_and_starts_counting_again() {
     let scratch = tempfile::tempdir().unwrap();
     let db = Db::open_sqlite(&scratch.path().join("t.db")).await.unwrap();
     let key = SignerKey::generate("kura.test/log", SigType::Ed25519).unwrap();
@@ -128,9 +166,13 @@ async fn time_based_lock_expires() {
         .unwrap();
     a.register_certificate(&who, CERT_A, "01", Some("u1"), "X1", i64::MAX).await.unwrap();
     a.check_password(&who, "u1", "nope", CERT_A).await.unwrap_err();
-    let e = a.check_password(&who, "u1", "nope", CERT_A).await.unwrap_err();
-    assert!(matches!(e, LoginRefused::Locked { until: Some(_) }), "{e}");
+    a.check_password(&who, "u1", "nope", CERT_A).await.unwrap_err();
+    assert!(a.user("u1").await.unwrap().locked);
     a.clock().advance(601);
+    assert!(!a.user("u1").await.unwrap().locked);
+    // A timed lock that ran out starts the count again: one failure does not lock at once.
+    a.check_password(&who, "u1", "nope", CERT_A).await.unwrap_err();
+    assert!(!a.user("u1").await.unwrap().locked, "one failure after the lock ended locked the account again");
     a.check_password(&who, "u1", PW, CERT_A).await.unwrap();
 }
 
@@ -143,10 +185,7 @@ async fn totp_replay_and_recovery_codes() {
         // Enrolment refuses a wrong code, then issues ten recovery codes.
         a.check_password(&who, "tanaka.h", PW, CERT_A).await.unwrap();
         let e = a.begin_enrolment("tanaka.h").await.unwrap();
-        assert!(
-            matches!(a.finish_enrolment(&who, "tanaka.h", "000000").await, Err(LoginRefused::BadCode))
-                || code_now(&e.secret_base32, &a, 0) == "000000"
-        );
+        assert!(matches!(a.finish_enrolment(&who, "tanaka.h", &wrong_now(&e.secret_base32, &a)).await, Err(LoginRefused::BadCode)));
         let codes = a.finish_enrolment(&who, "tanaka.h", &code_now(&e.secret_base32, &a, 0)).await.unwrap();
         assert!(a.user("tanaka.h").await.unwrap().totp);
         // Next step's code works once; the same code again is a replay.
@@ -176,28 +215,31 @@ async fn sessions_expire_bind_to_the_certificate_and_confirm_a_second_device() {
         let a = setup(db.clone(), scratch.path().join(format!("{:?}", db.backend())).as_path()).await;
         let who = Who::default();
         let (token, secret) = sign_in(&a, CERT_A).await;
-        let s = a.session(&who, &token, CERT_A, true).await.unwrap().unwrap();
+        let s = a.session(&who, &token, CERT_A, PORTAL, true).await.unwrap().unwrap();
         assert_eq!((s.state, s.role, s.login.as_str()), (SessionState::Active, Role::Researcher, "tanaka.h"));
         assert_eq!(s.csrf.len(), 64);
-        assert!(matches!(a.session(&who, "not-a-token", CERT_A, true).await.unwrap(), Err(SessionEnd::Unknown)));
+        assert!(matches!(a.session(&who, "not-a-token", CERT_A, PORTAL, true).await.unwrap(), Err(SessionEnd::Unknown)));
+        // A portal session is no session on the operators' listener, and is left alone there.
+        assert!(matches!(a.session(&who, &token, CERT_A, "operator", true).await.unwrap(), Err(SessionEnd::Unknown)));
+        a.session(&who, &token, CERT_A, PORTAL, true).await.unwrap().unwrap();
 
         // Idle: 14 minutes is fine, and resets the timer; 16 more minutes is not.
         a.clock().advance(14 * 60);
-        a.session(&who, &token, CERT_A, true).await.unwrap().unwrap();
+        a.session(&who, &token, CERT_A, PORTAL, true).await.unwrap().unwrap();
         a.clock().advance(16 * 60);
-        assert_eq!(a.session(&who, &token, CERT_A, true).await.unwrap().unwrap_err(), SessionEnd::Idle);
-        assert_eq!(a.session(&who, &token, CERT_A, true).await.unwrap().unwrap_err(), SessionEnd::Idle, "stays ended");
+        assert_eq!(a.session(&who, &token, CERT_A, PORTAL, true).await.unwrap().unwrap_err(), SessionEnd::Idle);
+        assert_eq!(a.session(&who, &token, CERT_A, PORTAL, true).await.unwrap().unwrap_err(), SessionEnd::Idle, "stays ended");
 
         // Absolute: active every 10 minutes, still ended after 12 hours.
         a.check_password(&who, "tanaka.h", PW, CERT_A).await.unwrap();
-        let (token, s) = a.start_session(&who, "tanaka.h", CERT_A, SessionState::SecondFactor).await.unwrap();
+        let (_, s) = a.start_session(&who, "tanaka.h", CERT_A, PORTAL, SessionState::SecondFactor).await.unwrap();
         a.clock().advance(30);
         a.check_second_factor(&who, "tanaka.h", &code_now(&secret, &a, 0)).await.unwrap();
-        a.advance_session(&who, &s, SessionState::Active).await.unwrap();
+        let token = a.advance_session(&who, &s, SessionState::Active).await.unwrap();
         let mut ended = None;
         for _ in 0..80 {
             a.clock().advance(600);
-            if let Err(e) = a.session(&who, &token, CERT_A, true).await.unwrap() {
+            if let Err(e) = a.session(&who, &token, CERT_A, PORTAL, true).await.unwrap() {
                 ended = Some(e);
                 break;
             }
@@ -207,28 +249,28 @@ async fn sessions_expire_bind_to_the_certificate_and_confirm_a_second_device() {
         // Bound to the certificate: the cookie presented with another certificate ends it.
         let (token, _) = {
             a.check_password(&who, "tanaka.h", PW, CERT_A).await.unwrap();
-            let (t, s) = a.start_session(&who, "tanaka.h", CERT_A, SessionState::Active).await.unwrap();
+            let (t, s) = a.start_session(&who, "tanaka.h", CERT_A, PORTAL, SessionState::Active).await.unwrap();
             (t, s)
         };
-        assert_eq!(a.session(&who, &token, CERT_B, true).await.unwrap().unwrap_err(), SessionEnd::CertificateMismatch);
-        assert_eq!(a.session(&who, &token, CERT_A, true).await.unwrap().unwrap_err(), SessionEnd::CertificateMismatch);
+        assert_eq!(a.session(&who, &token, CERT_B, PORTAL, true).await.unwrap().unwrap_err(), SessionEnd::CertificateMismatch);
+        assert_eq!(a.session(&who, &token, CERT_A, PORTAL, true).await.unwrap().unwrap_err(), SessionEnd::CertificateMismatch);
 
         // Second device: the first session is listed, confirmation ends it, and the first
         // device is told why at its next request (HX-11).
-        let (first, _) = a.start_session(&who, "tanaka.h", CERT_A, SessionState::Active).await.unwrap();
-        let (_second, s2) = a.start_session(&who, "tanaka.h", CERT_B, SessionState::Confirm).await.unwrap();
+        let (first, _) = a.start_session(&who, "tanaka.h", CERT_A, PORTAL, SessionState::Active).await.unwrap();
+        let (_second, s2) = a.start_session(&who, "tanaka.h", CERT_B, PORTAL, SessionState::Confirm).await.unwrap();
         let others = a.other_sessions(&s2).await.unwrap();
         assert_eq!(others.len(), 1);
         assert_eq!(others[0].1, CERT_A);
-        assert_eq!(a.confirm_session(&who, &s2).await.unwrap(), 1);
-        let end = a.session(&who, &first, CERT_A, true).await.unwrap().unwrap_err();
+        assert_eq!(a.confirm_session(&who, &s2).await.unwrap().0, 1);
+        let end = a.session(&who, &first, CERT_A, PORTAL, true).await.unwrap().unwrap_err();
         assert!(matches!(end, SessionEnd::Replaced(_)), "{end:?}");
         assert!(end.message().contains("別のブラウザまたは端末") && end.message().contains("another browser or device"));
 
         // Suspension ends sessions.
-        let (third, _) = a.start_session(&who, "tanaka.h", CERT_A, SessionState::Active).await.unwrap();
+        let (third, _) = a.start_session(&who, "tanaka.h", CERT_A, PORTAL, SessionState::Active).await.unwrap();
         a.transition(&Who::console(), "tanaka.h", Transition::Suspend).await.unwrap();
-        assert_eq!(a.session(&who, &third, CERT_A, true).await.unwrap().unwrap_err(), SessionEnd::AccountChanged);
+        assert_eq!(a.session(&who, &third, CERT_A, PORTAL, true).await.unwrap().unwrap_err(), SessionEnd::AccountChanged);
     }
 }
 
@@ -246,9 +288,9 @@ async fn passwords_lifecycle_inventory_and_certificates() {
         }
         let next = "seventeen lanterns over kamo river";
         a.change_password(&who, "tanaka.h", PW, next).await.unwrap();
-        let e = a.reset_password(&op, "tanaka.h", PW).await.unwrap_err();
+        let e = a.reset_password(&op, &Resetter::Console, "tanaka.h", PW).await.unwrap_err();
         assert!(matches!(e, AccountsError::WeakPassword(Weakness::Reused(5))), "{e}");
-        a.reset_password(&op, "tanaka.h", "quiet harbour 4 brass kettles").await.unwrap();
+        a.reset_password(&op, &Resetter::Console, "tanaka.h", "quiet harbour 4 brass kettles").await.unwrap();
         assert!(a.change_password(&who, "tanaka.h", next, "another fine long phrase 77").await.is_err(), "old password no longer valid");
 
         // Lifecycle: pending without a password; activation needs one; disabled is final.
@@ -262,16 +304,24 @@ async fn passwords_lifecycle_inventory_and_certificates() {
             .unwrap();
         assert_eq!(u.state, UserState::Pending);
         assert!(a.transition(&op, "sato.k", Transition::Activate).await.is_err());
-        a.reset_password(&op, "sato.k", "wide field of copper poppies").await.unwrap();
+        a.reset_password(&op, &Resetter::Console, "sato.k", "wide field of copper poppies").await.unwrap();
+        a.register_certificate(&op, "sha256:5a70", "05", Some("sato.k"), "1310000001", i64::MAX).await.unwrap();
         assert_eq!(a.transition(&op, "sato.k", Transition::Activate).await.unwrap().state, UserState::Active);
         assert_eq!(a.transition(&op, "sato.k", Transition::Suspend).await.unwrap().state, UserState::Suspended);
         assert_eq!(a.transition(&op, "sato.k", Transition::Disable).await.unwrap().state, UserState::Disabled);
         let e = a.transition(&op, "sato.k", Transition::Activate).await.unwrap_err().to_string();
         assert!(e.contains("disabled") && e.contains("cannot activate"), "{e}");
+        // The right password with the user's own certificate learns the state; anything less
+        // gets the same answer as a wrong password.
         assert!(matches!(
-            a.check_password(&who, "sato.k", "wide field of copper poppies", CERT_A).await,
+            a.check_password(&who, "sato.k", "wide field of copper poppies", "sha256:5a70").await,
             Err(LoginRefused::NotActive("disabled"))
         ));
+        assert!(matches!(
+            a.check_password(&who, "sato.k", "wide field of copper poppies", CERT_A).await,
+            Err(LoginRefused::BadCredentials)
+        ));
+        assert!(matches!(a.check_password(&who, "sato.k", "not it at all", "sha256:5a70").await, Err(LoginRefused::BadCredentials)));
         assert!(matches!(
             a.add_user(&op, &NewUser { login: "x".into(), institution: "nope".into(), role: Role::Auditor, name: "".into() }, None).await,
             Err(AccountsError::Invalid { .. }) | Err(AccountsError::NoInstitution(_))
@@ -301,7 +351,7 @@ async fn passwords_lifecycle_inventory_and_certificates() {
         assert_eq!(revoked, vec![CERT_A.to_string(), CERT_B.to_string()]);
         assert!(matches!(
             a.check_password(&who, "tanaka.h", "quiet harbour 4 brass kettles", CERT_A).await,
-            Err(LoginRefused::WrongCertificate)
+            Err(LoginRefused::BadCredentials)
         ));
         let t = trail(&a).await;
         for action in [
@@ -315,6 +365,83 @@ async fn passwords_lifecycle_inventory_and_certificates() {
             "cert.revoke",
         ] {
             assert!(t.iter().any(|(act, _, out)| act == action && out == "ok"), "{action} missing from the trail");
+        }
+    }
+}
+
+/// Finding 2 (issue 14): who may reset whose password, the change a reset forces, and which
+/// users an institution's machine certificate signs in.
+#[tokio::test]
+async fn resets_by_role_force_a_change_and_machine_certificates_sign_in_providers_only() {
+    let scratch = tempfile::tempdir().unwrap();
+    for db in kura_db::testing::databases(scratch.path()).await {
+        let a = setup(db.clone(), scratch.path().join(format!("{:?}", db.backend())).as_path()).await;
+        let op = Who::console();
+        a.add_institution(&op, "9900000001", "Other").await.unwrap();
+        for (login, role, inst) in [
+            ("cust1", Role::Custodian, "1310000001"),
+            ("cust2", Role::Custodian, "1310000001"),
+            ("rev1", Role::Reviewer, "1310000001"),
+            ("prov1", Role::Provider, "1310000001"),
+            ("op1", Role::Operator, "1310000001"),
+            ("op2", Role::Operator, "1310000001"),
+            ("aud1", Role::Auditor, "1310000001"),
+            ("far1", Role::Researcher, "9900000001"),
+        ] {
+            a.add_user(&op, &NewUser { login: login.into(), institution: inst.into(), role, name: String::new() }, Some(PW)).await.unwrap();
+        }
+        let by = |login: &str, role: Role| Resetter::User { login: login.into(), role, institution: "1310000001".into() };
+        let custodian = by("cust1", Role::Custodian);
+        let new_pw = "tako-yaki lantern 51 harbour";
+        for (target, allowed) in [
+            ("tanaka.h", true),
+            ("rev1", true),
+            ("prov1", true),
+            ("op1", false),
+            ("aud1", false),
+            ("cust2", false),
+            ("cust1", false),
+            ("far1", false),
+        ] {
+            let r = a.reset_password(&op, &custodian, target, new_pw).await;
+            assert_eq!(r.is_ok(), allowed, "custodian resets {target}: {r:?}");
+            if !allowed {
+                assert!(matches!(r, Err(AccountsError::NotPermitted(_))), "{r:?}");
+            }
+        }
+        assert!(matches!(a.reset_password(&op, &by("op1", Role::Operator), "op1", new_pw).await, Err(AccountsError::NotPermitted(_))));
+        a.reset_password(&op, &by("op1", Role::Operator), "op2", new_pw).await.unwrap();
+        assert!(matches!(
+            a.reset_password(&op, &by("tanaka.h", Role::Researcher), "rev1", new_pw).await,
+            Err(AccountsError::NotPermitted(_))
+        ));
+        assert!(matches!(a.reset_password(&op, &by("aud1", Role::Auditor), "rev1", new_pw).await, Err(AccountsError::NotPermitted(_))));
+
+        // After a reset the user signs in, does the second factor, then must choose a new
+        // password (not the reset one) before the session is usable.
+        let ok = a.check_password(&Who::default(), "tanaka.h", new_pw, CERT_A).await.unwrap();
+        assert!(ok.must_change && !ok.enrolled);
+        let (_, s) = a.start_session(&Who::default(), "tanaka.h", CERT_A, PORTAL, SessionState::NewPassword).await.unwrap();
+        let e = a.set_new_password(&Who::default(), &s, new_pw).await.unwrap_err();
+        assert!(matches!(e, AccountsError::WeakPassword(Weakness::Reused(_))), "{e}");
+        a.set_new_password(&Who::default(), &s, "mine alone: 7 quiet otters").await.unwrap();
+        assert!(!a.check_password(&Who::default(), "tanaka.h", "mine alone: 7 quiet otters", CERT_A).await.unwrap().must_change);
+
+        // An institution's machine certificate signs in its providers, and nobody else.
+        a.register_certificate(&op, "sha256:3ac1", "09", None, "1310000001", i64::MAX).await.unwrap();
+        a.check_password(&Who::default(), "prov1", new_pw, "sha256:3ac1").await.unwrap();
+        a.add_user(
+            &op,
+            &NewUser { login: "op3".into(), institution: "1310000001".into(), role: Role::Operator, name: String::new() },
+            Some(PW),
+        )
+        .await
+        .unwrap();
+        for login in ["op3", "aud1", "cust2"] {
+            assert!(
+                matches!(a.check_password(&Who::default(), login, PW, "sha256:3ac1").await, Err(LoginRefused::BadCredentials)),
+                "the machine certificate signed in {login}"
+            );
         }
     }
 }

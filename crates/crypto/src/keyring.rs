@@ -108,6 +108,18 @@ impl Keyring {
         }
     }
 
+    /// Re-wraps every key that hangs directly under the master key from `old` to `new` (the
+    /// rest hang under those and need no change). Once the keyring is saved, a copy of it made
+    /// earlier opens with `old` only: after [`Keyring::destroy`] and a rotation, a copy of the
+    /// old keyring is of no use even to someone who later obtains the current master key.
+    pub fn rewrap_master(&mut self, old: &MasterKey, new: &MasterKey) -> Result<()> {
+        for entry in self.entries.values_mut().filter(|e| e.parent.is_none()) {
+            let key = old.unwrap(&entry.wrapped)?;
+            entry.wrapped = new.wrap(&entry.wrapped.id, entry.wrapped.purpose, &key)?;
+        }
+        Ok(())
+    }
+
     /// Removes a key and every key below it (crypto-shredding). Returns how many were removed.
     pub fn destroy(&mut self, id: &KeyId) -> usize {
         let mut doomed = vec![id.clone()];
@@ -149,5 +161,15 @@ mod tests {
         let mut kr3 = kr2.clone();
         assert_eq!(kr3.destroy(&kek_id), 2);
         assert!(matches!(kr3.unwrap(&m, &col_id), Err(CryptoError::MissingKey(_))));
+        // A rotation: the rest opens with the new master only; the old copy with the old only.
+        let other = KeyId::new("other").unwrap();
+        let kept = kr3.create(&m, None, other.clone(), Purpose::Pseudonym).unwrap();
+        let m2 = MasterKey::generate().unwrap();
+        let before = kr3.clone();
+        kr3.rewrap_master(&m, &m2).unwrap();
+        assert_eq!(kr3.unwrap(&m2, &other).unwrap().expose(), kept.expose());
+        assert!(kr3.unwrap(&m, &other).is_err());
+        assert!(kr2.unwrap(&m2, &col_id).is_err(), "the copy from before the shredding does not open with the new master");
+        assert!(before.unwrap(&m2, &other).is_err());
     }
 }

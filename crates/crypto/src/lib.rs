@@ -212,6 +212,8 @@ pub enum Purpose {
     Pseudonym,
     /// The accounts key: seals TOTP secrets, keys recovery-code MACs.
     Accounts,
+    /// The catalogue key: authenticates the catalogue and keys its content digests.
+    CatalogMac,
 }
 
 impl Purpose {
@@ -221,6 +223,7 @@ impl Purpose {
             Purpose::ColumnData => "column-data",
             Purpose::Pseudonym => "pseudonym",
             Purpose::Accounts => "accounts",
+            Purpose::CatalogMac => "catalog-mac",
         }
     }
 }

@@ -97,6 +97,12 @@ const STEPS: &[Step] = &[
         sqlite: include_str!("../migrations/sqlite/0002_accounts.sql"),
         postgres: include_str!("../migrations/postgres/0002_accounts.sql"),
     },
+    Step {
+        version: 3,
+        description: "hardening",
+        sqlite: include_str!("../migrations/sqlite/0003_hardening.sql"),
+        postgres: include_str!("../migrations/postgres/0003_hardening.sql"),
+    },
 ];
 
 /// The versions of the embedded migrations, in order.

@@ -26,6 +26,9 @@ pub enum Failure {
     /// Requests for paths no client of Kura asks for (`/.env`, `/wp-admin`, …) or a burst of
     /// unknown paths.
     Scanning,
+    /// A request refused for what it is: a missing CSRF token, a route the role may not use, a
+    /// request from a site on the domain blocklist.
+    Refused,
 }
 
 impl Failure {
@@ -35,6 +38,7 @@ impl Failure {
             Failure::BadCertificate => "bad_certificate",
             Failure::FailedLogin => "failed_login",
             Failure::Scanning => "scanning",
+            Failure::Refused => "refused",
         }
     }
 }

@@ -10,7 +10,7 @@
 
 use crate::{CliError, Result, runtime};
 use clap::{Args, Subcommand};
-use kura_accounts::{Accounts, Clock, HashCost, Hasher, NewUser, Policy, Role, Transition, Who};
+use kura_accounts::{Accounts, Clock, HashCost, Hasher, NewUser, Policy, Resetter, Role, Transition, Who};
 use kura_crypto::{KeyId, Purpose, SecretKey};
 use kura_db::Db;
 use kura_gate::ranges::Cidr;
@@ -54,6 +54,12 @@ enum CaCmd {
         /// PKCS#12 のパスワードを標準入力から読む（省略時は生成して表示）/ read the PKCS#12 password from standard input (default: generate and print one)
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// サーバー証明書を先行発行（7日有効、4日ごと。kura serve は認証局の鍵を読まない）/ issue server certificates ahead (7 days each, one every 4 days; `kura serve` never reads the CA key)
+    ServerCerts {
+        /// 今日から何日分を用意するか / how many days from today to cover
+        #[arg(long, default_value_t = 90)]
+        days: u32,
     },
     /// 証明書を失効（次のハンドシェイクから拒否）/ revoke certificates (refused from the next handshake on)
     #[command(group(clap::ArgGroup::new("which").required(true).args(["user", "institution"])))]
@@ -244,9 +250,11 @@ pub fn ca(home: &Home, a: CaArgs) -> Result<()> {
             let ca = Ca::init(&ca_dir(home), &name).map_err(failed)?;
             println!("認証局を作成しました / created the CA: {}", ca_dir(home).display());
             println!("  指紋 fingerprint: {}", ca.fingerprint());
+            server_certs(home, &ca, 90)?;
             println!("次に / next: kura user add … ; kura ca issue --user LOGIN --out DIR");
             Ok(())
         }
+        CaCmd::ServerCerts { days } => server_certs(home, &open_ca(home)?, i64::from(days)),
         CaCmd::Issue { user, institution, out, days, password_stdin } => runtime()?.block_on(async {
             let ca = open_ca(home)?;
             let acc = accounts(home).await?;
@@ -302,7 +310,9 @@ pub fn ca(home: &Home, a: CaArgs) -> Result<()> {
             for f in fps {
                 println!("失効 / revoked: {f}");
             }
-            println!("稼働中のサーバーは数秒以内に拒否を始めます / a running server refuses them within seconds ([server] reload_secs)");
+            println!(
+                "稼働中のサーバーは再読込の間隔（[server] reload_secs）以内に拒否を始めます。即時に止めるには運用管理者用の画面・API で失効させてください / a running server refuses them within its reload interval ([server] reload_secs); revoke through the operators' listener to stop them at once"
+            );
             Ok(())
         }),
     }
@@ -352,8 +362,8 @@ pub fn user(home: &Home, a: UserArgs) -> Result<()> {
                 if !password_stdin {
                     return Err(CliError::Usage("--password-stdin で新しいパスワードを渡してください / pass the new password with --password-stdin".into()));
                 }
-                acc.reset_password(&who, &login, &read_password_stdin()?).await.map_err(failed)?;
-                done(&login, "パスワードを再設定しました（記録済み）/ password reset (recorded)");
+                acc.reset_password(&who, &Resetter::Console, &login, &read_password_stdin()?).await.map_err(failed)?;
+                done(&login, "パスワードを再設定しました（次回ログイン時に変更が必要、記録済み）/ password reset (to be changed at the next sign-in; recorded)");
             }
             UserCmd::ResetSecondFactor { login } => {
                 acc.reset_second_factor(&who, &login).await.map_err(failed)?;
@@ -434,26 +444,74 @@ pub fn gate(home: &Home) -> Result<Gate> {
     Gate::load(config).map_err(failed)
 }
 
-type ServerChain = (Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>, i64);
-
-/// Issues a server certificate for `names`: the chain (leaf, CA), its key and its end.
-fn server_certificate(ca: &Ca, names: &[String]) -> Result<ServerChain> {
-    let issued = ca.issue(&Subject::Server { names: names.to_vec() }, kura_pki::tls::SERVER_CERT_DAYS).map_err(failed)?;
-    let chain = vec![rustls::pki_types::CertificateDer::from(issued.cert_der.clone()), ca.cert_der().clone()];
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(issued.key_der.to_vec().into());
-    Ok((chain, key, issued.not_after))
+fn server_cert_dir(home: &Home) -> PathBuf {
+    ca_dir(home).join("server")
 }
 
-/// Checks hourly whether the server certificate is due and puts a new one in place.
-async fn renew_server_certificate(ca: Arc<Ca>, names: Vec<String>, cert: Arc<kura_pki::tls::ServerCert>) {
+/// Issues server certificates ahead of time for `[server] server_names` (with the CA key, in
+/// this command, never in `kura serve`).
+fn server_certs(home: &Home, ca: &Ca, days: i64) -> Result<()> {
+    let names = &home.config().server.server_names;
+    let now = kura_ledger::note::unix_now() as i64;
+    let dir = server_cert_dir(home);
+    let written = kura_pki::server_certs::issue_ahead(ca, names, &dir, now, days).map_err(failed)?;
+    let certs = kura_pki::server_certs::load(&dir).map_err(failed)?;
+    let until = kura_pki::server_certs::covered_until(&certs, now).unwrap_or(now);
+    println!(
+        "サーバー証明書 {} 枚を発行しました（{} まで有効）/ issued {} server certificate(s) for {}; covered until {}",
+        written.len(),
+        kura_server::api::time_text(until),
+        written.len(),
+        names.join(", "),
+        kura_server::api::time_text(until)
+    );
+    Ok(())
+}
+
+/// Whether Kura may call `url` (a witness, a mirror): never a host on a domain blocklist, nor
+/// an address on an IP blocklist (HIC-S9). Checked when the URL is taken into use.
+pub fn outbound_allowed(home: &Home, url: &str) -> Result<()> {
+    let c = &home.config().server;
+    if c.domain_blocklists.is_empty() && c.ip_blocklists.is_empty() {
+        return Ok(());
+    }
+    if gate(home)?.blocks_url(url) {
+        return Err(CliError::Usage(format!(
+            "{url}: 遮断リストにあるため接続しません（[server] domain_blocklists / ip_blocklists）/ refusing to call {url}: it is on a blocklist"
+        )));
+    }
+    Ok(())
+}
+
+type ServerChain = (Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>, i64);
+
+/// The server certificate to present now, from those issued ahead, with the CA certificate.
+fn current_server_certificate(home: &Home, ca_cert: &rustls::pki_types::CertificateDer<'static>) -> Result<ServerChain> {
+    let now = kura_ledger::note::unix_now() as i64;
+    let certs = kura_pki::server_certs::load(&server_cert_dir(home)).map_err(failed)?;
+    let Some(c) = kura_pki::server_certs::pick(&certs, now) else {
+        return Err(CliError::Usage(
+            "有効なサーバー証明書がありません: `kura ca server-certs` を実行してください / no valid server certificate: run `kura ca server-certs`".into(),
+        ));
+    };
+    if kura_pki::server_certs::covered_until(&certs, now).is_some_and(|u| u - now < 14 * 86_400) {
+        tracing::warn!("server certificates run out within 14 days: run `kura ca server-certs`");
+    }
+    Ok((vec![c.cert.clone(), ca_cert.clone()], c.key.clone_key(), c.not_after))
+}
+
+/// Checks hourly for the next server certificate issued ahead and puts it in place when it
+/// becomes valid; the CA key is never read here.
+async fn renew_server_certificate(home: Home, ca_cert: rustls::pki_types::CertificateDer<'static>, cert: Arc<kura_pki::tls::ServerCert>) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
         every.tick().await;
-        if !cert.due(kura_ledger::note::unix_now() as i64) {
-            continue;
-        }
-        match server_certificate(&ca, &names).and_then(|(chain, key, end)| cert.replace(chain, key, end).map_err(failed)) {
-            Ok(()) => tracing::info!(not_after = cert.not_after(), "server certificate renewed"),
+        match current_server_certificate(&home, &ca_cert) {
+            Ok((chain, key, end)) if end != cert.not_after() => match cert.replace(chain, key, end) {
+                Ok(()) => tracing::info!(not_after = end, "server certificate renewed"),
+                Err(e) => tracing::error!("server certificate renewal failed (retried in an hour): {e}"),
+            },
+            Ok(_) => {}
             Err(e) => tracing::error!("server certificate renewal failed (retried in an hour): {e}"),
         }
     }
@@ -463,16 +521,19 @@ async fn renew_server_certificate(ca: Arc<Ca>, names: Vec<String>, cert: Arc<kur
 pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
     let c = home.config().server.clone();
     runtime()?.block_on(async {
-        let ca = open_ca(home)?;
+        // The CA's certificate only: this process faces the network and never loads the key
+        // that signs certificates (server certificates were issued ahead, kura_pki::server_certs).
+        let ca_cert = Ca::certificate(&ca_dir(home)).map_err(|e| {
+            CliError::Usage(format!("{e}\n認証局がありません: `kura ca init` を実行してください / no CA yet: run `kura ca init`"))
+        })?;
         let acc = accounts(home).await?;
-        // A short-lived server certificate, renewed in the running server (no revocation
-        // information needed; see kura_pki::tls::SERVER_CERT_DAYS).
-        let ca = Arc::new(ca);
-        let (chain, key, not_after) = server_certificate(&ca, &c.server_names)?;
+        // A short-lived server certificate (no revocation information needed; see
+        // kura_pki::tls::SERVER_CERT_DAYS), replaced by the next one while running.
+        let (chain, key, not_after) = current_server_certificate(home, &ca_cert)?;
         let cert = kura_pki::tls::ServerCert::new(chain, key, not_after).map_err(failed)?;
-        tokio::spawn(renew_server_certificate(ca.clone(), c.server_names.clone(), cert.clone()));
+        tokio::spawn(renew_server_certificate(home.clone(), ca_cert.clone(), cert.clone()));
         let revoked = Arc::new(RevocationSet::default());
-        let tls = kura_pki::tls::server_config(ca.cert_der(), cert, revoked.clone()).map_err(failed)?;
+        let tls = kura_pki::tls::server_config(&ca_cert, cert, revoked.clone()).map_err(failed)?;
         let datasets = home.catalog().map(|c| c.datasets.keys().cloned().collect()).unwrap_or_default();
         let operator_listen = a.operator_listen.or_else(|| (!c.operator_listen.is_empty()).then(|| c.operator_listen.clone()));
         let running = kura_server::serve::start(kura_server::serve::Settings {
@@ -481,6 +542,11 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
             tls: Arc::new(tls),
             revoked,
             gate: Arc::new(gate(home)?),
+            limits: kura_server::front::FrontLimits {
+                max_connections: c.max_connections,
+                max_per_address: c.max_connections_per_address,
+                ..kura_server::front::FrontLimits::default()
+            },
             accounts: acc,
             datasets,
             reload_every: Duration::from_secs(c.reload_secs.max(1)),

@@ -273,6 +273,9 @@ pub fn signing_key(home: &Home) -> Result<SignerKey> {
 }
 
 fn witnesses(home: &Home) -> Result<Vec<WitnessEndpoint>> {
+    for url in home.config().ledger.witnesses.iter().filter_map(|w| w.url.as_deref()) {
+        crate::front::outbound_allowed(home, url)?;
+    }
     home.config()
         .ledger
         .witnesses
@@ -377,6 +380,7 @@ pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
                 // A URL is copied to a scratch directory first; repair verifies every byte of it.
                 let scratch;
                 let mirror_dir = if from.starts_with("http://") || from.starts_with("https://") {
+                    crate::front::outbound_allowed(home, &from)?;
                     scratch = tempfile::tempdir().map_err(|e| CliError::Io { path: "temporary directory".into(), source: e })?;
                     let pb = indicatif::ProgressBar::new(0);
                     pb.set_message("ミラーを取得 / fetching the mirror");
@@ -699,9 +703,15 @@ pub fn proof(a: ProofArgs) -> Result<()> {
                     _ => return Err(CliError::Check("証明はファイルの記録ではありません / the proof is not for a file record".into())),
                 }
             }
-            println!("証明は正しい / proof verified: entry {} of {} (size {})", p.index, signed.checkpoint.origin, signed.checkpoint.size);
+            let shown = kura_ledger::entry::printable;
+            println!(
+                "証明は正しい / proof verified: entry {} of {} (size {})",
+                p.index,
+                shown(&signed.checkpoint.origin),
+                signed.checkpoint.size
+            );
             for c in &signed.cosigners {
-                println!("  連署 / cosigned by {} at {}", c.name, c.time.unwrap_or(0));
+                println!("  連署 / cosigned by {} at {}", shown(&c.name), c.time.unwrap_or(0));
             }
             if let Some(e) = entry {
                 println!("  {}", e.summary());

@@ -17,7 +17,7 @@ pub mod output;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use kura_query::{EngineSpec, Grant, QueryEngine};
+use kura_query::{EngineSpec, Grant};
 use kura_store::{Home, WriteOptions};
 use kura_synth::SynthConfig;
 use kura_synth::calendar::Month;
@@ -113,6 +113,9 @@ enum Command {
     Serve(front::ServeArgs),
     /// 性能測定 / benchmarks
     Bench(BenchArgs),
+    /// (内部用) `kura sql` の問い合わせを実行する子プロセス / (internal) the worker process `kura sql` runs statements in
+    #[command(name = "query-worker", hide = true)]
+    QueryWorker,
 }
 
 #[derive(Debug, Args)]
@@ -323,8 +326,10 @@ fn run(cli: Cli) -> Result<()> {
             let catalog = home.catalog()?;
             let entry = catalog.datasets.get(&a.dataset).ok_or_else(|| kura_store::StoreError::UnknownDataset(a.dataset.clone()))?;
             let grant = if a.grants.is_empty() { None } else { Some(Grant::parse(entry, &a.grants)?) };
-            let engine = QueryEngine::new(EngineSpec::from_home(&home, &a.dataset, grant)?)?;
-            let outputs = runtime()?.block_on(engine.run(&sql))?;
+            // In a worker process that is killed at the time limit and limited in memory
+            // (kura_query::worker): whatever the SQL does, it stops.
+            let spec = EngineSpec::from_home(&home, &a.dataset, grant)?;
+            let outputs = kura_query::worker::run(&kura_query::worker::WorkerCommand::current_exe()?, spec, &sql)?;
             for o in &outputs {
                 output::statement(o, a.format, a.max_rows)?;
             }
@@ -336,6 +341,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Ca(a) => front::ca(&open_home_or_init(&cli.home)?, a),
         Command::User(a) => front::user(&open_home_or_init(&cli.home)?, a),
         Command::Serve(a) => front::serve(&open_home_or_init(&cli.home)?, a),
+        Command::QueryWorker => std::process::exit(kura_query::worker::serve_stdio()),
         Command::Bench(b) => match b.what {
             BenchWhat::Query(q) => bench::query(cli.home.clone(), q),
             BenchWhat::Ledger(l) => bench_ledger::ledger(l),

@@ -194,7 +194,9 @@ pub fn catalog(home: &Home, dataset: Option<&str>, table: Option<&str>, verify: 
             let findings = verify_dataset(home, d);
             if findings.is_empty() {
                 let files: usize = d.tables.iter().map(|t| t.files.len()).sum();
-                println!("  検証OK / verified: {files} ファイル files, サイズとSHA-256が一致 / sizes and SHA-256 match");
+                println!(
+                    "  検証OK / verified: カタログの認証と {files} ファイルのサイズ・SHA-256 が一致 / catalogue authenticated; {files} files, sizes and SHA-256 match"
+                );
             }
             for f in &findings {
                 println!("  ✗ {}: {}", f.file, f.problem);

@@ -124,6 +124,11 @@ async fn click_and_wait(c: &Client, target: Locator<'_>) {
     }
 }
 
+/// The TOTP step of the real clock (the server under test runs on it).
+fn step_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / totp::STEP
+}
+
 fn code_at(secret: &[u8], step: u64) -> String {
     format!("{:06}", totp::code_at_step(secret, step, totp::DIGITS))
 }
@@ -177,11 +182,14 @@ async fn chromium_presents_its_certificate_and_signs_in_with_password_and_totp()
     assert_eq!(c.current_url().await.unwrap().path(), "/login/enrol", "{}", c.source().await.unwrap());
     assert!(c.find(Locator::Css("#qr svg")).await.is_ok(), "the QR code is inline SVG");
     let secret = totp::base32_decode(&text(&c, "#secret").await).expect("the key is base32");
-    let step = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / totp::STEP;
-    let right = code_at(&secret, step);
-    let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
+    // A wrong code: one that no step of the accepted window (±1) takes.
+    let step = step_now();
+    let taken: Vec<String> = (step - 1..=step + 1).map(|s| code_at(&secret, s)).collect();
+    let wrong = (0..).map(|c| format!("{c:06}")).find(|c| !taken.contains(c)).unwrap();
     fill(&c, &[("code", &wrong)]).await;
     assert!(text(&c, "#message").await.contains("確認コードが違う"));
+    let step = step_now();
+    let right = code_at(&secret, step);
     fill(&c, &[("code", &right)]).await;
     let codes = c.find_all(Locator::Css("#recovery-codes li")).await.unwrap();
     assert_eq!(codes.len(), 10, "ten one-time recovery codes are shown once");
@@ -212,7 +220,8 @@ async fn chromium_presents_its_certificate_and_signs_in_with_password_and_totp()
     assert_eq!(c.current_url().await.unwrap().path(), "/login/second");
     fill(&c, &[("code", &right)]).await;
     assert!(text(&c, "#message").await.contains("already used"), "the replayed code is refused");
-    fill(&c, &[("code", &code_at(&secret, step + 1))]).await;
+    // The next code: the step after the one used, or the current step if time has moved on.
+    fill(&c, &[("code", &code_at(&secret, (step + 1).max(step_now())))]).await;
     assert_eq!(c.current_url().await.unwrap().path(), "/");
     assert!(text(&c, "#welcome").await.contains("tanaka.h"));
 

@@ -316,6 +316,7 @@ fn online_witness_and_repair_from_a_served_mirror() {
     assert!(std::fs::read_to_string(log_home.join("ledger/log/checkpoint")).unwrap().contains("\n4\n"));
 
     // A mirror: a copy of the published directory in another home, served read-only.
+    ok(&kura(&mirror_home, &["init"]));
     copy_dir(&log_home.join("ledger/log"), &mirror_home.join("ledger/log"));
     let mirror = Served::start(&mirror_home, &["ledger", "serve", "--listen", "127.0.0.1:0"], "listening on ");
     flip(&log_home.join("ledger/log/tile/entries/000.p/4"), 100);
@@ -352,4 +353,41 @@ fn ledger_benchmark_runs_and_its_log_verifies() {
     // A second run refuses to mix with the first.
     let o = Command::new(env!("CARGO_BIN_EXE_kura")).args(["bench", "ledger", "--entries", "10", "--dir"]).arg(&work).output().unwrap();
     assert!(fails(&o).contains("earlier run"));
+}
+
+/// Issue 14, finding 4: what a proof's entry says is printed through an escaper, so a hostile
+/// field (an ESC sequence, a carriage return, a bidirectional override) cannot drive the
+/// terminal of whoever checks it.
+#[test]
+fn proof_summaries_cannot_drive_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    ok(&kura(&home, &["init"]));
+    let vkey = ok(&kura(&home, &["ledger", "key"])).trim().to_string();
+    ok(&kura(&home, &["ledger", "append", "--actor", "\u{1b}[2J\u{1b}]0;pwned\u{7}\r\u{202e}evil", "a note"]));
+    let proof = dir.path().join("p.tlog-proof");
+    ok(&kura(&home, &["ledger", "prove", "--index", "0", "--out", proof.to_str().unwrap()]));
+    let out = ok(&kura(&home, &["proof", "verify", proof.to_str().unwrap(), "--log-key", &vkey]));
+    assert!(!out.chars().any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'), "{out:?}");
+    assert!(out.contains("\\u{1b}[2J"), "shown escaped: {out}");
+}
+
+/// Issue 14, finding 10: Kura does not call a witness or a mirror whose host is on a domain
+/// blocklist.
+#[test]
+fn blocklisted_witnesses_and_mirrors_are_not_called() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    ok(&kura(&home, &["init"]));
+    std::fs::write(home.join("blocked-domains.txt"), "evil.example\n").unwrap();
+    let cfg = home.join("kura.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("domain_blocklists = []", "domain_blocklists = [\"blocked-domains.txt\"]");
+    std::fs::write(&cfg, &text).unwrap();
+    let out = fails(&kura(&home, &["ledger", "repair", "--from", "http://mirror.evil.example:7380/"]));
+    assert!(out.contains("blocklist") && out.contains("mirror.evil.example"), "{out}");
+    let w_key = ok(&kura(&dir.path().join("w"), &["witness", "key", "--name", "example.org/w1"])).trim().to_string();
+    let text = text + &format!("\n[[ledger.witnesses]]\nkey = \"{w_key}\"\nurl = \"http://witness.evil.example:7380\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let out = fails(&kura(&home, &["ledger", "append", "a note"]));
+    assert!(out.contains("blocklist") && out.contains("witness.evil.example"), "{out}");
 }

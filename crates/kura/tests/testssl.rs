@@ -14,9 +14,9 @@ use common::{Served, kura, ok};
 const ACCEPTED: &[(&str, &str)] = &[
     (
         "cert_revocation",
-        "the server certificate has no CRL or OCSP address: it lives 7 days and is renewed in the \
-         running server (kura_pki::tls::SERVER_CERT_DAYS), the short-lived pattern of RFC 9608; \
-         it carries RFC 9608's noRevAvail extension, which testssl.sh 3.0 does not read",
+        "the server certificate has no CRL or OCSP address: it lives 7 days, issued ahead and \
+         switched in the running server (kura_pki::server_certs), the short-lived pattern of \
+         RFC 9608; it carries RFC 9608's noRevAvail extension, which testssl.sh 3.0 does not read",
     ),
     ("DNS_CAArecord", "the scan is of a loopback address, which has no DNS zone"),
 ];

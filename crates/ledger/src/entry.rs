@@ -143,12 +143,32 @@ impl Entry {
 
     /// A short description for listings.
     pub fn summary(&self) -> String {
+        let p = printable;
         match self {
-            Entry::Audit(a) => format!("{} {} {} {} {}", a.time, a.actor.user, a.action, a.object, a.outcome),
-            Entry::File(f) => format!("{} file {} sha256:{} {} records", f.time, f.name, f.sha256, f.records),
-            Entry::Records(r) => format!("records {}..{} of sha256:{}", r.first, r.first + r.sha256.len() as u64, r.file),
+            Entry::Audit(a) => format!("{} {} {} {} {}", p(&a.time), p(&a.actor.user), p(&a.action), p(&a.object), p(&a.outcome)),
+            Entry::File(f) => format!("{} file {} sha256:{} {} records", p(&f.time), p(&f.name), p(&f.sha256), f.records),
+            Entry::Records(r) => format!("records {}..{} of sha256:{}", r.first, r.first + r.sha256.len() as u64, p(&r.file)),
         }
     }
+}
+
+/// Text from an entry (or any signed file) made safe to print on a terminal: control
+/// characters (ESC sequences, carriage returns, …) and the Unicode characters that reorder or
+/// hide text (bidirectional overrides, zero-width marks) are written as `\u{…}` escapes, and a
+/// backslash as `\\`, so what is shown is exactly what is recorded.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let hidden = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}');
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if c.is_control() || hidden {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The entries that record a file: one [`FileRecord`], then its record hashes. A record is a
@@ -269,6 +289,19 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_escapes_what_drives_a_terminal() {
+        let hostile = "ok\x1b[2J\x1b]0;title\x07\r\u{202e}txt.exe\\n 鈴木";
+        let shown = printable(hostile);
+        assert!(!shown.chars().any(|c| c.is_control() || c == '\u{202e}'), "{shown:?}");
+        assert_eq!(shown, "ok\\u{1b}[2J\\u{1b}]0;title\\u{7}\\u{d}\\u{202e}txt.exe\\\\n 鈴木");
+        let mut e = event();
+        if let Entry::Audit(a) = &mut e {
+            a.object = hostile.into();
+        }
+        assert!(!e.summary().contains('\x1b'));
+    }
 
     fn event() -> Entry {
         Entry::Audit(AuditEvent {

@@ -230,10 +230,29 @@ impl Ca {
         Fingerprint::of(&self.cert_der)
     }
 
-    /// Issues a certificate valid for `days` days with a fresh ECDSA P-256 key. Client
-    /// certificates (users, institutions) carry `clientAuth` and a `urn:kura:…` URI naming the
-    /// subject; server certificates carry `serverAuth` and their names.
+    /// Reads only the CA's certificate (public) from `dir`: what a server needs to check client
+    /// certificates, without the signing key.
+    pub fn certificate(dir: &Path) -> Result<CertificateDer<'static>> {
+        let cert_path = dir.join(CA_CERT);
+        if !cert_path.exists() {
+            return Err(PkiError::NoCa(dir.to_path_buf()));
+        }
+        let cert_pem = std::fs::read_to_string(&cert_path).map_err(io(&cert_path))?;
+        Ok(CertificateDer::from_pem_slice(cert_pem.as_bytes())
+            .map_err(|e| PkiError::Pem { path: cert_path.clone(), why: e.to_string() })?
+            .into_owned())
+    }
+
+    /// Issues a certificate valid for `days` days from now with a fresh ECDSA P-256 key.
+    /// Client certificates (users, institutions) carry `clientAuth` and a `urn:kura:…` URI
+    /// naming the subject; server certificates carry `serverAuth` and their names.
     pub fn issue(&self, subject: &Subject, days: u32) -> Result<Issued> {
+        self.issue_from(subject, OffsetDateTime::now_utc() - Duration::minutes(5), days)
+    }
+
+    /// Issues a certificate valid for `days` days from `not_before` (which may lie ahead: server
+    /// certificates are issued in advance, [`crate::server_certs`]).
+    pub fn issue_from(&self, subject: &Subject, not_before: OffsetDateTime, days: u32) -> Result<Issued> {
         subject.validate()?;
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let (names, eku) = match subject {
@@ -268,9 +287,8 @@ impl Ca {
         }
         let serial = random_serial()?;
         params.serial_number = Some(serial.clone());
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - Duration::minutes(5);
-        params.not_after = now + Duration::days(i64::from(days.max(1)));
+        params.not_before = not_before;
+        params.not_after = not_before + Duration::minutes(5) + Duration::days(i64::from(days.max(1)));
         let cert = params.signed_by(&key, &self.issuer)?;
         let cert_der = cert.der().to_vec();
         Ok(Issued {

@@ -14,6 +14,8 @@
 //! - [`RevocationSet`]: revoked fingerprints in a hash set, checked on every handshake before
 //!   the chain is verified — constant time per handshake whether 10 or 600,000 institutions
 //!   hold certificates (NET-2).
+//! - [`server_certs`]: short-lived server certificates issued ahead of time, so the server
+//!   that faces the network never holds the CA's signing key.
 //! - [`tls`]: the only TLS configuration Kura's listeners use — TLS 1.3, and TLS 1.2 only
 //!   with ECDHE and AES-GCM; ECDSA server keys; client certificates required and checked
 //!   against the CA and the revocation set; CRYPTREC-listed algorithms only.
@@ -21,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 mod ca;
+pub mod server_certs;
 pub mod tls;
 
 pub use ca::{Ca, Issued, Subject};
@@ -28,6 +31,8 @@ pub use ca::{Ca, Issued, Subject};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::RwLock;
+
+type Result<T> = std::result::Result<T, PkiError>;
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]

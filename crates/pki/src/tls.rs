@@ -178,7 +178,20 @@ pub fn server_config(ca: &CertificateDer<'_>, cert: Arc<ServerCert>, revoked: Ar
         .with_cert_resolver(cert);
     config.ignore_client_order = true;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // No session resumption, in either version: a resumed handshake restores the client
+    // certificate from the saved session without asking the verifier, so a revoked or expired
+    // certificate would be served, without its private key, for as long as the session lived.
+    // Every connection is a full handshake that proves the key and is checked for revocation.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(config)
+}
+
+/// End of validity (`notAfter`, seconds since the Unix epoch) of a DER certificate, or `None`
+/// if it does not parse. The front door checks it on every request of a kept-alive connection.
+pub fn not_after(der: &[u8]) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.validity().not_after.timestamp())
 }
 
 /// A client configuration with the same policy, trusting Kura's CA and presenting a client

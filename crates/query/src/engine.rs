@@ -9,7 +9,7 @@ use datafusion::catalog::view::ViewTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::DataFusionError;
-use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Resource limits of one engine.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// Memory pool size in bytes (operators spill or fail beyond it).
     pub memory_bytes: usize,
@@ -155,7 +155,8 @@ pub struct QueryEngine {
     grant: Grant,
     limits: Limits,
     granted_tables: HashSet<String>,
-    views: std::sync::Mutex<HashSet<String>>,
+    /// Temporary views of this session, with how many relations each expands to.
+    views: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     data_root: PathBuf,
 }
 
@@ -194,13 +195,14 @@ impl QueryEngine {
             GreedyMemoryPool::new(limits.memory_bytes.max(1 << 20)),
             NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN),
         );
+        // Spill files: encrypted, nameless, capped (crate::spill). Directories of spill files
+        // written in the clear by earlier versions are removed here.
+        remove_plain_spills(&limits.spill_dir);
+        let spills = crate::spill::EncryptedSpills::new(&limits.spill_dir, limits.spill_bytes)
+            .map_err(|e| kura_store::StoreError::io(&limits.spill_dir, e))?;
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(pool))
-            .with_disk_manager_builder(
-                DiskManagerBuilder::default()
-                    .with_mode(DiskManagerMode::Directories(vec![limits.spill_dir.clone()]))
-                    .with_max_temp_directory_size(limits.spill_bytes),
-            )
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_temp_file_factory(Arc::new(spills)))
             .build_arc()
             .map_err(engine_err)?;
         runtime.register_parquet_encryption_factory(FACTORY_ID, Arc::new(factory));
@@ -228,6 +230,13 @@ impl QueryEngine {
             config.options_mut().set(k, v).map_err(|e| QueryError::Engine(format!("kura.toml [query.datafusion] {k} = {v}: {e}")))?;
         }
         let ctx = SessionContext::new_with_config_rt(config, runtime);
+        // Functions that can build values much larger than their input check what they are
+        // asked to build first (crate::bounds).
+        let functions: std::collections::HashMap<String, Arc<datafusion::logical_expr::ScalarUDF>> =
+            ctx.state().scalar_functions().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        for f in crate::bounds::bounded_functions(&functions) {
+            ctx.register_udf(f);
+        }
         if limits.rewrites {
             ctx.add_optimizer_rule(Arc::new(crate::rules::DistinctWithCountToGroupBy));
             ctx.add_optimizer_rule(Arc::new(crate::rules::PushSemiJoinBelowInnerJoin));
@@ -261,7 +270,7 @@ impl QueryEngine {
             ctx.register_table(t.name.as_str(), Arc::new(table)).map_err(engine_err)?;
             granted_tables.insert(t.name.clone());
         }
-        Ok(Self { ctx, dataset, grant, limits, granted_tables, views: std::sync::Mutex::new(HashSet::new()), data_root })
+        Ok(Self { ctx, dataset, grant, limits, granted_tables, views: std::sync::Mutex::new(Default::default()), data_root })
     }
 
     /// The grant.
@@ -272,15 +281,7 @@ impl QueryEngine {
     /// Runs a script of `;`-separated statements, each checked, planned, verified and executed
     /// under the limits. Stops at the first error.
     pub async fn run(&self, sql: &str) -> Result<Vec<StatementOutput>> {
-        let statements = DFParserBuilder::new(sql)
-            .with_dialect(&GenericDialect {})
-            .with_recursion_limit(64)
-            .build()
-            .and_then(|mut p| p.parse_statements())
-            .map_err(|e| QueryError::Syntax(e.to_string()))?;
-        if statements.is_empty() {
-            return Err(QueryError::Syntax("文がありません / no statement".into()));
-        }
+        let statements = parse(sql)?;
         let mut out = Vec::new();
         for stmt in statements {
             out.push(self.run_statement(stmt).await?);
@@ -289,18 +290,32 @@ impl QueryEngine {
     }
 
     async fn run_statement(&self, stmt: DFStatement) -> Result<StatementOutput> {
-        let mut granted = self.granted_tables.clone();
         let views = self.views.lock().map(|v| v.clone()).unwrap_or_default();
-        let allowed = policy::check(&stmt, &granted)?;
+        let mut taken: HashSet<String> = self.dataset.tables.iter().map(|t| t.name.clone()).collect();
+        taken.extend(self.granted_tables.iter().cloned());
+        let allowed = policy::check(&stmt, &taken)?;
         if let Allowed::TempView { name, or_replace } = &allowed
-            && views.contains(name)
+            && views.contains_key(name)
             && !or_replace
         {
             return Err(QueryError::Engine(format!(
                 "ビュー '{name}' は既にあります（OR REPLACE を使えます）/ view '{name}' exists: use CREATE OR REPLACE TEMPORARY VIEW"
             )));
         }
-        granted.extend(views);
+        // The plan the planner would build, counted before it builds it: common table
+        // expressions and views are written out in full, so a chain of self-joins doubles at
+        // every step (crate::bounds).
+        let relations = policy::expanded_relations(&stmt, &views);
+        if relations > crate::bounds::MAX_RELATIONS {
+            return Err(QueryError::Refused {
+                class: "PLAN".into(),
+                reason: format!(
+                    "展開すると {relations} 個の表の参照になります（上限 {}）。共通表式の重ね合わせを減らしてください / the plan would read {relations} tables once CTEs and views are expanded (at most {}): nest fewer self-joined CTEs",
+                    crate::bounds::MAX_RELATIONS,
+                    crate::bounds::MAX_RELATIONS
+                ),
+            });
+        }
         let sql = stmt.to_string();
         let started = Instant::now();
         let timeout = self.limits.timeout;
@@ -311,14 +326,15 @@ impl QueryEngine {
             }
             let plan = self.ctx.state().statement_to_plan(stmt).await.map_err(|e| self.explain_error(e))?;
             verify_plan(&plan, &allowed)?;
+            bound_plan(&plan)?;
             let df = self.ctx.execute_logical_plan(plan).await.map_err(|e| self.explain_error(e))?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let mut stream = df.execute_stream().await.map_err(|e| self.explain_error(e))?;
             let (mut batches, mut rows, mut bytes) = (Vec::new(), 0usize, 0usize);
             while let Some(b) = stream.next().await {
-                let b = b.map_err(|e| self.explain_error(e))?;
+                let (b, size) = compact(b.map_err(|e| self.explain_error(e))?)?;
                 rows += b.num_rows();
-                bytes += b.get_array_memory_size();
+                bytes += size;
                 if rows > self.limits.max_result_rows {
                     return Err(QueryError::ResultTooLarge(format!("> {} 行 rows", self.limits.max_result_rows)));
                 }
@@ -340,7 +356,7 @@ impl QueryEngine {
             Allowed::Introspection => StatementKind::Introspection,
             Allowed::TempView { name, .. } => {
                 if let Ok(mut v) = self.views.lock() {
-                    v.insert(name.clone());
+                    v.insert(name.clone(), relations);
                 }
                 StatementKind::View(name)
             }
@@ -360,9 +376,12 @@ impl QueryEngine {
         let query = DFStatement::Statement(Box::new(Statement::Query(v.query)));
         let plan = self.ctx.state().statement_to_plan(query).await.map_err(|e| self.explain_error(e))?;
         verify_plan(&plan, &Allowed::Query)?;
-        let _ = self.ctx.deregister_table(name);
+        bound_plan(&plan)?;
+        // A bare name: never read as schema.table, so a view can only ever be itself.
+        let reference = datafusion::common::TableReference::bare(name);
+        let _ = self.ctx.deregister_table(reference.clone());
         let view = ViewTable::new(plan, Some(definition));
-        self.ctx.register_table(name, Arc::new(view)).map_err(engine_err)?;
+        self.ctx.register_table(reference, Arc::new(view)).map_err(engine_err)?;
         Ok(())
     }
 
@@ -432,8 +451,91 @@ impl QueryEngine {
     }
 }
 
+/// A result batch that holds only its own rows (string views copied out of the pages they
+/// point into), and the bytes it takes: what the result cap counts. A batch's buffer sizes
+/// would count the pages every sliced batch shares, again and again.
+fn compact(batch: RecordBatch) -> Result<(RecordBatch, usize)> {
+    use datafusion::arrow::array::{Array, ArrayRef, StringViewArray};
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+    let mut size = 0usize;
+    for c in batch.columns() {
+        let c: ArrayRef = match c.as_any().downcast_ref::<StringViewArray>() {
+            Some(sv) => Arc::new(sv.gc()),
+            None => c.clone(),
+        };
+        size += c.to_data().get_slice_memory_size().map_err(|e| QueryError::Engine(e.to_string()))?;
+        if let Some(sv) = c.as_any().downcast_ref::<StringViewArray>() {
+            size += sv.data_buffers().iter().map(|b| b.len()).sum::<usize>();
+        }
+        columns.push(c);
+    }
+    let batch = RecordBatch::try_new(batch.schema(), columns).map_err(|e| QueryError::Engine(e.to_string()))?;
+    Ok((batch, size))
+}
+
+/// Removes the `datafusion-*` spill directories that versions before the encrypted spill
+/// backend left in the clear (they survived a killed process).
+fn remove_plain_spills(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with("datafusion-") {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Parses a script: at most [`crate::bounds::MAX_SQL_BYTES`], nesting at most 64 deep, at
+/// least one statement.
+fn parse(sql: &str) -> Result<std::collections::VecDeque<DFStatement>> {
+    if sql.len() > crate::bounds::MAX_SQL_BYTES {
+        return Err(QueryError::Syntax(format!(
+            "SQL が長すぎます（{} バイト、上限 {}）/ the SQL is too long ({} bytes, at most {})",
+            sql.len(),
+            crate::bounds::MAX_SQL_BYTES,
+            sql.len(),
+            crate::bounds::MAX_SQL_BYTES
+        )));
+    }
+    let statements = DFParserBuilder::new(sql)
+        .with_dialect(&GenericDialect {})
+        .with_recursion_limit(64)
+        .build()
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| QueryError::Syntax(e.to_string()))?;
+    if statements.is_empty() {
+        return Err(QueryError::Syntax("文がありません / no statement".into()));
+    }
+    Ok(statements)
+}
+
+/// How many statements a script holds (checked as [`QueryEngine::run`] would).
+pub(crate) fn count_statements(sql: &str) -> Result<usize> {
+    parse(sql).map(|s| s.len())
+}
+
 fn engine_err(e: DataFusionError) -> QueryError {
     QueryError::Engine(e.to_string())
+}
+
+/// A plan of more than [`crate::bounds::MAX_PLAN_NODES`] nodes is refused before it runs.
+fn bound_plan(plan: &LogicalPlan) -> Result<()> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut nodes = 0usize;
+    let _ = plan.apply(|_| {
+        nodes += 1;
+        Ok(if nodes > crate::bounds::MAX_PLAN_NODES { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    });
+    if nodes > crate::bounds::MAX_PLAN_NODES {
+        return Err(QueryError::Refused {
+            class: "PLAN".into(),
+            reason: format!(
+                "計画が大きすぎます（{} ノード超）/ the plan is too large (over {} nodes)",
+                crate::bounds::MAX_PLAN_NODES,
+                crate::bounds::MAX_PLAN_NODES
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The plan must match what the parsed statement was allowed to be: no DML, no DDL except the

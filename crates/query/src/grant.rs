@@ -5,7 +5,7 @@ use kura_store::{ColumnEntry, DatasetEntry, TableEntry};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What one table of a grant exposes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TableGrant {
     /// Every column.
     All,
@@ -15,7 +15,7 @@ pub enum TableGrant {
 
 /// A set of tables and columns of one dataset. Only granted columns exist for a query, and only
 /// their keys (plus the footer keys of their tables) are unwrapped.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Grant {
     dataset: String,
     tables: BTreeMap<String, TableGrant>,

@@ -8,17 +8,21 @@
 //!
 //! Statements are checked on the parsed AST before planning ([`policy`]) and the logical plan is
 //! verified again: SELECT / WITH / EXPLAIN / temporary views / SHOW of granted tables only.
-//! Memory is bounded by a spilling pool (spill files stay inside the home), and every statement
-//! has a wall-clock limit; results are capped in rows and bytes.
+//! Memory is bounded by a spilling pool whose spill files are encrypted under a key of their
+//! own and have no name on disk ([`spill`]), and every statement has a wall-clock limit;
+//! results are capped in rows and bytes.
 //!
 //! The spec holds everything the engine needs and nothing more, so a later issue can hand it to
 //! a sandboxed worker process per workspace (keys over a pipe, results back as Arrow IPC).
 #![forbid(unsafe_code)]
 
+pub mod bounds;
 mod engine;
 mod grant;
 pub mod policy;
 pub mod rules;
+pub mod spill;
+pub mod worker;
 
 pub use engine::{EngineSpec, Limits, QueryEngine, StatementKind, StatementOutput};
 pub use grant::{Grant, TableGrant};

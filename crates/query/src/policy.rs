@@ -122,6 +122,10 @@ impl Visitor for RelationCheck {
                 let f = last_ident(name);
                 (!ALLOWED_TABLE_FUNCTIONS.contains(&f.as_str())).then(|| refused(format!("TABLE FUNCTION {f}"), "ファイルやネットワークに触れうる表関数は使えません / table functions that may read files or the network are not allowed"))
             }
+            TableFactor::Table { name, .. } if last_ident(name) == "df_settings" => Some(refused(
+                "SETTINGS",
+                "エンジンの設定は表示できません / the engine's settings are not shown (they would reveal the server's paths)",
+            )),
             TableFactor::Table { name, .. } => {
                 let n = name.to_string();
                 (n.contains('/') || n.contains('\\') || n.contains("://") || n.contains('\'')).then(|| {
@@ -159,13 +163,13 @@ fn check_query(q: &Query) -> Result<()> {
     }
 }
 
-fn check_statement(s: &Statement, granted: &HashSet<String>) -> Result<Allowed> {
+fn check_statement(s: &Statement, taken: &HashSet<String>) -> Result<Allowed> {
     match s {
         Statement::Query(q) => {
             check_query(q)?;
             Ok(Allowed::Query)
         }
-        Statement::Explain { statement, .. } => match check_statement(statement, granted)? {
+        Statement::Explain { statement, .. } => match check_statement(statement, taken)? {
             Allowed::Query => Ok(Allowed::Explain),
             _ => Err(refused("EXPLAIN", "EXPLAIN は問い合わせにのみ使えます / EXPLAIN is allowed for queries only")),
         },
@@ -183,17 +187,25 @@ fn check_statement(s: &Statement, granted: &HashSet<String>) -> Result<Allowed> 
             if v.name.0.len() > 1 {
                 return Err(refused("CREATE VIEW", "ビュー名にスキーマを付けられません / a view name cannot be qualified"));
             }
+            // One plain identifier: a quoted name with a dot ("ndb.re") would be read as a
+            // qualified name when registered, and replace the table it names.
+            let plain = name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+                && name.len() <= 63
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !plain || name == "information_schema" {
+                return Err(refused(
+                    "CREATE VIEW",
+                    "ビュー名は英小文字・数字・_ だけで付けてください / a view name is letters a-z, digits and _ only",
+                ));
+            }
             if !v.columns.is_empty() {
                 return Err(refused(
                     "CREATE VIEW",
                     "列名リストは使えません。SELECT の中で AS を使ってください / column lists are not supported: use AS in the SELECT",
                 ));
             }
-            if granted.contains(&name) {
-                return Err(refused(
-                    "CREATE VIEW",
-                    "許可されたテーブルと同じ名前のビューは作れません / a view cannot shadow a granted table",
-                ));
+            if taken.contains(&name) {
+                return Err(refused("CREATE VIEW", "テーブルと同じ名前のビューは作れません / a view cannot take the name of a table"));
             }
             check_query(&v.query)?;
             Ok(Allowed::TempView { name, or_replace: v.or_replace })
@@ -218,11 +230,12 @@ fn check_statement(s: &Statement, granted: &HashSet<String>) -> Result<Allowed> 
     }
 }
 
-/// Decides whether a parsed statement may run. `granted` holds the granted table names.
-pub fn check(stmt: &DFStatement, granted: &HashSet<String>) -> Result<Allowed> {
+/// Decides whether a parsed statement may run. `taken` holds the names a temporary view may
+/// not take: every table of the catalogue, granted or not.
+pub fn check(stmt: &DFStatement, taken: &HashSet<String>) -> Result<Allowed> {
     match stmt {
-        DFStatement::Statement(s) => check_statement(s, granted),
-        DFStatement::Explain(e) => match check(&e.statement, granted)? {
+        DFStatement::Statement(s) => check_statement(s, taken),
+        DFStatement::Explain(e) => match check(&e.statement, taken)? {
             Allowed::Query => Ok(Allowed::Explain),
             _ => Err(refused("EXPLAIN", "EXPLAIN は問い合わせにのみ使えます / EXPLAIN is allowed for queries only")),
         },
@@ -234,16 +247,104 @@ pub fn check(stmt: &DFStatement, granted: &HashSet<String>) -> Result<Allowed> {
     }
 }
 
+/// The relations one query reads.
+struct Relations(Vec<String>);
+
+impl Visitor for Relations {
+    type Break = ();
+
+    fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
+        self.0.push(last_ident(relation));
+        ControlFlow::Continue(())
+    }
+}
+
+fn relations<V: Visit>(node: &V) -> Vec<String> {
+    let mut r = Relations(Vec::new());
+    let _ = node.visit(&mut r);
+    r.0
+}
+
+/// Common table expressions defined anywhere in a statement, by name.
+struct Ctes<'a>(std::collections::HashMap<String, &'a Query>);
+
+fn collect_ctes<'a>(q: &'a Query, into: &mut Ctes<'a>) {
+    if let Some(with) = &q.with {
+        for cte in &with.cte_tables {
+            into.0.insert(cte.alias.name.value.to_ascii_lowercase(), &cte.query);
+            collect_ctes(&cte.query, into);
+        }
+    }
+}
+
+/// How many table references `stmt` reads once every common table expression and view it
+/// uses is written out in full — what the planner will build. A CTE read twice counts twice;
+/// `views` gives the expanded size of each temporary view. Saturates instead of overflowing.
+pub fn expanded_relations(stmt: &DFStatement, views: &std::collections::HashMap<String, u64>) -> u64 {
+    let query: &Query = match stmt {
+        DFStatement::Statement(s) => match s.as_ref() {
+            Statement::Query(q) => q,
+            Statement::CreateView(v) => &v.query,
+            Statement::Explain { statement, .. } => return expanded_relations(&DFStatement::Statement(statement.clone()), views),
+            _ => return 0,
+        },
+        DFStatement::Explain(e) => return expanded_relations(&e.statement, views),
+        _ => return 0,
+    };
+    let mut ctes = Ctes(std::collections::HashMap::new());
+    collect_ctes(query, &mut ctes);
+    let mut memo: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    fn size(
+        name: &str,
+        ctes: &Ctes<'_>,
+        views: &std::collections::HashMap<String, u64>,
+        memo: &mut std::collections::HashMap<String, u64>,
+        open: &mut Vec<String>,
+    ) -> u64 {
+        if let Some(n) = memo.get(name) {
+            return *n;
+        }
+        let Some(q) = ctes.0.get(name) else { return views.get(name).copied().unwrap_or(1) };
+        if open.iter().any(|o| o == name) {
+            return 1; // a recursive reference
+        }
+        open.push(name.to_string());
+        let n = relations(*q).iter().fold(0u64, |acc, r| acc.saturating_add(size(r, ctes, views, memo, open))).max(1);
+        open.pop();
+        memo.insert(name.to_string(), n);
+        n
+    }
+    let mut open = Vec::new();
+    relations(query.body.as_ref()).iter().fold(0u64, |acc, r| acc.saturating_add(size(r, &ctes, views, &mut memo, &mut open)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use datafusion::sql::parser::DFParser;
 
     fn classify(sql: &str) -> Result<Allowed> {
-        let granted: HashSet<String> = ["re".to_string(), "sy".to_string()].into();
+        let granted: HashSet<String> = ["re".to_string(), "sy".to_string(), "m_disease".to_string()].into();
         let mut stmts = DFParser::parse_sql(sql).map_err(|e| QueryError::Syntax(e.to_string()))?;
         let s = stmts.pop_front().expect("one statement");
         check(&s, &granted)
+    }
+
+    #[test]
+    fn expansion_counts_what_the_planner_will_build() {
+        let parse = |sql: &str| DFParser::parse_sql(sql).unwrap().pop_front().unwrap();
+        let views = std::collections::HashMap::from([("v".to_string(), 7u64)]);
+        assert_eq!(expanded_relations(&parse("SELECT * FROM re JOIN sy USING (receipt_id)"), &views), 2);
+        assert_eq!(expanded_relations(&parse("WITH a AS (SELECT * FROM re) SELECT * FROM a x JOIN a y ON true"), &views), 2);
+        assert_eq!(expanded_relations(&parse("SELECT * FROM v JOIN re ON true"), &views), 8);
+        let mut chain = String::from("WITH a0 AS (SELECT 1 AS x)");
+        for i in 1..=40 {
+            chain.push_str(&format!(", a{i} AS (SELECT p.x FROM a{j} p JOIN a{j} q ON p.x = q.x)", j = i - 1));
+        }
+        chain.push_str(" SELECT count(*) FROM a40");
+        assert!(expanded_relations(&parse(&chain), &views) > 1 << 39, "doubles at every step, without overflowing");
+        let recursive = "WITH RECURSIVE t AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM t WHERE n < 5) SELECT * FROM t";
+        assert!(expanded_relations(&parse(recursive), &views) <= 2);
     }
 
     #[test]
@@ -280,6 +381,11 @@ mod tests {
             ("ALTER TABLE re ADD COLUMN x INT", "ALTER TABLE"),
             ("CREATE SCHEMA s", "CREATE SCHEMA"),
             ("DROP VIEW v", "DROP VIEW"),
+            ("CREATE TEMPORARY VIEW \"ndb.re\" AS SELECT 1", "CREATE VIEW"),
+            ("CREATE TEMPORARY VIEW \"RE\" AS SELECT 1", "CREATE VIEW"),
+            ("CREATE TEMPORARY VIEW m_disease AS SELECT 1", "CREATE VIEW"),
+            ("SELECT * FROM information_schema.df_settings", "SETTINGS"),
+            ("SELECT * FROM information_schema.\"df_settings\"", "SETTINGS"),
         ];
         for (sql, class) in cases {
             match classify(sql) {

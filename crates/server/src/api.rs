@@ -3,12 +3,12 @@
 //! The API uses the same sessions as the portal (cookie, client certificate, second factor);
 //! state-changing calls carry the session's CSRF token in `X-CSRF-Token`.
 
-use crate::portal::{ActionForm, CreateForm, Ctx, Portal, apply_action, create, internal};
+use crate::portal::{ActionForm, CreateForm, Ctx, FormBody, JsonBody, Portal, apply_action, create, internal};
+use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Form, Json};
-use kura_accounts::{AccountsError, Role};
+use kura_accounts::AccountsError;
 use serde_json::json;
 
 pub use kura_ledger::entry::format_seconds as time_text;
@@ -21,6 +21,7 @@ fn bad(e: AccountsError) -> Response {
     let status = match &e {
         AccountsError::NoUser(_) | AccountsError::NoInstitution(_) => StatusCode::NOT_FOUND,
         AccountsError::Exists(_) | AccountsError::BadTransition { .. } => StatusCode::CONFLICT,
+        AccountsError::NotPermitted(_) | AccountsError::Locked(_) => StatusCode::FORBIDDEN,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
     (status, Json(json!({"error": e.to_string()}))).into_response()
@@ -40,8 +41,8 @@ pub struct SignIn {
 /// `POST /api/v1/session`: signs a tool in with password and second factor in one call, over
 /// the same client certificate as always. Answers the session cookie and, in the body, the
 /// CSRF token for later state-changing calls. A user without a second factor enrols in the
-/// portal first.
-pub async fn sign_in(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, Json(f): Json<SignIn>) -> Response {
+/// portal first; so does one whose password was reset (to choose a new one).
+pub(crate) async fn sign_in(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, JsonBody(f): JsonBody<SignIn>) -> Response {
     let who = kura_accounts::Who { actor: kura_ledger::entry::Actor { user: f.login.clone(), ..ctx.who.actor.clone() }, ..ctx.who.clone() };
     let refused =
         |refusal| crate::portal::login_refused(&portal, &ctx, refusal, |msg, status| (status, Json(json!({"error": msg}))).into_response());
@@ -50,24 +51,31 @@ pub async fn sign_in(State(portal): State<Portal>, Extension(ctx): Extension<Ctx
             let msg = "二要素認証が未登録です。ポータルで登録してください / no second factor yet: enrol one in the portal first";
             return (StatusCode::FORBIDDEN, Json(json!({"error": msg}))).into_response();
         }
+        Ok(ok) if ok.must_change => {
+            let msg = "パスワードが再設定されています。ポータルで新しいパスワードを決めてください / your password was reset: choose a new one in the portal first";
+            return (StatusCode::FORBIDDEN, Json(json!({"error": msg}))).into_response();
+        }
         Ok(_) => {}
         Err(refusal) => return refused(refusal),
     }
     if let Err(refusal) = portal.accounts.check_second_factor(&who, &f.login, &f.code).await {
         return refused(refusal);
     }
-    let started = portal.accounts.start_session(&who, &f.login, &ctx.peer.fingerprint, kura_accounts::SessionState::SecondFactor).await;
-    let (token, s) = match started {
-        Ok(x) => x,
+    let started = portal
+        .accounts
+        .start_session(&who, &f.login, &ctx.peer.fingerprint, portal.listener.as_str(), kura_accounts::SessionState::SecondFactor)
+        .await;
+    let s = match started {
+        Ok((_, s)) => s,
         Err(e) => return internal(ctx.lang, crate::portal::SIGN_IN_API, e),
     };
     let ctx = Ctx { who, ..ctx };
-    let state = match crate::portal::after_second_factor(&portal, &ctx, &s).await {
-        Ok(state) => state,
+    let (state, token) = match crate::portal::after_second_factor(&portal, &ctx, &s).await {
+        Ok(x) => x,
         Err(e) => return internal(ctx.lang, crate::portal::SIGN_IN_API, e),
     };
     let mut res = Json(json!({"state": state.as_str(), "csrf": s.csrf, "expires_at": time_text(s.expires_at)})).into_response();
-    res.headers_mut().append(axum::http::header::SET_COOKIE, crate::portal::set_cookie(crate::portal::SESSION_COOKIE, &token, None));
+    res.headers_mut().append(axum::http::header::SET_COOKIE, crate::portal::set_cookie(portal.listener.cookie(), &token, None));
     res
 }
 
@@ -103,7 +111,11 @@ pub async fn inventory(State(portal): State<Portal>, Extension(ctx): Extension<C
 }
 
 /// `POST /api/v1/users` (JSON): creates a user.
-pub(crate) async fn create_user(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, Json(f): Json<CreateForm>) -> Response {
+pub(crate) async fn create_user(
+    State(portal): State<Portal>,
+    Extension(ctx): Extension<Ctx>,
+    JsonBody(f): JsonBody<CreateForm>,
+) -> Response {
     match create(&portal, &ctx.who, &f).await {
         Ok(msg) => (StatusCode::CREATED, Json(json!({ "message": msg }))).into_response(),
         Err(e) if e.is_internal() => internal(ctx.lang, "/api/v1/users", e),
@@ -112,7 +124,8 @@ pub(crate) async fn create_user(State(portal): State<Portal>, Extension(ctx): Ex
 }
 
 /// `POST /api/v1/users/{login}/{action}`: lock, unlock, activate, suspend, disable,
-/// reset-second-factor.
+/// reset-second-factor, revoke-certificates (refused by this server at once, open connections
+/// included).
 pub async fn user_action(
     State(portal): State<Portal>,
     Extension(ctx): Extension<Ctx>,
@@ -120,34 +133,24 @@ pub async fn user_action(
     body: axum::body::Bytes,
 ) -> Response {
     let f: ActionForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    match apply_action(&portal, &ctx.who, &login, &action, &f).await {
+    match apply_action(&portal, &ctx, &login, &action, &f).await {
         Ok(msg) => Json(json!({ "message": msg })).into_response(),
         Err(e) if e.is_internal() => internal(ctx.lang, "/api/v1/users", e),
         Err(e) => bad(e),
     }
 }
 
-/// `POST /api/v1/users/{login}/reset-password` (form field `password`): an operator, or a
-/// custodian for a user of their own institution (HX-6: reset only on a formal request,
-/// recorded).
+/// `POST /api/v1/users/{login}/reset-password` (form field `password`): on the operators'
+/// listener an operator; on the portal a custodian, for the researchers, reviewers and
+/// providers of their own institution (HX-6: reset only on a formal request, recorded; the
+/// user must choose a new password at the next sign-in).
 pub(crate) async fn reset_password(
     State(portal): State<Portal>,
     Extension(ctx): Extension<Ctx>,
     Path(login): Path<String>,
-    Form(f): Form<ActionForm>,
+    FormBody(f): FormBody<ActionForm>,
 ) -> Response {
-    let s = session(&ctx);
-    if s.role == Role::Custodian {
-        match portal.accounts.user(&login).await {
-            Ok(u) if u.institution == s.institution => {}
-            Ok(_) => {
-                return (StatusCode::FORBIDDEN, Json(json!({"error": "a custodian resets passwords of their own institution only"})))
-                    .into_response();
-            }
-            Err(e) => return bad(e),
-        }
-    }
-    match apply_action(&portal, &ctx.who, &login, "reset-password", &f).await {
+    match apply_action(&portal, &ctx, &login, "reset-password", &f).await {
         Ok(msg) => Json(json!({ "message": msg })).into_response(),
         Err(e) if e.is_internal() => internal(ctx.lang, "/api/v1/users", e),
         Err(e) => bad(e),
@@ -214,7 +217,9 @@ fn summary(method: &str, path: &str) -> &'static str {
         ("GET", "/api/v1/inventory") => "アカウント棚卸し / account inventory (HX-9)",
         ("POST", "/api/v1/users") => "利用者の作成 / create a user",
         ("POST", "/api/v1/users/{login}/reset-password") => "パスワード再設定 / reset a password",
-        ("POST", "/api/v1/users/{login}/{action}") => "ロック・解除・有効化・停止・廃止 / lock, unlock, activate, suspend, disable",
+        ("POST", "/api/v1/users/{login}/{action}") => {
+            "ロック・解除・有効化・停止・廃止・証明書失効 / lock, unlock, activate, suspend, disable, revoke certificates"
+        }
         _ => "",
     }
 }

@@ -7,15 +7,29 @@
 //! connection that gets through carries its [`Peer`] — the client address and the SHA-256
 //! fingerprint of the client certificate — into the request's extensions, where the portal
 //! binds sessions to it (HX-5).
+//!
+//! What is decided at accept is decided again while a connection lives ([`FrontDoor`]):
+//!
+//! - every request is refused (and the connection closed) once the address is blocked or
+//!   listed, or the certificate is revoked or past its end — and when any of those changes,
+//!   every open connection checks itself at once rather than at its next request;
+//! - connections are capped in total and per address (per /64 for IPv6), so one address
+//!   cannot hold the door open;
+//! - the handshake, the request head (and an idle keep-alive connection), the request body and
+//!   the whole request each have a deadline ([`FrontLimits`]).
 
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use kura_gate::autoblock::Subject;
 use kura_gate::{Failure, Gate};
+use kura_pki::{Fingerprint, RevocationSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 /// Who is on the other end of a connection.
@@ -25,6 +39,8 @@ pub struct Peer {
     pub addr: SocketAddr,
     /// `sha256:…` of the client certificate (the TLS layer guarantees there is one).
     pub fingerprint: String,
+    /// The certificate's end of validity (Unix seconds).
+    pub not_after: i64,
 }
 
 /// Counters of the front door, for the operator and the benchmark.
@@ -32,10 +48,17 @@ pub struct Peer {
 pub struct FrontStats {
     /// Connections accepted by the gate.
     pub admitted: AtomicU64,
-    /// Connections refused at accept (foreign, listed, blocked).
+    /// Connections refused at accept (foreign, listed, blocked, over a connection cap).
     pub refused: AtomicU64,
     /// Handshakes that failed.
     pub handshake_failures: AtomicU64,
+    /// Reloads of the gate's lists that failed (the lists in force stay as they were).
+    pub list_errors: AtomicU64,
+    /// Open connections closed because their address was blocked or their certificate
+    /// revoked or expired.
+    pub closed: AtomicU64,
+    /// Requests that missed a deadline (body or whole request).
+    pub deadlines: AtomicU64,
 }
 
 /// Something the front door wants recorded: an address blocked automatically.
@@ -51,18 +74,180 @@ pub struct BlockEvent {
     pub last: Failure,
 }
 
-/// How long a client may take to finish the TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Caps and deadlines of the front door.
+#[derive(Clone, Debug)]
+pub struct FrontLimits {
+    /// Open connections in all.
+    pub max_connections: usize,
+    /// Open connections from one address (one /64 for IPv6).
+    pub max_per_address: usize,
+    /// To finish the TLS handshake.
+    pub handshake: Duration,
+    /// To send a request's head; also how long a kept-alive connection may sit idle.
+    pub header: Duration,
+    /// To send a request's body.
+    pub body: Duration,
+    /// For a whole request, from its head to the end of the answer.
+    pub request: Duration,
+}
 
-/// Serves `router` on `listener` behind the gate and TLS until `shutdown` resolves. Blocks
-/// are sent to `on_block` (the caller records them in the ledger).
+impl Default for FrontLimits {
+    fn default() -> Self {
+        FrontLimits {
+            max_connections: 4096,
+            max_per_address: 64,
+            handshake: Duration::from_secs(10),
+            header: Duration::from_secs(15),
+            body: Duration::from_secs(10),
+            request: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Default)]
+struct OpenConnections {
+    total: usize,
+    per: HashMap<Subject, usize>,
+}
+
+/// What every listener of a server shares: the gate, the revocation set, the caps, and a
+/// signal that tells open connections to check themselves again.
+pub struct FrontDoor {
+    /// Who may connect.
+    pub gate: Arc<Gate>,
+    /// Revoked client certificates, checked on every handshake and every request.
+    pub revoked: Arc<RevocationSet>,
+    /// Counters.
+    pub stats: Arc<FrontStats>,
+    /// Caps and deadlines.
+    pub limits: FrontLimits,
+    changes: watch::Sender<u64>,
+    blocks: mpsc::UnboundedSender<BlockEvent>,
+    open: Mutex<OpenConnections>,
+}
+
+/// A connection's place under the caps; given back when the connection ends.
+struct Slot {
+    door: Arc<FrontDoor>,
+    subject: Subject,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.door.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.per.get_mut(&self.subject) {
+            *n -= 1;
+            if *n == 0 {
+                open.per.remove(&self.subject);
+            }
+        }
+    }
+}
+
+/// Why a connection or request may not be served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The address is listed, blocked or foreign.
+    Address,
+    /// The certificate is revoked or past its end.
+    Certificate,
+}
+
+impl FrontDoor {
+    /// The front door over `gate` and `revoked`; the receiver gets every automatic block (the
+    /// server records them in the ledger).
+    pub fn new(gate: Arc<Gate>, revoked: Arc<RevocationSet>, limits: FrontLimits) -> (Arc<FrontDoor>, mpsc::UnboundedReceiver<BlockEvent>) {
+        let (blocks, rx) = mpsc::unbounded_channel();
+        let (changes, _) = watch::channel(0);
+        let door = FrontDoor {
+            gate,
+            revoked,
+            stats: Arc::new(FrontStats::default()),
+            limits,
+            changes,
+            blocks,
+            open: Mutex::new(OpenConnections::default()),
+        };
+        (Arc::new(door), rx)
+    }
+
+    /// Counts a failure of `addr` toward its automatic block (HIC-S9). When this failure
+    /// blocks the address, the block is sent for the record and every open connection from
+    /// it is closed.
+    pub fn failure(&self, addr: IpAddr, failure: Failure) {
+        if let Some(b) = self.gate.record_failure(addr, failure, SystemTime::now()) {
+            tracing::warn!(addr = %addr, failures = b.failures, last = failure.as_str(), "address blocked automatically");
+            let _ = self.blocks.send(BlockEvent { addr, until: b.until, failures: b.failures, last: b.last });
+            self.changed();
+        }
+    }
+
+    /// Something that decides who may stay connected changed (a block, reloaded lists, a
+    /// revocation): every open connection checks itself again now.
+    pub fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Revokes certificates in this server at once: refused from the next handshake, and open
+    /// connections presenting them are closed (revocations made through this server; those of
+    /// other processes arrive with the next reload).
+    pub fn revoke(&self, fingerprints: &[String]) {
+        let mut any = false;
+        for fp in fingerprints.iter().filter_map(|f| Fingerprint::parse(f)) {
+            any |= self.revoked.revoke(fp);
+        }
+        if any {
+            self.changed();
+        }
+    }
+
+    /// Whether a connection from `addr` presenting `peer`'s certificate may be served now.
+    pub fn admits(&self, addr: IpAddr, peer: &Peer, now: SystemTime) -> Result<(), Refusal> {
+        if !self.gate.check(addr, now).allowed() {
+            return Err(Refusal::Address);
+        }
+        let secs = now.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let revoked = Fingerprint::parse(&peer.fingerprint).is_none_or(|fp| self.revoked.is_revoked(&fp));
+        if revoked || secs >= peer.not_after {
+            return Err(Refusal::Certificate);
+        }
+        Ok(())
+    }
+
+    /// A place under the caps for a connection from `addr`, or `None` when it is full.
+    fn reserve(self: &Arc<Self>, addr: IpAddr) -> Option<Slot> {
+        let subject = Subject::of(addr);
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let here = open.per.get(&subject).copied().unwrap_or(0);
+        if open.total >= self.limits.max_connections || here >= self.limits.max_per_address {
+            return None;
+        }
+        open.total += 1;
+        open.per.insert(subject, here + 1);
+        Some(Slot { door: self.clone(), subject })
+    }
+
+    /// Open connections now (all, and from `addr`'s subject).
+    pub fn open_connections(&self, addr: IpAddr) -> (usize, usize) {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        (open.total, open.per.get(&Subject::of(addr)).copied().unwrap_or(0))
+    }
+}
+
+/// The answer to a request refused by the front door itself; the connection closes after it.
+fn refused(status: hyper::StatusCode, ja: &str, en: &str) -> axum::response::Response {
+    let mut res = crate::pages::error(crate::pages::Lang::Ja, status, ja, en);
+    res.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+    res
+}
+
+/// Serves `router` on `listener` behind the gate and TLS until `shutdown` resolves.
 pub async fn serve_tls(
     listener: TcpListener,
-    gate: Arc<Gate>,
+    door: Arc<FrontDoor>,
     tls: Arc<rustls::ServerConfig>,
     router: axum::Router,
-    stats: Arc<FrontStats>,
-    on_block: tokio::sync::mpsc::UnboundedSender<BlockEvent>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let acceptor = TlsAcceptor::from(tls);
@@ -80,54 +265,114 @@ pub async fn serve_tls(
                 }
             },
         };
-        let verdict = gate.check(addr.ip(), SystemTime::now());
+        let verdict = door.gate.check(addr.ip(), SystemTime::now());
         if !verdict.allowed() {
-            stats.refused.fetch_add(1, Ordering::Relaxed);
+            door.stats.refused.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(addr = %addr.ip(), reason = %verdict.reason(), "refused at accept");
-            drop(tcp);
             continue;
         }
-        stats.admitted.fetch_add(1, Ordering::Relaxed);
+        let Some(slot) = door.reserve(addr.ip()) else {
+            door.stats.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(addr = %addr.ip(), "refused at accept: too many connections");
+            continue;
+        };
+        door.stats.admitted.fetch_add(1, Ordering::Relaxed);
         let _ = tcp.set_nodelay(true);
-        let (acceptor, gate, router, stats, on_block) = (acceptor.clone(), gate.clone(), router.clone(), stats.clone(), on_block.clone());
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(addr = %addr.ip(), "handshake failed: {e}");
-                    if let Some(b) = gate.record_failure(addr.ip(), Failure::BadCertificate, SystemTime::now()) {
-                        let _ = on_block.send(BlockEvent { addr: addr.ip(), until: b.until, failures: b.failures, last: b.last });
-                    }
-                    return;
-                }
-                Err(_) => {
-                    stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
-                    if let Some(b) = gate.record_failure(addr.ip(), Failure::Scanning, SystemTime::now()) {
-                        let _ = on_block.send(BlockEvent { addr: addr.ip(), until: b.until, failures: b.failures, last: b.last });
-                    }
-                    return;
-                }
-            };
-            let Some(cert) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()) else {
-                // The verifier makes a certificate mandatory; this cannot happen.
-                return;
-            };
-            let peer = Peer { addr, fingerprint: kura_pki::Fingerprint::of(cert.as_ref()).to_string() };
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                req.extensions_mut().insert(peer.clone());
-                let mut router = router.clone();
-                async move { tower_service::Service::call(&mut router, req.map(axum::body::Body::new)).await }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .keep_alive(true)
-                .header_read_timeout(Duration::from_secs(30))
-                .max_buf_size(64 * 1024)
-                .serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = conn.await {
-                tracing::debug!(addr = %addr.ip(), "connection: {e}");
-            }
-        });
+        tokio::spawn(connection(tcp, addr, slot, acceptor.clone(), router.clone()));
     }
+}
+
+/// One connection: the handshake, then HTTP until the client leaves, a deadline passes, or
+/// the address or certificate may no longer be served.
+async fn connection(tcp: tokio::net::TcpStream, addr: SocketAddr, slot: Slot, acceptor: TlsAcceptor, router: axum::Router) {
+    let door = slot.door.clone();
+    let tls = match tokio::time::timeout(door.limits.handshake, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            door.stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(addr = %addr.ip(), "handshake failed: {e}");
+            door.failure(addr.ip(), Failure::BadCertificate);
+            return;
+        }
+        Err(_) => {
+            door.stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
+            door.failure(addr.ip(), Failure::Scanning);
+            return;
+        }
+    };
+    let Some(cert) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()) else {
+        // The verifier makes a certificate mandatory; this cannot happen.
+        return;
+    };
+    let Some(not_after) = kura_pki::tls::not_after(cert.as_ref()) else {
+        // The verifier parsed it; this cannot happen either.
+        return;
+    };
+    let peer = Peer { addr, fingerprint: Fingerprint::of(cert.as_ref()).to_string(), not_after };
+    let service_door = door.clone();
+    let service_peer = peer.clone();
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        let door = service_door.clone();
+        let peer = service_peer.clone();
+        let mut router = router.clone();
+        async move {
+            match door.admits(peer.addr.ip(), &peer, SystemTime::now()) {
+                Ok(()) => {}
+                Err(why) => {
+                    if why == Refusal::Certificate {
+                        door.failure(peer.addr.ip(), Failure::BadCertificate);
+                    }
+                    return Ok(refused(
+                        hyper::StatusCode::FORBIDDEN,
+                        "この接続はもう使えません（証明書の失効・期限切れ、または接続元の遮断）",
+                        "this connection may no longer be used: the certificate is revoked or expired, or the address is blocked",
+                    ));
+                }
+            }
+            req.extensions_mut().insert(peer);
+            let call = tower_service::Service::call(&mut router, req.map(axum::body::Body::new));
+            match tokio::time::timeout(door.limits.request, call).await {
+                Ok(res) => res,
+                Err(_) => {
+                    door.stats.deadlines.fetch_add(1, Ordering::Relaxed);
+                    Ok(refused(
+                        hyper::StatusCode::REQUEST_TIMEOUT,
+                        "要求が時間内に完了しませんでした",
+                        "the request did not complete in time",
+                    ))
+                }
+            }
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(door.limits.header)
+        .max_buf_size(64 * 1024)
+        .serve_connection(TokioIo::new(tls), service);
+    tokio::pin!(conn);
+    let mut changes = door.changes.subscribe();
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(addr = %addr.ip(), "connection: {e}");
+                }
+                break;
+            }
+            c = changes.changed() => {
+                if c.is_err() {
+                    // The server is going away; finish what is in flight.
+                    let _ = conn.as_mut().await;
+                    break;
+                }
+                if door.admits(addr.ip(), &peer, SystemTime::now()).is_err() {
+                    door.stats.closed.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(addr = %addr.ip(), "open connection closed: address blocked or certificate revoked");
+                    break;
+                }
+            }
+        }
+    }
+    drop(slot);
 }

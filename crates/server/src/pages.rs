@@ -117,6 +117,7 @@ pub fn step_path(state: SessionState) -> &'static str {
     match state {
         SessionState::SecondFactor => "/login/second",
         SessionState::Enrol => "/login/enrol",
+        SessionState::NewPassword => "/login/password",
         SessionState::Confirm => "/login/confirm",
         SessionState::Active => "/",
     }
@@ -181,6 +182,24 @@ pub fn enrol(lang: Lang, csrf: &str, e: &Enrolment, error: Option<&str>, status:
         lang.t("設定する", "Confirm"),
     );
     layout(lang, lang.t("二要素認証の設定", "Set up two-factor sign-in"), None, &body, status)
+}
+
+/// The new password a user must choose after a reset.
+pub fn new_password(lang: Lang, csrf: &str, error: Option<&str>, status: StatusCode) -> Response {
+    let body = format!(
+        "{}<p>{}</p><form method=\"post\" action=\"/login/password\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <label for=\"new\">{}</label><input id=\"new\" name=\"new\" type=\"password\" autocomplete=\"new-password\" required>\
+         <button type=\"submit\" id=\"submit\">{}</button></form>",
+        message(error, true),
+        lang.t(
+            "パスワードは再設定されました。ご自身だけが知る新しいパスワードを決めてください。",
+            "Your password was reset: choose a new one that only you know."
+        ),
+        esc(csrf),
+        lang.t("新しいパスワード（12文字以上、推測されにくいもの）", "New password (12+ characters, hard to guess)"),
+        lang.t("設定する", "Set password"),
+    );
+    layout(lang, lang.t("新しいパスワード", "New password"), None, &body, status)
 }
 
 /// The recovery codes, shown once.
@@ -285,7 +304,7 @@ pub fn admin_users(lang: Lang, s: &Session, rows: &[InventoryRow], msg: Option<&
         .map(|r| {
             let u = &r.user;
             format!(
-                "<tr id=\"user-{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}{}{}</td></tr>",
+                "<tr id=\"user-{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}{}{}{}</td></tr>",
                 esc(&u.login),
                 esc(&u.login),
                 esc(&u.institution),
@@ -301,6 +320,7 @@ pub fn admin_users(lang: Lang, s: &Session, rows: &[InventoryRow], msg: Option<&
                 action(&u.login, "activate", lang.t("有効化", "activate")),
                 action(&u.login, "suspend", lang.t("停止", "suspend")),
                 action(&u.login, "disable", lang.t("廃止", "disable")),
+                action(&u.login, "revoke-certificates", lang.t("証明書失効", "revoke certificates")),
             )
         })
         .collect();

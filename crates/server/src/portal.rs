@@ -11,27 +11,38 @@
 //!    the role (403 if it is not admitted);
 //! 3. CSRF: every request that is not GET/HEAD carries the session's token (form field `csrf`
 //!    or header `X-CSRF-Token`), or before sign-in the login form's double-submit token; and a
-//!    browser's `Sec-Fetch-Site` must be `same-origin` or `none`.
+//!    browser's `Sec-Fetch-Site` must be `same-origin` or `none`. Its body is read here, within
+//!    the front door's body deadline and 64 KiB.
+//!
+//! Requests from a site on the domain blocklist (`Origin`, `Referer`) are refused; refusals a
+//! client can cause at will (unknown paths, CSRF, roles) count toward the address's automatic
+//! block and are recorded without flooding the ledger ([`kura_accounts::refusals`]).
+//!
+//! The two listeners are kept apart: each has its own session cookie, and a session is served
+//! only on the listener it began on. The session token changes at every sign-in step.
 
-use crate::front::Peer;
+use crate::front::{FrontDoor, Peer};
 use crate::pages::{self, Lang};
 use axum::body::Body;
-use axum::extract::{Extension, Form, MatchedPath, Path, Request, State};
+use axum::extract::{Extension, MatchedPath, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kura_accounts::session::{Session, SessionEnd, SessionState};
-use kura_accounts::{Accounts, AccountsError, LoginRefused, NewUser, Role, Transition, Who};
-use kura_gate::{Failure, Gate};
+use kura_accounts::{Accounts, AccountsError, LoginRefused, NewUser, Resetter, Role, Transition, Who};
+use kura_gate::Failure;
 use kura_ledger::entry::Actor;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// The session cookie. `__Host-` makes browsers insist on Secure, Path=/ and no Domain.
+/// The portal's session cookie. `__Host-` makes browsers insist on Secure, Path=/ and no Domain.
 pub const SESSION_COOKIE: &str = "__Host-kura";
+/// The operators' listener's session cookie: browsers send cookies to every port of a host, so
+/// each listener has its own name (and the store binds each session to its listener).
+pub const OPERATOR_SESSION_COOKIE: &str = "__Host-kura-op";
 /// The login form's double-submit cookie (CSRF before there is a session).
 pub const PRE_COOKIE: &str = "__Host-kura-pre";
 /// The language cookie.
@@ -44,6 +55,24 @@ pub enum Listener {
     Portal,
     /// The operators' listener (closed unless configured): account administration.
     Operator,
+}
+
+impl Listener {
+    /// Its name in the store of record (sessions are bound to it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listener::Portal => "portal",
+            Listener::Operator => "operator",
+        }
+    }
+
+    /// Its session cookie.
+    pub fn cookie(self) -> &'static str {
+        match self {
+            Listener::Portal => SESSION_COOKIE,
+            Listener::Operator => OPERATOR_SESSION_COOKIE,
+        }
+    }
 }
 
 /// Who may use a route.
@@ -78,7 +107,7 @@ const ALL: &[Role] = &Role::ALL;
 const DATA: &[Role] = &[Role::Researcher, Role::Custodian, Role::Reviewer];
 const ADMIN: &[Role] = &[Role::Operator];
 const OVERSIGHT: &[Role] = &[Role::Operator, Role::Auditor];
-const RESET: &[Role] = &[Role::Operator, Role::Custodian];
+const CUSTODIAN: &[Role] = &[Role::Custodian];
 
 const fn rule(method: &'static str, path: &'static str, access: Access, portal: bool, operator: bool) -> Rule {
     Rule { method, path, access, portal, operator }
@@ -87,6 +116,7 @@ const fn rule(method: &'static str, path: &'static str, access: Access, portal: 
 /// Every route of the portal and the API. Anything not here is refused.
 pub const ROUTES: &[Rule] = &[
     rule("GET", "/static/kura.css", Access::Open, true, true),
+    rule("GET", "/favicon.ico", Access::Open, true, true),
     rule("GET", "/login", Access::Open, true, true),
     rule("POST", "/login", Access::Open, true, true),
     rule("GET", "/lang/{lang}", Access::Open, true, true),
@@ -94,6 +124,8 @@ pub const ROUTES: &[Rule] = &[
     rule("POST", "/login/second", Access::SigningIn(&[SessionState::SecondFactor]), true, true),
     rule("GET", "/login/enrol", Access::SigningIn(&[SessionState::Enrol]), true, true),
     rule("POST", "/login/enrol", Access::SigningIn(&[SessionState::Enrol]), true, true),
+    rule("GET", "/login/password", Access::SigningIn(&[SessionState::NewPassword]), true, true),
+    rule("POST", "/login/password", Access::SigningIn(&[SessionState::NewPassword]), true, true),
     rule("GET", "/login/confirm", Access::SigningIn(&[SessionState::Confirm]), true, true),
     rule("POST", "/login/confirm", Access::SigningIn(&[SessionState::Confirm]), true, true),
     rule("POST", "/logout", Access::AnySession, true, true),
@@ -111,7 +143,10 @@ pub const ROUTES: &[Rule] = &[
     rule("GET", "/api/v1/inventory", Access::Roles(OVERSIGHT), true, true),
     rule("POST", "/api/v1/users", Access::Roles(ADMIN), false, true),
     rule("POST", "/api/v1/users/{login}/{action}", Access::Roles(ADMIN), false, true),
-    rule("POST", "/api/v1/users/{login}/reset-password", Access::Roles(RESET), true, true),
+    // Custodians reset the data roles of their own institution on the portal; operators reset
+    // on their own listener only (the rule of who may reset whom: kura_accounts::Resetter).
+    rule("POST", "/api/v1/users/{login}/reset-password", Access::Roles(CUSTODIAN), true, false),
+    rule("POST", "/api/v1/users/{login}/reset-password", Access::Roles(ADMIN), false, true),
 ];
 
 /// The rule for a routed request, if the listener serves it.
@@ -131,8 +166,8 @@ pub fn rule_for(listener: Listener, method: &Method, path: &str) -> Option<&'sta
 pub struct Portal {
     /// Accounts, sessions, the audit trail.
     pub accounts: Accounts,
-    /// The gate (failed logins count toward automatic blocks).
-    pub gate: Arc<Gate>,
+    /// The front door (the gate, revocations, deadlines; failures count toward blocks).
+    pub door: Arc<FrontDoor>,
     /// Which listener.
     pub listener: Listener,
     /// Names of the datasets in the catalogue (the data route's answer).
@@ -158,10 +193,12 @@ pub struct Ctx {
 pub fn router(portal: Portal) -> Router {
     let mut r = Router::new()
         .route("/static/kura.css", get(css))
+        .route("/favicon.ico", get(favicon))
         .route("/login", get(login_page).post(login_submit))
         .route("/lang/{lang}", get(set_lang))
         .route("/login/second", get(second_page).post(second_submit))
         .route("/login/enrol", get(enrol_page).post(enrol_submit))
+        .route("/login/password", get(new_password_page).post(new_password_submit))
         .route("/login/confirm", get(confirm_page).post(confirm_submit))
         .route("/logout", post(logout))
         .route("/", get(home))
@@ -184,9 +221,23 @@ pub fn router(portal: Portal) -> Router {
         .with_state(portal)
 }
 
-async fn not_found(req: Request) -> Response {
+/// A path no client of Kura asks for: counted toward the address's automatic block, so a burst
+/// of them (scanning) blocks it (HIC-S9).
+async fn not_found(State(portal): State<Portal>, req: Request) -> Response {
     let lang = Lang::of(req.headers());
+    if let Some(peer) = req.extensions().get::<Peer>() {
+        let client = client_of(&portal, peer, req.headers());
+        portal.door.failure(client, Failure::Scanning);
+    }
     pages::error(lang, StatusCode::NOT_FOUND, "ページがありません", "not found")
+}
+
+/// The client's address: the socket's, or behind a trusted proxy the one `X-Forwarded-For`
+/// gives. Every header line is read (a proxy may append its own line after the client's).
+fn client_of(portal: &Portal, peer: &Peer, headers: &HeaderMap) -> std::net::IpAddr {
+    let lines: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+    let joined = lines.join(",");
+    portal.door.gate.client_addr(peer.addr.ip(), (!lines.is_empty()).then_some(joined.as_str()))
 }
 
 /// Security headers on every response (HX-5, HIC-S12).
@@ -243,24 +294,37 @@ fn is_api(path: &str) -> bool {
 }
 
 /// A refusal in the form the client expects: JSON for the API, a page (or a redirect to the
-/// login page) for the portal.
-fn refuse(lang: Lang, path: &str, status: StatusCode, ja: &str, en: &str, login_with: Option<&SessionEnd>) -> Response {
+/// login page, clearing the named session cookie) for the portal.
+fn refuse(lang: Lang, path: &str, status: StatusCode, ja: &str, en: &str, login_with: Option<(&str, &SessionEnd)>) -> Response {
     if is_api(path) {
         return (status, Json(serde_json::json!({"error": en, "message_ja": ja}))).into_response();
     }
     match login_with {
-        Some(end) => {
+        Some((cookie_name, end)) => {
             let at = match end {
                 SessionEnd::Replaced(t) => format!("&at={t}"),
                 _ => String::new(),
             };
             let mut res = Redirect::to(&format!("/login?end={}{at}", end.as_str())).into_response();
-            res.headers_mut().insert(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", Some(0)));
+            res.headers_mut().insert(header::SET_COOKIE, set_cookie(cookie_name, "", Some(0)));
             res
         }
         None => pages::error(lang, status, ja, en),
     }
 }
+
+/// Whether a URL in a request header (`Origin`, `Referer`) names a site on the domain
+/// blocklist.
+fn from_listed_site(portal: &Portal, headers: &HeaderMap) -> bool {
+    [header::ORIGIN, header::REFERER]
+        .iter()
+        .flat_map(|h| headers.get_all(h).iter())
+        .filter_map(|v| v.to_str().ok())
+        .any(|url| portal.door.gate.blocks_url(url))
+}
+
+/// Largest request body accepted (forms and JSON).
+const MAX_BODY: usize = 64 * 1024;
 
 /// Access control and CSRF (deny by default).
 async fn access(State(portal): State<Portal>, mut req: Request, next: Next) -> Response {
@@ -269,12 +333,16 @@ async fn access(State(portal): State<Portal>, mut req: Request, next: Next) -> R
     let Some(peer) = req.extensions().get::<Peer>().cloned() else {
         return pages::error(lang, StatusCode::FORBIDDEN, "クライアント証明書が必要です", "a client certificate is required");
     };
-    let xff = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let client = portal.gate.client_addr(peer.addr.ip(), xff);
-    if client != peer.addr.ip() && !portal.gate.check(client, SystemTime::now()).allowed() {
+    let client = client_of(&portal, &peer, req.headers());
+    if client != peer.addr.ip() && !portal.door.gate.check(client, SystemTime::now()).allowed() {
         return refuse(lang, &path, StatusCode::FORBIDDEN, "接続元が許可されていません", "your address may not connect", None);
     }
+    if from_listed_site(&portal, req.headers()) {
+        portal.door.failure(client, Failure::Refused);
+        return refuse(lang, &path, StatusCode::FORBIDDEN, "遮断対象のサイトからの要求です", "request from a blocked site", None);
+    }
     let Some(rule) = rule_for(portal.listener, req.method(), &path) else {
+        portal.door.failure(client, Failure::Scanning);
         return refuse(lang, &path, StatusCode::NOT_FOUND, "ページがありません", "not found", None);
     };
     let request_id = random_hex(8);
@@ -284,16 +352,31 @@ async fn access(State(portal): State<Portal>, mut req: Request, next: Next) -> R
     };
 
     // The session, where the rule needs one.
+    let cookie_name = portal.listener.cookie();
     let session = match rule.access {
         Access::Open => None,
         _ => {
-            let Some(token) = cookie(req.headers(), SESSION_COOKIE).filter(|t| !t.is_empty()).map(str::to_string) else {
-                return refuse(lang, &path, StatusCode::UNAUTHORIZED, "ログインしてください", "sign in first", Some(&SessionEnd::Unknown));
+            let Some(token) = cookie(req.headers(), cookie_name).filter(|t| !t.is_empty()).map(str::to_string) else {
+                return refuse(
+                    lang,
+                    &path,
+                    StatusCode::UNAUTHORIZED,
+                    "ログインしてください",
+                    "sign in first",
+                    Some((cookie_name, &SessionEnd::Unknown)),
+                );
             };
-            match portal.accounts.session(&who, &token, &peer.fingerprint, true).await {
+            match portal.accounts.session(&who, &token, &peer.fingerprint, portal.listener.as_str(), true).await {
                 Ok(Ok(s)) => Some(s),
                 Ok(Err(end)) => {
-                    return refuse(lang, &path, StatusCode::UNAUTHORIZED, "ログインしてください", "sign in first", Some(&end));
+                    return refuse(
+                        lang,
+                        &path,
+                        StatusCode::UNAUTHORIZED,
+                        "ログインしてください",
+                        "sign in first",
+                        Some((cookie_name, &end)),
+                    );
                 }
                 Err(e) => return internal(lang, &path, e),
             }
@@ -315,10 +398,11 @@ async fn access(State(portal): State<Portal>, mut req: Request, next: Next) -> R
                 }
                 return Redirect::to(pages::step_path(s.state)).into_response();
             }
-            let _ = portal
-                .accounts
-                .record_event(&who, "access.denied", &format!("{} {path}", req.method()), "denied", Some(format!("role {}", s.role)))
-                .await;
+            portal.door.failure(client, Failure::Refused);
+            let object = format!("{} {path}", req.method());
+            if let Err(e) = portal.accounts.record_refusal(&who, "access.denied", &object, &format!("role {}", s.role)).await {
+                return internal(lang, &path, e);
+            }
             return refuse(lang, &path, StatusCode::FORBIDDEN, "この操作の権限がありません", "your role may not do this", None);
         }
     }
@@ -329,8 +413,27 @@ async fn access(State(portal): State<Portal>, mut req: Request, next: Next) -> R
             && site != "same-origin"
             && site != "none"
         {
+            portal.door.failure(client, Failure::Refused);
             return refuse(lang, &path, StatusCode::FORBIDDEN, "不正な送信元です", "cross-site request refused", None);
         }
+        // The body, within the deadline and the size limit, before anything looks at it.
+        let (parts, body) = req.into_parts();
+        let bytes = match tokio::time::timeout(portal.door.limits.body, axum::body::to_bytes(body, MAX_BODY)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => return refuse(lang, &path, StatusCode::PAYLOAD_TOO_LARGE, "送信内容が大きすぎます", "request too large", None),
+            Err(_) => {
+                portal.door.stats.deadlines.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return refuse(
+                    lang,
+                    &path,
+                    StatusCode::REQUEST_TIMEOUT,
+                    "送信が時間内に終わりませんでした",
+                    "the request body did not arrive in time",
+                    None,
+                );
+            }
+        };
+        req = Request::from_parts(parts, Body::from(bytes.clone()));
         // Tools sign in with JSON and no cookie yet: a JSON body cannot be sent cross-site by
         // a form, nor by a script without a CORS preflight (which Kura never grants), so the
         // content type stands in for the token on that one route.
@@ -351,16 +454,14 @@ async fn access(State(portal): State<Portal>, mut req: Request, next: Next) -> R
             None => cookie(req.headers(), PRE_COOKIE).filter(|c| c.len() >= 32).map(str::to_string),
         };
         let header_token = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let (parts, body) = req.into_parts();
-        let bytes = match axum::body::to_bytes(body, 64 * 1024).await {
-            Ok(b) => b,
-            Err(_) => return refuse(lang, &path, StatusCode::PAYLOAD_TOO_LARGE, "送信内容が大きすぎます", "request too large", None),
-        };
         let form_token = form_field(&bytes, "csrf");
         let given = header_token.or(form_token);
         let ok = matches!((&expected, &given), (Some(e), Some(g)) if constant_eq(e.as_bytes(), g.as_bytes()));
         if !ok {
-            let _ = portal.accounts.record_event(&who, "access.csrf", &path, "denied", None).await;
+            portal.door.failure(client, Failure::Refused);
+            if let Err(e) = portal.accounts.record_refusal(&who, "access.csrf", &path, "missing or wrong CSRF token").await {
+                return internal(lang, &path, e);
+            }
             return refuse(
                 lang,
                 &path,
@@ -370,7 +471,6 @@ async fn access(State(portal): State<Portal>, mut req: Request, next: Next) -> R
                 None,
             );
         }
-        req = Request::from_parts(parts, Body::from(bytes));
     }
     req.extensions_mut().insert(Ctx { who, session, lang, peer, client });
     let mut res = next.run(req).await;
@@ -411,6 +511,11 @@ async fn css() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], pages::CSS).into_response()
 }
 
+/// Browsers ask for it on their own; an empty answer (not a 404, which counts as scanning).
+async fn favicon() -> Response {
+    (StatusCode::NO_CONTENT, [(header::CACHE_CONTROL, "public, max-age=86400")]).into_response()
+}
+
 async fn set_lang(Path(lang): Path<String>) -> Response {
     let v = if lang == "en" { "en" } else { "ja" };
     let mut res = Redirect::to("/").into_response();
@@ -444,23 +549,63 @@ struct LoginForm {
     password: String,
 }
 
+/// A form body. A malformed one is answered plainly, never with the parser's own words.
+pub(crate) struct FormBody<T>(pub(crate) T);
+
+/// A JSON body, answered like [`FormBody`] when malformed.
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+fn malformed(lang: Lang, path: &str) -> Response {
+    refuse(
+        lang,
+        path,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "送信内容の形式が正しくありません。項目と型を確かめてください（API は /api/v1/openapi.json）",
+        "the request body is not in the expected form: check its fields and their types (the API: /api/v1/openapi.json)",
+        None,
+    )
+}
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for FormBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let (lang, path) = (Lang::of(req.headers()), req.uri().path().to_string());
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|_| malformed(lang, &path))?;
+        serde_urlencoded::from_bytes(&bytes).map(FormBody).map_err(|_| malformed(lang, &path))
+    }
+}
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let (lang, path) = (Lang::of(req.headers()), req.uri().path().to_string());
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|_| malformed(lang, &path))?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|_| malformed(lang, &path))
+    }
+}
+
+/// The response that moves a session to its next step, with the session's new token.
+fn step_response(portal: &Portal, token: &str, to: Response) -> Response {
+    let mut res = to;
+    res.headers_mut().append(header::SET_COOKIE, set_cookie(portal.listener.cookie(), token, None));
+    res
+}
+
 async fn login_submit(
     State(portal): State<Portal>,
     Extension(ctx): Extension<Ctx>,
     headers: HeaderMap,
-    Form(f): Form<LoginForm>,
+    FormBody(f): FormBody<LoginForm>,
 ) -> Response {
     let pre = cookie(&headers, PRE_COOKIE).unwrap_or_default().to_string();
     let who = Who { actor: Actor { user: f.login.clone(), ..ctx.who.actor.clone() }, ..ctx.who.clone() };
     match portal.accounts.check_password(&who, &f.login, &f.password, &ctx.peer.fingerprint).await {
         Ok(ok) => {
             let state = if ok.enrolled { SessionState::SecondFactor } else { SessionState::Enrol };
-            match portal.accounts.start_session(&who, &f.login, &ctx.peer.fingerprint, state).await {
-                Ok((token, _)) => {
-                    let mut res = Redirect::to(pages::step_path(state)).into_response();
-                    res.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &token, None));
-                    res
-                }
+            match portal.accounts.start_session(&who, &f.login, &ctx.peer.fingerprint, portal.listener.as_str(), state).await {
+                Ok((token, _)) => step_response(&portal, &token, Redirect::to(pages::step_path(state)).into_response()),
                 Err(e) => internal(ctx.lang, "/login", e),
             }
         }
@@ -473,12 +618,10 @@ async fn login_submit(
 pub(crate) fn login_refused(portal: &Portal, ctx: &Ctx, refusal: LoginRefused, render: impl Fn(&str, StatusCode) -> Response) -> Response {
     let status = match &refusal {
         LoginRefused::BadCredentials | LoginRefused::BadCode => {
-            if let Some(b) = portal.gate.record_failure(ctx.client, Failure::FailedLogin, SystemTime::now()) {
-                tracing::warn!(addr = %ctx.client, failures = b.failures, "address blocked after failed sign-ins");
-            }
+            portal.door.failure(ctx.client, Failure::FailedLogin);
             StatusCode::UNAUTHORIZED
         }
-        LoginRefused::Locked { .. } | LoginRefused::NotActive(_) | LoginRefused::WrongCertificate => StatusCode::FORBIDDEN,
+        LoginRefused::Locked { .. } | LoginRefused::NotActive(_) => StatusCode::FORBIDDEN,
         LoginRefused::Busy => StatusCode::SERVICE_UNAVAILABLE,
         LoginRefused::Error(e) => {
             tracing::error!("{e}");
@@ -505,19 +648,26 @@ struct CodeForm {
     code: String,
 }
 
-/// After the second factor: the confirmation step if the ID is signed in elsewhere (HX-11),
-/// else signed in.
-pub(crate) async fn after_second_factor(portal: &Portal, ctx: &Ctx, s: &Session) -> Result<SessionState, AccountsError> {
-    let next = if portal.accounts.other_sessions(s).await?.is_empty() { SessionState::Active } else { SessionState::Confirm };
-    portal.accounts.advance_session(&ctx.who, s, next).await?;
-    Ok(next)
+/// After the second factor: a new password if the old one was reset, then the confirmation
+/// step if the ID is signed in elsewhere (HX-11), else signed in. Returns the state and the
+/// session's new token.
+pub(crate) async fn after_second_factor(portal: &Portal, ctx: &Ctx, s: &Session) -> Result<(SessionState, String), AccountsError> {
+    let next = if portal.accounts.must_change_password(&s.login).await? {
+        SessionState::NewPassword
+    } else if portal.accounts.other_sessions(s).await?.is_empty() {
+        SessionState::Active
+    } else {
+        SessionState::Confirm
+    };
+    let token = portal.accounts.advance_session(&ctx.who, s, next).await?;
+    Ok((next, token))
 }
 
-async fn second_submit(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, Form(f): Form<CodeForm>) -> Response {
+async fn second_submit(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, FormBody(f): FormBody<CodeForm>) -> Response {
     let s = session_of(&ctx);
     match portal.accounts.check_second_factor(&ctx.who, &s.login, &f.code).await {
         Ok(()) => match after_second_factor(&portal, &ctx, s).await {
-            Ok(next) => Redirect::to(pages::step_path(next)).into_response(),
+            Ok((next, token)) => step_response(&portal, &token, Redirect::to(pages::step_path(next)).into_response()),
             Err(e) => internal(ctx.lang, "/login/second", e),
         },
         Err(LoginRefused::Locked { until }) => {
@@ -536,13 +686,17 @@ async fn enrol_page(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>
     }
 }
 
-async fn enrol_submit(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, Form(f): Form<CodeForm>) -> Response {
+async fn enrol_submit(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, FormBody(f): FormBody<CodeForm>) -> Response {
     let s = session_of(&ctx);
     match portal.accounts.finish_enrolment(&ctx.who, &s.login, &f.code).await {
         Ok(codes) => match after_second_factor(&portal, &ctx, s).await {
-            Ok(next) => pages::recovery_codes(ctx.lang, &codes, pages::step_path(next)),
+            Ok((next, token)) => step_response(&portal, &token, pages::recovery_codes(ctx.lang, &codes, pages::step_path(next))),
             Err(e) => internal(ctx.lang, "/login/enrol", e),
         },
+        Err(LoginRefused::Locked { until }) => {
+            let msg = LoginRefused::Locked { until }.to_string();
+            pages::error(ctx.lang, StatusCode::FORBIDDEN, &msg, &msg)
+        }
         Err(refusal) => {
             let lang = ctx.lang;
             match portal.accounts.begin_enrolment(&s.login).await {
@@ -550,6 +704,37 @@ async fn enrol_submit(State(portal): State<Portal>, Extension(ctx): Extension<Ct
                 Err(e) => internal(lang, "/login/enrol", e),
             }
         }
+    }
+}
+
+async fn new_password_page(Extension(ctx): Extension<Ctx>) -> Response {
+    pages::new_password(ctx.lang, &session_of(&ctx).csrf, None, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+struct NewPasswordForm {
+    new: String,
+}
+
+async fn new_password_submit(
+    State(portal): State<Portal>,
+    Extension(ctx): Extension<Ctx>,
+    FormBody(f): FormBody<NewPasswordForm>,
+) -> Response {
+    let s = session_of(&ctx);
+    match portal.accounts.set_new_password(&ctx.who, s, &f.new).await {
+        Ok(()) => {}
+        Err(e) if e.is_internal() => return internal(ctx.lang, "/login/password", e),
+        Err(e) => return pages::new_password(ctx.lang, &s.csrf, Some(&e.to_string()), StatusCode::UNPROCESSABLE_ENTITY),
+    }
+    let next = match portal.accounts.other_sessions(s).await {
+        Ok(others) if others.is_empty() => SessionState::Active,
+        Ok(_) => SessionState::Confirm,
+        Err(e) => return internal(ctx.lang, "/login/password", e),
+    };
+    match portal.accounts.advance_session(&ctx.who, s, next).await {
+        Ok(token) => step_response(&portal, &token, Redirect::to(pages::step_path(next)).into_response()),
+        Err(e) => internal(ctx.lang, "/login/password", e),
     }
 }
 
@@ -563,7 +748,7 @@ async fn confirm_page(State(portal): State<Portal>, Extension(ctx): Extension<Ct
 
 async fn confirm_submit(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) -> Response {
     match portal.accounts.confirm_session(&ctx.who, session_of(&ctx)).await {
-        Ok(_) => Redirect::to("/").into_response(),
+        Ok((_, token)) => step_response(&portal, &token, Redirect::to("/").into_response()),
         Err(e) => internal(ctx.lang, "/login/confirm", e),
     }
 }
@@ -573,7 +758,7 @@ async fn logout(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) ->
         return internal(ctx.lang, "/logout", e);
     }
     let mut res = Redirect::to("/login?end=signed_out").into_response();
-    res.headers_mut().insert(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", Some(0)));
+    res.headers_mut().insert(header::SET_COOKIE, set_cookie(portal.listener.cookie(), "", Some(0)));
     res
 }
 
@@ -595,14 +780,24 @@ struct PasswordForm {
     new: String,
 }
 
-async fn change_password(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, Form(f): Form<PasswordForm>) -> Response {
+/// The user's own password change. A wrong current password is a failed sign-in: it counts
+/// toward the account's lock (which ends the session) and the address's block.
+async fn change_password(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, FormBody(f): FormBody<PasswordForm>) -> Response {
     let s = session_of(&ctx);
     let outcome = portal.accounts.change_password(&ctx.who, &s.login, &f.current, &f.new).await;
     let msg = match &outcome {
         Ok(()) => "パスワードを変更しました / password changed".to_string(),
-        Err(AccountsError::WeakPassword(_) | AccountsError::Invalid { .. }) => {
-            outcome.as_ref().err().map(|e| e.to_string()).unwrap_or_default()
+        Err(AccountsError::Locked(_)) => {
+            portal.door.failure(ctx.client, Failure::FailedLogin);
+            let mut res = Redirect::to("/login?end=account_changed").into_response();
+            res.headers_mut().insert(header::SET_COOKIE, set_cookie(portal.listener.cookie(), "", Some(0)));
+            return res;
         }
+        Err(e @ AccountsError::Invalid { field: "current password", .. }) => {
+            portal.door.failure(ctx.client, Failure::FailedLogin);
+            e.to_string()
+        }
+        Err(e @ (AccountsError::WeakPassword(_) | AccountsError::Invalid { .. })) => e.to_string(),
         Err(_) => return internal(ctx.lang, "/account/password", outcome.err().unwrap_or(AccountsError::Internal(String::new()))),
     };
     match portal.accounts.user(&s.login).await {
@@ -643,7 +838,7 @@ pub(crate) async fn create(portal: &Portal, who: &Who, f: &CreateForm) -> Result
     Ok(format!("利用者 {} を作成しました（{}）/ user {} created ({})", u.login, u.state.as_str(), u.login, u.state.as_str()))
 }
 
-async fn admin_create(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, Form(f): Form<CreateForm>) -> Response {
+async fn admin_create(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, FormBody(f): FormBody<CreateForm>) -> Response {
     let msg = match create(&portal, &ctx.who, &f).await {
         Ok(m) => m,
         Err(e) if e.is_internal() => return internal(ctx.lang, "/admin/users", e),
@@ -665,21 +860,36 @@ pub(crate) struct ActionForm {
     pub(crate) password: String,
 }
 
-/// Applies an administrative action to a user; the message says what happened.
-pub(crate) async fn apply_action(portal: &Portal, who: &Who, login: &str, action: &str, f: &ActionForm) -> Result<String, AccountsError> {
-    let a = &portal.accounts;
+/// The resetter a signed-in session stands for.
+pub(crate) fn resetter_of(ctx: &Ctx) -> Resetter {
+    let s = session_of(ctx);
+    Resetter::User { login: s.login.clone(), role: s.role, institution: s.institution.clone() }
+}
+
+/// Applies an administrative action to a user; the message says what happened. Certificates
+/// revoked here are refused by this server at once, open connections included.
+pub(crate) async fn apply_action(portal: &Portal, ctx: &Ctx, login: &str, action: &str, f: &ActionForm) -> Result<String, AccountsError> {
+    let (a, who) = (&portal.accounts, &ctx.who);
     match action {
         "lock" => a.lock(who, login).await?,
         "unlock" => a.unlock(who, login).await?,
         "activate" => drop(a.transition(who, login, Transition::Activate).await?),
         "suspend" => drop(a.transition(who, login, Transition::Suspend).await?),
         "disable" => drop(a.transition(who, login, Transition::Disable).await?),
-        "reset-password" => a.reset_password(who, login, &f.password).await?,
+        "reset-password" => a.reset_password(who, &resetter_of(ctx), login, &f.password).await?,
         "reset-second-factor" => a.reset_second_factor(who, login).await?,
+        "revoke-certificates" => {
+            let fps = a.revoke_certificates(who, Some(login), None).await?;
+            portal.door.revoke(&fps);
+            return Ok(format!("{login}: 証明書 {} 件を失効させました / {} certificate(s) revoked", fps.len(), fps.len()));
+        }
         other => {
             return Err(AccountsError::Invalid {
                 field: "action",
-                detail: format!("'{other}' (use lock, unlock, activate, suspend, disable, reset-password, reset-second-factor)"),
+                detail: format!(
+                    "'{}' (use lock, unlock, activate, suspend, disable, reset-password, reset-second-factor, revoke-certificates)",
+                    other.escape_debug()
+                ),
             });
         }
     }
@@ -690,9 +900,9 @@ async fn admin_action(
     State(portal): State<Portal>,
     Extension(ctx): Extension<Ctx>,
     Path((login, action)): Path<(String, String)>,
-    Form(f): Form<ActionForm>,
+    FormBody(f): FormBody<ActionForm>,
 ) -> Response {
-    let msg = match apply_action(&portal, &ctx.who, &login, &action, &f).await {
+    let msg = match apply_action(&portal, &ctx, &login, &action, &f).await {
         Ok(m) => m,
         Err(e) if e.is_internal() => return internal(ctx.lang, "/admin/users", e),
         Err(e) => e.to_string(),

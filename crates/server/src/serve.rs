@@ -1,8 +1,9 @@
 //! `kura serve`: the portal and API listener, the optional operators' listener, and the
-//! background work that keeps them current (gate lists, revocations, block records).
+//! background work that keeps them current (gate lists, revocations, block records, refusal
+//! summaries).
 
 use crate::ServerError;
-use crate::front::{BlockEvent, FrontStats, serve_tls};
+use crate::front::{BlockEvent, FrontDoor, FrontLimits, FrontStats, serve_tls};
 use crate::portal::{Listener, Portal, router};
 use kura_accounts::{Accounts, Who};
 use kura_gate::Gate;
@@ -24,11 +25,13 @@ pub struct Settings {
     pub revoked: Arc<RevocationSet>,
     /// Who may connect.
     pub gate: Arc<Gate>,
+    /// Caps and deadlines of the front door.
+    pub limits: FrontLimits,
     /// Accounts and sessions.
     pub accounts: Accounts,
     /// Datasets of the catalogue.
     pub datasets: Vec<String>,
-    /// How often lists and revocations are reloaded.
+    /// How often lists and revocations made by other processes are reloaded.
     pub reload_every: Duration,
 }
 
@@ -40,16 +43,23 @@ pub struct Running {
     pub operator_addr: Option<SocketAddr>,
     /// Front-door counters.
     pub stats: Arc<FrontStats>,
+    /// The front door (to revoke, or to look at open connections).
+    pub door: Arc<FrontDoor>,
+    accounts: Accounts,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Running {
-    /// Stops accepting and waits for the listeners to close.
+    /// Stops accepting, waits for the listeners to close, and writes the summaries of the
+    /// refusals still being counted.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
+        }
+        if let Err(e) = self.accounts.flush_refusals(true).await {
+            tracing::error!("recording refusal summaries: {e}");
         }
     }
 
@@ -61,21 +71,23 @@ impl Running {
     }
 }
 
-/// Loads the store's revoked fingerprints into the TLS layer's set.
-pub async fn refresh_revocations(accounts: &Accounts, set: &RevocationSet) -> Result<usize, ServerError> {
+/// Loads the store's revoked fingerprints into the TLS layer's set; returns whether the set
+/// changed.
+pub async fn refresh_revocations(accounts: &Accounts, set: &RevocationSet) -> Result<bool, ServerError> {
     let fps = accounts.revoked_fingerprints().await.map_err(|e| ServerError::Peer { url: "revocations".into(), detail: e.to_string() })?;
-    let parsed: Vec<Fingerprint> = fps.iter().filter_map(|f| Fingerprint::parse(f)).collect();
-    let n = parsed.len();
+    let parsed: std::collections::HashSet<Fingerprint> = fps.iter().filter_map(|f| Fingerprint::parse(f)).collect();
+    if parsed.len() == set.len() && parsed.iter().all(|f| set.is_revoked(f)) {
+        return Ok(false);
+    }
     set.replace(parsed);
-    Ok(n)
+    Ok(true)
 }
 
 /// Binds the listeners and starts serving.
 pub async fn start(s: Settings) -> Result<Running, ServerError> {
     refresh_revocations(&s.accounts, &s.revoked).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let stats = Arc::new(FrontStats::default());
-    let (block_tx, mut block_rx) = tokio::sync::mpsc::unbounded_channel::<BlockEvent>();
+    let (door, mut block_rx) = FrontDoor::new(s.gate.clone(), s.revoked.clone(), s.limits.clone());
     let mut tasks = Vec::new();
     let datasets = Arc::new(s.datasets);
 
@@ -87,20 +99,12 @@ pub async fn start(s: Settings) -> Result<Running, ServerError> {
     for (which, addr) in listeners {
         let (listener, local) = crate::bind(&addr).await?;
         addrs.push(local);
-        let portal = Portal { accounts: s.accounts.clone(), gate: s.gate.clone(), listener: which, datasets: datasets.clone() };
+        let portal = Portal { accounts: s.accounts.clone(), door: door.clone(), listener: which, datasets: datasets.clone() };
         let mut stopped = stopped.clone();
         let shutdown = async move {
             let _ = stopped.wait_for(|v| *v).await;
         };
-        tasks.push(tokio::spawn(serve_tls(
-            listener,
-            s.gate.clone(),
-            s.tls.clone(),
-            router(portal),
-            stats.clone(),
-            block_tx.clone(),
-            shutdown,
-        )));
+        tasks.push(tokio::spawn(serve_tls(listener, door.clone(), s.tls.clone(), router(portal), shutdown)));
         tracing::info!("listening on https://{local} ({which:?})");
     }
 
@@ -109,7 +113,7 @@ pub async fn start(s: Settings) -> Result<Running, ServerError> {
     let mut stopped1 = stopped.clone();
     tasks.push(tokio::spawn(async move {
         loop {
-            let b = tokio::select! {
+            let b: BlockEvent = tokio::select! {
                 _ = stopped1.wait_for(|v| *v) => return,
                 b = block_rx.recv() => match b {
                     Some(b) => b,
@@ -124,9 +128,10 @@ pub async fn start(s: Settings) -> Result<Running, ServerError> {
         }
     }));
 
-    // Lists changed on disk and revocations made elsewhere (`kura ca revoke`) take effect
-    // without a restart.
-    let (gate, accounts, revoked, every) = (s.gate.clone(), s.accounts.clone(), s.revoked.clone(), s.reload_every);
+    // Lists changed on disk and revocations made by other processes (`kura ca revoke`, other
+    // nodes) take effect without a restart, within one interval; open connections check
+    // themselves again when either changed. Refusal summaries are written as windows close.
+    let (accounts, every, reload_door) = (s.accounts.clone(), s.reload_every, door.clone());
     let mut stopped2 = stopped.clone();
     tasks.push(tokio::spawn(async move {
         loop {
@@ -134,16 +139,29 @@ pub async fn start(s: Settings) -> Result<Running, ServerError> {
                 _ = stopped2.wait_for(|v| *v) => return,
                 _ = tokio::time::sleep(every) => {}
             }
-            match gate.reload_if_changed() {
-                Ok(true) => tracing::info!("gate lists reloaded"),
+            let mut changed = false;
+            match reload_door.gate.reload_if_changed() {
+                Ok(true) => {
+                    tracing::info!("gate lists reloaded");
+                    changed = true;
+                }
                 Ok(false) => {}
-                Err(e) => tracing::error!("gate lists not reloaded (the previous ones stay in force): {e}"),
+                Err(e) => {
+                    reload_door.stats.list_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!("gate lists not reloaded (the previous ones stay in force): {e}");
+                }
             }
-            if let Err(e) = refresh_revocations(&accounts, &revoked).await {
-                tracing::error!("{e}");
+            match refresh_revocations(&accounts, &reload_door.revoked).await {
+                Ok(c) => changed |= c,
+                Err(e) => tracing::error!("{e}"),
+            }
+            if changed {
+                reload_door.changed();
+            }
+            if let Err(e) = accounts.flush_refusals(false).await {
+                tracing::error!("recording refusal summaries: {e}");
             }
         }
     }));
-    drop(block_tx);
-    Ok(Running { addr: addrs[0], operator_addr: addrs.get(1).copied(), stats, stop, tasks })
+    Ok(Running { addr: addrs[0], operator_addr: addrs.get(1).copied(), stats: door.stats.clone(), door, accounts: s.accounts, stop, tasks })
 }

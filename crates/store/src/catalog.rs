@@ -53,9 +53,11 @@ pub struct TableEntry {
     pub source_format: String,
     /// Rows.
     pub rows: u64,
-    /// SHA-256 over the table's content in generation order (independent of encryption and of
-    /// how rows were split into files): equal for equal seeds and keys.
-    pub content_sha256: String,
+    /// HMAC-SHA-256, under the home's catalogue key, of the table's content in generation
+    /// order (independent of encryption and of how rows were split into files): equal for
+    /// equal seeds in one home. Keyed, so it confirms nothing to someone who guesses the
+    /// content without the keys.
+    pub content_mac: String,
     /// The id of the footer key.
     pub footer_key_id: String,
     /// Files.
@@ -135,21 +137,64 @@ pub struct Catalog {
     pub version: u32,
     /// Datasets by name.
     pub datasets: BTreeMap<String, DatasetEntry>,
+    /// HMAC-SHA-256 of everything above under the home's catalogue key (hex): set by
+    /// [`Catalog::seal`], checked by [`Catalog::verify`] on every read.
+    #[serde(default)]
+    pub mac: String,
+}
+
+/// The catalogue key's MAC of `bytes` in the domain `what`.
+pub fn keyed_digest(key: &kura_crypto::SecretKey, what: &str, bytes: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.expose()).expect("HMAC takes keys of any length");
+    mac.update(b"kura/");
+    mac.update(what.as_bytes());
+    mac.update(b"/v1\0");
+    mac.update(bytes);
+    hex::encode(mac.finalize().into_bytes())
 }
 
 impl Catalog {
-    /// Reads the catalogue; a missing file is an empty catalogue.
+    fn body_mac(&self, key: &kura_crypto::SecretKey) -> Result<String> {
+        let body = Catalog { mac: String::new(), ..self.clone() };
+        let bytes = serde_json::to_vec(&body).map_err(|e| StoreError::Corrupt { what: "catalogue".into(), reason: e.to_string() })?;
+        Ok(keyed_digest(key, "catalog", &bytes))
+    }
+
+    /// Sets the MAC of the catalogue's content under `key`.
+    pub fn seal(&mut self, key: &kura_crypto::SecretKey) -> Result<()> {
+        self.mac = self.body_mac(key)?;
+        Ok(())
+    }
+
+    /// Checks the MAC under `key`; `path` names the file in the error.
+    pub fn verify(&self, key: &kura_crypto::SecretKey, path: &Path) -> Result<()> {
+        let expected = self.body_mac(key)?;
+        let given = self.mac.as_bytes();
+        let same = given.len() == expected.len() && given.iter().zip(expected.as_bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        if same {
+            Ok(())
+        } else {
+            Err(StoreError::Integrity {
+                file: path.display().to_string(),
+                reason: "カタログの認証に失敗しました（鍵なしで書き換えられた可能性）。バックアップから戻すか `kura synth` で作り直してください / the catalogue failed authentication (changed without the keys): restore it from a backup or rewrite the dataset with `kura synth`".into(),
+            })
+        }
+    }
+
+    /// Reads the catalogue (not yet checked: use [`crate::Home::catalog`]); a missing file is an
+    /// empty catalogue.
     pub fn load(path: &Path) -> Result<Self> {
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 serde_json::from_str(&text).map_err(|e| StoreError::Corrupt { what: path.display().to_string(), reason: e.to_string() })
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Catalog { version: 1, datasets: BTreeMap::new() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Catalog { version: 1, datasets: BTreeMap::new(), mac: String::new() }),
             Err(e) => Err(StoreError::io(path, e)),
         }
     }
 
-    /// Writes the catalogue atomically.
+    /// Writes the catalogue atomically (seal it first: [`crate::Home::save_catalog`]).
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| StoreError::Corrupt { what: path.display().to_string(), reason: e.to_string() })?;

@@ -141,6 +141,10 @@ pub struct ServerConfig {
     pub lock_minutes: u64,
     /// Seconds between reloads of lists and revocations.
     pub reload_secs: u64,
+    /// Open connections in all.
+    pub max_connections: usize,
+    /// Open connections from one address (one /64 for IPv6).
+    pub max_connections_per_address: usize,
 }
 
 impl Default for ServerConfig {
@@ -164,6 +168,8 @@ impl Default for ServerConfig {
             lockout_threshold: 5,
             lock_minutes: 0,
             reload_secs: 5,
+            max_connections: 4096,
+            max_connections_per_address: 64,
         }
     }
 }
@@ -259,6 +265,9 @@ lockout_threshold = 5
 lock_minutes = 0
 # リスト・失効情報の再読込間隔（秒）/ seconds between reloads of lists and revocations
 reload_secs = 5
+# 同時接続数の上限（全体、接続元ごと。IPv6 は /64 ごと）/ open connections at most (in all, per address; per /64 for IPv6)
+max_connections = 4096
+max_connections_per_address = 64
 "#;
 
 #[cfg(test)]

@@ -2,11 +2,11 @@
 //!
 //! ```text
 //! <home>/kura.toml            configuration
-//! <home>/keys/master.key      the master key (0600)
+//! <home>/keys/master.key      the master key (0600); replaced at every crypto-shredding
 //! <home>/keys/keyring.json    every other key, wrapped (0600)
-//! <home>/catalog.json         the catalogue
+//! <home>/catalog.json         the catalogue, authenticated with the catalogue key
 //! <home>/data/…               encrypted datasets (object store root)
-//! <home>/tmp/                 spill files of queries (0700)
+//! <home>/tmp/                 spill files of queries: encrypted and nameless (0700)
 //! ```
 
 use crate::catalog::Catalog;
@@ -18,9 +18,46 @@ use std::path::{Path, PathBuf};
 /// The keyring id of the platform pseudonym key.
 pub const PLATFORM_PSEUDONYM_KEY: &str = "pseudonym/platform";
 
+/// The keyring id of the catalogue key (authenticates `catalog.json`, keys content digests).
+pub const CATALOG_KEY: &str = "platform/catalog";
+
 /// Writes a file atomically ([`kura_crypto::write_atomic`]), naming the file in errors.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     kura_crypto::write_atomic(path, bytes, mode).map_err(|e| StoreError::io(path, e))
+}
+
+/// A new home's directory must not exist, or be an empty directory of this user that nobody
+/// else may write to: `kura init --home /tmp` must not take over (and re-permission) a shared
+/// directory.
+fn check_new_root(root: &Path) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(root) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io(root, e)),
+    };
+    let refuse = |why: &str| {
+        Err(StoreError::Config {
+            path: root.display().to_string(),
+            reason: format!("{why}: 新しい空のディレクトリを指定してください / name a new or empty directory of your own"),
+        })
+    };
+    if !meta.is_dir() {
+        return refuse("ディレクトリではありません / not a directory");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if meta.mode() & 0o022 != 0 || meta.mode() & 0o1000 != 0 {
+            return refuse("他の利用者も書き込めるディレクトリです / others may write to this directory");
+        }
+        if meta.uid() != rustix::process::getuid().as_raw() {
+            return refuse("他の利用者のディレクトリです / the directory belongs to another user");
+        }
+    }
+    if std::fs::read_dir(root).map_err(|e| StoreError::io(root, e))?.next().is_some() {
+        return refuse("空ではありません / the directory is not empty");
+    }
+    Ok(())
 }
 
 fn mkdir_private(path: &Path) -> Result<()> {
@@ -42,11 +79,14 @@ pub struct Home {
 
 impl Home {
     /// Creates a home (directories, configuration, master key, keyring with the platform
-    /// pseudonym key). Refuses a directory that already holds a home.
+    /// pseudonym and catalogue keys, an empty sealed catalogue). Refuses a directory that
+    /// already holds a home, and an existing directory that is not empty or that others may
+    /// write to (a shared directory such as `/tmp` is never taken over or re-permissioned).
     pub fn init(root: &Path) -> Result<Self> {
         if root.join("kura.toml").exists() || root.join("keys/master.key").exists() {
             return Err(StoreError::AlreadyInitialised(root.display().to_string()));
         }
+        check_new_root(root)?;
         mkdir_private(root)?;
         mkdir_private(&root.join("keys"))?;
         mkdir_private(&root.join("data"))?;
@@ -55,10 +95,12 @@ impl Home {
         master.save(&root.join("keys/master.key"))?;
         let mut keyring = Keyring::new();
         keyring.create(&master, None, KeyId::new(PLATFORM_PSEUDONYM_KEY)?, Purpose::Pseudonym)?;
+        keyring.create(&master, None, KeyId::new(CATALOG_KEY)?, Purpose::CatalogMac)?;
         keyring.save(&root.join("keys/keyring.json"))?;
-        Catalog { version: 1, ..Catalog::default() }.save(&root.join("catalog.json"))?;
         write_atomic(&root.join("kura.toml"), TEMPLATE.as_bytes(), 0o644)?;
-        Self::open(root)
+        let home = Self::open(root)?;
+        home.save_catalog(&mut Catalog { version: 1, ..Catalog::default() })?;
+        Ok(home)
     }
 
     /// Opens an existing home.
@@ -109,9 +151,53 @@ impl Home {
         self.root.join("keys/keyring.json")
     }
 
-    /// Loads the master key.
+    fn master_path(&self) -> PathBuf {
+        self.root.join("keys/master.key")
+    }
+
+    fn next_master_path(&self) -> PathBuf {
+        self.root.join("keys/master.key.next")
+    }
+
+    /// Loads the master key. If a rotation was interrupted ([`Home::rotate_master`]), finishes
+    /// it: the key that opens the keyring is the master key.
     pub fn master_key(&self) -> Result<MasterKey> {
-        Ok(MasterKey::load(&self.root.join("keys/master.key"))?)
+        let current = MasterKey::load(&self.master_path())?;
+        let next_path = self.next_master_path();
+        if !next_path.exists() {
+            return Ok(current);
+        }
+        let probe = KeyId::new(PLATFORM_PSEUDONYM_KEY)?;
+        let ring = self.keyring()?;
+        if ring.unwrap(&current, &probe).is_ok() {
+            // Stopped before the keyring was re-wrapped: the new key was never used.
+            std::fs::remove_file(&next_path).map_err(|e| StoreError::io(&next_path, e))?;
+            return Ok(current);
+        }
+        let next = MasterKey::load(&next_path)?;
+        ring.unwrap(&next, &probe)?;
+        std::fs::rename(&next_path, self.master_path()).map_err(|e| StoreError::io(&next_path, e))?;
+        Ok(next)
+    }
+
+    /// Replaces the master key: every key under it is re-wrapped under a new one and the old
+    /// one is deleted, so a copy of an earlier keyring (holding keys crypto-shredding removed
+    /// since) opens with the old master key only (HIC-S11). Crash-safe: the new key is written
+    /// first, then the keyring, then the new key takes the old one's place; [`Home::master_key`]
+    /// finishes an interrupted rotation.
+    pub fn rotate_master(&self, keyring: &mut Keyring) -> Result<()> {
+        let old = self.master_key()?;
+        let new = MasterKey::generate()?;
+        let next_path = self.next_master_path();
+        let _ = std::fs::remove_file(&next_path);
+        new.save(&next_path)?;
+        keyring.rewrap_master(&old, &new)?;
+        keyring.save(&self.keyring_path())?;
+        std::fs::rename(&next_path, self.master_path()).map_err(|e| StoreError::io(&next_path, e))?;
+        if let Ok(d) = std::fs::File::open(self.root.join("keys")) {
+            let _ = d.sync_all();
+        }
+        Ok(())
     }
 
     /// Loads the keyring.
@@ -119,9 +205,32 @@ impl Home {
         Ok(Keyring::load(&self.keyring_path())?)
     }
 
-    /// Loads the catalogue.
+    /// The catalogue key, created on first use in homes made before it existed.
+    pub fn catalog_key(&self) -> Result<kura_crypto::SecretKey> {
+        let id = KeyId::new(CATALOG_KEY)?;
+        let master = self.master_key()?;
+        let mut ring = self.keyring()?;
+        if ring.contains(&id) {
+            return Ok(ring.unwrap(&master, &id)?);
+        }
+        let key = ring.create(&master, None, id, Purpose::CatalogMac)?;
+        ring.save(&self.keyring_path())?;
+        Ok(key)
+    }
+
+    /// Loads the catalogue and checks it is the one Kura wrote: its MAC under the catalogue
+    /// key must match, so no entry (a file, a row count, a size) can be added, removed or
+    /// changed without the keys. The error names `catalog.json`.
     pub fn catalog(&self) -> Result<Catalog> {
-        Catalog::load(&self.catalog_path())
+        let catalog = Catalog::load(&self.catalog_path())?;
+        catalog.verify(&self.catalog_key()?, &self.catalog_path())?;
+        Ok(catalog)
+    }
+
+    /// Seals the catalogue under the catalogue key and writes it atomically.
+    pub fn save_catalog(&self, catalog: &mut Catalog) -> Result<()> {
+        catalog.seal(&self.catalog_key()?)?;
+        catalog.save(&self.catalog_path())
     }
 
     /// The platform pseudonym key.
@@ -162,5 +271,58 @@ mod tests {
             assert_eq!(mode & 0o777, 0o700);
         }
         assert_eq!(utc_now().len(), 20);
+    }
+
+    /// Issue 14, finding 16: `kura init --home DIR` never takes over a shared or non-empty
+    /// directory (nor changes its permissions).
+    #[cfg(unix)]
+    #[test]
+    fn init_refuses_shared_or_non_empty_directories() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let e = Home::init(&shared).unwrap_err().to_string();
+        assert!(e.contains("others may write"), "{e}");
+        assert_eq!(std::fs::metadata(&shared).unwrap().permissions().mode() & 0o7777, 0o1777, "left as it was");
+        let full = dir.path().join("full");
+        std::fs::create_dir(&full).unwrap();
+        std::fs::set_permissions(&full, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::write(full.join("notes.txt"), "mine").unwrap();
+        assert!(Home::init(&full).unwrap_err().to_string().contains("not empty"));
+        assert_eq!(std::fs::read_to_string(full.join("notes.txt")).unwrap(), "mine");
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Home::init(&empty).unwrap();
+        assert_eq!(std::fs::metadata(&empty).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+
+    /// A rotation interrupted after the keyring was re-wrapped, before the new master key took
+    /// the old one's place, is finished at the next use; one interrupted before, is undone.
+    #[test]
+    fn an_interrupted_master_rotation_is_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Home::init(&dir.path().join("home")).unwrap();
+        let pseudonym = h.platform_pseudonym_key().unwrap();
+        // Interrupted after the keyring was saved.
+        let old = h.master_key().unwrap();
+        let new = MasterKey::generate().unwrap();
+        new.save(&h.next_master_path()).unwrap();
+        let mut ring = h.keyring().unwrap();
+        ring.rewrap_master(&old, &new).unwrap();
+        ring.save(&h.keyring_path()).unwrap();
+        assert_eq!(h.platform_pseudonym_key().unwrap().rehash("x"), pseudonym.rehash("x"));
+        assert!(!h.next_master_path().exists());
+        // Interrupted before: the stray new key is dropped.
+        MasterKey::generate().unwrap().save(&h.next_master_path()).unwrap();
+        assert_eq!(h.platform_pseudonym_key().unwrap().rehash("x"), pseudonym.rehash("x"));
+        assert!(!h.next_master_path().exists());
+        // A full rotation keeps every key.
+        let mut ring = h.keyring().unwrap();
+        h.rotate_master(&mut ring).unwrap();
+        assert_eq!(h.platform_pseudonym_key().unwrap().rehash("x"), pseudonym.rehash("x"));
+        h.catalog().unwrap();
     }
 }

@@ -56,6 +56,12 @@ impl GrantedKeys {
         Self { keys }
     }
 
+    /// The raw keys, to hand to a worker process over a private pipe (each copy is zeroised
+    /// when dropped).
+    pub fn to_raw(&self) -> Vec<(String, Zeroizing<Vec<u8>>)> {
+        self.keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
     /// Number of keys held.
     pub fn len(&self) -> usize {
         self.keys.len()

@@ -408,6 +408,9 @@ pub fn write_synthetic(home: &Home, synth: SynthConfig, opts: &WriteOptions, pro
     if dataset.is_empty() || !dataset.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
         return Err(StoreError::Config { path: "dataset".into(), reason: format!("'{dataset}': use lowercase letters, digits and _") });
     }
+    // The catalogue key first: in a home made before it existed, it is created (and the
+    // keyring saved) here, before this function takes its own copy of the keyring.
+    let catalog_key = home.catalog_key()?;
     let master = home.master_key()?;
     let mut keyring = home.keyring()?;
     let mut catalog = home.catalog()?;
@@ -516,7 +519,7 @@ pub fn write_synthetic(home: &Home, synth: SynthConfig, opts: &WriteOptions, pro
             title_en: t.title_en().to_string(),
             source_format: t.source_format().to_string(),
             rows: files.iter().map(|f| f.rows).sum(),
-            content_sha256: hex::encode(h.finalize()),
+            content_mac: crate::catalog::keyed_digest(&catalog_key, "content", &h.finalize()),
             footer_key_id: tk.footer_id.clone(),
             files,
             columns: t
@@ -556,10 +559,15 @@ pub fn write_synthetic(home: &Home, synth: SynthConfig, opts: &WriteOptions, pro
     };
     catalog.version = 1;
     catalog.datasets.insert(dataset.to_string(), entry.clone());
-    catalog.save(&home.catalog_path())?;
-    // The previous generation is no longer referenced: shred it.
+    home.save_catalog(&mut catalog)?;
+    // The previous generation is no longer referenced: shred it, and replace the master key,
+    // so that a copy of the old keyring is of no use with the master key from now on.
     remove_other_generations(home, &mut keyring, dataset, Some(&generation))?;
-    keyring.save(&home.keyring_path())?;
+    if previous.is_some() {
+        home.rotate_master(&mut keyring)?;
+    } else {
+        keyring.save(&home.keyring_path())?;
+    }
     Ok(entry)
 }
 

@@ -1,0 +1,146 @@
+//! `kura sql` against statements built to exhaust the machine (issue 14, findings 12–14): the
+//! time limit stops CPU-bound work, planning and constant folding included; memory outside the
+//! operators' pool is bounded and running out is a clean error of that statement; nothing a
+//! query spills outlives it in readable form (HIC-S11, HIC-S13).
+
+mod common;
+use common::ok;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A home with a small dataset and the given `[query]` limits.
+fn home_with(dir: &Path, memory_mb: u64, timeout_secs: u64) -> std::path::PathBuf {
+    let home = dir.join("home");
+    ok(&common::kura(&home, &["init"]));
+    ok(&common::kura(&home, &["synth", "--persons", "2000", "--seed", "3"]));
+    let cfg = home.join("kura.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text
+        .replace("memory_limit_mb = 0", &format!("memory_limit_mb = {memory_mb}"))
+        .replace("timeout_secs = 600", &format!("timeout_secs = {timeout_secs}"));
+    std::fs::write(&cfg, text).unwrap();
+    home
+}
+
+/// Runs `kura sql QUERY`, killing it if it is still running after `deadline`. Returns the
+/// output and how long it took.
+fn sql_with_deadline(home: &Path, query: &str, deadline: Duration) -> (Output, Duration) {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
+        .arg("--home")
+        .arg(home)
+        .args(["sql", query])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("`kura sql` still running after {deadline:?}: {query}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (out, started.elapsed())
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Finding 12: a CPU-bound join, a constant folded at planning time and a plan that grows
+/// exponentially all stop at the statement's time limit (3 s here), with the limit's message.
+#[test]
+fn the_time_limit_stops_cpu_bound_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = home_with(dir.path(), 256, 3);
+    let mut cte = String::from("WITH a0 AS (SELECT 1 AS x)");
+    for i in 1..=24 {
+        cte.push_str(&format!(", a{i} AS (SELECT p.x FROM a{j} p JOIN a{j} q ON p.x = q.x)", j = i - 1));
+    }
+    cte.push_str(" SELECT count(*) FROM a24");
+    for query in [
+        "SELECT sum(a.age + b.age + c.age) FROM re a, re b, re c".to_string(),
+        "SELECT length(regexp_replace(repeat('ab', 150000000), 'a', 'xyz', 'g'))".to_string(),
+        cte,
+    ] {
+        let (out, took) = sql_with_deadline(&home, &query, Duration::from_secs(60));
+        assert!(!out.status.success(), "{query} answered: {}", String::from_utf8_lossy(&out.stdout));
+        let e = stderr(&out);
+        assert!(e.contains("time limit") || e.contains("too large") || e.contains("memory limit") || e.contains("plan"), "{query}: {e}");
+        assert!(took < Duration::from_secs(30), "{query} took {took:?} under a 3 s limit");
+    }
+}
+
+/// Finding 13: values built by scalar functions count against the memory limit (64 MiB here)
+/// and running out is a clean error of the statement, not an aborted process.
+#[test]
+fn memory_outside_operators_is_bounded_and_running_out_is_a_clean_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = home_with(dir.path(), 64, 60);
+    for query in [
+        "SELECT length(repeat('ab', 500000000))",
+        "SELECT sum(length(repeat(institution_code, 100000))) FROM re",
+        "SELECT cardinality(range(0, 400000000))",
+    ] {
+        let (out, _) = sql_with_deadline(&home, query, Duration::from_secs(120));
+        assert!(!out.status.success(), "{query} answered: {}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(out.status.code(), Some(1), "{query}: not a clean exit: {:?}\n{}", out.status, stderr(&out));
+        let e = stderr(&out);
+        assert!(e.contains("memory limit") || e.contains("too large"), "{query}: {e}");
+    }
+    // The next statement runs normally.
+    let (out, _) = sql_with_deadline(&home, "SELECT count(*) FROM m_prefecture", Duration::from_secs(60));
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// The worker that runs the statements limits itself before it reads any data (issue 14,
+/// findings 13 and 16): its writable memory (the limit plus the engine's room), no core dumps
+/// (the keys the Parquet library copied stay in its memory only), and it is gone afterwards.
+#[test]
+fn the_worker_limits_itself_and_is_gone_afterwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = home_with(dir.path(), 64, 3);
+    let child = Command::new(env!("CARGO_BIN_EXE_kura"))
+        .arg("--home")
+        .arg(&home)
+        .args(["sql", "SELECT sum(a.age + b.age + c.age) FROM re a, re b, re c"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let children = format!("/proc/{0}/task/{0}/children", child.id());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let worker = loop {
+        let listed = std::fs::read_to_string(&children).unwrap_or_default();
+        if let Some(pid) = listed.split_whitespace().next() {
+            break pid.to_string();
+        }
+        assert!(Instant::now() < deadline, "no worker process appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Its limits are set first thing; wait until they are (a condition, not a delay).
+    let limits = loop {
+        let l = std::fs::read_to_string(format!("/proc/{worker}/limits")).unwrap_or_default();
+        if l.lines().any(|x| x.starts_with("Max data size") && !x.contains("unlimited")) {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "the worker never limited itself: {l}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let field =
+        |name: &str| limits.lines().find(|l| l.starts_with(name)).unwrap_or("").split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    let data = field("Max data size");
+    assert_eq!(data[3], ((64u64 << 20) + kura_query::worker::ENGINE_HEADROOM).to_string(), "{limits}");
+    let core = field("Max core file size");
+    assert_eq!((core[4].as_str(), core[5].as_str()), ("0", "0"), "{limits}");
+    let out = child.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("time limit"));
+    assert!(!std::path::Path::new(&format!("/proc/{worker}")).exists(), "the worker outlived the statement");
+}

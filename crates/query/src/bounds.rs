@@ -1,0 +1,317 @@
+//! Bounds on what one statement may ask for outside the operators' memory pool (issue 14):
+//! the SQL's length, how large its plan grows once common table expressions and views are
+//! expanded, and the values that scalar functions build.
+//!
+//! DataFusion's memory pool counts what operators reserve (hash tables, sorts), not what a
+//! scalar function allocates for its result, nor constants folded while planning:
+//! `repeat('ab', 150000000)` would build 300 MB before any limit looked. The functions that
+//! can make their output much larger than their input — `repeat`, `lpad`, `rpad`, `replace`,
+//! `regexp_replace`, `range`, `generate_series`, `array_repeat`, `array_resize` — are
+//! registered here in a wrapper that computes the size of what they are asked to build
+//! *before* they build it and refuses more than [`MAX_VALUE_BYTES`] per value or
+//! [`MAX_CALL_BYTES`] per call. Everything else a query computes is linear in its input.
+//! (The hard limit behind these is the worker process's own memory limit, `crate::worker`.)
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, FieldRef};
+use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
+use datafusion::logical_expr::udf_eq::UdfEq;
+use datafusion::logical_expr::{ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Longest SQL text accepted (bytes).
+pub const MAX_SQL_BYTES: usize = 100_000;
+/// Most table references a statement may expand to once common table expressions and views
+/// are inlined (a chain of self-joined CTEs doubles at every step).
+pub const MAX_RELATIONS: u64 = 1_000;
+/// Most nodes of a logical plan.
+pub const MAX_PLAN_NODES: usize = 10_000;
+/// Largest value one function call may build (bytes; list elements count 8 bytes each).
+pub const MAX_VALUE_BYTES: u64 = 16 << 20;
+/// Largest result one function call may build over a whole batch (bytes).
+pub const MAX_CALL_BYTES: u64 = 256 << 20;
+
+/// How a function's output grows with its arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Growth {
+    /// `repeat(s, n)`: len(s) × n.
+    Repeat,
+    /// `lpad/rpad(s, n [, fill])`: n characters, up to 4 bytes each.
+    Pad,
+    /// `replace(s, from, to)`, `regexp_replace(s, pattern, to [, flags])`: every position of
+    /// `s` may become `to`.
+    Replace,
+    /// `range/generate_series(start, stop [, step])` on integers: (stop − start) / step elements.
+    Range,
+    /// `array_repeat(x, n)`, `array_resize(a, n [, fill])`: n elements.
+    Elements,
+}
+
+/// The functions wrapped, with how they grow.
+const GROWING: &[(&str, Growth)] = &[
+    ("repeat", Growth::Repeat),
+    ("lpad", Growth::Pad),
+    ("rpad", Growth::Pad),
+    ("replace", Growth::Replace),
+    ("regexp_replace", Growth::Replace),
+    ("range", Growth::Range),
+    ("generate_series", Growth::Range),
+    ("array_repeat", Growth::Elements),
+    ("array_resize", Growth::Elements),
+];
+
+/// Wraps the growing functions of `functions` (by name) with their bounds; returns the
+/// wrapped functions to register in their place.
+pub fn bounded_functions(functions: &HashMap<String, Arc<ScalarUDF>>) -> Vec<ScalarUDF> {
+    GROWING
+        .iter()
+        .filter_map(|(name, growth)| {
+            functions.get(*name).map(|f| ScalarUDF::new_from_impl(Bounded { inner: f.inner().clone().into(), growth: *growth }))
+        })
+        .collect()
+}
+
+fn too_large(name: &str, bytes: u64) -> DataFusionError {
+    DataFusionError::ResourcesExhausted(format!(
+        "{name}: 作る値が大きすぎます（{} MiB、上限 {} MiB/値・{} MiB/呼び出し）/ {name} would build {} MiB (limits: {} MiB per value, {} MiB per call)",
+        bytes >> 20,
+        MAX_VALUE_BYTES >> 20,
+        MAX_CALL_BYTES >> 20,
+        bytes >> 20,
+        MAX_VALUE_BYTES >> 20,
+        MAX_CALL_BYTES >> 20
+    ))
+}
+
+/// Byte lengths of a string argument, row by row (a scalar is one length for every row).
+enum Lengths {
+    Same(u64),
+    Each(Vec<u64>),
+}
+
+impl Lengths {
+    fn of(v: &ColumnarValue) -> Lengths {
+        match v {
+            ColumnarValue::Scalar(s) => Lengths::Same(match s {
+                ScalarValue::Utf8(Some(x)) | ScalarValue::LargeUtf8(Some(x)) | ScalarValue::Utf8View(Some(x)) => x.len() as u64,
+                _ => 0,
+            }),
+            ColumnarValue::Array(a) => Lengths::Each(match a.data_type() {
+                DataType::Utf8 => a.as_string::<i32>().iter().map(|s| s.map_or(0, |s| s.len() as u64)).collect(),
+                DataType::LargeUtf8 => a.as_string::<i64>().iter().map(|s| s.map_or(0, |s| s.len() as u64)).collect(),
+                DataType::Utf8View => a.as_string_view().iter().map(|s| s.map_or(0, |s| s.len() as u64)).collect(),
+                _ => vec![0; a.len()],
+            }),
+        }
+    }
+
+    fn at(&self, i: usize) -> u64 {
+        match self {
+            Lengths::Same(n) => *n,
+            Lengths::Each(v) => v.get(i).copied().unwrap_or(0),
+        }
+    }
+}
+
+/// An integer argument, row by row (negative and null count as 0).
+enum Ints {
+    Same(i64),
+    Each(Vec<i64>),
+}
+
+impl Ints {
+    fn of(v: &ColumnarValue) -> Ints {
+        match v {
+            ColumnarValue::Scalar(s) => Ints::Same(match s.cast_to(&DataType::Int64) {
+                Ok(ScalarValue::Int64(Some(n))) => n,
+                _ => 0,
+            }),
+            ColumnarValue::Array(a) => Ints::Each(match datafusion::arrow::compute::cast(a, &DataType::Int64) {
+                Ok(c) => c.as_primitive::<datafusion::arrow::datatypes::Int64Type>().iter().map(|n| n.unwrap_or(0)).collect(),
+                Err(_) => vec![0; a.len()],
+            }),
+        }
+    }
+
+    fn at(&self, i: usize) -> i64 {
+        match self {
+            Ints::Same(n) => *n,
+            Ints::Each(v) => v.get(i).copied().unwrap_or(0),
+        }
+    }
+}
+
+/// A growing function, checked before it runs.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Bounded {
+    inner: UdfEq<Arc<dyn ScalarUDFImpl>>,
+    growth: Growth,
+}
+
+impl Bounded {
+    /// Bytes the call would build: the largest value, and all rows together.
+    fn demand(&self, args: &[ColumnarValue], rows: usize) -> (u64, u64) {
+        let rows = if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) { 1 } else { rows.max(1) };
+        let per_row: Box<dyn Fn(usize) -> u64> = match self.growth {
+            Growth::Repeat if args.len() >= 2 => {
+                let (s, n) = (Lengths::of(&args[0]), Ints::of(&args[1]));
+                Box::new(move |i| s.at(i).saturating_mul(n.at(i).max(0) as u64))
+            }
+            Growth::Pad if args.len() >= 2 => {
+                let n = Ints::of(&args[1]);
+                Box::new(move |i| (n.at(i).max(0) as u64).saturating_mul(4))
+            }
+            Growth::Replace if args.len() >= 3 => {
+                let (s, to) = (Lengths::of(&args[0]), Lengths::of(&args[2]));
+                Box::new(move |i| (s.at(i) + 1).saturating_mul(to.at(i).max(1)))
+            }
+            Growth::Range if !args.is_empty() => {
+                let ints: Vec<Ints> = args.iter().map(Ints::of).collect();
+                let integral = args.iter().all(|a| a.data_type().is_integer());
+                Box::new(move |i| {
+                    if !integral {
+                        return 0;
+                    }
+                    let (start, stop) = if ints.len() == 1 { (0, ints[0].at(i)) } else { (ints[0].at(i), ints[1].at(i)) };
+                    let step = ints.get(2).map_or(1, |s| s.at(i)).unsigned_abs().max(1);
+                    (stop.abs_diff(start) / step).saturating_mul(8)
+                })
+            }
+            Growth::Elements if args.len() >= 2 => {
+                let n = Ints::of(&args[1]);
+                Box::new(move |i| (n.at(i).max(0) as u64).saturating_mul(8))
+            }
+            _ => Box::new(|_| 0),
+        };
+        (0..rows).fold((0, 0), |(max, total), i| {
+            let v = per_row(i);
+            (max.max(v), total.saturating_add(v))
+        })
+    }
+}
+
+#[warn(clippy::missing_trait_methods)]
+impl ScalarUDFImpl for Bounded {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn display_name(&self, args: &[datafusion::logical_expr::Expr]) -> Result<String> {
+        #[expect(deprecated)]
+        self.inner.display_name(args)
+    }
+
+    fn schema_name(&self, args: &[datafusion::logical_expr::Expr]) -> Result<String> {
+        self.inner.schema_name(args)
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        self.inner.return_type(arg_types)
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        self.inner.return_field_from_args(args)
+    }
+
+    fn is_nullable(&self, args: &[datafusion::logical_expr::Expr], schema: &dyn datafusion::common::ExprSchema) -> bool {
+        #[expect(deprecated)]
+        self.inner.is_nullable(args, schema)
+    }
+
+    fn is_strict(&self) -> bool {
+        self.inner.is_strict()
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let (largest, total) = self.demand(&args.args, args.number_rows);
+        if largest > MAX_VALUE_BYTES || total > MAX_CALL_BYTES {
+            return Err(too_large(self.name(), largest.max(total)));
+        }
+        self.inner.invoke_with_args(args)
+    }
+
+    fn with_updated_config(&self, _config: &datafusion::common::config::ConfigOptions) -> Option<ScalarUDF> {
+        None
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+
+    fn simplify(
+        &self,
+        args: Vec<datafusion::logical_expr::Expr>,
+        info: &datafusion::logical_expr::simplify::SimplifyContext,
+    ) -> Result<datafusion::logical_expr::simplify::ExprSimplifyResult> {
+        self.inner.simplify(args, info)
+    }
+
+    fn preimage(
+        &self,
+        args: &[datafusion::logical_expr::Expr],
+        lit_expr: &datafusion::logical_expr::Expr,
+        info: &datafusion::logical_expr::simplify::SimplifyContext,
+    ) -> Result<datafusion::logical_expr::preimage::PreimageResult> {
+        self.inner.preimage(args, lit_expr, info)
+    }
+
+    fn conditional_arguments<'a>(
+        &self,
+        args: &'a [datafusion::logical_expr::Expr],
+    ) -> Option<(Vec<&'a datafusion::logical_expr::Expr>, Vec<&'a datafusion::logical_expr::Expr>)> {
+        self.inner.conditional_arguments(args)
+    }
+
+    fn short_circuits(&self) -> bool {
+        self.inner.short_circuits()
+    }
+
+    fn evaluate_bounds(
+        &self,
+        input: &[&datafusion::logical_expr::interval_arithmetic::Interval],
+    ) -> Result<datafusion::logical_expr::interval_arithmetic::Interval> {
+        self.inner.evaluate_bounds(input)
+    }
+
+    fn propagate_constraints(
+        &self,
+        interval: &datafusion::logical_expr::interval_arithmetic::Interval,
+        inputs: &[&datafusion::logical_expr::interval_arithmetic::Interval],
+    ) -> Result<Option<Vec<datafusion::logical_expr::interval_arithmetic::Interval>>> {
+        self.inner.propagate_constraints(interval, inputs)
+    }
+
+    fn struct_field_mapping(&self, literal_args: &[Option<ScalarValue>]) -> Option<datafusion::logical_expr::StructFieldMapping> {
+        self.inner.struct_field_mapping(literal_args)
+    }
+
+    fn output_ordering(&self, inputs: &[ExprProperties]) -> Result<SortProperties> {
+        self.inner.output_ordering(inputs)
+    }
+
+    fn preserves_lex_ordering(&self, inputs: &[ExprProperties]) -> Result<bool> {
+        self.inner.preserves_lex_ordering(inputs)
+    }
+
+    fn strictly_order_preserving(&self, inputs: &[ExprProperties]) -> Result<bool> {
+        self.inner.strictly_order_preserving(inputs)
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        self.inner.coerce_types(arg_types)
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.inner.documentation()
+    }
+
+    fn placement(&self, args: &[datafusion::logical_expr::ExpressionPlacement]) -> datafusion::logical_expr::ExpressionPlacement {
+        self.inner.placement(args)
+    }
+}
