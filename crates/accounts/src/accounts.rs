@@ -176,6 +176,11 @@ pub enum LoginRefused {
     /// Too many sign-ins at once.
     #[error("混み合っています。少し待って再度お試しください / too many sign-ins at once: try again in a moment")]
     Busy,
+    /// This account signed in too often in a short time (told only after the right password).
+    #[error(
+        "短時間にログインが繰り返されています。数分待ってから再度お試しください / this account signed in too often in a short time: try again in a few minutes"
+    )]
+    TooFrequent,
     /// Something failed inside; nothing was changed.
     #[error(transparent)]
     Error(#[from] AccountsError),
@@ -255,6 +260,8 @@ struct Inner {
     sessions: SessionCache,
     /// Refusals being counted rather than written one by one.
     refusals: std::sync::Mutex<Refusals>,
+    /// When each user last passed the first factor (a rate limit).
+    first_factors: std::sync::Mutex<std::collections::HashMap<String, std::collections::VecDeque<i64>>>,
 }
 
 /// One sign-in attempt taken from an account's budget before any secret is checked.
@@ -283,6 +290,11 @@ struct CachedSession {
     read_at: i64,
     generation: u64,
 }
+
+/// Times one user may pass the first factor within [`FIRST_FACTOR_WINDOW`].
+pub const FIRST_FACTORS_PER_WINDOW: usize = 10;
+/// Seconds of the first-factor window.
+pub const FIRST_FACTOR_WINDOW: i64 = 300;
 
 /// At most this many sessions are cached; beyond, the cache starts again empty.
 const SESSION_CACHE_MAX: usize = 65_536;
@@ -342,6 +354,19 @@ fn valid_code(code: &str) -> Result<()> {
     }
 }
 
+/// Runs a sign-in step on its own task, so that it finishes — its attempt counted and given
+/// back, its entries written — even if the request that asked for it goes away half-way (a
+/// closed tab, a client time-out): a dropped request never leaves an attempt counted against a
+/// user who typed the right password.
+async fn detached<T: Send + 'static>(
+    step: impl std::future::Future<Output = std::result::Result<T, LoginRefused>> + Send + 'static,
+) -> std::result::Result<T, LoginRefused> {
+    match tokio::spawn(step).await {
+        Ok(r) => r,
+        Err(e) => Err(LoginRefused::Error(AccountsError::Internal(format!("sign-in step: {e}")))),
+    }
+}
+
 fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
@@ -370,6 +395,7 @@ impl Accounts {
                 dummy_hash,
                 sessions: SessionCache::default(),
                 refusals: std::sync::Mutex::new(Refusals::default()),
+                first_factors: std::sync::Mutex::new(Default::default()),
             }),
         })
     }
@@ -705,20 +731,36 @@ impl Accounts {
     /// ([`Resetter::may_reset`]); recorded either way. The user must choose a new password at
     /// the next sign-in, after the second factor; their sessions end; the lock and failure
     /// count are cleared.
+    ///
+    /// A custodian is told the same for a user they may not reset as for a user that does not
+    /// exist (nothing about logins or roles beyond their own institution's data roles), and
+    /// their reset leaves a lock and the failure count as they are: only an operator lifts a
+    /// lock (HIC-U4).
     pub async fn reset_password(&self, who: &Who, by: &Resetter, login: &str, password: &str) -> Result<()> {
-        let target = self.user(login).await?;
+        let custodian = matches!(by, Resetter::User { role: Role::Custodian, .. });
+        let target = match self.user(login).await {
+            Ok(t) => t,
+            Err(AccountsError::NoUser(l)) => {
+                self.record_refusal(who, "user.password_reset", "", "no such user").await?;
+                return Err(AccountsError::NoUser(l));
+            }
+            Err(e) => return Err(e),
+        };
         if !by.may_reset(&target) {
             self.record_refusal(who, "user.password_reset", login, "not permitted for this role").await?;
+            if custodian {
+                return Err(AccountsError::NoUser(login.into()));
+            }
             return Err(AccountsError::NotPermitted(format!(
-                "'{login}' ({}) のパスワードを再設定する権限がありません / you may not reset the password of '{login}' ({}): a custodian resets researchers, reviewers and providers of their own institution; operators reset the others",
-                target.role, target.role
+                "'{login}' のパスワードは再設定できません（自分自身のものは「アカウント」で変更）/ you may not reset the password of '{login}' (change your own under Account)"
             )));
         }
         self.check_new_password(login, password).await?;
         let hash = self.inner.hasher.hash(password).await?;
         let mut tx = self.inner.db.begin_write().await?;
         self.store_password(&mut tx, login, &hash).await?;
-        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL, must_change_password = 1 WHERE login = $1")
+        let clear = if custodian { "" } else { ", failed_logins = 0, locked_until = NULL" };
+        sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE users SET must_change_password = 1{clear} WHERE login = $1")))
             .bind(login)
             .execute(&mut *tx)
             .await?;
@@ -739,6 +781,15 @@ impl Accounts {
     /// The user changes their own password (the old one must be right). A wrong old password
     /// is a failed sign-in: it counts toward the lock like one, and the lock ends the session.
     pub async fn change_password(&self, who: &Who, login: &str, old: &str, new: &str) -> Result<()> {
+        let (this, who, login) = (self.clone(), who.clone(), login.to_string());
+        let (old, new) = (zeroize::Zeroizing::new(old.to_string()), zeroize::Zeroizing::new(new.to_string()));
+        match tokio::spawn(async move { this.change_password_step(&who, &login, &old, &new).await }).await {
+            Ok(r) => r,
+            Err(e) => Err(AccountsError::Internal(format!("password change: {e}"))),
+        }
+    }
+
+    async fn change_password_step(&self, who: &Who, login: &str, old: &str, new: &str) -> Result<()> {
         let hash: Option<String> = sqlx::query_scalar("SELECT password_hash FROM users WHERE login = $1")
             .bind(login)
             .fetch_optional(self.inner.db.pool())
@@ -917,6 +968,15 @@ impl Accounts {
         Ok(fps)
     }
 
+    /// Certificates revoked at or after `since` (Unix seconds): fingerprint and time. A server
+    /// reads all of them once, then only the new ones.
+    pub async fn revocations_since(&self, since: i64) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as("SELECT fingerprint, revoked_at FROM certificates WHERE revoked_at IS NOT NULL AND revoked_at >= $1")
+            .bind(since)
+            .fetch_all(self.inner.db.pool())
+            .await?)
+    }
+
     /// Fingerprints of every revoked certificate (loaded into the TLS layer's revocation set).
     pub async fn revoked_fingerprints(&self) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar("SELECT fingerprint FROM certificates WHERE revoked_at IS NOT NULL").fetch_all(self.inner.db.pool()).await?)
@@ -1027,6 +1087,26 @@ impl Accounts {
         Ok(())
     }
 
+    /// Whether the user may pass the first factor again now: at most
+    /// [`FIRST_FACTORS_PER_WINDOW`] times per [`FIRST_FACTOR_WINDOW`] seconds, so that even the
+    /// right password cannot be used to fill the ledger and the sessions table.
+    fn first_factor_allowed(&self, login: &str) -> bool {
+        let now = self.now();
+        let mut seen = self.inner.first_factors.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= SESSION_CACHE_MAX {
+            seen.retain(|_, t| t.back().is_some_and(|last| now - last < FIRST_FACTOR_WINDOW));
+        }
+        let times = seen.entry(login.to_string()).or_default();
+        while times.front().is_some_and(|t| now - t >= FIRST_FACTOR_WINDOW) {
+            times.pop_front();
+        }
+        if times.len() >= FIRST_FACTORS_PER_WINDOW {
+            return false;
+        }
+        times.push_back(now);
+        true
+    }
+
     fn lock_refusal(until: Option<i64>) -> LoginRefused {
         LoginRefused::Locked { until }
     }
@@ -1061,8 +1141,9 @@ impl Accounts {
         fingerprint: &str,
     ) -> std::result::Result<PasswordOk, LoginRefused> {
         let started = tokio::time::Instant::now();
-        let who = Self::checked_who(who);
-        let out = self.password_step(&who, login, password, fingerprint).await;
+        let (this, who) = (self.clone(), Self::checked_who(who));
+        let (login, password, fingerprint) = (login.to_string(), zeroize::Zeroizing::new(password.to_string()), fingerprint.to_string());
+        let out = detached(async move { this.password_step(&who, &login, &password, &fingerprint).await }).await;
         if matches!(out, Err(LoginRefused::BadCredentials)) {
             tokio::time::sleep_until(started + self.inner.policy.failure_floor).await;
         }
@@ -1109,6 +1190,23 @@ impl Accounts {
         let role: Role = row.get::<String, _>(3).parse()?;
         let enrolled = row.get::<i64, _>(4) != 0;
         let must_change = row.get::<i64, _>(5) != 0;
+        // Only a certificate that could sign this user in counts against their account: with
+        // anyone else's the attempt can never succeed, and counting it would let any holder of a
+        // certificate lock any account. The answer is the same either way.
+        let now = self.now();
+        let cert_ok = self.certificate(fingerprint).await?.is_some_and(|c| {
+            c.revoked_at.is_none()
+                && c.not_after > now
+                && match c.login {
+                    Some(l) => l == login,
+                    None => c.institution == institution && role == Role::Provider,
+                }
+        });
+        if !cert_ok {
+            self.dummy_verify(password).await?;
+            self.record_refusal(who, "auth.password", login, "certificate not issued to this user").await?;
+            return Err(LoginRefused::BadCredentials);
+        }
         let n = match self.take_attempt(who, login).await? {
             Attempt::Counted(n) => n,
             Attempt::Locked(_) => {
@@ -1131,24 +1229,18 @@ impl Accounts {
                 false
             }
         };
-        let now = self.now();
-        let cert_ok = self.certificate(fingerprint).await?.is_some_and(|c| {
-            c.revoked_at.is_none()
-                && c.not_after > now
-                && match c.login {
-                    Some(l) => l == login,
-                    None => c.institution == institution && role == Role::Provider,
-                }
-        });
-        if !ok || !cert_ok {
-            let why = if ok { "certificate not issued to this user" } else { "wrong password" };
-            self.fail_attempt(who, login, "auth.password", n, why).await?;
+        if !ok {
+            self.fail_attempt(who, login, "auth.password", n, "wrong password").await?;
             return Err(LoginRefused::BadCredentials);
         }
         self.give_back_attempt(login).await?;
         if state != UserState::Active {
             self.record_refusal(who, "auth.password", login, &format!("account {}", state.as_str())).await?;
             return Err(LoginRefused::NotActive(state.as_str()));
+        }
+        if !self.first_factor_allowed(login) {
+            self.record_refusal(who, "auth.password", login, "too many sign-ins").await?;
+            return Err(LoginRefused::TooFrequent);
         }
         self.record_event(who, "auth.password", login, "ok", None).await?;
         Ok(PasswordOk { enrolled, must_change })
@@ -1175,6 +1267,11 @@ impl Accounts {
     /// The attempt is counted before the code is checked, like a password; a locked account is
     /// told it is locked whatever the code (the password was right, so telling is safe).
     pub async fn check_second_factor(&self, who: &Who, login: &str, code: &str) -> std::result::Result<(), LoginRefused> {
+        let (this, who, login, code) = (self.clone(), who.clone(), login.to_string(), code.to_string());
+        detached(async move { this.second_factor_step(&who, &login, &code).await }).await
+    }
+
+    async fn second_factor_step(&self, who: &Who, login: &str, code: &str) -> std::result::Result<(), LoginRefused> {
         let row = sqlx::query("SELECT totp_secret, totp_last_step FROM users WHERE login = $1")
             .bind(login)
             .fetch_optional(self.inner.db.pool())
@@ -1275,6 +1372,11 @@ impl Accounts {
     /// Confirms enrolment with a code from the pending secret; returns the recovery codes, shown
     /// once (only their MACs are kept).
     pub async fn finish_enrolment(&self, who: &Who, login: &str, code: &str) -> std::result::Result<Vec<String>, LoginRefused> {
+        let (this, who, login, code) = (self.clone(), who.clone(), login.to_string(), code.to_string());
+        detached(async move { this.enrolment_step(&who, &login, &code).await }).await
+    }
+
+    async fn enrolment_step(&self, who: &Who, login: &str, code: &str) -> std::result::Result<Vec<String>, LoginRefused> {
         let pending: Option<Vec<u8>> = sqlx::query_scalar("SELECT totp_pending FROM users WHERE login = $1")
             .bind(login)
             .fetch_optional(self.inner.db.pool())
@@ -1343,6 +1445,14 @@ impl Accounts {
         let now = self.now();
         let expires = now + self.inner.policy.absolute_timeout.as_secs() as i64;
         let mut tx = self.inner.db.begin_write().await?;
+        // A new sign-in supersedes the user's sign-ins left half-way: the table holds at most
+        // one unfinished session per user.
+        sqlx::query("UPDATE sessions SET ended_at = $1, ended_reason = $2 WHERE login = $3 AND state <> 'active' AND ended_at IS NULL")
+            .bind(now)
+            .bind(SessionEnd::Superseded.as_str())
+            .bind(login)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "INSERT INTO sessions (token_hash, login, fingerprint, state, csrf, created_at, last_seen_at, expires_at, listener) \
              VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)",

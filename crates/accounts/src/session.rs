@@ -71,6 +71,8 @@ pub enum SessionEnd {
     CertificateMismatch,
     /// The account was locked, suspended or disabled.
     AccountChanged,
+    /// Left half-way through signing in, and a newer sign-in began.
+    Superseded,
 }
 
 impl SessionEnd {
@@ -84,6 +86,7 @@ impl SessionEnd {
             SessionEnd::Replaced(_) => "replaced",
             SessionEnd::CertificateMismatch => "certificate_mismatch",
             SessionEnd::AccountChanged => "account_changed",
+            SessionEnd::Superseded => "superseded",
         }
     }
 
@@ -96,6 +99,7 @@ impl SessionEnd {
             "replaced" => SessionEnd::Replaced(ended_at),
             "certificate_mismatch" => SessionEnd::CertificateMismatch,
             "account_changed" => SessionEnd::AccountChanged,
+            "superseded" => SessionEnd::Superseded,
             _ => SessionEnd::Unknown,
         }
     }
@@ -116,6 +120,7 @@ impl SessionEnd {
                 "ログイン時と異なるクライアント証明書が使われたため、セッションを終了しました / a different client certificate was presented than at sign-in, so the session was ended".into()
             }
             SessionEnd::AccountChanged => "アカウントが利用できなくなりました。運用管理者に連絡してください / the account is no longer usable: contact the operator".into(),
+            SessionEnd::Superseded => "別のログインが始まったため、途中のログインは終了しました / a newer sign-in began, so this unfinished one ended".into(),
         }
     }
 }

@@ -93,16 +93,30 @@ impl Keyring {
         Ok(key)
     }
 
-    /// Unwraps a key by walking its chain of parents up to the master key.
+    /// Unwraps a key by walking its chain of parents up to the master key. The entry under `id`
+    /// must be the key named `id` (a wrapped key copied into another key's slot is refused, not
+    /// used in its place), and every parent on the way must be a key-encryption key.
     pub fn unwrap(&self, master: &MasterKey, id: &KeyId) -> Result<SecretKey> {
+        self.unwrap_checked(master, id, None, 0)
+    }
+
+    /// Unwraps a key that must also be for `purpose`.
+    pub fn unwrap_as(&self, master: &MasterKey, id: &KeyId, purpose: Purpose) -> Result<SecretKey> {
+        self.unwrap_checked(master, id, Some(purpose), 0)
+    }
+
+    fn unwrap_checked(&self, master: &MasterKey, id: &KeyId, purpose: Option<Purpose>, depth: usize) -> Result<SecretKey> {
         let entry = self.entries.get(id).ok_or_else(|| CryptoError::MissingKey(id.to_string()))?;
+        if entry.wrapped.id != *id || purpose.is_some_and(|p| p != entry.wrapped.purpose) || depth > 8 {
+            return Err(CryptoError::Unwrap(id.to_string()));
+        }
         match &entry.parent {
             None => master.unwrap(&entry.wrapped),
             Some(p) => {
                 if p == id {
                     return Err(CryptoError::Unwrap(id.to_string()));
                 }
-                let kek = self.unwrap(master, p)?;
+                let kek = self.unwrap_checked(master, p, Some(Purpose::DatasetKek), depth + 1)?;
                 unwrap_key(&kek, &entry.wrapped)
             }
         }
@@ -171,5 +185,12 @@ mod tests {
         assert!(kr3.unwrap(&m, &other).is_err());
         assert!(kr2.unwrap(&m2, &col_id).is_err(), "the copy from before the shredding does not open with the new master");
         assert!(before.unwrap(&m2, &other).is_err());
+        // A wrapped key copied into another key's slot is refused, not used in its place.
+        let mut swapped = kr3.clone();
+        let stolen = swapped.entries[&other].clone();
+        swapped.entries.insert(KeyId::new("dataset/other").unwrap(), stolen);
+        assert!(matches!(swapped.unwrap(&m2, &KeyId::new("dataset/other").unwrap()), Err(CryptoError::Unwrap(_))));
+        assert!(kr3.unwrap_as(&m2, &other, Purpose::Pseudonym).is_ok());
+        assert!(kr3.unwrap_as(&m2, &other, Purpose::Accounts).is_err());
     }
 }

@@ -18,9 +18,13 @@ use crate::ranges::canonical;
 /// What an address did wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Failure {
-    /// A TLS handshake failed: no, foreign, revoked or expired client certificate, or no
-    /// common protocol.
+    /// A TLS handshake failed: a foreign, revoked or expired client certificate, or no common
+    /// protocol.
     BadCertificate,
+    /// A connection that presented no client certificate (or closed before it could). Any web
+    /// page can make a visitor's browser do this, so it weighs a tenth of the others: a page
+    /// cannot get a whole institution's address blocked with a few images.
+    NoCertificate,
     /// A login with a wrong password or second factor.
     FailedLogin,
     /// Requests for paths no client of Kura asks for (`/.env`, `/wp-admin`, …) or a burst of
@@ -32,10 +36,20 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// How much the failure counts toward a block: [`FULL_WEIGHT`], or a tenth of it for a
+    /// connection without a certificate.
+    pub fn weight(&self) -> u32 {
+        match self {
+            Failure::NoCertificate => 1,
+            _ => FULL_WEIGHT,
+        }
+    }
+
     /// A short name for records and messages.
     pub fn as_str(&self) -> &'static str {
         match self {
             Failure::BadCertificate => "bad_certificate",
+            Failure::NoCertificate => "no_certificate",
             Failure::FailedLogin => "failed_login",
             Failure::Scanning => "scanning",
             Failure::Refused => "refused",
@@ -43,10 +57,15 @@ impl Failure {
     }
 }
 
+/// The weight of one failure of any kind but [`Failure::NoCertificate`]; the threshold counts
+/// failures of full weight.
+pub const FULL_WEIGHT: u32 = 10;
+
 /// When failures turn into a block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AutoBlockPolicy {
-    /// Failures within `window` that trigger a block (0 disables automatic blocking).
+    /// Failures within `window` that trigger a block (0 disables automatic blocking); a
+    /// failure without a certificate counts a tenth.
     pub threshold: u32,
     /// The sliding window.
     pub window: Duration,
@@ -105,7 +124,8 @@ pub struct Block {
 
 #[derive(Default)]
 struct State {
-    recent: HashMap<Subject, VecDeque<SystemTime>>,
+    /// Failures in the window: when, and how much each weighs.
+    recent: HashMap<Subject, VecDeque<(SystemTime, u32)>>,
     blocks: HashMap<Subject, Block>,
 }
 
@@ -146,11 +166,12 @@ impl AutoBlocker {
         }
         let times = st.recent.entry(subject).or_default();
         let since = now.checked_sub(self.policy.window).unwrap_or(SystemTime::UNIX_EPOCH);
-        while times.front().is_some_and(|t| *t <= since) {
+        while times.front().is_some_and(|(t, _)| *t <= since) {
             times.pop_front();
         }
-        times.push_back(now);
-        if times.len() < self.policy.threshold as usize {
+        times.push_back((now, failure.weight()));
+        let weight: u64 = times.iter().map(|(_, w)| u64::from(*w)).sum();
+        if weight < u64::from(self.policy.threshold) * u64::from(FULL_WEIGHT) {
             return None;
         }
         let failures = times.len() as u32;
@@ -164,13 +185,13 @@ impl AutoBlocker {
     /// with the oldest latest failure.
     fn forget_stale(&self, st: &mut State, now: SystemTime) {
         let since = now.checked_sub(self.policy.window).unwrap_or(SystemTime::UNIX_EPOCH);
-        st.recent.retain(|_, t| t.back().is_some_and(|last| *last > since));
+        st.recent.retain(|_, t| t.back().is_some_and(|(last, _)| *last > since));
         st.blocks.retain(|_, b| b.until > now);
         if st.recent.len() >= self.policy.max_tracked {
-            let mut lasts: Vec<SystemTime> = st.recent.values().filter_map(|t| t.back().copied()).collect();
+            let mut lasts: Vec<SystemTime> = st.recent.values().filter_map(|t| t.back().map(|(at, _)| *at)).collect();
             lasts.sort();
             let cut = lasts[lasts.len() / 2];
-            st.recent.retain(|_, t| t.back().is_some_and(|last| *last > cut));
+            st.recent.retain(|_, t| t.back().is_some_and(|(last, _)| *last > cut));
         }
     }
 

@@ -131,6 +131,8 @@ pub fn host_of(s: &str) -> Option<String> {
         return Some(canonical(ip).to_string());
     }
     let rest = s.split_once("://").map_or(s, |(_, r)| r);
+    // A scheme-relative URL (`//host/path`).
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
     let authority = rest.split(['/', '?', '#']).next()?;
     let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let host = if let Some(v6) = hostport.strip_prefix('[') { v6.split_once(']')?.0 } else { hostport.split(':').next()? };

@@ -270,7 +270,8 @@ fn export_plaintext(home: &Home, entry: &DatasetEntry, dir: &Path, row_group_row
         .iter()
         .flat_map(|t| std::iter::once(t.footer_key_id.as_str()).chain(t.columns.iter().map(|c| c.key_id.as_str())))
         .collect();
-    let keys = Arc::new(GrantedKeys::unwrap(&home.master_key()?, &home.keyring()?, ids)?);
+    let (master, keyring, _) = home.snapshot()?;
+    let keys = Arc::new(GrantedKeys::unwrap(&master, &keyring, ids)?);
     let files: usize = entry.tables.iter().map(|t| t.files.len()).sum();
     let pb = ProgressBar::new(files as u64);
     pb.set_style(

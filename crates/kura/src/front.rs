@@ -11,7 +11,7 @@
 use crate::{CliError, Result, runtime};
 use clap::{Args, Subcommand};
 use kura_accounts::{Accounts, Clock, HashCost, Hasher, NewUser, Policy, Resetter, Role, Transition, Who};
-use kura_crypto::{KeyId, Purpose, SecretKey};
+use kura_crypto::{Purpose, SecretKey};
 use kura_db::Db;
 use kura_gate::ranges::Cidr;
 use kura_gate::{AutoBlockPolicy, Gate, GateConfig};
@@ -185,15 +185,7 @@ pub async fn open_db(home: &Home) -> Result<Db> {
 
 /// The accounts key, created in the keyring on first use (wrapped by the master key).
 fn accounts_key(home: &Home) -> Result<SecretKey> {
-    let id = KeyId::new("platform/accounts").map_err(failed)?;
-    let master = home.master_key()?;
-    let mut ring = home.keyring()?;
-    if ring.contains(&id) {
-        return ring.unwrap(&master, &id).map_err(failed);
-    }
-    let key = ring.create(&master, None, id, Purpose::Accounts).map_err(failed)?;
-    ring.save(&home.keyring_path()).map_err(failed)?;
-    Ok(key)
+    Ok(home.ensure_key("platform/accounts", Purpose::Accounts)?)
 }
 
 /// The account rules from `[server]`.

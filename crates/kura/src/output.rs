@@ -40,8 +40,9 @@ pub fn result_table(o: &StatementOutput, max_rows: usize) -> Result<Table> {
     t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
     t.set_header(o.schema.fields().iter().map(|f| f.name().clone()));
     let numeric: Vec<bool> = o.schema.fields().iter().map(|f| is_numeric(f.data_type())).collect();
+    // A table is for reading: a long value is cut (whole values: `--format csv` or `json`).
     for row in cells(&o.batches, max_rows)? {
-        t.add_row(row);
+        t.add_row(row.into_iter().map(|c| shorten(c, TABLE_CELL_CHARS)));
     }
     for (i, n) in numeric.iter().enumerate() {
         if *n && let Some(c) = t.column_mut(i) {
@@ -49,6 +50,16 @@ pub fn result_table(o: &StatementOutput, max_rows: usize) -> Result<Table> {
         }
     }
     Ok(t)
+}
+
+/// Longest value shown whole in a table.
+const TABLE_CELL_CHARS: usize = 200;
+
+fn shorten(cell: String, max: usize) -> String {
+    match cell.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…（{} 文字 chars）", &cell[..at], cell.chars().count()),
+        None => cell,
+    }
 }
 
 fn csv_field(s: &str) -> String {
@@ -191,7 +202,8 @@ pub fn catalog(home: &Home, dataset: Option<&str>, table: Option<&str>, verify: 
             }
         }
         if verify {
-            let findings = verify_dataset(home, d);
+            let mut findings = kura_store::verify::verify_keys(home, d);
+            findings.extend(verify_dataset(home, d));
             if findings.is_empty() {
                 let files: usize = d.tables.iter().map(|t| t.files.len()).sum();
                 println!(

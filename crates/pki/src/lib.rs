@@ -143,7 +143,17 @@ impl RevocationSet {
         self.revoked.read().unwrap_or_else(|e| e.into_inner()).contains(fp)
     }
 
-    /// Replaces the whole set (a reload from the store of record).
+    /// Adds revoked certificates; returns whether any was new. Revocation is final, so a set is
+    /// only ever added to while a server runs (a reload that read the store before a
+    /// revocation made here cannot take it back).
+    pub fn extend(&self, fps: impl IntoIterator<Item = Fingerprint>) -> bool {
+        let mut set = self.revoked.write().unwrap_or_else(|e| e.into_inner());
+        let before = set.len();
+        set.extend(fps);
+        set.len() > before
+    }
+
+    /// Replaces the whole set.
     pub fn replace(&self, revoked: impl IntoIterator<Item = Fingerprint>) {
         *self.revoked.write().unwrap_or_else(|e| e.into_inner()) = revoked.into_iter().collect();
     }

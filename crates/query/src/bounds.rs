@@ -9,8 +9,9 @@
 //! `regexp_replace`, `range`, `generate_series`, `array_repeat`, `array_resize` — are
 //! registered here in a wrapper that computes the size of what they are asked to build
 //! *before* they build it and refuses more than [`MAX_VALUE_BYTES`] per value or
-//! [`MAX_CALL_BYTES`] per call. Everything else a query computes is linear in its input.
-//! (The hard limit behind these is the worker process's own memory limit, `crate::worker`.)
+//! [`MAX_CALL_BYTES`] per call. What other functions build is bounded by what they are given
+//! (`concat` of large values, say, is as large as its inputs together): the hard limit behind
+//! all of it is the worker process's own memory limit (`crate::worker`).
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, FieldRef};
@@ -143,6 +144,32 @@ impl Ints {
     }
 }
 
+/// The span between two scalar dates or timestamps (the first two arguments), in nanoseconds.
+fn time_span_ns(args: &[ColumnarValue]) -> Option<u64> {
+    let ns = |v: &ColumnarValue| -> Option<i64> {
+        let ColumnarValue::Scalar(s) = v else { return None };
+        match s.cast_to(&DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Nanosecond, None)).ok()? {
+            ScalarValue::TimestampNanosecond(Some(t), _) => Some(t),
+            _ => None,
+        }
+    };
+    Some(ns(args.first()?)?.abs_diff(ns(args.get(1)?)?))
+}
+
+/// An interval step in nanoseconds (a month counted as 28 days, so the estimate errs large).
+fn interval_ns(v: &ColumnarValue) -> Option<u64> {
+    let ColumnarValue::Scalar(s) = v else { return None };
+    let (months, days, nanos) = match s {
+        ScalarValue::IntervalMonthDayNano(Some(x)) => (i64::from(x.months), i64::from(x.days), x.nanoseconds),
+        ScalarValue::IntervalDayTime(Some(x)) => (0, i64::from(x.days), i64::from(x.milliseconds) * 1_000_000),
+        ScalarValue::IntervalYearMonth(Some(m)) => (i64::from(*m), 0, 0),
+        _ => return None,
+    };
+    let total =
+        months.saturating_mul(28 * 86_400_000_000_000).saturating_add(days.saturating_mul(86_400_000_000_000)).saturating_add(nanos);
+    Some(total.unsigned_abs())
+}
+
 /// A growing function, checked before it runs.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Bounded {
@@ -168,20 +195,28 @@ impl Bounded {
                 Box::new(move |i| (s.at(i) + 1).saturating_mul(to.at(i).max(1)))
             }
             Growth::Range if !args.is_empty() => {
-                let ints: Vec<Ints> = args.iter().map(Ints::of).collect();
                 let integral = args.iter().all(|a| a.data_type().is_integer());
-                Box::new(move |i| {
-                    if !integral {
-                        return 0;
-                    }
-                    let (start, stop) = if ints.len() == 1 { (0, ints[0].at(i)) } else { (ints[0].at(i), ints[1].at(i)) };
-                    let step = ints.get(2).map_or(1, |s| s.at(i)).unsigned_abs().max(1);
-                    (stop.abs_diff(start) / step).saturating_mul(8)
-                })
+                if integral {
+                    let ints: Vec<Ints> = args.iter().map(Ints::of).collect();
+                    Box::new(move |i| {
+                        let (start, stop) = if ints.len() == 1 { (0, ints[0].at(i)) } else { (ints[0].at(i), ints[1].at(i)) };
+                        let step = ints.get(2).map_or(1, |s| s.at(i)).unsigned_abs().max(1);
+                        (stop.abs_diff(start) / step).saturating_mul(8)
+                    })
+                } else {
+                    // Dates and timestamps with an interval step: the span over the step.
+                    let (span, step) = (time_span_ns(args), args.get(2).and_then(interval_ns));
+                    Box::new(move |_| match (span, step) {
+                        (Some(span), Some(step)) => (span / step.max(1)).saturating_mul(8),
+                        (Some(span), None) => (span / 86_400_000_000_000).saturating_mul(8),
+                        _ => 0,
+                    })
+                }
             }
             Growth::Elements if args.len() >= 2 => {
-                let n = Ints::of(&args[1]);
-                Box::new(move |i| (n.at(i).max(0) as u64).saturating_mul(8))
+                // n copies of an element (or of a fill value): strings weigh their length.
+                let (n, element) = (Ints::of(&args[1]), Lengths::of(args.get(2).unwrap_or(&args[0])));
+                Box::new(move |i| (n.at(i).max(0) as u64).saturating_mul(element.at(i).max(8)))
             }
             _ => Box::new(|_| 0),
         };

@@ -104,11 +104,12 @@ pub struct EngineSpec {
 impl EngineSpec {
     /// Builds a spec from a home: looks the dataset up and unwraps only the granted keys.
     pub fn from_home(home: &Home, dataset: &str, grant: Option<Grant>) -> Result<Self> {
-        let catalog = home.catalog()?;
+        // One consistent view of keys and catalogue, even while a dataset is being rewritten.
+        let (master, keyring, catalog) = home.snapshot()?;
         let entry = catalog.datasets.get(dataset).cloned().ok_or_else(|| kura_store::StoreError::UnknownDataset(dataset.into()))?;
         let grant = grant.unwrap_or_else(|| Grant::everything(&entry));
         let ids = grant.key_ids(&entry);
-        let keys = GrantedKeys::unwrap(&home.master_key()?, &home.keyring()?, ids.iter().map(String::as_str))?;
+        let keys = GrantedKeys::unwrap(&master, &keyring, ids.iter().map(String::as_str))?;
         Ok(Self { dataset: entry, grant, keys, data_root: home.data_dir(), limits: Limits::from_home(home) })
     }
 }
@@ -281,18 +282,34 @@ impl QueryEngine {
     /// Runs a script of `;`-separated statements, each checked, planned, verified and executed
     /// under the limits. Stops at the first error.
     pub async fn run(&self, sql: &str) -> Result<Vec<StatementOutput>> {
+        self.run_each(sql, &|_| {}).await
+    }
+
+    /// [`QueryEngine::run`], telling `starting` the number of each statement as it begins (a
+    /// worker reports it, so that its parent can hold each statement to its own time limit).
+    pub async fn run_each(&self, sql: &str, starting: &(dyn Fn(usize) + Sync)) -> Result<Vec<StatementOutput>> {
         let statements = parse(sql)?;
         let mut out = Vec::new();
-        for stmt in statements {
+        for (i, stmt) in statements.into_iter().enumerate() {
+            starting(i);
             out.push(self.run_statement(stmt).await?);
         }
         Ok(out)
+    }
+
+    /// The files of the granted tables whose size or SHA-256 differ from the catalogue.
+    pub fn damaged_files(&self) -> Vec<kura_store::verify::Finding> {
+        let files = self.dataset.tables.iter().filter(|t| self.granted_tables.contains(&t.name)).flat_map(|t| t.files.iter());
+        kura_store::verify::verify_files(&self.data_root, files)
     }
 
     async fn run_statement(&self, stmt: DFStatement) -> Result<StatementOutput> {
         let views = self.views.lock().map(|v| v.clone()).unwrap_or_default();
         let mut taken: HashSet<String> = self.dataset.tables.iter().map(|t| t.name.clone()).collect();
         taken.extend(self.granted_tables.iter().cloned());
+        // Expressions first: it stops at the first level too deep, before anything recurses
+        // over all of them.
+        policy::check_expressions(&stmt)?;
         let allowed = policy::check(&stmt, &taken)?;
         if let Allowed::TempView { name, or_replace } = &allowed
             && views.contains_key(name)
@@ -388,8 +405,7 @@ impl QueryEngine {
     /// After a failed decryption, names the damaged files: checks the size and SHA-256 of every
     /// file of the granted tables against the catalogue.
     fn locate_damage(&self, message: String) -> String {
-        let files = self.dataset.tables.iter().filter(|t| self.granted_tables.contains(&t.name)).flat_map(|t| t.files.iter());
-        let findings = kura_store::verify::verify_files(&self.data_root, files);
+        let findings = self.damaged_files();
         if findings.is_empty() {
             return format!("{message}（ファイルは目録と一致：鍵の不一致の可能性 / files match the catalogue: a key may be wrong）");
         }

@@ -247,6 +247,54 @@ pub fn check(stmt: &DFStatement, taken: &HashSet<String>) -> Result<Allowed> {
     }
 }
 
+/// Deepest nesting of expressions a statement may have (`1 + 1 + … + 1` nests one level per
+/// term; the engine's planner recurses over it).
+pub const MAX_EXPR_DEPTH: usize = 256;
+/// Most expressions a statement may hold (an `IN` list of codes counts one per code).
+pub const MAX_EXPR_NODES: usize = 100_000;
+
+struct ExprShape {
+    depth: usize,
+    deepest: usize,
+    nodes: usize,
+}
+
+impl Visitor for ExprShape {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, _expr: &datafusion::sql::sqlparser::ast::Expr) -> ControlFlow<()> {
+        self.depth += 1;
+        self.nodes += 1;
+        self.deepest = self.deepest.max(self.depth);
+        if self.depth > MAX_EXPR_DEPTH || self.nodes > MAX_EXPR_NODES { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    }
+
+    fn post_visit_expr(&mut self, _expr: &datafusion::sql::sqlparser::ast::Expr) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+}
+
+/// Refuses a statement whose expressions nest deeper than [`MAX_EXPR_DEPTH`] or number more
+/// than [`MAX_EXPR_NODES`] — before the engine plans it.
+pub fn check_expressions(stmt: &DFStatement) -> Result<()> {
+    let mut shape = ExprShape { depth: 0, deepest: 0, nodes: 0 };
+    let stopped = match stmt {
+        DFStatement::Statement(s) => s.visit(&mut shape).is_break(),
+        DFStatement::Explain(e) => return check_expressions(&e.statement),
+        _ => false,
+    };
+    if stopped {
+        return Err(refused(
+            "PLAN",
+            &format!(
+                "式が深すぎるか多すぎます（入れ子 {MAX_EXPR_DEPTH}・式 {MAX_EXPR_NODES} まで）。OR の連なりは IN (...) で書けます / the expressions nest too deeply or are too many (at most {MAX_EXPR_DEPTH} deep, {MAX_EXPR_NODES} in all): a chain of ORs can be written as IN (...)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The relations one query reads.
 struct Relations(Vec<String>);
 

@@ -11,10 +11,13 @@
 //!   the query's memory limit plus room for the engine itself), no core dumps, not
 //!   traceable or dumpable by others (`PR_SET_DUMPABLE` 0: the keys in its memory stay there),
 //!   and it dies with its parent (`PR_SET_PDEATHSIG`);
-//! - past the statements' time limit (plus a short grace) the parent kills it: the statement
-//!   ends with the time-limit error, whatever it was doing;
+//! - the worker says on standard error when each statement starts; past a statement's time
+//!   limit (plus a short grace) the parent kills it, and the statement ends with the time-limit
+//!   error, whatever it was doing (planning, folding a constant, a CPU-bound operator);
 //! - a worker that ran out of memory dies; the parent answers with the memory-limit error of
-//!   that statement, and the next statement starts a fresh worker.
+//!   that statement (the next `kura sql` starts a fresh worker); a panic of the engine is an
+//!   error of the statement too, naming any damaged file;
+//! - an answer larger than the result cap stops the worker with the result-size error.
 //!
 //! Results come back as Arrow IPC streams, capped like in-process results. Spill files the
 //! worker makes are nameless and encrypted ([`crate::spill`]): nothing is left behind when it
@@ -30,6 +33,8 @@ use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -62,6 +67,7 @@ impl WorkerCommand {
 
 #[derive(Serialize, Deserialize)]
 struct Request {
+    statements: usize,
     dataset: DatasetEntry,
     grant: Grant,
     keys: Vec<(String, String)>,
@@ -138,14 +144,21 @@ fn broken(what: impl std::fmt::Display) -> QueryError {
     QueryError::Engine(format!("問い合わせ用の子プロセスとの通信に失敗しました / the query worker failed: {what}"))
 }
 
-/// Runs the statements of `sql` over `spec` in a worker started by `cmd`, and waits at most
-/// their time limits (one per statement, plus a grace) for the answer.
+/// Runs the statements of `sql` over `spec` in a worker started by `cmd`, holding each to its
+/// time limit (plus a grace).
 pub fn run(cmd: &WorkerCommand, spec: EngineSpec, sql: &str) -> Result<Vec<StatementOutput>> {
     let statements = crate::engine::count_statements(sql)?;
     let limits = spec.limits.clone();
     let keys: Vec<(String, String)> = spec.keys.to_raw().into_iter().map(|(id, k)| (id, hex::encode(&k[..]))).collect();
-    let mut request =
-        Request { dataset: spec.dataset, grant: spec.grant, keys, data_root: spec.data_root, limits: limits.clone(), sql: sql.to_string() };
+    let mut request = Request {
+        statements,
+        dataset: spec.dataset,
+        grant: spec.grant,
+        keys,
+        data_root: spec.data_root,
+        limits: limits.clone(),
+        sql: sql.to_string(),
+    };
     let bytes = Zeroizing::new(serde_json::to_vec(&request).map_err(broken)?);
     for (_, k) in request.keys.iter_mut() {
         k.zeroize();
@@ -165,49 +178,124 @@ pub fn run(cmd: &WorkerCommand, spec: EngineSpec, sql: &str) -> Result<Vec<State
         stdin.write_all(&bytes)?;
         Ok(())
     });
+    // The answer, read up to the cap: a worker that writes more is stopped.
     let cap = (limits.max_result_bytes as u64).saturating_mul(2).saturating_add(64 << 20);
+    let too_large = Arc::new(AtomicBool::new(false));
     let mut stdout = child.stdout.take().ok_or_else(|| broken("no stdout"))?;
+    let flag = too_large.clone();
     let reader = std::thread::spawn(move || -> std::io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        (&mut stdout).take(cap).read_to_end(&mut out)?;
+        (&mut stdout).take(cap + 1).read_to_end(&mut out)?;
+        if out.len() as u64 > cap {
+            flag.store(true, Ordering::SeqCst);
+            out.clear();
+        }
         Ok(out)
     });
-    let mut stderr = child.stderr.take().ok_or_else(|| broken("no stderr"))?;
+    // Its standard error: a line as each statement starts (each has its own time limit), and
+    // the last of what it says otherwise (a failed allocation, a stack overflow).
+    let started = Arc::new(Mutex::new(Instant::now()));
+    let mut stderr = std::io::BufReader::new(child.stderr.take().ok_or_else(|| broken("no stderr"))?);
+    let mark = started.clone();
     let errors = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let _ = (&mut stderr).take(64 << 10).read_to_end(&mut out);
-        String::from_utf8_lossy(&out).into_owned()
+        let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        let mut line = Vec::new();
+        while matches!(std::io::BufRead::read_until(&mut stderr, b'\n', &mut line), Ok(n) if n > 0) {
+            let text = String::from_utf8_lossy(&line).trim_end().to_string();
+            line.clear();
+            if text.starts_with(STATEMENT_MARK) {
+                *mark.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            } else {
+                if tail.len() == 50 {
+                    tail.pop_front();
+                }
+                tail.push_back(text.chars().take(500).collect());
+            }
+        }
+        tail.into_iter().collect::<Vec<_>>().join("\n")
     });
 
-    let deadline = Instant::now() + limits.timeout.saturating_mul(statements.max(1) as u32) + GRACE;
+    let mut killed = false;
     let status = loop {
         if let Some(status) = child.try_wait().map_err(broken)? {
             break status;
         }
-        if Instant::now() >= deadline {
+        let since = *started.lock().unwrap_or_else(|e| e.into_inner());
+        if since.elapsed() >= limits.timeout + GRACE || too_large.load(Ordering::SeqCst) {
             let _ = child.kill();
-            let _ = child.wait();
-            return Err(QueryError::Timeout(limits.timeout.as_secs()));
+            killed = true;
+            break child.wait().map_err(broken)?;
         }
         std::thread::sleep(Duration::from_millis(10));
     };
     let _ = writer.join();
     let answer = reader.join().map_err(|_| broken("reader"))?.map_err(broken)?;
     let stderr = errors.join().unwrap_or_default();
+    if too_large.load(Ordering::SeqCst) {
+        return Err(QueryError::ResultTooLarge(format!("> {} MiB", limits.max_result_bytes >> 20)));
+    }
+    if killed {
+        return Err(QueryError::Timeout(limits.timeout.as_secs()));
+    }
     if !status.success() {
         use std::os::unix::process::ExitStatusExt;
-        return Err(match status.signal() {
-            // A failed allocation aborts (Rust prints "memory allocation of N bytes failed").
-            Some(6) if stderr.contains("memory allocation") => QueryError::Memory(format!(
+        let memory = || {
+            QueryError::Memory(format!(
                 "{} MiB の上限に達しました / the worker reached its memory limit of {} MiB",
                 limits.memory_bytes >> 20,
                 limits.memory_bytes >> 20
-            )),
-            Some(9) | Some(24) => QueryError::Timeout(limits.timeout.as_secs()),
-            _ => broken(format!("exit {status}: {}", stderr.lines().last().unwrap_or(""))),
+            ))
+        };
+        return Err(match status.signal() {
+            // A failed allocation aborts (Rust prints "memory allocation of N bytes failed").
+            Some(6) if stderr.contains("memory allocation") => memory(),
+            Some(6) if stderr.contains("stack overflow") => QueryError::Refused {
+                class: "PLAN".into(),
+                reason: "文の入れ子が深すぎます / the statement is nested too deeply for the engine".into(),
+            },
+            // Killed, but not by Kura: on Linux, the kernel's out-of-memory killer.
+            Some(9) => memory(),
+            Some(24) => QueryError::Timeout(limits.timeout.as_secs()),
+            _ => broken(format!("{status}: {}", stderr.lines().rev().take(3).collect::<Vec<_>>().join(" / "))),
         });
     }
     decode(&answer)
+}
+
+/// The line a worker writes to standard error as each statement starts.
+const STATEMENT_MARK: &str = "kura-worker: statement ";
+
+/// Stack of the thread that plans and runs statements (the engine's planner recurses).
+const STACK: usize = 32 << 20;
+
+/// Runs the statements; a statement that makes the engine panic (a bug, or damaged bytes it
+/// trips over) ends as an error of that statement, naming any damaged file.
+fn run_statements(spec: EngineSpec, sql: &str) -> Result<Vec<StatementOutput>> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(STACK / 2)
+        .enable_all()
+        .build()
+        .map_err(|e| QueryError::Engine(e.to_string()))?;
+    let engine = QueryEngine::new(spec)?;
+    let starting = |i: usize| {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{STATEMENT_MARK}{i}");
+        let _ = err.flush();
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(engine.run_each(sql, &starting)))) {
+        Ok(r) => r,
+        Err(panic) => {
+            let what =
+                panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+            let damaged = engine.damaged_files();
+            if damaged.is_empty() {
+                Err(QueryError::Engine(format!("問い合わせエンジンの内部エラー / internal error of the query engine: {what}")))
+            } else {
+                let list: Vec<String> = damaged.iter().map(|f| format!("{}: {}", f.file, f.problem)).collect();
+                Err(QueryError::Integrity(format!("損傷ファイル / damaged file(s): {}", list.join("; "))))
+            }
+        }
+    }
 }
 
 fn decode(bytes: &[u8]) -> Result<Vec<StatementOutput>> {
@@ -241,7 +329,7 @@ fn decode(bytes: &[u8]) -> Result<Vec<StatementOutput>> {
 
 /// Limits this process before it touches any data: writable memory, no core dumps, not
 /// dumpable or traceable, dies with its parent, CPU time as a backstop.
-fn limit_self(limits: &Limits) -> std::io::Result<()> {
+fn limit_self(limits: &Limits, statements: usize) -> std::io::Result<()> {
     use rustix::process::{DumpableBehavior, Resource, Rlimit, Signal, set_dumpable_behavior, set_parent_process_death_signal, setrlimit};
     set_parent_process_death_signal(Some(Signal::KILL))?;
     set_dumpable_behavior(DumpableBehavior::NotDumpable)?;
@@ -249,7 +337,7 @@ fn limit_self(limits: &Limits) -> std::io::Result<()> {
     let data = (limits.memory_bytes as u64).saturating_add(ENGINE_HEADROOM);
     setrlimit(Resource::Data, Rlimit { current: Some(data), maximum: Some(data) })?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
-    let cpu = limits.timeout.as_secs().saturating_add(2).saturating_mul(cores).saturating_add(10);
+    let cpu = limits.timeout.as_secs().saturating_add(2).saturating_mul(cores).saturating_mul(statements.max(1) as u64).saturating_add(10);
     setrlimit(Resource::Cpu, Rlimit { current: Some(cpu), maximum: Some(cpu) })?;
     Ok(())
 }
@@ -272,7 +360,7 @@ pub fn serve_stdio() -> i32 {
     }
     let Ok(mut request) = serde_json::from_slice::<Request>(&bytes) else { return 2 };
     drop(bytes);
-    if let Err(e) = limit_self(&request.limits) {
+    if let Err(e) = limit_self(&request.limits, request.statements) {
         eprintln!("query worker: cannot limit itself: {e}");
         return 3;
     }
@@ -292,11 +380,12 @@ pub fn serve_stdio() -> i32 {
         data_root: request.data_root,
         limits: request.limits,
     };
-    let outcome =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| QueryError::Engine(e.to_string())).and_then(|rt| {
-            let engine = QueryEngine::new(spec)?;
-            rt.block_on(engine.run(&request.sql))
-        });
+    let sql = std::mem::take(&mut request.sql);
+    let outcome = std::thread::Builder::new()
+        .stack_size(STACK)
+        .spawn(move || run_statements(spec, &sql))
+        .map_err(|e| QueryError::Engine(e.to_string()))
+        .and_then(|t| t.join().unwrap_or_else(|_| Err(QueryError::Engine("the query worker's thread failed".into()))));
     let (outputs, error) = match outcome {
         Ok(outputs) => (outputs, None),
         Err(e) => (Vec::new(), Some(e)),

@@ -153,7 +153,13 @@ pub(crate) async fn reset_password(
     match apply_action(&portal, &ctx, &login, "reset-password", &f).await {
         Ok(msg) => Json(json!({ "message": msg })).into_response(),
         Err(e) if e.is_internal() => internal(ctx.lang, "/api/v1/users", e),
-        Err(e) => bad(e),
+        Err(e) => {
+            // Probing for users one may not reset counts toward the address's block.
+            if matches!(e, AccountsError::NoUser(_) | AccountsError::NotPermitted(_)) {
+                portal.door.failure(ctx.client, kura_gate::Failure::Refused);
+            }
+            bad(e)
+        }
     }
 }
 

@@ -89,6 +89,9 @@ pub struct FrontLimits {
     pub body: Duration,
     /// For a whole request, from its head to the end of the answer.
     pub request: Duration,
+    /// How long a write to the client may make no progress (a client that stops reading its
+    /// answers cannot hold the connection).
+    pub write_stall: Duration,
 }
 
 impl Default for FrontLimits {
@@ -100,6 +103,7 @@ impl Default for FrontLimits {
             header: Duration::from_secs(15),
             body: Duration::from_secs(10),
             request: Duration::from_secs(30),
+            write_stall: Duration::from_secs(15),
         }
     }
 }
@@ -291,7 +295,7 @@ async fn connection(tcp: tokio::net::TcpStream, addr: SocketAddr, slot: Slot, ac
         Ok(Err(e)) => {
             door.stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(addr = %addr.ip(), "handshake failed: {e}");
-            door.failure(addr.ip(), Failure::BadCertificate);
+            door.failure(addr.ip(), handshake_failure(&e));
             return;
         }
         Err(_) => {
@@ -349,7 +353,7 @@ async fn connection(tcp: tokio::net::TcpStream, addr: SocketAddr, slot: Slot, ac
         .keep_alive(true)
         .header_read_timeout(door.limits.header)
         .max_buf_size(64 * 1024)
-        .serve_connection(TokioIo::new(tls), service);
+        .serve_connection(TokioIo::new(WriteDeadline::new(tls, door.limits.write_stall)), service);
     tokio::pin!(conn);
     let mut changes = door.changes.subscribe();
     loop {
@@ -375,4 +379,101 @@ async fn connection(tcp: tokio::net::TcpStream, addr: SocketAddr, slot: Slot, ac
         }
     }
     drop(slot);
+}
+
+/// What a failed handshake counts as: a connection that presented no certificate (or closed
+/// before the handshake was done) weighs a tenth of one that presented a bad one, since any web
+/// page can make a browser open the former ([`Failure::NoCertificate`]).
+fn handshake_failure(e: &std::io::Error) -> Failure {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        return Failure::NoCertificate;
+    }
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::NoCertificatesPresented) => Failure::NoCertificate,
+        _ => Failure::BadCertificate,
+    }
+}
+
+/// A connection whose writes may not stall: a write (or flush) that makes no progress for
+/// `limit` fails, which closes the connection.
+struct WriteDeadline<T> {
+    inner: T,
+    limit: Duration,
+    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> WriteDeadline<T> {
+    fn new(inner: T, limit: Duration) -> Self {
+        WriteDeadline { inner, limit, stalled: None }
+    }
+
+    /// `progress` is the inner write's answer: on `Pending` the stall clock runs (and fails the
+    /// write once it passes the limit), on anything else it stops.
+    fn watch<R>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        progress: std::task::Poll<std::io::Result<R>>,
+    ) -> std::task::Poll<std::io::Result<R>> {
+        use std::future::Future;
+        use std::task::Poll;
+        match progress {
+            Poll::Pending => {
+                let limit = self.limit;
+                let clock = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if clock.as_mut().poll(cx).is_ready() {
+                    self.stalled = None;
+                    return Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading")));
+                }
+                Poll::Pending
+            }
+            done => {
+                self.stalled = None;
+                done
+            }
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteDeadline<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteDeadline<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let progress = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, progress)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let progress = std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(cx, progress)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        let progress = std::pin::Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, progress)
+    }
+
+    fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        let progress = std::pin::Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.watch(cx, progress)
+    }
 }

@@ -149,10 +149,11 @@ pub const ROUTES: &[Rule] = &[
     rule("POST", "/api/v1/users/{login}/reset-password", Access::Roles(ADMIN), false, true),
 ];
 
-/// The rule for a routed request, if the listener serves it.
+/// The rule for a routed request, if the listener serves it. HEAD is served like GET.
 pub fn rule_for(listener: Listener, method: &Method, path: &str) -> Option<&'static Rule> {
+    let method = if method == Method::HEAD { "GET" } else { method.as_str() };
     ROUTES.iter().find(|r| {
-        r.method == method.as_str()
+        r.method == method
             && r.path == path
             && match listener {
                 Listener::Portal => r.portal,
@@ -235,14 +236,31 @@ async fn not_found(State(portal): State<Portal>, req: Request) -> Response {
 /// The client's address: the socket's, or behind a trusted proxy the one `X-Forwarded-For`
 /// gives. Every header line is read (a proxy may append its own line after the client's).
 fn client_of(portal: &Portal, peer: &Peer, headers: &HeaderMap) -> std::net::IpAddr {
-    let lines: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+    // Bytes that are not text are kept as replacement characters (they make that entry
+    // unreadable, not the whole line: the address a proxy appended after them still counts).
+    let lines: Vec<String> =
+        headers.get_all("x-forwarded-for").iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
     let joined = lines.join(",");
     portal.door.gate.client_addr(peer.addr.ip(), (!lines.is_empty()).then_some(joined.as_str()))
 }
 
-/// Security headers on every response (HX-5, HIC-S12).
+/// Security headers on every response (HX-5, HIC-S12); a request the framework itself
+/// refused (a malformed path, query or body) is answered plainly, never with the parser's
+/// own words.
 async fn security_headers(req: Request, next: Next) -> Response {
+    let (lang, path) = (Lang::of(req.headers()), req.uri().path().to_string());
     let mut res = next.run(req).await;
+    let plain_text = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("text/plain"));
+    if res.status().is_client_error() && plain_text {
+        res = refuse(
+            lang,
+            &path,
+            res.status(),
+            "要求の形式が正しくありません",
+            "the request is malformed: check its address, parameters and body",
+            None,
+        );
+    }
     let h = res.headers_mut();
     let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
         h.insert(k, HeaderValue::from_static(v));
@@ -409,10 +427,11 @@ async fn access(State(portal): State<Portal>, mut req: Request, next: Next) -> R
 
     // CSRF on everything that changes state.
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        if let Some(site) = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok())
-            && site != "same-origin"
-            && site != "none"
-        {
+        // A browser's word on where the request comes from. (`Origin: null` is not refused:
+        // under `Referrer-Policy: no-referrer` browsers send it on their own forms' posts.)
+        let cross_site =
+            req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_some_and(|site| site != "same-origin" && site != "none");
+        if cross_site {
             portal.door.failure(client, Failure::Refused);
             return refuse(lang, &path, StatusCode::FORBIDDEN, "不正な送信元です", "cross-site request refused", None);
         }
@@ -622,6 +641,7 @@ pub(crate) fn login_refused(portal: &Portal, ctx: &Ctx, refusal: LoginRefused, r
             StatusCode::UNAUTHORIZED
         }
         LoginRefused::Locked { .. } | LoginRefused::NotActive(_) => StatusCode::FORBIDDEN,
+        LoginRefused::TooFrequent => StatusCode::TOO_MANY_REQUESTS,
         LoginRefused::Busy => StatusCode::SERVICE_UNAVAILABLE,
         LoginRefused::Error(e) => {
             tracing::error!("{e}");

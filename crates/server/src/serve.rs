@@ -71,21 +71,27 @@ impl Running {
     }
 }
 
-/// Loads the store's revoked fingerprints into the TLS layer's set; returns whether the set
-/// changed.
-pub async fn refresh_revocations(accounts: &Accounts, set: &RevocationSet) -> Result<bool, ServerError> {
-    let fps = accounts.revoked_fingerprints().await.map_err(|e| ServerError::Peer { url: "revocations".into(), detail: e.to_string() })?;
-    let parsed: std::collections::HashSet<Fingerprint> = fps.iter().filter_map(|f| Fingerprint::parse(f)).collect();
-    if parsed.len() == set.len() && parsed.iter().all(|f| set.is_revoked(f)) {
-        return Ok(false);
+/// Seconds of revocations read again at every reload, for clocks of other processes (or
+/// nodes) that run behind this one.
+const REVOCATION_OVERLAP: i64 = 300;
+
+/// Adds the certificates revoked since `since` to the TLS layer's set (all of them the first
+/// time, with `since` = `i64::MIN`) and moves `since` on; returns whether the set grew. The
+/// set is only added to (revocation is final), so a reload never undoes a revocation made in
+/// this server meanwhile.
+pub async fn refresh_revocations(accounts: &Accounts, set: &RevocationSet, since: &mut i64) -> Result<bool, ServerError> {
+    let rows =
+        accounts.revocations_since(*since).await.map_err(|e| ServerError::Peer { url: "revocations".into(), detail: e.to_string() })?;
+    if let Some(latest) = rows.iter().map(|(_, at)| *at).max() {
+        *since = (*since).max(latest.saturating_sub(REVOCATION_OVERLAP));
     }
-    set.replace(parsed);
-    Ok(true)
+    Ok(set.extend(rows.iter().filter_map(|(fp, _)| Fingerprint::parse(fp))))
 }
 
 /// Binds the listeners and starts serving.
 pub async fn start(s: Settings) -> Result<Running, ServerError> {
-    refresh_revocations(&s.accounts, &s.revoked).await?;
+    let mut revoked_since = i64::MIN;
+    refresh_revocations(&s.accounts, &s.revoked, &mut revoked_since).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (door, mut block_rx) = FrontDoor::new(s.gate.clone(), s.revoked.clone(), s.limits.clone());
     let mut tasks = Vec::new();
@@ -151,7 +157,7 @@ pub async fn start(s: Settings) -> Result<Running, ServerError> {
                     tracing::error!("gate lists not reloaded (the previous ones stay in force): {e}");
                 }
             }
-            match refresh_revocations(&accounts, &reload_door.revoked).await {
+            match refresh_revocations(&accounts, &reload_door.revoked, &mut revoked_since).await {
                 Ok(c) => changed |= c,
                 Err(e) => tracing::error!("{e}"),
             }

@@ -9,6 +9,7 @@ use kura_gate::AutoBlockPolicy;
 use kura_ledger::store::LedgerStore;
 use kura_pki::Subject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -111,7 +112,8 @@ async fn a_custodian_cannot_take_over_an_operator() {
             )
             .await
             .unwrap();
-        assert_eq!(r.status, 403, "a custodian reset {target}'s password: {}", r.body);
+        // Refused, and answered as for a login that does not exist.
+        assert_eq!(r.status, 404, "a custodian reset {target}'s password: {}", r.body);
     }
     // A researcher of the custodian's institution: reset, and then made to choose a new
     // password after the second factor, before anything else is served.
@@ -225,8 +227,10 @@ async fn blocks_close_open_connections_and_connections_are_capped() {
     let policy = AutoBlockPolicy { threshold: 3, ..AutoBlockPolicy::default() };
     let w = world(db, policy, |_| {}).await;
     let mut early = handshake(&w, jp(8), Some(w.cert("tanaka.h"))).await.unwrap();
+    let other = kura_pki::Ca::init(&w.dir.join("other-ca"), "Other CA").unwrap();
+    let foreign = other.issue(&Subject::User { login: "tanaka.h".into(), institution: "1310000001".into() }, 30).unwrap();
     for _ in 0..3 {
-        assert!(handshake(&w, jp(8), None).await.is_err());
+        assert!(handshake(&w, jp(8), Some(&foreign)).await.is_err());
     }
     until("127.0.0.8 is blocked", || async { handshake(&w, jp(8), Some(w.cert("tanaka.h"))).await.is_err() }).await;
     match early.get("/login").await {
@@ -433,5 +437,128 @@ async fn listeners_apart_tokens_rotate_and_json_errors_are_plain() {
         assert!(!r.body.contains(internal), "the answer shows the parser's internals ({internal}): {}", r.body);
     }
     let _ = Role::ALL;
+    w.server.unwrap().stop().await;
+}
+
+/// Review of the hardening: a client that stops reading its answers does not hold a
+/// connection (writes that make no progress have a deadline, 2 s here).
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = kura_db::Db::open_sqlite(&scratch.path().join("t.db")).await.unwrap();
+    let limits = kura_server::front::FrontLimits { write_stall: Duration::from_secs(2), ..Default::default() };
+    let w = world_with(db, AutoBlockPolicy::default(), limits, |_| {}).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.bind(std::net::SocketAddr::new(jp(2), 0)).unwrap();
+    let tcp = socket.connect(w.addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(tls_client(&w.ca, Some(w.cert("tanaka.h"))));
+    let mut tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+    // Hundreds of pipelined requests whose answers (the OpenAPI document) are never read.
+    let one = b"GET /api/v1/openapi.json HTTP/1.1\r\nhost: localhost\r\n\r\n".repeat(50);
+    for _ in 0..20 {
+        if tls.write_all(&one).await.is_err() {
+            break;
+        }
+    }
+    let door = w.server.as_ref().unwrap().door.clone();
+    assert_eq!(door.open_connections(jp(2)).1, 1);
+    until("the stalled connection is closed", || async { door.open_connections(jp(2)).1 == 0 }).await;
+    w.server.unwrap().stop().await;
+}
+
+/// Review of the hardening: failed handshakes without a certificate (what any web page can
+/// make a visitor's browser do) weigh a tenth, so a few do not block an institution's address.
+#[tokio::test]
+async fn handshakes_without_a_certificate_weigh_a_tenth() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = kura_db::Db::open_sqlite(&scratch.path().join("t.db")).await.unwrap();
+    let w = world(db, AutoBlockPolicy { threshold: 3, ..AutoBlockPolicy::default() }, |_| {}).await;
+    for _ in 0..14 {
+        assert!(handshake(&w, jp(13), None).await.is_err());
+        // A bare connection closed at once counts the same.
+        drop(tcp_from(jp(13), w.addr).await.unwrap());
+    }
+    // 28 of weight 1, under the 30 (3 failures of full weight) that block.
+    handshake(&w, jp(13), Some(w.cert("tanaka.h"))).await.expect("28 connections without a certificate do not block");
+    for _ in 0..2 {
+        let _ = handshake(&w, jp(13), None).await;
+    }
+    until("30 weighed failures block the address", || async { handshake(&w, jp(13), Some(w.cert("tanaka.h"))).await.is_err() }).await;
+    w.server.unwrap().stop().await;
+}
+
+/// Review of the hardening: the portal's smaller holes — a forwarded-for line with a byte that
+/// is not text, HEAD, the framework's own refusals, a custodian probing for logins, the right
+/// password used to fill the store.
+#[tokio::test]
+async fn review_findings_on_the_portal() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = kura_db::Db::open_sqlite(&scratch.path().join("t.db")).await.unwrap();
+    let w =
+        world(db, AutoBlockPolicy::default(), |gc| gc.trusted_proxies = vec![kura_gate::ranges::Cidr::parse("127.0.0.100/32").unwrap()])
+            .await;
+    let door = w.server.as_ref().unwrap().door.clone();
+    let now = std::time::SystemTime::now;
+
+    // A line of X-Forwarded-For with a byte that is not text: the address the proxy appended
+    // after it is still the client (blocked for scanning), never the proxy.
+    let mut proxy = handshake(&w, IpAddr::from([127, 0, 0, 100]), Some(w.cert("tanaka.h"))).await.unwrap();
+    for _ in 0..10 {
+        let r = proxy.get_with_raw_header("/no-such-page", "x-forwarded-for", b"\xff1.1.1.1, 127.0.0.77").await.unwrap();
+        assert_eq!(r.status, 404);
+    }
+    assert!(!door.gate.check(IpAddr::from([127, 0, 0, 77]), now()).allowed(), "the client is blocked");
+    assert!(door.gate.check(IpAddr::from([127, 0, 0, 100]), now()).allowed(), "the proxy is not");
+
+    // HEAD is served like GET, and is not scanning.
+    let mut c = handshake(&w, jp(20), Some(w.cert("tanaka.h"))).await.unwrap();
+    for _ in 0..12 {
+        assert_eq!(c.request("HEAD", "/login", None, &[]).await.unwrap().status, 200);
+    }
+    // The framework's own refusals are answered plainly.
+    for path in ["/login?at=abc&end=x", "/lang/%ff"] {
+        let r = c.get(path).await.unwrap();
+        assert!(r.status >= 400 && r.status < 500, "{path}: {}", r.status);
+        for internal in ["deserialize", "invalid digit", "Invalid UTF-8", "Invalid URL"] {
+            assert!(!r.body.contains(internal), "{path} shows the parser's words: {}", r.body);
+        }
+    }
+    // A custodian learns nothing from resets they may not make: a user of another role or
+    // institution answers like a user that does not exist; and probing counts toward a block.
+    let mut cust = handshake(&w, jp(21), Some(w.cert("cust1"))).await.unwrap();
+    sign_in_first_time(&w, &mut cust, "cust1").await;
+    let csrf = Client::csrf_of(&cust.get("/").await.unwrap());
+    let mut answers = Vec::new();
+    for target in ["op1", "no.such.user", "prov1"] {
+        let r = cust
+            .request(
+                "POST",
+                &format!("/api/v1/users/{target}/reset-password"),
+                Some(("password=tako-yaki+lantern+51+harbour".into(), "application/x-www-form-urlencoded")),
+                &[("x-csrf-token", &csrf)],
+            )
+            .await
+            .unwrap();
+        answers.push((r.status, r.body.replace(target, "LOGIN")));
+    }
+    assert_eq!(answers[0], answers[1], "an operator's login answers like an unknown one");
+    assert_eq!(answers[1], answers[2], "another institution's provider answers like an unknown one");
+    assert_eq!(answers[0].0, 404);
+
+    // The right password, again and again, never finishing the second factor: one unfinished
+    // session at a time, and the tenth sign-in in five minutes is the last.
+    let mut r = handshake(&w, jp(22), Some(w.cert("rev1"))).await.unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(r.password("rev1", PW).await.status);
+    }
+    assert_eq!(statuses[..10], [303; 10], "{statuses:?}");
+    assert_eq!(statuses[10..], [429, 429], "{statuses:?}");
+    let open: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE login = 'rev1' AND ended_at IS NULL")
+        .fetch_one(w.accounts.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(open, 1);
     w.server.unwrap().stop().await;
 }

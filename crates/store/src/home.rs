@@ -159,34 +159,79 @@ impl Home {
         self.root.join("keys/master.key.next")
     }
 
-    /// Loads the master key. If a rotation was interrupted ([`Home::rotate_master`]), finishes
-    /// it: the key that opens the keyring is the master key.
+    /// Takes the lock on the home's keys (`keys/.lock`): shared to read the master key, the
+    /// keyring and the catalogue together, exclusive to change them. Readers never change a
+    /// file; every change happens under the exclusive lock, so no reader sees half of one and
+    /// no two writers lose each other's keys. Held until dropped. (Never taken twice by one
+    /// process at once: the `*_locked` functions are for code that already holds it.)
+    pub fn lock_keys(&self, exclusive: bool) -> Result<KeysLock> {
+        lock_file(&self.root.join("keys/.lock"), exclusive)
+    }
+
+    /// Takes the lock that serialises writers of datasets (`keys/.write-lock`), for a whole
+    /// write; the keys lock is taken only for its short changes of keys and catalogue.
+    pub fn lock_writes(&self) -> Result<KeysLock> {
+        lock_file(&self.root.join("keys/.write-lock"), true)
+    }
+
+    /// Loads the master key.
     pub fn master_key(&self) -> Result<MasterKey> {
+        let _lock = self.lock_keys(false)?;
+        self.master_key_locked()
+    }
+
+    /// The master key, for code holding the keys lock. Read-only: after a rotation interrupted
+    /// between the keyring's re-wrap and the key's rename, the key that opens the keyring is the
+    /// master key ([`Home::finish_rotation_locked`] tidies up under the exclusive lock).
+    pub fn master_key_locked(&self) -> Result<MasterKey> {
         let current = MasterKey::load(&self.master_path())?;
         let next_path = self.next_master_path();
         if !next_path.exists() {
             return Ok(current);
         }
         let probe = KeyId::new(PLATFORM_PSEUDONYM_KEY)?;
-        let ring = self.keyring()?;
+        let ring = Keyring::load(&self.keyring_path())?;
         if ring.unwrap(&current, &probe).is_ok() {
-            // Stopped before the keyring was re-wrapped: the new key was never used.
-            std::fs::remove_file(&next_path).map_err(|e| StoreError::io(&next_path, e))?;
             return Ok(current);
         }
         let next = MasterKey::load(&next_path)?;
         ring.unwrap(&next, &probe)?;
-        std::fs::rename(&next_path, self.master_path()).map_err(|e| StoreError::io(&next_path, e))?;
         Ok(next)
+    }
+
+    /// Finishes or undoes a rotation a crash interrupted (under the exclusive keys lock): the
+    /// key that opens the keyring becomes `master.key`, the other is removed.
+    pub fn finish_rotation_locked(&self) -> Result<()> {
+        let next_path = self.next_master_path();
+        if !next_path.exists() {
+            return Ok(());
+        }
+        let current = MasterKey::load(&self.master_path())?;
+        let ring = Keyring::load(&self.keyring_path())?;
+        if ring.unwrap(&current, &KeyId::new(PLATFORM_PSEUDONYM_KEY)?).is_ok() {
+            std::fs::remove_file(&next_path).map_err(|e| StoreError::io(&next_path, e))?;
+        } else {
+            self.master_key_locked()?;
+            std::fs::rename(&next_path, self.master_path()).map_err(|e| StoreError::io(&next_path, e))?;
+        }
+        Ok(())
     }
 
     /// Replaces the master key: every key under it is re-wrapped under a new one and the old
     /// one is deleted, so a copy of an earlier keyring (holding keys crypto-shredding removed
-    /// since) opens with the old master key only (HIC-S11). Crash-safe: the new key is written
-    /// first, then the keyring, then the new key takes the old one's place; [`Home::master_key`]
-    /// finishes an interrupted rotation.
-    pub fn rotate_master(&self, keyring: &mut Keyring) -> Result<()> {
-        let old = self.master_key()?;
+    /// since) opens with the old master key only (HIC-S11). Takes the exclusive keys lock.
+    pub fn rotate_master(&self) -> Result<()> {
+        let _lock = self.lock_keys(true)?;
+        self.finish_rotation_locked()?;
+        let mut ring = Keyring::load(&self.keyring_path())?;
+        self.rotate_master_locked(&mut ring)
+    }
+
+    /// [`Home::rotate_master`] for code holding the exclusive keys lock, with its keyring (saved
+    /// here). Crash-safe: the new key is written first, then the keyring, then the new key
+    /// takes the old one's place.
+    pub fn rotate_master_locked(&self, keyring: &mut Keyring) -> Result<()> {
+        let old = self.master_key_locked()?;
         let new = MasterKey::generate()?;
         let next_path = self.next_master_path();
         let _ = std::fs::remove_file(&next_path);
@@ -202,42 +247,99 @@ impl Home {
 
     /// Loads the keyring.
     pub fn keyring(&self) -> Result<Keyring> {
+        let _lock = self.lock_keys(false)?;
         Ok(Keyring::load(&self.keyring_path())?)
+    }
+
+    /// A top-level key of the home (`platform/…`) for `purpose`, created on first use.
+    pub fn ensure_key(&self, id: &str, purpose: Purpose) -> Result<kura_crypto::SecretKey> {
+        let id = KeyId::new(id)?;
+        {
+            let _lock = self.lock_keys(false)?;
+            let ring = Keyring::load(&self.keyring_path())?;
+            if ring.contains(&id) {
+                return Ok(ring.unwrap_as(&self.master_key_locked()?, &id, purpose)?);
+            }
+        }
+        let _lock = self.lock_keys(true)?;
+        self.finish_rotation_locked()?;
+        let master = self.master_key_locked()?;
+        let mut ring = Keyring::load(&self.keyring_path())?;
+        if ring.contains(&id) {
+            return Ok(ring.unwrap_as(&master, &id, purpose)?);
+        }
+        let key = ring.create(&master, None, id, purpose)?;
+        ring.save(&self.keyring_path())?;
+        Ok(key)
     }
 
     /// The catalogue key, created on first use in homes made before it existed.
     pub fn catalog_key(&self) -> Result<kura_crypto::SecretKey> {
-        let id = KeyId::new(CATALOG_KEY)?;
-        let master = self.master_key()?;
-        let mut ring = self.keyring()?;
-        if ring.contains(&id) {
-            return Ok(ring.unwrap(&master, &id)?);
-        }
-        let key = ring.create(&master, None, id, Purpose::CatalogMac)?;
-        ring.save(&self.keyring_path())?;
-        Ok(key)
+        self.ensure_key(CATALOG_KEY, Purpose::CatalogMac)
     }
 
     /// Loads the catalogue and checks it is the one Kura wrote: its MAC under the catalogue
     /// key must match, so no entry (a file, a row count, a size) can be added, removed or
     /// changed without the keys. The error names `catalog.json`.
     pub fn catalog(&self) -> Result<Catalog> {
+        let key = self.catalog_key()?;
+        let _lock = self.lock_keys(false)?;
+        self.catalog_locked(&key)
+    }
+
+    /// [`Home::catalog`] for code holding the keys lock.
+    pub fn catalog_locked(&self, key: &kura_crypto::SecretKey) -> Result<Catalog> {
         let catalog = Catalog::load(&self.catalog_path())?;
-        catalog.verify(&self.catalog_key()?, &self.catalog_path())?;
+        catalog.verify(key, &self.catalog_path())?;
         Ok(catalog)
+    }
+
+    /// The master key, the keyring and the catalogue as one consistent view (one shared lock):
+    /// what a reader of datasets needs.
+    pub fn snapshot(&self) -> Result<(MasterKey, Keyring, Catalog)> {
+        let key = self.catalog_key()?;
+        let _lock = self.lock_keys(false)?;
+        Ok((self.master_key_locked()?, Keyring::load(&self.keyring_path())?, self.catalog_locked(&key)?))
     }
 
     /// Seals the catalogue under the catalogue key and writes it atomically.
     pub fn save_catalog(&self, catalog: &mut Catalog) -> Result<()> {
-        catalog.seal(&self.catalog_key()?)?;
+        let key = self.catalog_key()?;
+        let _lock = self.lock_keys(true)?;
+        self.save_catalog_locked(catalog, &key)
+    }
+
+    /// [`Home::save_catalog`] for code holding the exclusive keys lock.
+    pub fn save_catalog_locked(&self, catalog: &mut Catalog, key: &kura_crypto::SecretKey) -> Result<()> {
+        catalog.seal(key)?;
         catalog.save(&self.catalog_path())
     }
 
     /// The platform pseudonym key.
     pub fn platform_pseudonym_key(&self) -> Result<PseudonymKey> {
-        let key = self.keyring()?.unwrap(&self.master_key()?, &KeyId::new(PLATFORM_PSEUDONYM_KEY)?)?;
-        Ok(PseudonymKey::new(key))
+        Ok(PseudonymKey::new(self.ensure_key(PLATFORM_PSEUDONYM_KEY, Purpose::Pseudonym)?))
     }
+}
+
+/// A lock on a home's keys or writes; released when dropped.
+#[derive(Debug)]
+pub struct KeysLock {
+    _file: std::fs::File,
+}
+
+fn lock_file(path: &Path, exclusive: bool) -> Result<KeysLock> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| StoreError::io(path, e))?;
+    let op = if exclusive { rustix::fs::FlockOperation::LockExclusive } else { rustix::fs::FlockOperation::LockShared };
+    rustix::fs::flock(&file, op).map_err(|e| StoreError::io(path, e.into()))?;
+    Ok(KeysLock { _file: file })
 }
 
 /// The current UTC time as RFC 3339 (`2026-11-22T04:08:00Z`).
@@ -306,7 +408,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = Home::init(&dir.path().join("home")).unwrap();
         let pseudonym = h.platform_pseudonym_key().unwrap();
-        // Interrupted after the keyring was saved.
+        // Interrupted after the keyring was saved: readers use the key that opens the keyring
+        // (and change nothing); the next writer finishes the rotation.
         let old = h.master_key().unwrap();
         let new = MasterKey::generate().unwrap();
         new.save(&h.next_master_path()).unwrap();
@@ -314,14 +417,23 @@ mod tests {
         ring.rewrap_master(&old, &new).unwrap();
         ring.save(&h.keyring_path()).unwrap();
         assert_eq!(h.platform_pseudonym_key().unwrap().rehash("x"), pseudonym.rehash("x"));
+        assert!(h.next_master_path().exists(), "a reader changes no file");
+        {
+            let _l = h.lock_keys(true).unwrap();
+            h.finish_rotation_locked().unwrap();
+        }
         assert!(!h.next_master_path().exists());
-        // Interrupted before: the stray new key is dropped.
+        assert_eq!(h.platform_pseudonym_key().unwrap().rehash("x"), pseudonym.rehash("x"));
+        // Interrupted before: the stray new key is dropped by the next writer.
         MasterKey::generate().unwrap().save(&h.next_master_path()).unwrap();
         assert_eq!(h.platform_pseudonym_key().unwrap().rehash("x"), pseudonym.rehash("x"));
+        {
+            let _l = h.lock_keys(true).unwrap();
+            h.finish_rotation_locked().unwrap();
+        }
         assert!(!h.next_master_path().exists());
         // A full rotation keeps every key.
-        let mut ring = h.keyring().unwrap();
-        h.rotate_master(&mut ring).unwrap();
+        h.rotate_master().unwrap();
         assert_eq!(h.platform_pseudonym_key().unwrap().rehash("x"), pseudonym.rehash("x"));
         h.catalog().unwrap();
     }

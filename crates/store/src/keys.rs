@@ -45,7 +45,7 @@ impl GrantedKeys {
             if keys.contains_key(id) {
                 continue;
             }
-            let k = keyring.unwrap(master, &KeyId::new(id)?)?;
+            let k = keyring.unwrap_as(master, &KeyId::new(id)?, kura_crypto::Purpose::ColumnData)?;
             keys.insert(id.to_string(), Zeroizing::new(k.expose().to_vec()));
         }
         Ok(Self { keys })

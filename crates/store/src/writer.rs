@@ -408,22 +408,37 @@ pub fn write_synthetic(home: &Home, synth: SynthConfig, opts: &WriteOptions, pro
     if dataset.is_empty() || !dataset.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
         return Err(StoreError::Config { path: "dataset".into(), reason: format!("'{dataset}': use lowercase letters, digits and _") });
     }
-    // The catalogue key first: in a home made before it existed, it is created (and the
-    // keyring saved) here, before this function takes its own copy of the keyring.
+    // One writer at a time; the keys lock only for the short changes of keys and catalogue
+    // (readers keep reading the previous generation meanwhile).
+    let _writing = home.lock_writes()?;
     let catalog_key = home.catalog_key()?;
-    let master = home.master_key()?;
-    let mut keyring = home.keyring()?;
-    let mut catalog = home.catalog()?;
-    let previous = catalog.datasets.get(dataset).map(|d| d.generation.clone());
-    // Leftovers of an interrupted write.
-    remove_other_generations(home, &mut keyring, dataset, previous.as_deref())?;
-
+    // A configuration the generator refuses fails before anything changes.
     let generator = Generator::new(synth.clone(), home.platform_pseudonym_key()?)?;
     let generation = new_generation()?;
     let tables: Vec<&'static dyn AnyTable> = all_tables().to_vec();
-    let keys = create_keys(&master, &mut keyring, dataset, &generation, &tables)?;
-    // Keys are durable before any data exists, so no file is ever written without its keys.
-    keyring.save(&home.keyring_path())?;
+    let (previous, keys) = {
+        let _keys = home.lock_keys(true)?;
+        home.finish_rotation_locked()?;
+        let master = home.master_key_locked()?;
+        let mut keyring = Keyring::load(&home.keyring_path())?;
+        let catalog = home.catalog_locked(&catalog_key)?;
+        let previous = catalog.datasets.get(dataset).map(|d| d.generation.clone());
+        // Leftovers of an interrupted write.
+        remove_other_generations(home, &mut keyring, dataset, previous.as_deref())?;
+        let keys = create_keys(&master, &mut keyring, dataset, &generation, &tables)?;
+        // Keys are durable before any data exists, so no file is ever written without its keys.
+        keyring.save(&home.keyring_path())?;
+        (previous, keys)
+    };
+    // Undoes this write: the new generation's files and keys go (the keyring read afresh, so
+    // a key another process added meanwhile is kept).
+    let undo = || -> Result<()> {
+        let _keys = home.lock_keys(true)?;
+        let mut keyring = Keyring::load(&home.keyring_path())?;
+        remove_other_generations(home, &mut keyring, dataset, previous.as_deref())?;
+        keyring.save(&home.keyring_path())?;
+        Ok(())
+    };
 
     let data_dir = home.data_dir();
     std::fs::create_dir_all(&data_dir).map_err(|e| StoreError::io(&data_dir, e))?;
@@ -464,9 +479,7 @@ pub fn write_synthetic(home: &Home, synth: SynthConfig, opts: &WriteOptions, pro
         match r {
             Ok(o) => outputs.push(o),
             Err(e) => {
-                // Undo: remove the new generation's files and keys.
-                let _ = remove_other_generations(home, &mut keyring, dataset, previous.as_deref());
-                let _ = keyring.save(&home.keyring_path());
+                let _ = undo();
                 return Err(e);
             }
         }
@@ -486,8 +499,7 @@ pub fn write_synthetic(home: &Home, synth: SynthConfig, opts: &WriteOptions, pro
             digests
         }
         Err(e) => {
-            let _ = remove_other_generations(home, &mut keyring, dataset, previous.as_deref());
-            let _ = keyring.save(&home.keyring_path());
+            let _ = undo();
             return Err(e);
         }
     };
@@ -557,14 +569,17 @@ pub fn write_synthetic(home: &Home, synth: SynthConfig, opts: &WriteOptions, pro
         created_by: format!("kura {}", env!("CARGO_PKG_VERSION")),
         tables: table_entries,
     };
+    let _keys = home.lock_keys(true)?;
+    let mut catalog = home.catalog_locked(&catalog_key)?;
     catalog.version = 1;
     catalog.datasets.insert(dataset.to_string(), entry.clone());
-    home.save_catalog(&mut catalog)?;
+    home.save_catalog_locked(&mut catalog, &catalog_key)?;
     // The previous generation is no longer referenced: shred it, and replace the master key,
     // so that a copy of the old keyring is of no use with the master key from now on.
+    let mut keyring = Keyring::load(&home.keyring_path())?;
     remove_other_generations(home, &mut keyring, dataset, Some(&generation))?;
     if previous.is_some() {
-        home.rotate_master(&mut keyring)?;
+        home.rotate_master_locked(&mut keyring)?;
     } else {
         keyring.save(&home.keyring_path())?;
     }

@@ -171,6 +171,22 @@ impl Client {
         Ok(Reply { status, headers, body })
     }
 
+    /// A GET with one header given as raw bytes (which need not be text).
+    pub async fn get_with_raw_header(&mut self, path: &str, name: &str, value: &[u8]) -> Result<Reply, String> {
+        let req = hyper::Request::builder()
+            .method("GET")
+            .uri(path)
+            .header("host", "localhost")
+            .header(name, hyper::header::HeaderValue::from_bytes(value).map_err(|e| e.to_string())?)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        self.send.ready().await.map_err(|e| e.to_string())?;
+        let res = self.send.send_request(req).await.map_err(|e| e.to_string())?;
+        let (status, headers) = (res.status().as_u16(), res.headers().clone());
+        let body = String::from_utf8_lossy(&res.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes()).into_owned();
+        Ok(Reply { status, headers, body })
+    }
+
     pub async fn get(&mut self, path: &str) -> Result<Reply, String> {
         self.request("GET", path, None, &[]).await
     }
@@ -221,6 +237,16 @@ pub async fn sign_in(w: &World, c: &mut Client, login: &str, secret: &[u8]) -> R
 }
 
 pub async fn world(db: kura_db::Db, autoblock: AutoBlockPolicy, extra: impl FnOnce(&mut GateConfig)) -> World {
+    world_with(db, autoblock, kura_server::front::FrontLimits::default(), extra).await
+}
+
+/// A world whose front door has the given caps and deadlines.
+pub async fn world_with(
+    db: kura_db::Db,
+    autoblock: AutoBlockPolicy,
+    limits: kura_server::front::FrontLimits,
+    extra: impl FnOnce(&mut GateConfig),
+) -> World {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let ca = Ca::init(&root.join("ca"), "Kura Test CA").unwrap();
@@ -267,7 +293,7 @@ pub async fn world(db: kura_db::Db, autoblock: AutoBlockPolicy, extra: impl FnOn
         tls: Arc::new(tls),
         revoked,
         gate,
-        limits: kura_server::front::FrontLimits::default(),
+        limits,
         accounts: accounts.clone(),
         datasets: vec!["ndb".into()],
         reload_every: Duration::from_millis(200),
