@@ -748,7 +748,8 @@ impl Accounts {
         };
         if !by.may_reset(&target) {
             self.record_refusal(who, "user.password_reset", login, "not permitted for this role").await?;
-            if custodian {
+            let own = matches!(by, Resetter::User { login: l, .. } if *l == target.login);
+            if custodian && !own {
                 return Err(AccountsError::NoUser(login.into()));
             }
             return Err(AccountsError::NotPermitted(format!(
@@ -966,15 +967,6 @@ impl Accounts {
         }
         self.committed(tx).await?;
         Ok(fps)
-    }
-
-    /// Certificates revoked at or after `since` (Unix seconds): fingerprint and time. A server
-    /// reads all of them once, then only the new ones.
-    pub async fn revocations_since(&self, since: i64) -> Result<Vec<(String, i64)>> {
-        Ok(sqlx::query_as("SELECT fingerprint, revoked_at FROM certificates WHERE revoked_at IS NOT NULL AND revoked_at >= $1")
-            .bind(since)
-            .fetch_all(self.inner.db.pool())
-            .await?)
     }
 
     /// Fingerprints of every revoked certificate (loaded into the TLS layer's revocation set).

@@ -18,12 +18,14 @@ use crate::ranges::canonical;
 /// What an address did wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Failure {
-    /// A TLS handshake failed: a foreign, revoked or expired client certificate, or no common
-    /// protocol.
+    /// A client certificate was presented and rejected: foreign, revoked, expired, or its key
+    /// not proven; or a connection's certificate was revoked while it was open.
     BadCertificate,
-    /// A connection that presented no client certificate (or closed before it could). Any web
-    /// page can make a visitor's browser do this, so it weighs a tenth of the others: a page
-    /// cannot get a whole institution's address blocked with a few images.
+    /// A connection that failed without presenting a client certificate: none was sent, the
+    /// browser did not trust Kura's CA and aborted, plain HTTP came to the TLS port, or the
+    /// connection closed or stalled before the handshake was done. Any web page can make a
+    /// visitor's browser do these, so they weigh a tenth of the others: a page cannot get a
+    /// whole institution's address blocked with a few images.
     NoCertificate,
     /// A login with a wrong password or second factor.
     FailedLogin,

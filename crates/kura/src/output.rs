@@ -38,7 +38,8 @@ pub fn cells(batches: &[RecordBatch], max_rows: usize) -> Result<Vec<Vec<String>
 pub fn result_table(o: &StatementOutput, max_rows: usize) -> Result<Table> {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
-    t.set_header(o.schema.fields().iter().map(|f| f.name().clone()));
+    // Headers are cut like values (an alias can be as long as the statement).
+    t.set_header(o.schema.fields().iter().map(|f| shorten(f.name().clone(), TABLE_CELL_CHARS)));
     let numeric: Vec<bool> = o.schema.fields().iter().map(|f| is_numeric(f.data_type())).collect();
     // A table is for reading: a long value is cut (whole values: `--format csv` or `json`).
     for row in cells(&o.batches, max_rows)? {
@@ -135,7 +136,13 @@ fn human_bytes(n: u64) -> String {
 
 /// `kura catalog`.
 pub fn catalog(home: &Home, dataset: Option<&str>, table: Option<&str>, verify: bool, json: bool) -> Result<()> {
-    let cat = home.catalog()?;
+    // Verifying reads the keys and the catalogue as one view (a rewrite in between shreds keys).
+    let (cat, keys) = if verify {
+        let (master, keyring, cat) = home.snapshot()?;
+        (cat, Some((master, keyring)))
+    } else {
+        (home.catalog()?, None)
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&cat).map_err(|e| CliError::Usage(e.to_string()))?);
         return Ok(());
@@ -201,8 +208,8 @@ pub fn catalog(home: &Home, dataset: Option<&str>, table: Option<&str>, verify: 
                 println!("{t}");
             }
         }
-        if verify {
-            let mut findings = kura_store::verify::verify_keys(home, d);
+        if let Some((master, keyring)) = &keys {
+            let mut findings = kura_store::verify::verify_keys(master, keyring, d);
             findings.extend(verify_dataset(home, d));
             if findings.is_empty() {
                 let files: usize = d.tables.iter().map(|t| t.files.len()).sum();

@@ -31,6 +31,8 @@ fn sql_with_deadline(home: &Path, query: &str, deadline: Duration) -> (Output, D
         .arg("--home")
         .arg(home)
         .args(["sql", query])
+        // As on a developer's machine: a backtrace must not hide what stopped the statement.
+        .env("RUST_BACKTRACE", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -108,6 +110,24 @@ fn memory_outside_operators_is_bounded_and_running_out_is_a_clean_error() {
         assert_eq!(out.status.code(), Some(1), "{query}: not a clean exit: {:?}\n{}", out.status, stderr(&out));
         let e = stderr(&out);
         assert!(e.contains("memory limit") || e.contains("too large"), "{query}: {e}");
+    }
+    // Re-check of the review: arguments that come from the rows, not constants, and values
+    // that are lists are measured as they are — refused by the function's own bound before
+    // anything is built, not left to the worker's memory limit.
+    let one = "FROM (SELECT persons FROM m_population LIMIT 1) t";
+    for query in [
+        format!("SELECT cardinality(range(to_timestamp(persons - persons), TIMESTAMP '1970-03-01 00:00:00', INTERVAL '1 second')) {one}"),
+        format!(
+            "SELECT cardinality(range(TIMESTAMP '1970-01-01 00:00:00', TIMESTAMP '1970-03-01 00:00:00', CAST(concat(persons - persons + 1, ' seconds') AS INTERVAL))) {one}"
+        ),
+        "SELECT cardinality(array_repeat(make_array(repeat('x', 1000)), 20000))".to_string(),
+        "SELECT cardinality(array_repeat(array_repeat(repeat('x', 1000), 10000), 10000))".to_string(),
+        "SELECT cardinality(array_resize(make_array(repeat('x', 1000)), 20000))".to_string(),
+    ] {
+        let (out, _) = sql_with_deadline(&home, &query, Duration::from_secs(120));
+        assert_eq!(out.status.code(), Some(1), "{query}: {:?}\n{}", out.status, stderr(&out));
+        let e = stderr(&out);
+        assert!(e.contains("too large") || e.contains("would build"), "{query}: {e}");
     }
     // The next statement runs normally.
     let (out, _) = sql_with_deadline(&home, "SELECT count(*) FROM m_prefecture", Duration::from_secs(60));
@@ -192,6 +212,12 @@ fn tables_cut_long_values() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("8000000 文字 chars") && text.len() < 10_000, "{}", &text[..text.len().min(500)]);
     assert!(took < Duration::from_secs(30), "{took:?}");
+    // A header too (re-check of the review: a 3000-character alias made 9012-byte lines).
+    let alias = "a".repeat(3000);
+    let (out, _) = sql_with_deadline(&home, &format!("SELECT 1 AS {alias}"), Duration::from_secs(60));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("3000 文字 chars") && text.lines().all(|l| l.len() < 1000), "{}", &text[..text.len().min(500)]);
     let csv = common::kura(&home, &["sql", "--format", "csv", "SELECT repeat('x', 300) AS s"]);
     assert!(String::from_utf8_lossy(&csv.stdout).contains(&"x".repeat(300)));
 }

@@ -29,7 +29,8 @@ pub const MAX_SQL_BYTES: usize = 100_000;
 pub const MAX_RELATIONS: u64 = 1_000;
 /// Most nodes of a logical plan.
 pub const MAX_PLAN_NODES: usize = 10_000;
-/// Largest value one function call may build (bytes; list elements count 8 bytes each).
+/// Largest value one function call may build (bytes; a list's elements count their own size
+/// plus 8 bytes each).
 pub const MAX_VALUE_BYTES: u64 = 16 << 20;
 /// Largest result one function call may build over a whole batch (bytes).
 pub const MAX_CALL_BYTES: u64 = 256 << 20;
@@ -46,8 +47,10 @@ enum Growth {
     Replace,
     /// `range/generate_series(start, stop [, step])` on integers: (stop − start) / step elements.
     Range,
-    /// `array_repeat(x, n)`, `array_resize(a, n [, fill])`: n elements.
+    /// `array_repeat(x, n)`: n copies of x.
     Elements,
+    /// `array_resize(a, n [, fill])`: n elements as large as a's (or the fill).
+    Resize,
 }
 
 /// The functions wrapped, with how they grow.
@@ -60,7 +63,7 @@ const GROWING: &[(&str, Growth)] = &[
     ("range", Growth::Range),
     ("generate_series", Growth::Range),
     ("array_repeat", Growth::Elements),
-    ("array_resize", Growth::Elements),
+    ("array_resize", Growth::Resize),
 ];
 
 /// Wraps the growing functions of `functions` (by name) with their bounds; returns the
@@ -86,33 +89,88 @@ fn too_large(name: &str, bytes: u64) -> DataFusionError {
     ))
 }
 
-/// Byte lengths of a string argument, row by row (a scalar is one length for every row).
-enum Lengths {
+/// The size in bytes of each row's value of an argument (a scalar is one size for every row):
+/// strings and binaries their length, lists the sizes of their elements plus 8 bytes each,
+/// structs their fields, anything else its width (8 at least).
+enum Sizes {
     Same(u64),
     Each(Vec<u64>),
 }
 
-impl Lengths {
-    fn of(v: &ColumnarValue) -> Lengths {
+impl Sizes {
+    fn of(v: &ColumnarValue) -> Sizes {
         match v {
-            ColumnarValue::Scalar(s) => Lengths::Same(match s {
-                ScalarValue::Utf8(Some(x)) | ScalarValue::LargeUtf8(Some(x)) | ScalarValue::Utf8View(Some(x)) => x.len() as u64,
+            ColumnarValue::Scalar(s) => Sizes::Same(s.to_array_of_size(1).map_or(0, |a| value_bytes(a.as_ref(), 0))),
+            ColumnarValue::Array(a) => Sizes::Each((0..a.len()).map(|i| value_bytes(a.as_ref(), i)).collect()),
+        }
+    }
+
+    /// The number of elements of each row's list (0 for what is not a list).
+    fn counts(v: &ColumnarValue) -> Sizes {
+        let count = |a: &dyn Array, i: usize| -> u64 {
+            if i >= a.len() || a.is_null(i) {
+                return 0;
+            }
+            match a.data_type() {
+                DataType::List(_) => a.as_list::<i32>().value_length(i).max(0) as u64,
+                DataType::LargeList(_) => a.as_list::<i64>().value_length(i).max(0) as u64,
+                DataType::FixedSizeList(_, n) => (*n).max(0) as u64,
                 _ => 0,
-            }),
-            ColumnarValue::Array(a) => Lengths::Each(match a.data_type() {
-                DataType::Utf8 => a.as_string::<i32>().iter().map(|s| s.map_or(0, |s| s.len() as u64)).collect(),
-                DataType::LargeUtf8 => a.as_string::<i64>().iter().map(|s| s.map_or(0, |s| s.len() as u64)).collect(),
-                DataType::Utf8View => a.as_string_view().iter().map(|s| s.map_or(0, |s| s.len() as u64)).collect(),
-                _ => vec![0; a.len()],
-            }),
+            }
+        };
+        match v {
+            ColumnarValue::Scalar(s) => Sizes::Same(s.to_array_of_size(1).map_or(0, |a| count(a.as_ref(), 0))),
+            ColumnarValue::Array(a) => Sizes::Each((0..a.len()).map(|i| count(a.as_ref(), i)).collect()),
         }
     }
 
     fn at(&self, i: usize) -> u64 {
         match self {
-            Lengths::Same(n) => *n,
-            Lengths::Each(v) => v.get(i).copied().unwrap_or(0),
+            Sizes::Same(n) => *n,
+            Sizes::Each(v) => v.get(i).copied().unwrap_or(0),
         }
+    }
+}
+
+/// The size in bytes of row `i` of `a` (see [`Sizes`]); a null is 0.
+fn value_bytes(a: &dyn Array, i: usize) -> u64 {
+    if i >= a.len() || a.is_null(i) {
+        return 0;
+    }
+    let elements = |child: &dyn Array, from: usize, to: usize| -> u64 {
+        (from..to.min(child.len())).fold(0u64, |sum, j| sum.saturating_add(value_bytes(child, j)).saturating_add(8))
+    };
+    match a.data_type() {
+        DataType::Utf8 => a.as_string::<i32>().value(i).len() as u64,
+        DataType::LargeUtf8 => a.as_string::<i64>().value(i).len() as u64,
+        DataType::Utf8View => a.as_string_view().value(i).len() as u64,
+        DataType::Binary => a.as_binary::<i32>().value(i).len() as u64,
+        DataType::LargeBinary => a.as_binary::<i64>().value(i).len() as u64,
+        DataType::BinaryView => a.as_binary_view().value(i).len() as u64,
+        DataType::List(_) => {
+            let l = a.as_list::<i32>();
+            let o = l.value_offsets();
+            elements(l.values().as_ref(), o[i] as usize, o[i + 1] as usize)
+        }
+        DataType::LargeList(_) => {
+            let l = a.as_list::<i64>();
+            let o = l.value_offsets();
+            elements(l.values().as_ref(), o[i] as usize, o[i + 1] as usize)
+        }
+        DataType::FixedSizeList(_, n) => {
+            let n = (*n).max(0) as usize;
+            elements(a.as_fixed_size_list().values().as_ref(), i * n, (i + 1) * n)
+        }
+        DataType::Struct(_) => a.as_struct().columns().iter().fold(0u64, |sum, c| sum.saturating_add(value_bytes(c.as_ref(), i))),
+        t => t.primitive_width().unwrap_or(8).max(8) as u64,
+    }
+}
+
+/// Row `i` of an argument as a scalar (a scalar argument is the same for every row).
+fn scalar_at(v: &ColumnarValue, i: usize) -> Option<ScalarValue> {
+    match v {
+        ColumnarValue::Scalar(s) => Some(s.clone()),
+        ColumnarValue::Array(a) => ScalarValue::try_from_array(a.as_ref(), i).ok(),
     }
 }
 
@@ -144,11 +202,11 @@ impl Ints {
     }
 }
 
-/// The span between two scalar dates or timestamps (the first two arguments), in nanoseconds.
-fn time_span_ns(args: &[ColumnarValue]) -> Option<u64> {
+/// The span between two dates or timestamps (the first two arguments) in row `i`, in
+/// nanoseconds.
+fn time_span_ns(args: &[ColumnarValue], i: usize) -> Option<u64> {
     let ns = |v: &ColumnarValue| -> Option<i64> {
-        let ColumnarValue::Scalar(s) = v else { return None };
-        match s.cast_to(&DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Nanosecond, None)).ok()? {
+        match scalar_at(v, i)?.cast_to(&DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Nanosecond, None)).ok()? {
             ScalarValue::TimestampNanosecond(Some(t), _) => Some(t),
             _ => None,
         }
@@ -156,13 +214,13 @@ fn time_span_ns(args: &[ColumnarValue]) -> Option<u64> {
     Some(ns(args.first()?)?.abs_diff(ns(args.get(1)?)?))
 }
 
-/// An interval step in nanoseconds (a month counted as 28 days, so the estimate errs large).
-fn interval_ns(v: &ColumnarValue) -> Option<u64> {
-    let ColumnarValue::Scalar(s) = v else { return None };
-    let (months, days, nanos) = match s {
+/// An interval step in row `i`, in nanoseconds (a month counted as 28 days, so the estimate
+/// errs large).
+fn interval_ns(v: &ColumnarValue, i: usize) -> Option<u64> {
+    let (months, days, nanos) = match scalar_at(v, i)? {
         ScalarValue::IntervalMonthDayNano(Some(x)) => (i64::from(x.months), i64::from(x.days), x.nanoseconds),
         ScalarValue::IntervalDayTime(Some(x)) => (0, i64::from(x.days), i64::from(x.milliseconds) * 1_000_000),
-        ScalarValue::IntervalYearMonth(Some(m)) => (i64::from(*m), 0, 0),
+        ScalarValue::IntervalYearMonth(Some(m)) => (i64::from(m), 0, 0),
         _ => return None,
     };
     let total =
@@ -183,7 +241,7 @@ impl Bounded {
         let rows = if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) { 1 } else { rows.max(1) };
         let per_row: Box<dyn Fn(usize) -> u64> = match self.growth {
             Growth::Repeat if args.len() >= 2 => {
-                let (s, n) = (Lengths::of(&args[0]), Ints::of(&args[1]));
+                let (s, n) = (Sizes::of(&args[0]), Ints::of(&args[1]));
                 Box::new(move |i| s.at(i).saturating_mul(n.at(i).max(0) as u64))
             }
             Growth::Pad if args.len() >= 2 => {
@@ -191,7 +249,7 @@ impl Bounded {
                 Box::new(move |i| (n.at(i).max(0) as u64).saturating_mul(4))
             }
             Growth::Replace if args.len() >= 3 => {
-                let (s, to) = (Lengths::of(&args[0]), Lengths::of(&args[2]));
+                let (s, to) = (Sizes::of(&args[0]), Sizes::of(&args[2]));
                 Box::new(move |i| (s.at(i) + 1).saturating_mul(to.at(i).max(1)))
             }
             Growth::Range if !args.is_empty() => {
@@ -204,9 +262,10 @@ impl Bounded {
                         (stop.abs_diff(start) / step).saturating_mul(8)
                     })
                 } else {
-                    // Dates and timestamps with an interval step: the span over the step.
-                    let (span, step) = (time_span_ns(args), args.get(2).and_then(interval_ns));
-                    Box::new(move |_| match (span, step) {
+                    // Dates and timestamps with an interval step: the span over the step, row
+                    // by row (arguments may come from the rows as well as from constants).
+                    let args = args.to_vec();
+                    Box::new(move |i| match (time_span_ns(&args, i), args.get(2).and_then(|s| interval_ns(s, i))) {
                         (Some(span), Some(step)) => (span / step.max(1)).saturating_mul(8),
                         (Some(span), None) => (span / 86_400_000_000_000).saturating_mul(8),
                         _ => 0,
@@ -214,9 +273,20 @@ impl Bounded {
                 }
             }
             Growth::Elements if args.len() >= 2 => {
-                // n copies of an element (or of a fill value): strings weigh their length.
-                let (n, element) = (Ints::of(&args[1]), Lengths::of(args.get(2).unwrap_or(&args[0])));
+                // n copies of an element (or of a fill value), each as large as it is.
+                let (n, element) = (Ints::of(&args[1]), Sizes::of(args.get(2).unwrap_or(&args[0])));
                 Box::new(move |i| (n.at(i).max(0) as u64).saturating_mul(element.at(i).max(8)))
+            }
+            Growth::Resize if args.len() >= 2 => {
+                // n elements, each as large as the list's average element or the fill value.
+                let n = Ints::of(&args[1]);
+                let list = Sizes::of(&args[0]);
+                let count = Sizes::counts(&args[0]);
+                let fill = args.get(2).map_or(Sizes::Same(0), Sizes::of);
+                Box::new(move |i| {
+                    let element = (list.at(i) / count.at(i).max(1)).max(fill.at(i)).max(8);
+                    (n.at(i).max(0) as u64).saturating_mul(element)
+                })
             }
             _ => Box::new(|_| 0),
         };

@@ -167,6 +167,10 @@ pub fn run(cmd: &WorkerCommand, spec: EngineSpec, sql: &str) -> Result<Vec<State
     let mut child = Command::new(&cmd.program)
         .args(&cmd.args)
         .env("MALLOC_ARENA_MAX", "2")
+        // A backtrace would show internal paths and push the one line that says what went
+        // wrong (a failed allocation, a stack overflow) out of the tail read below.
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -205,6 +209,8 @@ pub fn run(cmd: &WorkerCommand, spec: EngineSpec, sql: &str) -> Result<Vec<State
             line.clear();
             if text.starts_with(STATEMENT_MARK) {
                 *mark.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            } else if is_frame(&text) {
+                // A backtrace frame (were one printed all the same) says nothing to a user.
             } else {
                 if tail.len() == 50 {
                     tail.pop_front();
@@ -260,6 +266,15 @@ pub fn run(cmd: &WorkerCommand, spec: EngineSpec, sql: &str) -> Result<Vec<State
         });
     }
     decode(&answer)
+}
+
+/// Whether a line of standard error is a backtrace's frame (`  12: name` or `at file:line`).
+fn is_frame(line: &str) -> bool {
+    let t = line.trim_start();
+    t.starts_with("at ")
+        || t.split_once(": ").is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        || t.starts_with("stack backtrace:")
+        || t.starts_with("note: Some details are omitted")
 }
 
 /// The line a worker writes to standard error as each statement starts.
@@ -338,7 +353,8 @@ fn limit_self(limits: &Limits, statements: usize) -> std::io::Result<()> {
     setrlimit(Resource::Data, Rlimit { current: Some(data), maximum: Some(data) })?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
     let cpu = limits.timeout.as_secs().saturating_add(2).saturating_mul(cores).saturating_mul(statements.max(1) as u64).saturating_add(10);
-    setrlimit(Resource::Cpu, Rlimit { current: Some(cpu), maximum: Some(cpu) })?;
+    // The soft limit sends SIGXCPU (reported as the time limit); the hard one kills.
+    setrlimit(Resource::Cpu, Rlimit { current: Some(cpu), maximum: Some(cpu.saturating_add(5)) })?;
     Ok(())
 }
 

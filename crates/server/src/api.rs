@@ -154,8 +154,10 @@ pub(crate) async fn reset_password(
         Ok(msg) => Json(json!({ "message": msg })).into_response(),
         Err(e) if e.is_internal() => internal(ctx.lang, "/api/v1/users", e),
         Err(e) => {
-            // Probing for users one may not reset counts toward the address's block.
-            if matches!(e, AccountsError::NoUser(_) | AccountsError::NotPermitted(_)) {
+            // Probing for users one may not reset counts toward the address's block on the
+            // portal; an operator's typo on the operators' listener does not, as on its pages.
+            if portal.listener == crate::portal::Listener::Portal && matches!(e, AccountsError::NoUser(_) | AccountsError::NotPermitted(_))
+            {
                 portal.door.failure(ctx.client, kura_gate::Failure::Refused);
             }
             bad(e)

@@ -299,8 +299,9 @@ async fn connection(tcp: tokio::net::TcpStream, addr: SocketAddr, slot: Slot, ac
             return;
         }
         Err(_) => {
+            // A certificate picker left open counts no more than a page's image would.
             door.stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
-            door.failure(addr.ip(), Failure::Scanning);
+            door.failure(addr.ip(), Failure::NoCertificate);
             return;
         }
     };
@@ -381,16 +382,15 @@ async fn connection(tcp: tokio::net::TcpStream, addr: SocketAddr, slot: Slot, ac
     drop(slot);
 }
 
-/// What a failed handshake counts as: a connection that presented no certificate (or closed
-/// before the handshake was done) weighs a tenth of one that presented a bad one, since any web
-/// page can make a browser open the former ([`Failure::NoCertificate`]).
+/// What a failed handshake counts as. Only a client certificate that was presented and
+/// rejected (foreign, revoked, expired, not proven) weighs in full: everything else — no
+/// certificate, a browser that does not trust Kura's CA and aborts, plain HTTP sent to the TLS
+/// port, a connection closed or left idle before the handshake was done — is something any web
+/// page can make a visitor's browser do, so it weighs a tenth ([`Failure::NoCertificate`]).
 fn handshake_failure(e: &std::io::Error) -> Failure {
-    if e.kind() == std::io::ErrorKind::UnexpectedEof {
-        return Failure::NoCertificate;
-    }
     match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-        Some(rustls::Error::NoCertificatesPresented) => Failure::NoCertificate,
-        _ => Failure::BadCertificate,
+        Some(rustls::Error::InvalidCertificate(_)) => Failure::BadCertificate,
+        _ => Failure::NoCertificate,
     }
 }
 

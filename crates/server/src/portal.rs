@@ -585,13 +585,18 @@ fn malformed(lang: Lang, path: &str) -> Response {
     )
 }
 
+/// A request's body decoded by `decode`, or the plain answer to a malformed one.
+async fn decoded<S: Send + Sync, T>(req: Request, state: &S, decode: impl FnOnce(&[u8]) -> Option<T>) -> Result<T, Response> {
+    let (lang, path) = (Lang::of(req.headers()), req.uri().path().to_string());
+    let bytes = <axum::body::Bytes as axum::extract::FromRequest<S>>::from_request(req, state).await.map_err(|_| malformed(lang, &path))?;
+    decode(&bytes).ok_or_else(|| malformed(lang, &path))
+}
+
 impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for FormBody<T> {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
-        let (lang, path) = (Lang::of(req.headers()), req.uri().path().to_string());
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|_| malformed(lang, &path))?;
-        serde_urlencoded::from_bytes(&bytes).map(FormBody).map_err(|_| malformed(lang, &path))
+        decoded(req, state, |b| serde_urlencoded::from_bytes(b).ok()).await.map(FormBody)
     }
 }
 
@@ -599,9 +604,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
-        let (lang, path) = (Lang::of(req.headers()), req.uri().path().to_string());
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|_| malformed(lang, &path))?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|_| malformed(lang, &path))
+        decoded(req, state, |b| serde_json::from_slice(b).ok()).await.map(JsonBody)
     }
 }
 
@@ -683,10 +686,33 @@ pub(crate) async fn after_second_factor(portal: &Portal, ctx: &Ctx, s: &Session)
     Ok((next, token))
 }
 
+/// What a second factor step came to: refused, or accepted and the session moved on (or not,
+/// if the store failed).
+type FactorOutcome<T> = Result<(T, Result<(SessionState, String), AccountsError>), LoginRefused>;
+
+/// Runs a second-factor step and the session's advance after it as one task that finishes even
+/// if the client goes away: a code accepted (its time step used up) always moves the session
+/// on, so entering the same code again is never counted as a failure.
+async fn factor_then_advance<T, F>(portal: &Portal, ctx: &Ctx, step: F) -> FactorOutcome<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, LoginRefused>> + Send + 'static,
+{
+    let (portal, ctx) = (portal.clone(), ctx.clone());
+    let task = tokio::spawn(async move {
+        let accepted = step.await?;
+        let s = session_of(&ctx);
+        Ok((accepted, after_second_factor(&portal, &ctx, s).await))
+    });
+    task.await.unwrap_or_else(|e| Err(LoginRefused::Error(AccountsError::Internal(format!("second factor: {e}")))))
+}
+
 async fn second_submit(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, FormBody(f): FormBody<CodeForm>) -> Response {
     let s = session_of(&ctx);
-    match portal.accounts.check_second_factor(&ctx.who, &s.login, &f.code).await {
-        Ok(()) => match after_second_factor(&portal, &ctx, s).await {
+    let (accounts, who, login) = (portal.accounts.clone(), ctx.who.clone(), s.login.clone());
+    let step = async move { accounts.check_second_factor(&who, &login, &f.code).await };
+    match factor_then_advance(&portal, &ctx, step).await {
+        Ok(((), advanced)) => match advanced {
             Ok((next, token)) => step_response(&portal, &token, Redirect::to(pages::step_path(next)).into_response()),
             Err(e) => internal(ctx.lang, "/login/second", e),
         },
@@ -708,8 +734,10 @@ async fn enrol_page(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>
 
 async fn enrol_submit(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, FormBody(f): FormBody<CodeForm>) -> Response {
     let s = session_of(&ctx);
-    match portal.accounts.finish_enrolment(&ctx.who, &s.login, &f.code).await {
-        Ok(codes) => match after_second_factor(&portal, &ctx, s).await {
+    let (accounts, who, login) = (portal.accounts.clone(), ctx.who.clone(), s.login.clone());
+    let step = async move { accounts.finish_enrolment(&who, &login, &f.code).await };
+    match factor_then_advance(&portal, &ctx, step).await {
+        Ok((codes, advanced)) => match advanced {
             Ok((next, token)) => step_response(&portal, &token, pages::recovery_codes(ctx.lang, &codes, pages::step_path(next))),
             Err(e) => internal(ctx.lang, "/login/enrol", e),
         },

@@ -71,27 +71,19 @@ impl Running {
     }
 }
 
-/// Seconds of revocations read again at every reload, for clocks of other processes (or
-/// nodes) that run behind this one.
-const REVOCATION_OVERLAP: i64 = 300;
-
-/// Adds the certificates revoked since `since` to the TLS layer's set (all of them the first
-/// time, with `since` = `i64::MIN`) and moves `since` on; returns whether the set grew. The
-/// set is only added to (revocation is final), so a reload never undoes a revocation made in
-/// this server meanwhile.
-pub async fn refresh_revocations(accounts: &Accounts, set: &RevocationSet, since: &mut i64) -> Result<bool, ServerError> {
-    let rows =
-        accounts.revocations_since(*since).await.map_err(|e| ServerError::Peer { url: "revocations".into(), detail: e.to_string() })?;
-    if let Some(latest) = rows.iter().map(|(_, at)| *at).max() {
-        *since = (*since).max(latest.saturating_sub(REVOCATION_OVERLAP));
-    }
-    Ok(set.extend(rows.iter().filter_map(|(fp, _)| Fingerprint::parse(fp))))
+/// Reads every revoked certificate into the TLS layer's set; returns whether the set grew.
+/// The whole list is read each time rather than what changed since a time, because revocation
+/// times come from the clocks of whichever process or node revoked: one clock running ahead must
+/// not hide later revocations. The set is only added to (revocation is final), so a reload never
+/// undoes a revocation made in this server meanwhile.
+pub async fn refresh_revocations(accounts: &Accounts, set: &RevocationSet) -> Result<bool, ServerError> {
+    let rows = accounts.revoked_fingerprints().await.map_err(|e| ServerError::Peer { url: "revocations".into(), detail: e.to_string() })?;
+    Ok(set.extend(rows.iter().filter_map(|fp| Fingerprint::parse(fp))))
 }
 
 /// Binds the listeners and starts serving.
 pub async fn start(s: Settings) -> Result<Running, ServerError> {
-    let mut revoked_since = i64::MIN;
-    refresh_revocations(&s.accounts, &s.revoked, &mut revoked_since).await?;
+    refresh_revocations(&s.accounts, &s.revoked).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (door, mut block_rx) = FrontDoor::new(s.gate.clone(), s.revoked.clone(), s.limits.clone());
     let mut tasks = Vec::new();
@@ -157,7 +149,7 @@ pub async fn start(s: Settings) -> Result<Running, ServerError> {
                     tracing::error!("gate lists not reloaded (the previous ones stay in force): {e}");
                 }
             }
-            match refresh_revocations(&accounts, &reload_door.revoked, &mut revoked_since).await {
+            match refresh_revocations(&accounts, &reload_door.revoked).await {
                 Ok(c) => changed |= c,
                 Err(e) => tracing::error!("{e}"),
             }

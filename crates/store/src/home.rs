@@ -324,22 +324,34 @@ impl Home {
 /// A lock on a home's keys or writes; released when dropped.
 #[derive(Debug)]
 pub struct KeysLock {
-    _file: std::fs::File,
+    _file: Option<std::fs::File>,
 }
 
+/// Takes a lock file's lock. A shared (reader's) lock opens the file read-only, so a home
+/// mounted read-only can still be read; on a read-only file system where the file was never
+/// made, nobody can write either, so a reader goes without.
 fn lock_file(path: &Path, exclusive: bool) -> Result<KeysLock> {
     use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| StoreError::io(path, e))?;
+    let opened = if exclusive {
+        std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)
+    } else {
+        match std::fs::File::open(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)
+            }
+            other => other,
+        }
+    };
+    let file = match opened {
+        Ok(f) => f,
+        Err(e) if !exclusive && rustix::io::Errno::from_io_error(&e) == Some(rustix::io::Errno::ROFS) => {
+            return Ok(KeysLock { _file: None });
+        }
+        Err(e) => return Err(StoreError::io(path, e)),
+    };
     let op = if exclusive { rustix::fs::FlockOperation::LockExclusive } else { rustix::fs::FlockOperation::LockShared };
     rustix::fs::flock(&file, op).map_err(|e| StoreError::io(path, e.into()))?;
-    Ok(KeysLock { _file: file })
+    Ok(KeysLock { _file: Some(file) })
 }
 
 /// The current UTC time as RFC 3339 (`2026-11-22T04:08:00Z`).

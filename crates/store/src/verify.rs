@@ -2,6 +2,7 @@
 
 use crate::catalog::{DatasetEntry, FileEntry};
 use crate::home::Home;
+use kura_crypto::{Keyring, MasterKey};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 
@@ -32,17 +33,15 @@ pub fn sha256_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
 }
 
 /// Checks that every key a dataset's files need is in the keyring and opens (a catalogue
-/// restored from an earlier generation lists keys that crypto-shredding destroyed).
-pub fn verify_keys(home: &Home, dataset: &DatasetEntry) -> Vec<Finding> {
-    let (master, keyring) = match (home.master_key(), home.keyring()) {
-        (Ok(m), Ok(k)) => (m, k),
-        (Err(e), _) | (_, Err(e)) => return vec![Finding { file: "keys".into(), problem: e.to_string() }],
-    };
+/// restored from an earlier generation lists keys that crypto-shredding destroyed). The master
+/// key and keyring must come from the same [`Home::snapshot`] as the catalogue: a rewrite in
+/// between shreds keys and rotates the master, which would look like damage.
+pub fn verify_keys(master: &MasterKey, keyring: &Keyring, dataset: &DatasetEntry) -> Vec<Finding> {
     let ids =
         dataset.tables.iter().flat_map(|t| std::iter::once(t.footer_key_id.as_str()).chain(t.columns.iter().map(|c| c.key_id.as_str())));
     ids.filter_map(|id| {
         let problem = match kura_crypto::KeyId::new(id) {
-            Ok(k) => keyring.unwrap_as(&master, &k, kura_crypto::Purpose::ColumnData).err().map(|e| e.to_string()),
+            Ok(k) => keyring.unwrap_as(master, &k, kura_crypto::Purpose::ColumnData).err().map(|e| e.to_string()),
             Err(e) => Some(e.to_string()),
         };
         problem.map(|p| Finding { file: format!("key {id}"), problem: format!("鍵を開けません / the key does not open: {p}") })

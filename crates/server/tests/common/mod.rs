@@ -351,17 +351,7 @@ pub async fn log_size(w: &World) -> u64 {
     w.accounts.log().store().size().await.unwrap()
 }
 
+/// Every audit entry: action, object and outcome.
 pub async fn trail(w: &World) -> Vec<(String, String, String)> {
-    let store = w.accounts.log().store();
-    let n = store.size().await.unwrap();
-    store
-        .read(0, n)
-        .await
-        .unwrap()
-        .iter()
-        .filter_map(|b| match Entry::decode(b).unwrap() {
-            Entry::Audit(e) => Some((e.action, e.object, e.outcome)),
-            _ => None,
-        })
-        .collect()
+    trail_details(w).await.into_iter().map(|(action, object, outcome, _)| (action, object, outcome)).collect()
 }
