@@ -77,6 +77,15 @@ pub struct NewUser {
     pub name: String,
 }
 
+/// A certificate revoked by [`Accounts::revoke_certificates`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokedCert {
+    /// `sha256:…` of its DER encoding.
+    pub fingerprint: String,
+    /// Its serial number (hex), which the TLS layer's revocation set goes by.
+    pub serial: String,
+}
+
 /// A certificate Kura's CA issued.
 #[derive(Clone, Debug, Serialize)]
 pub struct CertRecord {
@@ -932,26 +941,27 @@ impl Accounts {
     }
 
     /// Revokes every unrevoked certificate of a user (or, with `login` = `None`, of an
-    /// institution's machine certificates); returns their fingerprints.
-    pub async fn revoke_certificates(&self, who: &Who, login: Option<&str>, institution: Option<&str>) -> Result<Vec<String>> {
+    /// institution's machine certificates); returns them.
+    pub async fn revoke_certificates(&self, who: &Who, login: Option<&str>, institution: Option<&str>) -> Result<Vec<RevokedCert>> {
         let mut tx = self.inner.db.begin_write().await?;
-        let fps: Vec<String> = match (login, institution) {
-            (Some(l), _) => {
-                sqlx::query_scalar("SELECT fingerprint FROM certificates WHERE login = $1 AND revoked_at IS NULL")
-                    .bind(l)
-                    .fetch_all(&mut *tx)
-                    .await?
-            }
-            (None, Some(i)) => {
-                sqlx::query_scalar(
-                    "SELECT fingerprint FROM certificates WHERE kind = 'institution' AND institution = $1 AND revoked_at IS NULL",
+        let rows: Vec<(String, String)> =
+            match (login, institution) {
+                (Some(l), _) => {
+                    sqlx::query_as("SELECT fingerprint, serial FROM certificates WHERE login = $1 AND revoked_at IS NULL")
+                        .bind(l)
+                        .fetch_all(&mut *tx)
+                        .await?
+                }
+                (None, Some(i)) => sqlx::query_as(
+                    "SELECT fingerprint, serial FROM certificates WHERE kind = 'institution' AND institution = $1 AND revoked_at IS NULL",
                 )
                 .bind(i)
                 .fetch_all(&mut *tx)
-                .await?
-            }
-            (None, None) => return Err(AccountsError::Invalid { field: "revoke", detail: "name a user or an institution".into() }),
-        };
+                .await?,
+                (None, None) => return Err(AccountsError::Invalid { field: "revoke", detail: "name a user or an institution".into() }),
+            };
+        let revoked: Vec<RevokedCert> = rows.into_iter().map(|(fingerprint, serial)| RevokedCert { fingerprint, serial }).collect();
+        let fps: Vec<&String> = revoked.iter().map(|r| &r.fingerprint).collect();
         for fp in &fps {
             sqlx::query("UPDATE certificates SET revoked_at = $1 WHERE fingerprint = $2")
                 .bind(self.now())
@@ -963,15 +973,16 @@ impl Accounts {
                 .bind(fp)
                 .execute(&mut *tx)
                 .await?;
-            self.record(&mut tx, who, "cert.revoke", login.or(institution).unwrap_or(""), "ok", Some(fp.clone())).await?;
+            self.record(&mut tx, who, "cert.revoke", login.or(institution).unwrap_or(""), "ok", Some(fp.to_string())).await?;
         }
         self.committed(tx).await?;
-        Ok(fps)
+        Ok(revoked)
     }
 
-    /// Fingerprints of every revoked certificate (loaded into the TLS layer's revocation set).
-    pub async fn revoked_fingerprints(&self) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT fingerprint FROM certificates WHERE revoked_at IS NOT NULL").fetch_all(self.inner.db.pool()).await?)
+    /// Serials of every revoked certificate (loaded into the TLS layer's revocation set, which
+    /// goes by serial: see `kura_pki::Serial`).
+    pub async fn revoked_serials(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT serial FROM certificates WHERE revoked_at IS NOT NULL").fetch_all(self.inner.db.pool()).await?)
     }
 
     /// A certificate's record.

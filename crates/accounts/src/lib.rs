@@ -30,7 +30,9 @@ pub mod refusals;
 pub mod session;
 pub mod totp;
 
-pub use accounts::{Accounts, CertRecord, Clock, Enrolment, InventoryRow, LoginRefused, NewUser, PasswordOk, Resetter, User, Who};
+pub use accounts::{
+    Accounts, CertRecord, Clock, Enrolment, InventoryRow, LoginRefused, NewUser, PasswordOk, Resetter, RevokedCert, User, Who,
+};
 pub use password::{HashCost, Hasher, Weakness};
 pub use session::{Session, SessionEnd, SessionState};
 

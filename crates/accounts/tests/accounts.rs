@@ -349,13 +349,15 @@ async fn passwords_lifecycle_inventory_and_certificates() {
         assert_eq!(t.certificates, 2);
         assert!(t.flags.contains(&"never_signed_in") && t.flags.contains(&"no_second_factor"), "{:?}", t.flags);
 
-        // Revocation: the fingerprints are listed for the TLS layer, and the certificate no
-        // longer signs anyone in.
-        let fps = a.revoke_certificates(&op, Some("tanaka.h"), None).await.unwrap();
-        assert_eq!(fps.len(), 2);
-        let mut revoked = a.revoked_fingerprints().await.unwrap();
+        // Revocation: the serials are listed for the TLS layer, and the certificate no longer
+        // signs anyone in.
+        let done = a.revoke_certificates(&op, Some("tanaka.h"), None).await.unwrap();
+        let mut fps: Vec<&str> = done.iter().map(|r| r.fingerprint.as_str()).collect();
+        fps.sort();
+        assert_eq!(fps, vec![CERT_A, CERT_B]);
+        let mut revoked = a.revoked_serials().await.unwrap();
         revoked.sort();
-        assert_eq!(revoked, vec![CERT_A.to_string(), CERT_B.to_string()]);
+        assert_eq!(revoked, vec!["01".to_string(), "02".to_string()]);
         assert!(matches!(
             a.check_password(&who, "tanaka.h", "quiet harbour 4 brass kettles", CERT_A).await,
             Err(LoginRefused::BadCredentials)

@@ -18,8 +18,8 @@ use crate::ranges::canonical;
 /// What an address did wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Failure {
-    /// A client certificate was presented and rejected: foreign, revoked, expired, or its key
-    /// not proven; or a connection's certificate was revoked while it was open.
+    /// A client certificate was presented and rejected as not Kura's (another CA, a bad
+    /// signature or encoding), or the handshake was broken in a way no browser breaks it.
     BadCertificate,
     /// A connection that failed without presenting a client certificate: none was sent, the
     /// browser did not trust Kura's CA and aborted, plain HTTP came to the TLS port, or the
@@ -27,6 +27,15 @@ pub enum Failure {
     /// visitor's browser do these, so they weigh a tenth of the others: a page cannot get a
     /// whole institution's address blocked with a few images.
     NoCertificate,
+    /// A client certificate of Kura's CA presented after it expired or was revoked (at the
+    /// handshake, or on a connection open when it happened): what a
+    /// browser still holding an old certificate presents on its own whenever a page makes it
+    /// connect, so it weighs a tenth like [`Failure::NoCertificate`].
+    StaleCertificate,
+    /// A request refused (unknown path, CSRF, role) that a browser marked as sent by another
+    /// site (`Sec-Fetch-Site`): any page can make a visitor's browser send it, with the
+    /// visitor's certificate, so it weighs a tenth.
+    CrossSite,
     /// A login with a wrong password or second factor.
     FailedLogin,
     /// Requests for paths no client of Kura asks for (`/.env`, `/wp-admin`, …) or a burst of
@@ -38,11 +47,12 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// How much the failure counts toward a block: [`FULL_WEIGHT`], or a tenth of it for a
-    /// connection without a certificate.
+    /// How much the failure counts toward a block: [`FULL_WEIGHT`], or a tenth of it for what a
+    /// web page can make a visitor's browser do (no certificate, a stale one, a request sent
+    /// from another site).
     pub fn weight(&self) -> u32 {
         match self {
-            Failure::NoCertificate => 1,
+            Failure::NoCertificate | Failure::StaleCertificate | Failure::CrossSite => 1,
             _ => FULL_WEIGHT,
         }
     }
@@ -52,6 +62,8 @@ impl Failure {
         match self {
             Failure::BadCertificate => "bad_certificate",
             Failure::NoCertificate => "no_certificate",
+            Failure::StaleCertificate => "stale_certificate",
+            Failure::CrossSite => "cross_site",
             Failure::FailedLogin => "failed_login",
             Failure::Scanning => "scanning",
             Failure::Refused => "refused",
@@ -59,7 +71,7 @@ impl Failure {
     }
 }
 
-/// The weight of one failure of any kind but [`Failure::NoCertificate`]; the threshold counts
+/// The weight of one failure of full weight (see [`Failure::weight`]); the threshold counts
 /// failures of full weight.
 pub const FULL_WEIGHT: u32 = 10;
 

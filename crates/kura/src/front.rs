@@ -295,12 +295,12 @@ pub fn ca(home: &Home, a: CaArgs) -> Result<()> {
         }),
         CaCmd::Revoke { user, institution } => runtime()?.block_on(async {
             let acc = accounts(home).await?;
-            let fps = acc.revoke_certificates(&Who::console(), user.as_deref(), institution.as_deref()).await.map_err(failed)?;
-            if fps.is_empty() {
+            let revoked = acc.revoke_certificates(&Who::console(), user.as_deref(), institution.as_deref()).await.map_err(failed)?;
+            if revoked.is_empty() {
                 println!("失効させる証明書はありません / no unrevoked certificate found");
             }
-            for f in fps {
-                println!("失効 / revoked: {f}");
+            for r in revoked {
+                println!("失効 / revoked: {} (serial {})", r.fingerprint, r.serial);
             }
             println!(
                 "稼働中のサーバーは再読込の間隔（[server] reload_secs）以内に拒否を始めます。即時に止めるには運用管理者用の画面・API で失効させてください / a running server refuses them within its reload interval ([server] reload_secs); revoke through the operators' listener to stop them at once"

@@ -211,6 +211,22 @@ pub fn catalog(home: &Home, dataset: Option<&str>, table: Option<&str>, verify: 
         if let Some((master, keyring)) = &keys {
             let mut findings = kura_store::verify::verify_keys(master, keyring, d);
             findings.extend(verify_dataset(home, d));
+            // A rewrite that finished meanwhile deletes the generation being checked (its files
+            // and keys): not damage. The new generation is checked instead, from a new view.
+            let mut generation = d.generation.clone();
+            for _ in 0..3 {
+                if findings.is_empty() {
+                    break;
+                }
+                let (master, keyring, now) = home.snapshot()?;
+                let Some(now) = now.datasets.get(&d.name).filter(|n| n.generation != generation) else { break };
+                findings = kura_store::verify::verify_keys(&master, &keyring, now);
+                findings.extend(verify_dataset(home, now));
+                generation = now.generation.clone();
+                println!(
+                    "  （検証中に書き換えられたため世代 {generation} を検証 / rewritten meanwhile: generation {generation} verified）"
+                );
+            }
             if findings.is_empty() {
                 let files: usize = d.tables.iter().map(|t| t.files.len()).sum();
                 println!(

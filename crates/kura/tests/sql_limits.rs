@@ -123,15 +123,33 @@ fn memory_outside_operators_is_bounded_and_running_out_is_a_clean_error() {
         "SELECT cardinality(array_repeat(make_array(repeat('x', 1000)), 20000))".to_string(),
         "SELECT cardinality(array_repeat(array_repeat(repeat('x', 1000), 10000), 10000))".to_string(),
         "SELECT cardinality(array_resize(make_array(repeat('x', 1000)), 20000))".to_string(),
+        // Second re-check: a step whose parts have different signs can be no step at all; dates
+        // past 2262 do not fit nanoseconds; maps and dictionary values weigh what they hold.
+        "SELECT cardinality(generate_series(DATE '2020-03-02', DATE '2020-03-01', INTERVAL '1 month -31 days'))".to_string(),
+        "SELECT cardinality(generate_series(TIMESTAMP '2020-01-01 00:00:00', TIMESTAMP '2020-01-01 00:00:00', INTERVAL '1 day -24 hours'))"
+            .to_string(),
+        "SELECT cardinality(range(DATE '2000-01-01', arrow_cast(12000000, 'Date32'), INTERVAL '1 day'))".to_string(),
+        "SELECT cardinality(range(DATE '2000-01-01', DATE '9000-01-01', INTERVAL '1 day'))".to_string(),
+        "SELECT cardinality(array_repeat(map(['k'], [repeat('x', 1000000)]), 40))".to_string(),
+        "SELECT length(array_to_string(array_repeat(arrow_cast(repeat('x', 1000000), 'Dictionary(Int32, Utf8)'), 40), ''))".to_string(),
     ] {
         let (out, _) = sql_with_deadline(&home, &query, Duration::from_secs(120));
         assert_eq!(out.status.code(), Some(1), "{query}: {:?}\n{}", out.status, stderr(&out));
         let e = stderr(&out);
         assert!(e.contains("too large") || e.contains("would build"), "{query}: {e}");
     }
-    // The next statement runs normally.
+    // The next statement runs normally, and so do ranges of ordinary size.
     let (out, _) = sql_with_deadline(&home, "SELECT count(*) FROM m_prefecture", Duration::from_secs(60));
     assert!(out.status.success(), "{}", stderr(&out));
+    let (out, _) = sql_with_deadline(
+        &home,
+        "SELECT cardinality(range(DATE '2020-01-01', DATE '2021-01-01', INTERVAL '1 day')) AS days, \
+         cardinality(generate_series(TIMESTAMP '2020-01-01 00:00:00', TIMESTAMP '2020-01-02 00:00:00', INTERVAL '1 hour')) AS hours",
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("366") && text.contains("25"), "{text}");
 }
 
 /// The worker that runs the statements limits itself before it reads any data (issue 14,

@@ -120,41 +120,92 @@ impl std::fmt::Debug for Fingerprint {
     }
 }
 
-/// Revoked certificates, by fingerprint. Shared between the listeners (which check it on
-/// every handshake) and whatever revokes (which adds to it at once).
+/// A certificate's serial number as the CA signed it (big-endian, no leading zero bytes): what
+/// revocation is keyed on. Unlike the fingerprint — a hash of the whole DER, signature included
+/// — it cannot be changed without breaking the CA's signature: an ECDSA signature (r, s) is
+/// also valid as (r, n − s), which gives a revoked certificate a new fingerprint but the same
+/// serial.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Serial(Vec<u8>);
+
+impl Serial {
+    /// The serial of a DER certificate (`None` if it does not parse).
+    pub fn of_der(der: &[u8]) -> Option<Serial> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        Some(Serial::from_bytes(cert.tbs_certificate.raw_serial()))
+    }
+
+    /// A serial from its bytes (leading zero bytes are dropped).
+    pub fn from_bytes(b: &[u8]) -> Serial {
+        let start = b.iter().position(|x| *x != 0).unwrap_or(b.len());
+        Serial(b[start..].to_vec())
+    }
+
+    /// Parses hex digits (colons allowed), as stored and as `openssl x509 -serial` prints them.
+    pub fn parse(s: &str) -> Option<Serial> {
+        let s = s.trim();
+        let s = s.strip_prefix("serial=").unwrap_or(s);
+        let digits: String = s.chars().filter(|c| *c != ':').collect();
+        if digits.is_empty() || digits.len() > 42 {
+            return None;
+        }
+        let padded = if digits.len() % 2 == 1 { format!("0{digits}") } else { digits };
+        Some(Serial::from_bytes(&hex::decode(padded).ok()?))
+    }
+
+    /// Lower-case hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(&self.0)
+    }
+}
+
+impl std::fmt::Display for Serial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl std::fmt::Debug for Serial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Serial({})", self.to_hex())
+    }
+}
+
+/// Revoked certificates, by serial number ([`Serial`]). Shared between the listeners (which
+/// check it on every handshake and request) and whatever revokes (which adds to it at once).
 #[derive(Debug, Default)]
 pub struct RevocationSet {
-    revoked: RwLock<HashSet<Fingerprint>>,
+    revoked: RwLock<HashSet<Serial>>,
 }
 
 impl RevocationSet {
-    /// A set holding these fingerprints.
-    pub fn new(revoked: impl IntoIterator<Item = Fingerprint>) -> RevocationSet {
+    /// A set holding these serials.
+    pub fn new(revoked: impl IntoIterator<Item = Serial>) -> RevocationSet {
         RevocationSet { revoked: RwLock::new(revoked.into_iter().collect()) }
     }
 
     /// Marks a certificate revoked; returns whether it was not already.
-    pub fn revoke(&self, fp: Fingerprint) -> bool {
-        self.revoked.write().unwrap_or_else(|e| e.into_inner()).insert(fp)
+    pub fn revoke(&self, serial: Serial) -> bool {
+        self.revoked.write().unwrap_or_else(|e| e.into_inner()).insert(serial)
     }
 
     /// Whether a certificate is revoked.
-    pub fn is_revoked(&self, fp: &Fingerprint) -> bool {
-        self.revoked.read().unwrap_or_else(|e| e.into_inner()).contains(fp)
+    pub fn is_revoked(&self, serial: &Serial) -> bool {
+        self.revoked.read().unwrap_or_else(|e| e.into_inner()).contains(serial)
     }
 
     /// Adds revoked certificates; returns whether any was new. Revocation is final, so a set is
     /// only ever added to while a server runs (a reload that read the store before a
     /// revocation made here cannot take it back).
-    pub fn extend(&self, fps: impl IntoIterator<Item = Fingerprint>) -> bool {
+    pub fn extend(&self, serials: impl IntoIterator<Item = Serial>) -> bool {
         let mut set = self.revoked.write().unwrap_or_else(|e| e.into_inner());
         let before = set.len();
-        set.extend(fps);
+        set.extend(serials);
         set.len() > before
     }
 
     /// Replaces the whole set.
-    pub fn replace(&self, revoked: impl IntoIterator<Item = Fingerprint>) {
+    pub fn replace(&self, revoked: impl IntoIterator<Item = Serial>) {
         *self.revoked.write().unwrap_or_else(|e| e.into_inner()) = revoked.into_iter().collect();
     }
 

@@ -8,7 +8,7 @@
 //! - Signatures accepted from clients: ECDSA P-256/P-384 and Ed25519.
 //! - Client certificates: required, chained to Kura's CA, not revoked ([`ClientVerifier`]).
 
-use crate::{Fingerprint, PkiError, RevocationSet};
+use crate::{PkiError, RevocationSet, Serial};
 use rustls::DigitallySignedStruct;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, ring};
@@ -84,7 +84,12 @@ impl ClientCertVerifier for ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> std::result::Result<ClientCertVerified, rustls::Error> {
-        if self.revoked.is_revoked(&Fingerprint::of(end_entity)) {
+        // Revocation goes by serial, which the CA's signature covers (a re-encoded signature
+        // changes the fingerprint, not the serial).
+        let Some(serial) = Serial::of_der(end_entity) else {
+            return Err(rustls::Error::InvalidCertificate(CertificateError::BadEncoding));
+        };
+        if self.revoked.is_revoked(&serial) {
             return Err(rustls::Error::InvalidCertificate(CertificateError::Revoked));
         }
         self.inner.verify_client_cert(end_entity, intermediates, now)

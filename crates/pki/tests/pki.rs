@@ -3,7 +3,7 @@
 //! (NET-1, NET-2, HX-5, HIC-S3, HIC-S12).
 
 use kura_pki::tls::{ServerCert, client_config, server_config};
-use kura_pki::{Ca, Fingerprint, PkiError, RevocationSet, Subject};
+use kura_pki::{Ca, Fingerprint, PkiError, RevocationSet, Serial, Subject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use std::path::Path;
 use std::process::Command;
@@ -199,7 +199,7 @@ async fn handshakes_require_a_valid_unrevoked_certificate_from_kuras_ca() {
     assert!(err.contains("BadSignature"), "same issuer name, wrong key: {err}");
 
     // A revoked certificate is refused from the next handshake on.
-    assert!(p.revoked.revoke(alice.fingerprint));
+    assert!(p.revoked.revoke(Serial::parse(&alice.serial).unwrap()));
     let (addr, server) = serve_once(&p).await;
     assert!(connect(addr, alice_config()).await.is_err());
     assert!(server.await.unwrap().unwrap_err().contains("Revoked"));
@@ -247,13 +247,114 @@ async fn server_certificate_is_renewed_in_place() {
 
 #[test]
 fn revocation_set_is_shared_and_replaceable() {
-    let a = Fingerprint::of(b"a");
-    let b = Fingerprint::of(b"b");
-    let set = RevocationSet::new([a]);
+    let a = Serial::parse("01a2").unwrap();
+    let b = Serial::parse("7f:00:01").unwrap();
+    let set = RevocationSet::new([a.clone()]);
     assert!(set.is_revoked(&a) && !set.is_revoked(&b));
-    assert!(set.revoke(b) && !set.revoke(b));
-    set.replace([b]);
+    assert!(set.revoke(b.clone()) && !set.revoke(b.clone()));
+    set.replace([b.clone()]);
     assert!(!set.is_revoked(&a) && set.is_revoked(&b) && set.len() == 1);
-    assert_eq!(Fingerprint::parse(&a.to_string()), Some(a));
-    assert_eq!(Fingerprint::parse(&a.to_hex().to_uppercase()), Some(a));
+    // Leading zeros, case and colons do not make another serial.
+    assert_eq!(Serial::parse("0001A2"), Some(a.clone()));
+    assert_eq!(Serial::parse("serial=1A2"), Some(a));
+    assert_eq!(Serial::parse("xyz"), None);
+    let f = Fingerprint::of(b"a");
+    assert_eq!(Fingerprint::parse(&f.to_string()), Some(f));
+    assert_eq!(Fingerprint::parse(&f.to_hex().to_uppercase()), Some(f));
+}
+
+/// One DER element at the start of `b`: (tag, header length, content length).
+fn tlv(b: &[u8]) -> (u8, usize, usize) {
+    match b[1] {
+        n if n < 0x80 => (b[0], 2, n as usize),
+        0x81 => (b[0], 3, b[2] as usize),
+        0x82 => (b[0], 4, (b[2] as usize) << 8 | b[3] as usize),
+        n => panic!("length form {n:#x}"),
+    }
+}
+
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    match content.len() {
+        n if n < 0x80 => out.push(n as u8),
+        n if n < 0x100 => out.extend([0x81, n as u8]),
+        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+fn der_uint(bytes: &[u8]) -> Vec<u8> {
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len() - 1);
+    let mut v = bytes[start..].to_vec();
+    if v[0] & 0x80 != 0 {
+        v.insert(0, 0);
+    }
+    der(0x02, &v)
+}
+
+/// The same certificate with its ECDSA P-256 signature (r, s) re-encoded as (r, n − s): still
+/// a valid signature by the CA over the same content, but other bytes — another fingerprint.
+fn malleated(cert: &[u8]) -> Vec<u8> {
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17,
+        0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+    ];
+    let (_, h, _) = tlv(cert);
+    let body = &cert[h..];
+    let (_, th, tl) = tlv(body);
+    let tbs = &body[..th + tl];
+    let rest = &body[th + tl..];
+    let (_, ah, al) = tlv(rest);
+    let alg = &rest[..ah + al];
+    let bits = &rest[ah + al..];
+    let (_, bh, _) = tlv(bits);
+    let sig = &bits[bh + 1..]; // after the unused-bits byte
+    let (_, sh, _) = tlv(sig);
+    let ints = &sig[sh..];
+    let (_, rh, rl) = tlv(ints);
+    let r = &ints[rh..rh + rl];
+    let s_el = &ints[rh + rl..];
+    let (_, s_h, s_l) = tlv(s_el);
+    let s_bytes = &s_el[s_h..s_h + s_l];
+    let mut s32 = [0u8; 32];
+    let s_trim = &s_bytes[s_bytes.len().saturating_sub(32)..];
+    s32[32 - s_trim.len()..].copy_from_slice(s_trim);
+    let mut out = [0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = N[i] as i16 - s32[i] as i16 - borrow;
+        (out[i], borrow) = if d < 0 { ((d + 256) as u8, 1) } else { (d as u8, 0) };
+    }
+    let new_sig = der(0x30, &[der_uint(r), der_uint(&out)].concat());
+    let new_bits = der(0x03, &[&[0u8][..], &new_sig].concat());
+    der(0x30, &[tbs, alg, &new_bits].concat())
+}
+
+/// Re-check of the hardening: a revoked certificate whose signature is re-encoded (r, n − s)
+/// has a new fingerprint but the same serial, and revocation goes by serial — before, it
+/// passed the handshake as if never revoked.
+#[tokio::test]
+async fn a_reencoded_signature_does_not_escape_revocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pki(&dir.path().join("ca"));
+    let config_for = |cert: Vec<u8>, issued: &kura_pki::Issued| {
+        client_config(p.ca.cert_der(), vec![CertificateDer::from(cert)], key_of(issued)).unwrap()
+    };
+    // The re-encoded certificate is valid: an unrevoked one passes, with another fingerprint.
+    let bob = p.ca.issue(&user("bob"), 30).unwrap();
+    let bob2 = malleated(&bob.cert_der);
+    assert_ne!(Fingerprint::of(&bob2), bob.fingerprint);
+    assert_eq!(Serial::of_der(&bob2), Serial::parse(&bob.serial));
+    let (addr, server) = serve_once(&p).await;
+    connect(addr, config_for(bob2.clone(), &bob)).await.expect("a re-encoded signature is still the CA's");
+    assert_eq!(server.await.unwrap().unwrap(), Fingerprint::of(&bob2));
+    // Revoked: neither encoding passes.
+    let alice = p.ca.issue(&user("alice"), 30).unwrap();
+    assert!(p.revoked.revoke(Serial::parse(&alice.serial).unwrap()));
+    for cert in [alice.cert_der.to_vec(), malleated(&alice.cert_der)] {
+        let (addr, server) = serve_once(&p).await;
+        assert!(connect(addr, config_for(cert, &alice)).await.is_err());
+        assert!(server.await.unwrap().unwrap_err().contains("Revoked"));
+    }
 }

@@ -78,6 +78,11 @@ pub fn bounded_functions(functions: &HashMap<String, Arc<ScalarUDF>>) -> Vec<Sca
 }
 
 fn too_large(name: &str, bytes: u64) -> DataFusionError {
+    if bytes == u64::MAX {
+        return DataFusionError::ResourcesExhausted(format!(
+            "{name}: 作る値の大きさを見積もれません（符号の混ざった間隔、測れない型など）/ {name} would build a value whose size cannot be bounded (an interval mixing signs, a type it cannot measure)"
+        ));
+    }
     DataFusionError::ResourcesExhausted(format!(
         "{name}: 作る値が大きすぎます（{} MiB、上限 {} MiB/値・{} MiB/呼び出し）/ {name} would build {} MiB (limits: {} MiB per value, {} MiB per call)",
         bytes >> 20,
@@ -161,9 +166,51 @@ fn value_bytes(a: &dyn Array, i: usize) -> u64 {
             let n = (*n).max(0) as usize;
             elements(a.as_fixed_size_list().values().as_ref(), i * n, (i + 1) * n)
         }
+        DataType::ListView(_) => {
+            let l = a.as_list_view::<i32>();
+            let (from, len) = (l.value_offsets()[i].max(0) as usize, l.value_sizes()[i].max(0) as usize);
+            elements(l.values().as_ref(), from, from.saturating_add(len))
+        }
+        DataType::LargeListView(_) => {
+            let l = a.as_list_view::<i64>();
+            let (from, len) = (l.value_offsets()[i].max(0) as usize, l.value_sizes()[i].max(0) as usize);
+            elements(l.values().as_ref(), from, from.saturating_add(len))
+        }
+        DataType::Map(_, _) => {
+            let m = a.as_map();
+            let o = m.value_offsets();
+            elements(m.entries(), o[i] as usize, o[i + 1] as usize)
+        }
         DataType::Struct(_) => a.as_struct().columns().iter().fold(0u64, |sum, c| sum.saturating_add(value_bytes(c.as_ref(), i))),
+        // A dictionary's value is as large as the value its key points to.
+        DataType::Dictionary(_, _) => {
+            let d = a.as_any_dictionary();
+            dictionary_key(d.keys(), i).map_or(0, |k| value_bytes(d.values().as_ref(), k))
+        }
+        // A nested type not measured above (unions, run-end encoded): not bounded, so refused.
+        t if t.is_nested() || matches!(t, DataType::RunEndEncoded(_, _) | DataType::Union(_, _)) => u64::MAX,
         t => t.primitive_width().unwrap_or(8).max(8) as u64,
     }
+}
+
+/// Row `i` of a dictionary's keys as an index into its values.
+fn dictionary_key(keys: &dyn Array, i: usize) -> Option<usize> {
+    use datafusion::arrow::datatypes::{Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type};
+    if keys.is_null(i) {
+        return None;
+    }
+    let k: i128 = match keys.data_type() {
+        DataType::Int8 => keys.as_primitive::<Int8Type>().value(i).into(),
+        DataType::Int16 => keys.as_primitive::<Int16Type>().value(i).into(),
+        DataType::Int32 => keys.as_primitive::<Int32Type>().value(i).into(),
+        DataType::Int64 => keys.as_primitive::<Int64Type>().value(i).into(),
+        DataType::UInt8 => keys.as_primitive::<UInt8Type>().value(i).into(),
+        DataType::UInt16 => keys.as_primitive::<UInt16Type>().value(i).into(),
+        DataType::UInt32 => keys.as_primitive::<UInt32Type>().value(i).into(),
+        DataType::UInt64 => keys.as_primitive::<UInt64Type>().value(i).into(),
+        _ => return None,
+    };
+    usize::try_from(k).ok()
 }
 
 /// Row `i` of an argument as a scalar (a scalar argument is the same for every row).
@@ -202,30 +249,57 @@ impl Ints {
     }
 }
 
-/// The span between two dates or timestamps (the first two arguments) in row `i`, in
-/// nanoseconds.
-fn time_span_ns(args: &[ColumnarValue], i: usize) -> Option<u64> {
-    let ns = |v: &ColumnarValue| -> Option<i64> {
-        match scalar_at(v, i)?.cast_to(&DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Nanosecond, None)).ok()? {
-            ScalarValue::TimestampNanosecond(Some(t), _) => Some(t),
-            _ => None,
-        }
-    };
-    Some(ns(args.first()?)?.abs_diff(ns(args.get(1)?)?))
+/// A date or timestamp in nanoseconds since the epoch, widened so that no date overflows
+/// (`Date32` reaches millions of years); `Some(None)` for a null, `None` for what is not a
+/// time.
+fn time_ns(v: &ScalarValue) -> Option<Option<i128>> {
+    const DAY: i128 = 86_400_000_000_000;
+    Some(match v {
+        ScalarValue::Date32(d) => d.map(|d| i128::from(d) * DAY),
+        ScalarValue::Date64(ms) => ms.map(|ms| i128::from(ms) * 1_000_000),
+        ScalarValue::TimestampSecond(t, _) => t.map(|t| i128::from(t) * 1_000_000_000),
+        ScalarValue::TimestampMillisecond(t, _) => t.map(|t| i128::from(t) * 1_000_000),
+        ScalarValue::TimestampMicrosecond(t, _) => t.map(|t| i128::from(t) * 1_000),
+        ScalarValue::TimestampNanosecond(t, _) => t.map(i128::from),
+        ScalarValue::Null => None,
+        _ => return None,
+    })
 }
 
-/// An interval step in row `i`, in nanoseconds (a month counted as 28 days, so the estimate
-/// errs large).
-fn interval_ns(v: &ColumnarValue, i: usize) -> Option<u64> {
-    let (months, days, nanos) = match scalar_at(v, i)? {
-        ScalarValue::IntervalMonthDayNano(Some(x)) => (i64::from(x.months), i64::from(x.days), x.nanoseconds),
-        ScalarValue::IntervalDayTime(Some(x)) => (0, i64::from(x.days), i64::from(x.milliseconds) * 1_000_000),
-        ScalarValue::IntervalYearMonth(Some(m)) => (i64::from(m), 0, 0),
-        _ => return None,
+/// Elements of a range over dates or timestamps in row `i`: the span over the smallest step the
+/// interval can make (a month counted as 28 days), 1 day when no step is given. `Some(0)` when
+/// an argument is null (the result is null); `None` — refused — when the count cannot be
+/// bounded: an argument that is not a time, or an interval whose parts have different signs
+/// (`1 month -31 days` can step by nothing at all).
+fn time_range_len(args: &[ColumnarValue], i: usize) -> Option<u64> {
+    let (Some(start), Some(stop)) = (time_ns(&scalar_at(args.first()?, i)?)?, time_ns(&scalar_at(args.get(1)?, i)?)?) else {
+        return Some(0);
     };
-    let total =
-        months.saturating_mul(28 * 86_400_000_000_000).saturating_add(days.saturating_mul(86_400_000_000_000)).saturating_add(nanos);
-    Some(total.unsigned_abs())
+    let step: i128 = match args.get(2) {
+        None => 86_400_000_000_000,
+        Some(v) => {
+            let (months, days, nanos) = match scalar_at(v, i)? {
+                ScalarValue::IntervalMonthDayNano(Some(x)) => (i128::from(x.months), i128::from(x.days), i128::from(x.nanoseconds)),
+                ScalarValue::IntervalDayTime(Some(x)) => (0, i128::from(x.days), i128::from(x.milliseconds) * 1_000_000),
+                ScalarValue::IntervalYearMonth(Some(m)) => (i128::from(m), 0, 0),
+                ScalarValue::IntervalMonthDayNano(None)
+                | ScalarValue::IntervalDayTime(None)
+                | ScalarValue::IntervalYearMonth(None)
+                | ScalarValue::Null => return Some(0),
+                _ => return None,
+            };
+            let parts = [months, days, nanos];
+            if parts.iter().any(|p| *p > 0) && parts.iter().any(|p| *p < 0) {
+                return None;
+            }
+            (months * 28 * 86_400_000_000_000 + days * 86_400_000_000_000 + nanos).abs()
+        }
+    };
+    if step == 0 {
+        // The engine refuses a zero step itself.
+        return Some(0);
+    }
+    u64::try_from((stop - start).abs() / step).ok().or(Some(u64::MAX))
 }
 
 /// A growing function, checked before it runs.
@@ -263,13 +337,10 @@ impl Bounded {
                     })
                 } else {
                     // Dates and timestamps with an interval step: the span over the step, row
-                    // by row (arguments may come from the rows as well as from constants).
+                    // by row (arguments may come from the rows as well as from constants); what
+                    // cannot be bounded is refused.
                     let args = args.to_vec();
-                    Box::new(move |i| match (time_span_ns(&args, i), args.get(2).and_then(|s| interval_ns(s, i))) {
-                        (Some(span), Some(step)) => (span / step.max(1)).saturating_mul(8),
-                        (Some(span), None) => (span / 86_400_000_000_000).saturating_mul(8),
-                        _ => 0,
-                    })
+                    Box::new(move |i| time_range_len(&args, i).map_or(u64::MAX, |n| n.saturating_mul(8)))
                 }
             }
             Growth::Elements if args.len() >= 2 => {

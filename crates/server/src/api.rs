@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use kura_accounts::AccountsError;
+use kura_accounts::{AccountsError, LoginRefused};
 use serde_json::json;
 
 pub use kura_ledger::entry::format_seconds as time_text;
@@ -58,21 +58,27 @@ pub(crate) async fn sign_in(State(portal): State<Portal>, Extension(ctx): Extens
         Ok(_) => {}
         Err(refusal) => return refused(refusal),
     }
-    if let Err(refusal) = portal.accounts.check_second_factor(&who, &f.login, &f.code).await {
-        return refused(refusal);
-    }
-    let started = portal
-        .accounts
-        .start_session(&who, &f.login, &ctx.peer.fingerprint, portal.listener.as_str(), kura_accounts::SessionState::SecondFactor)
-        .await;
-    let s = match started {
-        Ok((_, s)) => s,
-        Err(e) => return internal(ctx.lang, crate::portal::SIGN_IN_API, e),
-    };
-    let ctx = Ctx { who, ..ctx };
-    let (state, token) = match crate::portal::after_second_factor(&portal, &ctx, &s).await {
-        Ok(x) => x,
-        Err(e) => return internal(ctx.lang, crate::portal::SIGN_IN_API, e),
+    // The code, the new session and its advance run as one task that finishes even if the
+    // client goes away: an accepted code (its time step used up) always leaves a session, so
+    // sending the same code again is never counted as a failure.
+    let (task_portal, task_ctx) = (portal.clone(), Ctx { who: who.clone(), ..ctx.clone() });
+    let task = tokio::spawn(async move {
+        let (portal, ctx) = (task_portal, task_ctx);
+        portal.accounts.check_second_factor(&ctx.who, &f.login, &f.code).await?;
+        let started = portal
+            .accounts
+            .start_session(&ctx.who, &f.login, &ctx.peer.fingerprint, portal.listener.as_str(), kura_accounts::SessionState::SecondFactor)
+            .await;
+        Ok(match started {
+            Ok((_, s)) => crate::portal::after_second_factor(&portal, &ctx, &s).await.map(|(state, token)| (s, state, token)),
+            Err(e) => Err(e),
+        })
+    });
+    let outcome = task.await.unwrap_or_else(|e| Err(LoginRefused::Error(AccountsError::Internal(format!("sign-in: {e}")))));
+    let (s, state, token) = match outcome {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => return internal(ctx.lang, crate::portal::SIGN_IN_API, e),
+        Err(refusal) => return refused(refusal),
     };
     let mut res = Json(json!({"state": state.as_str(), "csrf": s.csrf, "expires_at": time_text(s.expires_at)})).into_response();
     res.headers_mut().append(axum::http::header::SET_COOKIE, crate::portal::set_cookie(portal.listener.cookie(), &token, None));

@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use kura_gate::autoblock::Subject;
 use kura_gate::{Failure, Gate};
-use kura_pki::{Fingerprint, RevocationSet};
+use kura_pki::{Fingerprint, RevocationSet, Serial};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +39,8 @@ pub struct Peer {
     pub addr: SocketAddr,
     /// `sha256:…` of the client certificate (the TLS layer guarantees there is one).
     pub fingerprint: String,
+    /// The certificate's serial, which revocation is keyed on.
+    pub serial: Serial,
     /// The certificate's end of validity (Unix seconds).
     pub not_after: i64,
 }
@@ -196,10 +198,10 @@ impl FrontDoor {
     /// Revokes certificates in this server at once: refused from the next handshake, and open
     /// connections presenting them are closed (revocations made through this server; those of
     /// other processes arrive with the next reload).
-    pub fn revoke(&self, fingerprints: &[String]) {
+    pub fn revoke(&self, serials: &[String]) {
         let mut any = false;
-        for fp in fingerprints.iter().filter_map(|f| Fingerprint::parse(f)) {
-            any |= self.revoked.revoke(fp);
+        for serial in serials.iter().filter_map(|s| Serial::parse(s)) {
+            any |= self.revoked.revoke(serial);
         }
         if any {
             self.changed();
@@ -212,8 +214,7 @@ impl FrontDoor {
             return Err(Refusal::Address);
         }
         let secs = now.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        let revoked = Fingerprint::parse(&peer.fingerprint).is_none_or(|fp| self.revoked.is_revoked(&fp));
-        if revoked || secs >= peer.not_after {
+        if self.revoked.is_revoked(&peer.serial) || secs >= peer.not_after {
             return Err(Refusal::Certificate);
         }
         Ok(())
@@ -309,11 +310,11 @@ async fn connection(tcp: tokio::net::TcpStream, addr: SocketAddr, slot: Slot, ac
         // The verifier makes a certificate mandatory; this cannot happen.
         return;
     };
-    let Some(not_after) = kura_pki::tls::not_after(cert.as_ref()) else {
+    let (Some(not_after), Some(serial)) = (kura_pki::tls::not_after(cert.as_ref()), Serial::of_der(cert.as_ref())) else {
         // The verifier parsed it; this cannot happen either.
         return;
     };
-    let peer = Peer { addr, fingerprint: Fingerprint::of(cert.as_ref()).to_string(), not_after };
+    let peer = Peer { addr, fingerprint: Fingerprint::of(cert.as_ref()).to_string(), serial, not_after };
     let service_door = door.clone();
     let service_peer = peer.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
@@ -325,7 +326,8 @@ async fn connection(tcp: tokio::net::TcpStream, addr: SocketAddr, slot: Slot, ac
                 Ok(()) => {}
                 Err(why) => {
                     if why == Refusal::Certificate {
-                        door.failure(peer.addr.ip(), Failure::BadCertificate);
+                        // Revoked or expired while the connection was open: as at a handshake.
+                        door.failure(peer.addr.ip(), Failure::StaleCertificate);
                     }
                     return Ok(refused(
                         hyper::StatusCode::FORBIDDEN,
@@ -382,14 +384,18 @@ async fn connection(tcp: tokio::net::TcpStream, addr: SocketAddr, slot: Slot, ac
     drop(slot);
 }
 
-/// What a failed handshake counts as. Only a client certificate that was presented and
-/// rejected (foreign, revoked, expired, not proven) weighs in full: everything else — no
-/// certificate, a browser that does not trust Kura's CA and aborts, plain HTTP sent to the TLS
-/// port, a connection closed or left idle before the handshake was done — is something any web
-/// page can make a visitor's browser do, so it weighs a tenth ([`Failure::NoCertificate`]).
+/// What a failed handshake counts as. In full: a client certificate presented and rejected as
+/// not Kura's (another CA, a bad signature or encoding), or a handshake broken as no browser
+/// breaks one (`PeerMisbehaved`). A tenth: what any web page can make a visitor's browser do —
+/// no certificate ([`Failure::NoCertificate`]: none sent, a browser that does not trust Kura's
+/// CA and aborts, plain HTTP on the TLS port, a connection closed or left idle before the
+/// handshake was done) or an expired or revoked certificate of Kura's CA still installed
+/// ([`Failure::StaleCertificate`]).
 fn handshake_failure(e: &std::io::Error) -> Failure {
+    use rustls::CertificateError as C;
     match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-        Some(rustls::Error::InvalidCertificate(_)) => Failure::BadCertificate,
+        Some(rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. } | C::Revoked)) => Failure::StaleCertificate,
+        Some(rustls::Error::InvalidCertificate(_) | rustls::Error::PeerMisbehaved(_)) => Failure::BadCertificate,
         _ => Failure::NoCertificate,
     }
 }

@@ -222,13 +222,27 @@ pub fn router(portal: Portal) -> Router {
         .with_state(portal)
 }
 
+/// Whether a browser marked the request as sent by another site (`Sec-Fetch-Site:
+/// cross-site` or `same-site`): what any page can make a visitor's browser send, certificate
+/// and all.
+fn from_another_site(headers: &HeaderMap) -> bool {
+    headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_some_and(|site| site != "same-origin" && site != "none")
+}
+
+/// What a refused request counts toward the address's block: a tenth
+/// ([`Failure::CrossSite`]) when a browser says another site sent it — a page with ten
+/// `<img>` tags must not block the institution of everyone who opens it — else `failure`.
+fn weighed(headers: &HeaderMap, failure: Failure) -> Failure {
+    if from_another_site(headers) { Failure::CrossSite } else { failure }
+}
+
 /// A path no client of Kura asks for: counted toward the address's automatic block, so a burst
 /// of them (scanning) blocks it (HIC-S9).
 async fn not_found(State(portal): State<Portal>, req: Request) -> Response {
     let lang = Lang::of(req.headers());
     if let Some(peer) = req.extensions().get::<Peer>() {
         let client = client_of(&portal, peer, req.headers());
-        portal.door.failure(client, Failure::Scanning);
+        portal.door.failure(client, weighed(req.headers(), Failure::Scanning));
     }
     pages::error(lang, StatusCode::NOT_FOUND, "ページがありません", "not found")
 }
@@ -356,11 +370,11 @@ async fn access(State(portal): State<Portal>, mut req: Request, next: Next) -> R
         return refuse(lang, &path, StatusCode::FORBIDDEN, "接続元が許可されていません", "your address may not connect", None);
     }
     if from_listed_site(&portal, req.headers()) {
-        portal.door.failure(client, Failure::Refused);
+        portal.door.failure(client, weighed(req.headers(), Failure::Refused));
         return refuse(lang, &path, StatusCode::FORBIDDEN, "遮断対象のサイトからの要求です", "request from a blocked site", None);
     }
     let Some(rule) = rule_for(portal.listener, req.method(), &path) else {
-        portal.door.failure(client, Failure::Scanning);
+        portal.door.failure(client, weighed(req.headers(), Failure::Scanning));
         return refuse(lang, &path, StatusCode::NOT_FOUND, "ページがありません", "not found", None);
     };
     let request_id = random_hex(8);
@@ -416,7 +430,7 @@ async fn access(State(portal): State<Portal>, mut req: Request, next: Next) -> R
                 }
                 return Redirect::to(pages::step_path(s.state)).into_response();
             }
-            portal.door.failure(client, Failure::Refused);
+            portal.door.failure(client, weighed(req.headers(), Failure::Refused));
             let object = format!("{} {path}", req.method());
             if let Err(e) = portal.accounts.record_refusal(&who, "access.denied", &object, &format!("role {}", s.role)).await {
                 return internal(lang, &path, e);
@@ -429,10 +443,8 @@ async fn access(State(portal): State<Portal>, mut req: Request, next: Next) -> R
     if req.method() != Method::GET && req.method() != Method::HEAD {
         // A browser's word on where the request comes from. (`Origin: null` is not refused:
         // under `Referrer-Policy: no-referrer` browsers send it on their own forms' posts.)
-        let cross_site =
-            req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_some_and(|site| site != "same-origin" && site != "none");
-        if cross_site {
-            portal.door.failure(client, Failure::Refused);
+        if from_another_site(req.headers()) {
+            portal.door.failure(client, Failure::CrossSite);
             return refuse(lang, &path, StatusCode::FORBIDDEN, "不正な送信元です", "cross-site request refused", None);
         }
         // The body, within the deadline and the size limit, before anything looks at it.
@@ -477,7 +489,7 @@ async fn access(State(portal): State<Portal>, mut req: Request, next: Next) -> R
         let given = header_token.or(form_token);
         let ok = matches!((&expected, &given), (Some(e), Some(g)) if constant_eq(e.as_bytes(), g.as_bytes()));
         if !ok {
-            portal.door.failure(client, Failure::Refused);
+            portal.door.failure(client, weighed(req.headers(), Failure::Refused));
             if let Err(e) = portal.accounts.record_refusal(&who, "access.csrf", &path, "missing or wrong CSRF token").await {
                 return internal(lang, &path, e);
             }
@@ -927,9 +939,9 @@ pub(crate) async fn apply_action(portal: &Portal, ctx: &Ctx, login: &str, action
         "reset-password" => a.reset_password(who, &resetter_of(ctx), login, &f.password).await?,
         "reset-second-factor" => a.reset_second_factor(who, login).await?,
         "revoke-certificates" => {
-            let fps = a.revoke_certificates(who, Some(login), None).await?;
-            portal.door.revoke(&fps);
-            return Ok(format!("{login}: 証明書 {} 件を失効させました / {} certificate(s) revoked", fps.len(), fps.len()));
+            let revoked = a.revoke_certificates(who, Some(login), None).await?;
+            portal.door.revoke(&revoked.iter().map(|r| r.serial.clone()).collect::<Vec<_>>());
+            return Ok(format!("{login}: 証明書 {} 件を失効させました / {} certificate(s) revoked", revoked.len(), revoked.len()));
         }
         other => {
             return Err(AccountsError::Invalid {

@@ -7,7 +7,7 @@ use crate::front::{BlockEvent, FrontDoor, FrontLimits, FrontStats, serve_tls};
 use crate::portal::{Listener, Portal, router};
 use kura_accounts::{Accounts, Who};
 use kura_gate::Gate;
-use kura_pki::{Fingerprint, RevocationSet};
+use kura_pki::{RevocationSet, Serial};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,8 +77,8 @@ impl Running {
 /// not hide later revocations. The set is only added to (revocation is final), so a reload never
 /// undoes a revocation made in this server meanwhile.
 pub async fn refresh_revocations(accounts: &Accounts, set: &RevocationSet) -> Result<bool, ServerError> {
-    let rows = accounts.revoked_fingerprints().await.map_err(|e| ServerError::Peer { url: "revocations".into(), detail: e.to_string() })?;
-    Ok(set.extend(rows.iter().filter_map(|fp| Fingerprint::parse(fp))))
+    let rows = accounts.revoked_serials().await.map_err(|e| ServerError::Peer { url: "revocations".into(), detail: e.to_string() })?;
+    Ok(set.extend(rows.iter().filter_map(|s| Serial::parse(s))))
 }
 
 /// Binds the listeners and starts serving.

@@ -638,3 +638,29 @@ async fn an_operators_typos_do_not_block_their_address() {
     assert_eq!(again.get("/login").await.unwrap().status, 200);
     w.server.unwrap().stop().await;
 }
+
+/// Re-check of the review: what any page can make a visitor's browser do with the visitor's
+/// own certificate — present one that has since been revoked (or expired), or fetch unknown
+/// paths as images from another site — weighs a tenth too; before, three of either blocked
+/// the institution's address.
+#[tokio::test]
+async fn what_a_page_can_make_a_browser_do_weighs_a_tenth() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = kura_db::Db::open_sqlite(&scratch.path().join("t.db")).await.unwrap();
+    let w = world(db, AutoBlockPolicy { threshold: 3, ..AutoBlockPolicy::default() }, |_| {}).await;
+    w.accounts.revoke_certificates(&Who::console(), Some("prov1"), None).await.unwrap();
+    until("the revocation is in force", || async { handshake(&w, jp(16), Some(w.cert("prov1"))).await.is_err() }).await;
+    let mut page = handshake(&w, jp(15), Some(w.cert("tanaka.h"))).await.unwrap();
+    for i in 0..14 {
+        assert!(handshake(&w, jp(15), Some(w.cert("prov1"))).await.is_err());
+        let r = page.request("GET", &format!("/img{i}.png"), None, &[("sec-fetch-site", "cross-site"), ("sec-fetch-dest", "image")]).await;
+        assert_eq!(r.unwrap().status, 404);
+    }
+    let mut fresh = handshake(&w, jp(15), Some(w.cert("tanaka.h"))).await.expect("28 such failures do not block");
+    assert_eq!(fresh.get("/login").await.unwrap().status, 200);
+    for i in 0..2 {
+        let _ = fresh.request("GET", &format!("/more{i}.png"), None, &[("sec-fetch-site", "cross-site")]).await;
+    }
+    until("30 weighed failures block the address", || async { handshake(&w, jp(15), Some(w.cert("tanaka.h"))).await.is_err() }).await;
+    w.server.unwrap().stop().await;
+}

@@ -61,8 +61,9 @@ async fn tls_refusals_and_the_gate_before_the_handshake() {
         }
         until("127.0.0.9 is blocked", || async { handshake(&w, jp(9), Some(good)).await.is_err() }).await;
         handshake(&w, jp(10), Some(good)).await.expect("a neighbour is not blocked");
-        let t = trail(&w).await;
-        assert!(t.iter().any(|(a, o, _)| a == "gate.block" && o == "127.0.0.9"), "{t:?}");
+        // The block goes on the record from its own task: wait for it, with a deadline.
+        until("the block is on the record", || async { trail(&w).await.iter().any(|(a, o, _)| a == "gate.block" && o == "127.0.0.9") })
+            .await;
         until("the block expires (2 s)", || async { handshake(&w, jp(9), Some(good)).await.is_ok() }).await;
         w.server.unwrap().stop().await;
     }
