@@ -1,7 +1,8 @@
 //! Automatic blocking of addresses that keep failing (HIC-S9, HIC-U4).
 //!
-//! Every failure an address causes — a handshake with a bad or revoked certificate, a failed
-//! login, a request that looks like scanning — is counted in a sliding window. When the count
+//! Every failure an address causes — a handshake with a certificate that is not Kura's, a failed
+//! login, a request that looks like scanning — is counted in a sliding window (not what any
+//! web page can make a visitor's browser do: [`Failure::counts`]). When the count
 //! reaches the threshold the address is blocked at once, for a period; the caller records the
 //! block in the ledger. IPv6 clients are counted per /64, the block a single subscriber
 //! usually holds, so that cycling through one's own addresses does not escape the count.
@@ -24,17 +25,17 @@ pub enum Failure {
     /// A connection that failed without presenting a client certificate: none was sent, the
     /// browser did not trust Kura's CA and aborted, plain HTTP came to the TLS port, or the
     /// connection closed or stalled before the handshake was done. Any web page can make a
-    /// visitor's browser do these, so they weigh a tenth of the others: a page cannot get a
-    /// whole institution's address blocked with a few images.
+    /// visitor's browser do these, as often as it likes, so they count toward no block (see
+    /// [`Failure::counts`]).
     NoCertificate,
     /// A client certificate of Kura's CA presented after it expired or was revoked (at the
     /// handshake, or on a connection open when it happened): what a
     /// browser still holding an old certificate presents on its own whenever a page makes it
-    /// connect, so it weighs a tenth like [`Failure::NoCertificate`].
+    /// connect, so it counts toward no block, like [`Failure::NoCertificate`].
     StaleCertificate,
     /// A request refused (unknown path, CSRF, role) that a browser marked as sent by another
     /// site (`Sec-Fetch-Site`): any page can make a visitor's browser send it, with the
-    /// visitor's certificate, so it weighs a tenth.
+    /// visitor's certificate, so it counts toward no block.
     CrossSite,
     /// A login with a wrong password or second factor.
     FailedLogin,
@@ -47,14 +48,13 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// How much the failure counts toward a block: [`FULL_WEIGHT`], or a tenth of it for what a
-    /// web page can make a visitor's browser do (no certificate, a stale one, a request sent
-    /// from another site).
-    pub fn weight(&self) -> u32 {
-        match self {
-            Failure::NoCertificate | Failure::StaleCertificate | Failure::CrossSite => 1,
-            _ => FULL_WEIGHT,
-        }
+    /// Whether the failure counts toward a block. Not what any web page can make a visitor's
+    /// browser do ([`Failure::NoCertificate`], [`Failure::StaleCertificate`],
+    /// [`Failure::CrossSite`]): however little such a failure weighed, a page that repeats it
+    /// could block the institution of everyone who opens it. They get nothing from the server
+    /// either way, and the connection caps bound what they hold.
+    pub fn counts(&self) -> bool {
+        !matches!(self, Failure::NoCertificate | Failure::StaleCertificate | Failure::CrossSite)
     }
 
     /// A short name for records and messages.
@@ -71,15 +71,11 @@ impl Failure {
     }
 }
 
-/// The weight of one failure of full weight (see [`Failure::weight`]); the threshold counts
-/// failures of full weight.
-pub const FULL_WEIGHT: u32 = 10;
-
 /// When failures turn into a block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AutoBlockPolicy {
-    /// Failures within `window` that trigger a block (0 disables automatic blocking); a
-    /// failure without a certificate counts a tenth.
+    /// Failures within `window` that trigger a block (0 disables automatic blocking); only
+    /// failures that [count](Failure::counts) are counted.
     pub threshold: u32,
     /// The sliding window.
     pub window: Duration,
@@ -138,8 +134,8 @@ pub struct Block {
 
 #[derive(Default)]
 struct State {
-    /// Failures in the window: when, and how much each weighs.
-    recent: HashMap<Subject, VecDeque<(SystemTime, u32)>>,
+    /// Failures in the window, by when.
+    recent: HashMap<Subject, VecDeque<SystemTime>>,
     blocks: HashMap<Subject, Block>,
 }
 
@@ -167,7 +163,7 @@ impl AutoBlocker {
 
     /// Counts one failure; returns the block when this failure triggers one (once per block).
     pub fn record(&self, addr: IpAddr, failure: Failure, now: SystemTime) -> Option<Block> {
-        if self.policy.threshold == 0 {
+        if self.policy.threshold == 0 || !failure.counts() {
             return None;
         }
         let subject = Subject::of(addr);
@@ -180,12 +176,11 @@ impl AutoBlocker {
         }
         let times = st.recent.entry(subject).or_default();
         let since = now.checked_sub(self.policy.window).unwrap_or(SystemTime::UNIX_EPOCH);
-        while times.front().is_some_and(|(t, _)| *t <= since) {
+        while times.front().is_some_and(|t| *t <= since) {
             times.pop_front();
         }
-        times.push_back((now, failure.weight()));
-        let weight: u64 = times.iter().map(|(_, w)| u64::from(*w)).sum();
-        if weight < u64::from(self.policy.threshold) * u64::from(FULL_WEIGHT) {
+        times.push_back(now);
+        if times.len() < self.policy.threshold as usize {
             return None;
         }
         let failures = times.len() as u32;
@@ -199,13 +194,13 @@ impl AutoBlocker {
     /// with the oldest latest failure.
     fn forget_stale(&self, st: &mut State, now: SystemTime) {
         let since = now.checked_sub(self.policy.window).unwrap_or(SystemTime::UNIX_EPOCH);
-        st.recent.retain(|_, t| t.back().is_some_and(|(last, _)| *last > since));
+        st.recent.retain(|_, t| t.back().is_some_and(|last| *last > since));
         st.blocks.retain(|_, b| b.until > now);
         if st.recent.len() >= self.policy.max_tracked {
-            let mut lasts: Vec<SystemTime> = st.recent.values().filter_map(|t| t.back().map(|(at, _)| *at)).collect();
+            let mut lasts: Vec<SystemTime> = st.recent.values().filter_map(|t| t.back().copied()).collect();
             lasts.sort();
             let cut = lasts[lasts.len() / 2];
-            st.recent.retain(|_, t| t.back().is_some_and(|(last, _)| *last > cut));
+            st.recent.retain(|_, t| t.back().is_some_and(|last| *last > cut));
         }
     }
 

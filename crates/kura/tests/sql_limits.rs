@@ -132,6 +132,10 @@ fn memory_outside_operators_is_bounded_and_running_out_is_a_clean_error() {
         "SELECT cardinality(range(DATE '2000-01-01', DATE '9000-01-01', INTERVAL '1 day'))".to_string(),
         "SELECT cardinality(array_repeat(map(['k'], [repeat('x', 1000000)]), 40))".to_string(),
         "SELECT length(array_to_string(array_repeat(arrow_cast(repeat('x', 1000000), 'Dictionary(Int32, Utf8)'), 40), ''))".to_string(),
+        // Third: dates step in whole days; fixed-size binaries weigh their size.
+        "SELECT cardinality(range(DATE '1970-01-01', DATE '9999-12-31', INTERVAL '1 day 23 hours 59 minutes'))".to_string(),
+        "SELECT cardinality(array_repeat(arrow_cast(arrow_cast(repeat('x', 100000), 'Binary'), 'FixedSizeBinary(100000)'), 2000))"
+            .to_string(),
     ] {
         let (out, _) = sql_with_deadline(&home, &query, Duration::from_secs(120));
         assert_eq!(out.status.code(), Some(1), "{query}: {:?}\n{}", out.status, stderr(&out));

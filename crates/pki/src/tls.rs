@@ -53,7 +53,7 @@ pub fn provider() -> Arc<CryptoProvider> {
     })
 }
 
-/// Verifies client certificates: not revoked (a hash-set lookup by fingerprint, before any
+/// Verifies client certificates: not revoked (a hash-set lookup by serial, before any
 /// signature work), then chained to Kura's CA with `clientAuth` and within validity.
 #[derive(Debug)]
 pub struct ClientVerifier {

@@ -189,6 +189,7 @@ fn value_bytes(a: &dyn Array, i: usize) -> u64 {
         }
         // A nested type not measured above (unions, run-end encoded): not bounded, so refused.
         t if t.is_nested() || matches!(t, DataType::RunEndEncoded(_, _) | DataType::Union(_, _)) => u64::MAX,
+        DataType::FixedSizeBinary(n) => (*n).max(0) as u64,
         t => t.primitive_width().unwrap_or(8).max(8) as u64,
     }
 }
@@ -272,7 +273,10 @@ fn time_ns(v: &ScalarValue) -> Option<Option<i128>> {
 /// bounded: an argument that is not a time, or an interval whose parts have different signs
 /// (`1 month -31 days` can step by nothing at all).
 fn time_range_len(args: &[ColumnarValue], i: usize) -> Option<u64> {
-    let (Some(start), Some(stop)) = (time_ns(&scalar_at(args.first()?, i)?)?, time_ns(&scalar_at(args.get(1)?, i)?)?) else {
+    let first = scalar_at(args.first()?, i)?;
+    // Dates step in whole days: the engine drops the part of a step below a day.
+    let dates = matches!(first, ScalarValue::Date32(_) | ScalarValue::Date64(_));
+    let (Some(start), Some(stop)) = (time_ns(&first)?, time_ns(&scalar_at(args.get(1)?, i)?)?) else {
         return Some(0);
     };
     let step: i128 = match args.get(2) {
@@ -288,11 +292,18 @@ fn time_range_len(args: &[ColumnarValue], i: usize) -> Option<u64> {
                 | ScalarValue::Null => return Some(0),
                 _ => return None,
             };
+            const DAY: i128 = 86_400_000_000_000;
+            let nanos = if dates { nanos / DAY * DAY } else { nanos };
             let parts = [months, days, nanos];
             if parts.iter().any(|p| *p > 0) && parts.iter().any(|p| *p < 0) {
                 return None;
             }
-            (months * 28 * 86_400_000_000_000 + days * 86_400_000_000_000 + nanos).abs()
+            let step = (months * 28 * DAY + days * DAY + nanos).abs();
+            if step == 0 && parts != [0, 0, 0] {
+                // Less than a day over dates: no step at all.
+                return None;
+            }
+            step
         }
     };
     if step == 0 {

@@ -200,8 +200,11 @@ impl FrontDoor {
     /// other processes arrive with the next reload).
     pub fn revoke(&self, serials: &[String]) {
         let mut any = false;
-        for serial in serials.iter().filter_map(|s| Serial::parse(s)) {
-            any |= self.revoked.revoke(serial);
+        for s in serials {
+            match Serial::parse(s) {
+                Some(serial) => any |= self.revoked.revoke(serial),
+                None => tracing::error!(serial = %s.escape_debug(), "a revoked certificate's serial does not parse: fix the row"),
+            }
         }
         if any {
             self.changed();
@@ -384,13 +387,13 @@ async fn connection(tcp: tokio::net::TcpStream, addr: SocketAddr, slot: Slot, ac
     drop(slot);
 }
 
-/// What a failed handshake counts as. In full: a client certificate presented and rejected as
-/// not Kura's (another CA, a bad signature or encoding), or a handshake broken as no browser
-/// breaks one (`PeerMisbehaved`). A tenth: what any web page can make a visitor's browser do —
-/// no certificate ([`Failure::NoCertificate`]: none sent, a browser that does not trust Kura's
-/// CA and aborts, plain HTTP on the TLS port, a connection closed or left idle before the
-/// handshake was done) or an expired or revoked certificate of Kura's CA still installed
-/// ([`Failure::StaleCertificate`]).
+/// What a failed handshake counts as. Toward a block ([`Failure::BadCertificate`]): a client
+/// certificate presented and rejected as not Kura's (another CA, a bad signature or encoding),
+/// or a handshake broken as no browser breaks one (`PeerMisbehaved`). Toward none: what any web
+/// page can make a visitor's browser do — no certificate ([`Failure::NoCertificate`]: none
+/// sent, a browser that does not trust Kura's CA and aborts, plain HTTP on the TLS port, a
+/// connection closed or left idle before the handshake was done) or an expired or revoked
+/// certificate of Kura's CA still installed ([`Failure::StaleCertificate`]).
 fn handshake_failure(e: &std::io::Error) -> Failure {
     use rustls::CertificateError as C;
     match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {

@@ -229,10 +229,12 @@ fn from_another_site(headers: &HeaderMap) -> bool {
     headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_some_and(|site| site != "same-origin" && site != "none")
 }
 
-/// What a refused request counts toward the address's block: a tenth
-/// ([`Failure::CrossSite`]) when a browser says another site sent it — a page with ten
-/// `<img>` tags must not block the institution of everyone who opens it — else `failure`.
-fn weighed(headers: &HeaderMap, failure: Failure) -> Failure {
+/// What a refused request counts as toward the address's block: [`Failure::CrossSite`], which
+/// counts toward none, when a browser says another site sent it — a page with a hundred
+/// `<img>` tags must not block the institution of everyone who opens it — else `failure`. (A
+/// client may claim the header falsely to probe unknown paths unblocked; it gets 404s, and its
+/// refusals by role and CSRF are still in the audit trail under its certificate.)
+fn as_counted(headers: &HeaderMap, failure: Failure) -> Failure {
     if from_another_site(headers) { Failure::CrossSite } else { failure }
 }
 
@@ -242,7 +244,7 @@ async fn not_found(State(portal): State<Portal>, req: Request) -> Response {
     let lang = Lang::of(req.headers());
     if let Some(peer) = req.extensions().get::<Peer>() {
         let client = client_of(&portal, peer, req.headers());
-        portal.door.failure(client, weighed(req.headers(), Failure::Scanning));
+        portal.door.failure(client, as_counted(req.headers(), Failure::Scanning));
     }
     pages::error(lang, StatusCode::NOT_FOUND, "ページがありません", "not found")
 }
@@ -370,11 +372,11 @@ async fn access(State(portal): State<Portal>, mut req: Request, next: Next) -> R
         return refuse(lang, &path, StatusCode::FORBIDDEN, "接続元が許可されていません", "your address may not connect", None);
     }
     if from_listed_site(&portal, req.headers()) {
-        portal.door.failure(client, weighed(req.headers(), Failure::Refused));
+        portal.door.failure(client, as_counted(req.headers(), Failure::Refused));
         return refuse(lang, &path, StatusCode::FORBIDDEN, "遮断対象のサイトからの要求です", "request from a blocked site", None);
     }
     let Some(rule) = rule_for(portal.listener, req.method(), &path) else {
-        portal.door.failure(client, weighed(req.headers(), Failure::Scanning));
+        portal.door.failure(client, as_counted(req.headers(), Failure::Scanning));
         return refuse(lang, &path, StatusCode::NOT_FOUND, "ページがありません", "not found", None);
     };
     let request_id = random_hex(8);
@@ -430,7 +432,7 @@ async fn access(State(portal): State<Portal>, mut req: Request, next: Next) -> R
                 }
                 return Redirect::to(pages::step_path(s.state)).into_response();
             }
-            portal.door.failure(client, weighed(req.headers(), Failure::Refused));
+            portal.door.failure(client, as_counted(req.headers(), Failure::Refused));
             let object = format!("{} {path}", req.method());
             if let Err(e) = portal.accounts.record_refusal(&who, "access.denied", &object, &format!("role {}", s.role)).await {
                 return internal(lang, &path, e);
@@ -445,6 +447,9 @@ async fn access(State(portal): State<Portal>, mut req: Request, next: Next) -> R
         // under `Referrer-Policy: no-referrer` browsers send it on their own forms' posts.)
         if from_another_site(req.headers()) {
             portal.door.failure(client, Failure::CrossSite);
+            if let Err(e) = portal.accounts.record_refusal(&who, "access.cross_site", &path, "sent by another site").await {
+                return internal(lang, &path, e);
+            }
             return refuse(lang, &path, StatusCode::FORBIDDEN, "不正な送信元です", "cross-site request refused", None);
         }
         // The body, within the deadline and the size limit, before anything looks at it.
@@ -489,7 +494,7 @@ async fn access(State(portal): State<Portal>, mut req: Request, next: Next) -> R
         let given = header_token.or(form_token);
         let ok = matches!((&expected, &given), (Some(e), Some(g)) if constant_eq(e.as_bytes(), g.as_bytes()));
         if !ok {
-            portal.door.failure(client, weighed(req.headers(), Failure::Refused));
+            portal.door.failure(client, as_counted(req.headers(), Failure::Refused));
             if let Err(e) = portal.accounts.record_refusal(&who, "access.csrf", &path, "missing or wrong CSRF token").await {
                 return internal(lang, &path, e);
             }

@@ -78,7 +78,18 @@ impl Running {
 /// undoes a revocation made in this server meanwhile.
 pub async fn refresh_revocations(accounts: &Accounts, set: &RevocationSet) -> Result<bool, ServerError> {
     let rows = accounts.revoked_serials().await.map_err(|e| ServerError::Peer { url: "revocations".into(), detail: e.to_string() })?;
-    Ok(set.extend(rows.iter().filter_map(|s| Serial::parse(s))))
+    let serials: Vec<Serial> = rows
+        .iter()
+        .filter_map(|s| {
+            let parsed = Serial::parse(s);
+            if parsed.is_none() {
+                // Only an edited or damaged store holds one: say so loudly, apply the others.
+                tracing::error!(serial = %s.escape_debug(), "a revoked certificate's serial in the store does not parse: fix the row");
+            }
+            parsed
+        })
+        .collect();
+    Ok(set.extend(serials))
 }
 
 /// Binds the listeners and starts serving.

@@ -51,7 +51,7 @@ async fn tls_refusals_and_the_gate_before_the_handshake() {
 
         // Automatic block: three handshakes with a bad certificate (another CA's) from
         // 127.0.0.9 block it at once, even with a good certificate; the block is on the record
-        // and expires. Handshakes without any certificate weigh a tenth: three do not block.
+        // and expires. Handshakes without any certificate count toward no block.
         for _ in 0..3 {
             assert!(handshake(&w, jp(12), None).await.is_err());
         }
