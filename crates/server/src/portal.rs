@@ -390,28 +390,15 @@ async fn access(State(portal): State<Portal>, mut req: Request, next: Next) -> R
     let session = match rule.access {
         Access::Open => None,
         _ => {
+            let sign_in_first = |end: &SessionEnd| {
+                refuse(lang, &path, StatusCode::UNAUTHORIZED, "ログインしてください", "sign in first", Some((cookie_name, end)))
+            };
             let Some(token) = cookie(req.headers(), cookie_name).filter(|t| !t.is_empty()).map(str::to_string) else {
-                return refuse(
-                    lang,
-                    &path,
-                    StatusCode::UNAUTHORIZED,
-                    "ログインしてください",
-                    "sign in first",
-                    Some((cookie_name, &SessionEnd::Unknown)),
-                );
+                return sign_in_first(&SessionEnd::Unknown);
             };
             match portal.accounts.session(&who, &token, &peer.fingerprint, portal.listener.as_str(), true).await {
                 Ok(Ok(s)) => Some(s),
-                Ok(Err(end)) => {
-                    return refuse(
-                        lang,
-                        &path,
-                        StatusCode::UNAUTHORIZED,
-                        "ログインしてください",
-                        "sign in first",
-                        Some((cookie_name, &end)),
-                    );
-                }
+                Ok(Err(end)) => return sign_in_first(&end),
                 Err(e) => return internal(lang, &path, e),
             }
         }
