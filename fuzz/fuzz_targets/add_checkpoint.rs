@@ -2,8 +2,8 @@
 //! round trip, and a real witness answers every body with one of the specification's codes.
 #![no_main]
 
-use kura_ledger::witness::{AddCheckpoint, Witness};
-use kura_ledger::{SigType, SignerKey};
+use kura_tlog::witness::{AddCheckpoint, Witness};
+use kura_tlog::{SigType, SignerKey};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 

@@ -1,7 +1,7 @@
 //! Checkpoint bodies (C2SP tlog-checkpoint) from untrusted text: no panics, exact round trip.
 #![no_main]
 
-use kura_ledger::Checkpoint;
+use kura_tlog::Checkpoint;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

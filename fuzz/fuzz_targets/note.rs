@@ -3,7 +3,7 @@
 #![no_main]
 
 use kura_fuzz::unrelated_key;
-use kura_ledger::Note;
+use kura_tlog::Note;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

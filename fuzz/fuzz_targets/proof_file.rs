@@ -3,7 +3,7 @@
 #![no_main]
 
 use kura_fuzz::unrelated_key;
-use kura_ledger::{Hash, ProofFile};
+use kura_tlog::{Hash, ProofFile};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,8 +2,8 @@
 //! mirror client receive them: no panics, and what parses re-encodes exactly.
 #![no_main]
 
-use kura_ledger::TileId;
-use kura_ledger::tile::{decode_bundle, encode_bundle};
+use kura_tlog::TileId;
+use kura_tlog::tile::{decode_bundle, encode_bundle};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

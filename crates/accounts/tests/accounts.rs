@@ -11,8 +11,8 @@ use kura_db::Db;
 use kura_ledger::entry::Entry;
 use kura_ledger::log::{Log, LogOptions};
 use kura_ledger::store::{LedgerStore, SqlStore};
-use kura_ledger::tiles::DirTiles;
-use kura_ledger::{SigType, SignerKey};
+use kura_tlog::tiles::DirTiles;
+use kura_tlog::{SigType, SignerKey};
 use std::path::Path;
 use std::sync::Arc;
 

@@ -444,7 +444,7 @@ fn server_cert_dir(home: &Home) -> PathBuf {
 /// this command, never in `kura serve`).
 fn server_certs(home: &Home, ca: &Ca, days: i64) -> Result<()> {
     let names = &home.config().server.server_names;
-    let now = kura_ledger::note::unix_now() as i64;
+    let now = kura_tlog::note::unix_now() as i64;
     let dir = server_cert_dir(home);
     let written = kura_pki::server_certs::issue_ahead(ca, names, &dir, now, days).map_err(failed)?;
     let certs = kura_pki::server_certs::load(&dir).map_err(failed)?;
@@ -479,7 +479,7 @@ type ServerChain = (Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki
 
 /// The server certificate to present now, from those issued ahead, with the CA certificate.
 fn current_server_certificate(home: &Home, ca_cert: &rustls::pki_types::CertificateDer<'static>) -> Result<ServerChain> {
-    let now = kura_ledger::note::unix_now() as i64;
+    let now = kura_tlog::note::unix_now() as i64;
     let certs = kura_pki::server_certs::load(&server_cert_dir(home)).map_err(failed)?;
     let Some(c) = kura_pki::server_certs::pick(&certs, now) else {
         return Err(CliError::Usage(

@@ -16,12 +16,13 @@ use clap::{Args, Subcommand};
 use kura_ledger::audit::{repair, verify};
 use kura_ledger::entry::{Actor, AuditEvent, ENTRY_VERSION, Entry, file_entries};
 use kura_ledger::log::{Log, LogOptions, WitnessEndpoint};
-use kura_ledger::merkle::root_from_inclusion;
 use kura_ledger::store::SqlStore;
-use kura_ledger::tiles::DirTiles;
-use kura_ledger::witness::Witness;
-use kura_ledger::{Hash, LedgerError, ProofFile, SigType, SignerKey, VerifierKey, leaf_hash, verify_consistency};
+use kura_ledger::{LedgerError, TlogError};
 use kura_store::Home;
+use kura_tlog::merkle::root_from_inclusion;
+use kura_tlog::tiles::DirTiles;
+use kura_tlog::witness::Witness;
+use kura_tlog::{Hash, ProofFile, SigType, SignerKey, VerifierKey, leaf_hash, verify_consistency};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -384,7 +385,7 @@ pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
                     scratch = tempfile::tempdir().map_err(|e| CliError::Io { path: "temporary directory".into(), source: e })?;
                     let pb = indicatif::ProgressBar::new(0);
                     pb.set_message("ミラーを取得 / fetching the mirror");
-                    kura_server::client::fetch_mirror(&from, scratch.path(), &|done, total| {
+                    kura_server::client::fetch_mirror(&from, scratch.path(), key.verifier(), &|done, total| {
                         pb.set_length(total);
                         pb.set_position(done);
                     })
@@ -460,7 +461,7 @@ async fn ledger_running(_home: &Home, log: &Log<SqlStore>, cmd: LedgerCmd) -> Re
             println!("記録しました / recorded entry {index}");
             match note {
                 Ok(_) => println!("チェックポイント / checkpoint: size {}", log.size()),
-                Err(LedgerError::NotEnoughWitnesses { have, need }) => {
+                Err(LedgerError::Tlog(TlogError::NotEnoughWitnesses { have, need })) => {
                     println!(
                         "チェックポイントは立会人の連署待ち / checkpoint waits for witnesses ({have} of {need}): kura ledger witness-request"
                     )
@@ -493,7 +494,7 @@ async fn ledger_running(_home: &Home, log: &Log<SqlStore>, cmd: LedgerCmd) -> Re
                 first.unwrap_or(0)
             );
             if let Err(e) = log.checkpoint().await
-                && !matches!(e, LedgerError::NotEnoughWitnesses { .. })
+                && !matches!(e, LedgerError::Tlog(TlogError::NotEnoughWitnesses { .. }))
             {
                 return Err(e.into());
             }
@@ -517,7 +518,7 @@ async fn ledger_running(_home: &Home, log: &Log<SqlStore>, cmd: LedgerCmd) -> Re
             };
             let size = log.size();
             if index >= size {
-                return Err(LedgerError::OutOfRange { index, size }.into());
+                return Err(TlogError::OutOfRange { index, size }.into());
             }
             let entry = log.store_read(index).await?;
             let proof = log.prove(index, Some(entry)).await?;
@@ -661,7 +662,7 @@ pub fn proof(a: ProofArgs) -> Result<()> {
     match a.what {
         ProofCmd::CheckInclusion { leaf_hash, index, size, root, proof } => {
             let (leaf, root, proof) = (Hash::parse(&leaf_hash)?, Hash::parse(&root)?, parse_proof(&proof)?);
-            kura_ledger::verify_inclusion(&leaf, index, size, &proof, &root)?;
+            kura_tlog::verify_inclusion(&leaf, index, size, &proof, &root)?;
             println!("包含証明は正しい / inclusion proof holds: leaf {index} is in the tree of size {size}");
             Ok(())
         }

@@ -3,13 +3,10 @@
 //! Thin glue over the library crates: `kura-crypto` (keys), `kura-synth` (synthetic data),
 //! `kura-store` (encrypted datasets, catalogue) and `kura-query` (SQL over a grant). Each
 //! subcommand parses its arguments, calls the libraries and prints results; no business rule
-//! lives here. The showcase analyses ([`demo::ANALYSES`]) and the benchmark suite
-//! ([`bench::QUERIES`]) are public so that tests can check them.
+//! lives here. The showcase analyses ([`demo::ANALYSES`]) are public so that tests can check
+//! them. Benchmarks are the separate `kura-bench` program (`kura bench …` runs it).
 #![forbid(unsafe_code)]
 
-pub mod bench;
-pub mod bench_ledger;
-pub mod bench_server;
 pub mod demo;
 pub mod front;
 pub mod ledger;
@@ -50,6 +47,9 @@ pub enum CliError {
     /// From the audit ledger.
     #[error(transparent)]
     Ledger(#[from] kura_ledger::LedgerError),
+    /// Log data that does not parse or verify (a checkpoint, proof, note or tile).
+    #[error(transparent)]
+    Tlog(#[from] kura_tlog::TlogError),
     /// A check that did not pass (verification, proof, witness refusal).
     #[error("検証に失敗しました / check failed: {0}")]
     Check(String),
@@ -58,7 +58,8 @@ pub enum CliError {
     Bench(String),
 }
 
-type Result<T> = std::result::Result<T, CliError>;
+/// The result of a CLI operation.
+pub type Result<T> = std::result::Result<T, CliError>;
 
 const ABOUT: &str = "Kura（蔵）— 医療・介護データの安全な解析基盤 / a trusted research environment for Japanese health and care data";
 
@@ -111,8 +112,14 @@ enum Command {
     User(front::UserArgs),
     /// ポータルとAPIを起動（TLS・クライアント証明書・二要素認証）/ run the portal and API (TLS, client certificates, two factors)
     Serve(front::ServeArgs),
-    /// 性能測定 / benchmarks
-    Bench(BenchArgs),
+    /// 性能測定（`kura bench query|ledger|server`、同じ場所の kura-bench が実行）/ benchmarks
+    /// (`kura bench query|ledger|server`), run by the separate `kura-bench` program beside this one
+    #[command(disable_help_flag = true)]
+    Bench {
+        /// kura-bench に渡す引数（`kura bench --help` で一覧）/ arguments for kura-bench (`kura bench --help` lists them)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
     /// (内部用) `kura sql` の問い合わせを実行する子プロセス / (internal) the worker process `kura sql` runs statements in
     #[command(name = "query-worker", hide = true)]
     QueryWorker,
@@ -169,6 +176,7 @@ struct CatalogArgs {
     json: bool,
 }
 
+/// How `kura sql` prints its results.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {
     /// 罫線付きの表 / a boxed table
@@ -197,25 +205,6 @@ struct SqlArgs {
     /// SQL（`;` 区切りで複数可、`-` で標準入力、`@FILE` でファイル）/ SQL: several statements separated by `;`,
     /// `-` reads standard input, `@FILE` reads a file
     query: String,
-}
-
-#[derive(Debug, Args)]
-struct BenchArgs {
-    #[command(subcommand)]
-    what: BenchWhat,
-}
-
-#[derive(Debug, Subcommand)]
-enum BenchWhat {
-    /// Kura（暗号化・許可経由）とDuckDB（平文Parquet）で同じ分析SQLを比較 / the same analytical SQL through
-    /// Kura (encrypted, through a grant) and DuckDB (plaintext Parquet), side by side
-    Query(bench::QueryBenchArgs),
-    /// 監査台帳の追記・証明・全件監査の速度（100万件×256バイト）/ the audit ledger: durable appends,
-    /// inclusion proofs and the full verify (1,000,000 entries of 256 bytes)
-    Ledger(bench_ledger::LedgerBenchArgs),
-    /// 玄関口の速度：mTLSハンドシェイク、認証済みリクエスト、ログイン試行の洪水の下での応答 /
-    /// the front door: mTLS handshakes, authenticated requests, and service during a sign-in flood
-    Server(bench_server::ServerBenchArgs),
 }
 
 fn default_home() -> PathBuf {
@@ -342,22 +331,48 @@ fn run(cli: Cli) -> Result<()> {
         Command::User(a) => front::user(&open_home_or_init(&cli.home)?, a),
         Command::Serve(a) => front::serve(&open_home_or_init(&cli.home)?, a),
         Command::QueryWorker => std::process::exit(kura_query::worker::serve_stdio()),
-        Command::Bench(b) => match b.what {
-            BenchWhat::Query(q) => bench::query(cli.home.clone(), q),
-            BenchWhat::Ledger(l) => bench_ledger::ledger(l),
-            BenchWhat::Server(s) => bench_server::server(s),
-        },
+        Command::Bench { args } => bench(cli.home.as_deref(), &args),
     }
 }
 
-/// Parses the command line, runs it and reports errors; the binary's `main`.
-pub fn main_entry() -> ExitCode {
+/// `kura bench …`: runs the `kura-bench` program installed beside this binary. Benchmarks are
+/// not part of the shipping binary (they install DuckDB from PyPI and export decrypted copies).
+fn bench(home: Option<&std::path::Path>, args: &[String]) -> Result<()> {
+    let me = std::env::current_exe().map_err(|e| CliError::Bench(format!("own executable: {e}")))?;
+    let exe = me.with_file_name(format!("kura-bench{}", std::env::consts::EXE_SUFFIX));
+    if !exe.is_file() {
+        return Err(CliError::Bench(format!(
+            "{} がありません。`cargo build --release -p kura-bench` で作成してください（kura の隣に置かれます）/ {} is not installed: build it with `cargo build --release -p kura-bench` (it is placed beside kura)",
+            exe.display(),
+            exe.display()
+        )));
+    }
+    let mut cmd = std::process::Command::new(&exe);
+    if let Some(h) = home {
+        cmd.arg("--home").arg(h);
+    }
+    let status = cmd.args(args).status().map_err(|e| CliError::Io { path: exe.display().to_string(), source: e })?;
+    if status.success() {
+        Ok(())
+    } else {
+        // kura-bench has said what went wrong; only its exit status is passed on.
+        std::process::exit(status.code().unwrap_or(1))
+    }
+}
+
+/// Logs to standard error, filtered by `KURA_LOG` (default `warn`).
+pub fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KURA_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Parses the command line, runs it and reports errors; the binary's `main`.
+pub fn main_entry() -> ExitCode {
+    init_logging();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -71,6 +71,15 @@ fn commands_on_a_missing_home_say_how_to_create_one() {
     let o = kura(&dir.path().join("none"), &["catalog"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("kura init"));
-    let bad = kura(&dir.path().join("none"), &["synth", "--start", "202413"]);
-    assert!(!bad.status.success());
+    // A month that does not exist is named, on a home that exists (so that the month check,
+    // not the missing home, is what refuses it).
+    let home = dir.path().join("h");
+    assert!(kura(&home, &["init"]).status.success());
+    for month in ["202413", "202400", "2024"] {
+        let bad = kura(&home, &["synth", "--start", month]);
+        assert!(!bad.status.success(), "--start {month} accepted");
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert!(err.contains(&format!("--start {month}")) && err.contains("YYYYMM"), "{month}: {err}");
+    }
+    assert!(!home.join("data/ndb").exists(), "nothing was written");
 }

@@ -2,11 +2,11 @@
 //! proofs, verification and repair, an offline witness, and RFC 6962 proof checks
 //! (HX-3, HX-4, HX-8, HX-10, HX-12, HIC-S5, HIC-S6).
 
-use kura_ledger::tile::{decode_bundle, encode_bundle};
+use kura_tlog::tile::{decode_bundle, encode_bundle};
 use std::path::Path;
 
 mod common;
-use common::{Served, fails, kura, kura_with_input, ok};
+use common::{Served, bench_ran, fails, kura, kura_with_input, ok};
 use std::process::Command;
 
 fn flip(path: &Path, at: usize) {
@@ -210,7 +210,7 @@ struct Consistency {
 }
 
 fn vectors<T: for<'de> serde::Deserialize<'de>>(name: &str) -> Vec<T> {
-    let path = format!("{}/../ledger/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../tlog/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -332,6 +332,59 @@ fn online_witness_and_repair_from_a_served_mirror() {
     assert!(out.contains("http://"), "{out}");
 }
 
+/// Issue 15 §3 (HX-8): a hostile mirror decides nothing by its own words. Before the fix,
+/// `repair --from http://…` believed the tree size of the mirror's checkpoint before verifying
+/// it and listed every tile of that size: a forged size of 2^40 asked for billions of tiles.
+#[test]
+fn a_lying_mirror_is_refused_before_its_size_is_believed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log_home, mirror_home) = (dir.path().join("log"), dir.path().join("mirror"));
+    ok(&kura(&log_home, &["init"]));
+    for i in 0..3 {
+        ok(&kura(&log_home, &["ledger", "append", &format!("operator note {i}")]));
+    }
+    ok(&kura(&mirror_home, &["init"]));
+    copy_dir(&log_home.join("ledger/log"), &mirror_home.join("ledger/log"));
+    let mirror = Served::start(&mirror_home, &["ledger", "serve", "--listen", "127.0.0.1:0"], "listening on ");
+    let published = mirror_home.join("ledger/log");
+    let honest = std::fs::read_to_string(published.join("checkpoint")).unwrap();
+    let body = kura_tlog::Note::parse(honest.as_bytes()).unwrap().text;
+    let cp = kura_tlog::Checkpoint::parse_body(&body).unwrap();
+    assert_eq!(cp.size, 3, "{honest}");
+    let damaged = log_home.join("ledger/log/tile/entries/000.p/3");
+    flip(&damaged, 10);
+    let huge = 1u64 << 40;
+
+    // 1. The true checkpoint with its size raised: the log key's signature no longer holds.
+    let forged = honest.replacen("\n3\n", &format!("\n{huge}\n"), 1);
+    assert_ne!(forged, honest);
+    std::fs::write(published.join("checkpoint"), &forged).unwrap();
+    let out = fails(&kura(&log_home, &["ledger", "repair", "--from", &mirror.addr]));
+    assert!(out.contains("does not verify under this log's key"), "{out}");
+
+    // 2. A well-formed checkpoint of the same origin and that size, signed by another key.
+    let stranger = kura_tlog::SignerKey::generate(&cp.origin, kura_tlog::SigType::Ed25519).unwrap();
+    let other = kura_tlog::Checkpoint::new(&cp.origin, huge, cp.root).sign(&stranger).unwrap();
+    std::fs::write(published.join("checkpoint"), other.to_bytes()).unwrap();
+    let out = fails(&kura(&log_home, &["ledger", "repair", "--from", &mirror.addr]));
+    assert!(out.contains("does not verify under this log's key"), "{out}");
+
+    // 3. The true checkpoint, and a hash tile larger than a tile of 3 hashes can be.
+    std::fs::write(published.join("checkpoint"), &honest).unwrap();
+    let tile = published.join("tile/0/000.p/3");
+    let true_tile = std::fs::read(&tile).unwrap();
+    assert_eq!(true_tile.len(), 3 * 32);
+    std::fs::write(&tile, vec![0u8; 3 * 32 + 1]).unwrap();
+    let out = fails(&kura(&log_home, &["ledger", "repair", "--from", &mirror.addr]));
+    assert!(out.contains("tile/0/000.p/3") && out.contains("more than this file can hold (96)"), "{out}");
+
+    // The same mirror, honest again, repairs the log.
+    std::fs::write(&tile, &true_tile).unwrap();
+    let out = ok(&kura(&log_home, &["ledger", "repair", "--from", &mirror.addr]));
+    assert!(out.contains("repaired"), "{out}");
+    ok(&kura(&log_home, &["ledger", "verify"]));
+}
+
 /// The benchmark runs end to end on a small log (its figures are not judged here: speed is
 /// measured in release builds, see docs/benchmarks.md).
 #[test]
@@ -343,7 +396,7 @@ fn ledger_benchmark_runs_and_its_log_verifies() {
         .arg(&work)
         .output()
         .unwrap();
-    let out = ok(&o);
+    let out = bench_ran(&o);
     for row in ["durable appends", "append latency p99", "inclusion proofs generated", "full verify", "3000 entries"] {
         assert!(out.contains(row), "{row} missing from:\n{out}");
     }

@@ -8,15 +8,15 @@
 //! copies, but only once the repaired tree reproduces the signed root.
 
 use crate::LedgerError;
-use crate::checkpoint::{Checkpoint, open_checkpoint};
-use crate::hash::{Hash, leaf_hash, on_all_cores};
 use crate::log::{READ_CHUNK, hash_tile};
-use crate::merkle::{MemoryTree, consistency_proof, verify_consistency};
-use crate::note::VerifierKey;
 use crate::store::LedgerStore;
-use crate::tile::{TILE_WIDTH, TileId, decode_bundle, encode_bundle, tiles_for_size};
-use crate::tiles::TileStore;
 use futures::{StreamExt, stream};
+use kura_tlog::checkpoint::{Checkpoint, open_checkpoint};
+use kura_tlog::hash::{Hash, leaf_hash, on_all_cores};
+use kura_tlog::merkle::{MemoryTree, consistency_proof, verify_consistency};
+use kura_tlog::note::VerifierKey;
+use kura_tlog::tile::{TILE_WIDTH, TileId, decode_bundle, encode_bundle, tiles_for_size};
+use kura_tlog::tiles::TileStore;
 
 type Result<T> = std::result::Result<T, LedgerError>;
 
@@ -364,7 +364,7 @@ fn load_tree_from(entries: &[Vec<u8>]) -> MemoryTree {
 fn local_hash_tiles(tiles: &dyn TileStore, n: u64) -> Vec<Hash> {
     let mut out = Vec::with_capacity(n as usize);
     for t in tiles_for_size(n).into_iter().filter(|t| t.level == Some(0)) {
-        match tiles.get(&t.path()).ok().flatten().and_then(|b| crate::tile::decode_hashes(&b, t.width).ok()) {
+        match tiles.get(&t.path()).ok().flatten().and_then(|b| kura_tlog::tile::decode_hashes(&b, t.width).ok()) {
             Some(hs) => out.extend(hs),
             None => out.extend(std::iter::repeat_n(Hash::empty(), usize::from(t.width))),
         }

@@ -19,7 +19,7 @@
 //! [`RECORDS_PER_ENTRY`] per entry; whoever holds the file can recompute every hash and ask for
 //! an inclusion proof of each entry.
 
-use crate::LedgerError;
+use crate::{LedgerError, TlogError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -116,8 +116,8 @@ impl Entry {
     /// The canonical bytes.
     pub fn encode(&self) -> Result<Vec<u8>, LedgerError> {
         let bytes = serde_json::to_vec(self).map_err(|e| LedgerError::Malformed { what: "entry", detail: e.to_string() })?;
-        if bytes.len() > crate::tile::MAX_ENTRY_LEN {
-            return Err(LedgerError::EntryTooLong(bytes.len()));
+        if bytes.len() > kura_tlog::tile::MAX_ENTRY_LEN {
+            return Err(LedgerError::Tlog(TlogError::EntryTooLong(bytes.len())));
         }
         Ok(bytes)
     }

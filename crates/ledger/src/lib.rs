@@ -11,34 +11,28 @@
 //! formats follow the specifications exactly, so RFC 6962 / C2SP clients of other projects can
 //! verify Kura's log, and Kura can verify theirs.
 //!
-//! Modules, from the bottom up: [`hash`] (leaf and node hashing), [`merkle`] (roots and
-//! proofs), [`tile`] (tile paths and bundles), [`note`] (signed notes and keys),
-//! [`checkpoint`], [`proof`] (offline proof files).
+//! The formats and their verification (trees, proofs, notes, checkpoints, tiles, witnesses)
+//! are the pure crate `kura-tlog`; this crate is the log *service* on top of it: [`entry`] (the
+//! audit entry format), [`store`] (the entries in the store of record, through sqlx), [`log`]
+//! (the batcher that appends, integrates and publishes tiles and checkpoints, and asks
+//! witnesses) and [`audit`] (full verification and repair from a mirror).
+
+#![forbid(unsafe_code)]
 
 pub mod audit;
-pub mod checkpoint;
 pub mod entry;
-pub mod hash;
 pub mod log;
-pub mod merkle;
-pub mod note;
-pub mod proof;
 pub mod store;
-pub mod tile;
-pub mod tiles;
-pub mod witness;
 
-pub use checkpoint::{Checkpoint, SignedCheckpoint, open_checkpoint};
-pub use hash::{Hash, leaf_hash, node_hash};
-pub use merkle::{MemoryTree, NodeSource, consistency_proof, inclusion_proof, verify_consistency, verify_inclusion};
-pub use note::{Note, NoteSignature, SigType, SignerKey, VerifierKey};
-pub use proof::ProofFile;
-pub use tile::TileId;
+pub use kura_tlog::TlogError;
 
 /// Everything that can go wrong in the ledger. Messages name what was wrong and where.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    /// Input that does not follow its format.
+    /// Log data that does not parse or verify (formats, proofs, signatures, tiles).
+    #[error(transparent)]
+    Tlog(#[from] TlogError),
+    /// An entry that cannot be encoded or decoded.
     #[error("形式が正しくありません / malformed {what}: {detail}")]
     Malformed {
         /// What was being read.
@@ -46,62 +40,12 @@ pub enum LedgerError {
         /// What was wrong, and where.
         detail: String,
     },
-    /// A proof that does not hold.
-    #[error("証明が成り立ちません / proof rejected: {0}")]
-    ProofFailed(&'static str),
-    /// A signature by a trusted key that does not verify.
-    #[error("署名が検証できません（改ざんの可能性）/ signature by '{key}' does not verify (tampered?)")]
-    BadSignature {
-        /// The key's name.
-        key: String,
-    },
-    /// No signature by any trusted key.
-    #[error("信頼する鍵の署名がありません / no signature by a trusted key")]
-    Untrusted,
-    /// Too few witness cosignatures.
-    #[error("立会人の連署が足りません / {have} witness cosignature(s), {need} required")]
-    NotEnoughWitnesses {
-        /// Verified cosignatures.
-        have: usize,
-        /// Required by policy.
-        need: usize,
-    },
-    /// An index beyond the tree.
-    #[error("範囲外です / index {index} is not below tree size {size}")]
-    OutOfRange {
-        /// The index asked for.
-        index: u64,
-        /// The tree size.
-        size: u64,
-    },
-    /// A subtree hash the store does not hold.
-    #[error("ハッシュがありません / no stored hash at level {level}, index {index}")]
-    MissingNode {
-        /// Tree level.
-        level: u8,
-        /// Index within the level.
-        index: u64,
-    },
-    /// An entry too long for an entry bundle.
-    #[error("エントリが長すぎます / an entry of {0} bytes exceeds the 65,535-byte limit")]
-    EntryTooLong(usize),
-    /// A failure of the cryptographic library.
-    #[error("暗号処理に失敗しました / cryptographic failure: {0}")]
-    Crypto(&'static str),
     /// The database failed.
     #[error("台帳データベース / ledger database: {0}")]
     Database(#[from] sqlx::Error),
     /// The store of record could not be opened or migrated.
     #[error(transparent)]
     Db(#[from] kura_db::DbError),
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// What happened.
-        source: std::io::Error,
-    },
     /// Stored data contradicts the signed checkpoints.
     #[error(
         "改ざんまたは破損を検出しました / tampering or damage detected: {0}. `kura ledger verify` で確認し、`kura ledger repair --from MIRROR` で修復してください / run `kura ledger verify`, then `kura ledger repair --from MIRROR`"
@@ -118,10 +62,4 @@ pub enum LedgerError {
         /// What went wrong.
         detail: String,
     },
-}
-
-impl LedgerError {
-    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> LedgerError {
-        LedgerError::Io { path: path.display().to_string(), source }
-    }
 }

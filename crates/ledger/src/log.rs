@@ -12,17 +12,17 @@
 //! cosigned. Nothing inconsistent with an earlier checkpoint is ever signed: on opening, the
 //! stored entries are recomputed and must reproduce the latest signed root.
 
-use crate::LedgerError;
-use crate::checkpoint::{Checkpoint, open_checkpoint};
 use crate::entry::{Clock, Entry};
-use crate::hash::{Hash, leaf_hash};
-use crate::merkle::{MemoryTree, consistency_proof, inclusion_proof};
-use crate::note::{Note, SignerKey, VerifierKey};
-use crate::proof::ProofFile;
 use crate::store::LedgerStore;
-use crate::tile::{TILE_WIDTH, TileId, encode_bundle, encode_hashes, tiles_for_size};
-use crate::tiles::TileStore;
-use crate::witness::{AddCheckpoint, WitnessResponse};
+use crate::{LedgerError, TlogError};
+use kura_tlog::checkpoint::{Checkpoint, open_checkpoint};
+use kura_tlog::hash::{Hash, leaf_hash};
+use kura_tlog::merkle::{MemoryTree, consistency_proof, inclusion_proof};
+use kura_tlog::note::{Note, SignerKey, VerifierKey};
+use kura_tlog::proof::ProofFile;
+use kura_tlog::tile::{TILE_WIDTH, TileId, encode_bundle, encode_hashes, tiles_for_size};
+use kura_tlog::tiles::TileStore;
+use kura_tlog::witness::{AddCheckpoint, WitnessResponse};
 use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
@@ -114,6 +114,7 @@ impl<S: LedgerStore> Log<S> {
         let mut tree = MemoryTree::new();
         let mut bundle: Vec<Vec<u8>> = Vec::new();
         let clock = Clock::default();
+        let mut writes: Vec<TileWrite> = Vec::new();
         let mut start = 0;
         while start < size {
             let end = (start + READ_CHUNK).min(size);
@@ -134,7 +135,7 @@ impl<S: LedgerStore> Log<S> {
                 if bundle.len() as u64 == TILE_WIDTH {
                     let t = TileId::entries(index / TILE_WIDTH, TILE_WIDTH as u16);
                     if !tiles.exists(&t.path()) {
-                        tiles.put(&t.path(), &encode_bundle(bundle.iter().map(Vec::as_slice))?)?;
+                        writes.push(TileWrite::Put(t.path(), encode_bundle(bundle.iter().map(Vec::as_slice))?));
                     }
                     bundle.clear();
                 }
@@ -162,9 +163,10 @@ impl<S: LedgerStore> Log<S> {
             if let (Some(level), true) = (t.level, t.is_full())
                 && !tiles.exists(&t.path())
             {
-                tiles.put(&t.path(), &hash_tile(&tree, level, t.index, t.width))?;
+                writes.push(TileWrite::Put(t.path(), hash_tile(&tree, level, t.index, t.width)));
             }
         }
+        write_tiles(&tiles, writes).await?;
         let (tx, rx) = mpsc::channel(65_536);
         let inner = Arc::new(Inner {
             store,
@@ -183,7 +185,7 @@ impl<S: LedgerStore> Log<S> {
             && log.inner.tiles.get("checkpoint")?.as_ref() != Some(&note)
         {
             log.publish_tiles(cp_size).await?;
-            log.inner.tiles.put("checkpoint", &note)?;
+            write_tiles(&log.inner.tiles, vec![TileWrite::Put("checkpoint".into(), note)]).await?;
         }
         Ok(log)
     }
@@ -227,8 +229,8 @@ impl<S: LedgerStore> Log<S> {
 
     /// Appends an entry; returns its index once it is durable.
     pub async fn append(&self, entry: Vec<u8>) -> Result<u64> {
-        if entry.len() > crate::tile::MAX_ENTRY_LEN {
-            return Err(LedgerError::EntryTooLong(entry.len()));
+        if entry.len() > kura_tlog::tile::MAX_ENTRY_LEN {
+            return Err(LedgerError::Tlog(TlogError::EntryTooLong(entry.len())));
         }
         let (tx, rx) = oneshot::channel();
         self.tx.send(Req::Append(entry, tx)).await.map_err(|_| LedgerError::Closed)?;
@@ -361,7 +363,7 @@ impl<S: LedgerStore> Log<S> {
             }
             status => {
                 let text = String::from_utf8_lossy(&resp.body).trim().to_string();
-                Err(LedgerError::Peer { peer: witness.into(), detail: format!("{status}: {}", crate::hash::shorten(&text)) })
+                Err(LedgerError::Peer { peer: witness.into(), detail: format!("{status}: {}", kura_tlog::hash::shorten(&text)) })
             }
         }
     }
@@ -370,17 +372,17 @@ impl<S: LedgerStore> Log<S> {
         let keys: Vec<VerifierKey> = self.inner.opts.witnesses.iter().map(|w| w.key.clone()).collect();
         let have = match note.verify(&keys) {
             Ok(v) => v.len(),
-            Err(LedgerError::Untrusted) => 0,
-            Err(e) => return Err(e),
+            Err(TlogError::Untrusted) => 0,
+            Err(e) => return Err(e.into()),
         };
         if have < self.inner.opts.min_witnesses {
             self.inner.store.set_meta(META_PENDING, &note.to_bytes()).await?;
-            return Err(LedgerError::NotEnoughWitnesses { have, need: self.inner.opts.min_witnesses });
+            return Err(TlogError::NotEnoughWitnesses { have, need: self.inner.opts.min_witnesses }.into());
         }
         let bytes = note.to_bytes();
         self.publish_tiles(size).await?;
         self.inner.store.add_checkpoint(size, &bytes).await?;
-        self.inner.tiles.put("checkpoint", &bytes)?;
+        write_tiles(&self.inner.tiles, vec![TileWrite::Put("checkpoint".into(), bytes.clone())]).await?;
         self.inner.store.set_meta(META_PENDING, b"").await?;
         Ok(bytes)
     }
@@ -388,6 +390,7 @@ impl<S: LedgerStore> Log<S> {
     /// Writes the partial tiles and bundle of a tree of `size` leaves.
     async fn publish_tiles(&self, size: u64) -> Result<()> {
         let partial: Vec<TileId> = tiles_for_size(size).into_iter().filter(|t| !t.is_full()).collect();
+        let mut writes = Vec::with_capacity(partial.len());
         for t in partial {
             let bytes = match t.level {
                 Some(level) => {
@@ -400,9 +403,9 @@ impl<S: LedgerStore> Log<S> {
                     encode_bundle(entries.iter().map(Vec::as_slice))?
                 }
             };
-            self.inner.tiles.put(&t.path(), &bytes)?;
+            writes.push(TileWrite::Put(t.path(), bytes));
         }
-        Ok(())
+        write_tiles(&self.inner.tiles, writes).await
     }
 
     /// The `add-checkpoint` request for an offline witness: the pending checkpoint (signing
@@ -443,7 +446,7 @@ impl<S: LedgerStore> Log<S> {
         let note = self.apply_response(witness, resp, note, size).await?;
         match self.publish_if_enough(note, size).await {
             Ok(b) => Ok(Some(b)),
-            Err(LedgerError::NotEnoughWitnesses { .. }) => Ok(None),
+            Err(LedgerError::Tlog(TlogError::NotEnoughWitnesses { .. })) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -456,9 +459,9 @@ impl<S: LedgerStore> Log<S> {
             self.checkpoint().await?;
             latest = self.inner.store.latest_checkpoint().await?;
         }
-        let (size, note) = latest.ok_or(LedgerError::OutOfRange { index, size: 0 })?;
+        let (size, note) = latest.ok_or(TlogError::OutOfRange { index, size: 0 })?;
         if index >= size {
-            return Err(LedgerError::OutOfRange { index, size });
+            return Err(TlogError::OutOfRange { index, size }.into());
         }
         let proof = inclusion_proof(&*self.inner.tree.read().map_err(|_| LedgerError::Closed)?, index, size)?;
         Ok(ProofFile { extra, index, proof, checkpoint: note })
@@ -466,12 +469,12 @@ impl<S: LedgerStore> Log<S> {
 
     /// An inclusion proof against any size the tree has reached (for benchmarks and servers).
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>> {
-        inclusion_proof(&*self.inner.tree.read().map_err(|_| LedgerError::Closed)?, index, size)
+        Ok(inclusion_proof(&*self.inner.tree.read().map_err(|_| LedgerError::Closed)?, index, size)?)
     }
 
     /// The bytes of one stored entry.
     pub async fn store_read(&self, index: u64) -> Result<Vec<u8>> {
-        self.inner.store.read(index, index + 1).await?.pop().ok_or(LedgerError::OutOfRange { index, size: self.size() })
+        self.inner.store.read(index, index + 1).await?.pop().ok_or(TlogError::OutOfRange { index, size: self.size() }.into())
     }
 
     /// The index of the first file record with this SHA-256 (hex).
@@ -550,7 +553,7 @@ async fn commit_batch<S: LedgerStore>(inner: &Inner<S>, entries: Vec<Vec<u8>>, b
         let size = inner.store.size().await?;
         if size > tree_size {
             let extra = inner.store.read(tree_size, size).await?;
-            integrate(inner, &extra, bundle)?;
+            write_tiles(&inner.tiles, integrate(inner, &extra, bundle)?).await?;
             inner.store.seal().await?;
         }
         return Ok((size, size));
@@ -558,15 +561,16 @@ async fn commit_batch<S: LedgerStore>(inner: &Inner<S>, entries: Vec<Vec<u8>>, b
     let first = inner.store.append(&entries).await?;
     if first > tree_size {
         let extra = inner.store.read(tree_size, first).await?;
-        integrate(inner, &extra, bundle)?;
+        write_tiles(&inner.tiles, integrate(inner, &extra, bundle)?).await?;
     }
-    integrate(inner, &entries, bundle)?;
+    write_tiles(&inner.tiles, integrate(inner, &entries, bundle)?).await?;
     Ok((first, first + entries.len() as u64))
 }
 
-fn integrate<S>(inner: &Inner<S>, entries: &[Vec<u8>], bundle: &mut Vec<Vec<u8>>) -> Result<()> {
+/// Adds entries to the in-memory tree and returns the full tiles and bundles they complete.
+fn integrate<S>(inner: &Inner<S>, entries: &[Vec<u8>], bundle: &mut Vec<Vec<u8>>) -> Result<Vec<TileWrite>> {
     let hashes: Vec<Hash> = entries.iter().map(|e| leaf_hash(e)).collect();
-    let mut writes: Vec<(TileId, Vec<u8>)> = Vec::new();
+    let mut writes: Vec<TileWrite> = Vec::new();
     {
         let mut tree = inner.tree.write().map_err(|_| LedgerError::Closed)?;
         let old = tree.size();
@@ -578,7 +582,7 @@ fn integrate<S>(inner: &Inner<S>, entries: &[Vec<u8>], bundle: &mut Vec<Vec<u8>>
             let shift = u32::from(level) * 8;
             let (before, after) = ((old >> shift) / TILE_WIDTH, (new >> shift) / TILE_WIDTH);
             for n in before..after {
-                writes.push((TileId::hashes(level, n, TILE_WIDTH as u16), hash_tile(&tree, level, n, TILE_WIDTH as u16)));
+                writes.push(TileWrite::Full(TileId::hashes(level, n, TILE_WIDTH as u16), hash_tile(&tree, level, n, TILE_WIDTH as u16)));
             }
             if new >> shift == 0 {
                 break;
@@ -587,14 +591,45 @@ fn integrate<S>(inner: &Inner<S>, entries: &[Vec<u8>], bundle: &mut Vec<Vec<u8>>
         for (index, e) in (old..).zip(entries.iter()) {
             bundle.push(e.clone());
             if bundle.len() as u64 == TILE_WIDTH {
-                writes.push((TileId::entries(index / TILE_WIDTH, TILE_WIDTH as u16), encode_bundle(bundle.iter().map(Vec::as_slice))?));
+                writes.push(TileWrite::Full(
+                    TileId::entries(index / TILE_WIDTH, TILE_WIDTH as u16),
+                    encode_bundle(bundle.iter().map(Vec::as_slice))?,
+                ));
                 bundle.clear();
             }
         }
     }
-    for (t, bytes) in writes {
-        inner.tiles.put(&t.path(), &bytes)?;
-        inner.tiles.remove_partials(t)?;
+    Ok(writes)
+}
+
+/// A file to publish.
+enum TileWrite {
+    /// A file at a tlog-tiles path (`checkpoint`, a partial tile).
+    Put(String, Vec<u8>),
+    /// A full tile or bundle: written, then its partial versions removed.
+    Full(TileId, Vec<u8>),
+}
+
+/// Publishes files on Tokio's blocking pool: file system writes never hold an async worker
+/// (the server's requests run on the same runtime). Awaited, so an append is acknowledged
+/// only after the files it completed are written.
+async fn write_tiles(tiles: &Arc<dyn TileStore>, writes: Vec<TileWrite>) -> Result<()> {
+    if writes.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let tiles = tiles.clone();
+    tokio::task::spawn_blocking(move || {
+        for w in writes {
+            match w {
+                TileWrite::Put(path, bytes) => tiles.put(&path, &bytes)?,
+                TileWrite::Full(t, bytes) => {
+                    tiles.put(&t.path(), &bytes)?;
+                    tiles.remove_partials(t)?;
+                }
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|_| LedgerError::Closed)?
 }

@@ -8,11 +8,11 @@
 //! durable or neither is. Once 256 consecutive entries are stored they are sealed into one row
 //! holding their tlog-tiles entry bundle, which makes reading the log (the full audit reads
 //! every entry) a matter of a few thousand rows instead of millions. Published tiles go to a
-//! [`crate::tiles::TileStore`] (a directory, later an object store).
+//! [`kura_tlog::tiles::TileStore`] (a directory, later an object store).
 
-use crate::LedgerError;
-use crate::tile::{TILE_WIDTH, decode_bundle, encode_bundle};
+use crate::{LedgerError, TlogError};
 use kura_db::Db;
+use kura_tlog::tile::{TILE_WIDTH, decode_bundle, encode_bundle};
 use sqlx::{AnyConnection, Row};
 use std::future::Future;
 use std::path::Path;
@@ -93,8 +93,8 @@ impl SqlStore {
 /// function takes the write lock itself if the caller has not). Call
 /// [`crate::log::Log::sync`] after the commit to have the log integrate it.
 pub async fn append_in(conn: &mut AnyConnection, entry: &[u8]) -> Result<u64> {
-    if entry.len() > crate::tile::MAX_ENTRY_LEN {
-        return Err(LedgerError::EntryTooLong(entry.len()));
+    if entry.len() > kura_tlog::tile::MAX_ENTRY_LEN {
+        return Err(LedgerError::Tlog(TlogError::EntryTooLong(entry.len())));
     }
     kura_db::lock_for_write(conn).await?;
     let row = sqlx::query(concat!("INSERT INTO ledger_entries (idx, data) VALUES ((", size_sql!(), "), $1) RETURNING idx"))
@@ -110,8 +110,8 @@ impl LedgerStore for SqlStore {
     }
 
     async fn append(&self, entries: &[Vec<u8>]) -> Result<u64> {
-        if let Some(e) = entries.iter().find(|e| e.len() > crate::tile::MAX_ENTRY_LEN) {
-            return Err(LedgerError::EntryTooLong(e.len()));
+        if let Some(e) = entries.iter().find(|e| e.len() > kura_tlog::tile::MAX_ENTRY_LEN) {
+            return Err(LedgerError::Tlog(TlogError::EntryTooLong(e.len())));
         }
         let mut tx = self.db.begin_write().await?;
         let first: i64 = sqlx::query_scalar(SIZE_SQL).fetch_one(&mut *tx).await?;

@@ -7,8 +7,8 @@
 use kura_ledger::audit::verify;
 use kura_ledger::log::{Log, LogOptions};
 use kura_ledger::store::{LedgerStore, SqlStore};
-use kura_ledger::tiles::DirTiles;
-use kura_ledger::{SigType, SignerKey};
+use kura_tlog::tiles::DirTiles;
+use kura_tlog::{SigType, SignerKey};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -6,10 +6,11 @@
 use kura_ledger::audit::{repair, verify};
 use kura_ledger::log::{Log, LogOptions, WitnessClient, WitnessEndpoint};
 use kura_ledger::store::{LedgerStore, SqlStore, append_in};
-use kura_ledger::tile::{decode_bundle, encode_bundle};
-use kura_ledger::tiles::{DirTiles, TileStore};
-use kura_ledger::witness::{AddCheckpoint, Witness, WitnessResponse};
-use kura_ledger::{Checkpoint, LedgerError, MemoryTree, Note, SigType, SignerKey, consistency_proof, leaf_hash, open_checkpoint};
+use kura_ledger::{LedgerError, TlogError};
+use kura_tlog::tile::{decode_bundle, encode_bundle};
+use kura_tlog::tiles::{DirTiles, TileStore};
+use kura_tlog::witness::{AddCheckpoint, Witness, WitnessResponse};
+use kura_tlog::{Checkpoint, MemoryTree, Note, SigType, SignerKey, consistency_proof, leaf_hash, open_checkpoint};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -90,7 +91,7 @@ async fn append_checkpoint_prove_reopen() {
     let proof = log.prove(777, Some(log.store_read(777).await.unwrap())).await.unwrap();
     let leaf = leaf_hash(proof.extra.as_ref().unwrap());
     proof.verify(&leaf, k.verifier(), &[], 0).unwrap();
-    let reparsed = kura_ledger::ProofFile::parse(&proof.to_bytes()).unwrap();
+    let reparsed = kura_tlog::ProofFile::parse(&proof.to_bytes()).unwrap();
     reparsed.verify(&leaf, k.verifier(), &[], 0).unwrap();
     assert!(reparsed.verify(&leaf_hash(b"other"), k.verifier(), &[], 0).is_err());
 
@@ -247,7 +248,7 @@ fn tree_of(entries: impl IntoIterator<Item = Vec<u8>>) -> MemoryTree {
     t
 }
 
-fn request(old: u64, tree: &MemoryTree, size: u64, key: &SignerKey, proof: Option<Vec<kura_ledger::Hash>>) -> Vec<u8> {
+fn request(old: u64, tree: &MemoryTree, size: u64, key: &SignerKey, proof: Option<Vec<kura_tlog::Hash>>) -> Vec<u8> {
     let note = Checkpoint::new(key.name(), size, tree.root_at(size).unwrap()).sign(key).unwrap();
     let proof = proof.unwrap_or_else(|| if old == 0 { Vec::new() } else { consistency_proof(tree, old, size).unwrap() });
     AddCheckpoint { old, proof, checkpoint: note.to_bytes() }.to_bytes()
@@ -354,7 +355,7 @@ async fn checkpoints_are_published_only_with_enough_cosignatures() {
     }
     // The online witness cosigns; one of two is not enough, nothing is published.
     let err = log.checkpoint().await.unwrap_err();
-    assert!(matches!(err, LedgerError::NotEnoughWitnesses { have: 1, need: 2 }), "{err}");
+    assert!(matches!(err, LedgerError::Tlog(TlogError::NotEnoughWitnesses { have: 1, need: 2 })), "{err}");
     assert!(log.latest_checkpoint().await.unwrap().is_none());
     assert!(!dir.path().join("log/checkpoint").exists());
     assert_eq!(witness.state("example.org/log").unwrap().size, 50);
@@ -375,7 +376,7 @@ async fn checkpoints_are_published_only_with_enough_cosignatures() {
     for i in 50..60 {
         log.append(entry(i)).await.unwrap();
     }
-    assert!(matches!(log.checkpoint().await.unwrap_err(), LedgerError::NotEnoughWitnesses { have: 1, .. }));
+    assert!(matches!(log.checkpoint().await.unwrap_err(), LedgerError::Tlog(TlogError::NotEnoughWitnesses { have: 1, .. })));
     assert_eq!(witness.state("example.org/log").unwrap().size, 60);
     let resp = vault.add_checkpoint(&log.witness_request("example.org/vault").await.unwrap());
     assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));

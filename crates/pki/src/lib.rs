@@ -176,12 +176,26 @@ impl std::fmt::Debug for Serial {
 #[derive(Debug, Default)]
 pub struct RevocationSet {
     revoked: RwLock<HashSet<Serial>>,
+    /// Set while a revocation that could not be read is outstanding: then no certificate is
+    /// known not to be revoked, and every one is refused (fail closed).
+    incomplete: std::sync::atomic::AtomicBool,
 }
 
 impl RevocationSet {
     /// A set holding these serials.
     pub fn new(revoked: impl IntoIterator<Item = Serial>) -> RevocationSet {
-        RevocationSet { revoked: RwLock::new(revoked.into_iter().collect()) }
+        RevocationSet { revoked: RwLock::new(revoked.into_iter().collect()), incomplete: Default::default() }
+    }
+
+    /// Marks the set as missing a revocation that could not be read (`true`: every certificate
+    /// counts as revoked until a complete reading clears it with `false`).
+    pub fn set_incomplete(&self, incomplete: bool) {
+        self.incomplete.store(incomplete, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether a revocation that could not be read is outstanding.
+    pub fn is_incomplete(&self) -> bool {
+        self.incomplete.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Marks a certificate revoked; returns whether it was not already.
@@ -189,9 +203,9 @@ impl RevocationSet {
         self.revoked.write().unwrap_or_else(|e| e.into_inner()).insert(serial)
     }
 
-    /// Whether a certificate is revoked.
+    /// Whether a certificate is revoked: listed, or any certificate while the set is incomplete.
     pub fn is_revoked(&self, serial: &Serial) -> bool {
-        self.revoked.read().unwrap_or_else(|e| e.into_inner()).contains(serial)
+        self.is_incomplete() || self.revoked.read().unwrap_or_else(|e| e.into_inner()).contains(serial)
     }
 
     /// Adds revoked certificates; returns whether any was new. Revocation is final, so a set is

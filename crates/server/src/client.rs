@@ -9,12 +9,13 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use kura_ledger::LedgerError;
 use kura_ledger::log::WitnessClient;
-use kura_ledger::note::Note;
-use kura_ledger::tile::{MAX_ENTRY_LEN, TILE_WIDTH, tiles_for_size};
-use kura_ledger::tiles::{DirTiles, TileStore};
-use kura_ledger::witness::WitnessResponse;
-use kura_ledger::{Checkpoint, LedgerError};
+use kura_tlog::note::VerifierKey;
+use kura_tlog::open_checkpoint;
+use kura_tlog::tile::{MAX_ENTRY_LEN, TILE_WIDTH, tiles_for_size};
+use kura_tlog::tiles::{DirTiles, TileStore};
+use kura_tlog::witness::WitnessResponse;
 use std::path::Path;
 use std::time::Duration;
 
@@ -140,25 +141,46 @@ impl WitnessClient for HttpWitnessClient {
     }
 }
 
-/// Copies a mirror served at `url` (tlog-tiles paths) into `dir`: its checkpoint and every tile
-/// and bundle of the checkpoint's size. Nothing is trusted here; repair verifies it all against
-/// the log key. `progress` is called with (files done, files total).
-pub async fn fetch_mirror(url: &str, dir: &Path, progress: &dyn Fn(u64, u64)) -> Result<u64, ServerError> {
+/// Copies a mirror served at `url` (tlog-tiles paths) into `dir`, for `kura ledger repair`.
+///
+/// The mirror is not trusted (HX-8): its checkpoint must verify under this log's key
+/// (`log_key`) before its tree size is believed, and that size bounds the work — only the
+/// tiles and bundles of a tree of that size are fetched, each refused if it is larger than its
+/// kind can be (a hash tile holds exactly 32 bytes per hash; a bundle at most `width` entries of
+/// 2 + 65,535 bytes). Repair then verifies every byte against the checkpoint. `progress` is
+/// called with (files done, files total).
+pub async fn fetch_mirror(url: &str, dir: &Path, log_key: &VerifierKey, progress: &dyn Fn(u64, u64)) -> Result<u64, ServerError> {
     let http = Http::new();
     let base = url.trim_end_matches('/');
     let out = DirTiles::new(dir);
+    let peer = |detail: String| ServerError::Peer { url: url.into(), detail };
     let Some(cp) = http.get(&format!("{base}/checkpoint")).await? else {
-        return Err(ServerError::Peer {
-            url: url.into(), detail: "チェックポイントがありません / the mirror has no checkpoint".into()
-        });
+        return Err(peer("チェックポイントがありません / the mirror has no checkpoint".into()));
     };
-    let size = Note::parse(&cp).and_then(|n| Checkpoint::parse_body(&n.text)).map(|c| c.size)?;
+    let size = open_checkpoint(&cp, log_key, &[], 0)
+        .map_err(|e| {
+            peer(format!(
+                "ミラーのチェックポイントがこのログの鍵で検証できません。別のミラーを指定してください / the mirror's checkpoint does not verify under this log's key ({e}); use another mirror"
+            ))
+        })?
+        .checkpoint
+        .size;
     out.put("checkpoint", &cp)?;
     let tiles = tiles_for_size(size);
     let total = tiles.len() as u64;
     for (done, t) in tiles.into_iter().enumerate() {
-        if let Some(b) = http.get(&format!("{base}/{}", t.path())).await? {
-            out.put(&t.path(), &b)?;
+        let path = t.path();
+        if let Some(b) = http.get(&format!("{base}/{path}")).await? {
+            let width = usize::from(t.width);
+            let most = if t.level.is_some() { width * 32 } else { width * (MAX_ENTRY_LEN + 2) };
+            if b.len() > most {
+                return Err(peer(format!(
+                    "{path}: {} バイトは大きすぎます（最大 {most}）/ {} bytes, more than this file can hold ({most})",
+                    b.len(),
+                    b.len()
+                )));
+            }
+            out.put(&path, &b)?;
         }
         progress(done as u64 + 1, total);
     }

@@ -203,7 +203,12 @@ impl FrontDoor {
         for s in serials {
             match Serial::parse(s) {
                 Some(serial) => any |= self.revoked.revoke(serial),
-                None => tracing::error!(serial = %s.escape_debug(), "a revoked certificate's serial does not parse: fix the row"),
+                None => {
+                    // Fail closed until a reload reads a list that parses (see refresh_revocations).
+                    tracing::error!(serial = %s.escape_debug(), "a revoked certificate's serial does not parse: every certificate is refused until the row is fixed");
+                    self.revoked.set_incomplete(true);
+                    any = true;
+                }
             }
         }
         if any {

@@ -7,9 +7,9 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use kura_ledger::TileId;
-use kura_ledger::tiles::TileStore;
-use kura_ledger::witness::Witness;
+use kura_tlog::TileId;
+use kura_tlog::tiles::TileStore;
+use kura_tlog::witness::Witness;
 use std::sync::Arc;
 
 /// Largest `add-checkpoint` body accepted: a note and at most 63 proof lines fit in far less.

@@ -48,9 +48,18 @@ pub enum ServerError {
         /// What went wrong.
         detail: String,
     },
+    /// A revoked certificate's serial in the store that does not parse. Every client
+    /// certificate is refused until it is fixed (fail closed).
+    #[error(
+        "失効リストの行が読めません。修正するまで全てのクライアント証明書を拒否します / a revoked certificate's serial in the store does not parse: '{0}'; every client certificate is refused until the row is fixed"
+    )]
+    Revocations(String),
     /// A ledger error.
     #[error(transparent)]
     Ledger(#[from] kura_ledger::LedgerError),
+    /// Log data that does not parse or verify (a checkpoint, proof, note or tile).
+    #[error(transparent)]
+    Tlog(#[from] kura_tlog::TlogError),
 }
 
 /// Binds `addr` (port 0 picks a free port) and returns the listener with its real address.

@@ -75,21 +75,24 @@ impl Running {
 /// The whole list is read each time rather than what changed since a time, because revocation
 /// times come from the clocks of whichever process or node revoked: one clock running ahead must
 /// not hide later revocations. The set is only added to (revocation is final), so a reload never
-/// undoes a revocation made in this server meanwhile.
+/// undoes a revocation made in this server meanwhile. A serial that does not parse (only an
+/// edited or damaged store holds one) is an error, and until a reading without one the set
+/// refuses every certificate: the server cannot know which certificate that row revokes.
 pub async fn refresh_revocations(accounts: &Accounts, set: &RevocationSet) -> Result<bool, ServerError> {
     let rows = accounts.revoked_serials().await.map_err(|e| ServerError::Peer { url: "revocations".into(), detail: e.to_string() })?;
-    let serials: Vec<Serial> = rows
-        .iter()
-        .filter_map(|s| {
-            let parsed = Serial::parse(s);
-            if parsed.is_none() {
-                // Only an edited or damaged store holds one: say so loudly, apply the others.
-                tracing::error!(serial = %s.escape_debug(), "a revoked certificate's serial in the store does not parse: fix the row");
-            }
-            parsed
-        })
-        .collect();
-    Ok(set.extend(serials))
+    let (mut serials, mut bad) = (Vec::with_capacity(rows.len()), None);
+    for s in &rows {
+        match Serial::parse(s) {
+            Some(serial) => serials.push(serial),
+            None => bad = Some(s.escape_debug().to_string()),
+        }
+    }
+    let grew = set.extend(serials);
+    set.set_incomplete(bad.is_some());
+    match bad {
+        Some(row) => Err(ServerError::Revocations(row)),
+        None => Ok(grew),
+    }
 }
 
 /// Binds the listeners and starts serving.
@@ -160,10 +163,13 @@ pub async fn start(s: Settings) -> Result<Running, ServerError> {
                     tracing::error!("gate lists not reloaded (the previous ones stay in force): {e}");
                 }
             }
+            let was_incomplete = reload_door.revoked.is_incomplete();
             match refresh_revocations(&accounts, &reload_door.revoked).await {
                 Ok(c) => changed |= c,
                 Err(e) => tracing::error!("{e}"),
             }
+            // Entering the fail-closed state closes open connections too.
+            changed |= reload_door.revoked.is_incomplete() && !was_incomplete;
             if changed {
                 reload_door.changed();
             }

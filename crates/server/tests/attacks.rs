@@ -105,6 +105,48 @@ async fn a_revoked_certificate_gets_nothing_on_resumed_or_kept_alive_connections
     w.server.unwrap().stop().await;
 }
 
+/// Issue 15 §5: a revoked certificate's serial that does not parse fails closed. Before, the
+/// row was logged and dropped, and every other certificate went on being served — including
+/// the one that row revoked. Now the running server refuses every certificate until the row is
+/// fixed, and a server does not start on such a store.
+#[tokio::test]
+async fn an_unreadable_revocation_fails_closed() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = kura_db::Db::open_sqlite(&scratch.path().join("t.db")).await.unwrap();
+    let w = world(db.clone(), AutoBlockPolicy::default(), |_| {}).await;
+    let mut kept = handshake(&w, jp(3), Some(w.cert("tanaka.h"))).await.unwrap();
+    assert_eq!(kept.get("/login").await.unwrap().status, 200);
+
+    // cust1's certificate is revoked, and its row damaged: the serial no longer parses.
+    let cust1 = w.cert("cust1");
+    sqlx::query("UPDATE certificates SET revoked_at = $1, serial = 'not-a-serial' WHERE fingerprint = $2")
+        .bind(w.accounts.clock().now())
+        .bind(cust1.fingerprint.to_string())
+        .execute(db.pool())
+        .await
+        .unwrap();
+    until("every certificate is refused", || async { handshake(&w, jp(4), Some(w.cert("tanaka.h"))).await.is_err() }).await;
+    assert!(handshake(&w, jp(4), Some(cust1)).await.is_err());
+    match kept.get("/login").await {
+        Err(_) => {}
+        Ok(r) => assert_ne!(r.status, 200, "a connection kept alive from before is still served"),
+    }
+    // What a server starting on this store reads first: an error naming the row.
+    let err = kura_server::serve::refresh_revocations(&w.accounts, &kura_pki::RevocationSet::default()).await.unwrap_err();
+    assert!(err.to_string().contains("'not-a-serial'") && err.to_string().contains("every client certificate is refused"), "{err}");
+
+    // The row fixed: service resumes, and the revocation it carries holds.
+    sqlx::query("UPDATE certificates SET serial = $1 WHERE fingerprint = $2")
+        .bind(&cust1.serial)
+        .bind(cust1.fingerprint.to_string())
+        .execute(db.pool())
+        .await
+        .unwrap();
+    until("served again once the row is fixed", || async { handshake(&w, jp(5), Some(w.cert("tanaka.h"))).await.is_ok() }).await;
+    assert!(handshake(&w, jp(5), Some(cust1)).await.is_err(), "the revoked certificate stays refused");
+    w.server.unwrap().stop().await;
+}
+
 /// Finding 2: a custodian cannot reset an operator's (or auditor's, custodian's, own) password;
 /// an institution's machine certificate cannot sign in an operator.
 #[tokio::test]

@@ -6,11 +6,11 @@
 use kura_ledger::audit::{repair, verify};
 use kura_ledger::log::{Log, LogOptions, WitnessEndpoint};
 use kura_ledger::store::SqlStore;
-use kura_ledger::tiles::DirTiles;
-use kura_ledger::witness::{AddCheckpoint, Witness};
-use kura_ledger::{Checkpoint, SigType, SignerKey, open_checkpoint};
 use kura_server::client::{Http, HttpWitnessClient, fetch_mirror};
 use kura_server::ledger::{tile_routes, witness_routes};
+use kura_tlog::tiles::DirTiles;
+use kura_tlog::witness::{AddCheckpoint, Witness};
+use kura_tlog::{Checkpoint, SigType, SignerKey, open_checkpoint};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -198,9 +198,10 @@ async fn a_damaged_log_is_repaired_from_a_mirror_fetched_over_http() {
 
     let fetched = tempfile::tempdir().unwrap();
     let done = std::sync::atomic::AtomicU64::new(0);
-    let total = fetch_mirror(&format!("http://{addr}/"), fetched.path(), &|d, _| done.store(d, std::sync::atomic::Ordering::Relaxed))
-        .await
-        .unwrap();
+    let total =
+        fetch_mirror(&format!("http://{addr}/"), fetched.path(), k.verifier(), &|d, _| done.store(d, std::sync::atomic::Ordering::Relaxed))
+            .await
+            .unwrap();
     assert!(total > 8 && done.load(std::sync::atomic::Ordering::Relaxed) == total);
     let out = repair(log.store(), &DirTiles::new(&published), &DirTiles::new(fetched.path()), k.verifier()).await.unwrap();
     assert_eq!(out.files.len(), 2, "{:?}", out.files);
@@ -210,10 +211,10 @@ async fn a_damaged_log_is_repaired_from_a_mirror_fetched_over_http() {
     // A mirror with nothing published is a clear error, not a silent success.
     let empty = tempfile::tempdir().unwrap();
     let addr = start(tile_routes(Arc::new(DirTiles::new(empty.path())))).await;
-    let err = fetch_mirror(&format!("http://{addr}"), fetched.path(), &|_, _| {}).await.unwrap_err();
+    let err = fetch_mirror(&format!("http://{addr}"), fetched.path(), k.verifier(), &|_, _| {}).await.unwrap_err();
     assert!(err.to_string().contains("checkpoint"), "{err}");
     // Only http:// URLs.
-    let err = fetch_mirror("file:///etc", fetched.path(), &|_, _| {}).await.unwrap_err();
+    let err = fetch_mirror("file:///etc", fetched.path(), k.verifier(), &|_, _| {}).await.unwrap_err();
     assert!(err.to_string().contains("http://"), "{err}");
 }
 

@@ -30,6 +30,18 @@ pub fn ok(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// A benchmark's output (run through `kura bench`, which starts `kura-bench`): it either met
+/// every target, or exited non-zero saying which targets it missed and nothing else went
+/// wrong. Tests run the debug build with tiny settings, where targets are not expected to hold.
+pub fn bench_ran(o: &Output) -> String {
+    let (out, err) = (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned());
+    if !o.status.success() {
+        assert!(err.contains("missed target(s):") && !err.contains("panicked"), "stdout: {out}\nstderr: {err}");
+        assert!(out.contains('✗'), "a missed target is marked in the table: {out}");
+    }
+    out
+}
+
 /// Asserts failure; returns stdout and stderr together.
 pub fn fails(o: &Output) -> String {
     assert!(!o.status.success(), "expected failure, got: {}", String::from_utf8_lossy(&o.stdout));

@@ -7,14 +7,14 @@
 //!    both of the path alone and of a whole offline proof file (signature included);
 //! 3. the full audit (`kura ledger verify`): every entry, bundle, tile and checkpoint.
 
-use crate::output::Figure;
-use crate::{CliError, Result, count_bar, runtime};
+use crate::report::{Figure, bench_dir};
 use indicatif::ProgressBar;
+use kura::{CliError, Result, count_bar, runtime};
 use kura_ledger::audit::verify;
 use kura_ledger::log::{Log, LogOptions};
 use kura_ledger::store::SqlStore;
-use kura_ledger::tiles::DirTiles;
-use kura_ledger::{Checkpoint, Hash, Note, ProofFile, SigType, SignerKey, leaf_hash, verify_inclusion};
+use kura_tlog::tiles::DirTiles;
+use kura_tlog::{Checkpoint, Hash, Note, ProofFile, SigType, SignerKey, leaf_hash, verify_inclusion};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,7 +76,7 @@ pub fn ledger(a: LedgerBenchArgs) -> Result<()> {
     if a.entries == 0 || a.writers == 0 {
         return Err(CliError::Usage("--entries と --writers は1以上 / --entries and --writers must be at least 1".into()));
     }
-    let (dir, _scratch) = crate::output::bench_dir(a.dir.as_deref(), "kura-bench-ledger-", "ledger.db")?;
+    let (dir, _scratch) = bench_dir(a.dir.as_deref(), "kura-bench-ledger-", "ledger.db")?;
     println!(
         "台帳ベンチマーク / ledger benchmark: {} entries × {} B, {} concurrent writers, SQLite synchronous=FULL (fsync per batch), {}",
         a.entries,
@@ -252,7 +252,7 @@ async fn run(a: &LedgerBenchArgs, dir: &Path) -> Result<()> {
     });
 
     let db_size = ["ledger.db", "ledger.db-wal"].iter().filter_map(|f| std::fs::metadata(dir.join(f)).ok()).map(|m| m.len()).sum::<u64>();
-    crate::output::figures(&figures);
+    let verdict = crate::report::figures(&figures);
     println!("データベース / database: {:.1} MiB; tree size {size}", db_size as f64 / 1_048_576.0);
-    Ok(())
+    verdict
 }

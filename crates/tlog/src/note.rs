@@ -2,7 +2,7 @@
 //! Ed25519 (type `0x01`) or ECDSA P-256 (type `0x02`), and witnesses cosign with timestamped
 //! Ed25519 (type `0x04`, C2SP tlog-cosignature). Keys are written in the `name+id+key` form.
 
-use crate::LedgerError;
+use crate::TlogError;
 use crate::hash::shorten;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -68,8 +68,8 @@ pub fn key_id(name: &str, kind: SigType, public: &[u8]) -> u32 {
     u32::from_be_bytes([d[0], d[1], d[2], d[3]])
 }
 
-fn malformed(what: &'static str, detail: impl Into<String>) -> LedgerError {
-    LedgerError::Malformed { what, detail: detail.into() }
+fn malformed(what: &'static str, detail: impl Into<String>) -> TlogError {
+    TlogError::Malformed { what, detail: detail.into() }
 }
 
 /// A public key that verifies note signatures: `name+hexid+base64(type || key)`.
@@ -87,7 +87,7 @@ pub struct VerifierKey {
 
 impl VerifierKey {
     /// Parses `name+hexid+base64(type || key)`, checking that the ID matches the key.
-    pub fn parse(text: &str) -> Result<VerifierKey, LedgerError> {
+    pub fn parse(text: &str) -> Result<VerifierKey, TlogError> {
         let t = text.trim();
         let mut parts = t.splitn(3, '+');
         let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next()) else {
@@ -121,8 +121,8 @@ impl VerifierKey {
 
     /// Checks one signature (the bytes after the key ID) over `text`. For a cosignature,
     /// returns its timestamp.
-    pub fn verify(&self, text: &[u8], signature: &[u8]) -> Result<Option<u64>, LedgerError> {
-        let bad = || LedgerError::BadSignature { key: self.name.clone() };
+    pub fn verify(&self, text: &[u8], signature: &[u8]) -> Result<Option<u64>, TlogError> {
+        let bad = || TlogError::BadSignature { key: self.name.clone() };
         match self.kind {
             SigType::Ed25519 => {
                 UnparsedPublicKey::new(&sig::ED25519, &self.public).verify(text, signature).map(|_| None).map_err(|_| bad())
@@ -178,7 +178,7 @@ impl std::fmt::Debug for SignerKey {
 
 impl SignerKey {
     /// A fresh key of the given type from the system's random source.
-    pub fn generate(name: &str, kind: SigType) -> Result<SignerKey, LedgerError> {
+    pub fn generate(name: &str, kind: SigType) -> Result<SignerKey, TlogError> {
         if !is_valid_key_name(name) {
             return Err(malformed("key name", format!("'{}' must be non-empty, without spaces or '+'", shorten(name))));
         }
@@ -186,19 +186,19 @@ impl SignerKey {
         let secret = match kind {
             SigType::Ed25519 | SigType::Cosignature => {
                 let mut seed = Zeroizing::new(vec![0u8; 32]);
-                rng.fill(&mut seed).map_err(|_| LedgerError::Crypto("no randomness"))?;
+                rng.fill(&mut seed).map_err(|_| TlogError::Crypto("no randomness"))?;
                 seed
             }
             SigType::EcdsaP256 => {
                 let doc = EcdsaKeyPair::generate_pkcs8(&sig::ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
-                    .map_err(|_| LedgerError::Crypto("ECDSA key generation failed"))?;
+                    .map_err(|_| TlogError::Crypto("ECDSA key generation failed"))?;
                 Zeroizing::new(doc.as_ref().to_vec())
             }
         };
         SignerKey::from_secret(name, kind, secret)
     }
 
-    fn from_secret(name: &str, kind: SigType, secret: Zeroizing<Vec<u8>>) -> Result<SignerKey, LedgerError> {
+    fn from_secret(name: &str, kind: SigType, secret: Zeroizing<Vec<u8>>) -> Result<SignerKey, TlogError> {
         let public = match kind {
             SigType::Ed25519 | SigType::Cosignature => {
                 let kp = Ed25519KeyPair::from_seed_unchecked(&secret).map_err(|_| malformed("signer key", "bad Ed25519 seed"))?;
@@ -217,7 +217,7 @@ impl SignerKey {
     }
 
     /// Parses the secret text form.
-    pub fn parse(text: &str) -> Result<SignerKey, LedgerError> {
+    pub fn parse(text: &str) -> Result<SignerKey, TlogError> {
         let t = text.trim();
         let rest = t.strip_prefix("PRIVATE+KEY+").ok_or_else(|| malformed("signer key", "does not start with PRIVATE+KEY+"))?;
         let mut parts = rest.splitn(3, '+');
@@ -256,20 +256,20 @@ impl SignerKey {
     }
 
     /// Signs a note text (for a cosignature key: cosigns it at `time`, Unix seconds).
-    pub fn sign_at(&self, text: &[u8], time: u64) -> Result<NoteSignature, LedgerError> {
+    pub fn sign_at(&self, text: &[u8], time: u64) -> Result<NoteSignature, TlogError> {
         let bytes = match self.kind {
             SigType::Ed25519 => {
-                let kp = Ed25519KeyPair::from_seed_unchecked(&self.secret).map_err(|_| LedgerError::Crypto("bad Ed25519 seed"))?;
+                let kp = Ed25519KeyPair::from_seed_unchecked(&self.secret).map_err(|_| TlogError::Crypto("bad Ed25519 seed"))?;
                 kp.sign(text).as_ref().to_vec()
             }
             SigType::EcdsaP256 => {
                 let rng = SystemRandom::new();
                 let kp = EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_ASN1_SIGNING, &self.secret, &rng)
-                    .map_err(|_| LedgerError::Crypto("bad ECDSA key"))?;
-                kp.sign(&rng, text).map_err(|_| LedgerError::Crypto("ECDSA signing failed"))?.as_ref().to_vec()
+                    .map_err(|_| TlogError::Crypto("bad ECDSA key"))?;
+                kp.sign(&rng, text).map_err(|_| TlogError::Crypto("ECDSA signing failed"))?.as_ref().to_vec()
             }
             SigType::Cosignature => {
-                let kp = Ed25519KeyPair::from_seed_unchecked(&self.secret).map_err(|_| LedgerError::Crypto("bad Ed25519 seed"))?;
+                let kp = Ed25519KeyPair::from_seed_unchecked(&self.secret).map_err(|_| TlogError::Crypto("bad Ed25519 seed"))?;
                 let mut b = time.to_be_bytes().to_vec();
                 b.extend_from_slice(kp.sign(&cosignature_message(time, text)).as_ref());
                 b
@@ -279,7 +279,7 @@ impl SignerKey {
     }
 
     /// Signs a note text now.
-    pub fn sign(&self, text: &[u8]) -> Result<NoteSignature, LedgerError> {
+    pub fn sign(&self, text: &[u8]) -> Result<NoteSignature, TlogError> {
         self.sign_at(text, unix_now())
     }
 }
@@ -333,7 +333,7 @@ pub struct Note {
 
 impl Note {
     /// A note with no signatures yet; the text must end in a newline.
-    pub fn new(text: &str) -> Result<Note, LedgerError> {
+    pub fn new(text: &str) -> Result<Note, TlogError> {
         check_text(text)?;
         if !text.ends_with('\n') {
             return Err(malformed("note", "the text must end with a newline"));
@@ -343,7 +343,7 @@ impl Note {
 
     /// Parses a signed note, strictly: UTF-8, no control characters but newline, at most
     /// [`MAX_SIGNATURES`] signatures and [`MAX_NOTE_BYTES`] bytes.
-    pub fn parse(bytes: &[u8]) -> Result<Note, LedgerError> {
+    pub fn parse(bytes: &[u8]) -> Result<Note, TlogError> {
         if bytes.len() > MAX_NOTE_BYTES {
             return Err(malformed("note", format!("{} bytes, more than the {} allowed", bytes.len(), MAX_NOTE_BYTES)));
         }
@@ -397,7 +397,7 @@ impl Note {
 
     /// Verifies the note against trusted keys. Signatures by unknown keys are ignored; a
     /// signature by a known key that fails rejects the whole note; at least one must verify.
-    pub fn verify(&self, keys: &[VerifierKey]) -> Result<Vec<Verified>, LedgerError> {
+    pub fn verify(&self, keys: &[VerifierKey]) -> Result<Vec<Verified>, TlogError> {
         let mut ok = Vec::new();
         for s in &self.signatures {
             let Some(k) = keys.iter().find(|k| k.name == s.name && k.id == s.id) else { continue };
@@ -407,13 +407,13 @@ impl Note {
             }
         }
         if ok.is_empty() {
-            return Err(LedgerError::Untrusted);
+            return Err(TlogError::Untrusted);
         }
         Ok(ok)
     }
 }
 
-fn check_text(s: &str) -> Result<(), LedgerError> {
+fn check_text(s: &str) -> Result<(), TlogError> {
     if let Some(pos) = s.find(|c: char| (c as u32) < 0x20 && c != '\n') {
         let line = s[..pos].matches('\n').count() + 1;
         return Err(malformed("note", format!("a control character on line {line}")));

@@ -4,24 +4,24 @@
 //! under one prefix. [`DirTiles`] writes them to a directory that any static web server or
 //! `rsync` mirror can serve as is; full tiles never change once written.
 
-use crate::LedgerError;
+use crate::TlogError;
 use crate::tile::TileId;
 use std::path::{Path, PathBuf};
 
 /// Where published files go and come from.
 pub trait TileStore: Send + Sync {
     /// Stores a file at a tlog-tiles path (`checkpoint`, `tile/…`).
-    fn put(&self, path: &str, bytes: &[u8]) -> Result<(), LedgerError>;
+    fn put(&self, path: &str, bytes: &[u8]) -> Result<(), TlogError>;
     /// Reads a file; `None` if absent.
-    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, LedgerError>;
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, TlogError>;
     /// Removes a file if present.
-    fn remove(&self, path: &str) -> Result<(), LedgerError>;
+    fn remove(&self, path: &str) -> Result<(), TlogError>;
     /// Whether a file is present.
     fn exists(&self, path: &str) -> bool {
         self.get(path).ok().flatten().is_some()
     }
     /// Removes the partial versions of a tile once the full one exists.
-    fn remove_partials(&self, _full: TileId) -> Result<(), LedgerError> {
+    fn remove_partials(&self, _full: TileId) -> Result<(), TlogError> {
         Ok(())
     }
 }
@@ -43,42 +43,42 @@ impl DirTiles {
         &self.root
     }
 
-    fn path(&self, p: &str) -> Result<PathBuf, LedgerError> {
+    fn path(&self, p: &str) -> Result<PathBuf, TlogError> {
         // Only the log's own paths: no absolute paths, no `..`.
         if p != "checkpoint" && crate::tile::TileId::parse_path(p).is_err() {
-            return Err(LedgerError::Malformed { what: "tile path", detail: crate::hash::shorten(p) });
+            return Err(TlogError::Malformed { what: "tile path", detail: crate::hash::shorten(p) });
         }
         Ok(self.root.join(p))
     }
 }
 
 impl TileStore for DirTiles {
-    fn put(&self, path: &str, bytes: &[u8]) -> Result<(), LedgerError> {
+    fn put(&self, path: &str, bytes: &[u8]) -> Result<(), TlogError> {
         let target = self.path(path)?;
         if let Some(dir) = target.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| LedgerError::io(dir, e))?;
+            std::fs::create_dir_all(dir).map_err(|e| TlogError::io(dir, e))?;
         }
         // Readers (a web server, a mirror) never see half a file: write aside, then rename.
         let tmp = target.with_file_name(format!(".{}.tmp", target.file_name().and_then(|n| n.to_str()).unwrap_or("t")));
-        std::fs::write(&tmp, bytes).map_err(|e| LedgerError::io(&tmp, e))?;
-        std::fs::rename(&tmp, &target).map_err(|e| LedgerError::io(&target, e))
+        std::fs::write(&tmp, bytes).map_err(|e| TlogError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &target).map_err(|e| TlogError::io(&target, e))
     }
 
-    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, LedgerError> {
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, TlogError> {
         let target = self.path(path)?;
         match std::fs::read(&target) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(LedgerError::io(&target, e)),
+            Err(e) => Err(TlogError::io(&target, e)),
         }
     }
 
-    fn remove(&self, path: &str) -> Result<(), LedgerError> {
+    fn remove(&self, path: &str) -> Result<(), TlogError> {
         let target = self.path(path)?;
         match std::fs::remove_file(&target) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(LedgerError::io(&target, e)),
+            Err(e) => Err(TlogError::io(&target, e)),
         }
     }
 
@@ -86,12 +86,12 @@ impl TileStore for DirTiles {
         self.path(path).is_ok_and(|p| p.is_file())
     }
 
-    fn remove_partials(&self, full: TileId) -> Result<(), LedgerError> {
+    fn remove_partials(&self, full: TileId) -> Result<(), TlogError> {
         let dir = self.path(&full.path())?.with_extension("p");
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(LedgerError::io(&dir, e)),
+            Err(e) => Err(TlogError::io(&dir, e)),
         }
     }
 }

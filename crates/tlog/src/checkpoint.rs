@@ -1,6 +1,6 @@
 //! C2SP tlog-checkpoint: the signed statement of a tree's size and root (HX-10, HIC-S6).
 
-use crate::LedgerError;
+use crate::TlogError;
 use crate::hash::{Hash, shorten};
 use crate::note::{Note, SignerKey, Verified, VerifierKey};
 
@@ -36,8 +36,8 @@ impl Checkpoint {
 
     /// Parses a note text as a checkpoint, strictly (decimal size without leading zeros,
     /// 32-byte root, non-empty extension lines).
-    pub fn parse_body(text: &str) -> Result<Checkpoint, LedgerError> {
-        let bad = |d: String| LedgerError::Malformed { what: "checkpoint", detail: d };
+    pub fn parse_body(text: &str) -> Result<Checkpoint, TlogError> {
+        let bad = |d: String| TlogError::Malformed { what: "checkpoint", detail: d };
         let body = text.strip_suffix('\n').ok_or_else(|| bad("does not end with a newline".into()))?;
         let mut lines = body.split('\n');
         let origin = lines.next().filter(|o| !o.is_empty()).ok_or_else(|| bad("no origin line".into()))?;
@@ -56,9 +56,9 @@ impl Checkpoint {
     }
 
     /// Signs the checkpoint with the log's key (whose name must be the origin).
-    pub fn sign(&self, key: &SignerKey) -> Result<Note, LedgerError> {
+    pub fn sign(&self, key: &SignerKey) -> Result<Note, TlogError> {
         if key.name() != self.origin {
-            return Err(LedgerError::Malformed {
+            return Err(TlogError::Malformed {
                 what: "log key",
                 detail: format!("key '{}' cannot sign for origin '{}'", key.name(), self.origin),
             });
@@ -87,11 +87,11 @@ pub fn open_checkpoint(
     log_key: &VerifierKey,
     witnesses: &[VerifierKey],
     min_witnesses: usize,
-) -> Result<SignedCheckpoint, LedgerError> {
+) -> Result<SignedCheckpoint, TlogError> {
     let note = Note::parse(bytes)?;
     let checkpoint = Checkpoint::parse_body(&note.text)?;
     if checkpoint.origin != log_key.name {
-        return Err(LedgerError::Malformed {
+        return Err(TlogError::Malformed {
             what: "checkpoint",
             detail: format!("origin '{}' is not the log key's name '{}'", shorten(&checkpoint.origin), log_key.name),
         });
@@ -99,12 +99,12 @@ pub fn open_checkpoint(
     note.verify(std::slice::from_ref(log_key))?;
     let cosigners = match note.verify(witnesses) {
         Ok(v) => v,
-        Err(LedgerError::Untrusted) => Vec::new(),
+        Err(TlogError::Untrusted) => Vec::new(),
         // A known witness whose cosignature fails: the note has been tampered with.
         Err(e) => return Err(e),
     };
     if cosigners.len() < min_witnesses {
-        return Err(LedgerError::NotEnoughWitnesses { have: cosigners.len(), need: min_witnesses });
+        return Err(TlogError::NotEnoughWitnesses { have: cosigners.len(), need: min_witnesses });
     }
     Ok(SignedCheckpoint { checkpoint, note, cosigners })
 }

@@ -1,6 +1,6 @@
 //! RFC 6962 hashing: leaves, interior nodes, the empty tree (HX-8).
 
-use crate::LedgerError;
+use crate::TlogError;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
@@ -27,12 +27,12 @@ impl Hash {
     }
 
     /// Reads a hash written in hex (64 digits) or standard base64 (44 characters).
-    pub fn parse(text: &str) -> Result<Hash, LedgerError> {
+    pub fn parse(text: &str) -> Result<Hash, TlogError> {
         let t = text.trim();
         let bytes = if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) { hex::decode(t).ok() } else { STANDARD.decode(t).ok() };
         match bytes {
             Some(b) if b.len() == 32 => Ok(Hash(b.try_into().unwrap_or([0; 32]))),
-            _ => Err(LedgerError::Malformed {
+            _ => Err(TlogError::Malformed {
                 what: "hash",
                 detail: format!("'{}' is neither 64 hex digits nor 32 bytes of base64", shorten(t)),
             }),
@@ -76,14 +76,14 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
 }
 
 /// At most 80 characters of untrusted text, for error messages.
-pub(crate) fn shorten(t: &str) -> String {
+pub fn shorten(t: &str) -> String {
     if t.chars().count() <= 80 { t.to_string() } else { format!("{}…", t.chars().take(80).collect::<String>()) }
 }
 
 /// Applies `f` to consecutive chunks of `items` on every core and concatenates the results in
 /// order. Each chunk holds a multiple of `align` items (2 for pairs of nodes); below `min`
 /// items the work stays on the calling thread.
-pub(crate) fn on_all_cores<T: Sync, R: Send>(items: &[T], min: usize, align: usize, f: impl Fn(&[T]) -> Vec<R> + Sync) -> Vec<R> {
+pub fn on_all_cores<T: Sync, R: Send>(items: &[T], min: usize, align: usize, f: impl Fn(&[T]) -> Vec<R> + Sync) -> Vec<R> {
     if items.len() < min {
         return f(items);
     }

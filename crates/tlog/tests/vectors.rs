@@ -1,12 +1,12 @@
 //! Conformance against published vectors: RFC 6962 (transparency-dev/merkle testdata), the C2SP
 //! signed-note worked example, golang.org/x/mod `sumdb/note`, and C2SP tlog-tiles paths
-//! (HX-8, HX-12, HIC-S6).
+//! (HX-8, HX-12, HIC-S6). Pure: no runtime, no database.
 
-use kura_ledger::merkle::root_from_inclusion;
-use kura_ledger::note::cosignature_message;
-use kura_ledger::tile::{TileId, decode_bundle, encode_bundle, encode_index, tiles_for_size};
-use kura_ledger::{
-    Checkpoint, Hash, LedgerError, MemoryTree, Note, ProofFile, SigType, SignerKey, VerifierKey, consistency_proof, inclusion_proof,
+use kura_tlog::merkle::root_from_inclusion;
+use kura_tlog::note::cosignature_message;
+use kura_tlog::tile::{TileId, decode_bundle, encode_bundle, encode_index, tiles_for_size};
+use kura_tlog::{
+    Checkpoint, Hash, MemoryTree, Note, ProofFile, SigType, SignerKey, TlogError, VerifierKey, consistency_proof, inclusion_proof,
     leaf_hash, open_checkpoint, verify_consistency, verify_inclusion,
 };
 use serde::Deserialize;
@@ -173,7 +173,7 @@ fn generated_proofs_verify_and_mutations_fail() {
             assert!(verify_consistency(size1, size, &other, &root, &proof).is_err());
         }
     }
-    assert!(matches!(inclusion_proof(&tree, 70, 70), Err(LedgerError::OutOfRange { .. })));
+    assert!(matches!(inclusion_proof(&tree, 70, 70), Err(TlogError::OutOfRange { .. })));
     assert!(verify_consistency(5, 4, &tree.root_at(5).unwrap(), &tree.root_at(4).unwrap(), &[]).is_err());
 }
 
@@ -192,7 +192,7 @@ fn c2sp_signed_note_worked_example() {
     assert_eq!(ok.len(), 1);
     // One flipped character of the text breaks the signature.
     let tampered = text.replace("example message", "exbmple message");
-    assert!(matches!(Note::parse(tampered.as_bytes()).unwrap().verify(std::slice::from_ref(&key)), Err(LedgerError::BadSignature { .. })));
+    assert!(matches!(Note::parse(tampered.as_bytes()).unwrap().verify(std::slice::from_ref(&key)), Err(TlogError::BadSignature { .. })));
     // A key ID that does not match the key is refused.
     assert!(VerifierKey::parse("example.com/foo+530d903b+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k").is_err());
 }
@@ -221,7 +221,7 @@ fn go_sumdb_note_vectors() {
     assert_eq!(note.verify(std::slice::from_ref(&enoch)).unwrap().len(), 1);
     assert_eq!(note.verify(&[vkey, enoch]).unwrap().len(), 2);
     let stranger = SignerKey::generate("Stranger", SigType::Ed25519).unwrap();
-    assert!(matches!(note.verify(&[stranger.verifier().clone()]), Err(LedgerError::Untrusted)));
+    assert!(matches!(note.verify(&[stranger.verifier().clone()]), Err(TlogError::Untrusted)));
 }
 
 #[test]
@@ -246,12 +246,12 @@ fn ecdsa_and_cosignature_round_trips() {
     let opened = open_checkpoint(&bytes, &vk, &[witness.verifier().clone()], 1).unwrap();
     assert_eq!(opened.checkpoint, cp);
     assert_eq!(opened.cosigners[0].time, Some(1_700_000_000));
-    assert!(matches!(open_checkpoint(&bytes, &vk, &[], 1), Err(LedgerError::NotEnoughWitnesses { have: 0, need: 1 })));
+    assert!(matches!(open_checkpoint(&bytes, &vk, &[], 1), Err(TlogError::NotEnoughWitnesses { have: 0, need: 1 })));
     // The cosignature covers the timestamp: the message is the tlog-cosignature/v1 form.
     assert!(cosignature_message(1_700_000_000, note.text.as_bytes()).starts_with(b"cosignature/v1\ntime 1700000000\n"));
     let mut moved = Note::parse(&bytes).unwrap();
     moved.signatures[1].bytes[7] ^= 1;
-    assert!(matches!(open_checkpoint(&moved.to_bytes(), &vk, &[witness.verifier().clone()], 1), Err(LedgerError::BadSignature { .. })));
+    assert!(matches!(open_checkpoint(&moved.to_bytes(), &vk, &[witness.verifier().clone()], 1), Err(TlogError::BadSignature { .. })));
     // A checkpoint body with a changed size no longer verifies.
     let forged = String::from_utf8(bytes.clone()).unwrap().replacen("\n8\n", "\n9\n", 1);
     assert!(open_checkpoint(forged.as_bytes(), &vk, &[], 0).is_err());

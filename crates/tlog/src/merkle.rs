@@ -2,14 +2,14 @@
 //! verification (HX-8, HX-12). Proof generation reads complete-subtree hashes from a
 //! [`NodeSource`] (memory, tiles on disk, a mirror); verification needs nothing but the proof.
 
-use crate::LedgerError;
+use crate::TlogError;
 use crate::hash::{Hash, node_hash, on_all_cores};
 
 /// Hashes of complete subtrees: `node(level, index)` is the root of the `2^level` leaves
 /// starting at `index · 2^level`. Level 0 holds the leaf hashes.
 pub trait NodeSource {
     /// The hash of one complete subtree, or an error if it is not (yet) stored or is unreadable.
-    fn node(&self, level: u8, index: u64) -> Result<Hash, LedgerError>;
+    fn node(&self, level: u8, index: u64) -> Result<Hash, TlogError>;
 }
 
 /// The largest power of two strictly below `n` (n ≥ 2): where RFC 6962 splits a tree.
@@ -19,7 +19,7 @@ fn split(n: u64) -> u64 {
 }
 
 /// MTH(D[lo..hi]): the root of the leaves `lo..hi` (`hi > lo`).
-pub fn subtree_root(src: &dyn NodeSource, lo: u64, hi: u64) -> Result<Hash, LedgerError> {
+pub fn subtree_root(src: &dyn NodeSource, lo: u64, hi: u64) -> Result<Hash, TlogError> {
     let n = hi - lo;
     if n.is_power_of_two() && lo.is_multiple_of(n) {
         return src.node(n.trailing_zeros() as u8, lo >> n.trailing_zeros());
@@ -29,15 +29,15 @@ pub fn subtree_root(src: &dyn NodeSource, lo: u64, hi: u64) -> Result<Hash, Ledg
 }
 
 /// The root of the tree of the first `size` leaves (the empty-tree hash for 0).
-pub fn root(src: &dyn NodeSource, size: u64) -> Result<Hash, LedgerError> {
+pub fn root(src: &dyn NodeSource, size: u64) -> Result<Hash, TlogError> {
     if size == 0 { Ok(Hash::empty()) } else { subtree_root(src, 0, size) }
 }
 
 /// The inclusion proof (audit path, RFC 6962 §2.1.1) of leaf `index` in the tree of `size`
 /// leaves, from the leaf's sibling up to the root's child.
-pub fn inclusion_proof(src: &dyn NodeSource, index: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
+pub fn inclusion_proof(src: &dyn NodeSource, index: u64, size: u64) -> Result<Vec<Hash>, TlogError> {
     if index >= size {
-        return Err(LedgerError::OutOfRange { index, size });
+        return Err(TlogError::OutOfRange { index, size });
     }
     let mut proof = Vec::with_capacity(64);
     let (mut lo, mut hi) = (0u64, size);
@@ -58,9 +58,9 @@ pub fn inclusion_proof(src: &dyn NodeSource, index: u64, size: u64) -> Result<Ve
 
 /// The consistency proof (RFC 6962 §2.1.2) between the trees of `size1` and `size2` leaves.
 /// Empty when `size1` is 0 or equal to `size2`.
-pub fn consistency_proof(src: &dyn NodeSource, size1: u64, size2: u64) -> Result<Vec<Hash>, LedgerError> {
+pub fn consistency_proof(src: &dyn NodeSource, size1: u64, size2: u64) -> Result<Vec<Hash>, TlogError> {
     if size1 > size2 {
-        return Err(LedgerError::OutOfRange { index: size1, size: size2 });
+        return Err(TlogError::OutOfRange { index: size1, size: size2 });
     }
     let mut proof = Vec::with_capacity(64);
     if size1 == 0 || size1 == size2 {
@@ -93,20 +93,20 @@ pub fn consistency_proof(src: &dyn NodeSource, size1: u64, size2: u64) -> Result
 
 /// Checks an inclusion proof (RFC 9162 §2.1.3.2): does `leaf` sit at `index` in the tree of
 /// `size` leaves whose root is `root`?
-pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> Result<(), LedgerError> {
+pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> Result<(), TlogError> {
     let computed = root_from_inclusion(leaf, index, size, proof)?;
-    if &computed == root { Ok(()) } else { Err(LedgerError::ProofFailed("the inclusion proof leads to a different root")) }
+    if &computed == root { Ok(()) } else { Err(TlogError::ProofFailed("the inclusion proof leads to a different root")) }
 }
 
 /// The root an inclusion proof leads to, or an error if the proof's shape does not fit.
-pub fn root_from_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash]) -> Result<Hash, LedgerError> {
+pub fn root_from_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash]) -> Result<Hash, TlogError> {
     if index >= size {
-        return Err(LedgerError::ProofFailed("the index is not below the tree size"));
+        return Err(TlogError::ProofFailed("the index is not below the tree size"));
     }
     let (mut f, mut s, mut r) = (index, size - 1, *leaf);
     for p in proof {
         if s == 0 {
-            return Err(LedgerError::ProofFailed("the inclusion proof is too long"));
+            return Err(TlogError::ProofFailed("the inclusion proof is too long"));
         }
         if f & 1 == 1 || f == s {
             r = node_hash(p, &r);
@@ -121,28 +121,28 @@ pub fn root_from_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash]) -
         s >>= 1;
     }
     if s != 0 {
-        return Err(LedgerError::ProofFailed("the inclusion proof is too short"));
+        return Err(TlogError::ProofFailed("the inclusion proof is too short"));
     }
     Ok(r)
 }
 
 /// Checks a consistency proof (RFC 9162 §2.1.4.2): is the tree (`size2`, `root2`) an
 /// append-only extension of (`size1`, `root1`)?
-pub fn verify_consistency(size1: u64, size2: u64, root1: &Hash, root2: &Hash, proof: &[Hash]) -> Result<(), LedgerError> {
+pub fn verify_consistency(size1: u64, size2: u64, root1: &Hash, root2: &Hash, proof: &[Hash]) -> Result<(), TlogError> {
     if size1 > size2 {
-        return Err(LedgerError::ProofFailed("the first tree is larger than the second"));
+        return Err(TlogError::ProofFailed("the first tree is larger than the second"));
     }
     if size1 == size2 {
         if !proof.is_empty() {
-            return Err(LedgerError::ProofFailed("a proof between equal sizes must be empty"));
+            return Err(TlogError::ProofFailed("a proof between equal sizes must be empty"));
         }
-        return if root1 == root2 { Ok(()) } else { Err(LedgerError::ProofFailed("equal sizes with different roots")) };
+        return if root1 == root2 { Ok(()) } else { Err(TlogError::ProofFailed("equal sizes with different roots")) };
     }
     if size1 == 0 {
-        return if proof.is_empty() { Ok(()) } else { Err(LedgerError::ProofFailed("a proof from the empty tree must be empty")) };
+        return if proof.is_empty() { Ok(()) } else { Err(TlogError::ProofFailed("a proof from the empty tree must be empty")) };
     }
     if proof.is_empty() {
-        return Err(LedgerError::ProofFailed("the consistency proof is empty"));
+        return Err(TlogError::ProofFailed("the consistency proof is empty"));
     }
     let mut path = proof.iter();
     let first = if size1.is_power_of_two() { *root1 } else { *path.next().unwrap_or(root1) };
@@ -154,7 +154,7 @@ pub fn verify_consistency(size1: u64, size2: u64, root1: &Hash, root2: &Hash, pr
     let (mut fr, mut sr) = (first, first);
     for c in path {
         if s == 0 {
-            return Err(LedgerError::ProofFailed("the consistency proof is too long"));
+            return Err(TlogError::ProofFailed("the consistency proof is too long"));
         }
         if f & 1 == 1 || f == s {
             fr = node_hash(c, &fr);
@@ -170,13 +170,13 @@ pub fn verify_consistency(size1: u64, size2: u64, root1: &Hash, root2: &Hash, pr
         s >>= 1;
     }
     if s != 0 {
-        return Err(LedgerError::ProofFailed("the consistency proof is too short"));
+        return Err(TlogError::ProofFailed("the consistency proof is too short"));
     }
     if &fr != root1 {
-        return Err(LedgerError::ProofFailed("the consistency proof does not lead to the first root"));
+        return Err(TlogError::ProofFailed("the consistency proof does not lead to the first root"));
     }
     if &sr != root2 {
-        return Err(LedgerError::ProofFailed("the consistency proof does not lead to the second root"));
+        return Err(TlogError::ProofFailed("the consistency proof does not lead to the second root"));
     }
     Ok(())
 }
@@ -249,7 +249,7 @@ impl MemoryTree {
     }
 
     /// The root of the first `size` leaves.
-    pub fn root_at(&self, size: u64) -> Result<Hash, LedgerError> {
+    pub fn root_at(&self, size: u64) -> Result<Hash, TlogError> {
         root(self, size)
     }
 
@@ -265,11 +265,11 @@ fn pair_hashes(pairs: &[Hash]) -> Vec<Hash> {
 }
 
 impl NodeSource for MemoryTree {
-    fn node(&self, level: u8, index: u64) -> Result<Hash, LedgerError> {
+    fn node(&self, level: u8, index: u64) -> Result<Hash, TlogError> {
         self.levels
             .get(usize::from(level))
             .and_then(|row| row.get(usize::try_from(index).ok()?))
             .copied()
-            .ok_or(LedgerError::MissingNode { level, index })
+            .ok_or(TlogError::MissingNode { level, index })
     }
 }

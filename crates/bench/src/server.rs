@@ -10,10 +10,10 @@
 //!    cores − 1 threads and a short queue; the rest are refused at once with 503), so the
 //!    other requests keep being served.
 
-use crate::output::Figure;
-use crate::{CliError, Result, runtime};
+use crate::report::{Figure, bench_dir};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use kura::{CliError, Result, runtime};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -51,7 +51,7 @@ fn bench_err(what: &str) -> impl Fn(String) -> CliError + '_ {
 
 /// Runs `kura --home HOME ARGS…` for the setup, with `stdin`; fails with its output.
 fn kura(home: &Path, args: &[&str], stdin: &str) -> Result<String> {
-    let exe = std::env::current_exe().map_err(|e| CliError::Bench(format!("own executable: {e}")))?;
+    let exe = crate::kura_exe()?;
     let mut child = Command::new(exe)
         .arg("--home")
         .arg(home)
@@ -80,7 +80,7 @@ struct Server {
 
 impl Server {
     fn start(home: &Path) -> Result<Server> {
-        let exe = std::env::current_exe().map_err(|e| CliError::Bench(format!("own executable: {e}")))?;
+        let exe = crate::kura_exe()?;
         let mut child = Command::new(exe)
             .arg("--home")
             .arg(home)
@@ -249,7 +249,7 @@ fn ms(d: Duration) -> String {
 
 /// Runs the benchmark and prints its table.
 pub fn server(a: ServerBenchArgs) -> Result<()> {
-    let (dir, _scratch) = crate::output::bench_dir(a.dir.as_deref(), "kura-bench-server-", "home")?;
+    let (dir, _scratch) = bench_dir(a.dir.as_deref(), "kura-bench-server-", "home")?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!(
         "サーバーベンチマーク / server benchmark: kura serve (child process) on loopback, {cores} cores shared with the load, {} s per measurement, {}",
@@ -284,7 +284,7 @@ async fn run(a: &ServerBenchArgs, dir: &Path, cores: usize) -> Result<()> {
     kura(&home, &["ca", "issue", "--user", LOGIN, "--out", &certs.display().to_string(), "--password-stdin"], "bench-p12\n")?;
     let secret = {
         let h = kura_store::Home::open(&home).map_err(|e| CliError::Bench(e.to_string()))?;
-        let acc = crate::front::accounts(&h).await?;
+        let acc = kura::front::accounts(&h).await?;
         let e = acc.begin_enrolment(LOGIN).await.map_err(|e| CliError::Bench(e.to_string()))?;
         let secret = kura_accounts::totp::base32_decode(&e.secret_base32).ok_or_else(|| CliError::Bench("TOTP secret".into()))?;
         let who = kura_accounts::Who::console();
@@ -455,11 +455,11 @@ async fn run(a: &ServerBenchArgs, dir: &Path, cores: usize) -> Result<()> {
     figures.push(Figure { what: "  latency p99 during the flood", value: ms(flooded.percentile(0.99)), target: "", met: None });
     drop(server);
 
-    crate::output::figures(&figures);
+    let verdict = crate::report::figures(&figures);
     println!(
         "負荷生成も同じ{cores}コアで動く（サーバーの取り分はそれより少ない）/ the load runs on the same {cores} cores as the server; server CPU is read from /proc"
     );
-    Ok(())
+    verdict
 }
 
 /// The TOTP code of the current step plus `ahead` steps.

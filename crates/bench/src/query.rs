@@ -2,9 +2,9 @@
 //! and through DuckDB (the `duckdb` package from PyPI, on the same data decrypted to plaintext
 //! Parquet), side by side in one run, with answers compared.
 
-use crate::{CliError, Result, count_bar, output, runtime, synth_with_progress};
 use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
+use kura::{CliError, Result, count_bar, runtime, synth_with_progress};
 use kura_query::{EngineSpec, Grant, QueryEngine};
 use kura_store::{DatasetEntry, GrantedKeys, Home, WriteOptions, aad_prefix};
 use kura_synth::SynthConfig;
@@ -219,6 +219,9 @@ fn peak_rss() -> Option<u64> {
 fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
+
+/// The target: Kura's median time over the suite at most 1.5 times DuckDB's (issue 2).
+const MAX_MEDIAN_RATIO: f64 = 1.5;
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -495,7 +498,9 @@ pub fn query(_home: Option<PathBuf>, a: QueryBenchArgs) -> Result<()> {
                 kt.push(started.elapsed().as_secs_f64());
             }
             if let Some(o) = out.into_iter().last() {
-                kr = sorted(output::cells(&o.batches, usize::MAX)?.into_iter().map(|r| r.iter().map(|c| norm_cell(c)).collect()).collect());
+                kr = sorted(
+                    kura::output::cells(&o.batches, usize::MAX)?.into_iter().map(|r| r.iter().map(|c| norm_cell(c)).collect()).collect(),
+                );
             }
         }
         kura_times.push(median(&mut kt));
@@ -539,7 +544,7 @@ pub fn query(_home: Option<PathBuf>, a: QueryBenchArgs) -> Result<()> {
     println!("{t}");
     let med = median(&mut ratios.clone());
     if let Some((version, peak)) = &duck_info {
-        println!("中央値の比 median ratio Kura/DuckDB: {med:.2} (DuckDB {version})");
+        println!("中央値の比 median ratio Kura/DuckDB: {med:.2} (DuckDB {version}; 目標 target ≤ {MAX_MEDIAN_RATIO})");
         println!(
             "ピークメモリ peak memory: Kura queries {:.0} MiB, DuckDB process {:.0} MiB",
             kura_peak as f64 / 1048576.0,
@@ -559,6 +564,11 @@ pub fn query(_home: Option<PathBuf>, a: QueryBenchArgs) -> Result<()> {
     );
     if duck_info.is_some() && !all_same {
         return Err(CliError::Bench("Kura と DuckDB の答えが一致しないクエリがあります / Kura and DuckDB disagree on some query".into()));
+    }
+    if duck_info.is_some() && med > MAX_MEDIAN_RATIO {
+        return Err(CliError::Bench(format!(
+            "中央値の比 {med:.2} が目標 {MAX_MEDIAN_RATIO} を超えました / the median Kura/DuckDB ratio {med:.2} misses its target (≤ {MAX_MEDIAN_RATIO})"
+        )));
     }
     Ok(())
 }

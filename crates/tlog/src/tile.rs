@@ -4,7 +4,7 @@
 //! starting at hash `256·N`. Full tiles never change, so any static server or object store can
 //! mirror them; only the rightmost tile of each level is partial (`.p/<W>`).
 
-use crate::LedgerError;
+use crate::TlogError;
 use crate::hash::{Hash, node_hash};
 
 /// Hashes per full tile, and entries per full bundle.
@@ -55,8 +55,8 @@ impl TileId {
     }
 
     /// Parses a path written by [`TileId::path`]; anything non-canonical is refused.
-    pub fn parse_path(path: &str) -> Result<TileId, LedgerError> {
-        let bad = |why: &str| LedgerError::Malformed { what: "tile path", detail: format!("'{}': {why}", crate::hash::shorten(path)) };
+    pub fn parse_path(path: &str) -> Result<TileId, TlogError> {
+        let bad = |why: &str| TlogError::Malformed { what: "tile path", detail: format!("'{}': {why}", crate::hash::shorten(path)) };
         let rest = path.strip_prefix("tile/").ok_or_else(|| bad("does not start with tile/"))?;
         let (level_text, rest) = rest.split_once('/').ok_or_else(|| bad("no level"))?;
         let level = if level_text == "entries" {
@@ -149,9 +149,9 @@ pub fn encode_hashes(hashes: &[Hash]) -> Vec<u8> {
 }
 
 /// A hash tile's bytes as hashes; the length must be 32 × width.
-pub fn decode_hashes(bytes: &[u8], width: u16) -> Result<Vec<Hash>, LedgerError> {
+pub fn decode_hashes(bytes: &[u8], width: u16) -> Result<Vec<Hash>, TlogError> {
     if bytes.len() != 32 * usize::from(width) {
-        return Err(LedgerError::Malformed {
+        return Err(TlogError::Malformed {
             what: "hash tile",
             detail: format!("{} bytes where {} hashes need {}", bytes.len(), width, 32 * usize::from(width)),
         });
@@ -160,10 +160,10 @@ pub fn decode_hashes(bytes: &[u8], width: u16) -> Result<Vec<Hash>, LedgerError>
 }
 
 /// An entry bundle: each entry as a big-endian u16 length and its bytes.
-pub fn encode_bundle<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<u8>, LedgerError> {
+pub fn encode_bundle<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<u8>, TlogError> {
     let mut out = Vec::new();
     for e in entries {
-        let len = u16::try_from(e.len()).map_err(|_| LedgerError::EntryTooLong(e.len()))?;
+        let len = u16::try_from(e.len()).map_err(|_| TlogError::EntryTooLong(e.len()))?;
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(e);
     }
@@ -171,16 +171,16 @@ pub fn encode_bundle<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> Result<
 }
 
 /// The entries of a bundle; errors name the entry where the bytes stop making sense.
-pub fn decode_bundle(bytes: &[u8]) -> Result<Vec<&[u8]>, LedgerError> {
+pub fn decode_bundle(bytes: &[u8]) -> Result<Vec<&[u8]>, TlogError> {
     let mut out = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
         if rest.len() < 2 {
-            return Err(LedgerError::Malformed { what: "entry bundle", detail: format!("entry {} has a truncated length", out.len()) });
+            return Err(TlogError::Malformed { what: "entry bundle", detail: format!("entry {} has a truncated length", out.len()) });
         }
         let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
         if rest.len() < 2 + len {
-            return Err(LedgerError::Malformed {
+            return Err(TlogError::Malformed {
                 what: "entry bundle",
                 detail: format!("entry {} claims {len} bytes but {} remain", out.len(), rest.len() - 2),
             });

@@ -12,7 +12,7 @@ use crate::checkpoint::Checkpoint;
 use crate::hash::Hash;
 use crate::merkle::verify_consistency;
 use crate::note::{Note, SigType, SignerKey, VerifierKey};
-use crate::{LedgerError, hash::shorten};
+use crate::{TlogError, hash::shorten};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -48,8 +48,8 @@ impl AddCheckpoint {
     }
 
     /// Parses a request body strictly.
-    pub fn parse(body: &[u8]) -> Result<AddCheckpoint, LedgerError> {
-        let bad = |d: String| LedgerError::Malformed { what: "add-checkpoint request", detail: d };
+    pub fn parse(body: &[u8]) -> Result<AddCheckpoint, TlogError> {
+        let bad = |d: String| TlogError::Malformed { what: "add-checkpoint request", detail: d };
         let split = body.windows(2).position(|w| w == b"\n\n").ok_or_else(|| bad("no blank line before the checkpoint".into()))?;
         let head = std::str::from_utf8(&body[..=split]).map_err(|_| bad("the header is not UTF-8".into()))?;
         // Split on '\n' only: `lines()` would also accept "\r\n", and the encoding is exact.
@@ -95,8 +95,8 @@ impl WitnessResponse {
     }
 
     /// Reads the offline form.
-    pub fn from_file(bytes: &[u8]) -> Result<WitnessResponse, LedgerError> {
-        let bad = |d: &str| LedgerError::Malformed { what: "witness response", detail: d.to_string() };
+    pub fn from_file(bytes: &[u8]) -> Result<WitnessResponse, TlogError> {
+        let bad = |d: &str| TlogError::Malformed { what: "witness response", detail: d.to_string() };
         let nl = bytes.iter().position(|b| *b == b'\n').ok_or_else(|| bad("no status line"))?;
         let line = std::str::from_utf8(&bytes[..nl]).map_err(|_| bad("status line is not UTF-8"))?;
         let status: u16 =
@@ -132,15 +132,15 @@ impl std::fmt::Debug for Witness {
 impl Witness {
     /// A witness with a cosignature key (type 0x04), the log keys it trusts (their names are
     /// the origins) and the file that holds its state.
-    pub fn open(key: SignerKey, logs: Vec<VerifierKey>, state_path: &Path) -> Result<Witness, LedgerError> {
+    pub fn open(key: SignerKey, logs: Vec<VerifierKey>, state_path: &Path) -> Result<Witness, TlogError> {
         if key.verifier().kind != SigType::Cosignature {
-            return Err(LedgerError::Malformed { what: "witness key", detail: "a witness signs with a cosignature (0x04) key".into() });
+            return Err(TlogError::Malformed { what: "witness key", detail: "a witness signs with a cosignature (0x04) key".into() });
         }
         let state = match std::fs::read(state_path) {
             Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| LedgerError::Malformed { what: "witness state", detail: format!("{}: {e}", state_path.display()) })?,
+                .map_err(|e| TlogError::Malformed { what: "witness state", detail: format!("{}: {e}", state_path.display()) })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(LedgerError::io(state_path, e)),
+            Err(e) => return Err(TlogError::io(state_path, e)),
         };
         Ok(Witness { key, logs, state_path: state_path.to_path_buf(), state: Mutex::new(state) })
     }
@@ -215,12 +215,12 @@ impl Witness {
     }
 }
 
-fn persist(path: &Path, state: &BTreeMap<String, LogState>) -> Result<(), LedgerError> {
-    let bytes = serde_json::to_vec_pretty(state).map_err(|e| LedgerError::Malformed { what: "witness state", detail: e.to_string() })?;
+fn persist(path: &Path, state: &BTreeMap<String, LogState>) -> Result<(), TlogError> {
+    let bytes = serde_json::to_vec_pretty(state).map_err(|e| TlogError::Malformed { what: "witness state", detail: e.to_string() })?;
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| LedgerError::io(&tmp, e))?;
-    f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(|e| LedgerError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| LedgerError::io(path, e))?;
+    let mut f = std::fs::File::create(&tmp).map_err(|e| TlogError::io(&tmp, e))?;
+    f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(|e| TlogError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| TlogError::io(path, e))?;
     if let Some(dir) = path.parent()
         && let Ok(d) = std::fs::File::open(dir)
     {

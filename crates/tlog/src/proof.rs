@@ -2,7 +2,7 @@
 //! sender of a converted file receives one for the file; anyone holding the log's public key
 //! (and the witnesses') can check it without contacting Kura.
 
-use crate::LedgerError;
+use crate::TlogError;
 use crate::checkpoint::{SignedCheckpoint, open_checkpoint};
 use crate::hash::{Hash, shorten};
 use crate::merkle::verify_inclusion;
@@ -47,8 +47,8 @@ impl ProofFile {
     }
 
     /// Parses a proof file strictly; errors name the line.
-    pub fn parse(bytes: &[u8]) -> Result<ProofFile, LedgerError> {
-        let bad = |line: usize, d: &str| LedgerError::Malformed { what: "proof file", detail: format!("line {line}: {d}") };
+    pub fn parse(bytes: &[u8]) -> Result<ProofFile, TlogError> {
+        let bad = |line: usize, d: &str| TlogError::Malformed { what: "proof file", detail: format!("line {line}: {d}") };
         if bytes.len() > MAX_PROOF_BYTES {
             return Err(bad(1, "the file is too large"));
         }
@@ -88,7 +88,7 @@ impl ProofFile {
         log_key: &VerifierKey,
         witnesses: &[VerifierKey],
         min_witnesses: usize,
-    ) -> Result<SignedCheckpoint, LedgerError> {
+    ) -> Result<SignedCheckpoint, TlogError> {
         let signed = open_checkpoint(&self.checkpoint, log_key, witnesses, min_witnesses)?;
         verify_inclusion(leaf, self.index, signed.checkpoint.size, &self.proof, &signed.checkpoint.root)?;
         Ok(signed)

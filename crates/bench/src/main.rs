@@ -1,0 +1,83 @@
+//! # kura-bench — Kura's benchmarks, apart from the shipping binary
+//!
+//! 性能測定は出荷用の `kura` に含めない別の実行ファイル。`kura bench …` はこれを呼び出す。
+//! The benchmarks are a program of their own, so that the `kura` binary that ships never
+//! installs packages (the query benchmark installs DuckDB from PyPI) nor exports a dataset's
+//! columns decrypted (the peer engine's copy). `kura bench query|ledger|server …` runs this
+//! program when it is installed beside `kura` (`cargo build --release` builds both into
+//! `target/release/`); it can also be run directly as `kura-bench query|ledger|server …`.
+//!
+//! Every benchmark prints its figures with their targets and exits non-zero when a target is
+//! missed. The figures and the commands that produced them are in `docs/benchmarks.md`.
+
+#![forbid(unsafe_code)]
+
+mod ledger;
+mod query;
+mod report;
+mod server;
+
+use clap::{Parser, Subcommand};
+use kura::{CliError, Result};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The `kura-bench` command (also reached as `kura bench`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "kura bench",
+    version,
+    about = "性能測定（結果は目標と並べて表示、未達なら終了コード1）/ benchmarks: figures beside their targets, exit 1 when one is missed"
+)]
+struct Cli {
+    /// ホームディレクトリ（`query` が使う）/ the Kura home (used by `query`)
+    #[arg(long, global = true, env = "KURA_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, Subcommand)]
+enum What {
+    /// Kura（暗号化・許可経由）とDuckDB（平文Parquet）で同じ分析SQLを比較 / the same analytical SQL through
+    /// Kura (encrypted, through a grant) and DuckDB (plaintext Parquet), side by side
+    Query(query::QueryBenchArgs),
+    /// 監査台帳の追記・証明・全件監査の速度（100万件×256バイト）/ the audit ledger: durable appends,
+    /// inclusion proofs and the full verify (1,000,000 entries of 256 bytes)
+    Ledger(ledger::LedgerBenchArgs),
+    /// 玄関口の速度：mTLSハンドシェイク、認証済みリクエスト、ログイン試行の洪水の下での応答 /
+    /// the front door: mTLS handshakes, authenticated requests, and service during a sign-in flood
+    Server(server::ServerBenchArgs),
+}
+
+/// The `kura` binary the benchmarks drive (`kura serve` as a child process): the one beside
+/// this program (or beside the directory of a test binary, `target/debug/deps/..`).
+fn kura_exe() -> Result<PathBuf> {
+    let me = std::env::current_exe().map_err(|e| CliError::Bench(format!("own executable: {e}")))?;
+    let dir = me.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let name = format!("kura{}", std::env::consts::EXE_SUFFIX);
+    [dir.join(&name), dir.join("..").join(&name)].into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        CliError::Bench(format!(
+            "{} の隣に kura がありません。`cargo build --release -p kura` を実行してください / no `kura` binary beside {}: build it with `cargo build --release -p kura`",
+            dir.display(),
+            dir.display()
+        ))
+    })
+}
+
+fn main() -> ExitCode {
+    kura::init_logging();
+    let cli = Cli::parse();
+    let result = match cli.what {
+        What::Query(q) => query::query(cli.home, q),
+        What::Ledger(l) => ledger::ledger(l),
+        What::Server(s) => server::server(s),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("エラー / error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
