@@ -33,7 +33,8 @@ impl Clock {
         sys + self.offset.load(Ordering::Relaxed)
     }
 
-    /// Moves this clock (and every clone) forward.
+    /// Moves this clock (and every clone) forward. Test builds only (the `testing` feature).
+    #[cfg(any(test, feature = "testing"))]
     pub fn advance(&self, secs: i64) {
         self.offset.fetch_add(secs, Ordering::Relaxed);
     }

@@ -31,7 +31,8 @@ pub struct QueryBenchArgs {
     /// 各クエリの計測回数（中央値を採用、別に1回の予備実行）/ timed runs per query (median reported; one warm-up run first)
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
-    /// 作業ディレクトリ（既定：一時ディレクトリ、終了時に削除）/ working directory [default: a temporary one, removed at the end]
+    /// 作業ディレクトリ（新規または空。既定：一時ディレクトリ、終了時に削除）/ working directory, new or empty
+    /// [default: a temporary one, removed at the end]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// DuckDB との比較を省く / skip the DuckDB side
@@ -414,18 +415,9 @@ fn machine() -> String {
 }
 
 /// Runs `kura bench query`.
-pub fn query(_home: Option<PathBuf>, a: QueryBenchArgs) -> Result<()> {
-    let tmp;
-    let work = match &a.dir {
-        Some(d) => d.clone(),
-        None => {
-            tmp = tempfile::Builder::new()
-                .prefix("kura-bench-")
-                .tempdir()
-                .map_err(|e| CliError::Io { path: "temporary directory".into(), source: e })?;
-            tmp.path().to_path_buf()
-        }
-    };
+pub fn query(a: QueryBenchArgs) -> Result<()> {
+    // A given directory must not hold an earlier run: its `home/` is never removed here.
+    let (work, _scratch) = crate::report::bench_dir(a.dir.as_deref(), "kura-bench-query-", "home")?;
     let threads = if a.threads == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { a.threads };
     if !a.skip_duckdb {
         ensure_duckdb()?;
@@ -438,11 +430,7 @@ pub fn query(_home: Option<PathBuf>, a: QueryBenchArgs) -> Result<()> {
         threads,
         machine()
     );
-    let home_dir = work.join("home");
-    if home_dir.exists() {
-        std::fs::remove_dir_all(&home_dir).map_err(|e| CliError::Io { path: home_dir.display().to_string(), source: e })?;
-    }
-    let home = Home::init(&home_dir)?;
+    let home = Home::init(&work.join("home"))?;
 
     // 1. Generation.
     reset_peak_rss();
@@ -566,9 +554,7 @@ pub fn query(_home: Option<PathBuf>, a: QueryBenchArgs) -> Result<()> {
         return Err(CliError::Bench("Kura と DuckDB の答えが一致しないクエリがあります / Kura and DuckDB disagree on some query".into()));
     }
     if duck_info.is_some() && med > MAX_MEDIAN_RATIO {
-        return Err(CliError::Bench(format!(
-            "中央値の比 {med:.2} が目標 {MAX_MEDIAN_RATIO} を超えました / the median Kura/DuckDB ratio {med:.2} misses its target (≤ {MAX_MEDIAN_RATIO})"
-        )));
+        return Err(CliError::TargetMissed(format!("median Kura/DuckDB ratio ({med:.2}, ≤ {MAX_MEDIAN_RATIO})")));
     }
     Ok(())
 }

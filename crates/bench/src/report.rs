@@ -34,11 +34,7 @@ pub fn figures(figures: &[Figure]) -> Result<()> {
     println!("{table}");
     let missed: Vec<String> =
         figures.iter().filter(|f| f.met == Some(false)).map(|f| format!("{} ({}, {})", f.what.trim(), f.value, f.target)).collect();
-    if missed.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::Bench(format!("目標に届かない測定があります / missed target(s): {}", missed.join("; "))))
-    }
+    if missed.is_empty() { Ok(()) } else { Err(CliError::TargetMissed(missed.join("; "))) }
 }
 
 /// A benchmark's working directory: `given` (refused if `earlier` exists in it: a run was
@@ -69,12 +65,13 @@ pub fn bench_dir(given: Option<&std::path::Path>, prefix: &str, earlier: &str) -
 mod tests {
     use super::*;
 
-    /// A benchmark that misses a target ends in an error naming it (the process exits 1).
+    /// A benchmark that misses a target ends in an error naming it (the process exits with 3).
     #[test]
     fn a_missed_target_is_an_error_naming_it() {
         let f = |met| Figure { what: "  handshakes per core", value: "900 /s".into(), target: "≥ 1,000 /s", met };
         assert!(figures(&[f(Some(true)), f(None)]).is_ok());
         let err = figures(&[f(Some(true)), f(Some(false))]).unwrap_err().to_string();
         assert!(err.contains("missed target(s): handshakes per core (900 /s, ≥ 1,000 /s)"), "{err}");
+        assert!(matches!(figures(&[f(Some(false))]), Err(CliError::TargetMissed(_))));
     }
 }

@@ -41,28 +41,8 @@ impl Keyring {
     pub fn save(&self, path: &Path) -> Result<()> {
         let p = path.display().to_string();
         let io = |source| CryptoError::Io { path: p.clone(), source };
-        let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(self).map_err(|e| CryptoError::BadKeyFile { path: p.clone(), reason: e.to_string() })?;
-        {
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts.open(&tmp).map_err(io)?;
-            use std::io::Write;
-            f.write_all(text.as_bytes()).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, path).map_err(io)?;
-        if let Some(dir) = path.parent()
-            && let Ok(d) = std::fs::File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        crate::write_atomic(path, text.as_bytes(), 0o600).map_err(io)
     }
 
     /// Whether a key exists.

@@ -248,6 +248,10 @@ pub fn redact(url: &str) -> String {
 /// empty, migrated database, so tests never see each other's rows. With
 /// `KURA_TEST_REQUIRE_POSTGRES=1` a missing URL is an error rather than a SQLite-only run, so
 /// CI cannot pass without having run the PostgreSQL half.
+///
+/// Only in test builds: the `testing` feature, which other crates enable for their
+/// dev-dependencies only, so the shipping binary does not contain it.
+#[cfg(any(test, feature = "testing"))]
 pub mod testing {
     use super::*;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -300,3 +304,6 @@ mod tests {
         assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
     }
 }
+
+#[cfg(test)]
+mod both_backends;

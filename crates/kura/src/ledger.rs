@@ -20,6 +20,7 @@ use kura_ledger::store::SqlStore;
 use kura_ledger::{LedgerError, TlogError};
 use kura_store::Home;
 use kura_tlog::merkle::root_from_inclusion;
+use kura_tlog::mirror::Trust;
 use kura_tlog::tiles::DirTiles;
 use kura_tlog::witness::Witness;
 use kura_tlog::{Hash, ProofFile, SigType, SignerKey, VerifierKey, leaf_hash, verify_consistency};
@@ -378,14 +379,17 @@ pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
                 let paths = LedgerPaths::of(home);
                 let key = signing_key(home)?;
                 let store = SqlStore::new(crate::front::open_db(home).await?);
-                // A URL is copied to a scratch directory first; repair verifies every byte of it.
+                let ws: Vec<VerifierKey> = witnesses(home)?.into_iter().map(|w| w.key).collect();
+                let trust = Trust { log_key: key.verifier(), witnesses: &ws, min_witnesses: home.config().ledger.min_witnesses };
+                // A URL is copied to a scratch directory first, checked file by file; repair
+                // verifies every byte of it again.
                 let scratch;
                 let mirror_dir = if from.starts_with("http://") || from.starts_with("https://") {
                     crate::front::outbound_allowed(home, &from)?;
                     scratch = tempfile::tempdir().map_err(|e| CliError::Io { path: "temporary directory".into(), source: e })?;
                     let pb = indicatif::ProgressBar::new(0);
                     pb.set_message("ミラーを取得 / fetching the mirror");
-                    kura_server::client::fetch_mirror(&from, scratch.path(), key.verifier(), &|done, total| {
+                    kura_server::client::fetch_mirror(&from, scratch.path(), trust, &|done, total| {
                         pb.set_length(total);
                         pb.set_position(done);
                     })
@@ -402,14 +406,13 @@ pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
                     }
                     p
                 };
-                let out = repair(&store, &DirTiles::new(&paths.published), &DirTiles::new(&mirror_dir), key.verifier()).await?;
+                let out = repair(&store, &DirTiles::new(&paths.published), &DirTiles::new(&mirror_dir), trust).await?;
                 for i in &out.entries {
                     println!("修復 / restored entry {i}");
                 }
                 for f in &out.files {
                     println!("修復 / restored {f}");
                 }
-                let ws: Vec<VerifierKey> = witnesses(home)?.into_iter().map(|w| w.key).collect();
                 let report = verify(&store, &DirTiles::new(&paths.published), key.verifier(), &ws, home.config().ledger.min_witnesses).await?;
                 if report.ok() {
                     println!(

@@ -56,6 +56,9 @@ pub enum CliError {
     /// The benchmark failed.
     #[error("ベンチマーク / benchmark: {0}")]
     Bench(String),
+    /// A benchmark ran but missed a target (`kura-bench` exits with 3, not 1).
+    #[error("目標未達 / missed target(s): {0}")]
+    TargetMissed(String),
 }
 
 /// The result of a CLI operation.
@@ -331,13 +334,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::User(a) => front::user(&open_home_or_init(&cli.home)?, a),
         Command::Serve(a) => front::serve(&open_home_or_init(&cli.home)?, a),
         Command::QueryWorker => std::process::exit(kura_query::worker::serve_stdio()),
-        Command::Bench { args } => bench(cli.home.as_deref(), &args),
+        Command::Bench { args } => bench(&args),
     }
 }
 
 /// `kura bench …`: runs the `kura-bench` program installed beside this binary. Benchmarks are
 /// not part of the shipping binary (they install DuckDB from PyPI and export decrypted copies).
-fn bench(home: Option<&std::path::Path>, args: &[String]) -> Result<()> {
+/// Benchmarks work in a directory of their own (`--dir`), never in a home: `--home` is not
+/// passed on.
+fn bench(args: &[String]) -> Result<()> {
     let me = std::env::current_exe().map_err(|e| CliError::Bench(format!("own executable: {e}")))?;
     let exe = me.with_file_name(format!("kura-bench{}", std::env::consts::EXE_SUFFIX));
     if !exe.is_file() {
@@ -347,11 +352,11 @@ fn bench(home: Option<&std::path::Path>, args: &[String]) -> Result<()> {
             exe.display()
         )));
     }
-    let mut cmd = std::process::Command::new(&exe);
-    if let Some(h) = home {
-        cmd.arg("--home").arg(h);
-    }
-    let status = cmd.args(args).status().map_err(|e| CliError::Io { path: exe.display().to_string(), source: e })?;
+    let status = std::process::Command::new(&exe)
+        .env_remove("KURA_HOME")
+        .args(args)
+        .status()
+        .map_err(|e| CliError::Io { path: exe.display().to_string(), source: e })?;
     if status.success() {
         Ok(())
     } else {

@@ -325,6 +325,23 @@ fn online_witness_and_repair_from_a_served_mirror() {
     let out = ok(&kura(&log_home, &["ledger", "repair", "--from", &mirror.addr]));
     assert!(out.contains("repaired"), "{out}");
     ok(&kura(&log_home, &["ledger", "verify"]));
+    // Issue 15: the log signs a checkpoint before the witnesses cosign it (it travels to them in
+    // a witness request). A mirror serving that uncosigned checkpoint is refused: a checkpoint
+    // counts only under the witness policy. Before, repair published it (size 5, no cosignature).
+    let req = dir.path().join("request.txt");
+    ok(&kura(&log_home, &["ledger", "witness-request", "--witness", "example.org/w1", "--out", req.to_str().unwrap()]));
+    let req = std::fs::read(&req).unwrap();
+    let pending = &req[req.windows(2).position(|w| w == b"\n\n").unwrap() + 2..];
+    assert!(String::from_utf8_lossy(pending).contains("\n5\n"), "{}", String::from_utf8_lossy(pending));
+    let mirrored = mirror_home.join("ledger/log/checkpoint");
+    let cosigned = std::fs::read(&mirrored).unwrap();
+    std::fs::write(&mirrored, pending).unwrap();
+    flip(&log_home.join("ledger/log/tile/entries/000.p/4"), 100);
+    let out = fails(&kura(&log_home, &["ledger", "repair", "--from", &mirror.addr]));
+    assert!(out.contains("witness policy"), "{out}");
+    assert!(std::fs::read_to_string(log_home.join("ledger/log/checkpoint")).unwrap().contains("\n4\n"), "the published head is unchanged");
+    std::fs::write(&mirrored, cosigned).unwrap();
+    ok(&kura(&log_home, &["ledger", "repair", "--from", &mirror.addr]));
     // An unreachable mirror or a non-http URL is a clear error.
     drop(mirror);
     flip(&log_home.join("ledger/log/tile/entries/000.p/4"), 100);
@@ -340,8 +357,12 @@ fn a_lying_mirror_is_refused_before_its_size_is_believed() {
     let dir = tempfile::tempdir().unwrap();
     let (log_home, mirror_home) = (dir.path().join("log"), dir.path().join("mirror"));
     ok(&kura(&log_home, &["init"]));
+    let early = dir.path().join("early-log");
     for i in 0..3 {
         ok(&kura(&log_home, &["ledger", "append", &format!("operator note {i}")]));
+        if i == 0 {
+            copy_dir(&log_home.join("ledger/log"), &early);
+        }
     }
     ok(&kura(&mirror_home, &["init"]));
     copy_dir(&log_home.join("ledger/log"), &mirror_home.join("ledger/log"));
@@ -376,12 +397,48 @@ fn a_lying_mirror_is_refused_before_its_size_is_believed() {
     assert_eq!(true_tile.len(), 3 * 32);
     std::fs::write(&tile, vec![0u8; 3 * 32 + 1]).unwrap();
     let out = fails(&kura(&log_home, &["ledger", "repair", "--from", &mirror.addr]));
-    assert!(out.contains("tile/0/000.p/3") && out.contains("more than this file can hold (96)"), "{out}");
+    assert!(out.contains("tile/0/000.p/3") && out.contains("97 bytes where 3 hashes need 96"), "{out}");
+    // … or of the right size with other hashes: they do not reproduce the signed root.
+    std::fs::write(&tile, vec![7u8; 3 * 32]).unwrap();
+    let out = fails(&kura(&log_home, &["ledger", "repair", "--from", &mirror.addr]));
+    assert!(out.contains("do not reproduce the root of its signed checkpoint"), "{out}");
+    std::fs::write(&tile, &true_tile).unwrap();
+
+    // 4. True hash tiles, and a bundle of three maximal entries (196 KiB) in place of the true
+    // one: refused at that file, before it is kept (it would otherwise cost 64 KiB of disk and
+    // memory for every entry the log has).
+    let bundle = published.join("tile/entries/000.p/3");
+    let true_bundle = std::fs::read(&bundle).unwrap();
+    let big = vec![b'x'; 65_535];
+    std::fs::write(&bundle, encode_bundle([big.as_slice(), big.as_slice(), big.as_slice()]).unwrap()).unwrap();
+    let out = fails(&kura(&log_home, &["ledger", "repair", "--from", &mirror.addr]));
+    assert!(out.contains("tile/entries/000.p/3") && out.contains("does not match its checked hash tiles"), "{out}");
+    std::fs::write(&bundle, &true_bundle).unwrap();
 
     // The same mirror, honest again, repairs the log.
-    std::fs::write(&tile, &true_tile).unwrap();
     let out = ok(&kura(&log_home, &["ledger", "repair", "--from", &mirror.addr]));
     assert!(out.contains("repaired"), "{out}");
+    ok(&kura(&log_home, &["ledger", "verify"]));
+
+    // 5. An older genuine checkpoint (size 1, the log's own) cannot take the head back, even
+    // when the database has lost its checkpoint rows: the published file's newer one counts.
+    // Before, repair chose the mirror's and rolled the published head back to size 1.
+    drop(mirror);
+    let old_home = dir.path().join("old-mirror");
+    ok(&kura(&old_home, &["init"]));
+    copy_dir(&early, &old_home.join("ledger/log"));
+    let old_mirror = Served::start(&old_home, &["ledger", "serve", "--listen", "127.0.0.1:0"], "listening on ");
+    let db = format!("sqlite://{}", log_home.join("state.db").display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+        sqlx::query("DELETE FROM ledger_checkpoints").execute(&pool).await.unwrap();
+        pool.close().await;
+    });
+    flip(&damaged, 10);
+    let out = ok(&kura(&log_home, &["ledger", "repair", "--from", &old_mirror.addr]));
+    assert!(out.contains("repaired"), "{out}");
+    let head = std::fs::read_to_string(log_home.join("ledger/log/checkpoint")).unwrap();
+    assert_eq!(head, honest, "the published head stays at size 3");
     ok(&kura(&log_home, &["ledger", "verify"]));
 }
 

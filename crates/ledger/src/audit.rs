@@ -14,6 +14,7 @@ use futures::{StreamExt, stream};
 use kura_tlog::checkpoint::{Checkpoint, open_checkpoint};
 use kura_tlog::hash::{Hash, leaf_hash, on_all_cores};
 use kura_tlog::merkle::{MemoryTree, consistency_proof, verify_consistency};
+use kura_tlog::mirror::{CheckedTree, Trust};
 use kura_tlog::note::VerifierKey;
 use kura_tlog::tile::{TILE_WIDTH, TileId, decode_bundle, encode_bundle, tiles_for_size};
 use kura_tlog::tiles::TileStore;
@@ -233,26 +234,25 @@ pub struct RepairReport {
 
 /// Repairs the log from a mirror: damaged or missing entries, tiles, bundles and checkpoint
 /// file are replaced, but only after the repaired entries reproduce the root of a checkpoint
-/// signed by `log_key` (the newer of the local and the mirror's).
-pub async fn repair<S: LedgerStore>(
-    store: &S,
-    tiles: &dyn TileStore,
-    mirror: &dyn TileStore,
-    log_key: &VerifierKey,
-) -> Result<RepairReport> {
-    let local = store.latest_checkpoint().await?.and_then(|(_, n)| open_checkpoint(&n, log_key, &[], 0).ok().map(|c| (c.checkpoint, n)));
-    let remote = mirror.get("checkpoint")?.and_then(|n| open_checkpoint(&n, log_key, &[], 0).ok().map(|c| (c.checkpoint, n)));
-    let (cp, cp_note) = match (local, remote) {
-        (Some(l), Some(r)) => {
-            if r.0.size > l.0.size {
-                r
-            } else {
-                l
-            }
+/// that opens under `trust` (the log's key and witness policy): the largest of the database's
+/// latest, the local published file's and the mirror's, so a mirror serving an older checkpoint
+/// cannot take the log's head back. The mirror's entries are used only where its own bundles
+/// match its own hash tiles, checked against its own signed checkpoint ([`CheckedTree`]).
+pub async fn repair<S: LedgerStore>(store: &S, tiles: &dyn TileStore, mirror: &dyn TileStore, trust: Trust<'_>) -> Result<RepairReport> {
+    let open = |n: Vec<u8>| trust.open(&n).ok().map(|c| (c.checkpoint, n));
+    let from_db = store.latest_checkpoint().await?.and_then(|(_, n)| open(n));
+    let from_file = tiles.get("checkpoint").ok().flatten().and_then(open);
+    let remote = mirror.get("checkpoint")?.and_then(open);
+    let checked = match &remote {
+        Some((rc, _)) => {
+            let leaf_tiles: Option<Vec<_>> =
+                CheckedTree::leaf_tiles(rc.size).into_iter().map(|t| mirror.get(&t.path()).ok().flatten().map(|b| (t, b))).collect();
+            leaf_tiles.and_then(|lt| CheckedTree::from_leaf_tiles(rc.size, &rc.root, &lt).ok())
         }
-        (Some(l), None) => l,
-        (None, Some(r)) => r,
-        (None, None) => return Err(LedgerError::Tampered("no checkpoint signed by the log key, locally or at the mirror".into())),
+        None => None,
+    };
+    let Some((cp, cp_note)) = [from_db, from_file, remote].into_iter().flatten().max_by_key(|(c, _)| c.size) else {
+        return Err(LedgerError::Tampered("no checkpoint signed by the log key (and its witnesses), locally or at the mirror".into()));
     };
     let n = cp.size;
     let db_size = store.size().await?;
@@ -297,7 +297,12 @@ pub async fn repair<S: LedgerStore>(
             break;
         }
         for b in pass {
+            let Some(checked) = &checked else { break };
             let Some(bytes) = mirror.get(&b.path())? else { continue };
+            // Only a bundle the mirror's checked tree vouches for, entry by entry.
+            if checked.check(&b, &bytes).is_err() {
+                continue;
+            }
             let Ok(decoded) = decode_bundle(&bytes) else { continue };
             if decoded.len() != usize::from(b.width) {
                 continue;
@@ -341,7 +346,7 @@ pub async fn repair<S: LedgerStore>(
     }
     // The stored checkpoint of this size: added if missing, restored if it no longer verifies.
     let stored = store.checkpoints().await?.into_iter().find(|(s, _)| *s == n).map(|(_, b)| b);
-    if stored.as_ref().is_none_or(|b| open_checkpoint(b, log_key, &[], 0).is_err()) {
+    if stored.as_ref().is_none_or(|b| trust.open(b).is_err()) {
         store.add_checkpoint(n, &cp_note).await?;
         out.checkpoints += 1;
     }

@@ -11,8 +11,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use kura_ledger::LedgerError;
 use kura_ledger::log::WitnessClient;
-use kura_tlog::note::VerifierKey;
-use kura_tlog::open_checkpoint;
+use kura_tlog::mirror::{CheckedTree, Trust};
 use kura_tlog::tile::{MAX_ENTRY_LEN, TILE_WIDTH, tiles_for_size};
 use kura_tlog::tiles::{DirTiles, TileStore};
 use kura_tlog::witness::WitnessResponse;
@@ -141,15 +140,21 @@ impl WitnessClient for HttpWitnessClient {
     }
 }
 
+/// How long fetching a mirror may take in all: a minute, and a second more per file. A mirror
+/// that answers each request just inside [`TIMEOUT`] cannot hold a repair for hours.
+pub fn mirror_budget(files: usize) -> Duration {
+    Duration::from_secs(60).saturating_add(Duration::from_secs(u64::try_from(files).unwrap_or(u64::MAX)))
+}
+
 /// Copies a mirror served at `url` (tlog-tiles paths) into `dir`, for `kura ledger repair`.
 ///
-/// The mirror is not trusted (HX-8): its checkpoint must verify under this log's key
-/// (`log_key`) before its tree size is believed, and that size bounds the work — only the
-/// tiles and bundles of a tree of that size are fetched, each refused if it is larger than its
-/// kind can be (a hash tile holds exactly 32 bytes per hash; a bundle at most `width` entries of
-/// 2 + 65,535 bytes). Repair then verifies every byte against the checkpoint. `progress` is
-/// called with (files done, files total).
-pub async fn fetch_mirror(url: &str, dir: &Path, log_key: &VerifierKey, progress: &dyn Fn(u64, u64)) -> Result<u64, ServerError> {
+/// The mirror is not trusted (HX-8): its checkpoint must open under `trust` (the log's key and
+/// its witness policy) before its tree size is believed; its level-0 hash tiles must then
+/// reproduce that checkpoint's root; and every other file is checked against that tree before
+/// it is written ([`CheckedTree`]), so a lying file is refused at once, having cost only its own
+/// size. The whole copy must finish within [`mirror_budget`]. `progress` is called with (files
+/// done, files total).
+pub async fn fetch_mirror(url: &str, dir: &Path, trust: Trust<'_>, progress: &dyn Fn(u64, u64)) -> Result<u64, ServerError> {
     let http = Http::new();
     let base = url.trim_end_matches('/');
     let out = DirTiles::new(dir);
@@ -157,32 +162,50 @@ pub async fn fetch_mirror(url: &str, dir: &Path, log_key: &VerifierKey, progress
     let Some(cp) = http.get(&format!("{base}/checkpoint")).await? else {
         return Err(peer("チェックポイントがありません / the mirror has no checkpoint".into()));
     };
-    let size = open_checkpoint(&cp, log_key, &[], 0)
-        .map_err(|e| {
-            peer(format!(
-                "ミラーのチェックポイントがこのログの鍵で検証できません。別のミラーを指定してください / the mirror's checkpoint does not verify under this log's key ({e}); use another mirror"
-            ))
-        })?
-        .checkpoint
-        .size;
-    out.put("checkpoint", &cp)?;
+    let signed = trust.open(&cp).map_err(|e| {
+        peer(format!(
+            "ミラーのチェックポイントがこのログの鍵と立会人の方針で検証できません。別のミラーを指定してください / the mirror's checkpoint does not verify under this log's key and witness policy ({e}); use another mirror"
+        ))
+    })?;
+    let (size, root) = (signed.checkpoint.size, signed.checkpoint.root);
     let tiles = tiles_for_size(size);
     let total = tiles.len() as u64;
-    for (done, t) in tiles.into_iter().enumerate() {
-        let path = t.path();
-        if let Some(b) = http.get(&format!("{base}/{path}")).await? {
-            let width = usize::from(t.width);
-            let most = if t.level.is_some() { width * 32 } else { width * (MAX_ENTRY_LEN + 2) };
-            if b.len() > most {
-                return Err(peer(format!(
-                    "{path}: {} バイトは大きすぎます（最大 {most}）/ {} bytes, more than this file can hold ({most})",
-                    b.len(),
-                    b.len()
-                )));
-            }
-            out.put(&path, &b)?;
+    let budget = mirror_budget(tiles.len());
+    let work = async {
+        // 1. The leaf hashes (32 bytes an entry), checked against the signed root.
+        let mut leaf_tiles = Vec::new();
+        for t in CheckedTree::leaf_tiles(size) {
+            let path = t.path();
+            let Some(b) = http.get(&format!("{base}/{path}")).await? else {
+                return Err(peer(format!("{path} がありません / {path} is missing: a mirror must serve every hash tile")));
+            };
+            leaf_tiles.push((t, b));
         }
-        progress(done as u64 + 1, total);
-    }
-    Ok(total)
+        let checked = CheckedTree::from_leaf_tiles(size, &root, &leaf_tiles).map_err(|e| peer(e.to_string()))?;
+        let mut done = 0u64;
+        for (t, b) in &leaf_tiles {
+            out.put(&t.path(), b)?;
+            done += 1;
+            progress(done, total);
+        }
+        // 2. Every other file, checked before it is kept.
+        for t in tiles.into_iter().filter(|t| t.level != Some(0)) {
+            let path = t.path();
+            if let Some(b) = http.get(&format!("{base}/{path}")).await? {
+                checked.check(&t, &b).map_err(|e| peer(format!("{path}: {e}")))?;
+                out.put(&path, &b)?;
+            }
+            done += 1;
+            progress(done, total);
+        }
+        out.put("checkpoint", &cp)?;
+        Ok(total)
+    };
+    tokio::time::timeout(budget, work).await.map_err(|_| {
+        peer(format!(
+            "{} 秒以内に取得できませんでした / the mirror was not copied within {} s ({total} files)",
+            budget.as_secs(),
+            budget.as_secs()
+        ))
+    })?
 }

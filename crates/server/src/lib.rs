@@ -48,10 +48,11 @@ pub enum ServerError {
         /// What went wrong.
         detail: String,
     },
-    /// A revoked certificate's serial in the store that does not parse. Every client
-    /// certificate is refused until it is fixed (fail closed).
+    /// The revoked certificates cannot all be read (a serial that does not parse, a row or a
+    /// store that cannot be read). Every client certificate is refused until they can (fail
+    /// closed).
     #[error(
-        "失効リストの行が読めません。修正するまで全てのクライアント証明書を拒否します / a revoked certificate's serial in the store does not parse: '{0}'; every client certificate is refused until the row is fixed"
+        "失効リストが読めません。読めるようになるまで全てのクライアント証明書を拒否します / the revoked certificates cannot all be read ({0}); every client certificate is refused until the store is fixed"
     )]
     Revocations(String),
     /// A ledger error.

@@ -75,16 +75,24 @@ impl Running {
 /// The whole list is read each time rather than what changed since a time, because revocation
 /// times come from the clocks of whichever process or node revoked: one clock running ahead must
 /// not hide later revocations. The set is only added to (revocation is final), so a reload never
-/// undoes a revocation made in this server meanwhile. A serial that does not parse (only an
-/// edited or damaged store holds one) is an error, and until a reading without one the set
-/// refuses every certificate: the server cannot know which certificate that row revokes.
+/// undoes a revocation made in this server meanwhile. A list that cannot be read, or a serial in
+/// it that does not parse (only an edited or damaged store holds one), is an error, and until a
+/// complete reading the set refuses every certificate: the server cannot know which
+/// certificate that row revokes.
 pub async fn refresh_revocations(accounts: &Accounts, set: &RevocationSet) -> Result<bool, ServerError> {
-    let rows = accounts.revoked_serials().await.map_err(|e| ServerError::Peer { url: "revocations".into(), detail: e.to_string() })?;
+    let rows = match accounts.revoked_serials().await {
+        Ok(rows) => rows,
+        Err(e) => {
+            // Not read at all (a row that is not text, a failing store): fail closed as well.
+            set.set_incomplete(true);
+            return Err(ServerError::Revocations(format!("the list cannot be read: {e}")));
+        }
+    };
     let (mut serials, mut bad) = (Vec::with_capacity(rows.len()), None);
     for s in &rows {
         match Serial::parse(s) {
             Some(serial) => serials.push(serial),
-            None => bad = Some(s.escape_debug().to_string()),
+            None => bad = Some(format!("serial '{}' does not parse", s.escape_debug())),
         }
     }
     let grew = set.extend(serials);

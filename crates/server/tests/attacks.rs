@@ -133,7 +133,10 @@ async fn an_unreadable_revocation_fails_closed() {
     }
     // What a server starting on this store reads first: an error naming the row.
     let err = kura_server::serve::refresh_revocations(&w.accounts, &kura_pki::RevocationSet::default()).await.unwrap_err();
-    assert!(err.to_string().contains("'not-a-serial'") && err.to_string().contains("every client certificate is refused"), "{err}");
+    assert!(
+        err.to_string().contains("serial 'not-a-serial' does not parse") && err.to_string().contains("every client certificate is refused"),
+        "{err}"
+    );
 
     // The row fixed: service resumes, and the revocation it carries holds.
     sqlx::query("UPDATE certificates SET serial = $1 WHERE fingerprint = $2")
@@ -144,6 +147,28 @@ async fn an_unreadable_revocation_fails_closed() {
         .unwrap();
     until("served again once the row is fixed", || async { handshake(&w, jp(5), Some(w.cert("tanaka.h"))).await.is_ok() }).await;
     assert!(handshake(&w, jp(5), Some(cust1)).await.is_err(), "the revoked certificate stays refused");
+
+    // A row that cannot be read at all (a serial stored as bytes, which SQLite allows): the
+    // whole list is unreadable. Before, the reload only logged it, and every revocation made
+    // afterwards by another process went unseen while everyone was served.
+    sqlx::query("UPDATE certificates SET serial = x'0102' WHERE fingerprint = $1")
+        .bind(cust1.fingerprint.to_string())
+        .execute(db.pool())
+        .await
+        .unwrap();
+    until("every certificate is refused while the list cannot be read", || async {
+        handshake(&w, jp(6), Some(w.cert("tanaka.h"))).await.is_err()
+    })
+    .await;
+    let err = kura_server::serve::refresh_revocations(&w.accounts, &kura_pki::RevocationSet::default()).await.unwrap_err();
+    assert!(err.to_string().contains("cannot be read"), "{err}");
+    sqlx::query("UPDATE certificates SET serial = $1 WHERE fingerprint = $2")
+        .bind(&cust1.serial)
+        .bind(cust1.fingerprint.to_string())
+        .execute(db.pool())
+        .await
+        .unwrap();
+    until("served again once the list reads", || async { handshake(&w, jp(7), Some(w.cert("tanaka.h"))).await.is_ok() }).await;
     w.server.unwrap().stop().await;
 }
 

@@ -197,13 +197,14 @@ async fn a_damaged_log_is_repaired_from_a_mirror_fetched_over_http() {
     assert!(named.iter().any(|l| l.contains("tile/entries/002")), "{named:?}");
 
     let fetched = tempfile::tempdir().unwrap();
+    let trust = kura_tlog::mirror::Trust { log_key: k.verifier(), witnesses: &[], min_witnesses: 0 };
     let done = std::sync::atomic::AtomicU64::new(0);
     let total =
-        fetch_mirror(&format!("http://{addr}/"), fetched.path(), k.verifier(), &|d, _| done.store(d, std::sync::atomic::Ordering::Relaxed))
+        fetch_mirror(&format!("http://{addr}/"), fetched.path(), trust, &|d, _| done.store(d, std::sync::atomic::Ordering::Relaxed))
             .await
             .unwrap();
     assert!(total > 8 && done.load(std::sync::atomic::Ordering::Relaxed) == total);
-    let out = repair(log.store(), &DirTiles::new(&published), &DirTiles::new(fetched.path()), k.verifier()).await.unwrap();
+    let out = repair(log.store(), &DirTiles::new(&published), &DirTiles::new(fetched.path()), trust).await.unwrap();
     assert_eq!(out.files.len(), 2, "{:?}", out.files);
     let report = verify(log.store(), &DirTiles::new(&published), k.verifier(), &[], 0).await.unwrap();
     assert!(report.ok(), "{:?}", report.problems);
@@ -211,10 +212,10 @@ async fn a_damaged_log_is_repaired_from_a_mirror_fetched_over_http() {
     // A mirror with nothing published is a clear error, not a silent success.
     let empty = tempfile::tempdir().unwrap();
     let addr = start(tile_routes(Arc::new(DirTiles::new(empty.path())))).await;
-    let err = fetch_mirror(&format!("http://{addr}"), fetched.path(), k.verifier(), &|_, _| {}).await.unwrap_err();
+    let err = fetch_mirror(&format!("http://{addr}"), fetched.path(), trust, &|_, _| {}).await.unwrap_err();
     assert!(err.to_string().contains("checkpoint"), "{err}");
     // Only http:// URLs.
-    let err = fetch_mirror("file:///etc", fetched.path(), k.verifier(), &|_, _| {}).await.unwrap_err();
+    let err = fetch_mirror("file:///etc", fetched.path(), trust, &|_, _| {}).await.unwrap_err();
     assert!(err.to_string().contains("http://"), "{err}");
 }
 

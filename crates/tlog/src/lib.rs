@@ -18,10 +18,14 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// Parsers of untrusted input: no panicking shortcuts (tests may use them).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 
 pub mod checkpoint;
 pub mod hash;
 pub mod merkle;
+pub mod mirror;
 pub mod note;
 pub mod proof;
 pub mod tile;

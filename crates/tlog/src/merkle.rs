@@ -207,12 +207,13 @@ impl MemoryTree {
             if self.levels.len() == level {
                 self.levels.push(Vec::new());
             }
-            let row = &mut self.levels[level];
+            let Some(row) = self.levels.get_mut(level) else { return };
             row.push(h);
-            if row.len() % 2 == 1 {
-                break;
+            // A new pair completes the subtree above it.
+            match row.as_slice() {
+                [.., left, right] if row.len() % 2 == 0 => h = node_hash(left, right),
+                _ => break,
             }
-            h = node_hash(&row[row.len() - 2], &row[row.len() - 1]);
             level += 1;
         }
     }
@@ -227,17 +228,19 @@ impl MemoryTree {
         if self.levels.is_empty() {
             self.levels.push(Vec::new());
         }
-        self.levels[0].extend_from_slice(leaves);
+        if let Some(leaf_level) = self.levels.first_mut() {
+            leaf_level.extend_from_slice(leaves);
+        }
         // Invariant: level L+1 holds floor(len(L) / 2) hashes, one per complete pair below.
         let mut level = 0;
-        while self.levels[level].len() >= 2 {
+        while self.levels.get(level).is_some_and(|row| row.len() >= 2) {
             if self.levels.len() == level + 1 {
                 self.levels.push(Vec::new());
             }
             let (lower, upper) = self.levels.split_at_mut(level + 1);
-            let (row, parents) = (&lower[level], &mut upper[0]);
+            let (Some(row), Some(parents)) = (lower.last(), upper.first_mut()) else { break };
             let first = parents.len();
-            let pairs = &row[2 * first..2 * (row.len() / 2)];
+            let pairs = row.get(2 * first..2 * (row.len() / 2)).unwrap_or_default();
             parents.extend(pair_hashes(pairs));
             level += 1;
         }
@@ -261,7 +264,14 @@ impl MemoryTree {
 
 /// `node_hash` of each pair, on every core when there are many.
 fn pair_hashes(pairs: &[Hash]) -> Vec<Hash> {
-    on_all_cores(pairs, 8192, 2, |c| c.chunks_exact(2).map(|p| node_hash(&p[0], &p[1])).collect())
+    on_all_cores(pairs, 8192, 2, |c| {
+        c.chunks_exact(2)
+            .filter_map(|p| match p {
+                [left, right] => Some(node_hash(left, right)),
+                _ => None,
+            })
+            .collect()
+    })
 }
 
 impl NodeSource for MemoryTree {

@@ -64,7 +64,7 @@ pub fn key_id(name: &str, kind: SigType, public: &[u8]) -> u32 {
     h.update(name.as_bytes());
     h.update([b'\n', kind.byte()]);
     h.update(public);
-    let d = h.finalize();
+    let d: [u8; 32] = h.finalize().into();
     u32::from_be_bytes([d[0], d[1], d[2], d[3]])
 }
 
@@ -108,7 +108,7 @@ impl VerifierKey {
             SigType::Ed25519 | SigType::Cosignature if public.len() != 32 => {
                 return Err(malformed("verifier key", "an Ed25519 key has 32 bytes"));
             }
-            SigType::EcdsaP256 if public.len() != 91 || public[..26] != P256_SPKI_PREFIX => {
+            SigType::EcdsaP256 if public.len() != 91 || !public.starts_with(&P256_SPKI_PREFIX) => {
                 return Err(malformed("verifier key", "only ECDSA P-256 keys (uncompressed SPKI) are accepted"));
             }
             _ => {}
@@ -127,20 +127,21 @@ impl VerifierKey {
             SigType::Ed25519 => {
                 UnparsedPublicKey::new(&sig::ED25519, &self.public).verify(text, signature).map(|_| None).map_err(|_| bad())
             }
-            SigType::EcdsaP256 => UnparsedPublicKey::new(&sig::ECDSA_P256_SHA256_ASN1, &self.public[26..])
-                .verify(text, signature)
-                .map(|_| None)
-                .map_err(|_| bad()),
+            SigType::EcdsaP256 => {
+                let point = self.public.get(P256_SPKI_PREFIX.len()..).ok_or_else(bad)?;
+                UnparsedPublicKey::new(&sig::ECDSA_P256_SHA256_ASN1, point).verify(text, signature).map(|_| None).map_err(|_| bad())
+            }
             SigType::Cosignature => {
                 if signature.len() != 72 {
                     return Err(bad());
                 }
-                let time = u64::from_be_bytes(signature[..8].try_into().map_err(|_| bad())?);
+                let (time, signature) = signature.split_first_chunk::<8>().ok_or_else(bad)?;
+                let time = u64::from_be_bytes(*time);
                 if time > i64::MAX as u64 {
                     return Err(bad());
                 }
                 let msg = cosignature_message(time, text);
-                UnparsedPublicKey::new(&sig::ED25519, &self.public).verify(&msg, &signature[8..]).map(|_| Some(time)).map_err(|_| bad())
+                UnparsedPublicKey::new(&sig::ED25519, &self.public).verify(&msg, signature).map(|_| Some(time)).map_err(|_| bad())
             }
         }
     }
@@ -367,11 +368,10 @@ impl Note {
                 return Err(malformed("note", format!("{}: invalid key name", where_())));
             }
             let raw = STANDARD.decode(b64).map_err(|_| malformed("note", format!("{}: the signature is not base64", where_())))?;
-            if raw.len() < 5 {
+            let Some((id, bytes)) = raw.split_first_chunk::<4>().filter(|(_, rest)| !rest.is_empty()) else {
                 return Err(malformed("note", format!("{}: the signature is too short", where_())));
-            }
-            let id = u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]);
-            signatures.push(NoteSignature { name: name.to_string(), id, bytes: raw[4..].to_vec() });
+            };
+            signatures.push(NoteSignature { name: name.to_string(), id: u32::from_be_bytes(*id), bytes: bytes.to_vec() });
         }
         if signatures.is_empty() {
             return Err(malformed("note", "no signatures"));

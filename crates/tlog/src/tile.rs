@@ -175,18 +175,18 @@ pub fn decode_bundle(bytes: &[u8]) -> Result<Vec<&[u8]>, TlogError> {
     let mut out = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
-        if rest.len() < 2 {
+        let Some((len, tail)) = rest.split_first_chunk::<2>() else {
             return Err(TlogError::Malformed { what: "entry bundle", detail: format!("entry {} has a truncated length", out.len()) });
-        }
-        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-        if rest.len() < 2 + len {
+        };
+        let len = usize::from(u16::from_be_bytes(*len));
+        let Some((entry, after)) = tail.split_at_checked(len) else {
             return Err(TlogError::Malformed {
                 what: "entry bundle",
-                detail: format!("entry {} claims {len} bytes but {} remain", out.len(), rest.len() - 2),
+                detail: format!("entry {} claims {len} bytes but {} remain", out.len(), tail.len()),
             });
-        }
-        out.push(&rest[2..2 + len]);
-        rest = &rest[2 + len..];
+        };
+        out.push(entry);
+        rest = after;
     }
     Ok(out)
 }
@@ -194,12 +194,14 @@ pub fn decode_bundle(bytes: &[u8]) -> Result<Vec<&[u8]>, TlogError> {
 /// The root of a run of `2^k` hashes (k ≤ 8): how a level-`8L` tile yields the hashes of
 /// levels `8L+1 … 8L+8`.
 pub fn fold(hashes: &[Hash]) -> Hash {
-    match hashes.len() {
-        0 => Hash::empty(),
-        1 => hashes[0],
-        n => {
+    match hashes {
+        [] => Hash::empty(),
+        [one] => *one,
+        _ => {
+            let n = hashes.len();
             let k = if n.is_power_of_two() { n / 2 } else { 1usize << (usize::BITS - 1 - (n - 1).leading_zeros()) };
-            node_hash(&fold(&hashes[..k]), &fold(&hashes[k..]))
+            let (left, right) = hashes.split_at(k);
+            node_hash(&fold(left), &fold(right))
         }
     }
 }

@@ -58,10 +58,9 @@ impl TileStore for DirTiles {
         if let Some(dir) = target.parent() {
             std::fs::create_dir_all(dir).map_err(|e| TlogError::io(dir, e))?;
         }
-        // Readers (a web server, a mirror) never see half a file: write aside, then rename.
-        let tmp = target.with_file_name(format!(".{}.tmp", target.file_name().and_then(|n| n.to_str()).unwrap_or("t")));
-        std::fs::write(&tmp, bytes).map_err(|e| TlogError::io(&tmp, e))?;
-        std::fs::rename(&tmp, &target).map_err(|e| TlogError::io(&target, e))
+        // Readers (a web server, a mirror) never see half a file, and a crash leaves the old
+        // file or the new one: Kura's one atomic write (aside, fsync, rename, fsync the directory).
+        kura_crypto::write_atomic(&target, bytes, 0o644).map_err(|e| TlogError::io(&target, e))
     }
 
     fn get(&self, path: &str) -> Result<Option<Vec<u8>>, TlogError> {

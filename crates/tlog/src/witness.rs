@@ -15,7 +15,6 @@ use crate::note::{Note, SigType, SignerKey, VerifierKey};
 use crate::{TlogError, hash::shorten};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -51,9 +50,12 @@ impl AddCheckpoint {
     pub fn parse(body: &[u8]) -> Result<AddCheckpoint, TlogError> {
         let bad = |d: String| TlogError::Malformed { what: "add-checkpoint request", detail: d };
         let split = body.windows(2).position(|w| w == b"\n\n").ok_or_else(|| bad("no blank line before the checkpoint".into()))?;
-        let head = std::str::from_utf8(&body[..=split]).map_err(|_| bad("the header is not UTF-8".into()))?;
+        // `split` is the first of two newlines: the header ends with it, the checkpoint starts after both.
+        let (head, rest) = body.split_at(split + 1);
+        let checkpoint = rest.strip_prefix(b"\n").ok_or_else(|| bad("no blank line before the checkpoint".into()))?;
+        let head = std::str::from_utf8(head).map_err(|_| bad("the header is not UTF-8".into()))?;
         // Split on '\n' only: `lines()` would also accept "\r\n", and the encoding is exact.
-        let mut lines = head[..head.len() - 1].split('\n');
+        let mut lines = head.strip_suffix('\n').unwrap_or(head).split('\n');
         let old_line = lines.next().unwrap_or("");
         let old_text = old_line.strip_prefix("old ").ok_or_else(|| bad("the first line is not 'old <size>'".into()))?;
         let old: u64 = old_text.parse().map_err(|_| bad(format!("old size '{}' is not a number", shorten(old_text))))?;
@@ -67,7 +69,7 @@ impl AddCheckpoint {
             }
             proof.push(Hash::from_base64(l).ok_or_else(|| bad(format!("proof line {} is not a base64 hash", i + 1)))?);
         }
-        Ok(AddCheckpoint { old, proof, checkpoint: body[split + 2..].to_vec() })
+        Ok(AddCheckpoint { old, proof, checkpoint: checkpoint.to_vec() })
     }
 }
 
@@ -98,11 +100,13 @@ impl WitnessResponse {
     pub fn from_file(bytes: &[u8]) -> Result<WitnessResponse, TlogError> {
         let bad = |d: &str| TlogError::Malformed { what: "witness response", detail: d.to_string() };
         let nl = bytes.iter().position(|b| *b == b'\n').ok_or_else(|| bad("no status line"))?;
-        let line = std::str::from_utf8(&bytes[..nl]).map_err(|_| bad("status line is not UTF-8"))?;
+        let (line, body) = bytes.split_at(nl);
+        let body = body.strip_prefix(b"\n").unwrap_or(body);
+        let line = std::str::from_utf8(line).map_err(|_| bad("status line is not UTF-8"))?;
         let status: u16 =
             line.strip_prefix("status ").and_then(|s| s.parse().ok()).ok_or_else(|| bad("first line is not 'status <code>'"))?;
         let content_type = if status == 409 { "text/x.tlog.size" } else { "text/plain; charset=utf-8" };
-        Ok(WitnessResponse { status, body: bytes[nl + 1..].to_vec(), content_type })
+        Ok(WitnessResponse { status, body: body.to_vec(), content_type })
     }
 }
 
@@ -217,14 +221,5 @@ impl Witness {
 
 fn persist(path: &Path, state: &BTreeMap<String, LogState>) -> Result<(), TlogError> {
     let bytes = serde_json::to_vec_pretty(state).map_err(|e| TlogError::Malformed { what: "witness state", detail: e.to_string() })?;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| TlogError::io(&tmp, e))?;
-    f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(|e| TlogError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| TlogError::io(path, e))?;
-    if let Some(dir) = path.parent()
-        && let Ok(d) = std::fs::File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    kura_crypto::write_atomic(path, &bytes, 0o600).map_err(|e| TlogError::io(path, e))
 }

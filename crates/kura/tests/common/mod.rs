@@ -36,7 +36,8 @@ pub fn ok(o: &Output) -> String {
 pub fn bench_ran(o: &Output) -> String {
     let (out, err) = (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned());
     if !o.status.success() {
-        assert!(err.contains("missed target(s):") && !err.contains("panicked"), "stdout: {out}\nstderr: {err}");
+        assert_eq!(o.status.code(), Some(3), "a missed target exits with 3, anything else is a failure: {out}\n{err}");
+        assert!(err.contains("missed target(s):"), "stdout: {out}\nstderr: {err}");
         assert!(out.contains('✗'), "a missed target is marked in the table: {out}");
     }
     out

@@ -1,7 +1,7 @@
 //! The store of record on both backends: migrations, one SQL dialect, serialised writers.
 
-use kura_db::testing::databases;
-use kura_db::{Backend, Db};
+use crate::testing::databases;
+use crate::{Backend, Db};
 use sqlx::Row;
 
 /// Column names and declared types of every Kura table, as the backend reports them.
