@@ -76,7 +76,7 @@ pub fn ledger(a: LedgerBenchArgs) -> Result<()> {
     if a.entries == 0 || a.writers == 0 {
         return Err(CliError::Usage("--entries と --writers は1以上 / --entries and --writers must be at least 1".into()));
     }
-    let (dir, _scratch) = bench_dir(a.dir.as_deref(), "kura-bench-ledger-", "ledger.db")?;
+    let (dir, _scratch) = bench_dir(a.dir.as_deref(), "kura-bench-ledger-")?;
     println!(
         "台帳ベンチマーク / ledger benchmark: {} entries × {} B, {} concurrent writers, SQLite synchronous=FULL (fsync per batch), {}",
         a.entries,

@@ -416,8 +416,8 @@ fn machine() -> String {
 
 /// Runs `kura bench query`.
 pub fn query(a: QueryBenchArgs) -> Result<()> {
-    // A given directory must not hold an earlier run: its `home/` is never removed here.
-    let (work, _scratch) = crate::report::bench_dir(a.dir.as_deref(), "kura-bench-query-", "home")?;
+    // A given directory must be new or empty: nothing in it is removed or overwritten.
+    let (work, _scratch) = crate::report::bench_dir(a.dir.as_deref(), "kura-bench-query-")?;
     let threads = if a.threads == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { a.threads };
     if !a.skip_duckdb {
         ensure_duckdb()?;
@@ -446,7 +446,6 @@ pub fn query(a: QueryBenchArgs) -> Result<()> {
 
     // 2. The plaintext copy for DuckDB and the size overhead of encryption.
     let plain = work.join("plain");
-    let _ = std::fs::remove_dir_all(&plain);
     let plain_bytes = export_plaintext(&home, &entry, &plain, home.config().store.row_group_rows)?;
     let enc_bytes = entry.bytes();
     let overhead = 100.0 * (enc_bytes as f64 / plain_bytes.max(1) as f64 - 1.0);

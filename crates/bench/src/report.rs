@@ -37,14 +37,21 @@ pub fn figures(figures: &[Figure]) -> Result<()> {
     if missed.is_empty() { Ok(()) } else { Err(CliError::TargetMissed(missed.join("; "))) }
 }
 
-/// A benchmark's working directory: `given` (refused if `earlier` exists in it: a run was
-/// made there before), or a temporary one removed when the returned guard drops.
-pub fn bench_dir(given: Option<&std::path::Path>, prefix: &str, earlier: &str) -> Result<(std::path::PathBuf, Option<tempfile::TempDir>)> {
+/// A benchmark's working directory: `given`, which must be new or empty (a benchmark never
+/// deletes or overwrites anything it did not create), or a temporary one removed when the
+/// returned guard drops.
+pub fn bench_dir(given: Option<&std::path::Path>, prefix: &str) -> Result<(std::path::PathBuf, Option<tempfile::TempDir>)> {
     match given {
         Some(d) => {
-            if d.join(earlier).exists() {
+            let busy = match std::fs::read_dir(d) {
+                Ok(mut entries) => entries.next().is_some(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                Err(e) => return Err(CliError::Io { path: d.display().to_string(), source: e }),
+            };
+            if busy {
                 return Err(CliError::Usage(format!(
-                    "{} に前回の実行結果があります。空のディレクトリを指定してください / an earlier run is in this directory; give an empty one",
+                    "{} は空ではありません（前回の実行結果など）。新しいか空のディレクトリを指定してください / {} is not empty (an earlier run?): give a new or empty directory",
+                    d.display(),
                     d.display()
                 )));
             }

@@ -249,7 +249,7 @@ fn ms(d: Duration) -> String {
 
 /// Runs the benchmark and prints its table.
 pub fn server(a: ServerBenchArgs) -> Result<()> {
-    let (dir, _scratch) = bench_dir(a.dir.as_deref(), "kura-bench-server-", "home")?;
+    let (dir, _scratch) = bench_dir(a.dir.as_deref(), "kura-bench-server-")?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!(
         "サーバーベンチマーク / server benchmark: kura serve (child process) on loopback, {cores} cores shared with the load, {} s per measurement, {}",

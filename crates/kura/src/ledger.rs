@@ -381,22 +381,11 @@ pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
                 let store = SqlStore::new(crate::front::open_db(home).await?);
                 let ws: Vec<VerifierKey> = witnesses(home)?.into_iter().map(|w| w.key).collect();
                 let trust = Trust { log_key: key.verifier(), witnesses: &ws, min_witnesses: home.config().ledger.min_witnesses };
-                // A URL is copied to a scratch directory first, checked file by file; repair
-                // verifies every byte of it again.
-                let scratch;
-                let mirror_dir = if from.starts_with("http://") || from.starts_with("https://") {
+                // The mirror (a URL or a directory) is copied to a scratch directory first,
+                // checked file by file; repair verifies every byte of the copy again.
+                let source = if from.starts_with("http://") || from.starts_with("https://") {
                     crate::front::outbound_allowed(home, &from)?;
-                    scratch = tempfile::tempdir().map_err(|e| CliError::Io { path: "temporary directory".into(), source: e })?;
-                    let pb = indicatif::ProgressBar::new(0);
-                    pb.set_message("ミラーを取得 / fetching the mirror");
-                    kura_server::client::fetch_mirror(&from, scratch.path(), trust, &|done, total| {
-                        pb.set_length(total);
-                        pb.set_position(done);
-                    })
-                    .await
-                    .map_err(|e| CliError::Check(e.to_string()))?;
-                    pb.finish_and_clear();
-                    scratch.path().to_path_buf()
+                    kura_server::client::MirrorSource::Http(from.clone())
                 } else {
                     let p = PathBuf::from(&from);
                     if !p.is_dir() {
@@ -404,8 +393,22 @@ pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
                             "--from {from}: ディレクトリでも http:// の URL でもありません / neither a directory (a copy of ledger/log) nor an http:// URL"
                         )));
                     }
-                    p
+                    kura_server::client::MirrorSource::Dir(p)
                 };
+                let scratch = tempfile::tempdir().map_err(|e| CliError::Io { path: "temporary directory".into(), source: e })?;
+                let pb = indicatif::ProgressBar::new(0);
+                pb.set_message("ミラーを取得 / fetching the mirror");
+                let copy = kura_server::client::fetch_mirror(&source, scratch.path(), trust, &|done, total| {
+                    pb.set_length(total);
+                    pb.set_position(done);
+                })
+                .await
+                .map_err(|e| CliError::Check(e.to_string()))?;
+                pb.finish_and_clear();
+                for f in &copy.refused {
+                    println!("ミラーの {f} は検証できないため使いません / the mirror's {f} does not verify: not used");
+                }
+                let mirror_dir = scratch.path().to_path_buf();
                 let out = repair(&store, &DirTiles::new(&paths.published), &DirTiles::new(&mirror_dir), trust).await?;
                 for i in &out.entries {
                     println!("修復 / restored entry {i}");

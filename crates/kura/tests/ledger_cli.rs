@@ -397,7 +397,7 @@ fn a_lying_mirror_is_refused_before_its_size_is_believed() {
     assert_eq!(true_tile.len(), 3 * 32);
     std::fs::write(&tile, vec![0u8; 3 * 32 + 1]).unwrap();
     let out = fails(&kura(&log_home, &["ledger", "repair", "--from", &mirror.addr]));
-    assert!(out.contains("tile/0/000.p/3") && out.contains("97 bytes where 3 hashes need 96"), "{out}");
+    assert!(out.contains("tile/0/000.p/3") && out.contains("length limit"), "read no further than 96 bytes: {out}");
     // … or of the right size with other hashes: they do not reproduce the signed root.
     std::fs::write(&tile, vec![7u8; 3 * 32]).unwrap();
     let out = fails(&kura(&log_home, &["ledger", "repair", "--from", &mirror.addr]));
@@ -405,22 +405,33 @@ fn a_lying_mirror_is_refused_before_its_size_is_believed() {
     std::fs::write(&tile, &true_tile).unwrap();
 
     // 4. True hash tiles, and a bundle of three maximal entries (196 KiB) in place of the true
-    // one: refused at that file, before it is kept (it would otherwise cost 64 KiB of disk and
-    // memory for every entry the log has).
+    // one: left out at that file, before it is kept (it would otherwise cost 64 KiB of disk and
+    // memory for every entry the log has); the repair goes on without it, from the entries the
+    // database still holds.
     let bundle = published.join("tile/entries/000.p/3");
     let true_bundle = std::fs::read(&bundle).unwrap();
     let big = vec![b'x'; 65_535];
     std::fs::write(&bundle, encode_bundle([big.as_slice(), big.as_slice(), big.as_slice()]).unwrap()).unwrap();
-    let out = fails(&kura(&log_home, &["ledger", "repair", "--from", &mirror.addr]));
-    assert!(out.contains("tile/entries/000.p/3") && out.contains("does not match its checked hash tiles"), "{out}");
+    let out = ok(&kura(&log_home, &["ledger", "repair", "--from", &mirror.addr]));
+    assert!(out.contains("the mirror's tile/entries/000.p/3 does not verify: not used") && out.contains("repaired"), "{out}");
     std::fs::write(&bundle, &true_bundle).unwrap();
+    flip(&damaged, 10);
+
+    // 5. A directory mirror is read the same way: a hash tile that is not a regular file (a link
+    // to /dev/zero, a FIFO) is refused, not read without end.
+    let copy = dir.path().join("dir-mirror");
+    copy_dir(&published, &copy);
+    std::fs::remove_file(copy.join("tile/0/000.p/3")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", copy.join("tile/0/000.p/3")).unwrap();
+    let out = fails(&kura(&log_home, &["ledger", "repair", "--from", copy.to_str().unwrap()]));
+    assert!(out.contains("tile/0/000.p/3") && out.contains("not a regular file"), "{out}");
 
     // The same mirror, honest again, repairs the log.
     let out = ok(&kura(&log_home, &["ledger", "repair", "--from", &mirror.addr]));
     assert!(out.contains("repaired"), "{out}");
     ok(&kura(&log_home, &["ledger", "verify"]));
 
-    // 5. An older genuine checkpoint (size 1, the log's own) cannot take the head back, even
+    // 6. An older genuine checkpoint (size 1, the log's own) cannot take the head back, even
     // when the database has lost its checkpoint rows: the published file's newer one counts.
     // Before, repair chose the mirror's and rolled the published head back to size 1.
     drop(mirror);

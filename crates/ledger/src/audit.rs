@@ -15,7 +15,7 @@ use kura_tlog::checkpoint::{Checkpoint, open_checkpoint};
 use kura_tlog::hash::{Hash, leaf_hash, on_all_cores};
 use kura_tlog::merkle::{MemoryTree, consistency_proof, verify_consistency};
 use kura_tlog::mirror::{CheckedTree, Trust};
-use kura_tlog::note::VerifierKey;
+use kura_tlog::note::{Note, VerifierKey};
 use kura_tlog::tile::{TILE_WIDTH, TileId, decode_bundle, encode_bundle, tiles_for_size};
 use kura_tlog::tiles::TileStore;
 
@@ -240,8 +240,18 @@ pub struct RepairReport {
 /// match its own hash tiles, checked against its own signed checkpoint ([`CheckedTree`]).
 pub async fn repair<S: LedgerStore>(store: &S, tiles: &dyn TileStore, mirror: &dyn TileStore, trust: Trust<'_>) -> Result<RepairReport> {
     let open = |n: Vec<u8>| trust.open(&n).ok().map(|c| (c.checkpoint, n));
-    let from_db = store.latest_checkpoint().await?.and_then(|(_, n)| open(n));
-    let from_file = tiles.get("checkpoint").ok().flatten().and_then(open);
+    let db_latest = store.latest_checkpoint().await?;
+    let file = tiles.get("checkpoint").ok().flatten();
+    // The largest size any local checkpoint claims, verifying or not: the head must not go back.
+    let claimed = db_latest
+        .as_ref()
+        .map(|(size, _)| *size)
+        .into_iter()
+        .chain(file.as_ref().and_then(|b| Note::parse(b).ok()).and_then(|n| Checkpoint::parse_body(&n.text).ok()).map(|c| c.size))
+        .max()
+        .unwrap_or(0);
+    let from_db = db_latest.and_then(|(_, n)| open(n));
+    let from_file = file.and_then(open);
     let remote = mirror.get("checkpoint")?.and_then(open);
     let checked = match &remote {
         Some((rc, _)) => {
@@ -251,9 +261,17 @@ pub async fn repair<S: LedgerStore>(store: &S, tiles: &dyn TileStore, mirror: &d
         }
         None => None,
     };
-    let Some((cp, cp_note)) = [from_db, from_file, remote].into_iter().flatten().max_by_key(|(c, _)| c.size) else {
+    // The largest; on a tie the local one (the last of equal maxima wins), so a mirror cannot
+    // swap the stored note for another of the same size.
+    let Some((cp, cp_note)) = [remote, from_file, from_db].into_iter().flatten().max_by_key(|(c, _)| c.size) else {
         return Err(LedgerError::Tampered("no checkpoint signed by the log key (and its witnesses), locally or at the mirror".into()));
     };
+    if cp.size < claimed {
+        return Err(LedgerError::Tampered(format!(
+            "the newest local checkpoint (size {claimed}) does not verify and no checkpoint that does reaches it (the largest: size {}); repair from a mirror that holds size {claimed} or later; nothing was changed",
+            cp.size
+        )));
+    }
     let n = cp.size;
     let db_size = store.size().await?;
     let mut entries: Vec<Vec<u8>> = Vec::with_capacity(n as usize);

@@ -229,14 +229,7 @@ async fn a_damaged_sealed_row_is_named_by_verify_and_restored_by_repair() {
     // A log over the damaged database refuses to open rather than sign over it.
     assert!(Log::open(store.clone(), Arc::new(DirTiles::new(&dir.path().join("log"))), LogOptions::new(same_key(&k))).await.is_err());
 
-    let out = repair(
-        &store,
-        &DirTiles::new(&dir.path().join("log")),
-        &DirTiles::new(&golden.path().join("log")),
-        kura_tlog::mirror::Trust { log_key: k.verifier(), witnesses: &[], min_witnesses: 0 },
-    )
-    .await
-    .unwrap();
+    let out = repair(&store, &DirTiles::new(&dir.path().join("log")), &DirTiles::new(&golden.path().join("log")), trust(&k)).await.unwrap();
     assert_eq!(out.entries, (256..512).collect::<Vec<u64>>());
     assert!(audit(dir.path(), &k).await.ok());
     // Reopening seals the restored entries again.
@@ -550,14 +543,8 @@ async fn every_kind_of_tampering_is_found_and_repaired_from_a_mirror() {
 
         // Repair from a mirror of the published directory.
         let store = SqlStore::open(&dir.path().join("state.db")).await.unwrap();
-        let out = repair(
-            &store,
-            &DirTiles::new(&dir.path().join("log")),
-            &DirTiles::new(&golden.path().join("log")),
-            kura_tlog::mirror::Trust { log_key: k.verifier(), witnesses: &[], min_witnesses: 0 },
-        )
-        .await
-        .unwrap();
+        let out =
+            repair(&store, &DirTiles::new(&dir.path().join("log")), &DirTiles::new(&golden.path().join("log")), trust(&k)).await.unwrap();
         assert!(!out.entries.is_empty() || !out.files.is_empty() || out.checkpoints > 0, "{t:?}: nothing repaired");
         let report = audit(dir.path(), &k).await;
         assert!(report.ok(), "{t:?}: {:?} after {:?}", report.problems, out);
@@ -574,16 +561,14 @@ async fn repair_refuses_a_mirror_that_does_not_reproduce_the_signed_root() {
     flip(&bad_mirror.path().join("tile/entries/000"), 50);
     let store = SqlStore::open(&dir.path().join("state.db")).await.unwrap();
     overwrite_entry(&store, 5, b"x").await;
-    let err = repair(
-        &store,
-        &DirTiles::new(&dir.path().join("log")),
-        &DirTiles::new(bad_mirror.path()),
-        kura_tlog::mirror::Trust { log_key: k.verifier(), witnesses: &[], min_witnesses: 0 },
-    )
-    .await
-    .unwrap_err();
+    let err = repair(&store, &DirTiles::new(&dir.path().join("log")), &DirTiles::new(bad_mirror.path()), trust(&k)).await.unwrap_err();
     assert!(matches!(err, LedgerError::Tampered(_)), "{err}");
     // Nothing was changed: the damage is still there to see.
     assert_eq!(store.read(5, 6).await.unwrap()[0], b"x");
     assert!(DirTiles::new(&dir.path().join("log")).exists("checkpoint"));
+}
+
+/// The log key alone, no witnesses: whom these tests' checkpoints come from.
+fn trust(k: &SignerKey) -> kura_tlog::mirror::Trust<'_> {
+    kura_tlog::mirror::Trust { log_key: k.verifier(), witnesses: &[], min_witnesses: 0 }
 }

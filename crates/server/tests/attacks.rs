@@ -139,12 +139,15 @@ async fn an_unreadable_revocation_fails_closed() {
     );
 
     // The row fixed: service resumes, and the revocation it carries holds.
-    sqlx::query("UPDATE certificates SET serial = $1 WHERE fingerprint = $2")
-        .bind(&cust1.serial)
-        .bind(cust1.fingerprint.to_string())
-        .execute(db.pool())
-        .await
-        .unwrap();
+    let fix_row = || async {
+        sqlx::query("UPDATE certificates SET serial = $1 WHERE fingerprint = $2")
+            .bind(&cust1.serial)
+            .bind(cust1.fingerprint.to_string())
+            .execute(db.pool())
+            .await
+            .unwrap();
+    };
+    fix_row().await;
     until("served again once the row is fixed", || async { handshake(&w, jp(5), Some(w.cert("tanaka.h"))).await.is_ok() }).await;
     assert!(handshake(&w, jp(5), Some(cust1)).await.is_err(), "the revoked certificate stays refused");
 
@@ -162,12 +165,7 @@ async fn an_unreadable_revocation_fails_closed() {
     .await;
     let err = kura_server::serve::refresh_revocations(&w.accounts, &kura_pki::RevocationSet::default()).await.unwrap_err();
     assert!(err.to_string().contains("cannot be read"), "{err}");
-    sqlx::query("UPDATE certificates SET serial = $1 WHERE fingerprint = $2")
-        .bind(&cust1.serial)
-        .bind(cust1.fingerprint.to_string())
-        .execute(db.pool())
-        .await
-        .unwrap();
+    fix_row().await;
     until("served again once the list reads", || async { handshake(&w, jp(7), Some(w.cert("tanaka.h"))).await.is_ok() }).await;
     w.server.unwrap().stop().await;
 }

@@ -6,7 +6,7 @@
 use kura_ledger::audit::{repair, verify};
 use kura_ledger::log::{Log, LogOptions, WitnessEndpoint};
 use kura_ledger::store::SqlStore;
-use kura_server::client::{Http, HttpWitnessClient, fetch_mirror};
+use kura_server::client::{Http, HttpWitnessClient, MirrorSource, fetch_mirror};
 use kura_server::ledger::{tile_routes, witness_routes};
 use kura_tlog::tiles::DirTiles;
 use kura_tlog::witness::{AddCheckpoint, Witness};
@@ -199,11 +199,12 @@ async fn a_damaged_log_is_repaired_from_a_mirror_fetched_over_http() {
     let fetched = tempfile::tempdir().unwrap();
     let trust = kura_tlog::mirror::Trust { log_key: k.verifier(), witnesses: &[], min_witnesses: 0 };
     let done = std::sync::atomic::AtomicU64::new(0);
-    let total =
-        fetch_mirror(&format!("http://{addr}/"), fetched.path(), trust, &|d, _| done.store(d, std::sync::atomic::Ordering::Relaxed))
-            .await
-            .unwrap();
-    assert!(total > 8 && done.load(std::sync::atomic::Ordering::Relaxed) == total);
+    let total = fetch_mirror(&MirrorSource::Http(format!("http://{addr}/")), fetched.path(), trust, &|d, _| {
+        done.store(d, std::sync::atomic::Ordering::Relaxed)
+    })
+    .await
+    .unwrap();
+    assert!(total.total > 8 && done.load(std::sync::atomic::Ordering::Relaxed) == total.total && total.refused.is_empty());
     let out = repair(log.store(), &DirTiles::new(&published), &DirTiles::new(fetched.path()), trust).await.unwrap();
     assert_eq!(out.files.len(), 2, "{:?}", out.files);
     let report = verify(log.store(), &DirTiles::new(&published), k.verifier(), &[], 0).await.unwrap();
@@ -212,10 +213,10 @@ async fn a_damaged_log_is_repaired_from_a_mirror_fetched_over_http() {
     // A mirror with nothing published is a clear error, not a silent success.
     let empty = tempfile::tempdir().unwrap();
     let addr = start(tile_routes(Arc::new(DirTiles::new(empty.path())))).await;
-    let err = fetch_mirror(&format!("http://{addr}"), fetched.path(), trust, &|_, _| {}).await.unwrap_err();
+    let err = fetch_mirror(&MirrorSource::Http(format!("http://{addr}")), fetched.path(), trust, &|_, _| {}).await.unwrap_err();
     assert!(err.to_string().contains("checkpoint"), "{err}");
     // Only http:// URLs.
-    let err = fetch_mirror("file:///etc", fetched.path(), trust, &|_, _| {}).await.unwrap_err();
+    let err = fetch_mirror(&MirrorSource::Http("file:///etc".into()), fetched.path(), trust, &|_, _| {}).await.unwrap_err();
     assert!(err.to_string().contains("http://"), "{err}");
 }
 
