@@ -67,9 +67,10 @@ fn code_now(secret_b32: &str, a: &Accounts, offset_steps: i64) -> String {
     format!("{:06}", totp::code_at_step(&secret, step, totp::DIGITS))
 }
 
-/// A six-digit code that no step within the accepted window (±1) of now takes.
+/// A six-digit code that no step within the accepted window (±1) of now takes, nor the step
+/// after it (the clock may move on before the code is checked).
 fn wrong_now(secret_b32: &str, a: &Accounts) -> String {
-    let taken: Vec<String> = (-1..=1).map(|o| code_now(secret_b32, a, o)).collect();
+    let taken: Vec<String> = (-1..=2).map(|o| code_now(secret_b32, a, o)).collect();
     (0..).map(|c| format!("{c:06}")).find(|c| !taken.contains(c)).unwrap()
 }
 

@@ -182,9 +182,10 @@ async fn chromium_presents_its_certificate_and_signs_in_with_password_and_totp()
     assert_eq!(c.current_url().await.unwrap().path(), "/login/enrol", "{}", c.source().await.unwrap());
     assert!(c.find(Locator::Css("#qr svg")).await.is_ok(), "the QR code is inline SVG");
     let secret = totp::base32_decode(&text(&c, "#secret").await).expect("the key is base32");
-    // A wrong code: one that no step of the accepted window (±1) takes.
+    // A wrong code: one that no step of the accepted window (±1) takes, even if the clock moves
+    // on to the next step before the server checks it.
     let step = step_now();
-    let taken: Vec<String> = (step - 1..=step + 1).map(|s| code_at(&secret, s)).collect();
+    let taken: Vec<String> = (step - 1..=step + 2).map(|s| code_at(&secret, s)).collect();
     let wrong = (0..).map(|c| format!("{c:06}")).find(|c| !taken.contains(c)).unwrap();
     fill(&c, &[("code", &wrong)]).await;
     assert!(text(&c, "#message").await.contains("確認コードが違う"));

@@ -321,7 +321,8 @@ where
 /// A six-digit code that no step within the accepted window (±1) of `now` takes.
 pub fn wrong_code(w: &World, secret: &[u8]) -> String {
     let step = (w.accounts.clock().now() / totp::STEP as i64) as u64;
-    let taken: Vec<u32> = (step - 1..=step + 1).map(|s| totp::code_at_step(secret, s, totp::DIGITS)).collect();
+    // The window (±1) around now, and one step more in case the clock moves on before the check.
+    let taken: Vec<u32> = (step - 1..=step + 2).map(|s| totp::code_at_step(secret, s, totp::DIGITS)).collect();
     let wrong = (0..).find(|c| !taken.contains(c)).unwrap();
     format!("{wrong:06}")
 }
