@@ -67,6 +67,17 @@ fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
+/// A numeric cell as a JSON number: integers exactly (an `i64` or `u64` above 2^53 would lose
+/// digits through `f64`), other numbers as `f64`; text if it is neither.
+fn json_number(t: &datafusion::arrow::datatypes::DataType, cell: &str) -> serde_json::Value {
+    let n = if t.is_integer() {
+        cell.parse::<i64>().ok().map(serde_json::Number::from).or_else(|| cell.parse::<u64>().ok().map(serde_json::Number::from))
+    } else {
+        cell.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
+    };
+    n.map_or_else(|| serde_json::Value::String(cell.to_string()), serde_json::Value::Number)
+}
+
 /// Prints one statement's output.
 pub fn statement(o: &StatementOutput, format: Format, max_rows: usize) -> Result<()> {
     match &o.kind {
@@ -108,10 +119,7 @@ pub fn statement(o: &StatementOutput, format: Format, max_rows: usize) -> Result
                         let v = if b.column(i).is_null(r) {
                             serde_json::Value::Null
                         } else if numeric[i] {
-                            cell.parse::<f64>()
-                                .ok()
-                                .and_then(serde_json::Number::from_f64)
-                                .map_or_else(|| serde_json::Value::String(cell.clone()), serde_json::Value::Number)
+                            json_number(b.column(i).data_type(), cell)
                         } else {
                             serde_json::Value::String(cell.clone())
                         };

@@ -31,6 +31,18 @@ fn init_synth_catalog_sql() {
     let granted = ok(&kura(&home, &["sql", "--grant", "re.age", "--format", "json", "SELECT max(age) AS oldest FROM re"]));
     let v: serde_json::Value = serde_json::from_str(granted.trim()).unwrap();
     assert!(v["oldest"].as_f64().unwrap() > 80.0);
+    // Integers above 2^53 keep every digit (they used to pass through f64: ...992, ...994),
+    // with u64 and floats beside them.
+    let big = ok(&kura(
+        &home,
+        &[
+            "sql",
+            "--format",
+            "json",
+            "SELECT 9007199254740993 AS a, -9007199254740993 AS b, arrow_cast(18446744073709551615, 'UInt64') AS c, 0.5 AS d",
+        ],
+    ));
+    assert_eq!(big.trim(), r#"{"a":9007199254740993,"b":-9007199254740993,"c":18446744073709551615,"d":0.5}"#);
 
     // Outside the grant: a clear error and a failing exit code.
     let denied = kura(&home, &["sql", "--grant", "re.age", "SELECT id5 FROM re"]);
