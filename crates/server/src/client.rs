@@ -251,60 +251,57 @@ pub async fn fetch_mirror(
     let http = Http::new();
     let out = DirTiles::new(dir);
     let peer = |detail: String| ServerError::Peer { url: from.name(), detail };
-    let work = async {
-        let Some(cp) = from.get(&http, "checkpoint", most_for(None)).await? else {
-            return Err(peer("チェックポイントがありません / the mirror has no checkpoint".into()));
-        };
-        let signed = trust.open(&cp).map_err(|e| {
+    let Some(cp) = from.get(&http, "checkpoint", most_for(None)).await? else {
+        return Err(peer("チェックポイントがありません / the mirror has no checkpoint".into()));
+    };
+    let signed = trust.open(&cp).map_err(|e| {
             peer(format!(
                 "ミラーのチェックポイントがこのログの鍵と立会人の方針で検証できません。別のミラーを指定してください / the mirror's checkpoint does not verify under this log's key and witness policy ({e}); use another mirror"
             ))
         })?;
-        let (size, root) = (signed.checkpoint.size, signed.checkpoint.root);
-        let tiles = tiles_for_size(size);
-        let mut copy = MirrorCopy { total: tiles.len() as u64, refused: Vec::new() };
-        let budget = mirror_budget(tiles.len());
-        let files = async {
-            // 1. The leaf hashes (32 bytes an entry), checked against the signed root.
-            let mut leaf_tiles = Vec::new();
-            for t in CheckedTree::leaf_tiles(size) {
-                let path = t.path();
-                let Some(b) = from.get(&http, &path, most_for(Some(&t))).await? else {
-                    return Err(peer(format!("{path} がありません / {path} is missing: a mirror must serve every hash tile")));
-                };
-                leaf_tiles.push((t, b));
+    let (size, root) = (signed.checkpoint.size, signed.checkpoint.root);
+    let tiles = tiles_for_size(size);
+    let mut copy = MirrorCopy { total: tiles.len() as u64, refused: Vec::new() };
+    let budget = mirror_budget(tiles.len());
+    let files = async {
+        // 1. The leaf hashes (32 bytes an entry), checked against the signed root.
+        let mut leaf_tiles = Vec::new();
+        for t in CheckedTree::leaf_tiles(size) {
+            let path = t.path();
+            let Some(b) = from.get(&http, &path, most_for(Some(&t))).await? else {
+                return Err(peer(format!("{path} がありません / {path} is missing: a mirror must serve every hash tile")));
+            };
+            leaf_tiles.push((t, b));
+        }
+        let checked = CheckedTree::from_leaf_tiles(size, &root, &leaf_tiles).map_err(|e| peer(e.to_string()))?;
+        let mut done = 0u64;
+        for (t, b) in &leaf_tiles {
+            out.put(&t.path(), b)?;
+            done += 1;
+            progress(done, copy.total);
+        }
+        // 2. Every other file, checked before it is kept.
+        for t in tiles.into_iter().filter(|t| t.level != Some(0)) {
+            let path = t.path();
+            match from.get(&http, &path, most_for(Some(&t))).await {
+                Ok(Some(b)) if checked.check(&t, &b).is_ok() => out.put(&path, &b)?,
+                Ok(None) => {}
+                Ok(Some(_)) | Err(ServerError::Peer { .. }) => copy.refused.push(path),
+                Err(e) => return Err(e),
             }
-            let checked = CheckedTree::from_leaf_tiles(size, &root, &leaf_tiles).map_err(|e| peer(e.to_string()))?;
-            let mut done = 0u64;
-            for (t, b) in &leaf_tiles {
-                out.put(&t.path(), b)?;
-                done += 1;
-                progress(done, copy.total);
-            }
-            // 2. Every other file, checked before it is kept.
-            for t in tiles.into_iter().filter(|t| t.level != Some(0)) {
-                let path = t.path();
-                match from.get(&http, &path, most_for(Some(&t))).await {
-                    Ok(Some(b)) if checked.check(&t, &b).is_ok() => out.put(&path, &b)?,
-                    Ok(None) => {}
-                    Ok(Some(_)) | Err(ServerError::Peer { .. }) => copy.refused.push(path),
-                    Err(e) => return Err(e),
-                }
-                done += 1;
-                progress(done, copy.total);
-            }
-            out.put("checkpoint", &cp)?;
-            Ok(())
-        };
-        tokio::time::timeout(budget, files).await.map_err(|_| {
-            peer(format!(
-                "{} 秒以内に取得できませんでした / the mirror was not copied within {} s ({} files)",
-                budget.as_secs(),
-                budget.as_secs(),
-                copy.total
-            ))
-        })??;
-        Ok(copy)
+            done += 1;
+            progress(done, copy.total);
+        }
+        out.put("checkpoint", &cp)?;
+        Ok(())
     };
-    work.await
+    tokio::time::timeout(budget, files).await.map_err(|_| {
+        peer(format!(
+            "{} 秒以内に取得できませんでした / the mirror was not copied within {} s ({} files)",
+            budget.as_secs(),
+            budget.as_secs(),
+            copy.total
+        ))
+    })??;
+    Ok(copy)
 }

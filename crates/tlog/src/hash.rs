@@ -75,6 +75,20 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     Hash(Sha256::digest(buf).into())
 }
 
+/// The shape both C2SP tlog-proof files and tlog-witness requests share: header lines, one
+/// base64 hash a line, a blank line, then the signed checkpoint's bytes.
+pub fn lines_hashes_note(header: String, hashes: &[Hash], note: &[u8]) -> Vec<u8> {
+    let mut s = header;
+    for h in hashes {
+        s.push_str(&h.to_base64());
+        s.push('\n');
+    }
+    s.push('\n');
+    let mut out = s.into_bytes();
+    out.extend_from_slice(note);
+    out
+}
+
 /// At most 80 characters of untrusted text, for error messages.
 pub fn shorten(t: &str) -> String {
     if t.chars().count() <= 80 { t.to_string() } else { format!("{}…", t.chars().take(80).collect::<String>()) }

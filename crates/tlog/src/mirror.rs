@@ -80,13 +80,6 @@ impl CheckedTree {
     pub fn check(&self, t: &TileId, bytes: &[u8]) -> Result<(), TlogError> {
         let width = usize::from(t.width);
         let start = usize::try_from(t.index.saturating_mul(TILE_WIDTH)).unwrap_or(usize::MAX);
-        let lie = |what: &str| {
-            TlogError::ProofFailed(if what == "bundle" {
-                "an entry bundle of the mirror does not match its checked hash tiles"
-            } else {
-                "a hash tile of the mirror does not match its checked tree"
-            })
-        };
         let level = t.level.map_or(0, |l| l.saturating_mul(TILE_HEIGHT));
         let want = self.tree.level(level).get(start..start.saturating_add(width)).ok_or_else(|| TlogError::OutOfRange {
             index: t.index.saturating_mul(TILE_WIDTH).saturating_add(u64::from(t.width)),
@@ -95,13 +88,13 @@ impl CheckedTree {
         match t.level {
             Some(_) => {
                 if decode_hashes(bytes, t.width)?.as_slice() != want {
-                    return Err(lie("tile"));
+                    return Err(TlogError::ProofFailed("a hash tile of the mirror does not match its checked tree"));
                 }
             }
             None => {
                 let entries = decode_bundle(bytes)?;
                 if entries.len() != width || entries.iter().zip(want).any(|(e, h)| leaf_hash(e) != *h) {
-                    return Err(lie("bundle"));
+                    return Err(TlogError::ProofFailed("an entry bundle of the mirror does not match its checked hash tiles"));
                 }
             }
         }

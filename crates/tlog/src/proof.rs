@@ -36,14 +36,7 @@ impl ProofFile {
             s.push_str(&format!("extra {}\n", STANDARD.encode(e)));
         }
         s.push_str(&format!("index {}\n", self.index));
-        for h in &self.proof {
-            s.push_str(&h.to_base64());
-            s.push('\n');
-        }
-        s.push('\n');
-        let mut out = s.into_bytes();
-        out.extend_from_slice(&self.checkpoint);
-        out
+        crate::hash::lines_hashes_note(s, &self.proof, &self.checkpoint)
     }
 
     /// Parses a proof file strictly; errors name the line.

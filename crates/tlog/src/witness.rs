@@ -35,15 +35,7 @@ pub struct AddCheckpoint {
 impl AddCheckpoint {
     /// The request body.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut s = format!("old {}\n", self.old);
-        for h in &self.proof {
-            s.push_str(&h.to_base64());
-            s.push('\n');
-        }
-        s.push('\n');
-        let mut out = s.into_bytes();
-        out.extend_from_slice(&self.checkpoint);
-        out
+        crate::hash::lines_hashes_note(format!("old {}\n", self.old), &self.proof, &self.checkpoint)
     }
 
     /// Parses a request body strictly.
