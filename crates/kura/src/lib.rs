@@ -33,6 +33,9 @@ pub enum CliError {
     /// From the generator.
     #[error(transparent)]
     Synth(#[from] kura_synth::SynthError),
+    /// From writing the synthetic dataset.
+    #[error(transparent)]
+    SynthDataset(#[from] kura_synth_dataset::SynthDatasetError),
     /// Usage errors.
     #[error("{0}")]
     Usage(String),
@@ -242,7 +245,7 @@ pub fn persons_bar(n: u64, msg: &str) -> ProgressBar {
 pub fn synth_with_progress(home: &Home, cfg: SynthConfig, opts: &WriteOptions) -> Result<(kura_store::DatasetEntry, f64)> {
     let pb = persons_bar(cfg.persons, "生成 generating");
     let started = std::time::Instant::now();
-    let entry = kura_store::write_synthetic(home, cfg, opts, &|n| pb.inc(n));
+    let entry = kura_synth_dataset::write_synthetic(home, cfg, opts, &|n| pb.inc(n));
     pb.finish_and_clear();
     Ok((entry?, started.elapsed().as_secs_f64()))
 }

@@ -3,8 +3,9 @@
 use datafusion::arrow::util::display::array_value_to_string;
 use kura::demo::ANALYSES;
 use kura_query::{EngineSpec, QueryEngine};
-use kura_store::{Home, WriteOptions, write_synthetic};
+use kura_store::{Home, WriteOptions};
 use kura_synth::SynthConfig;
+use kura_synth_dataset::write_synthetic;
 
 fn column(out: &kura_query::StatementOutput, name: &str) -> Vec<String> {
     let i = out.schema.index_of(name).unwrap_or_else(|_| panic!("no column {name}"));

@@ -3,8 +3,9 @@
 //! and asserts that it gets nothing (HIC-S11, HIC-S13, HX-12).
 
 use kura_query::{EngineSpec, Grant, QueryEngine, QueryError};
-use kura_store::{Home, WriteOptions, write_synthetic};
+use kura_store::{Home, WriteOptions};
 use kura_synth::SynthConfig;
+use kura_synth_dataset::write_synthetic;
 
 fn fresh_home(persons: u64, seed: u64) -> (tempfile::TempDir, Home) {
     let dir = tempfile::tempdir().unwrap();

@@ -2,8 +2,9 @@
 
 use datafusion::arrow::util::display::array_value_to_string;
 use kura_query::{EngineSpec, QueryEngine};
-use kura_store::{Home, WriteOptions, write_synthetic};
+use kura_store::{Home, WriteOptions};
 use kura_synth::SynthConfig;
+use kura_synth_dataset::write_synthetic;
 
 /// One cell as text; floating-point values to 10 significant digits, because a rewrite may
 /// legitimately add the same numbers in another order.

@@ -1,8 +1,9 @@
 //! SQL over encrypted datasets: grants, column keys, refused statements, tampering, limits.
 
 use kura_query::{EngineSpec, Grant, Limits, QueryEngine, QueryError, StatementKind};
-use kura_store::{GrantedKeys, Home, WriteOptions, write_synthetic};
+use kura_store::{GrantedKeys, Home, WriteOptions};
 use kura_synth::SynthConfig;
+use kura_synth_dataset::write_synthetic;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -356,10 +356,9 @@ fn lock_file(path: &Path, exclusive: bool) -> Result<KeysLock> {
 
 /// The current UTC time as RFC 3339 (`2026-11-22T04:08:00Z`).
 pub fn utc_now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let (y, m, d) = kura_synth::calendar::civil_from_days((secs / 86_400) as i32);
-    let s = secs % 86_400;
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+    let now = time::OffsetDateTime::now_utc();
+    let (y, m, d) = now.to_calendar_date();
+    format!("{y:04}-{:02}-{d:02}T{:02}:{:02}:{:02}Z", u8::from(m), now.hour(), now.minute(), now.second())
 }
 
 #[cfg(test)]

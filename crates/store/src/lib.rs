@@ -18,6 +18,7 @@ pub mod config;
 pub mod home;
 pub mod keys;
 pub mod schema;
+pub mod tables;
 pub mod verify;
 pub mod writer;
 
@@ -25,7 +26,8 @@ pub use catalog::{Catalog, ColumnEntry, DatasetEntry, FileEntry, TableEntry};
 pub use config::KuraConfig;
 pub use home::Home;
 pub use keys::{GrantedKeys, KuraEncryptionFactory, aad_prefix};
-pub use writer::{WriteOptions, write_synthetic};
+pub use schema::{BatchBuilder, ColType, ColumnSpec, Sensitivity, TableSpec};
+pub use writer::{DatasetMeta, DatasetWriter, PartWriter, WriteOptions, WrittenPart};
 
 use std::path::Path;
 
@@ -60,9 +62,14 @@ pub enum StoreError {
     /// A key operation failed.
     #[error(transparent)]
     Crypto(#[from] kura_crypto::CryptoError),
-    /// The generator refused its configuration.
-    #[error(transparent)]
-    Synth(#[from] kura_synth::SynthError),
+    /// A batch or table does not fit the dataset being written.
+    #[error("表 {table}: {reason} / table {table}: {reason}")]
+    Schema {
+        /// The table (or dataset).
+        table: String,
+        /// What does not fit.
+        reason: String,
+    },
     /// Writing or reading Parquet failed.
     #[error("{file}: Parquetエラー / Parquet error: {reason}")]
     Parquet {

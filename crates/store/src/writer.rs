@@ -1,19 +1,23 @@
-//! Writing a synthetic dataset: generation on every core, one encrypted Parquet file per table
-//! and writer thread, keys created (and saved) before any byte of data is written, and the
-//! catalogue switched to the new generation only once every file is complete. A crash leaves the
-//! previous generation in place; its leftovers are removed on the next write.
+//! Writing a dataset from `RecordBatch` streams: a [`DatasetWriter`] creates the keys of a new
+//! generation (saved before any byte of data is written), hands out one [`PartWriter`] per
+//! producing thread (one encrypted Parquet file per table and part), checks every batch against
+//! its [`TableSpec`], and switches the catalogue to the new generation only in
+//! [`DatasetWriter::commit`], once every file is complete. A writer dropped before its commit, or
+//! a crash, leaves the previous generation in place; leftovers are removed on the next write.
+//!
+//! The writer knows nothing of where rows come from: the synthetic generator
+//! (`kura-synth-dataset`) and the intake parsers produce batches of the standard tables
+//! ([`crate::tables`]).
 
 use crate::catalog::{ColumnEntry, DatasetEntry, FileEntry, TableEntry};
 use crate::home::{Home, utc_now};
 use crate::keys::aad_prefix;
-use crate::schema::{AnyTable, Ctx, all_tables};
+use crate::schema::TableSpec;
 use crate::{Result, StoreError};
 use datafusion::arrow::array::Array;
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::StreamExt;
 use kura_crypto::{KeyId, Keyring, MasterKey, Purpose, SecretKey};
-use kura_synth::model::{IdCounts, POPULATION_CELLS};
-use kura_synth::{Generator, SynthConfig};
 use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -23,8 +27,8 @@ use parquet::basic::Compression;
 use parquet::encryption::encrypt::FileEncryptionProperties;
 use parquet::file::properties::WriterProperties;
 use sha2::{Digest, Sha256};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 /// How to write.
 #[derive(Clone, Debug)]
@@ -72,18 +76,18 @@ fn create_keys(
     keyring: &mut Keyring,
     dataset: &str,
     generation: &str,
-    tables: &[&dyn AnyTable],
+    tables: &[&TableSpec],
 ) -> Result<Vec<TableKeys>> {
     let prefix = key_prefix(dataset, generation);
     let kek = KeyId::new(prefix.clone())?;
     keyring.create(master, None, kek.clone(), Purpose::DatasetKek)?;
     let mut out = Vec::new();
     for t in tables {
-        let footer_id = format!("{prefix}/{}#footer", t.name());
+        let footer_id = format!("{prefix}/{}#footer", t.name);
         let footer = keyring.create(master, Some(&kek), KeyId::new(footer_id.clone())?, Purpose::ColumnData)?;
         let mut columns = Vec::new();
-        for c in t.columns() {
-            let id = format!("{prefix}/{}/{}", t.name(), c.name);
+        for c in t.columns {
+            let id = format!("{prefix}/{}/{}", t.name, c.name);
             let k = keyring.create(master, Some(&kek), KeyId::new(id.clone())?, Purpose::ColumnData)?;
             columns.push((c.name.to_string(), id, k));
         }
@@ -127,91 +131,6 @@ fn hash_batch(h: &mut Sha256, batch: &RecordBatch) {
     }
 }
 
-struct OpenFile {
-    path: String,
-    writer: AsyncArrowWriter<BufWriter>,
-    plain: Option<parquet::arrow::ArrowWriter<std::fs::File>>,
-}
-
-struct ShardOutput {
-    /// (chunk index, per-table digest).
-    digests: Vec<(u64, Vec<[u8; 32]>)>,
-    /// (table index, file).
-    files: Vec<(usize, FileEntry)>,
-    /// Population counts of the chunks this shard generated.
-    population: Vec<u32>,
-}
-
-struct Shared<'a> {
-    generator: &'a Generator,
-    tables: &'a [&'static dyn AnyTable],
-    keys: &'a [TableKeys],
-    store: Arc<dyn ObjectStore>,
-    dataset: &'a str,
-    generation: &'a str,
-    opts: &'a WriteOptions,
-    threads: usize,
-    failed: AtomicBool,
-    offsets: Offsets,
-    progress: &'a (dyn Fn(u64) + Sync),
-}
-
-/// Dense ids across chunks generated in parallel: chunk `i`'s ids are shifted by the id counts
-/// of chunks `0..i`, known once those chunks are generated (not written). Each thread takes its
-/// chunks in increasing order, so the lowest uncounted chunk is always being generated and the
-/// wait cannot deadlock.
-struct Offsets {
-    state: Mutex<OffsetState>,
-    ready: Condvar,
-}
-
-struct OffsetState {
-    counts: Vec<Option<IdCounts>>,
-    /// prefix[i] = sum of counts[0..i], known for i ≤ prefix.len() - 1.
-    prefix: Vec<IdCounts>,
-}
-
-impl Offsets {
-    fn new(chunks: u64) -> Self {
-        Self {
-            state: Mutex::new(OffsetState { counts: vec![None; chunks as usize], prefix: vec![IdCounts::default()] }),
-            ready: Condvar::new(),
-        }
-    }
-
-    /// Wakes every waiter (under the lock, so no wake-up is lost).
-    fn wake_all(&self) {
-        let _guard = self.state.lock();
-        self.ready.notify_all();
-    }
-
-    fn offset_of(&self, i: u64, counts: IdCounts, failed: &AtomicBool) -> Result<IdCounts> {
-        let i = i as usize;
-        let poisoned = || StoreError::Corrupt { what: "id offsets".into(), reason: "a writer thread panicked".into() };
-        let mut s = self.state.lock().map_err(|_| poisoned())?;
-        s.counts[i] = Some(counts);
-        while s.prefix.len() <= s.counts.len() {
-            let k = s.prefix.len() - 1;
-            match s.counts.get(k).copied().flatten() {
-                Some(c) => {
-                    let mut next = s.prefix[k];
-                    next.add(&c);
-                    s.prefix.push(next);
-                }
-                None => break,
-            }
-        }
-        self.ready.notify_all();
-        while s.prefix.len() <= i {
-            if failed.load(Ordering::Relaxed) {
-                return Err(StoreError::Corrupt { what: "dataset write".into(), reason: "another writer thread failed".into() });
-            }
-            s = self.ready.wait(s).map_err(|_| poisoned())?;
-        }
-        Ok(s.prefix[i])
-    }
-}
-
 fn props(keys: &TableKeys, path: &str, opts: &WriteOptions) -> Result<WriterProperties> {
     Ok(WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
@@ -225,25 +144,316 @@ fn plain_props(opts: &WriteOptions) -> WriterProperties {
     WriterProperties::builder().set_compression(Compression::SNAPPY).set_max_row_group_row_count(Some(opts.row_group_rows)).build()
 }
 
-impl Shared<'_> {
-    fn open(&self, rt: &tokio::runtime::Runtime, ti: usize, shard: usize) -> Result<OpenFile> {
-        let t = self.tables[ti];
-        let path = format!("{}/{}/{}/part-{shard:05}.parquet", self.dataset, self.generation, t.name());
-        let obj = BufWriter::new(self.store.clone(), ObjectPath::from(path.as_str()));
-        let writer = {
-            let _g = rt.enter();
-            AsyncArrowWriter::try_new(obj, t.schema(), Some(props(&self.keys[ti], &path, self.opts)?))
-                .map_err(|e| StoreError::Parquet { file: path.clone(), reason: e.to_string() })?
+fn parquet_err(file: &str) -> impl Fn(parquet::errors::ParquetError) -> StoreError + '_ {
+    move |e| StoreError::Parquet { file: file.to_string(), reason: e.to_string() }
+}
+
+/// Describes the dataset in the catalogue; the writer adds generation, keys, files and tables.
+#[derive(Clone, Debug)]
+pub struct DatasetMeta {
+    /// Japanese title.
+    pub title_ja: String,
+    /// English title.
+    pub title_en: String,
+    /// Japanese description.
+    pub description_ja: String,
+    /// English description.
+    pub description_en: String,
+    /// Synthetic (true) or real data.
+    pub synthetic: bool,
+    /// First month covered (YYYYMM).
+    pub period_from: i32,
+    /// Last month covered (YYYYMM).
+    pub period_to: i32,
+    /// Persons (synthetic data: generated).
+    pub persons: u64,
+    /// Seed (synthetic data; 0 otherwise).
+    pub seed: u64,
+}
+
+/// A new generation of one dataset being written. Created by [`DatasetWriter::begin`], filled
+/// through [`DatasetWriter::part`] (one per thread, in parallel), published by
+/// [`DatasetWriter::commit`]. Dropped without a commit (an error, a panic), it removes its files
+/// and keys and the catalogue keeps the previous generation.
+pub struct DatasetWriter<'h> {
+    home: &'h Home,
+    dataset: String,
+    generation: String,
+    tables: Vec<&'static TableSpec>,
+    keys: Vec<TableKeys>,
+    store: Arc<dyn ObjectStore>,
+    opts: WriteOptions,
+    previous: Option<String>,
+    catalog_key: SecretKey,
+    parts: Mutex<BTreeSet<usize>>,
+    committed: bool,
+    _writing: crate::home::KeysLock,
+}
+
+/// The files and content digests one [`PartWriter`] produced, for [`DatasetWriter::commit`].
+pub struct WrittenPart {
+    part: usize,
+    /// (table index, file).
+    files: Vec<(usize, FileEntry)>,
+    /// (table index, sequence number, digest of the batch), in the order written.
+    digests: Vec<(usize, u64, [u8; 32])>,
+}
+
+struct OpenFile {
+    path: String,
+    writer: AsyncArrowWriter<BufWriter>,
+    plain: Option<parquet::arrow::ArrowWriter<std::fs::File>>,
+}
+
+/// Writes the batches of one producer (a thread) to one file per table. Not `Send`-bound to a
+/// runtime: it drives its own single-threaded one, so producers stay plain threads.
+pub struct PartWriter<'w> {
+    writer: &'w DatasetWriter<'w>,
+    part: usize,
+    rt: tokio::runtime::Runtime,
+    open: Vec<Option<OpenFile>>,
+    digests: Vec<(usize, u64, [u8; 32])>,
+}
+
+impl<'h> DatasetWriter<'h> {
+    /// Starts a new generation of `opts.dataset` with these tables: takes the home's write lock
+    /// (one writer at a time; readers keep reading the previous generation), removes leftovers
+    /// of an interrupted write, and creates and saves every table's and column's key.
+    pub fn begin(home: &'h Home, tables: &[&'static TableSpec], opts: &WriteOptions) -> Result<Self> {
+        let dataset = opts.dataset.as_str();
+        if dataset.is_empty() || !dataset.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+            return Err(StoreError::Config { path: "dataset".into(), reason: format!("'{dataset}': use lowercase letters, digits and _") });
+        }
+        let mut names = BTreeSet::new();
+        for t in tables {
+            if !names.insert(t.name) {
+                return Err(StoreError::Schema { table: t.name.to_string(), reason: "the table is listed twice".into() });
+            }
+        }
+        let writing = home.lock_writes()?;
+        let data_dir = home.data_dir();
+        std::fs::create_dir_all(&data_dir).map_err(|e| StoreError::io(&data_dir, e))?;
+        let store: Arc<dyn ObjectStore> = Arc::new(
+            LocalFileSystem::new_with_prefix(&data_dir)
+                .map_err(|e| StoreError::ObjectStore { path: data_dir.display().to_string(), reason: e.to_string() })?,
+        );
+        let catalog_key = home.catalog_key()?;
+        let generation = new_generation()?;
+        let (previous, keys) = {
+            let _keys = home.lock_keys(true)?;
+            home.finish_rotation_locked()?;
+            let master = home.master_key_locked()?;
+            let mut keyring = Keyring::load(&home.keyring_path())?;
+            let catalog = home.catalog_locked(&catalog_key)?;
+            let previous = catalog.datasets.get(dataset).map(|d| d.generation.clone());
+            // Leftovers of an interrupted write.
+            remove_other_generations(home, &mut keyring, dataset, previous.as_deref())?;
+            let keys = create_keys(&master, &mut keyring, dataset, &generation, tables)?;
+            // Keys are durable before any data exists, so no file is ever written without its keys.
+            keyring.save(&home.keyring_path())?;
+            (previous, keys)
         };
-        let plain = match &self.opts.plaintext_copy {
+        let writer = Self {
+            home,
+            dataset: dataset.to_string(),
+            generation,
+            tables: tables.to_vec(),
+            keys,
+            store,
+            opts: opts.clone(),
+            previous,
+            catalog_key,
+            parts: Mutex::new(BTreeSet::new()),
+            committed: false,
+            _writing: writing,
+        };
+        Ok(writer)
+    }
+
+    /// The new generation's id.
+    pub fn generation(&self) -> &str {
+        &self.generation
+    }
+
+    /// A writer for part `part` (its files are named `part-NNNNN.parquet`); each part number
+    /// can be taken once.
+    pub fn part(&self, part: usize) -> Result<PartWriter<'_>> {
+        let fresh = self.parts.lock().map_err(|_| poisoned())?.insert(part);
+        if !fresh {
+            return Err(StoreError::Schema { table: self.dataset.clone(), reason: format!("part {part} is written twice") });
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::io(std::path::Path::new("tokio runtime"), e))?;
+        Ok(PartWriter { writer: self, part, rt, open: self.tables.iter().map(|_| None).collect(), digests: Vec::new() })
+    }
+
+    /// Publishes the generation: every part's files go into the catalogue with their sizes,
+    /// SHA-256 and row counts, and each table's content MAC over its batches in sequence order
+    /// (so the MAC does not depend on how many parts wrote them). Then the previous generation
+    /// is removed and, if there was one, the master key replaced.
+    pub fn commit(mut self, meta: DatasetMeta, parts: Vec<WrittenPart>) -> Result<DatasetEntry> {
+        let mut table_entries = Vec::new();
+        for (ti, t) in self.tables.iter().enumerate() {
+            // (sequence, part, order within the part) → digest; one sequence number belongs to one part.
+            let mut seqs: BTreeMap<(u64, usize, usize), [u8; 32]> = BTreeMap::new();
+            let mut owner: BTreeMap<u64, usize> = BTreeMap::new();
+            for p in &parts {
+                for (order, (_, seq, d)) in p.digests.iter().enumerate().filter(|(_, (i, _, _))| *i == ti) {
+                    if *owner.entry(*seq).or_insert(p.part) != p.part {
+                        return Err(StoreError::Schema {
+                            table: t.name.to_string(),
+                            reason: format!("sequence number {seq} was written by two parts"),
+                        });
+                    }
+                    seqs.insert((*seq, p.part, order), *d);
+                }
+            }
+            let mut h = Sha256::new();
+            for d in seqs.values() {
+                h.update(d);
+            }
+            let mut files: Vec<FileEntry> =
+                parts.iter().flat_map(|p| p.files.iter()).filter(|(i, _)| *i == ti).map(|(_, f)| f.clone()).collect();
+            files.sort_by(|a, b| a.path.cmp(&b.path));
+            let tk = &self.keys[ti];
+            table_entries.push(TableEntry {
+                name: t.name.to_string(),
+                title_ja: t.title_ja.to_string(),
+                title_en: t.title_en.to_string(),
+                source_format: t.source_format.to_string(),
+                rows: files.iter().map(|f| f.rows).sum(),
+                content_mac: crate::catalog::keyed_digest(&self.catalog_key, "content", &h.finalize()),
+                footer_key_id: tk.footer_id.clone(),
+                files,
+                columns: t
+                    .columns
+                    .iter()
+                    .zip(tk.columns.iter())
+                    .map(|(c, (_, id, _))| ColumnEntry {
+                        name: c.name.to_string(),
+                        data_type: c.ty.data_type().to_string(),
+                        nullable: c.nullable,
+                        title_ja: c.title_ja.to_string(),
+                        title_en: c.title_en.to_string(),
+                        code_system: c.code_system.map(str::to_string),
+                        sensitivity: c.sensitivity,
+                        key_id: id.clone(),
+                    })
+                    .collect(),
+            });
+        }
+        let entry = DatasetEntry {
+            name: self.dataset.clone(),
+            title_ja: meta.title_ja,
+            title_en: meta.title_en,
+            description_ja: meta.description_ja,
+            description_en: meta.description_en,
+            synthetic: meta.synthetic,
+            generation: self.generation.clone(),
+            kek_id: key_prefix(&self.dataset, &self.generation),
+            period_from: meta.period_from,
+            period_to: meta.period_to,
+            persons: meta.persons,
+            seed: meta.seed,
+            created_at: utc_now(),
+            created_by: format!("kura {}", env!("CARGO_PKG_VERSION")),
+            tables: table_entries,
+        };
+        let home = self.home;
+        let _keys = home.lock_keys(true)?;
+        let mut catalog = home.catalog_locked(&self.catalog_key)?;
+        catalog.version = 1;
+        catalog.datasets.insert(self.dataset.clone(), entry.clone());
+        home.save_catalog_locked(&mut catalog, &self.catalog_key)?;
+        self.committed = true;
+        // The previous generation is no longer referenced: shred it, and replace the master key,
+        // so that a copy of the old keyring is of no use with the master key from now on.
+        let mut keyring = Keyring::load(&home.keyring_path())?;
+        remove_other_generations(home, &mut keyring, &self.dataset, Some(&self.generation))?;
+        if self.previous.is_some() {
+            home.rotate_master_locked(&mut keyring)?;
+        } else {
+            keyring.save(&home.keyring_path())?;
+        }
+        Ok(entry)
+    }
+
+    /// Removes this generation's files and keys (the keyring read afresh, so a key another
+    /// process added meanwhile is kept).
+    fn undo(&self) -> Result<()> {
+        let _keys = self.home.lock_keys(true)?;
+        let mut keyring = Keyring::load(&self.home.keyring_path())?;
+        remove_other_generations(self.home, &mut keyring, &self.dataset, self.previous.as_deref())?;
+        Ok(keyring.save(&self.home.keyring_path())?)
+    }
+}
+
+impl Drop for DatasetWriter<'_> {
+    fn drop(&mut self) {
+        if !self.committed
+            && let Err(e) = self.undo()
+        {
+            tracing::warn!(dataset = %self.dataset, error = %e, "書きかけの世代を消せませんでした。次の書き込みで消します / could not remove an unfinished generation; the next write removes it");
+        }
+    }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Corrupt { what: "dataset writer".into(), reason: "a writer thread panicked".into() }
+}
+
+impl PartWriter<'_> {
+    /// Appends a batch to `table`. `seq` orders the batch in the table's content MAC: give equal
+    /// content equal numbers (the synthetic writer uses the chunk index), and never let two
+    /// parts use the same number for one table. The batch must have exactly the table's columns.
+    pub fn write(&mut self, table: &str, seq: u64, batch: &RecordBatch) -> Result<()> {
+        let w = self.writer;
+        let Some(ti) = w.tables.iter().position(|t| t.name == table) else {
+            return Err(StoreError::Schema { table: table.to_string(), reason: "the dataset has no such table".into() });
+        };
+        let spec = w.tables[ti];
+        spec.check(batch).map_err(|reason| StoreError::Schema { table: table.to_string(), reason })?;
+        // The file's schema is the table's, whatever metadata the batch carried; non-nullable
+        // columns are checked for nulls here.
+        let batch = RecordBatch::try_new(spec.schema(), batch.columns().to_vec())
+            .map_err(|e| StoreError::Schema { table: table.to_string(), reason: e.to_string() })?;
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let mut h = Sha256::new();
+        hash_batch(&mut h, &batch);
+        self.digests.push((ti, seq, h.finalize().into()));
+        if self.open[ti].is_none() {
+            self.open[ti] = Some(self.open_file(ti)?);
+        }
+        let Some(f) = self.open[ti].as_mut() else { return Ok(()) };
+        self.rt.block_on(f.writer.write(&batch)).map_err(parquet_err(&f.path))?;
+        if let Some(p) = f.plain.as_mut() {
+            p.write(&batch).map_err(|e| StoreError::Parquet { file: format!("plaintext copy of {}", f.path), reason: e.to_string() })?;
+        }
+        Ok(())
+    }
+
+    fn open_file(&self, ti: usize) -> Result<OpenFile> {
+        let w = self.writer;
+        let t = w.tables[ti];
+        let path = format!("{}/{}/{}/part-{:05}.parquet", w.dataset, w.generation, t.name, self.part);
+        let obj = BufWriter::new(w.store.clone(), ObjectPath::from(path.as_str()));
+        let writer = {
+            let _g = self.rt.enter();
+            AsyncArrowWriter::try_new(obj, t.schema(), Some(props(&w.keys[ti], &path, &w.opts)?)).map_err(parquet_err(&path))?
+        };
+        let plain = match &w.opts.plaintext_copy {
             None => None,
             Some(dir) => {
-                let d = dir.join(t.name());
+                let d = dir.join(t.name);
                 std::fs::create_dir_all(&d).map_err(|e| StoreError::io(&d, e))?;
-                let p = d.join(format!("part-{shard:05}.parquet"));
+                let p = d.join(format!("part-{:05}.parquet", self.part));
                 let f = std::fs::File::create(&p).map_err(|e| StoreError::io(&p, e))?;
                 Some(
-                    parquet::arrow::ArrowWriter::try_new(f, t.schema(), Some(plain_props(self.opts)))
+                    parquet::arrow::ArrowWriter::try_new(f, t.schema(), Some(plain_props(&w.opts)))
                         .map_err(|e| StoreError::Parquet { file: p.display().to_string(), reason: e.to_string() })?,
                 )
             }
@@ -251,25 +461,29 @@ impl Shared<'_> {
         Ok(OpenFile { path, writer, plain })
     }
 
-    fn write(&self, rt: &tokio::runtime::Runtime, f: &mut OpenFile, batch: &RecordBatch) -> Result<()> {
-        rt.block_on(f.writer.write(batch)).map_err(|e| StoreError::Parquet { file: f.path.clone(), reason: e.to_string() })?;
-        if let Some(p) = f.plain.as_mut() {
-            p.write(batch).map_err(|e| StoreError::Parquet { file: format!("plaintext copy of {}", f.path), reason: e.to_string() })?;
+    /// Closes every file of this part and hashes each as stored.
+    pub fn finish(mut self) -> Result<WrittenPart> {
+        let mut files = Vec::new();
+        for (ti, f) in std::mem::take(&mut self.open).into_iter().enumerate() {
+            if let Some(f) = f {
+                files.push((ti, self.close(f)?));
+            }
         }
-        Ok(())
+        Ok(WrittenPart { part: self.part, files, digests: std::mem::take(&mut self.digests) })
     }
 
-    fn close(&self, rt: &tokio::runtime::Runtime, f: OpenFile) -> Result<FileEntry> {
+    fn close(&self, f: OpenFile) -> Result<FileEntry> {
         let OpenFile { path, writer, plain } = f;
-        let meta = rt.block_on(writer.close()).map_err(|e| StoreError::Parquet { file: path.clone(), reason: e.to_string() })?;
+        let meta = self.rt.block_on(writer.close()).map_err(parquet_err(&path))?;
         if let Some(p) = plain {
             p.close().map_err(|e| StoreError::Parquet { file: format!("plaintext copy of {path}"), reason: e.to_string() })?;
         }
         let rows = meta.file_metadata().num_rows().max(0) as u64;
+        let store = self.writer.store.clone();
         // Hash the file as stored.
-        let (bytes, sha256) = rt.block_on(async {
+        let (bytes, sha256) = self.rt.block_on(async {
             let obj = ObjectPath::from(path.as_str());
-            let get = self.store.get(&obj).await.map_err(|e| StoreError::ObjectStore { path: path.clone(), reason: e.to_string() })?;
+            let get = store.get(&obj).await.map_err(|e| StoreError::ObjectStore { path: path.clone(), reason: e.to_string() })?;
             let mut stream = get.into_stream();
             let mut h = Sha256::new();
             let mut n = 0u64;
@@ -282,98 +496,6 @@ impl Shared<'_> {
         })?;
         Ok(FileEntry { path, bytes, rows, sha256 })
     }
-
-    fn run_shard(&self, shard: usize) -> Result<ShardOutput> {
-        // If this thread unwinds, the others must not wait for its chunks forever.
-        struct FailOnUnwind<'a, 'b>(&'a Shared<'b>);
-        impl Drop for FailOnUnwind<'_, '_> {
-            fn drop(&mut self) {
-                if std::thread::panicking() {
-                    self.0.failed.store(true, Ordering::Relaxed);
-                    self.0.offsets.wake_all();
-                }
-            }
-        }
-        let _guard = FailOnUnwind(self);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::io(std::path::Path::new("tokio runtime"), e))?;
-        let empty = [];
-        let ctx = Ctx { world: self.generator.world(), population: &empty };
-        let mut out = ShardOutput { digests: Vec::new(), files: Vec::new(), population: vec![0; POPULATION_CELLS] };
-        let mut open: Vec<Option<OpenFile>> = self.tables.iter().map(|_| None).collect();
-        let result = (|| -> Result<()> {
-            // Chunks are dealt round-robin, so the files depend only on the seed and the number
-            // of threads.
-            let n = self.generator.chunk_count();
-            for i in (shard as u64..n).step_by(self.threads) {
-                if self.failed.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-                let mut chunk = self.generator.generate_chunk(i);
-                let offset = self.offsets.offset_of(i, chunk.id_counts, &self.failed)?;
-                chunk.rebase(&offset);
-                let mut digests = vec![[0u8; 32]; self.tables.len()];
-                for (ti, t) in self.tables.iter().enumerate().filter(|(_, t)| !t.is_master()) {
-                    let mut h = Sha256::new();
-                    if let Some(batch) =
-                        t.chunk_batch(&chunk, &ctx).map_err(|e| StoreError::Parquet { file: t.name().into(), reason: e.to_string() })?
-                    {
-                        hash_batch(&mut h, &batch);
-                        if open[ti].is_none() {
-                            open[ti] = Some(self.open(&rt, ti, shard)?);
-                        }
-                        if let Some(f) = open[ti].as_mut() {
-                            self.write(&rt, f, &batch)?;
-                        }
-                    }
-                    digests[ti] = h.finalize().into();
-                }
-                for (acc, n) in out.population.iter_mut().zip(&chunk.population) {
-                    *acc += n;
-                }
-                out.digests.push((i, digests));
-                (self.progress)(chunk.persons);
-            }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            self.failed.store(true, Ordering::Relaxed);
-            self.offsets.wake_all();
-            return Err(e);
-        }
-        for (ti, f) in open.iter_mut().enumerate() {
-            if let Some(f) = f.take() {
-                out.files.push((ti, self.close(&rt, f)?));
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// Writes every master table (one file each) and returns the files and content digests.
-/// Files (by table index) and content digests (by table index) of the master tables.
-type MasterOutput = (Vec<(usize, FileEntry)>, Vec<(usize, [u8; 32])>);
-
-fn write_masters(shared: &Shared<'_>, population: &[u32]) -> Result<MasterOutput> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| StoreError::io(std::path::Path::new("tokio runtime"), e))?;
-    let ctx = Ctx { world: shared.generator.world(), population };
-    let (mut files, mut digests) = (Vec::new(), Vec::new());
-    for (ti, t) in shared.tables.iter().enumerate().filter(|(_, t)| t.is_master()) {
-        if let Some(batch) = t.master_batch(&ctx).map_err(|e| StoreError::Parquet { file: t.name().into(), reason: e.to_string() })? {
-            let mut h = Sha256::new();
-            hash_batch(&mut h, &batch);
-            digests.push((ti, h.finalize().into()));
-            let mut f = shared.open(&rt, ti, 0)?;
-            shared.write(&rt, &mut f, &batch)?;
-            files.push((ti, shared.close(&rt, f)?));
-        }
-    }
-    Ok((files, digests))
 }
 
 /// Removes a dataset's generations other than `keep` (files and keys).
@@ -398,192 +520,6 @@ fn remove_other_generations(home: &Home, keyring: &mut Keyring, dataset: &str, k
         keyring.destroy(&id);
     }
     Ok(())
-}
-
-/// Generates a synthetic population and writes it as an encrypted dataset, replacing any
-/// previous generation of the same dataset (whose keys are destroyed). `progress` is called with
-/// the number of persons finished by each chunk.
-pub fn write_synthetic(home: &Home, synth: SynthConfig, opts: &WriteOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<DatasetEntry> {
-    let dataset = opts.dataset.as_str();
-    if dataset.is_empty() || !dataset.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
-        return Err(StoreError::Config { path: "dataset".into(), reason: format!("'{dataset}': use lowercase letters, digits and _") });
-    }
-    // One writer at a time; the keys lock only for the short changes of keys and catalogue
-    // (readers keep reading the previous generation meanwhile).
-    let _writing = home.lock_writes()?;
-    let catalog_key = home.catalog_key()?;
-    // A configuration the generator refuses fails before anything changes.
-    let generator = Generator::new(synth.clone(), home.platform_pseudonym_key()?)?;
-    let generation = new_generation()?;
-    let tables: Vec<&'static dyn AnyTable> = all_tables().to_vec();
-    let (previous, keys) = {
-        let _keys = home.lock_keys(true)?;
-        home.finish_rotation_locked()?;
-        let master = home.master_key_locked()?;
-        let mut keyring = Keyring::load(&home.keyring_path())?;
-        let catalog = home.catalog_locked(&catalog_key)?;
-        let previous = catalog.datasets.get(dataset).map(|d| d.generation.clone());
-        // Leftovers of an interrupted write.
-        remove_other_generations(home, &mut keyring, dataset, previous.as_deref())?;
-        let keys = create_keys(&master, &mut keyring, dataset, &generation, &tables)?;
-        // Keys are durable before any data exists, so no file is ever written without its keys.
-        keyring.save(&home.keyring_path())?;
-        (previous, keys)
-    };
-    // Undoes this write: the new generation's files and keys go (the keyring read afresh, so
-    // a key another process added meanwhile is kept).
-    let undo = || -> Result<()> {
-        let _keys = home.lock_keys(true)?;
-        let mut keyring = Keyring::load(&home.keyring_path())?;
-        remove_other_generations(home, &mut keyring, dataset, previous.as_deref())?;
-        keyring.save(&home.keyring_path())?;
-        Ok(())
-    };
-
-    let data_dir = home.data_dir();
-    std::fs::create_dir_all(&data_dir).map_err(|e| StoreError::io(&data_dir, e))?;
-    let store: Arc<dyn ObjectStore> = Arc::new(
-        LocalFileSystem::new_with_prefix(&data_dir)
-            .map_err(|e| StoreError::ObjectStore { path: data_dir.display().to_string(), reason: e.to_string() })?,
-    );
-    let shared = Shared {
-        generator: &generator,
-        tables: &tables,
-        keys: &keys,
-        store,
-        dataset,
-        generation: &generation,
-        opts,
-        threads: opts.threads.max(1),
-        failed: AtomicBool::new(false),
-        offsets: Offsets::new(generator.chunk_count()),
-        progress,
-    };
-    let threads = shared.threads;
-    let results: Vec<Result<ShardOutput>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|i| {
-                s.spawn({
-                    let sh = &shared;
-                    move || sh.run_shard(i)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(StoreError::Corrupt { what: "writer thread".into(), reason: "panicked".into() })))
-            .collect()
-    });
-    let mut outputs = Vec::new();
-    for r in results {
-        match r {
-            Ok(o) => outputs.push(o),
-            Err(e) => {
-                let _ = undo();
-                return Err(e);
-            }
-        }
-    }
-
-    // Code masters and the population, written once the chunks are counted.
-    let mut population = vec![0u32; POPULATION_CELLS];
-    for o in &outputs {
-        for (acc, n) in population.iter_mut().zip(&o.population) {
-            *acc += n;
-        }
-    }
-    let masters = write_masters(&shared, &population);
-    let master_digests = match masters {
-        Ok((files, digests)) => {
-            outputs.push(ShardOutput { digests: Vec::new(), files, population: Vec::new() });
-            digests
-        }
-        Err(e) => {
-            let _ = undo();
-            return Err(e);
-        }
-    };
-
-    // Content digests, in chunk order.
-    let mut chunk_digests: Vec<(u64, Vec<[u8; 32]>)> = outputs.iter_mut().flat_map(|o| std::mem::take(&mut o.digests)).collect();
-    chunk_digests.sort_by_key(|(i, _)| *i);
-    let mut table_entries = Vec::new();
-    for (ti, t) in tables.iter().enumerate() {
-        let mut h = Sha256::new();
-        if t.is_master() {
-            for (mi, d) in &master_digests {
-                if *mi == ti {
-                    h.update(d);
-                }
-            }
-        } else {
-            for (_, d) in &chunk_digests {
-                h.update(d[ti]);
-            }
-        }
-        let mut files: Vec<FileEntry> =
-            outputs.iter().flat_map(|o| o.files.iter()).filter(|(i, _)| *i == ti).map(|(_, f)| f.clone()).collect();
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        let tk = &keys[ti];
-        table_entries.push(TableEntry {
-            name: t.name().to_string(),
-            title_ja: t.title_ja().to_string(),
-            title_en: t.title_en().to_string(),
-            source_format: t.source_format().to_string(),
-            rows: files.iter().map(|f| f.rows).sum(),
-            content_mac: crate::catalog::keyed_digest(&catalog_key, "content", &h.finalize()),
-            footer_key_id: tk.footer_id.clone(),
-            files,
-            columns: t
-                .columns()
-                .iter()
-                .zip(tk.columns.iter())
-                .map(|(c, (_, id, _))| ColumnEntry {
-                    name: c.name.to_string(),
-                    data_type: c.ty.data_type().to_string(),
-                    nullable: c.nullable,
-                    title_ja: c.title_ja.to_string(),
-                    title_en: c.title_en.to_string(),
-                    code_system: c.code_system.map(str::to_string),
-                    sensitivity: c.sensitivity,
-                    key_id: id.clone(),
-                })
-                .collect(),
-        });
-    }
-    let last = synth.start.plus(synth.months as i32 - 1);
-    let entry = DatasetEntry {
-        name: dataset.to_string(),
-        title_ja: "合成NDB（医科・DPC・調剤レセプト、特定健診）と介護DB".into(),
-        title_en: "Synthetic NDB (medical, DPC and pharmacy receipts; specific health checkups) with care DB".into(),
-        description_ja: "日本の人口構成と疫学に合わせて生成した合成データ。氏名・被保険者番号は平文で保存せず、ハッシュID（ID1/ID2/ID4/ID5）のみを含む。".into(),
-        description_en: "Synthetic data generated to match Japan's population structure and epidemiology. Names and insurance numbers are never stored; only hashed IDs (ID1/ID2/ID4/ID5).".into(),
-        synthetic: true,
-        generation: generation.clone(),
-        kek_id: key_prefix(dataset, &generation),
-        period_from: synth.start.yyyymm(),
-        period_to: last.yyyymm(),
-        persons: synth.persons,
-        seed: synth.seed,
-        created_at: utc_now(),
-        created_by: format!("kura {}", env!("CARGO_PKG_VERSION")),
-        tables: table_entries,
-    };
-    let _keys = home.lock_keys(true)?;
-    let mut catalog = home.catalog_locked(&catalog_key)?;
-    catalog.version = 1;
-    catalog.datasets.insert(dataset.to_string(), entry.clone());
-    home.save_catalog_locked(&mut catalog, &catalog_key)?;
-    // The previous generation is no longer referenced: shred it, and replace the master key,
-    // so that a copy of the old keyring is of no use with the master key from now on.
-    let mut keyring = Keyring::load(&home.keyring_path())?;
-    remove_other_generations(home, &mut keyring, dataset, Some(&generation))?;
-    if previous.is_some() {
-        home.rotate_master_locked(&mut keyring)?;
-    } else {
-        keyring.save(&home.keyring_path())?;
-    }
-    Ok(entry)
 }
 
 #[cfg(test)]

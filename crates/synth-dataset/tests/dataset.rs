@@ -3,8 +3,9 @@
 
 use kura_crypto::{IdKind, KeyId};
 use kura_store::verify::verify_dataset;
-use kura_store::{Home, WriteOptions, write_synthetic};
+use kura_store::{Home, WriteOptions};
 use kura_synth::{Generator, SynthConfig};
+use kura_synth_dataset::write_synthetic;
 use std::collections::HashSet;
 use std::path::Path;
 
