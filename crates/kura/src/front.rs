@@ -1,25 +1,15 @@
 //! `kura ca …`, `kura user …` and `kura serve`: the front door from the command line
 //! (NET-1, NET-2, HX-5, HX-6, HX-9, HIC-S3, HIC-S4, HIC-U3).
 //!
-//! Layout in a home:
-//!
-//! ```text
-//! <home>/ca/ca.crt.pem, ca.key.pem   Kura's certificate authority (key 0600)
-//! <home>/state.db                    the store of record (unless [server] database names PostgreSQL)
-//! ```
+//! Arguments and output only: the parts (accounts, the CA's files, the server) come from the
+//! composition root, `kura-app`.
 
 use crate::{CliError, Result, runtime};
 use clap::{Args, Subcommand};
-use kura_accounts::{Accounts, Clock, HashCost, Hasher, NewUser, Policy, Resetter, Role, Transition, Who};
-use kura_crypto::{Purpose, SecretKey};
-use kura_db::Db;
-use kura_gate::ranges::Cidr;
-use kura_gate::{AutoBlockPolicy, Gate, GateConfig};
-use kura_pki::{Ca, RevocationSet, Subject};
+use kura_accounts::{Accounts, NewUser, Resetter, Role, Transition, Who};
+use kura_pki::{Ca, Subject};
 use kura_store::Home;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 /// `kura ca …`
 #[derive(Debug, Args)]
@@ -170,53 +160,9 @@ fn failed(e: impl std::fmt::Display) -> CliError {
     CliError::Check(e.to_string())
 }
 
-/// The store of record's URL: `[server] database`, or SQLite in the home.
-pub fn database_url(home: &Home) -> String {
-    let db = &home.config().server.database;
-    if db.is_empty() { format!("sqlite://{}", home.root().join("state.db").display()) } else { db.clone() }
-}
-
-/// Opens and migrates the store of record.
-pub async fn open_db(home: &Home) -> Result<Db> {
-    let db = Db::connect(&database_url(home)).await.map_err(failed)?;
-    db.migrate().await.map_err(failed)?;
-    Ok(db)
-}
-
-/// The accounts key, created in the keyring on first use (wrapped by the master key).
-fn accounts_key(home: &Home) -> Result<SecretKey> {
-    Ok(home.ensure_key("platform/accounts", Purpose::Accounts)?)
-}
-
-/// The account rules from `[server]`.
-fn policy(home: &Home) -> Policy {
-    let c = &home.config().server;
-    Policy {
-        lockout_threshold: c.lockout_threshold,
-        lock_for: (c.lock_minutes > 0).then(|| Duration::from_secs(c.lock_minutes * 60)),
-        idle_timeout: Duration::from_secs(c.idle_timeout_secs),
-        absolute_timeout: Duration::from_secs(c.absolute_timeout_secs),
-        ..Policy::default()
-    }
-}
-
-/// The accounts service of a home. `KURA_TEST_FAST_HASH=1` selects a cheap Argon2 cost for
-/// the test suite only.
-pub async fn accounts(home: &Home) -> Result<Accounts> {
-    let log = crate::ledger::open_log(home).await?;
-    let cost = if std::env::var("KURA_TEST_FAST_HASH").as_deref() == Ok("1") { HashCost::TEST } else { HashCost::DEFAULT };
-    Accounts::new(log.store().db().clone(), log, accounts_key(home)?, policy(home), Hasher::for_this_machine(cost), Clock::default())
-        .await
-        .map_err(failed)
-}
-
-fn ca_dir(home: &Home) -> PathBuf {
-    home.root().join("ca")
-}
-
-fn open_ca(home: &Home) -> Result<Ca> {
-    Ca::open(&ca_dir(home))
-        .map_err(|e| CliError::Usage(format!("{e}\n認証局がありません: `kura ca init` を実行してください / no CA yet: run `kura ca init`")))
+/// The accounts service of a home, composed by [`crate::app`].
+async fn accounts(home: &Home) -> Result<Accounts> {
+    Ok(crate::app(home).accounts().await?)
 }
 
 fn read_password_stdin() -> Result<String> {
@@ -239,16 +185,16 @@ fn generated_password() -> Result<String> {
 pub fn ca(home: &Home, a: CaArgs) -> Result<()> {
     match a.what {
         CaCmd::Init { name } => {
-            let ca = Ca::init(&ca_dir(home), &name).map_err(failed)?;
-            println!("認証局を作成しました / created the CA: {}", ca_dir(home).display());
+            let ca = crate::app(home).init_ca(&name)?;
+            println!("認証局を作成しました / created the CA: {}", crate::app(home).layout().ca_dir().display());
             println!("  指紋 fingerprint: {}", ca.fingerprint());
             server_certs(home, &ca, 90)?;
             println!("次に / next: kura user add … ; kura ca issue --user LOGIN --out DIR");
             Ok(())
         }
-        CaCmd::ServerCerts { days } => server_certs(home, &open_ca(home)?, i64::from(days)),
+        CaCmd::ServerCerts { days } => server_certs(home, &crate::app(home).open_ca()?, i64::from(days)),
         CaCmd::Issue { user, institution, out, days, password_stdin } => runtime()?.block_on(async {
-            let ca = open_ca(home)?;
+            let ca = crate::app(home).open_ca()?;
             let acc = accounts(home).await?;
             let (subject, name, login, inst) = match (&user, &institution) {
                 (Some(login), _) => {
@@ -400,151 +346,23 @@ pub fn user(home: &Home, a: UserArgs) -> Result<()> {
     })
 }
 
-fn cidrs(what: &str, list: &[String]) -> Result<Vec<Cidr>> {
-    list.iter().map(|c| Cidr::parse(c).map_err(|e| CliError::Usage(format!("[server] {what}: '{c}': {e}")))).collect()
-}
-
-/// The gate of `[server]`.
-pub fn gate(home: &Home) -> Result<Gate> {
-    let c = &home.config().server;
-    let countries = c
-        .countries
-        .iter()
-        .map(|s| {
-            kura_gate::geo::Country::parse(s)
-                .ok_or_else(|| CliError::Usage(format!("[server] countries: '{s}' is not a two-letter country code")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let rel = |p: &String| {
-        let p = PathBuf::from(p);
-        if p.is_absolute() { p } else { home.root().join(p) }
-    };
-    let config = GateConfig {
-        countries,
-        internal: cidrs("internal", &c.internal)?,
-        geo_files: c.geo_files.iter().map(rel).collect(),
-        ip_blocklists: c.ip_blocklists.iter().map(rel).collect(),
-        domain_blocklists: c.domain_blocklists.iter().map(rel).collect(),
-        trusted_proxies: cidrs("trusted_proxies", &c.trusted_proxies)?,
-        autoblock: AutoBlockPolicy {
-            threshold: c.autoblock_threshold,
-            window: Duration::from_secs(c.autoblock_window_secs),
-            block_for: Duration::from_secs(c.autoblock_secs),
-            ..AutoBlockPolicy::default()
-        },
-    };
-    Gate::load(config).map_err(failed)
-}
-
-fn server_cert_dir(home: &Home) -> PathBuf {
-    ca_dir(home).join("server")
-}
-
 /// Issues server certificates ahead of time for `[server] server_names` (with the CA key, in
-/// this command, never in `kura serve`).
+/// this command, never in `kura serve`) and says until when they cover.
 fn server_certs(home: &Home, ca: &Ca, days: i64) -> Result<()> {
-    let names = &home.config().server.server_names;
-    let now = kura_tlog::note::unix_now() as i64;
-    let dir = server_cert_dir(home);
-    let written = kura_pki::server_certs::issue_ahead(ca, names, &dir, now, days).map_err(failed)?;
-    let certs = kura_pki::server_certs::load(&dir).map_err(failed)?;
-    let until = kura_pki::server_certs::covered_until(&certs, now).unwrap_or(now);
+    let (written, until) = crate::app(home).issue_server_certs(ca, days)?;
+    let names = home.config().server.server_names.join(", ");
+    let until = kura_server::api::time_text(until);
     println!(
-        "サーバー証明書 {} 枚を発行しました（{} まで有効）/ issued {} server certificate(s) for {}; covered until {}",
-        written.len(),
-        kura_server::api::time_text(until),
-        written.len(),
-        names.join(", "),
-        kura_server::api::time_text(until)
+        "サーバー証明書 {written} 枚を発行しました（{until} まで有効）/ issued {written} server certificate(s) for {names}; covered until {until}"
     );
     Ok(())
 }
 
-/// Whether Kura may call `url` (a witness, a mirror): never a host on a domain blocklist, nor
-/// an address on an IP blocklist (HIC-S9). Checked when the URL is taken into use.
-pub fn outbound_allowed(home: &Home, url: &str) -> Result<()> {
-    let c = &home.config().server;
-    if c.domain_blocklists.is_empty() && c.ip_blocklists.is_empty() {
-        return Ok(());
-    }
-    if gate(home)?.blocks_url(url) {
-        return Err(CliError::Usage(format!(
-            "{url}: 遮断リストにあるため接続しません（[server] domain_blocklists / ip_blocklists）/ refusing to call {url}: it is on a blocklist"
-        )));
-    }
-    Ok(())
-}
-
-type ServerChain = (Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>, i64);
-
-/// The server certificate to present now, from those issued ahead, with the CA certificate.
-fn current_server_certificate(home: &Home, ca_cert: &rustls::pki_types::CertificateDer<'static>) -> Result<ServerChain> {
-    let now = kura_tlog::note::unix_now() as i64;
-    let certs = kura_pki::server_certs::load(&server_cert_dir(home)).map_err(failed)?;
-    let Some(c) = kura_pki::server_certs::pick(&certs, now) else {
-        return Err(CliError::Usage(
-            "有効なサーバー証明書がありません: `kura ca server-certs` を実行してください / no valid server certificate: run `kura ca server-certs`".into(),
-        ));
-    };
-    if kura_pki::server_certs::covered_until(&certs, now).is_some_and(|u| u - now < 14 * 86_400) {
-        tracing::warn!("server certificates run out within 14 days: run `kura ca server-certs`");
-    }
-    Ok((vec![c.cert.clone(), ca_cert.clone()], c.key.clone_key(), c.not_after))
-}
-
-/// Checks hourly for the next server certificate issued ahead and puts it in place when it
-/// becomes valid; the CA key is never read here.
-async fn renew_server_certificate(home: Home, ca_cert: rustls::pki_types::CertificateDer<'static>, cert: Arc<kura_pki::tls::ServerCert>) {
-    let mut every = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        every.tick().await;
-        match current_server_certificate(&home, &ca_cert) {
-            Ok((chain, key, end)) if end != cert.not_after() => match cert.replace(chain, key, end) {
-                Ok(()) => tracing::info!(not_after = end, "server certificate renewed"),
-                Err(e) => tracing::error!("server certificate renewal failed (retried in an hour): {e}"),
-            },
-            Ok(_) => {}
-            Err(e) => tracing::error!("server certificate renewal failed (retried in an hour): {e}"),
-        }
-    }
-}
-
 /// Runs `kura serve` until interrupted.
 pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
-    let c = home.config().server.clone();
+    let app = crate::app(home);
     runtime()?.block_on(async {
-        // The CA's certificate only: this process faces the network and never loads the key
-        // that signs certificates (server certificates were issued ahead, kura_pki::server_certs).
-        let ca_cert = Ca::certificate(&ca_dir(home)).map_err(|e| {
-            CliError::Usage(format!("{e}\n認証局がありません: `kura ca init` を実行してください / no CA yet: run `kura ca init`"))
-        })?;
-        let acc = accounts(home).await?;
-        // A short-lived server certificate (no revocation information needed; see
-        // kura_pki::tls::SERVER_CERT_DAYS), replaced by the next one while running.
-        let (chain, key, not_after) = current_server_certificate(home, &ca_cert)?;
-        let cert = kura_pki::tls::ServerCert::new(chain, key, not_after).map_err(failed)?;
-        tokio::spawn(renew_server_certificate(home.clone(), ca_cert.clone(), cert.clone()));
-        let revoked = Arc::new(RevocationSet::default());
-        let tls = kura_pki::tls::server_config(&ca_cert, cert, revoked.clone()).map_err(failed)?;
-        let datasets = home.catalog().map(|c| c.datasets.keys().cloned().collect()).unwrap_or_default();
-        let operator_listen = a.operator_listen.or_else(|| (!c.operator_listen.is_empty()).then(|| c.operator_listen.clone()));
-        let running = kura_server::serve::start(kura_server::serve::Settings {
-            listen: a.listen.unwrap_or(c.listen.clone()),
-            operator_listen,
-            tls: Arc::new(tls),
-            revoked,
-            gate: Arc::new(gate(home)?),
-            limits: kura_server::front::FrontLimits {
-                max_connections: c.max_connections,
-                max_per_address: c.max_connections_per_address,
-                ..kura_server::front::FrontLimits::default()
-            },
-            accounts: acc,
-            datasets,
-            reload_every: Duration::from_secs(c.reload_secs.max(1)),
-        })
-        .await
-        .map_err(failed)?;
+        let running = app.start_server(kura_app::front::Listeners { listen: a.listen, operator_listen: a.operator_listen }).await?;
         // A server keeps running if whoever started it stops reading its output.
         let say = |line: String| {
             use std::io::Write;
@@ -554,8 +372,8 @@ pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
         if let Some(op) = running.operator_addr {
             say(format!("運用管理者用 / operators: https://{op}"));
         }
-        say(format!("認証局の証明書 / CA certificate: {}", ca_dir(home).join("ca.crt.pem").display()));
-        say(format!("データベース / database: {}", kura_db::redact(&database_url(home))));
+        say(format!("認証局の証明書 / CA certificate: {}", app.layout().ca_cert().display()));
+        say(format!("データベース / database: {}", kura_db::redact(&app.database_url())));
         say("停止は Ctrl-C / stop with Ctrl-C".into());
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}

@@ -1,29 +1,21 @@
 //! `kura ledger`, `kura witness` and `kura proof`: operating and checking the audit ledger
 //! (HX-3, HX-4, HX-8, HX-10, HX-12, HIC-S5, HIC-S6).
 //!
-//! Layout in a home:
-//!
-//! ```text
-//! <home>/state.db            entries and checkpoints (SQLite, shared with the application)
-//! <home>/keys/ledger.key     the checkpoint signing key (0600)
-//! <home>/ledger/log/         published checkpoint, tiles and bundles (serve or mirror as is)
-//! <home>/keys/witness.key    a witness's cosigning key (0600), if this home runs a witness
-//! <home>/witness/            the witness's trusted logs and state
-//! ```
+//! Arguments and output only: the log, its key, its witnesses and the home's own witness come
+//! from the composition root, `kura-app` (which also documents the home's layout).
 
 use crate::{CliError, Result, runtime};
 use clap::{Args, Subcommand};
 use kura_ledger::audit::{repair, verify};
 use kura_ledger::entry::{Actor, AuditEvent, ENTRY_VERSION, Entry, file_entries};
-use kura_ledger::log::{Log, LogOptions, WitnessEndpoint};
+use kura_ledger::log::Log;
 use kura_ledger::store::SqlStore;
 use kura_ledger::{LedgerError, TlogError};
 use kura_store::Home;
 use kura_tlog::merkle::root_from_inclusion;
 use kura_tlog::mirror::Trust;
 use kura_tlog::tiles::DirTiles;
-use kura_tlog::witness::Witness;
-use kura_tlog::{Hash, ProofFile, SigType, SignerKey, VerifierKey, leaf_hash, verify_consistency};
+use kura_tlog::{Hash, ProofFile, VerifierKey, leaf_hash, verify_consistency};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -211,107 +203,6 @@ enum ProofCmd {
     },
 }
 
-/// Paths of the ledger in a home.
-pub struct LedgerPaths {
-    /// The SQLite database.
-    pub db: PathBuf,
-    /// The signing key.
-    pub key: PathBuf,
-    /// The published directory.
-    pub published: PathBuf,
-}
-
-impl LedgerPaths {
-    /// The paths in `home`.
-    pub fn of(home: &Home) -> LedgerPaths {
-        let r = home.root();
-        LedgerPaths { db: r.join("state.db"), key: r.join("keys/ledger.key"), published: r.join("ledger/log") }
-    }
-}
-
-fn read_secret(path: &Path) -> Result<Option<SignerKey>> {
-    match std::fs::read_to_string(path) {
-        Ok(t) => Ok(Some(SignerKey::parse(&t)?)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(CliError::Io { path: path.display().to_string(), source: e }),
-    }
-}
-
-/// The log's signing key, created on first use from `[ledger]` in kura.toml.
-pub fn signing_key(home: &Home) -> Result<SignerKey> {
-    let cfg = &home.config().ledger;
-    let path = LedgerPaths::of(home).key;
-    if let Some(k) = read_secret(&path)? {
-        if !cfg.origin.is_empty() && cfg.origin != k.name() {
-            return Err(CliError::Usage(format!(
-                "kura.toml の origin '{}' が鍵 '{}' と違います / [ledger] origin '{}' differs from the existing key's name '{}': an origin cannot change; restore the old value",
-                cfg.origin,
-                k.name(),
-                cfg.origin,
-                k.name()
-            )));
-        }
-        return Ok(k);
-    }
-    let kind = match cfg.key_type.as_str() {
-        "ed25519" => SigType::Ed25519,
-        "ecdsa-p256" => SigType::EcdsaP256,
-        other => {
-            return Err(CliError::Usage(format!(
-                "[ledger] key_type '{other}': \"ed25519\" か \"ecdsa-p256\" を指定してください / use \"ed25519\" or \"ecdsa-p256\""
-            )));
-        }
-    };
-    let origin = if cfg.origin.is_empty() {
-        let mut r = [0u8; 6];
-        kura_crypto::random_bytes(&mut r).map_err(|e| CliError::Usage(e.to_string()))?;
-        format!("kura.local/{}", hex::encode(r))
-    } else {
-        cfg.origin.clone()
-    };
-    let key = SignerKey::generate(&origin, kind)?;
-    kura_store::home::write_atomic(&path, key.to_secret_string().as_bytes(), 0o600)?;
-    Ok(key)
-}
-
-fn witnesses(home: &Home) -> Result<Vec<WitnessEndpoint>> {
-    for url in home.config().ledger.witnesses.iter().filter_map(|w| w.url.as_deref()) {
-        crate::front::outbound_allowed(home, url)?;
-    }
-    home.config()
-        .ledger
-        .witnesses
-        .iter()
-        .map(|w| {
-            let key = VerifierKey::parse(&w.key)?;
-            if key.kind != SigType::Cosignature {
-                return Err(CliError::Usage(format!(
-                    "[[ledger.witnesses]] '{}': 連署鍵（種別 0x04）ではありません / not a cosignature (0x04) key",
-                    key.name
-                )));
-            }
-            Ok(WitnessEndpoint { key, url: w.url.clone() })
-        })
-        .collect()
-}
-
-/// Opens the home's log (creating key, database and directory on first use).
-pub async fn open_log(home: &Home) -> Result<Log<SqlStore>> {
-    let paths = LedgerPaths::of(home);
-    let key = signing_key(home)?;
-    std::fs::create_dir_all(&paths.published).map_err(|e| CliError::Io { path: paths.published.display().to_string(), source: e })?;
-    let store = SqlStore::new(crate::front::open_db(home).await?);
-    let mut opts = LogOptions::new(key);
-    opts.witnesses = witnesses(home)?;
-    opts.min_witnesses = home.config().ledger.min_witnesses;
-    let online = opts.witnesses.iter().any(|w| w.url.is_some());
-    let log = Log::open(store, Arc::new(DirTiles::new(&paths.published)), opts).await?;
-    if online {
-        log.set_witness_client(Arc::new(kura_server::client::HttpWitnessClient::default()));
-    }
-    Ok(log)
-}
-
 fn operator(actor: Option<String>) -> String {
     actor.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "operator".into())
 }
@@ -336,19 +227,20 @@ fn write_out(out: Option<&Path>, bytes: &[u8]) -> Result<()> {
 
 /// Runs `kura ledger …`.
 pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
+    let app = crate::app(home);
     runtime()?.block_on(async move {
         match a.what {
             LedgerCmd::Key => {
-                println!("{}", signing_key(home)?.verifier());
+                println!("{}", app.signing_key()?.verifier());
                 Ok(())
             }
             LedgerCmd::Verify => {
-                let paths = LedgerPaths::of(home);
-                let key = signing_key(home)?;
-                let store = SqlStore::new(crate::front::open_db(home).await?);
-                let ws: Vec<VerifierKey> = witnesses(home)?.into_iter().map(|w| w.key).collect();
+                let published = app.published_tiles()?;
+                let key = app.signing_key()?;
+                let store = SqlStore::new(app.open_db().await?);
+                let ws: Vec<VerifierKey> = app.witness_keys()?;
                 let started = std::time::Instant::now();
-                let report = verify(&store, &DirTiles::new(&paths.published), key.verifier(), &ws, home.config().ledger.min_witnesses).await?;
+                let report = verify(&store, &published, key.verifier(), &ws, app.min_witnesses()).await?;
                 let secs = started.elapsed().as_secs_f64();
                 println!(
                     "検証 / verified: {} エントリ entries, {} タイル tiles, {} チェックポイント checkpoints, {:.2} s ({:.0} entries/s)",
@@ -376,15 +268,15 @@ pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
                 }
             }
             LedgerCmd::Repair { from } => {
-                let paths = LedgerPaths::of(home);
-                let key = signing_key(home)?;
-                let store = SqlStore::new(crate::front::open_db(home).await?);
-                let ws: Vec<VerifierKey> = witnesses(home)?.into_iter().map(|w| w.key).collect();
-                let trust = Trust { log_key: key.verifier(), witnesses: &ws, min_witnesses: home.config().ledger.min_witnesses };
+                let published = app.published_tiles()?;
+                let key = app.signing_key()?;
+                let store = SqlStore::new(app.open_db().await?);
+                let ws: Vec<VerifierKey> = app.witness_keys()?;
+                let trust = Trust { log_key: key.verifier(), witnesses: &ws, min_witnesses: app.min_witnesses() };
                 // The mirror (a URL or a directory) is copied to a scratch directory first,
                 // checked file by file; repair verifies every byte of the copy again.
                 let source = if from.starts_with("http://") || from.starts_with("https://") {
-                    crate::front::outbound_allowed(home, &from)?;
+                    app.outbound_allowed(&from)?;
                     kura_server::client::MirrorSource::Http(from.clone())
                 } else {
                     let p = PathBuf::from(&from);
@@ -409,14 +301,14 @@ pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
                     println!("ミラーの {f} は検証できないため使いません / the mirror's {f} does not verify: not used");
                 }
                 let mirror_dir = scratch.path().to_path_buf();
-                let out = repair(&store, &DirTiles::new(&paths.published), &DirTiles::new(&mirror_dir), trust).await?;
+                let out = repair(&store, &published, &DirTiles::new(&mirror_dir), trust).await?;
                 for i in &out.entries {
                     println!("修復 / restored entry {i}");
                 }
                 for f in &out.files {
                     println!("修復 / restored {f}");
                 }
-                let report = verify(&store, &DirTiles::new(&paths.published), key.verifier(), &ws, home.config().ledger.min_witnesses).await?;
+                let report = verify(&store, &published, key.verifier(), &ws, app.min_witnesses()).await?;
                 if report.ok() {
                     println!(
                         "修復完了、検証済み / repaired: {} entries, {} files, {} checkpoints; the log verifies",
@@ -433,14 +325,11 @@ pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
                 }
             }
             LedgerCmd::Serve { listen } => {
-                let paths = LedgerPaths::of(home);
-                std::fs::create_dir_all(&paths.published)
-                    .map_err(|e| CliError::Io { path: paths.published.display().to_string(), source: e })?;
-                let router = kura_server::ledger::tile_routes(Arc::new(DirTiles::new(&paths.published)));
+                let router = kura_server::ledger::tile_routes(Arc::new(app.published_tiles()?));
                 serve_until_ctrl_c(&listen, router, "台帳 / ledger").await
             }
             cmd => {
-                let log = open_log(home).await?;
+                let log = app.open_log().await?;
                 ledger_running(home, &log, cmd).await
             }
         }
@@ -566,35 +455,6 @@ async fn find(log: &Log<SqlStore>, sha: &str) -> Result<u64> {
     })
 }
 
-fn witness_paths(home: &Home) -> (PathBuf, PathBuf, PathBuf) {
-    let r = home.root();
-    (r.join("keys/witness.key"), r.join("witness/logs.txt"), r.join("witness/state.json"))
-}
-
-/// The home's witness (key created on first use).
-pub fn open_witness(home: &Home, name: &str) -> Result<Witness> {
-    let (key_path, logs_path, state_path) = witness_paths(home);
-    let key = match read_secret(&key_path)? {
-        Some(k) => k,
-        None => {
-            let k = SignerKey::generate(name, SigType::Cosignature)?;
-            kura_store::home::write_atomic(&key_path, k.to_secret_string().as_bytes(), 0o600)?;
-            k
-        }
-    };
-    let logs = match std::fs::read_to_string(&logs_path) {
-        Ok(t) => {
-            t.lines().filter(|l| !l.trim().is_empty()).map(|l| VerifierKey::parse(l.trim())).collect::<std::result::Result<Vec<_>, _>>()?
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(CliError::Io { path: logs_path.display().to_string(), source: e }),
-    };
-    if let Some(dir) = state_path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| CliError::Io { path: dir.display().to_string(), source: e })?;
-    }
-    Ok(Witness::open(key, logs, &state_path)?)
-}
-
 /// Binds `listen`, prints the address (for scripts: the first line of standard output) and
 /// serves until Ctrl-C.
 async fn serve_until_ctrl_c(listen: &str, router: kura_server::Router, what: &str) -> Result<()> {
@@ -615,31 +475,24 @@ async fn serve_until_ctrl_c(listen: &str, router: kura_server::Router, what: &st
 
 /// Runs `kura witness …`.
 pub fn witness(home: &Home, a: WitnessArgs) -> Result<()> {
+    let app = crate::app(home);
     match a.what {
         WitnessCmd::Serve { listen } => {
-            let w = Arc::new(open_witness(home, "kura.local/witness")?);
+            let w = Arc::new(app.open_witness("kura.local/witness")?);
             runtime()?.block_on(serve_until_ctrl_c(&listen, kura_server::ledger::witness_routes(w), "立会人 / witness"))
         }
         WitnessCmd::Key { name } => {
-            println!("{}", open_witness(home, &name)?.verifier());
+            println!("{}", app.open_witness(&name)?.verifier());
             Ok(())
         }
         WitnessCmd::AddLog { vkey } => {
             let key = VerifierKey::parse(&vkey)?;
-            let (_, logs_path, _) = witness_paths(home);
-            if let Some(dir) = logs_path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| CliError::Io { path: dir.display().to_string(), source: e })?;
-            }
-            let mut text = std::fs::read_to_string(&logs_path).unwrap_or_default();
-            if !text.lines().any(|l| l.trim() == key.to_string()) {
-                text.push_str(&format!("{key}\n"));
-                kura_store::home::write_atomic(&logs_path, text.as_bytes(), 0o644)?;
-            }
+            app.witness_add_log(&key)?;
             println!("連署対象に追加しました / now witnessing {}", key.name);
             Ok(())
         }
         WitnessCmd::Cosign { request, out } => {
-            let w = open_witness(home, "kura.local/witness")?;
+            let w = app.open_witness("kura.local/witness")?;
             let resp = w.add_checkpoint(&read_file(&request)?);
             write_out(Some(&out), &resp.to_file())?;
             if resp.status == 200 {

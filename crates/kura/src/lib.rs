@@ -33,6 +33,9 @@ pub enum CliError {
     /// From the generator.
     #[error(transparent)]
     Synth(#[from] kura_synth::SynthError),
+    /// From putting the home's parts together.
+    #[error(transparent)]
+    App(#[from] kura_app::AppError),
     /// From writing the synthetic dataset.
     #[error(transparent)]
     SynthDataset(#[from] kura_synth_dataset::SynthDatasetError),
@@ -274,6 +277,26 @@ pub(crate) fn read_query(q: &str) -> Result<String> {
     } else {
         Ok(q.to_string())
     }
+}
+
+/// The home composed with this binary's options (see `kura-app`).
+pub fn app(home: &Home) -> kura_app::App {
+    kura_app::App::new(home.clone(), app_options())
+}
+
+/// The shipping binary hashes passwords at the production cost, whatever the environment says.
+#[cfg(not(feature = "testing"))]
+fn app_options() -> kura_app::Options {
+    kura_app::Options::default()
+}
+
+/// Built for this crate's own tests only (the `testing` feature, enabled by its
+/// dev-dependencies and never in a release build): `KURA_TEST_FAST_HASH=1` selects the cheap
+/// Argon2 cost so that the CLI tests do not spend minutes hashing.
+#[cfg(feature = "testing")]
+fn app_options() -> kura_app::Options {
+    let fast = std::env::var("KURA_TEST_FAST_HASH").as_deref() == Ok("1");
+    kura_app::Options { hash_cost: if fast { kura_accounts::HashCost::TEST } else { kura_accounts::HashCost::DEFAULT } }
 }
 
 /// A multi-threaded runtime for SQL.

@@ -1,0 +1,115 @@
+//! # kura-app — the composition root
+//!
+//! The one place that knows how a Kura home is laid out and how its parts are put together from
+//! its configuration (`kura.toml`): the store of record, the audit ledger (signing key, origin,
+//! witnesses), accounts, the gate, the certificate authority's files and the server
+//! certificates issued ahead, and a running front door. The CLI (`kura`) parses arguments and
+//! prints; every test and every command that needs a part asks [`App`] for it, so the wiring
+//! exists once.
+//!
+//! Nothing here reads the environment: what differs between a test and production (the cost of
+//! password hashing) is an explicit [`Options`] field the caller sets.
+
+pub mod front;
+pub mod layout;
+pub mod ledger;
+
+pub use layout::Layout;
+
+use kura_accounts::HashCost;
+use kura_store::Home;
+
+/// Errors of putting a home's parts together. Each names the file, setting or part concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A setting in `kura.toml` that cannot be used, or a missing prerequisite, with what to do.
+    #[error("{0}")]
+    Setup(String),
+    /// File-system I/O on a named path.
+    #[error("{path}: 入出力エラー / I/O error: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// From the home (keys, catalogue, configuration).
+    #[error(transparent)]
+    Store(#[from] kura_store::StoreError),
+    /// From the store of record.
+    #[error(transparent)]
+    Db(#[from] kura_db::DbError),
+    /// From the ledger.
+    #[error(transparent)]
+    Ledger(#[from] kura_ledger::LedgerError),
+    /// From the transparency-log formats (keys, notes).
+    #[error(transparent)]
+    Tlog(#[from] kura_tlog::TlogError),
+    /// From accounts.
+    #[error(transparent)]
+    Accounts(#[from] kura_accounts::AccountsError),
+    /// From the gate.
+    #[error(transparent)]
+    Gate(#[from] kura_gate::GateError),
+    /// From the certificate authority or TLS.
+    #[error(transparent)]
+    Pki(#[from] kura_pki::PkiError),
+    /// From the server.
+    #[error(transparent)]
+    Server(#[from] kura_server::ServerError),
+    /// From a key operation.
+    #[error(transparent)]
+    Crypto(#[from] kura_crypto::CryptoError),
+}
+
+impl AppError {
+    fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        AppError::Io { path: path.display().to_string(), source }
+    }
+}
+
+/// Result type of this crate.
+pub type Result<T> = std::result::Result<T, AppError>;
+
+/// What the caller decides rather than the configuration file.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Argon2id cost of password hashes: [`HashCost::DEFAULT`] in production; tests pass
+    /// [`HashCost::TEST`].
+    pub hash_cost: HashCost,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { hash_cost: HashCost::DEFAULT }
+    }
+}
+
+/// A home with the options it is composed with.
+#[derive(Clone, Debug)]
+pub struct App {
+    home: Home,
+    options: Options,
+}
+
+impl App {
+    /// Composes `home` with `options`.
+    pub fn new(home: Home, options: Options) -> Self {
+        Self { home, options }
+    }
+
+    /// The home.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// The options.
+    pub fn options(&self) -> Options {
+        self.options
+    }
+
+    /// Where things are in the home.
+    pub fn layout(&self) -> Layout {
+        Layout::of(&self.home)
+    }
+}
