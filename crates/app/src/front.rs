@@ -40,7 +40,7 @@ fn now() -> i64 {
 impl App {
     /// The account rules of `[server]`.
     pub fn policy(&self) -> Policy {
-        let c = &self.home.config().server;
+        let c = &self.config.server;
         Policy {
             lockout_threshold: c.lockout_threshold,
             lock_for: (c.lock_minutes > 0).then(|| Duration::from_secs(c.lock_minutes * 60)),
@@ -71,7 +71,7 @@ impl App {
 
     /// The gate's configuration from `[server]`.
     pub fn gate_config(&self) -> Result<GateConfig> {
-        let c = &self.home.config().server;
+        let c = &self.config.server;
         let countries = c
             .countries
             .iter()
@@ -104,7 +104,7 @@ impl App {
     /// Whether Kura may call `url` (a witness, a mirror): never a host on a domain blocklist, nor
     /// an address on an IP blocklist (HIC-S9). Checked when the URL is taken into use.
     pub fn outbound_allowed(&self, url: &str) -> Result<()> {
-        let c = &self.home.config().server;
+        let c = &self.config.server;
         if c.domain_blocklists.is_empty() && c.ip_blocklists.is_empty() {
             return Ok(());
         }
@@ -130,7 +130,7 @@ impl App {
     /// from now (with the CA key: in a command, never in the server). Returns how many were
     /// written and until when they cover.
     pub fn issue_server_certs(&self, ca: &Ca, days: i64) -> Result<(usize, i64)> {
-        let names = &self.home.config().server.server_names;
+        let names = &self.config.server.server_names;
         let dir = self.layout().server_cert_dir();
         let written = kura_pki::server_certs::issue_ahead(ca, names, &dir, now(), days)?;
         let certs = kura_pki::server_certs::load(&dir)?;
@@ -173,7 +173,7 @@ impl App {
     /// reloaded while running, the server certificate renewed from those issued ahead. This
     /// process never loads the CA's signing key.
     pub async fn start_server(&self, listeners: Listeners) -> Result<kura_server::serve::Running> {
-        let c = &self.home.config().server;
+        let c = &self.config.server;
         let ca_cert = Ca::certificate(&self.layout().ca_dir()).map_err(no_ca)?;
         let accounts = self.accounts().await?;
         // A short-lived server certificate (no revocation information needed; see

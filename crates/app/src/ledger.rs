@@ -23,7 +23,7 @@ fn read_secret(path: &Path) -> Result<Option<SignerKey>> {
 impl App {
     /// The store of record's URL: `[server] database`, or SQLite in the home.
     pub fn database_url(&self) -> String {
-        let db = &self.home.config().server.database;
+        let db = &self.config.server.database;
         if db.is_empty() { format!("sqlite://{}", self.layout().state_db().display()) } else { db.clone() }
     }
 
@@ -37,7 +37,7 @@ impl App {
     /// The log's signing key, created on first use from `[ledger]`. A configured origin that
     /// differs from the existing key's name is refused: a log's origin never changes.
     pub fn signing_key(&self) -> Result<SignerKey> {
-        let cfg = &self.home.config().ledger;
+        let cfg = &self.config.ledger;
         let path = self.layout().ledger_key();
         if let Some(k) = read_secret(&path)? {
             if !cfg.origin.is_empty() && cfg.origin != k.name() {
@@ -75,7 +75,7 @@ impl App {
     /// The witnesses of `[ledger]`, each a cosignature key; the URL of an online one must not
     /// be on a blocklist (HIC-S9).
     pub fn witnesses(&self) -> Result<Vec<WitnessEndpoint>> {
-        let cfg = &self.home.config().ledger;
+        let cfg = &self.config.ledger;
         for url in cfg.witnesses.iter().filter_map(|w| w.url.as_deref()) {
             self.outbound_allowed(url)?;
         }
@@ -101,7 +101,7 @@ impl App {
 
     /// Cosignatures required before a checkpoint is published.
     pub fn min_witnesses(&self) -> usize {
-        self.home.config().ledger.min_witnesses
+        self.config.ledger.min_witnesses
     }
 
     /// The published log's tiles.

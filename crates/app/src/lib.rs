@@ -10,6 +10,7 @@
 //! Nothing here reads the environment: what differs between a test and production (the cost of
 //! password hashing) is an explicit [`Options`] field the caller sets.
 
+pub mod config;
 pub mod front;
 pub mod layout;
 pub mod ledger;
@@ -85,17 +86,35 @@ impl Default for Options {
     }
 }
 
-/// A home with the options it is composed with.
+/// A home, its whole configuration checked, and the options it is composed with.
 #[derive(Clone, Debug)]
 pub struct App {
     home: Home,
+    config: config::KuraConfig,
     options: Options,
 }
 
 impl App {
-    /// Composes `home` with `options`.
-    pub fn new(home: Home, options: Options) -> Self {
-        Self { home, options }
+    /// Composes `home` with `options`; fails if any section of `kura.toml` is invalid or unknown.
+    pub fn new(home: Home, options: Options) -> Result<Self> {
+        let config = config::KuraConfig::of(&home)?;
+        Ok(Self { home, config, options })
+    }
+
+    /// Opens the home at `root`, creating it with the commented template if there is none.
+    pub fn open_or_init(root: &std::path::Path, options: Options) -> Result<(Self, bool)> {
+        let (home, created) = Home::open_or_init_with_config(root, config::TEMPLATE)?;
+        Ok((Self::new(home, options)?, created))
+    }
+
+    /// Creates a home at `root` with the commented template.
+    pub fn init(root: &std::path::Path, options: Options) -> Result<Self> {
+        Self::new(Home::init_with_config(root, config::TEMPLATE)?, options)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &config::KuraConfig {
+        &self.config
     }
 
     /// The home.
@@ -111,5 +130,37 @@ impl App {
     /// Where things are in the home.
     pub fn layout(&self) -> Layout {
         Layout::of(&self.home)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_home_is_composed_only_with_a_valid_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::init(&dir.path().join("h"), Options::default()).unwrap();
+        assert_eq!(app.config(), &config::KuraConfig { version: 1, ..Default::default() });
+        let text = std::fs::read_to_string(app.home().root().join("kura.toml")).unwrap();
+        assert_eq!(text, config::TEMPLATE, "kura init writes the commented template");
+        // A key no section knows, in any section, refuses the whole composition and names the file.
+        let path = app.home().root().join("kura.toml");
+        for (bad, what) in [
+            ("[server]\nlockout = 3\n", "lockout"),
+            ("[query]\ntimeout_secs = \"soon\"\n", "timeout_secs"),
+            ("[nothing]\n", "nothing"),
+            ("[store]\nthreads = -1\n", "threads"),
+        ] {
+            std::fs::write(&path, format!("version = 1\n{bad}")).unwrap();
+            let err = Home::open(app.home().root()).map_err(AppError::from).and_then(|h| App::new(h, Options::default())).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("kura.toml") && text.contains(what), "{bad:?}: {text}");
+        }
+        // The section an owner reads on its own is checked too, naming the section.
+        std::fs::write(&path, "version = 1\n[query]\ntimeout_secs = \"soon\"\n").unwrap();
+        let home = Home::open(app.home().root()).unwrap();
+        let err = home.section::<kura_query::config::QueryConfig>("query").unwrap_err().to_string();
+        assert!(err.contains("[query]") && err.contains("timeout_secs"), "{err}");
     }
 }

@@ -446,7 +446,7 @@ pub fn query(a: QueryBenchArgs) -> Result<()> {
 
     // 2. The plaintext copy for DuckDB and the size overhead of encryption.
     let plain = work.join("plain");
-    let plain_bytes = export_plaintext(&home, &entry, &plain, home.config().store.row_group_rows)?;
+    let plain_bytes = export_plaintext(&home, &entry, &plain, home.store_config().row_group_rows)?;
     let enc_bytes = entry.bytes();
     let overhead = 100.0 * (enc_bytes as f64 / plain_bytes.max(1) as f64 - 1.0);
     println!(

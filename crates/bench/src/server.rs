@@ -285,7 +285,7 @@ async fn run(a: &ServerBenchArgs, dir: &Path, cores: usize) -> Result<()> {
     let secret = {
         let h = kura_store::Home::open(&home).map_err(|e| CliError::Bench(e.to_string()))?;
         // The production password cost: this benchmark measures what users get.
-        let acc = kura_app::App::new(h, kura_app::Options::default()).accounts().await?;
+        let acc = kura_app::App::new(h, kura_app::Options::default())?.accounts().await?;
         let e = acc.begin_enrolment(LOGIN).await.map_err(|e| CliError::Bench(e.to_string()))?;
         let secret = kura_accounts::totp::base32_decode(&e.secret_base32).ok_or_else(|| CliError::Bench("TOTP secret".into()))?;
         let who = kura_accounts::Who::console();

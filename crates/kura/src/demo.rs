@@ -3,7 +3,7 @@
 use crate::{Result, output, runtime, synth_with_progress};
 use indicatif::{ProgressBar, ProgressStyle};
 use kura_query::{EngineSpec, QueryEngine};
-use kura_store::{Home, WriteOptions};
+use kura_store::WriteOptions;
 use kura_synth::SynthConfig;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -181,7 +181,8 @@ fn spinner(msg: String) -> ProgressBar {
 pub fn run(root: PathBuf, persons: u64, seed: u64, fresh: bool) -> Result<()> {
     println!("Kura（蔵）デモ / demo");
     println!("ホーム home: {}", root.display());
-    let (home, created) = Home::open_or_init(&root)?;
+    let (app, created) = kura_app::App::open_or_init(&root, crate::app_options())?;
+    let home = app.home().clone();
     println!(
         "[1/3] {}",
         if created {

@@ -162,7 +162,7 @@ fn failed(e: impl std::fmt::Display) -> CliError {
 
 /// The accounts service of a home, composed by [`crate::app`].
 async fn accounts(home: &Home) -> Result<Accounts> {
-    Ok(crate::app(home).accounts().await?)
+    Ok(crate::app(home)?.accounts().await?)
 }
 
 fn read_password_stdin() -> Result<String> {
@@ -185,16 +185,16 @@ fn generated_password() -> Result<String> {
 pub fn ca(home: &Home, a: CaArgs) -> Result<()> {
     match a.what {
         CaCmd::Init { name } => {
-            let ca = crate::app(home).init_ca(&name)?;
-            println!("認証局を作成しました / created the CA: {}", crate::app(home).layout().ca_dir().display());
+            let ca = crate::app(home)?.init_ca(&name)?;
+            println!("認証局を作成しました / created the CA: {}", crate::app(home)?.layout().ca_dir().display());
             println!("  指紋 fingerprint: {}", ca.fingerprint());
             server_certs(home, &ca, 90)?;
             println!("次に / next: kura user add … ; kura ca issue --user LOGIN --out DIR");
             Ok(())
         }
-        CaCmd::ServerCerts { days } => server_certs(home, &crate::app(home).open_ca()?, i64::from(days)),
+        CaCmd::ServerCerts { days } => server_certs(home, &crate::app(home)?.open_ca()?, i64::from(days)),
         CaCmd::Issue { user, institution, out, days, password_stdin } => runtime()?.block_on(async {
-            let ca = crate::app(home).open_ca()?;
+            let ca = crate::app(home)?.open_ca()?;
             let acc = accounts(home).await?;
             let (subject, name, login, inst) = match (&user, &institution) {
                 (Some(login), _) => {
@@ -349,8 +349,8 @@ pub fn user(home: &Home, a: UserArgs) -> Result<()> {
 /// Issues server certificates ahead of time for `[server] server_names` (with the CA key, in
 /// this command, never in `kura serve`) and says until when they cover.
 fn server_certs(home: &Home, ca: &Ca, days: i64) -> Result<()> {
-    let (written, until) = crate::app(home).issue_server_certs(ca, days)?;
-    let names = home.config().server.server_names.join(", ");
+    let (written, until) = crate::app(home)?.issue_server_certs(ca, days)?;
+    let names = crate::app(home)?.config().server.server_names.join(", ");
     let until = kura_server::api::time_text(until);
     println!(
         "サーバー証明書 {written} 枚を発行しました（{until} まで有効）/ issued {written} server certificate(s) for {names}; covered until {until}"
@@ -360,7 +360,7 @@ fn server_certs(home: &Home, ca: &Ca, days: i64) -> Result<()> {
 
 /// Runs `kura serve` until interrupted.
 pub fn serve(home: &Home, a: ServeArgs) -> Result<()> {
-    let app = crate::app(home);
+    let app = crate::app(home)?;
     runtime()?.block_on(async {
         let running = app.start_server(kura_app::front::Listeners { listen: a.listen, operator_listen: a.operator_listen }).await?;
         // A server keeps running if whoever started it stops reading its output.

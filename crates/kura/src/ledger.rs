@@ -227,7 +227,7 @@ fn write_out(out: Option<&Path>, bytes: &[u8]) -> Result<()> {
 
 /// Runs `kura ledger …`.
 pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
-    let app = crate::app(home);
+    let app = crate::app(home)?;
     runtime()?.block_on(async move {
         match a.what {
             LedgerCmd::Key => {
@@ -475,7 +475,7 @@ async fn serve_until_ctrl_c(listen: &str, router: kura_server::Router, what: &st
 
 /// Runs `kura witness …`.
 pub fn witness(home: &Home, a: WitnessArgs) -> Result<()> {
-    let app = crate::app(home);
+    let app = crate::app(home)?;
     match a.what {
         WitnessCmd::Serve { listen } => {
             let w = Arc::new(app.open_witness("kura.local/witness")?);

@@ -220,14 +220,17 @@ fn default_home() -> PathBuf {
     directories::ProjectDirs::from("jp", "kura", "kura").map_or_else(|| PathBuf::from(".kura"), |d| d.data_dir().to_path_buf())
 }
 
+/// Opens the home; every section of its `kura.toml` is checked before any command runs.
 fn open_home(cli_home: &Option<PathBuf>) -> Result<Home> {
     let root = cli_home.clone().unwrap_or_else(default_home);
-    Ok(Home::open(&root)?)
+    let home = Home::open(&root)?;
+    app(&home)?;
+    Ok(home)
 }
 
 fn open_home_or_init(cli_home: &Option<PathBuf>) -> Result<Home> {
     let root = cli_home.clone().unwrap_or_else(default_home);
-    Ok(Home::open_or_init(&root)?.0)
+    Ok(kura_app::App::open_or_init(&root, app_options())?.0.home().clone())
 }
 
 /// A progress bar counting `n` things of `unit` (`人 persons`, `件 entries`) with rate and time left.
@@ -254,7 +257,7 @@ pub fn synth_with_progress(home: &Home, cfg: SynthConfig, opts: &WriteOptions) -
 }
 
 fn synth_config(home: &Home, a: &SynthArgs) -> Result<SynthConfig> {
-    let d = &home.config().synth;
+    let d = app(home)?.config().synth.clone();
     let mut cfg = SynthConfig::new(a.persons.unwrap_or(d.persons), a.seed.unwrap_or(d.seed));
     let start = a.start.unwrap_or(d.start);
     let (y, m) = (start / 100, start % 100);
@@ -279,14 +282,15 @@ pub(crate) fn read_query(q: &str) -> Result<String> {
     }
 }
 
-/// The home composed with this binary's options (see `kura-app`).
-pub fn app(home: &Home) -> kura_app::App {
-    kura_app::App::new(home.clone(), app_options())
+/// The home composed with this binary's options (see `kura-app`); fails on an invalid
+/// `kura.toml`.
+pub fn app(home: &Home) -> Result<kura_app::App> {
+    Ok(kura_app::App::new(home.clone(), app_options())?)
 }
 
 /// The shipping binary hashes passwords at the production cost, whatever the environment says.
 #[cfg(not(feature = "testing"))]
-fn app_options() -> kura_app::Options {
+pub(crate) fn app_options() -> kura_app::Options {
     kura_app::Options::default()
 }
 
@@ -294,7 +298,7 @@ fn app_options() -> kura_app::Options {
 /// dev-dependencies and never in a release build): `KURA_TEST_FAST_HASH=1` selects the cheap
 /// Argon2 cost so that the CLI tests do not spend minutes hashing.
 #[cfg(feature = "testing")]
-fn app_options() -> kura_app::Options {
+pub(crate) fn app_options() -> kura_app::Options {
     let fast = std::env::var("KURA_TEST_FAST_HASH").as_deref() == Ok("1");
     kura_app::Options { hash_cost: if fast { kura_accounts::HashCost::TEST } else { kura_accounts::HashCost::DEFAULT } }
 }
@@ -308,7 +312,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init => {
             let root = cli.home.clone().unwrap_or_else(default_home);
-            let home = Home::init(&root)?;
+            let home = kura_app::App::init(&root, app_options())?.home().clone();
             println!("ホームを作成しました / created a Kura home: {}", home.root().display());
             println!("  設定 configuration: {}", home.root().join("kura.toml").display());
             println!("  マスター鍵 master key: {} (0600)", home.root().join("keys/master.key").display());

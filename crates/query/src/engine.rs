@@ -51,9 +51,13 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Limits from a home's configuration.
-    pub fn from_home(home: &Home) -> Self {
-        let q = &home.config().query;
+    /// Limits from a home's configuration (`[query]`).
+    pub fn from_home(home: &Home) -> Result<Self> {
+        Ok(Self::new(home, &home.section("query")?))
+    }
+
+    /// Limits from a query configuration; spill files go to the home's temporary directory.
+    pub fn new(home: &Home, q: &crate::config::QueryConfig) -> Self {
         Self {
             memory_bytes: if q.memory_limit_mb == 0 {
                 default_memory_limit()
@@ -110,7 +114,7 @@ impl EngineSpec {
         let grant = grant.unwrap_or_else(|| Grant::everything(&entry));
         let ids = grant.key_ids(&entry);
         let keys = GrantedKeys::unwrap(&master, &keyring, ids.iter().map(String::as_str))?;
-        Ok(Self { dataset: entry, grant, keys, data_root: home.data_dir(), limits: Limits::from_home(home) })
+        Ok(Self { dataset: entry, grant, keys, data_root: home.data_dir(), limits: Limits::from_home(home)? })
     }
 }
 

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bounds;
+pub mod config;
 mod engine;
 mod grant;
 pub mod policy;

@@ -105,7 +105,7 @@ fn a_column_without_its_key_cannot_be_read_even_if_the_engine_asks() {
         grant: Grant::parse(&entry, &["re"]).unwrap(),
         keys,
         data_root: home.data_dir(),
-        limits: Limits::from_home(home),
+        limits: Limits::from_home(home).unwrap(),
     };
     let e = QueryEngine::new(spec).unwrap();
     assert!(scalar(&e, "SELECT max(age) FROM re").unwrap().parse::<u32>().unwrap() > 80);

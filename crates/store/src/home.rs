@@ -10,7 +10,7 @@
 //! ```
 
 use crate::catalog::Catalog;
-use crate::config::{KuraConfig, TEMPLATE};
+use crate::config::StoreConfig;
 use crate::{Result, StoreError};
 use kura_crypto::{KeyId, Keyring, MasterKey, PseudonymKey, Purpose};
 use std::path::{Path, PathBuf};
@@ -74,8 +74,15 @@ fn mkdir_private(path: &Path) -> Result<()> {
 #[derive(Clone, Debug)]
 pub struct Home {
     root: PathBuf,
-    config: KuraConfig,
+    /// `kura.toml` as read (syntax checked); sections are typed by their owners.
+    config: toml::Table,
+    /// The store's own section.
+    store: StoreConfig,
 }
+
+/// The configuration a home gets from [`Home::init`]: every setting at its default. The
+/// commented template is the composition root's (`kura_app::config::TEMPLATE`).
+pub const MINIMAL_CONFIG: &str = "version = 1\n";
 
 impl Home {
     /// Creates a home (directories, configuration, master key, keyring with the platform
@@ -83,6 +90,11 @@ impl Home {
     /// already holds a home, and an existing directory that is not empty or that others may
     /// write to (a shared directory such as `/tmp` is never taken over or re-permissioned).
     pub fn init(root: &Path) -> Result<Self> {
+        Self::init_with_config(root, MINIMAL_CONFIG)
+    }
+
+    /// [`Home::init`] writing `config` as `kura.toml` (checked by opening the home).
+    pub fn init_with_config(root: &Path, config: &str) -> Result<Self> {
         if root.join("kura.toml").exists() || root.join("keys/master.key").exists() {
             return Err(StoreError::AlreadyInitialised(root.display().to_string()));
         }
@@ -97,7 +109,7 @@ impl Home {
         keyring.create(&master, None, KeyId::new(PLATFORM_PSEUDONYM_KEY)?, Purpose::Pseudonym)?;
         keyring.create(&master, None, KeyId::new(CATALOG_KEY)?, Purpose::CatalogMac)?;
         keyring.save(&root.join("keys/keyring.json"))?;
-        write_atomic(&root.join("kura.toml"), TEMPLATE.as_bytes(), 0o644)?;
+        write_atomic(&root.join("kura.toml"), config.as_bytes(), 0o644)?;
         let home = Self::open(root)?;
         home.save_catalog(&mut Catalog { version: 1, ..Catalog::default() })?;
         Ok(home)
@@ -111,24 +123,52 @@ impl Home {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotAHome(root.display().to_string())),
             Err(e) => return Err(StoreError::io(&cfg_path, e)),
         };
-        let config: KuraConfig =
+        let config: toml::Table =
             toml::from_str(&text).map_err(|e| StoreError::Config { path: cfg_path.display().to_string(), reason: e.to_string() })?;
-        Ok(Self { root: root.to_path_buf(), config })
+        let mut home = Self { root: root.to_path_buf(), config, store: StoreConfig::default() };
+        home.store = home.section("store")?;
+        Ok(home)
+    }
+
+    /// One section of `kura.toml` as its owner's type; a missing section is the type's
+    /// default. An unknown key or a wrong type is an error naming the file and the section.
+    pub fn section<T: serde::de::DeserializeOwned + Default>(&self, name: &str) -> Result<T> {
+        match self.config.get(name) {
+            None => Ok(T::default()),
+            Some(v) => v.clone().try_into().map_err(|e: toml::de::Error| StoreError::Config {
+                path: format!("{} [{name}]", self.root.join("kura.toml").display()),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// The whole of `kura.toml` as one type (the composition root's, which checks every
+    /// section and refuses unknown ones).
+    pub fn whole<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        toml::Value::Table(self.config.clone()).try_into().map_err(|e: toml::de::Error| StoreError::Config {
+            path: self.root.join("kura.toml").display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The store's section of the configuration.
+    pub fn store_config(&self) -> &StoreConfig {
+        &self.store
     }
 
     /// Opens the home, creating it first if the directory holds none.
     pub fn open_or_init(root: &Path) -> Result<(Self, bool)> {
-        if root.join("kura.toml").exists() { Ok((Self::open(root)?, false)) } else { Ok((Self::init(root)?, true)) }
+        Self::open_or_init_with_config(root, MINIMAL_CONFIG)
+    }
+
+    /// [`Home::open_or_init`] writing `config` if the home is created.
+    pub fn open_or_init_with_config(root: &Path, config: &str) -> Result<(Self, bool)> {
+        if root.join("kura.toml").exists() { Ok((Self::open(root)?, false)) } else { Ok((Self::init_with_config(root, config)?, true)) }
     }
 
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &KuraConfig {
-        &self.config
     }
 
     /// The data root (object store root).
@@ -370,7 +410,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("home");
         let h = Home::init(&root).unwrap();
-        assert_eq!(h.config().query.timeout_secs, 600);
+        assert_eq!(h.store_config(), &StoreConfig::default());
         assert!(h.platform_pseudonym_key().is_ok());
         assert!(matches!(Home::init(&root), Err(StoreError::AlreadyInitialised(_))));
         assert!(Home::open(&root).is_ok());

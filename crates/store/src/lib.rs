@@ -23,7 +23,7 @@ pub mod verify;
 pub mod writer;
 
 pub use catalog::{Catalog, ColumnEntry, DatasetEntry, FileEntry, TableEntry};
-pub use config::KuraConfig;
+pub use config::StoreConfig;
 pub use home::Home;
 pub use keys::{GrantedKeys, KuraEncryptionFactory, aad_prefix};
 pub use schema::{BatchBuilder, ColType, ColumnSpec, Sensitivity, TableSpec};

@@ -122,7 +122,7 @@ impl ColBuilder {
             ColType::I32 => ColBuilder::I32(Int32Builder::with_capacity(cap)),
             ColType::I16 => ColBuilder::I16(Int16Builder::with_capacity(cap)),
             ColType::F64 => ColBuilder::F64(Float64Builder::with_capacity(cap)),
-            ColType::Utf8 => ColBuilder::Utf8(StringBuilder::with_capacity(cap, cap * 8)),
+            ColType::Utf8 => ColBuilder::Utf8(StringBuilder::with_capacity(cap, cap.saturating_mul(8))),
             ColType::Date => ColBuilder::Date(Date32Builder::with_capacity(cap)),
             ColType::Bool => ColBuilder::Bool(BooleanBuilder::with_capacity(cap)),
         }
@@ -231,9 +231,8 @@ impl TableSpec {
             if f.data_type() != &c.ty.data_type() {
                 return Err(format!("column '{}' is {}, expected {}", c.name, f.data_type(), c.ty.data_type()));
             }
-            if f.is_nullable() && !c.nullable {
-                return Err(format!("column '{}' may hold nulls, which this table does not allow", c.name));
-            }
+            // A field declared nullable is fine for a column that is not: the writer rebuilds
+            // the batch under the table's schema, which refuses any actual null.
         }
         Ok(())
     }

@@ -39,17 +39,14 @@ pub struct WriteOptions {
     pub threads: usize,
     /// Rows per row group.
     pub row_group_rows: usize,
-    /// Also write every table unencrypted to this directory (for the benchmark's peer engine;
-    /// never used for real data).
-    pub plaintext_copy: Option<std::path::PathBuf>,
 }
 
 impl WriteOptions {
     /// Options from the home's configuration.
     pub fn from_home(home: &Home, dataset: &str) -> Self {
-        let cfg = &home.config().store;
+        let cfg = home.store_config();
         let threads = if cfg.threads == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { cfg.threads };
-        Self { dataset: dataset.to_string(), threads, row_group_rows: cfg.row_group_rows.max(1024), plaintext_copy: None }
+        Self { dataset: dataset.to_string(), threads, row_group_rows: cfg.row_group_rows.max(1024) }
     }
 }
 
@@ -108,8 +105,48 @@ fn encryption(keys: &TableKeys, path: &str) -> Result<Arc<FileEncryptionProperti
     b.build().map_err(|e| StoreError::Parquet { file: path.to_string(), reason: e.to_string() })
 }
 
+/// Whether a column's buffers hold exactly its rows from offset 0: a sliced string array keeps
+/// its parent's values and absolute offsets, a sliced or short boolean array shares bits.
+fn is_compact(c: &datafusion::arrow::array::ArrayRef) -> bool {
+    use datafusion::arrow::array::{Array, StringArray};
+    use datafusion::arrow::datatypes::DataType;
+    if c.to_data().offset() != 0 || c.data_type() == &DataType::Boolean {
+        return false;
+    }
+    match c.as_any().downcast_ref::<StringArray>() {
+        Some(s) => {
+            let o = s.value_offsets();
+            o.first() == Some(&0) && o.last().is_some_and(|&end| usize::try_from(end).is_ok_and(|end| end == s.values().len()))
+        }
+        None => true,
+    }
+}
+
+/// The SHA-256 of a batch's content (see [`hash_batch`]); a column that is a slice of a larger
+/// array is copied first, so that only the rows of the batch count, from offset 0.
+fn digest_batch(batch: &RecordBatch) -> Result<[u8; 32]> {
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for c in batch.columns() {
+        if is_compact(c) {
+            columns.push(c.clone());
+        } else {
+            // `take` of every row builds fresh buffers (`concat` of one array returns it as is).
+            let rows = datafusion::arrow::array::UInt32Array::from_iter_values(0..c.len() as u32);
+            let copied = datafusion::arrow::compute::take(c.as_ref(), &rows, None)
+                .map_err(|e| StoreError::Schema { table: "batch".into(), reason: e.to_string() })?;
+            columns.push(copied);
+        }
+    }
+    let batch =
+        RecordBatch::try_new(batch.schema(), columns).map_err(|e| StoreError::Schema { table: "batch".into(), reason: e.to_string() })?;
+    let mut h = Sha256::new();
+    hash_batch(&mut h, &batch);
+    Ok(h.finalize().into())
+}
+
 /// Feeds a batch's content into a hash: lengths, validity bitmaps and value buffers of every
-/// column. Independent of encryption and of file layout.
+/// column. Independent of encryption and of file layout; the same rows in other batches give
+/// other digests, so a producer that wants equal MACs for equal content cuts equal batches.
 fn hash_batch(h: &mut Sha256, batch: &RecordBatch) {
     h.update((batch.num_rows() as u64).to_le_bytes());
     for col in batch.columns() {
@@ -138,10 +175,6 @@ fn props(keys: &TableKeys, path: &str, opts: &WriteOptions) -> Result<WriterProp
         .set_created_by(format!("kura {}", env!("CARGO_PKG_VERSION")))
         .with_file_encryption_properties(encryption(keys, path)?)
         .build())
-}
-
-fn plain_props(opts: &WriteOptions) -> WriterProperties {
-    WriterProperties::builder().set_compression(Compression::SNAPPY).set_max_row_group_row_count(Some(opts.row_group_rows)).build()
 }
 
 fn parquet_err(file: &str) -> impl Fn(parquet::errors::ParquetError) -> StoreError + '_ {
@@ -186,12 +219,14 @@ pub struct DatasetWriter<'h> {
     previous: Option<String>,
     catalog_key: SecretKey,
     parts: Mutex<BTreeSet<usize>>,
+    data_dir: std::path::PathBuf,
     committed: bool,
     _writing: crate::home::KeysLock,
 }
 
 /// The files and content digests one [`PartWriter`] produced, for [`DatasetWriter::commit`].
 pub struct WrittenPart {
+    generation: String,
     part: usize,
     /// (table index, file).
     files: Vec<(usize, FileEntry)>,
@@ -202,7 +237,6 @@ pub struct WrittenPart {
 struct OpenFile {
     path: String,
     writer: AsyncArrowWriter<BufWriter>,
-    plain: Option<parquet::arrow::ArrowWriter<std::fs::File>>,
 }
 
 /// Writes the batches of one producer (a thread) to one file per table. Not `Send`-bound to a
@@ -213,6 +247,10 @@ pub struct PartWriter<'w> {
     rt: tokio::runtime::Runtime,
     open: Vec<Option<OpenFile>>,
     digests: Vec<(usize, u64, [u8; 32])>,
+    /// Rows written per table, checked against each file's own count when it is closed.
+    rows: Vec<u64>,
+    /// Set by a failed write: a file may hold part of a batch, so the part is unusable.
+    broken: bool,
 }
 
 impl<'h> DatasetWriter<'h> {
@@ -264,6 +302,7 @@ impl<'h> DatasetWriter<'h> {
             previous,
             catalog_key,
             parts: Mutex::new(BTreeSet::new()),
+            data_dir,
             committed: false,
             _writing: writing,
         };
@@ -286,7 +325,15 @@ impl<'h> DatasetWriter<'h> {
             .enable_all()
             .build()
             .map_err(|e| StoreError::io(std::path::Path::new("tokio runtime"), e))?;
-        Ok(PartWriter { writer: self, part, rt, open: self.tables.iter().map(|_| None).collect(), digests: Vec::new() })
+        Ok(PartWriter {
+            writer: self,
+            part,
+            rt,
+            open: self.tables.iter().map(|_| None).collect(),
+            digests: Vec::new(),
+            rows: vec![0; self.tables.len()],
+            broken: false,
+        })
     }
 
     /// Publishes the generation: every part's files go into the catalogue with their sizes,
@@ -294,6 +341,21 @@ impl<'h> DatasetWriter<'h> {
     /// (so the MAC does not depend on how many parts wrote them). Then the previous generation
     /// is removed and, if there was one, the master key replaced.
     pub fn commit(mut self, meta: DatasetMeta, parts: Vec<WrittenPart>) -> Result<DatasetEntry> {
+        // Exactly the parts handed out, each finished, each of this generation: a part that
+        // failed and was left out would publish a dataset that is silently short.
+        let given: BTreeSet<usize> = parts.iter().filter(|p| p.generation == self.generation).map(|p| p.part).collect();
+        let handed_out = self.parts.lock().map_err(|_| poisoned())?.clone();
+        if given != handed_out || given.len() != parts.len() {
+            let missing: Vec<String> = handed_out.difference(&given).map(usize::to_string).collect();
+            return Err(StoreError::Schema {
+                table: self.dataset.clone(),
+                reason: format!(
+                    "the commit must hold every part this writer handed out, once each (missing: {}); nothing was published",
+                    if missing.is_empty() { "none, but a part is foreign or repeated".into() } else { missing.join(", ") }
+                ),
+            });
+        }
+        self.sync_generation()?;
         let mut table_entries = Vec::new();
         for (ti, t) in self.tables.iter().enumerate() {
             // (sequence, part, order within the part) → digest; one sequence number belongs to one part.
@@ -380,6 +442,31 @@ impl<'h> DatasetWriter<'h> {
         Ok(entry)
     }
 
+    /// Makes the new generation's files and directories durable before the catalogue points
+    /// at them (the object store renames files into place without syncing them).
+    fn sync_generation(&self) -> Result<()> {
+        fn sync_tree(dir: &std::path::Path) -> Result<()> {
+            for e in std::fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
+                let p = e.map_err(|e| StoreError::io(dir, e))?.path();
+                if p.is_dir() {
+                    sync_tree(&p)?;
+                } else {
+                    std::fs::File::open(&p).and_then(|f| f.sync_all()).map_err(|e| StoreError::io(&p, e))?;
+                }
+            }
+            std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(|e| StoreError::io(dir, e))
+        }
+        let generation = self.data_dir.join(&self.dataset).join(&self.generation);
+        if generation.is_dir() {
+            sync_tree(&generation)?;
+        }
+        let dataset = self.data_dir.join(&self.dataset);
+        if dataset.is_dir() {
+            std::fs::File::open(&dataset).and_then(|f| f.sync_all()).map_err(|e| StoreError::io(&dataset, e))?;
+        }
+        Ok(())
+    }
+
     /// Removes this generation's files and keys (the keyring read afresh, so a key another
     /// process added meanwhile is kept).
     fn undo(&self) -> Result<()> {
@@ -419,21 +506,39 @@ impl PartWriter<'_> {
         // columns are checked for nulls here.
         let batch = RecordBatch::try_new(spec.schema(), batch.columns().to_vec())
             .map_err(|e| StoreError::Schema { table: table.to_string(), reason: e.to_string() })?;
+        if self.broken {
+            return Err(self.broken_err());
+        }
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let mut h = Sha256::new();
-        hash_batch(&mut h, &batch);
-        self.digests.push((ti, seq, h.finalize().into()));
+        let digest = digest_batch(&batch)?;
         if self.open[ti].is_none() {
-            self.open[ti] = Some(self.open_file(ti)?);
+            match self.open_file(ti) {
+                Ok(f) => self.open[ti] = Some(f),
+                Err(e) => {
+                    self.broken = true;
+                    return Err(e);
+                }
+            }
         }
         let Some(f) = self.open[ti].as_mut() else { return Ok(()) };
-        self.rt.block_on(f.writer.write(&batch)).map_err(parquet_err(&f.path))?;
-        if let Some(p) = f.plain.as_mut() {
-            p.write(&batch).map_err(|e| StoreError::Parquet { file: format!("plaintext copy of {}", f.path), reason: e.to_string() })?;
+        if let Err(e) = self.rt.block_on(f.writer.write(&batch)) {
+            // The file may now hold part of the batch: this part cannot be finished.
+            self.broken = true;
+            return Err(parquet_err(&f.path)(e));
         }
+        // Counted only once written, so the MAC and the row counts describe the files.
+        self.digests.push((ti, seq, digest));
+        self.rows[ti] += batch.num_rows() as u64;
         Ok(())
+    }
+
+    fn broken_err(&self) -> StoreError {
+        StoreError::Schema {
+            table: self.writer.dataset.clone(),
+            reason: format!("part {} failed earlier and cannot be used; write the dataset again", self.part),
+        }
     }
 
     fn open_file(&self, ti: usize) -> Result<OpenFile> {
@@ -445,39 +550,33 @@ impl PartWriter<'_> {
             let _g = self.rt.enter();
             AsyncArrowWriter::try_new(obj, t.schema(), Some(props(&w.keys[ti], &path, &w.opts)?)).map_err(parquet_err(&path))?
         };
-        let plain = match &w.opts.plaintext_copy {
-            None => None,
-            Some(dir) => {
-                let d = dir.join(t.name);
-                std::fs::create_dir_all(&d).map_err(|e| StoreError::io(&d, e))?;
-                let p = d.join(format!("part-{:05}.parquet", self.part));
-                let f = std::fs::File::create(&p).map_err(|e| StoreError::io(&p, e))?;
-                Some(
-                    parquet::arrow::ArrowWriter::try_new(f, t.schema(), Some(plain_props(&w.opts)))
-                        .map_err(|e| StoreError::Parquet { file: p.display().to_string(), reason: e.to_string() })?,
-                )
-            }
-        };
-        Ok(OpenFile { path, writer, plain })
+        Ok(OpenFile { path, writer })
     }
 
     /// Closes every file of this part and hashes each as stored.
     pub fn finish(mut self) -> Result<WrittenPart> {
+        if self.broken {
+            return Err(self.broken_err());
+        }
         let mut files = Vec::new();
         for (ti, f) in std::mem::take(&mut self.open).into_iter().enumerate() {
             if let Some(f) = f {
-                files.push((ti, self.close(f)?));
+                let entry = self.close(f)?;
+                if entry.rows != self.rows[ti] {
+                    return Err(StoreError::Integrity {
+                        file: entry.path,
+                        reason: format!("{} rows in the file, {} written", entry.rows, self.rows[ti]),
+                    });
+                }
+                files.push((ti, entry));
             }
         }
-        Ok(WrittenPart { part: self.part, files, digests: std::mem::take(&mut self.digests) })
+        Ok(WrittenPart { generation: self.writer.generation.clone(), part: self.part, files, digests: std::mem::take(&mut self.digests) })
     }
 
     fn close(&self, f: OpenFile) -> Result<FileEntry> {
-        let OpenFile { path, writer, plain } = f;
+        let OpenFile { path, writer } = f;
         let meta = self.rt.block_on(writer.close()).map_err(parquet_err(&path))?;
-        if let Some(p) = plain {
-            p.close().map_err(|e| StoreError::Parquet { file: format!("plaintext copy of {path}"), reason: e.to_string() })?;
-        }
         let rows = meta.file_metadata().num_rows().max(0) as u64;
         let store = self.writer.store.clone();
         // Hash the file as stored.
@@ -505,7 +604,9 @@ fn remove_other_generations(home: &Home, keyring: &mut Keyring, dataset: &str, k
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
             if Some(name.as_str()) != keep {
-                std::fs::remove_dir_all(e.path()).map_err(|err| StoreError::io(&e.path(), err))?;
+                let p = e.path();
+                let removed = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+                removed.map_err(|err| StoreError::io(&p, err))?;
             }
         }
     }
@@ -547,5 +648,24 @@ mod tests {
         assert_ne!(d(&mk(Some(2))), d(&mk(Some(3))));
         assert_ne!(d(&mk(Some(2))), d(&mk(None)));
         let _ = Array::len(&Int64Array::from(vec![1]));
+    }
+
+    #[test]
+    fn a_sliced_batch_hashes_as_its_rows_alone() {
+        use datafusion::arrow::array::{BooleanArray, StringArray};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        let schema = Arc::new(Schema::new(vec![Field::new("b", DataType::Boolean, false), Field::new("s", DataType::Utf8, false)]));
+        let whole = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(BooleanArray::from(vec![true, false, true])), Arc::new(StringArray::from(vec!["long text", "x", "y"]))],
+        )
+        .unwrap();
+        let fresh = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(BooleanArray::from(vec![false, true])), Arc::new(StringArray::from(vec!["x", "y"]))],
+        )
+        .unwrap();
+        assert_eq!(digest_batch(&whole.slice(1, 2)).unwrap(), digest_batch(&fresh).unwrap());
+        assert_ne!(digest_batch(&whole.slice(0, 2)).unwrap(), digest_batch(&fresh).unwrap());
     }
 }

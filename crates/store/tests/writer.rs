@@ -179,7 +179,7 @@ fn a_batch_of_the_wrong_shape_is_refused_by_name_and_the_previous_generation_sta
     .unwrap();
     for (batch, table, expect) in [
         (&wrong_type, "m_prefecture", "'prefecture' is Utf8, expected Int16"),
-        (&with_null, "m_prefecture", "'prefecture' may hold nulls"),
+        (&with_null, "m_prefecture", "non-nullable but contains null values"),
         (&reordered, "m_prefecture", "'name_ja' where 'prefecture'"),
         (&declared_non_null, "m_nothing", "no such table"),
     ] {
@@ -205,6 +205,26 @@ fn a_batch_of_the_wrong_shape_is_refused_by_name_and_the_previous_generation_sta
     let parts = vec![p0.finish().unwrap(), p1.finish().unwrap()];
     let err = w.commit(meta(), parts).unwrap_err().to_string();
     assert!(err.contains("sequence number 7 was written by two parts"), "{err}");
+    unchanged(&home, &good);
+    // A commit without every part handed out publishes nothing.
+    let w = DatasetWriter::begin(&home, &[&M_PREFECTURE], &opts(&home)).unwrap();
+    let mut p0 = w.part(0).unwrap();
+    let p1 = w.part(1).unwrap();
+    p0.write("m_prefecture", 0, &prefectures(&[1, 2, 3])).unwrap();
+    let parts = vec![p0.finish().unwrap()];
+    drop(p1);
+    let err = w.commit(meta(), parts).unwrap_err().to_string();
+    assert!(err.contains("missing: 1") && err.contains("nothing was published"), "{err}");
+    unchanged(&home, &good);
+    // A part of another writer is not taken either.
+    let other = DatasetWriter::begin(&home, &[&M_PREFECTURE], &opts(&home)).unwrap();
+    let mut p = other.part(0).unwrap();
+    p.write("m_prefecture", 0, &prefectures(&[4])).unwrap();
+    let foreign = p.finish().unwrap();
+    drop(other);
+    let w = DatasetWriter::begin(&home, &[&M_PREFECTURE], &opts(&home)).unwrap();
+    let _mine = w.part(0).unwrap();
+    assert!(w.commit(meta(), vec![foreign]).is_err());
     unchanged(&home, &good);
     // A table listed twice, or a bad dataset name, is refused before anything is written.
     assert!(DatasetWriter::begin(&home, &[&M_PREFECTURE, &M_PREFECTURE], &opts(&home)).is_err());

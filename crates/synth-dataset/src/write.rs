@@ -165,7 +165,11 @@ pub fn write_synthetic(home: &Home, synth: SynthConfig, opts: &WriteOptions, pro
         handles
             .into_iter()
             .map(|h| {
-                h.join().unwrap_or_else(|_| Err(StoreError::Corrupt { what: "writer thread".into(), reason: "panicked".into() }.into()))
+                h.join().unwrap_or_else(|payload| {
+                    let what = payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned());
+                    let reason = format!("panicked: {}", what.unwrap_or_else(|| "(no message)".into()));
+                    Err(StoreError::Corrupt { what: "writer thread".into(), reason }.into())
+                })
             })
             .collect()
     });

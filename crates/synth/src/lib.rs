@@ -27,6 +27,7 @@
 
 pub mod calendar;
 pub mod codes;
+pub mod config;
 mod generate;
 pub mod model;
 pub mod reference;
