@@ -6,7 +6,7 @@
 //! `kura init` writes; a test holds it equal to the defaults.
 
 use kura_accounts::Policy;
-use kura_gate::AutoBlockPolicy;
+use kura_gate::{AutoBlockPolicy, GateConfig};
 use kura_ledger::config::LedgerConfig;
 use kura_query::config::QueryConfig;
 use kura_server::front::FrontLimits;
@@ -62,19 +62,21 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     /// Each value that a domain crate uses comes from that crate's own default (accounts'
-    /// [`Policy`], the gate's [`AutoBlockPolicy`], the front door's [`FrontLimits`]); only the
-    /// composition's own settings (listeners, database, names, countries, reload) are set here.
+    /// [`Policy`], the gate's [`GateConfig`] and [`AutoBlockPolicy`], the front door's
+    /// [`FrontLimits`]); only the composition's own settings (listeners, database, names,
+    /// reload) are set here.
     fn default() -> Self {
         let accounts = Policy::default();
         let autoblock = AutoBlockPolicy::default();
         let front = FrontLimits::default();
+        let gate = GateConfig::default();
         Self {
             listen: "127.0.0.1:8443".into(),
             operator_listen: String::new(),
             database: String::new(),
             server_names: vec!["localhost".into(), "127.0.0.1".into()],
-            countries: vec!["JP".into()],
-            internal: vec!["127.0.0.1/32".into(), "::1/128".into()],
+            countries: gate.countries.iter().map(|c| c.to_string()).collect(),
+            internal: gate.internal.iter().map(|c| c.to_string()).collect(),
             geo_files: Vec::new(),
             ip_blocklists: Vec::new(),
             domain_blocklists: Vec::new(),

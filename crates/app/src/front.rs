@@ -173,6 +173,12 @@ impl App {
     /// reloaded while running, the server certificate renewed from those issued ahead. This
     /// process never loads the CA's signing key.
     pub async fn start_server(&self, listeners: Listeners) -> Result<kura_server::serve::Running> {
+        Ok(kura_server::serve::start(self.server_settings(listeners).await?).await?)
+    }
+
+    /// Everything [`App::start_server`] starts the server with (and the renewal of its
+    /// certificate, already running), for a caller that adjusts a setting first.
+    pub async fn server_settings(&self, listeners: Listeners) -> Result<kura_server::serve::Settings> {
         let c = &self.config.server;
         let ca_cert = Ca::certificate(&self.layout().ca_dir()).map_err(no_ca)?;
         let accounts = self.accounts().await?;
@@ -185,7 +191,7 @@ impl App {
         let tls = kura_pki::tls::server_config(&ca_cert, cert, revoked.clone())?;
         let datasets = self.home.catalog().map(|c| c.datasets.keys().cloned().collect()).unwrap_or_default();
         let operator_listen = listeners.operator_listen.or_else(|| (!c.operator_listen.is_empty()).then(|| c.operator_listen.clone()));
-        Ok(kura_server::serve::start(kura_server::serve::Settings {
+        Ok(kura_server::serve::Settings {
             listen: listeners.listen.unwrap_or(c.listen.clone()),
             operator_listen,
             tls: Arc::new(tls),
@@ -200,6 +206,5 @@ impl App {
             datasets,
             reload_every: Duration::from_secs(c.reload_secs.max(1)),
         })
-        .await?)
     }
 }

@@ -29,7 +29,10 @@ impl App {
 
     /// Opens and migrates the store of record.
     pub async fn open_db(&self) -> Result<Db> {
-        let db = Db::connect(&self.database_url()).await?;
+        let db = match &self.db {
+            Some(db) => db.clone(),
+            None => Db::connect(&self.database_url()).await?,
+        };
         db.migrate().await?;
         Ok(db)
     }

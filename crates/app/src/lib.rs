@@ -92,13 +92,29 @@ pub struct App {
     home: Home,
     config: config::KuraConfig,
     options: Options,
+    /// A store of record given by the caller instead of `[server] database`.
+    db: Option<kura_db::Db>,
 }
 
 impl App {
     /// Composes `home` with `options`; fails if any section of `kura.toml` is invalid or unknown.
     pub fn new(home: Home, options: Options) -> Result<Self> {
         let config = config::KuraConfig::of(&home)?;
-        Ok(Self { home, config, options })
+        Ok(Self { home, config, options, db: None })
+    }
+
+    /// Uses `db` (already connected) as the store of record instead of `[server] database`:
+    /// for a caller that made the database itself, such as a test on a fresh PostgreSQL
+    /// database.
+    pub fn with_db(mut self, db: kura_db::Db) -> Self {
+        self.db = Some(db);
+        self
+    }
+
+    /// The configuration, for a caller that sets parts of it in code before composing (a
+    /// test's stricter limits); `kura.toml` is not written.
+    pub fn config_mut(&mut self) -> &mut config::KuraConfig {
+        &mut self.config
     }
 
     /// Opens the home at `root`, creating it with the commented template if there is none.

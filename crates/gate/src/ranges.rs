@@ -16,6 +16,13 @@ pub struct Cidr {
     pub len: u8,
 }
 
+impl std::fmt::Display for Cidr {
+    /// `ADDR/LEN`, as [`Cidr::parse`] reads it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
 impl Cidr {
     /// Parses `ADDR` or `ADDR/LEN`; host bits must be zero, so that a typo such as
     /// `10.0.0.1/8` is caught instead of silently widened.

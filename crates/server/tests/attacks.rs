@@ -434,8 +434,7 @@ async fn the_password_change_form_is_not_an_unlimited_oracle() {
 async fn every_forwarded_for_line_is_read() {
     let scratch = tempfile::tempdir().unwrap();
     let db = kura_db::Db::open_sqlite(&scratch.path().join("t.db")).await.unwrap();
-    let w = world(db, AutoBlockPolicy::default(), |gc| gc.trusted_proxies = vec![kura_gate::ranges::Cidr::parse("127.0.0.50/32").unwrap()])
-        .await;
+    let w = world(db, AutoBlockPolicy::default(), |c| c.trusted_proxies = vec!["127.0.0.50/32".into()]).await;
     let mut proxy = handshake(&w, jp(50), Some(w.cert("tanaka.h"))).await.unwrap();
     // The client wrote the first line (a Japanese address); the proxy appended the real one (US).
     let r = proxy.request("GET", "/login", None, &[("x-forwarded-for", "127.0.0.7"), ("x-forwarded-for", "127.0.0.200")]).await.unwrap();
@@ -452,7 +451,7 @@ async fn domain_blocklists_and_scanning_are_enforced() {
     let list = scratch.path().join("domains.txt");
     std::fs::write(&list, "evil.example\n").unwrap();
     let l2 = list.clone();
-    let w = world(db, AutoBlockPolicy::default(), move |g| g.domain_blocklists = vec![l2]).await;
+    let w = world(db, AutoBlockPolicy::default(), move |c| c.domain_blocklists = vec![l2.display().to_string()]).await;
     let mut c = handshake(&w, jp(2), Some(w.cert("tanaka.h"))).await.unwrap();
     assert_eq!(c.get("/login").await.unwrap().status, 200);
     let r = c.request("GET", "/login", None, &[("origin", "https://evil.example")]).await.unwrap();
@@ -597,9 +596,7 @@ async fn handshakes_without_a_certificate_count_toward_no_block() {
 async fn review_findings_on_the_portal() {
     let scratch = tempfile::tempdir().unwrap();
     let db = kura_db::Db::open_sqlite(&scratch.path().join("t.db")).await.unwrap();
-    let w =
-        world(db, AutoBlockPolicy::default(), |gc| gc.trusted_proxies = vec![kura_gate::ranges::Cidr::parse("127.0.0.100/32").unwrap()])
-            .await;
+    let w = world(db, AutoBlockPolicy::default(), |c| c.trusted_proxies = vec!["127.0.0.100/32".into()]).await;
     let door = w.server.as_ref().unwrap().door.clone();
     let now = std::time::SystemTime::now;
 

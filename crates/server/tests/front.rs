@@ -76,7 +76,7 @@ async fn blocklists_reload_without_restart() {
     let list = scratch.path().join("blocked.txt");
     std::fs::write(&list, "# nothing yet\n").unwrap();
     let l2 = list.clone();
-    let w = world(db, AutoBlockPolicy::default(), move |g| g.ip_blocklists = vec![l2]).await;
+    let w = world(db, AutoBlockPolicy::default(), move |c| c.ip_blocklists = vec![l2.display().to_string()]).await;
     let good = w.cert("tanaka.h");
     handshake(&w, jp(4), Some(good)).await.unwrap();
     std::fs::write(&list, "127.0.0.4\n127.0.0.16/28\n").unwrap();
@@ -252,8 +252,7 @@ async fn json_sign_in_for_tools_and_changes_from_other_processes() {
 async fn a_trusted_proxy_passes_the_client_address() {
     let scratch = tempfile::tempdir().unwrap();
     let db = kura_db::Db::open_sqlite(&scratch.path().join("proxy.db")).await.unwrap();
-    let w = world(db, AutoBlockPolicy::default(), |gc| gc.trusted_proxies = vec![kura_gate::ranges::Cidr::parse("127.0.0.50/32").unwrap()])
-        .await;
+    let w = world(db, AutoBlockPolicy::default(), |c| c.trusted_proxies = vec!["127.0.0.50/32".into()]).await;
     let foreign = [("x-forwarded-for", "127.0.0.200")];
     let mut proxy = handshake(&w, jp(50), Some(w.cert("tanaka.h"))).await.unwrap();
     let r = proxy.request("GET", "/login", None, &foreign).await.unwrap();

@@ -6,16 +6,15 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use kura_accounts::totp;
-use kura_accounts::{Accounts, Clock, HashCost, Hasher, NewUser, Policy, Role, Who};
-use kura_crypto::SecretKey;
-use kura_gate::{AutoBlockPolicy, Gate, GateConfig};
+use kura_accounts::{Accounts, HashCost, NewUser, Role, Who};
+pub use kura_app::config::ServerConfig;
+use kura_app::front::Listeners;
+use kura_app::{App, Options};
+use kura_gate::AutoBlockPolicy;
 use kura_ledger::entry::Entry;
-use kura_ledger::log::{Log, LogOptions};
-use kura_ledger::store::{LedgerStore, SqlStore};
-use kura_pki::{Ca, Issued, RevocationSet, Subject};
-use kura_server::serve::{Running, Settings, start};
-use kura_tlog::tiles::DirTiles;
-use kura_tlog::{SigType, SignerKey};
+use kura_ledger::store::LedgerStore;
+use kura_pki::{Ca, Issued, Subject};
+use kura_server::serve::{Running, start};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -236,26 +235,41 @@ pub async fn sign_in(w: &World, c: &mut Client, login: &str, secret: &[u8]) -> R
     c.post("/login/second", &[("csrf", &Client::csrf_of(&page)), ("code", &code(w, secret))]).await
 }
 
-pub async fn world(db: kura_db::Db, autoblock: AutoBlockPolicy, extra: impl FnOnce(&mut GateConfig)) -> World {
+pub async fn world(db: kura_db::Db, autoblock: AutoBlockPolicy, extra: impl FnOnce(&mut ServerConfig)) -> World {
     world_with(db, autoblock, kura_server::front::FrontLimits::default(), extra).await
 }
 
-/// A world whose front door has the given caps and deadlines.
+/// A world whose front door has the given caps and deadlines. It is composed by the composition
+/// root, `kura-app`, exactly as `kura serve` composes it (home, CA, server certificates issued
+/// ahead, ledger, accounts, gate from `[server]`), with what a test needs set explicitly: the
+/// cheap password hash, the database under test, `[server]` settings in code, the front door's
+/// limits and a fast reload.
 pub async fn world_with(
     db: kura_db::Db,
     autoblock: AutoBlockPolicy,
     limits: kura_server::front::FrontLimits,
-    extra: impl FnOnce(&mut GateConfig),
+    extra: impl FnOnce(&mut ServerConfig),
 ) -> World {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
-    let ca = Ca::init(&root.join("ca"), "Kura Test CA").unwrap();
-    let key = SignerKey::generate("kura.test/log", SigType::Ed25519).unwrap();
-    let log = Log::open(SqlStore::new(db.clone()), Arc::new(DirTiles::new(&root.join("log"))), LogOptions::new(key)).await.unwrap();
-    let accounts =
-        Accounts::new(db, log, SecretKey::generate().unwrap(), Policy::default(), Hasher::new(HashCost::TEST, 1, 64), Clock::default())
-            .await
-            .unwrap();
+    let mut app = App::init(&root.join("home"), Options { hash_cost: HashCost::TEST }).unwrap().with_db(db);
+    std::fs::write(root.join("geo.txt"), GEO).unwrap();
+    {
+        let c = &mut app.config_mut().server;
+        c.geo_files = vec![root.join("geo.txt").display().to_string()];
+        c.autoblock_threshold = autoblock.threshold;
+        c.autoblock_window_secs = autoblock.window.as_secs();
+        c.autoblock_secs = autoblock.block_for.as_secs();
+        extra(c);
+    }
+    let ca = app.init_ca("Kura Test CA").unwrap();
+    app.issue_server_certs(&ca, 30).unwrap();
+    let mut settings =
+        app.server_settings(Listeners { listen: Some("127.0.0.1:0".into()), operator_listen: Some("127.0.0.1:0".into()) }).await.unwrap();
+    settings.limits = limits;
+    settings.datasets = vec!["ndb".into()];
+    settings.reload_every = Duration::from_millis(200);
+    let accounts = settings.accounts.clone();
     let op = Who::console();
     accounts.add_institution(&op, "1310000001", "蔵大学病院").await.unwrap();
     accounts.add_institution(&op, "9900000001", "Other").await.unwrap();
@@ -278,28 +292,7 @@ pub async fn world_with(
             certs.insert(format!("{login}{suffix}"), i);
         }
     }
-    let server = ca.issue(&Subject::Server { names: vec!["localhost".into()] }, 30).unwrap();
-    let revoked = Arc::new(RevocationSet::default());
-    let chain = vec![CertificateDer::from(server.cert_der.clone()), ca.cert_der().clone()];
-    let cert = kura_pki::tls::ServerCert::new(chain, PrivateKeyDer::Pkcs8(server.key_der.to_vec().into()), server.not_after).unwrap();
-    let tls = kura_pki::tls::server_config(ca.cert_der(), cert, revoked.clone()).unwrap();
-    std::fs::write(root.join("geo.txt"), GEO).unwrap();
-    let mut gc = GateConfig { geo_files: vec![root.join("geo.txt")], autoblock, ..GateConfig::default() };
-    extra(&mut gc);
-    let gate = Arc::new(Gate::load(gc).unwrap());
-    let running = start(Settings {
-        listen: "127.0.0.1:0".into(),
-        operator_listen: Some("127.0.0.1:0".into()),
-        tls: Arc::new(tls),
-        revoked,
-        gate,
-        limits,
-        accounts: accounts.clone(),
-        datasets: vec!["ndb".into()],
-        reload_every: Duration::from_millis(200),
-    })
-    .await
-    .unwrap();
+    let running = start(settings).await.unwrap();
     let (addr, op_addr) = (running.addr, running.operator_addr.unwrap());
     World { _dir: dir, dir: root, ca, accounts, server: Some(running), addr, op_addr, certs }
 }
