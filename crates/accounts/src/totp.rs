@@ -51,44 +51,16 @@ pub fn verify(secret: &[u8], code: &str, unix_seconds: u64, last_used: u64) -> O
     found
 }
 
-/// RFC 4648 base32 without padding, as authenticator apps expect secrets.
+/// RFC 4648 base32 without padding, as authenticator apps take a secret.
 pub fn base32(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
-    let (mut buf, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        buf = (buf << 8) | b as u32;
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(ALPHABET[((buf >> bits) & 31) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(ALPHABET[((buf << (5 - bits)) & 31) as usize] as char);
-    }
-    out
+    data_encoding::BASE32_NOPAD.encode(bytes)
 }
 
 /// Decodes RFC 4648 base32 (either case; padding and spaces ignored), as a user might type a
-/// secret back; `None` on any other character.
+/// secret back; `None` on any other character or a length base32 cannot have.
 pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 5 / 8);
-    let (mut buf, mut bits) = (0u32, 0u32);
-    for c in text.bytes().filter(|c| !matches!(c, b'=' | b' ')) {
-        let v = match c.to_ascii_uppercase() {
-            c @ b'A'..=b'Z' => c - b'A',
-            c @ b'2'..=b'7' => c - b'2' + 26,
-            _ => return None,
-        };
-        buf = (buf << 5) | v as u32;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    Some(out)
+    let clean: String = text.chars().filter(|c| !matches!(c, '=' | ' ')).map(|c| c.to_ascii_uppercase()).collect();
+    data_encoding::BASE32_NOPAD.decode(clean.as_bytes()).ok()
 }
 
 /// The `otpauth://` URI an authenticator app reads from the QR code.

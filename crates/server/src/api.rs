@@ -3,19 +3,15 @@
 //! The API uses the same sessions as the portal (cookie, client certificate, second factor);
 //! state-changing calls carry the session's CSRF token in `X-CSRF-Token`.
 
-use crate::portal::{ActionForm, CreateForm, Ctx, FormBody, JsonBody, Portal, apply_action, create, internal};
+use crate::portal::{ActionForm, CreateForm, Ctx, FormBody, JsonBody, Portal, Signed, apply_action, create, internal};
 use axum::Json;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use kura_accounts::{AccountsError, LoginRefused};
 use serde_json::json;
 
 pub use kura_ledger::entry::format_seconds as time_text;
-
-fn session(ctx: &Ctx) -> &kura_accounts::Session {
-    ctx.session.as_ref().expect("the access rule requires a session")
-}
 
 fn bad(e: AccountsError) -> Response {
     let status = match &e {
@@ -42,7 +38,7 @@ pub struct SignIn {
 /// the same client certificate as always. Answers the session cookie and, in the body, the
 /// CSRF token for later state-changing calls. A user without a second factor enrols in the
 /// portal first; so does one whose password was reset (to choose a new one).
-pub(crate) async fn sign_in(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, JsonBody(f): JsonBody<SignIn>) -> Response {
+pub(crate) async fn sign_in(State(portal): State<Portal>, ctx: Ctx, JsonBody(f): JsonBody<SignIn>) -> Response {
     let who = kura_accounts::Who { actor: kura_ledger::entry::Actor { user: f.login.clone(), ..ctx.who.actor.clone() }, ..ctx.who.clone() };
     let refused =
         |refusal| crate::portal::login_refused(&portal, &ctx, refusal, |msg, status| (status, Json(json!({"error": msg}))).into_response());
@@ -86,8 +82,8 @@ pub(crate) async fn sign_in(State(portal): State<Portal>, Extension(ctx): Extens
 }
 
 /// `GET /api/v1/me`: the signed-in user and session.
-pub async fn me(Extension(ctx): Extension<Ctx>) -> Response {
-    let s = session(&ctx);
+pub async fn me(ctx: Signed) -> Response {
+    let s = &ctx.session;
     Json(json!({
         "login": s.login, "institution": s.institution, "role": s.role, "name": s.name,
         "certificate": s.fingerprint, "signed_in_at": time_text(s.created_at), "expires_at": time_text(s.expires_at),
@@ -101,7 +97,7 @@ pub async fn datasets(State(portal): State<Portal>) -> Response {
 }
 
 /// `GET /api/v1/users`: every user (operators and auditors).
-pub async fn users(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) -> Response {
+pub async fn users(State(portal): State<Portal>, ctx: Signed) -> Response {
     match portal.accounts.users().await {
         Ok(u) => Json(json!({ "users": u })).into_response(),
         Err(e) => internal(ctx.lang, "/api/v1/users", e),
@@ -109,7 +105,7 @@ pub async fn users(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>)
 }
 
 /// `GET /api/v1/inventory`: the periodic account inventory (HX-9).
-pub async fn inventory(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) -> Response {
+pub async fn inventory(State(portal): State<Portal>, ctx: Signed) -> Response {
     match portal.accounts.inventory().await {
         Ok(rows) => Json(json!({ "generated_at": time_text(portal.accounts.clock().now()), "users": rows })).into_response(),
         Err(e) => internal(ctx.lang, "/api/v1/inventory", e),
@@ -117,11 +113,7 @@ pub async fn inventory(State(portal): State<Portal>, Extension(ctx): Extension<C
 }
 
 /// `POST /api/v1/users` (JSON): creates a user.
-pub(crate) async fn create_user(
-    State(portal): State<Portal>,
-    Extension(ctx): Extension<Ctx>,
-    JsonBody(f): JsonBody<CreateForm>,
-) -> Response {
+pub(crate) async fn create_user(State(portal): State<Portal>, ctx: Signed, JsonBody(f): JsonBody<CreateForm>) -> Response {
     match create(&portal, &ctx.who, &f).await {
         Ok(msg) => (StatusCode::CREATED, Json(json!({ "message": msg }))).into_response(),
         Err(e) if e.is_internal() => internal(ctx.lang, "/api/v1/users", e),
@@ -134,7 +126,7 @@ pub(crate) async fn create_user(
 /// included).
 pub async fn user_action(
     State(portal): State<Portal>,
-    Extension(ctx): Extension<Ctx>,
+    ctx: Signed,
     Path((login, action)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Response {
@@ -152,7 +144,7 @@ pub async fn user_action(
 /// user must choose a new password at the next sign-in).
 pub(crate) async fn reset_password(
     State(portal): State<Portal>,
-    Extension(ctx): Extension<Ctx>,
+    ctx: Signed,
     Path(login): Path<String>,
     FormBody(f): FormBody<ActionForm>,
 ) -> Response {

@@ -24,11 +24,11 @@
 use crate::front::{FrontDoor, Peer};
 use crate::pages::{self, Lang};
 use axum::body::Body;
-use axum::extract::{Extension, MatchedPath, Path, Request, State};
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
 use kura_accounts::session::{Session, SessionEnd, SessionState};
 use kura_accounts::{Accounts, AccountsError, LoginRefused, NewUser, Resetter, Role, Transition, Who};
@@ -88,7 +88,9 @@ pub enum Access {
     Roles(&'static [Role]),
 }
 
-/// One route: method, path pattern, access, and the listeners that serve it.
+/// One route: method, path pattern, access, the listeners that serve it, and its handler. The
+/// router is built from these rules and nothing else, so a route cannot be served without its
+/// rule, nor with another method than its rule names.
 #[derive(Clone, Copy, Debug)]
 pub struct Rule {
     /// HTTP method.
@@ -101,6 +103,8 @@ pub struct Rule {
     pub portal: bool,
     /// Served on the operator listener.
     pub operator: bool,
+    /// The handler, routed for the rule's method.
+    handler: fn(MethodFilter) -> MethodRouter<Portal>,
 }
 
 const ALL: &[Role] = &Role::ALL;
@@ -109,57 +113,67 @@ const ADMIN: &[Role] = &[Role::Operator];
 const OVERSIGHT: &[Role] = &[Role::Operator, Role::Auditor];
 const CUSTODIAN: &[Role] = &[Role::Custodian];
 
-const fn rule(method: &'static str, path: &'static str, access: Access, portal: bool, operator: bool) -> Rule {
-    Rule { method, path, access, portal, operator }
+const fn rule(
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    portal: bool,
+    operator: bool,
+    handler: fn(MethodFilter) -> MethodRouter<Portal>,
+) -> Rule {
+    Rule { method, path, access, portal, operator, handler }
 }
 
 /// Every route of the portal and the API. Anything not here is refused.
-pub const ROUTES: &[Rule] = &[
-    rule("GET", "/static/kura.css", Access::Open, true, true),
-    rule("GET", "/favicon.ico", Access::Open, true, true),
-    rule("GET", "/login", Access::Open, true, true),
-    rule("POST", "/login", Access::Open, true, true),
-    rule("GET", "/lang/{lang}", Access::Open, true, true),
-    rule("GET", "/login/second", Access::SigningIn(&[SessionState::SecondFactor]), true, true),
-    rule("POST", "/login/second", Access::SigningIn(&[SessionState::SecondFactor]), true, true),
-    rule("GET", "/login/enrol", Access::SigningIn(&[SessionState::Enrol]), true, true),
-    rule("POST", "/login/enrol", Access::SigningIn(&[SessionState::Enrol]), true, true),
-    rule("GET", "/login/password", Access::SigningIn(&[SessionState::NewPassword]), true, true),
-    rule("POST", "/login/password", Access::SigningIn(&[SessionState::NewPassword]), true, true),
-    rule("GET", "/login/confirm", Access::SigningIn(&[SessionState::Confirm]), true, true),
-    rule("POST", "/login/confirm", Access::SigningIn(&[SessionState::Confirm]), true, true),
-    rule("POST", "/logout", Access::AnySession, true, true),
-    rule("GET", "/", Access::Roles(ALL), true, true),
-    rule("GET", "/account", Access::Roles(ALL), true, true),
-    rule("POST", "/account/password", Access::Roles(ALL), true, true),
-    rule("GET", "/admin/users", Access::Roles(ADMIN), false, true),
-    rule("POST", "/admin/users", Access::Roles(ADMIN), false, true),
-    rule("POST", "/admin/users/{login}/{action}", Access::Roles(ADMIN), false, true),
-    rule("GET", "/api/v1/openapi.json", Access::Open, true, true),
-    rule("POST", "/api/v1/session", Access::Open, true, true),
-    rule("GET", "/api/v1/me", Access::Roles(ALL), true, true),
-    rule("GET", "/api/v1/datasets", Access::Roles(DATA), true, false),
-    rule("GET", "/api/v1/users", Access::Roles(OVERSIGHT), true, true),
-    rule("GET", "/api/v1/inventory", Access::Roles(OVERSIGHT), true, true),
-    rule("POST", "/api/v1/users", Access::Roles(ADMIN), false, true),
-    rule("POST", "/api/v1/users/{login}/{action}", Access::Roles(ADMIN), false, true),
+pub static ROUTES: &[Rule] = &[
+    rule("GET", "/static/kura.css", Access::Open, true, true, |m| on(m, css)),
+    rule("GET", "/favicon.ico", Access::Open, true, true, |m| on(m, favicon)),
+    rule("GET", "/login", Access::Open, true, true, |m| on(m, login_page)),
+    rule("POST", "/login", Access::Open, true, true, |m| on(m, login_submit)),
+    rule("GET", "/lang/{lang}", Access::Open, true, true, |m| on(m, set_lang)),
+    rule("GET", "/login/second", Access::SigningIn(&[SessionState::SecondFactor]), true, true, |m| on(m, second_page)),
+    rule("POST", "/login/second", Access::SigningIn(&[SessionState::SecondFactor]), true, true, |m| on(m, second_submit)),
+    rule("GET", "/login/enrol", Access::SigningIn(&[SessionState::Enrol]), true, true, |m| on(m, enrol_page)),
+    rule("POST", "/login/enrol", Access::SigningIn(&[SessionState::Enrol]), true, true, |m| on(m, enrol_submit)),
+    rule("GET", "/login/password", Access::SigningIn(&[SessionState::NewPassword]), true, true, |m| on(m, new_password_page)),
+    rule("POST", "/login/password", Access::SigningIn(&[SessionState::NewPassword]), true, true, |m| on(m, new_password_submit)),
+    rule("GET", "/login/confirm", Access::SigningIn(&[SessionState::Confirm]), true, true, |m| on(m, confirm_page)),
+    rule("POST", "/login/confirm", Access::SigningIn(&[SessionState::Confirm]), true, true, |m| on(m, confirm_submit)),
+    rule("POST", "/logout", Access::AnySession, true, true, |m| on(m, logout)),
+    rule("GET", "/", Access::Roles(ALL), true, true, |m| on(m, home)),
+    rule("GET", "/account", Access::Roles(ALL), true, true, |m| on(m, account_page)),
+    rule("POST", "/account/password", Access::Roles(ALL), true, true, |m| on(m, change_password)),
+    rule("GET", "/admin/users", Access::Roles(ADMIN), false, true, |m| on(m, admin_users)),
+    rule("POST", "/admin/users", Access::Roles(ADMIN), false, true, |m| on(m, admin_create)),
+    rule("POST", "/admin/users/{login}/{action}", Access::Roles(ADMIN), false, true, |m| on(m, admin_action)),
+    rule("GET", "/api/v1/openapi.json", Access::Open, true, true, |m| on(m, crate::api::openapi)),
+    rule("POST", "/api/v1/session", Access::Open, true, true, |m| on(m, crate::api::sign_in)),
+    rule("GET", "/api/v1/me", Access::Roles(ALL), true, true, |m| on(m, crate::api::me)),
+    rule("GET", "/api/v1/datasets", Access::Roles(DATA), true, false, |m| on(m, crate::api::datasets)),
+    rule("GET", "/api/v1/users", Access::Roles(OVERSIGHT), true, true, |m| on(m, crate::api::users)),
+    rule("GET", "/api/v1/inventory", Access::Roles(OVERSIGHT), true, true, |m| on(m, crate::api::inventory)),
+    rule("POST", "/api/v1/users", Access::Roles(ADMIN), false, true, |m| on(m, crate::api::create_user)),
+    rule("POST", "/api/v1/users/{login}/{action}", Access::Roles(ADMIN), false, true, |m| on(m, crate::api::user_action)),
     // Custodians reset the data roles of their own institution on the portal; operators reset
     // on their own listener only (the rule of who may reset whom: kura_accounts::Resetter).
-    rule("POST", "/api/v1/users/{login}/reset-password", Access::Roles(CUSTODIAN), true, false),
-    rule("POST", "/api/v1/users/{login}/reset-password", Access::Roles(ADMIN), false, true),
+    rule("POST", "/api/v1/users/{login}/reset-password", Access::Roles(CUSTODIAN), true, false, |m| on(m, crate::api::reset_password)),
+    rule("POST", "/api/v1/users/{login}/reset-password", Access::Roles(ADMIN), false, true, |m| on(m, crate::api::reset_password)),
 ];
+
+impl Rule {
+    /// Whether `listener` serves this route.
+    pub fn served_on(&self, listener: Listener) -> bool {
+        match listener {
+            Listener::Portal => self.portal,
+            Listener::Operator => self.operator,
+        }
+    }
+}
 
 /// The rule for a routed request, if the listener serves it. HEAD is served like GET.
 pub fn rule_for(listener: Listener, method: &Method, path: &str) -> Option<&'static Rule> {
     let method = if method == Method::HEAD { "GET" } else { method.as_str() };
-    ROUTES.iter().find(|r| {
-        r.method == method
-            && r.path == path
-            && match listener {
-                Listener::Portal => r.portal,
-                Listener::Operator => r.operator,
-            }
-    })
+    ROUTES.iter().find(|r| r.method == method && r.path == path && r.served_on(listener))
 }
 
 /// Shared state of a listener's router.
@@ -190,31 +204,57 @@ pub struct Ctx {
     pub client: std::net::IpAddr,
 }
 
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Ctx {
+    type Rejection = Response;
+
+    /// What the access middleware put on the request; every routed request has it.
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Response> {
+        parts.extensions.get::<Ctx>().cloned().ok_or_else(|| {
+            tracing::error!(path = %parts.uri.path(), "a handler ran without the access middleware");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        })
+    }
+}
+
+/// A request on a route whose rule requires a session, with that session: handlers of such
+/// routes take this instead of looking the session up (and so cannot find it missing). Reads
+/// as its [`Ctx`] otherwise.
+#[derive(Clone, Debug)]
+pub struct Signed {
+    /// What the access middleware found.
+    pub ctx: Ctx,
+    /// The session the route's rule required.
+    pub session: Session,
+}
+
+impl std::ops::Deref for Signed {
+    type Target = Ctx;
+    fn deref(&self) -> &Ctx {
+        &self.ctx
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Response> {
+        let ctx = Ctx::from_request_parts(parts, state).await?;
+        match ctx.session.clone() {
+            Some(session) => Ok(Signed { ctx, session }),
+            None => {
+                tracing::error!(path = %parts.uri.path(), "a route that needs a session has a rule that does not require one");
+                Err(pages::error(ctx.lang, StatusCode::INTERNAL_SERVER_ERROR, "内部エラー", "internal error"))
+            }
+        }
+    }
+}
+
 /// Builds the router of one listener.
 pub fn router(portal: Portal) -> Router {
-    let mut r = Router::new()
-        .route("/static/kura.css", get(css))
-        .route("/favicon.ico", get(favicon))
-        .route("/login", get(login_page).post(login_submit))
-        .route("/lang/{lang}", get(set_lang))
-        .route("/login/second", get(second_page).post(second_submit))
-        .route("/login/enrol", get(enrol_page).post(enrol_submit))
-        .route("/login/password", get(new_password_page).post(new_password_submit))
-        .route("/login/confirm", get(confirm_page).post(confirm_submit))
-        .route("/logout", post(logout))
-        .route("/", get(home))
-        .route("/account", get(account_page))
-        .route("/account/password", post(change_password))
-        .route("/api/v1/openapi.json", get(crate::api::openapi))
-        .route("/api/v1/session", post(crate::api::sign_in))
-        .route("/api/v1/me", get(crate::api::me))
-        .route("/api/v1/datasets", get(crate::api::datasets))
-        .route("/api/v1/users", get(crate::api::users).post(crate::api::create_user))
-        .route("/api/v1/inventory", get(crate::api::inventory))
-        .route("/api/v1/users/{login}/reset-password", post(crate::api::reset_password))
-        .route("/api/v1/users/{login}/{action}", post(crate::api::user_action));
-    if portal.listener == Listener::Operator {
-        r = r.route("/admin/users", get(admin_users).post(admin_create)).route("/admin/users/{login}/{action}", post(admin_action));
+    let mut r = Router::new();
+    for rule in ROUTES.iter().filter(|rule| rule.served_on(portal.listener)) {
+        let filter = if rule.method == "POST" { MethodFilter::POST } else { MethodFilter::GET };
+        r = r.route(rule.path, (rule.handler)(filter));
     }
     r.route_layer(axum::middleware::from_fn_with_state(portal.clone(), access))
         .fallback(not_found)
@@ -504,7 +544,7 @@ async fn access(State(portal): State<Portal>, mut req: Request, next: Next) -> R
 }
 
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 fn form_field(body: &[u8], name: &str) -> Option<String> {
@@ -554,11 +594,7 @@ struct EndQuery {
     at: Option<i64>,
 }
 
-async fn login_page(
-    Extension(ctx): Extension<Ctx>,
-    headers: HeaderMap,
-    axum::extract::Query(q): axum::extract::Query<EndQuery>,
-) -> Response {
+async fn login_page(ctx: Ctx, headers: HeaderMap, axum::extract::Query(q): axum::extract::Query<EndQuery>) -> Response {
     let pre = cookie(&headers, PRE_COOKIE).filter(|c| c.len() >= 32).map(str::to_string).unwrap_or_else(|| random_hex(32));
     let notice = q.end.as_deref().map(|e| SessionEnd::parse(e, q.at.unwrap_or(0)).message());
     let mut res = pages::login(ctx.lang, &pre, notice.as_deref(), None, StatusCode::OK);
@@ -619,12 +655,7 @@ fn step_response(portal: &Portal, token: &str, to: Response) -> Response {
     res
 }
 
-async fn login_submit(
-    State(portal): State<Portal>,
-    Extension(ctx): Extension<Ctx>,
-    headers: HeaderMap,
-    FormBody(f): FormBody<LoginForm>,
-) -> Response {
+async fn login_submit(State(portal): State<Portal>, ctx: Ctx, headers: HeaderMap, FormBody(f): FormBody<LoginForm>) -> Response {
     let pre = cookie(&headers, PRE_COOKIE).unwrap_or_default().to_string();
     let who = Who { actor: Actor { user: f.login.clone(), ..ctx.who.actor.clone() }, ..ctx.who.clone() };
     match portal.accounts.check_password(&who, &f.login, &f.password, &ctx.peer.fingerprint).await {
@@ -662,12 +693,8 @@ pub(crate) fn login_refused(portal: &Portal, ctx: &Ctx, refusal: LoginRefused, r
     render(&msg, status)
 }
 
-fn session_of(ctx: &Ctx) -> &Session {
-    ctx.session.as_ref().expect("the access rule requires a session")
-}
-
-async fn second_page(Extension(ctx): Extension<Ctx>) -> Response {
-    pages::second_factor(ctx.lang, &session_of(&ctx).csrf, None, StatusCode::OK)
+async fn second_page(ctx: Signed) -> Response {
+    pages::second_factor(ctx.lang, &ctx.session.csrf, None, StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -697,7 +724,7 @@ type FactorOutcome<T> = Result<(T, Result<(SessionState, String), AccountsError>
 /// Runs a second-factor step and the session's advance after it as one task that finishes even
 /// if the client goes away: a code accepted (its time step used up) always moves the session
 /// on, so entering the same code again is never counted as a failure.
-async fn factor_then_advance<T, F>(portal: &Portal, ctx: &Ctx, step: F) -> FactorOutcome<T>
+async fn factor_then_advance<T, F>(portal: &Portal, ctx: &Signed, step: F) -> FactorOutcome<T>
 where
     T: Send + 'static,
     F: std::future::Future<Output = Result<T, LoginRefused>> + Send + 'static,
@@ -705,14 +732,14 @@ where
     let (portal, ctx) = (portal.clone(), ctx.clone());
     let task = tokio::spawn(async move {
         let accepted = step.await?;
-        let s = session_of(&ctx);
+        let s = &ctx.session;
         Ok((accepted, after_second_factor(&portal, &ctx, s).await))
     });
     task.await.unwrap_or_else(|e| Err(LoginRefused::Error(AccountsError::Internal(format!("second factor: {e}")))))
 }
 
-async fn second_submit(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, FormBody(f): FormBody<CodeForm>) -> Response {
-    let s = session_of(&ctx);
+async fn second_submit(State(portal): State<Portal>, ctx: Signed, FormBody(f): FormBody<CodeForm>) -> Response {
+    let s = &ctx.session;
     let (accounts, who, login) = (portal.accounts.clone(), ctx.who.clone(), s.login.clone());
     let step = async move { accounts.check_second_factor(&who, &login, &f.code).await };
     match factor_then_advance(&portal, &ctx, step).await {
@@ -728,16 +755,16 @@ async fn second_submit(State(portal): State<Portal>, Extension(ctx): Extension<C
     }
 }
 
-async fn enrol_page(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) -> Response {
-    let s = session_of(&ctx);
+async fn enrol_page(State(portal): State<Portal>, ctx: Signed) -> Response {
+    let s = &ctx.session;
     match portal.accounts.begin_enrolment(&s.login).await {
         Ok(e) => pages::enrol(ctx.lang, &s.csrf, &e, None, StatusCode::OK),
         Err(e) => internal(ctx.lang, "/login/enrol", e),
     }
 }
 
-async fn enrol_submit(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, FormBody(f): FormBody<CodeForm>) -> Response {
-    let s = session_of(&ctx);
+async fn enrol_submit(State(portal): State<Portal>, ctx: Signed, FormBody(f): FormBody<CodeForm>) -> Response {
+    let s = &ctx.session;
     let (accounts, who, login) = (portal.accounts.clone(), ctx.who.clone(), s.login.clone());
     let step = async move { accounts.finish_enrolment(&who, &login, &f.code).await };
     match factor_then_advance(&portal, &ctx, step).await {
@@ -759,8 +786,8 @@ async fn enrol_submit(State(portal): State<Portal>, Extension(ctx): Extension<Ct
     }
 }
 
-async fn new_password_page(Extension(ctx): Extension<Ctx>) -> Response {
-    pages::new_password(ctx.lang, &session_of(&ctx).csrf, None, StatusCode::OK)
+async fn new_password_page(ctx: Signed) -> Response {
+    pages::new_password(ctx.lang, &ctx.session.csrf, None, StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -768,12 +795,8 @@ struct NewPasswordForm {
     new: String,
 }
 
-async fn new_password_submit(
-    State(portal): State<Portal>,
-    Extension(ctx): Extension<Ctx>,
-    FormBody(f): FormBody<NewPasswordForm>,
-) -> Response {
-    let s = session_of(&ctx);
+async fn new_password_submit(State(portal): State<Portal>, ctx: Signed, FormBody(f): FormBody<NewPasswordForm>) -> Response {
+    let s = &ctx.session;
     match portal.accounts.set_new_password(&ctx.who, s, &f.new).await {
         Ok(()) => {}
         Err(e) if e.is_internal() => return internal(ctx.lang, "/login/password", e),
@@ -790,23 +813,23 @@ async fn new_password_submit(
     }
 }
 
-async fn confirm_page(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) -> Response {
-    let s = session_of(&ctx);
+async fn confirm_page(State(portal): State<Portal>, ctx: Signed) -> Response {
+    let s = &ctx.session;
     match portal.accounts.other_sessions(s).await {
         Ok(others) => pages::confirm(ctx.lang, &s.csrf, &others),
         Err(e) => internal(ctx.lang, "/login/confirm", e),
     }
 }
 
-async fn confirm_submit(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) -> Response {
-    match portal.accounts.confirm_session(&ctx.who, session_of(&ctx)).await {
+async fn confirm_submit(State(portal): State<Portal>, ctx: Signed) -> Response {
+    match portal.accounts.confirm_session(&ctx.who, &ctx.session).await {
         Ok((_, token)) => step_response(&portal, &token, Redirect::to("/").into_response()),
         Err(e) => internal(ctx.lang, "/login/confirm", e),
     }
 }
 
-async fn logout(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) -> Response {
-    if let Err(e) = portal.accounts.end_session(&ctx.who, session_of(&ctx), SessionEnd::SignedOut).await {
+async fn logout(State(portal): State<Portal>, ctx: Signed) -> Response {
+    if let Err(e) = portal.accounts.end_session(&ctx.who, &ctx.session, SessionEnd::SignedOut).await {
         return internal(ctx.lang, "/logout", e);
     }
     let mut res = Redirect::to("/login?end=signed_out").into_response();
@@ -814,12 +837,12 @@ async fn logout(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) ->
     res
 }
 
-async fn home(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) -> Response {
-    pages::home(ctx.lang, session_of(&ctx), portal.listener == Listener::Operator)
+async fn home(State(portal): State<Portal>, ctx: Signed) -> Response {
+    pages::home(ctx.lang, &ctx.session, portal.listener == Listener::Operator)
 }
 
-async fn account_page(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) -> Response {
-    let s = session_of(&ctx);
+async fn account_page(State(portal): State<Portal>, ctx: Signed) -> Response {
+    let s = &ctx.session;
     match portal.accounts.user(&s.login).await {
         Ok(u) => pages::account(ctx.lang, s, &u, None),
         Err(e) => internal(ctx.lang, "/account", e),
@@ -834,8 +857,8 @@ struct PasswordForm {
 
 /// The user's own password change. A wrong current password is a failed sign-in: it counts
 /// toward the account's lock (which ends the session) and the address's block.
-async fn change_password(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, FormBody(f): FormBody<PasswordForm>) -> Response {
-    let s = session_of(&ctx);
+async fn change_password(State(portal): State<Portal>, ctx: Signed, FormBody(f): FormBody<PasswordForm>) -> Response {
+    let s = &ctx.session;
     let outcome = portal.accounts.change_password(&ctx.who, &s.login, &f.current, &f.new).await;
     let msg = match &outcome {
         Ok(()) => "パスワードを変更しました / password changed".to_string(),
@@ -864,9 +887,9 @@ async fn change_password(State(portal): State<Portal>, Extension(ctx): Extension
     }
 }
 
-async fn admin_users(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>) -> Response {
+async fn admin_users(State(portal): State<Portal>, ctx: Signed) -> Response {
     match portal.accounts.inventory().await {
-        Ok(rows) => pages::admin_users(ctx.lang, session_of(&ctx), &rows, None),
+        Ok(rows) => pages::admin_users(ctx.lang, &ctx.session, &rows, None),
         Err(e) => internal(ctx.lang, "/admin/users", e),
     }
 }
@@ -890,7 +913,7 @@ pub(crate) async fn create(portal: &Portal, who: &Who, f: &CreateForm) -> Result
     Ok(format!("利用者 {} を作成しました（{}）/ user {} created ({})", u.login, u.state.as_str(), u.login, u.state.as_str()))
 }
 
-async fn admin_create(State(portal): State<Portal>, Extension(ctx): Extension<Ctx>, FormBody(f): FormBody<CreateForm>) -> Response {
+async fn admin_create(State(portal): State<Portal>, ctx: Signed, FormBody(f): FormBody<CreateForm>) -> Response {
     let msg = match create(&portal, &ctx.who, &f).await {
         Ok(m) => m,
         Err(e) if e.is_internal() => return internal(ctx.lang, "/admin/users", e),
@@ -899,9 +922,9 @@ async fn admin_create(State(portal): State<Portal>, Extension(ctx): Extension<Ct
     admin_after(&portal, &ctx, &msg).await
 }
 
-async fn admin_after(portal: &Portal, ctx: &Ctx, msg: &str) -> Response {
+async fn admin_after(portal: &Portal, ctx: &Signed, msg: &str) -> Response {
     match portal.accounts.inventory().await {
-        Ok(rows) => pages::admin_users(ctx.lang, session_of(ctx), &rows, Some(msg)),
+        Ok(rows) => pages::admin_users(ctx.lang, &ctx.session, &rows, Some(msg)),
         Err(e) => internal(ctx.lang, "/admin/users", e),
     }
 }
@@ -913,14 +936,20 @@ pub(crate) struct ActionForm {
 }
 
 /// The resetter a signed-in session stands for.
-pub(crate) fn resetter_of(ctx: &Ctx) -> Resetter {
-    let s = session_of(ctx);
+pub(crate) fn resetter_of(ctx: &Signed) -> Resetter {
+    let s = &ctx.session;
     Resetter::User { login: s.login.clone(), role: s.role, institution: s.institution.clone() }
 }
 
 /// Applies an administrative action to a user; the message says what happened. Certificates
 /// revoked here are refused by this server at once, open connections included.
-pub(crate) async fn apply_action(portal: &Portal, ctx: &Ctx, login: &str, action: &str, f: &ActionForm) -> Result<String, AccountsError> {
+pub(crate) async fn apply_action(
+    portal: &Portal,
+    ctx: &Signed,
+    login: &str,
+    action: &str,
+    f: &ActionForm,
+) -> Result<String, AccountsError> {
     let (a, who) = (&portal.accounts, &ctx.who);
     match action {
         "lock" => a.lock(who, login).await?,
@@ -950,7 +979,7 @@ pub(crate) async fn apply_action(portal: &Portal, ctx: &Ctx, login: &str, action
 
 async fn admin_action(
     State(portal): State<Portal>,
-    Extension(ctx): Extension<Ctx>,
+    ctx: Signed,
     Path((login, action)): Path<(String, String)>,
     FormBody(f): FormBody<ActionForm>,
 ) -> Response {

@@ -171,7 +171,7 @@ impl Catalog {
     pub fn verify(&self, key: &kura_crypto::SecretKey, path: &Path) -> Result<()> {
         let expected = self.body_mac(key)?;
         let given = self.mac.as_bytes();
-        let same = given.len() == expected.len() && given.iter().zip(expected.as_bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        let same: bool = subtle::ConstantTimeEq::ct_eq(given, expected.as_bytes()).into();
         if same {
             Ok(())
         } else {
