@@ -186,9 +186,11 @@ impl App {
         // kura_pki::tls::SERVER_CERT_DAYS), replaced by the next one while running.
         let (chain, key, not_after) = self.current_server_certificate(&ca_cert)?;
         let cert = kura_pki::tls::ServerCert::new(chain, key, not_after)?;
-        tokio::spawn(self.clone().renew_server_certificate(ca_cert.clone(), cert.clone()));
         let revoked = Arc::new(RevocationSet::default());
-        let tls = kura_pki::tls::server_config(&ca_cert, cert, revoked.clone())?;
+        let tls = kura_pki::tls::server_config(&ca_cert, cert.clone(), revoked.clone())?;
+        let gate = Arc::new(self.gate()?);
+        // Started last, once nothing here can fail any more.
+        tokio::spawn(self.clone().renew_server_certificate(ca_cert.clone(), cert));
         let datasets = self.home.catalog().map(|c| c.datasets.keys().cloned().collect()).unwrap_or_default();
         let operator_listen = listeners.operator_listen.or_else(|| (!c.operator_listen.is_empty()).then(|| c.operator_listen.clone()));
         Ok(kura_server::serve::Settings {
@@ -196,7 +198,7 @@ impl App {
             operator_listen,
             tls: Arc::new(tls),
             revoked,
-            gate: Arc::new(self.gate()?),
+            gate,
             limits: kura_server::front::FrontLimits {
                 max_connections: c.max_connections,
                 max_per_address: c.max_connections_per_address,

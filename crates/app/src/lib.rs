@@ -112,7 +112,9 @@ impl App {
     }
 
     /// The configuration, for a caller that sets parts of it in code before composing (a
-    /// test's stricter limits); `kura.toml` is not written.
+    /// test's stricter limits); `kura.toml` is not written. Only what this crate composes takes
+    /// the change (`[server]`, `[ledger]`); `[store]` and `[query]` are read by their owners
+    /// from the home itself.
     pub fn config_mut(&mut self) -> &mut config::KuraConfig {
         &mut self.config
     }

@@ -253,11 +253,18 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Signed {
 pub fn router(portal: Portal) -> Router {
     let mut r = Router::new();
     for rule in ROUTES.iter().filter(|rule| rule.served_on(portal.listener)) {
-        let filter = if rule.method == "POST" { MethodFilter::POST } else { MethodFilter::GET };
+        let filter = match rule.method {
+            "GET" => MethodFilter::GET,
+            "POST" => MethodFilter::POST,
+            other => unreachable!("route table: method {other} of {} is neither GET nor POST", rule.path),
+        };
         r = r.route(rule.path, (rule.handler)(filter));
     }
     r.route_layer(axum::middleware::from_fn_with_state(portal.clone(), access))
         .fallback(not_found)
+        // A path this listener serves, with a method it does not: refused and counted like any
+        // unknown route, never a bare 405 that the access middleware did not see.
+        .method_not_allowed_fallback(not_found)
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(portal)
 }

@@ -337,6 +337,9 @@ async fn every_role_is_refused_what_it_may_not_do() {
                     (true, true) => assert_ne!(reply.status, 403, "{login} {listener} {} {path}: {}", r.method, reply.body),
                 }
             }
+            // A method no rule names, on a path that exists: refused like an unknown route.
+            let reply = c.request("DELETE", "/account", None, &[("x-csrf-token", &csrf)]).await.unwrap();
+            assert_eq!(reply.status, 404, "{login} {listener} DELETE /account");
             // An operator never reads data, on either listener.
             if role == Role::Operator {
                 let s = c.get("/api/v1/datasets").await.unwrap().status;

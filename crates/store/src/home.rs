@@ -115,7 +115,9 @@ impl Home {
         Ok(home)
     }
 
-    /// Opens an existing home.
+    /// Opens an existing home. Checks the syntax of `kura.toml` and the store's own section;
+    /// the other sections are checked by their owners ([`Home::section`]) and the whole file
+    /// by the composition root (`kura-app`), which every command goes through.
     pub fn open(root: &Path) -> Result<Self> {
         let cfg_path = root.join("kura.toml");
         let text = match std::fs::read_to_string(&cfg_path) {
