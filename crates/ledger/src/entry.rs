@@ -231,12 +231,19 @@ impl Clock {
     }
 }
 
-/// Formats microseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+/// The UTC calendar fields of a Unix time in seconds, or `None` outside the years 1–9999.
+fn utc_fields(unix_seconds: i64) -> Option<(i32, u8, u8, u8, u8, u8)> {
+    let t = time::OffsetDateTime::from_unix_timestamp(unix_seconds).ok().filter(|t| t.year() >= 1)?;
+    Some((t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second()))
+}
+
+/// Formats microseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (past the year
+/// 9999, which no clock gives, as the bare number).
 pub fn format_micros(micros: u64) -> String {
-    let secs = micros / 1_000_000;
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let s = secs % 86_400;
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z", s / 3600, s / 60 % 60, s % 60, micros % 1_000_000)
+    match i64::try_from(micros / 1_000_000).ok().and_then(utc_fields) {
+        Some((y, m, d, h, mi, s)) => format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}Z", micros % 1_000_000),
+        None => format!("{micros} µs (Unix time)"),
+    }
 }
 
 /// Parses a time written by [`format_micros`].
@@ -246,44 +253,21 @@ pub fn parse_micros(t: &str) -> Option<u64> {
         return None;
     }
     let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<u64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let days = days_from_civil(y as i64, mo as u32, d as u32)?;
-    let secs = u64::try_from(days).ok()? * 86_400 + num(11..13)? * 3600 + num(14..16)? * 60 + num(17..19)?;
+    let field = |r: std::ops::Range<usize>| num(r).and_then(|n| u8::try_from(n).ok());
+    let month = time::Month::try_from(field(5..7)?).ok()?;
+    let date = time::Date::from_calendar_date(i32::try_from(num(0..4)?).ok()?, month, field(8..10)?).ok()?;
+    let clock = time::Time::from_hms(field(11..13)?, field(14..16)?, field(17..19)?).ok()?;
+    let secs = u64::try_from(time::PrimitiveDateTime::new(date, clock).assume_utc().unix_timestamp()).ok()?;
     Some(secs * 1_000_000 + num(20..26)?)
 }
 
-/// A Unix time in whole seconds as UTC text, `YYYY-MM-DDTHH:MM:SSZ` (for messages and reports).
+/// A Unix time in whole seconds as UTC text, `YYYY-MM-DDTHH:MM:SSZ` (for messages and reports;
+/// outside the years 1–9999, which a message may be handed from a request, the bare number).
 pub fn format_seconds(unix_seconds: i64) -> String {
-    let (y, m, d) = civil_from_days(unix_seconds.div_euclid(86_400));
-    let s = unix_seconds.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s % 3600 / 60, s % 60)
-}
-
-// Days since 1970-01-01 to and from the proleptic Gregorian calendar, by 400-year eras.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> Option<i64> {
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
+    match utc_fields(unix_seconds) {
+        Some((y, m, d, h, mi, s)) => format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z"),
+        None => format!("{unix_seconds} (Unix time)"),
     }
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from(if m > 2 { m - 3 } else { m + 9 });
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    (civil_from_days(days) == (if m <= 2 { y + 1 } else { y }, m, d)).then_some(days)
 }
 
 #[cfg(test)]
@@ -358,6 +342,11 @@ mod tests {
         assert_eq!(parse_micros(&format_micros(t)), Some(t));
         assert_eq!(format_micros(951_782_400_000_000), "2000-02-29T00:00:00.000000Z");
         assert!(parse_micros("2026-02-30T00:00:00.000000Z").is_none());
+        assert!(parse_micros("2026-01-01T24:00:00.000000Z").is_none());
+        assert_eq!(format_seconds(-86_400), "1969-12-31T00:00:00Z");
+        assert_eq!(format_seconds(i64::MAX), format!("{} (Unix time)", i64::MAX));
+        assert_eq!(format_seconds(i64::MIN), format!("{} (Unix time)", i64::MIN));
+        assert!(format_micros(u64::MAX).ends_with("(Unix time)"));
         let c = Clock::default();
         c.not_before("2999-01-01T00:00:00.000000Z");
         let a = c.now();
