@@ -183,19 +183,20 @@ fn generated_password() -> Result<String> {
 
 /// Runs `kura ca …`.
 pub fn ca(home: &Home, a: CaArgs) -> Result<()> {
+    let app = crate::app(home)?;
     match a.what {
         CaCmd::Init { name } => {
-            let ca = crate::app(home)?.init_ca(&name)?;
-            println!("認証局を作成しました / created the CA: {}", crate::app(home)?.layout().ca_dir().display());
+            let ca = app.init_ca(&name)?;
+            println!("認証局を作成しました / created the CA: {}", app.layout().ca_dir().display());
             println!("  指紋 fingerprint: {}", ca.fingerprint());
-            server_certs(home, &ca, 90)?;
+            server_certs(&app, &ca, 90)?;
             println!("次に / next: kura user add … ; kura ca issue --user LOGIN --out DIR");
             Ok(())
         }
-        CaCmd::ServerCerts { days } => server_certs(home, &crate::app(home)?.open_ca()?, i64::from(days)),
+        CaCmd::ServerCerts { days } => server_certs(&app, &app.open_ca()?, i64::from(days)),
         CaCmd::Issue { user, institution, out, days, password_stdin } => runtime()?.block_on(async {
-            let ca = crate::app(home)?.open_ca()?;
-            let acc = accounts(home).await?;
+            let ca = app.open_ca()?;
+            let acc = app.accounts().await?;
             let (subject, name, login, inst) = match (&user, &institution) {
                 (Some(login), _) => {
                     let u = acc.user(login).await.map_err(failed)?;
@@ -240,7 +241,7 @@ pub fn ca(home: &Home, a: CaArgs) -> Result<()> {
             Ok(())
         }),
         CaCmd::Revoke { user, institution } => runtime()?.block_on(async {
-            let acc = accounts(home).await?;
+            let acc = app.accounts().await?;
             let revoked = acc.revoke_certificates(&Who::console(), user.as_deref(), institution.as_deref()).await.map_err(failed)?;
             if revoked.is_empty() {
                 println!("失効させる証明書はありません / no unrevoked certificate found");
@@ -348,9 +349,9 @@ pub fn user(home: &Home, a: UserArgs) -> Result<()> {
 
 /// Issues server certificates ahead of time for `[server] server_names` (with the CA key, in
 /// this command, never in `kura serve`) and says until when they cover.
-fn server_certs(home: &Home, ca: &Ca, days: i64) -> Result<()> {
-    let (written, until) = crate::app(home)?.issue_server_certs(ca, days)?;
-    let names = crate::app(home)?.config().server.server_names.join(", ");
+fn server_certs(app: &kura_app::App, ca: &Ca, days: i64) -> Result<()> {
+    let (written, until) = app.issue_server_certs(ca, days)?;
+    let names = app.config().server.server_names.join(", ");
     let until = kura_server::api::time_text(until);
     println!(
         "サーバー証明書 {written} 枚を発行しました（{until} まで有効）/ issued {written} server certificate(s) for {names}; covered until {until}"
