@@ -323,7 +323,7 @@ pub fn user(home: &Home, a: UserArgs) -> Result<()> {
                             u.state.as_str().to_string(),
                             if u.locked { "yes".into() } else { String::new() },
                             if u.totp { "yes".into() } else { String::new() },
-                            u.last_login_at.map(kura_server::api::time_text).unwrap_or_default(),
+                            u.last_login_at.map(kura_server::web::time_text).unwrap_or_default(),
                         ]);
                     }
                     println!("{t}");
@@ -352,7 +352,7 @@ pub fn user(home: &Home, a: UserArgs) -> Result<()> {
 fn server_certs(app: &kura_app::App, ca: &Ca, days: i64) -> Result<()> {
     let (written, until) = app.issue_server_certs(ca, days)?;
     let names = app.config().server.server_names.join(", ");
-    let until = kura_server::api::time_text(until);
+    let until = kura_server::web::time_text(until);
     println!(
         "サーバー証明書 {written} 枚を発行しました（{until} まで有効）/ issued {written} server certificate(s) for {names}; covered until {until}"
     );

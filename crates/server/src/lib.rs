@@ -12,18 +12,25 @@
 //!
 //! - [`front`]: the accept loop — the gate before TLS, mandatory client certificates, automatic
 //!   blocking of failed handshakes (NET-1, HX-5, HIC-S4, HIC-S9, HIC-S12);
-//! - [`portal`], [`pages`], [`api`]: sign-in with password and TOTP, sessions bound to the
-//!   certificate, roles on every route (deny by default), CSRF, security headers, the operators'
-//!   pages and the JSON API with its OpenAPI document (HIC-S3, HIC-U2, HIC-U3, HX-6, HX-9, HX-11);
+//! - the web layer: [`routes`] (one route table that builds the router, with the roles of every
+//!   route — deny by default — sessions bound to the certificate, CSRF, security headers, the
+//!   OpenAPI document), [`portal`] and [`api`] (the handlers of the pages and of the JSON API),
+//!   [`actions`] (what both do), [`pages`] (the templates) and [`web`] (what they all share:
+//!   cookies, language, request context, the one error type) (HIC-S3, HIC-U2, HIC-U3, HX-6,
+//!   HX-9, HX-11). Within it the arrows point one way: routes → portal, api → actions, pages →
+//!   web;
 //! - [`serve`]: both listeners and their background work, as `kura serve` runs them.
 
+pub mod actions;
 pub mod api;
 pub mod client;
 pub mod front;
 pub mod ledger;
 pub mod pages;
 pub mod portal;
+pub mod routes;
 pub mod serve;
+pub mod web;
 
 pub use axum::Router;
 

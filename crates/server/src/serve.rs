@@ -3,8 +3,10 @@
 //! summaries).
 
 use crate::ServerError;
+use crate::actions::Portal;
 use crate::front::{BlockEvent, FrontDoor, FrontLimits, FrontStats, serve_tls};
-use crate::portal::{Listener, Portal, router};
+use crate::routes::router;
+use crate::web::Listener;
 use kura_accounts::{Accounts, Who};
 use kura_gate::Gate;
 use kura_pki::{RevocationSet, Serial};
@@ -141,7 +143,7 @@ pub async fn start(s: Settings) -> Result<Running, ServerError> {
                 },
             };
             let until = b.until.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-            let detail = format!("{} failures, last {}; blocked until {}", b.failures, b.last.as_str(), crate::api::time_text(until));
+            let detail = format!("{} failures, last {}; blocked until {}", b.failures, b.last.as_str(), crate::web::time_text(until));
             if let Err(e) = accounts.record_event(&Who::console(), "gate.block", &b.addr.to_string(), "ok", Some(detail)).await {
                 tracing::error!("recording a block: {e}");
             }

@@ -10,7 +10,8 @@ use kura_accounts::Role;
 use kura_accounts::Who;
 use kura_gate::AutoBlockPolicy;
 use kura_pki::{Ca, Subject};
-use kura_server::portal::{Access, Listener, ROUTES, rule_for};
+use kura_server::routes::{Access, ROUTES, rule_for};
+use kura_server::web::Listener;
 use std::time::Duration;
 
 #[tokio::test]
@@ -356,5 +357,68 @@ async fn every_role_is_refused_what_it_may_not_do() {
     assert_eq!(v["openapi"], "3.1.0");
     assert!(v["paths"]["/api/v1/me"]["get"].is_object());
     assert!(v["paths"]["/api/v1/users/{login}/{action}"].is_null(), "not served on the portal listener");
+    w.server.unwrap().stop().await;
+}
+
+/// One error type answers in the form the client reads: JSON under `/api/` (unknown paths and
+/// methods included), a page in the user's language elsewhere; and what a user can put into a
+/// page (here the display name an operator typed) is escaped by the templates (HIC-S12).
+#[tokio::test]
+async fn errors_answer_as_json_or_page_and_pages_escape_markup() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = kura_db::Db::open_sqlite(&scratch.path().join("t.db")).await.unwrap();
+    let w = world(db, AutoBlockPolicy::default(), |_| {}).await;
+    let mut c = handshake(&w, jp(2), Some(w.cert("tanaka.h"))).await.unwrap();
+
+    let json_error = |r: &Reply| {
+        assert_eq!(r.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/json"), "{}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body));
+        assert!(v["error"].as_str().is_some_and(|t| !t.is_empty()) && v["message_ja"].as_str().is_some_and(|t| !t.is_empty()), "{v}");
+        v
+    };
+    let r = c.get("/api/v1/no-such-route").await.unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(json_error(&r)["error"], "not found");
+    let r = c.request("DELETE", "/api/v1/me", None, &[]).await.unwrap();
+    assert_eq!(r.status, 404, "another method is an unknown route");
+    json_error(&r);
+    let r = c.get("/api/v1/me").await.unwrap();
+    assert_eq!(r.status, 401);
+    assert_eq!(json_error(&r)["error"], "sign in first");
+    let r = c.request("POST", "/api/v1/session", Some(("{\"login\": 1}".into(), "application/json")), &[]).await.unwrap();
+    assert_eq!(r.status, 422, "a body of the wrong shape");
+    assert!(!json_error(&r)["error"].as_str().unwrap().contains("invalid type"), "never the parser's own words");
+
+    // The portal: a page, Japanese first with the English beside it; English only once chosen.
+    let r = c.get("/no-such-page").await.unwrap();
+    assert_eq!(r.status, 404);
+    assert!(r.headers.get("content-type").unwrap().to_str().unwrap().starts_with("text/html"));
+    assert!(r.body.contains("<html lang=\"ja\">") && r.body.contains("ページがありません / not found"), "{}", r.body);
+    let r = c.get("/lang/en").await.unwrap();
+    assert_eq!(r.status, 303);
+    let r = c.get("/no-such-page").await.unwrap();
+    assert!(
+        r.body.contains("<html lang=\"en\">") && r.body.contains(">not found<") && !r.body.contains("ページがありません"),
+        "{}",
+        r.body
+    );
+    // Not signed in on the portal: to the login page, saying why.
+    let r = c.get("/account").await.unwrap();
+    assert_eq!((r.status, r.location()), (303, "/login?end=unknown"));
+
+    // Markup in a display name is shown as text.
+    let hostile = "<script>alert(\"kura\")</script><img src=x onerror=alert(1)>";
+    let op = Who::console();
+    let new =
+        kura_accounts::NewUser { login: "evil".into(), institution: "1310000001".into(), role: Role::Researcher, name: hostile.into() };
+    w.accounts.add_user(&op, &new, Some(PW)).await.unwrap();
+    let i = w.ca.issue(&Subject::User { login: "evil".into(), institution: "1310000001".into() }, 30).unwrap();
+    w.accounts.register_certificate(&op, &i.fingerprint.to_string(), &i.serial, Some("evil"), "1310000001", i.not_after).await.unwrap();
+    let mut e = Client::connect(&w, w.addr, jp(2), Some(&i)).await.unwrap();
+    sign_in_first_time(&w, &mut e, "evil").await;
+    let home = e.get("/").await.unwrap();
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("&lt;script&gt;alert(&quot;kura&quot;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;"), "{}", home.body);
+    assert!(!home.body.contains("<script") && !home.body.contains("<img"), "{}", home.body);
     w.server.unwrap().stop().await;
 }
