@@ -42,6 +42,9 @@ pub enum CliError {
     /// Usage errors.
     #[error("{0}")]
     Usage(String),
+    /// A result could not be written (the output closed, or a value has no text form).
+    #[error("結果を書き出せません / cannot write the result: {0}")]
+    Output(#[from] datafusion::arrow::error::ArrowError),
     /// I/O on a named path.
     #[error("{path}: {source}")]
     Io {

@@ -2,12 +2,15 @@
 
 use crate::{CliError, Format, Result};
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
-use datafusion::arrow::array::{Array, RecordBatch};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::json::writer::LineDelimited;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use kura_query::{StatementKind, StatementOutput};
 use kura_store::Home;
 use kura_store::verify::verify_dataset;
+use std::io::Write;
+use std::sync::Arc;
 
 fn is_numeric(t: &DataType) -> bool {
     t.is_numeric()
@@ -63,19 +66,58 @@ fn shorten(cell: String, max: usize) -> String {
     }
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+/// The batches with every nested column (lists, structs, maps, unions) turned into its text,
+/// for CSV, whose writer takes flat columns only.
+fn flat(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    if !schema.fields().iter().any(|f| f.data_type().is_nested()) {
+        return Ok((schema.clone(), batches.to_vec()));
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| if f.data_type().is_nested() { Field::new(f.name(), DataType::Utf8, true) } else { f.as_ref().clone() })
+        .collect();
+    let flat_schema = Arc::new(Schema::new(fields));
+    let opts = FormatOptions::default();
+    let mut out = Vec::with_capacity(batches.len());
+    for b in batches {
+        let mut columns = Vec::with_capacity(b.num_columns());
+        for c in b.columns() {
+            if !c.data_type().is_nested() {
+                columns.push(c.clone());
+                continue;
+            }
+            let f = ArrayFormatter::try_new(c.as_ref(), &opts)?;
+            let text: StringArray = (0..c.len()).map(|r| (!c.is_null(r)).then(|| f.value(r).to_string())).collect();
+            columns.push(Arc::new(text) as ArrayRef);
+        }
+        out.push(RecordBatch::try_new(flat_schema.clone(), columns)?);
+    }
+    Ok((flat_schema, out))
 }
 
-/// A numeric cell as a JSON number: integers exactly (an `i64` or `u64` above 2^53 would lose
-/// digits through `f64`), other numbers as `f64`; text if it is neither.
-fn json_number(t: &datafusion::arrow::datatypes::DataType, cell: &str) -> serde_json::Value {
-    let n = if t.is_integer() {
-        cell.parse::<i64>().ok().map(serde_json::Number::from).or_else(|| cell.parse::<u64>().ok().map(serde_json::Number::from))
-    } else {
-        cell.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
-    };
-    n.map_or_else(|| serde_json::Value::String(cell.to_string()), serde_json::Value::Number)
+/// Writes a result as CSV (RFC 4180 quoting, a header line even without rows, nulls empty).
+pub fn write_csv(out: impl Write, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
+    let (schema, batches) = flat(schema, batches)?;
+    let mut w = datafusion::arrow::csv::WriterBuilder::new().with_header(true).with_null(String::new()).build(out);
+    // The header is written with the first batch: an empty one writes it when there are no rows.
+    w.write(&RecordBatch::new_empty(schema))?;
+    for b in &batches {
+        w.write(b)?;
+    }
+    Ok(())
+}
+
+/// Writes a result as JSON lines, one object per row with every column (null as `null`):
+/// integers exactly (an `i64` or `u64` above 2^53 keeps every digit), lists and structs as
+/// JSON arrays and objects, dates and times as text.
+pub fn write_json_lines(out: impl Write, batches: &[RecordBatch]) -> Result<()> {
+    let mut w = datafusion::arrow::json::WriterBuilder::new().with_explicit_nulls(true).build::<_, LineDelimited>(out);
+    for b in batches {
+        w.write(b)?;
+    }
+    w.finish()?;
+    Ok(())
 }
 
 /// Prints one statement's output.
@@ -103,31 +145,14 @@ pub fn statement(o: &StatementOutput, format: Format, max_rows: usize) -> Result
             println!("({} 行 rows{more}, {:.3} s)", o.rows(), o.elapsed.as_secs_f64());
         }
         Format::Csv => {
-            println!("{}", o.schema.fields().iter().map(|f| csv_field(f.name())).collect::<Vec<_>>().join(","));
-            for row in cells(&o.batches, usize::MAX)? {
-                println!("{}", row.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","));
-            }
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            write_csv(&mut out, &o.schema, &o.batches)?;
+            out.flush().map_err(|e| CliError::Output(e.into()))?;
         }
         Format::Json => {
-            let names: Vec<&String> = o.schema.fields().iter().map(|f| f.name()).collect();
-            let numeric: Vec<bool> = o.schema.fields().iter().map(|f| is_numeric(f.data_type())).collect();
-            for b in &o.batches {
-                let rows = cells(std::slice::from_ref(b), usize::MAX)?;
-                for (r, row) in rows.iter().enumerate() {
-                    let mut obj = serde_json::Map::new();
-                    for (i, cell) in row.iter().enumerate() {
-                        let v = if b.column(i).is_null(r) {
-                            serde_json::Value::Null
-                        } else if numeric[i] {
-                            json_number(b.column(i).data_type(), cell)
-                        } else {
-                            serde_json::Value::String(cell.clone())
-                        };
-                        obj.insert(names[i].clone(), v);
-                    }
-                    println!("{}", serde_json::Value::Object(obj));
-                }
-            }
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            write_json_lines(&mut out, &o.batches)?;
+            out.flush().map_err(|e| CliError::Output(e.into()))?;
         }
     }
     Ok(())
@@ -252,4 +277,56 @@ pub fn catalog(home: &Home, dataset: Option<&str>, table: Option<&str>, verify: 
         return Err(CliError::Usage(format!("{problems} 件の問題 / problem(s) found")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, ListArray, UInt64Array};
+    use datafusion::arrow::datatypes::Int32Type;
+
+    fn batch() -> (SchemaRef, RecordBatch) {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("big", DataType::Int64, true),
+            Field::new("u", DataType::UInt64, true),
+            Field::new("text", DataType::Utf8, true),
+            Field::new("list", DataType::List(Arc::new(Field::new_list_field(DataType::Int32, true))), true),
+        ]));
+        let list = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![Some(vec![Some(1), None]), None]);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![Some(9_007_199_254_740_993), None])),
+            Arc::new(UInt64Array::from(vec![Some(u64::MAX), Some(0)])),
+            Arc::new(StringArray::from(vec![Some("a,\"b\"\nc"), None])),
+            Arc::new(list),
+        ];
+        let b = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        (schema, b)
+    }
+
+    /// CSV through arrow-csv: quoting of commas, quotes and line breaks, nulls empty, nested
+    /// columns as their text, and the header even when there is no row.
+    #[test]
+    fn csv_quotes_and_flattens() {
+        let (schema, b) = batch();
+        let mut out = Vec::new();
+        write_csv(&mut out, &schema, &[b]).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "big,u,text,list\n9007199254740993,18446744073709551615,\"a,\"\"b\"\"\nc\",\"[1, ]\"\n,0,,\n");
+        let mut out = Vec::new();
+        write_csv(&mut out, &schema, &[]).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "big,u,text,list\n");
+    }
+
+    /// JSON lines through arrow-json: integers keep every digit, nulls are written, lists are
+    /// arrays.
+    #[test]
+    fn json_lines_keep_integers_and_nulls() {
+        let (_, b) = batch();
+        let mut out = Vec::new();
+        write_json_lines(&mut out, &[b]).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], r#"{"big":9007199254740993,"u":18446744073709551615,"text":"a,\"b\"\nc","list":[1,null]}"#);
+        assert_eq!(lines[1], r#"{"big":null,"u":0,"text":null,"list":null}"#);
+    }
 }

@@ -1,43 +1,40 @@
-//! Civil dates as days since 1970-01-01 (Arrow's Date32), and year-months as `YYYYMM`.
+//! Civil dates as days since 1970-01-01 (Arrow's Date32), and year-months as `YYYYMM`; the
+//! calendar itself is the `time` crate's.
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (the classic days-from-civil formula).
-pub fn days_from_civil(y: i32, m: u32, d: u32) -> i32 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m as i32 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i32 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+use time::Date;
+
+/// The Julian day number of 1970-01-01.
+const EPOCH_JULIAN_DAY: i32 = 2_440_588;
+
+/// A month number 1–12 as `time`'s month (13 and above count as December, 0 as January).
+fn month_of(m: u32) -> time::Month {
+    time::Month::try_from(m.clamp(1, 12) as u8).unwrap_or(time::Month::January)
 }
 
-/// The date (year, month, day) of a day number.
+/// Days since 1970-01-01 of a proleptic Gregorian date. The generator only asks for real
+/// dates; anything else is clamped (a day past the month's end to its last day, a year to
+/// ±9999), never a panic.
+pub fn days_from_civil(y: i32, m: u32, d: u32) -> i32 {
+    let y = y.clamp(-9999, 9999);
+    let month = month_of(m);
+    let d = d.clamp(1, u32::from(month.length(y))) as u8;
+    Date::from_calendar_date(y, month, d).map_or(0, |date| date.to_julian_day() - EPOCH_JULIAN_DAY)
+}
+
+/// The date (year, month, day) of a day number (clamped to the years ±9999).
 pub fn civil_from_days(z: i32) -> (i32, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    let date = Date::from_julian_day(z.saturating_add(EPOCH_JULIAN_DAY)).unwrap_or(if z < 0 { Date::MIN } else { Date::MAX });
+    (date.year(), u32::from(u8::from(date.month())), u32::from(date.day()))
 }
 
 /// Whether a year is a leap year.
 pub fn is_leap(y: i32) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+    time::util::is_leap_year(y)
 }
 
 /// Days in a month.
 pub fn days_in_month(y: i32, m: u32) -> u32 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if is_leap(y) => 29,
-        _ => 28,
-    }
+    u32::from(month_of(m).length(y))
 }
 
 /// A calendar month, counted from year 0 (`year * 12 + month - 1`), so that month arithmetic
@@ -105,5 +102,9 @@ mod tests {
         assert_eq!(Month::new(2024, 4).plus(11).yyyymm(), 202503);
         assert_eq!(Month::new(2025, 3).fiscal_year(), 2024);
         assert_eq!(yyyymmdd(19_814), "20240401");
+        // Out of range or impossible: clamped, never a panic.
+        assert_eq!(days_from_civil(2023, 2, 30), days_from_civil(2023, 2, 28));
+        assert_eq!(civil_from_days(i32::MAX).0, 9999);
+        assert_eq!(civil_from_days(i32::MIN).0, -9999);
     }
 }
