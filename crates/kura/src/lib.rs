@@ -189,7 +189,7 @@ struct CatalogArgs {
 }
 
 /// How `kura sql` prints its results.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// 罫線付きの表 / a boxed table
     Table,

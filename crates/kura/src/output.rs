@@ -2,9 +2,12 @@
 
 use crate::{CliError, Format, Result};
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::arrow::json::writer::LineDelimited;
+use datafusion::arrow::datatypes::{FieldRef, Float16Type, Float32Type, Float64Type};
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::json::writer::{Encoder, EncoderFactory, EncoderOptions, LineDelimited, NullableEncoder, make_encoder};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use kura_query::{StatementKind, StatementOutput};
 use kura_store::Home;
@@ -110,14 +113,100 @@ pub fn write_csv(out: impl Write, schema: &SchemaRef, batches: &[RecordBatch]) -
 
 /// Writes a result as JSON lines, one object per row with every column (null as `null`):
 /// integers exactly (an `i64` or `u64` above 2^53 keeps every digit), lists and structs as
-/// JSON arrays and objects, dates and times as text.
+/// JSON arrays and objects, dates and times as text. JSON has no number for a float that is
+/// not finite: such a value is the string `"NaN"`, `"Infinity"` or `"-Infinity"`, never
+/// `null` (which would read as SQL NULL); a column of a type JSON cannot hold (a union, a
+/// map with keys that are not text) is written as its text.
 pub fn write_json_lines(out: impl Write, batches: &[RecordBatch]) -> Result<()> {
-    let mut w = datafusion::arrow::json::WriterBuilder::new().with_explicit_nulls(true).build::<_, LineDelimited>(out);
+    let mut w = datafusion::arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .with_encoder_factory(Arc::new(KuraJson))
+        .build::<_, LineDelimited>(out);
     for b in batches {
         w.write(b)?;
     }
     w.finish()?;
     Ok(())
+}
+
+/// Kura's exceptions to arrow-json's encoders (see [`write_json_lines`]).
+#[derive(Debug)]
+struct KuraJson;
+
+/// arrow-json's own options, without [`KuraJson`] (for the values it encodes as usual).
+static PLAIN_JSON: std::sync::LazyLock<EncoderOptions> = std::sync::LazyLock::new(EncoderOptions::default);
+
+impl EncoderFactory for KuraJson {
+    fn make_default_encoder<'a>(
+        &self,
+        field: &'a FieldRef,
+        array: &'a dyn Array,
+        _options: &'a EncoderOptions,
+    ) -> std::result::Result<Option<NullableEncoder<'a>>, ArrowError> {
+        let nulls = array.logical_nulls();
+        let finite: Option<Box<dyn Fn(usize) -> Option<f64> + 'a>> = match array.data_type() {
+            DataType::Float16 => {
+                let a = array.as_primitive::<Float16Type>();
+                Some(Box::new(move |i| Some(a.value(i).to_f64())))
+            }
+            DataType::Float32 => {
+                let a = array.as_primitive::<Float32Type>();
+                Some(Box::new(move |i| Some(f64::from(a.value(i)))))
+            }
+            DataType::Float64 => {
+                let a = array.as_primitive::<Float64Type>();
+                Some(Box::new(move |i| Some(a.value(i))))
+            }
+            _ => None,
+        };
+        if let Some(value) = finite {
+            let inner = make_encoder(field, array, &PLAIN_JSON)?;
+            return Ok(Some(NullableEncoder::new(Box::new(FloatEncoder { value, inner }), nulls)));
+        }
+        let as_text = match array.data_type() {
+            DataType::Union(..) => true,
+            DataType::Map(entries, _) => match entries.data_type() {
+                DataType::Struct(fields) => {
+                    fields.first().is_some_and(|k| !matches!(k.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
+                }
+                _ => true,
+            },
+            _ => false,
+        };
+        if as_text {
+            let formatter = ArrayFormatter::try_new(array, &FormatOptions::default())?;
+            return Ok(Some(NullableEncoder::new(Box::new(TextEncoder(formatter)), nulls)));
+        }
+        Ok(None)
+    }
+}
+
+/// A float column: finite values as arrow-json writes them, the others as strings.
+struct FloatEncoder<'a> {
+    value: Box<dyn Fn(usize) -> Option<f64> + 'a>,
+    inner: NullableEncoder<'a>,
+}
+
+impl Encoder for FloatEncoder<'_> {
+    fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
+        match (self.value)(idx) {
+            Some(v) if v.is_nan() => out.extend_from_slice(b"\"NaN\""),
+            Some(v) if v == f64::INFINITY => out.extend_from_slice(b"\"Infinity\""),
+            Some(v) if v == f64::NEG_INFINITY => out.extend_from_slice(b"\"-Infinity\""),
+            _ => self.inner.encode(idx, out),
+        }
+    }
+}
+
+/// A column written as the JSON string of each value's text.
+struct TextEncoder<'a>(ArrayFormatter<'a>);
+
+impl Encoder for TextEncoder<'_> {
+    fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
+        let text = self.0.value(idx).to_string();
+        // Serialising a string cannot fail; an empty string would only be an empty value.
+        out.extend_from_slice(serde_json::to_string(&text).unwrap_or_default().as_bytes());
+    }
 }
 
 /// Prints one statement's output.
@@ -144,15 +233,17 @@ pub fn statement(o: &StatementOutput, format: Format, max_rows: usize) -> Result
             let more = if o.rows() > shown { format!("、先頭 {shown} 行を表示 / first {shown} shown") } else { String::new() };
             println!("({} 行 rows{more}, {:.3} s)", o.rows(), o.elapsed.as_secs_f64());
         }
-        Format::Csv => {
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            write_csv(&mut out, &o.schema, &o.batches)?;
-            out.flush().map_err(|e| CliError::Output(e.into()))?;
-        }
-        Format::Json => {
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            write_json_lines(&mut out, &o.batches)?;
-            out.flush().map_err(|e| CliError::Output(e.into()))?;
+        // The whole result is formatted before a byte is printed (it is bounded by the result
+        // cap): a value that cannot be written leaves no partial output behind.
+        Format::Csv | Format::Json => {
+            let mut text = Vec::new();
+            if format == Format::Csv {
+                write_csv(&mut text, &o.schema, &o.batches)?;
+            } else {
+                write_json_lines(&mut text, &o.batches)?;
+            }
+            let mut out = std::io::stdout().lock();
+            out.write_all(&text).and_then(|()| out.flush()).map_err(|e| CliError::Output(e.into()))?;
         }
     }
     Ok(())
@@ -328,5 +419,30 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], r#"{"big":9007199254740993,"u":18446744073709551615,"text":"a,\"b\"\nc","list":[1,null]}"#);
         assert_eq!(lines[1], r#"{"big":null,"u":0,"text":null,"list":null}"#);
+    }
+
+    /// A float that is not finite is a string, never `null` (which reads as SQL NULL); finite
+    /// floats are numbers as arrow-json writes them.
+    #[test]
+    fn json_lines_name_non_finite_floats() {
+        use datafusion::arrow::array::{Float32Array, Float64Array};
+        let schema = Arc::new(Schema::new(vec![Field::new("d", DataType::Float64, true), Field::new("f", DataType::Float32, true)]));
+        let d = Float64Array::from(vec![Some(0.5), Some(f64::NAN), Some(f64::INFINITY), Some(f64::NEG_INFINITY), None]);
+        let f = Float32Array::from(vec![Some(0.1), Some(f32::NAN), None, Some(f32::NEG_INFINITY), Some(2.0)]);
+        let b = RecordBatch::try_new(schema, vec![Arc::new(d), Arc::new(f)]).unwrap();
+        let mut out = Vec::new();
+        write_json_lines(&mut out, &[b]).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                r#"{"d":0.5,"f":0.1}"#,
+                r#"{"d":"NaN","f":"NaN"}"#,
+                r#"{"d":"Infinity","f":null}"#,
+                r#"{"d":"-Infinity","f":"-Infinity"}"#,
+                r#"{"d":null,"f":2.0}"#,
+            ]
+        );
     }
 }

@@ -71,7 +71,7 @@ pub(crate) async fn sign_in(State(portal): State<Portal>, ctx: Ctx, JsonBody(f):
         })
     });
     let outcome = task.await.unwrap_or_else(|e| Err(LoginRefused::Error(AccountsError::Internal(format!("sign-in: {e}")))));
-    let (s, state, token) = outcome.map_err(refused)??;
+    let (s, state, token) = outcome.map_err(refused)?.map_err(WebError::store)?;
     let mut res = Json(json!({"state": state.as_str(), "csrf": s.csrf, "expires_at": time_text(s.expires_at)})).into_response();
     res.headers_mut().append(header::SET_COOKIE, set_cookie(portal.listener.cookie(), &token, None));
     Ok(res)
@@ -94,13 +94,13 @@ pub(crate) async fn datasets(State(portal): State<Portal>) -> Response {
 
 /// `GET /api/v1/users`: every user (operators and auditors).
 pub(crate) async fn users(State(portal): State<Portal>) -> WebResult {
-    let u = portal.accounts.users().await?;
+    let u = portal.accounts.users().await.map_err(WebError::store)?;
     Ok(Json(json!({ "users": u })).into_response())
 }
 
 /// `GET /api/v1/inventory`: the periodic account inventory (HX-9).
 pub(crate) async fn inventory(State(portal): State<Portal>) -> WebResult {
-    let rows = portal.accounts.inventory().await?;
+    let rows = portal.accounts.inventory().await.map_err(WebError::store)?;
     Ok(Json(json!({ "generated_at": time_text(portal.accounts.clock().now()), "users": rows })).into_response())
 }
 
@@ -112,7 +112,7 @@ pub(crate) async fn create_user(State(portal): State<Portal>, ctx: Signed, JsonB
 
 /// `POST /api/v1/users/{login}/{action}`: lock, unlock, activate, suspend, disable,
 /// reset-second-factor, revoke-certificates (refused by this server at once, open connections
-/// included). The body, if any, is a form (`password` for a reset).
+/// included). The body, if any, is a form (none of these actions reads it).
 pub(crate) async fn user_action(
     State(portal): State<Portal>,
     ctx: Signed,

@@ -251,6 +251,7 @@ impl FrontDoor {
 /// The answer to a request refused by the front door itself; the connection closes after it.
 fn refused(status: hyper::StatusCode, ja: &str, en: &str) -> axum::response::Response {
     let mut res = crate::pages::error(crate::web::Lang::Ja, status, ja, en);
+    crate::web::protect(res.headers_mut());
     res.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
     res
 }

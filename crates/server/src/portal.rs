@@ -92,7 +92,11 @@ pub(crate) async fn login_submit(
     match portal.accounts.check_password(&who, &f.login, &f.password, &ctx.peer.fingerprint).await {
         Ok(ok) => {
             let state = if ok.enrolled { SessionState::SecondFactor } else { SessionState::Enrol };
-            let (token, _) = portal.accounts.start_session(&who, &f.login, &ctx.peer.fingerprint, portal.listener.as_str(), state).await?;
+            let (token, _) = portal
+                .accounts
+                .start_session(&who, &f.login, &ctx.peer.fingerprint, portal.listener.as_str(), state)
+                .await
+                .map_err(WebError::store)?;
             Ok(to_step(&portal, &token, state))
         }
         Err(refusal) => {
@@ -141,7 +145,7 @@ pub(crate) async fn second_submit(State(portal): State<Portal>, ctx: Signed, For
     let step = async move { accounts.check_second_factor(&who, &login, &f.code).await };
     match factor_then_advance(&portal, &ctx, step).await {
         Ok(((), advanced)) => {
-            let (next, token) = advanced?;
+            let (next, token) = advanced.map_err(WebError::store)?;
             Ok(to_step(&portal, &token, next))
         }
         Err(refusal) => match locked(&refusal) {
@@ -155,7 +159,7 @@ pub(crate) async fn second_submit(State(portal): State<Portal>, ctx: Signed, For
 }
 
 pub(crate) async fn enrol_page(State(portal): State<Portal>, ctx: Signed) -> WebResult {
-    let e = portal.accounts.begin_enrolment(&ctx.session.login).await?;
+    let e = portal.accounts.begin_enrolment(&ctx.session.login).await.map_err(WebError::store)?;
     Ok(pages::enrol(ctx.lang, &ctx.session.csrf, &e, None, StatusCode::OK))
 }
 
@@ -164,14 +168,14 @@ pub(crate) async fn enrol_submit(State(portal): State<Portal>, ctx: Signed, Form
     let step = async move { accounts.finish_enrolment(&who, &login, &f.code).await };
     match factor_then_advance(&portal, &ctx, step).await {
         Ok((codes, advanced)) => {
-            let (next, token) = advanced?;
+            let (next, token) = advanced.map_err(WebError::store)?;
             Ok(step_response(&portal, &token, pages::recovery_codes(ctx.lang, &codes, pages::step_path(next))))
         }
         Err(refusal) => match locked(&refusal) {
             Some(e) => Err(e),
             None => {
                 // The same secret again (an enrolment in progress keeps it).
-                let e = portal.accounts.begin_enrolment(&ctx.session.login).await?;
+                let e = portal.accounts.begin_enrolment(&ctx.session.login).await.map_err(WebError::store)?;
                 let (status, msg) = login_refused(&portal, &ctx, refusal);
                 Ok(pages::enrol(ctx.lang, &ctx.session.csrf, &e, Some(&msg), status))
             }
@@ -195,18 +199,19 @@ pub(crate) async fn new_password_submit(State(portal): State<Portal>, ctx: Signe
         Err(e) if e.is_internal() => return Err(e.into()),
         Err(e) => return Ok(pages::new_password(ctx.lang, &s.csrf, Some(&e.to_string()), StatusCode::UNPROCESSABLE_ENTITY)),
     }
-    let next = if portal.accounts.other_sessions(s).await?.is_empty() { SessionState::Active } else { SessionState::Confirm };
-    let token = portal.accounts.advance_session(&ctx.who, s, next).await?;
+    let others = portal.accounts.other_sessions(s).await.map_err(WebError::store)?;
+    let next = if others.is_empty() { SessionState::Active } else { SessionState::Confirm };
+    let token = portal.accounts.advance_session(&ctx.who, s, next).await.map_err(WebError::store)?;
     Ok(to_step(&portal, &token, next))
 }
 
 pub(crate) async fn confirm_page(State(portal): State<Portal>, ctx: Signed) -> WebResult {
-    let others = portal.accounts.other_sessions(&ctx.session).await?;
+    let others = portal.accounts.other_sessions(&ctx.session).await.map_err(WebError::store)?;
     Ok(pages::confirm(ctx.lang, &ctx.session.csrf, &others))
 }
 
 pub(crate) async fn confirm_submit(State(portal): State<Portal>, ctx: Signed) -> WebResult {
-    let (_, token) = portal.accounts.confirm_session(&ctx.who, &ctx.session).await?;
+    let (_, token) = portal.accounts.confirm_session(&ctx.who, &ctx.session).await.map_err(WebError::store)?;
     Ok(step_response(&portal, &token, Redirect::to("/").into_response()))
 }
 
@@ -218,7 +223,7 @@ fn signed_out(portal: &Portal, end: &str) -> Response {
 }
 
 pub(crate) async fn logout(State(portal): State<Portal>, ctx: Signed) -> WebResult {
-    portal.accounts.end_session(&ctx.who, &ctx.session, SessionEnd::SignedOut).await?;
+    portal.accounts.end_session(&ctx.who, &ctx.session, SessionEnd::SignedOut).await.map_err(WebError::store)?;
     Ok(signed_out(&portal, SessionEnd::SignedOut.as_str()))
 }
 
@@ -228,7 +233,7 @@ pub(crate) async fn home(State(portal): State<Portal>, ctx: Signed) -> Response 
 
 /// The account page, with a message and its status.
 async fn account(portal: &Portal, lang: Lang, s: &Session, msg: Option<&str>, status: StatusCode) -> WebResult {
-    let u = portal.accounts.user(&s.login).await?;
+    let u = portal.accounts.user(&s.login).await.map_err(WebError::store)?;
     Ok(pages::account(lang, s, &u, msg, status))
 }
 
@@ -257,14 +262,14 @@ pub(crate) async fn change_password(State(portal): State<Portal>, ctx: Signed, F
             (e.to_string(), StatusCode::UNPROCESSABLE_ENTITY)
         }
         Err(e @ (AccountsError::WeakPassword(_) | AccountsError::Invalid { .. })) => (e.to_string(), StatusCode::UNPROCESSABLE_ENTITY),
-        Err(e) => return Err(WebError::internal(&e)),
+        Err(e) => return Err(WebError::store(e)),
     };
     account(&portal, ctx.lang, s, Some(&msg), status).await
 }
 
 /// The user list with a message at the top.
 async fn admin_page(portal: &Portal, ctx: &Signed, msg: Option<&str>) -> WebResult {
-    let rows = portal.accounts.inventory().await?;
+    let rows = portal.accounts.inventory().await.map_err(WebError::store)?;
     Ok(pages::admin_users(ctx.lang, &ctx.session, &rows, msg))
 }
 

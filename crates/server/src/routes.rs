@@ -222,25 +222,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
         )
         .render(lang, &path);
     }
-    let h = res.headers_mut();
-    let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
-        h.insert(k, HeaderValue::from_static(v));
-    };
-    set(
-        h,
-        "content-security-policy",
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    );
-    set(h, "strict-transport-security", "max-age=63072000; includeSubDomains");
-    set(h, "x-content-type-options", "nosniff");
-    set(h, "x-frame-options", "DENY");
-    set(h, "referrer-policy", "no-referrer");
-    set(h, "cross-origin-opener-policy", "same-origin");
-    set(h, "cross-origin-resource-policy", "same-origin");
-    set(h, "permissions-policy", "camera=(), microphone=(), geolocation=(), usb=()");
-    if !h.contains_key(header::CACHE_CONTROL) {
-        set(h, "cache-control", "no-store");
-    }
+    crate::web::protect(res.headers_mut());
     res
 }
 
@@ -260,16 +242,15 @@ const MAX_BODY: usize = 64 * 1024;
 /// Access control and CSRF (deny by default): the request, with its [`Ctx`], if admitted.
 async fn access(State(portal): State<Portal>, req: Request, next: Next) -> Response {
     let request_id = random_hex(8);
-    match admit(&portal, req, &request_id).await {
-        Ok(req) => {
-            let mut res = next.run(req).await;
-            if let Ok(v) = HeaderValue::from_str(&request_id) {
-                res.headers_mut().insert("x-request-id", v);
-            }
-            res
-        }
+    // A refusal carries the request ID too: the audit trail records refusals under it.
+    let mut res = match admit(&portal, req, &request_id).await {
+        Ok(req) => next.run(req).await,
         Err(e) => e.into_response(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert("x-request-id", v);
     }
+    res
 }
 
 /// The checks of [`access`], in order; a refusal that a client can cause at will counts toward
@@ -309,7 +290,7 @@ async fn admit(portal: &Portal, mut req: Request, request_id: &str) -> Result<Re
             match portal.accounts.session(&who, &token, &peer.fingerprint, portal.listener.as_str(), true).await {
                 Ok(Ok(s)) => Some(s),
                 Ok(Err(end)) => return sign_in_first(&end),
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(WebError::store(e)),
             }
         }
     };
@@ -329,7 +310,7 @@ async fn admit(portal: &Portal, mut req: Request, request_id: &str) -> Result<Re
             portal.door.failure(client, as_counted(req.headers(), Failure::Refused));
             let object = format!("{} {path}", req.method());
             if let Err(e) = portal.accounts.record_refusal(&who, "access.denied", &object, &format!("role {}", s.role)).await {
-                return Err(e.into());
+                return Err(WebError::store(e));
             }
             return Err(WebError::refused(StatusCode::FORBIDDEN, "この操作の権限がありません", "your role may not do this"));
         }
@@ -342,7 +323,7 @@ async fn admit(portal: &Portal, mut req: Request, request_id: &str) -> Result<Re
         if from_another_site(req.headers()) {
             portal.door.failure(client, Failure::CrossSite);
             if let Err(e) = portal.accounts.record_refusal(&who, "access.cross_site", &path, "sent by another site").await {
-                return Err(e.into());
+                return Err(WebError::store(e));
             }
             return Err(WebError::refused(StatusCode::FORBIDDEN, "不正な送信元です", "cross-site request refused"));
         }
@@ -387,7 +368,7 @@ async fn admit(portal: &Portal, mut req: Request, request_id: &str) -> Result<Re
         if !ok {
             portal.door.failure(client, as_counted(req.headers(), Failure::Refused));
             if let Err(e) = portal.accounts.record_refusal(&who, "access.csrf", &path, "missing or wrong CSRF token").await {
-                return Err(e.into());
+                return Err(WebError::store(e));
             }
             return Err(WebError::refused(
                 StatusCode::FORBIDDEN,

@@ -11,7 +11,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use axum_extra::extract::cookie::{Cookie, SameSite};
 use kura_accounts::session::{Session, SessionEnd, SessionState};
 use kura_accounts::{AccountsError, Who};
 use std::borrow::Cow;
@@ -59,9 +59,20 @@ impl Listener {
     }
 }
 
-/// A cookie's value in a request (every `Cookie` header line is read).
+/// A cookie's value in a request: the first cookie of exactly that name, every `Cookie`
+/// header line read. Names and values are taken as sent, never percent-decoded: a cookie named
+/// `__Host%2Dkura` is not `__Host-kura` (a browser applies the `__Host-` rules to the name it
+/// was given, so a decoded name would let a sibling site plant a session or pre-sign-in
+/// cookie), and the first of two same-named cookies wins as browsers send the oldest first.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    CookieJar::from_headers(headers).get(name).map(|c| c.value().to_string())
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|line| line.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_string())
 }
 
 /// A `Set-Cookie` value for one of Kura's cookies: `Path=/`, `Secure`, `SameSite=Strict`,
@@ -79,6 +90,30 @@ pub fn set_cookie(name: &str, value: &str, max_age: Option<i64>) -> HeaderValue 
     // The names and values Kura sets are its own (hex tokens, `ja`/`en`): they always form a
     // valid header value; an empty one would only fail to set the cookie.
     HeaderValue::from_str(&c.encoded().to_string()).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// Sets the security headers every answer of the portal and the API carries (HX-5, HIC-S12):
+/// a CSP with no external source, HSTS, `nosniff`, no framing, no referrer, `no-store` unless
+/// the answer chose its own caching.
+pub fn protect(h: &mut HeaderMap) {
+    let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(h, "strict-transport-security", "max-age=63072000; includeSubDomains");
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "x-frame-options", "DENY");
+    set(h, "referrer-policy", "no-referrer");
+    set(h, "cross-origin-opener-policy", "same-origin");
+    set(h, "cross-origin-resource-policy", "same-origin");
+    set(h, "permissions-policy", "camera=(), microphone=(), geolocation=(), usb=()");
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, "cache-control", "no-store");
+    }
 }
 
 /// Whether a path belongs to the JSON API (answered in JSON, errors included).
@@ -172,6 +207,18 @@ impl WebError {
         WebError::Internal(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
+    /// A failure reading or writing Kura's own records (sessions, users, the audit trail),
+    /// which the request cannot have caused: logged and answered generically whatever its
+    /// kind (503 when overloaded), never with the store's own words.
+    pub fn store(e: AccountsError) -> WebError {
+        tracing::error!("{e}");
+        WebError::Internal(if matches!(e, AccountsError::Busy) {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        })
+    }
+
     /// The status it answers with.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -224,9 +271,7 @@ impl From<AccountsError> for WebError {
     /// request's own mistakes are answered with what was wrong.
     fn from(e: AccountsError) -> WebError {
         if e.is_internal() {
-            tracing::error!("{e}");
-            let status = if matches!(e, AccountsError::Busy) { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
-            return WebError::Internal(status);
+            return WebError::store(e);
         }
         let status = match &e {
             AccountsError::NoUser(_) | AccountsError::NoInstitution(_) => StatusCode::NOT_FOUND,

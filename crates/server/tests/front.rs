@@ -422,3 +422,32 @@ async fn errors_answer_as_json_or_page_and_pages_escape_markup() {
     assert!(!home.body.contains("<script") && !home.body.contains("<img"), "{}", home.body);
     w.server.unwrap().stop().await;
 }
+
+/// A cookie whose name only decodes to a session or pre-sign-in cookie's name is not that
+/// cookie: a browser applies the `__Host-` rules to the name as given, so a sibling site
+/// could plant `__Host%2Dkura` where it can never plant `__Host-kura`.
+#[tokio::test]
+async fn percent_encoded_cookie_names_are_other_cookies() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = kura_db::Db::open_sqlite(&scratch.path().join("t.db")).await.unwrap();
+    let w = world(db, AutoBlockPolicy::default(), |_| {}).await;
+    let mut c = handshake(&w, jp(2), Some(w.cert("tanaka.h"))).await.unwrap();
+    sign_in_first_time(&w, &mut c, "tanaka.h").await;
+    assert_eq!(c.get("/").await.unwrap().status, 200);
+    let token = c.cookies["__Host-kura"].clone();
+    // From here on the test writes the Cookie header itself.
+    c.cookies.clear();
+    // The real session cookie first, a planted look-alike after it: still signed in.
+    let planted = format!("__Host-kura={token}; __Host%2Dkura=planted; %5F%5FHost-kura=planted");
+    let r = c.request("GET", "/", None, &[("cookie", &planted)]).await.unwrap();
+    assert_eq!(r.status, 200, "a look-alike name does not shadow the session");
+    // Only the look-alike: no session at all.
+    let r = c.request("GET", "/", None, &[("cookie", "__Host%2Dkura=planted")]).await;
+    let r = r.unwrap();
+    assert_eq!((r.status, r.location()), (303, "/login?end=unknown"));
+    // A planted pre-sign-in token is not taken up by the login page.
+    let known = "a".repeat(64);
+    let r = c.request("GET", "/login", None, &[("cookie", &format!("__Host%2Dkura-pre={known}"))]).await.unwrap();
+    assert!(!Client::csrf_of(&r).contains(&known), "the login form's token is not the planted one");
+    w.server.unwrap().stop().await;
+}
