@@ -345,7 +345,7 @@ pub struct Accounts {
 fn valid_login(login: &str) -> Result<()> {
     let ok = (2..=64).contains(&login.len())
         && login.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-        && login.as_bytes()[0].is_ascii_alphanumeric();
+        && login.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric);
     if ok {
         Ok(())
     } else {
@@ -1255,6 +1255,7 @@ impl Accounts {
     }
 
     fn recovery_mac(&self, login: &str, code: &str) -> String {
+        #[allow(clippy::expect_used, reason = "HMAC takes keys of any length (RFC 2104): new_from_slice cannot fail")]
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.inner.key.expose()).expect("HMAC takes keys of any length");
         mac.update(b"kura/recovery/v1\0");
         mac.update(login.as_bytes());

@@ -22,6 +22,8 @@
 //! Every change is one transaction that also appends its audit entry ([`kura_ledger::store::append_in`]):
 //! a lock without its record, or a record without its lock, cannot exist.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 #![forbid(unsafe_code)]
 
 mod accounts;

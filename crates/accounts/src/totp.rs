@@ -18,12 +18,14 @@ pub const SECRET_LEN: usize = 20;
 
 /// The code for `step` (RFC 4226 dynamic truncation over HMAC-SHA-256).
 pub fn code_at_step(secret: &[u8], step: u64, digits: u32) -> u32 {
+    #[allow(clippy::expect_used, reason = "HMAC takes keys of any length (RFC 2104): new_from_slice cannot fail")]
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(&step.to_be_bytes());
-    let h = mac.finalize().into_bytes();
-    let offset = (h[h.len() - 1] & 0x0f) as usize;
-    let bin = u32::from_be_bytes([h[offset] & 0x7f, h[offset + 1], h[offset + 2], h[offset + 3]]);
-    bin % 10u32.pow(digits)
+    let h: [u8; 32] = mac.finalize().into_bytes().into();
+    // Dynamic truncation: the low nibble of the last byte (0–15) picks 4 of the 32 bytes.
+    let offset = usize::from(h[31] & 0x0f);
+    let word = h.get(offset..offset + 4).and_then(|w| <[u8; 4]>::try_from(w).ok()).unwrap_or_default();
+    (u32::from_be_bytes(word) & 0x7fff_ffff) % 10u32.pow(digits)
 }
 
 /// The step of a Unix time.

@@ -119,7 +119,7 @@ impl Keyring {
         let mut doomed = vec![id.clone()];
         let mut i = 0;
         while i < doomed.len() {
-            let cur = doomed[i].clone();
+            let Some(cur) = doomed.get(i).cloned() else { break };
             for (k, e) in &self.entries {
                 if e.parent.as_ref() == Some(&cur) && !doomed.contains(k) {
                     doomed.push(k.clone());

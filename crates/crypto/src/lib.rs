@@ -27,6 +27,8 @@
 //! let back = master.unwrap(&wrapped).unwrap();
 //! assert_eq!(back.expose(), dek.expose());
 //! ```
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 #![forbid(unsafe_code)]
 
 mod keyring;

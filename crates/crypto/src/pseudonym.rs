@@ -59,6 +59,7 @@ impl PseudonymKey {
     }
 
     fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        #[allow(clippy::expect_used, reason = "HMAC takes keys of any length (RFC 2104): new_from_slice cannot fail")]
         let mut mac = <HmacSha256 as Mac>::new_from_slice(self.0.expose()).expect("HMAC accepts any key length");
         for p in parts {
             mac.update(p);

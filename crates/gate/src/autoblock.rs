@@ -199,7 +199,7 @@ impl AutoBlocker {
         if st.recent.len() >= self.policy.max_tracked {
             let mut lasts: Vec<SystemTime> = st.recent.values().filter_map(|t| t.back().copied()).collect();
             lasts.sort();
-            let cut = lasts[lasts.len() / 2];
+            let Some(&cut) = lasts.get(lasts.len() / 2) else { return };
             st.recent.retain(|_, t| t.back().is_some_and(|last| *last > cut));
         }
     }

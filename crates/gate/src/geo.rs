@@ -33,7 +33,10 @@ impl Country {
     /// Parses two ASCII letters, upper-cased.
     pub fn parse(s: &str) -> Option<Country> {
         let b = s.as_bytes();
-        (b.len() == 2 && b.iter().all(u8::is_ascii_alphabetic)).then(|| Country([b[0].to_ascii_uppercase(), b[1].to_ascii_uppercase()]))
+        match b {
+            [x, y] if x.is_ascii_alphabetic() && y.is_ascii_alphabetic() => Some(Country([x.to_ascii_uppercase(), y.to_ascii_uppercase()])),
+            _ => None,
+        }
     }
 
     /// The code as text.
@@ -112,13 +115,13 @@ fn parse_record(line: &str) -> Result<Option<Range>, String> {
     }
     let f: Vec<&str> = line.split('|').collect();
     // The version line starts with a digit (`2|apnic|...`); summary lines have `*` as country.
-    if f[0].chars().next().is_some_and(|c| c.is_ascii_digit()) || f.get(1) == Some(&"*") || f.last() == Some(&"summary") {
+    if f.first().is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit())) || f.get(1) == Some(&"*") || f.last() == Some(&"summary") {
         return Ok(None);
     }
-    if f.len() < 7 {
+    let [_, cc, kind, start, value, _, status, ..] = f.as_slice() else {
         return Err(format!("expected registry|cc|type|start|value|date|status (7 fields), found {}", f.len()));
-    }
-    let (cc, kind, start, value, status) = (f[1], f[2], f[3], f[4], f[6]);
+    };
+    let (cc, kind, start, value, status) = (*cc, *kind, *start, *value, *status);
     if kind == "asn" {
         return Ok(None);
     }

@@ -28,6 +28,8 @@
 //! assert!(matches!(gate.check("198.51.100.7".parse().unwrap(), now), Verdict::Foreign { .. }));
 //! ```
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 #![forbid(unsafe_code)]
 
 pub mod autoblock;

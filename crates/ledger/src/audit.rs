@@ -302,11 +302,11 @@ pub async fn repair<S: LedgerStore>(store: &S, tiles: &dyn TileStore, mirror: &d
         .filter(|b| {
             let (s, e) = (b.index * TILE_WIDTH, b.index * TILE_WIDTH + u64::from(b.width));
             let local_bundle = tiles.get(&b.path()).ok().flatten();
-            let want = encode_bundle(entries[s as usize..e as usize].iter().map(Vec::as_slice)).ok();
+            let want = entries.get(s as usize..e as usize).and_then(|run| encode_bundle(run.iter().map(Vec::as_slice)).ok());
             local_bundle != want
                 || s >= db_size.min(n)
                 || e > db_size
-                || (s..e).any(|i| level0.get(i as usize).is_none_or(|h| *h != local_tree.level(0)[i as usize]))
+                || (s..e).any(|i| level0.get(i as usize).is_none_or(|h| Some(h) != local_tree.level(0).get(i as usize)))
         })
         .collect();
     for pass in [suspicious, bundles.clone()] {
@@ -327,9 +327,11 @@ pub async fn repair<S: LedgerStore>(store: &S, tiles: &dyn TileStore, mirror: &d
             }
             for (k, e) in decoded.iter().enumerate() {
                 let i = (b.index * TILE_WIDTH) as usize + k;
-                if entries[i] != *e {
-                    entries[i] = e.to_vec();
-                    restored[i] = true;
+                if let (Some(entry), Some(flag)) = (entries.get_mut(i), restored.get_mut(i))
+                    && *entry != *e
+                {
+                    *entry = e.to_vec();
+                    *flag = true;
                 }
             }
         }
@@ -341,9 +343,9 @@ pub async fn repair<S: LedgerStore>(store: &S, tiles: &dyn TileStore, mirror: &d
         )));
     }
     let mut out = RepairReport::default();
-    for (i, r) in restored.iter().enumerate() {
+    for (i, (r, entry)) in restored.iter().zip(&entries).enumerate() {
         if *r {
-            store.replace(i as u64, &entries[i]).await?;
+            store.replace(i as u64, entry).await?;
             out.entries.push(i as u64);
         }
     }
@@ -353,7 +355,10 @@ pub async fn repair<S: LedgerStore>(store: &S, tiles: &dyn TileStore, mirror: &d
             Some(level) => hash_tile(&tree, level, t.index, t.width),
             None => {
                 let s = (t.index * TILE_WIDTH) as usize;
-                encode_bundle(entries[s..s + usize::from(t.width)].iter().map(Vec::as_slice))?
+                let run = entries.get(s..s + usize::from(t.width)).ok_or_else(|| {
+                    LedgerError::Tampered(format!("entry bundle {} reaches past the {} entries read", t.index, entries.len()))
+                })?;
+                encode_bundle(run.iter().map(Vec::as_slice))?
             }
         };
         if tiles.get(&t.path())?.as_ref() != Some(&want) {

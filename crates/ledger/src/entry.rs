@@ -249,7 +249,8 @@ pub fn format_micros(micros: u64) -> String {
 /// Parses a time written by [`format_micros`].
 pub fn parse_micros(t: &str) -> Option<u64> {
     let b = t.as_bytes();
-    if b.len() != 27 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'.' || b[26] != b'Z' {
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    if b.len() != 27 || !(at(4, b'-') && at(7, b'-') && at(10, b'T') && at(13, b':') && at(16, b':') && at(19, b'.') && at(26, b'Z')) {
         return None;
     }
     let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<u64>().ok();

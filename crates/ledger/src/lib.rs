@@ -17,6 +17,8 @@
 //! (the batcher that appends, integrates and publishes tiles and checkpoints, and asks
 //! witnesses) and [`audit`] (full verification and repair from a mirror).
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 #![forbid(unsafe_code)]
 
 pub mod audit;

@@ -503,7 +503,8 @@ impl<S: LedgerStore> Log<S> {
 pub(crate) fn hash_tile(tree: &MemoryTree, level: u8, index: u64, width: u16) -> Vec<u8> {
     let hashes = tree.level(level * 8);
     let start = (index * TILE_WIDTH) as usize;
-    encode_hashes(&hashes[start..start + usize::from(width)])
+    // A tile of the tree's own size: the range is inside the level (an empty tile otherwise).
+    encode_hashes(hashes.get(start..start + usize::from(width)).unwrap_or_default())
 }
 
 async fn batcher<S: LedgerStore>(inner: Arc<Inner<S>>, mut rx: mpsc::Receiver<Req>, mut bundle: Vec<Vec<u8>>) {

@@ -152,8 +152,8 @@ impl LedgerStore for SqlStore {
             let entries = sealed_entries(b, data)?;
             for (k, e) in entries.into_iter().enumerate() {
                 let i = b * TILE_WIDTH + k as u64;
-                if (start..end).contains(&i) {
-                    out[(i - start) as usize] = Some(e.to_vec());
+                if let Some(slot) = i.checked_sub(start).and_then(|k| out.get_mut(k as usize)) {
+                    *slot = Some(e.to_vec());
                 }
             }
         }
@@ -164,8 +164,9 @@ impl LedgerStore for SqlStore {
                 .fetch_all(self.db.pool())
                 .await?;
             for (i, data) in rows {
-                let slot = &mut out[(i as u64 - start) as usize];
-                if slot.is_none() {
+                if let Some(slot) = (i as u64).checked_sub(start).and_then(|k| out.get_mut(k as usize))
+                    && slot.is_none()
+                {
                     *slot = Some(data);
                 }
             }

@@ -270,7 +270,7 @@ impl Ca {
                 dn.push(DnType::OrganizationName, code.as_str());
                 dn.push(DnType::CommonName, code.as_str());
             }
-            Subject::Server { names } => dn.push(DnType::CommonName, names[0].as_str()),
+            Subject::Server { names } => dn.push(DnType::CommonName, names.first().map_or("", String::as_str)),
         }
         params.distinguished_name = dn;
         if let Some(urn) = subject.urn() {

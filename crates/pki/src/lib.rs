@@ -20,6 +20,8 @@
 //!   with ECDHE and AES-GCM; ECDSA server keys; client certificates required and checked
 //!   against the CA and the revocation set; CRYPTREC-listed algorithms only.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 #![forbid(unsafe_code)]
 
 mod ca;
@@ -138,7 +140,7 @@ impl Serial {
     /// A serial from its bytes (leading zero bytes are dropped).
     pub fn from_bytes(b: &[u8]) -> Serial {
         let start = b.iter().position(|x| *x != 0).unwrap_or(b.len());
-        Serial(b[start..].to_vec())
+        Serial(b.get(start..).unwrap_or_default().to_vec())
     }
 
     /// Parses hex digits (colons allowed), as stored and as `openssl x509 -serial` prints them.

@@ -21,6 +21,9 @@
 //!   web;
 //! - [`serve`]: both listeners and their background work, as `kura serve` runs them.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
+
 pub mod actions;
 pub mod api;
 pub mod client;

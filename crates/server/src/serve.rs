@@ -188,5 +188,8 @@ pub async fn start(s: Settings) -> Result<Running, ServerError> {
             }
         }
     }));
-    Ok(Running { addr: addrs[0], operator_addr: addrs.get(1).copied(), stats: door.stats.clone(), door, accounts: s.accounts, stop, tasks })
+    let Some(&addr) = addrs.first() else {
+        return Err(ServerError::Listen { addr: String::new(), source: std::io::Error::other("no portal listener was started") });
+    };
+    Ok(Running { addr, operator_addr: addrs.get(1).copied(), stats: door.stats.clone(), door, accounts: s.accounts, stop, tasks })
 }

@@ -11,6 +11,8 @@
 //! Storage goes through `object_store` (a local directory by default; an S3-compatible store fits
 //! the same paths). The catalogue (情報提供一覧表, WG-5) describes datasets, tables and columns in
 //! Japanese and English with code systems, sensitivity classes, row counts and periods.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 #![forbid(unsafe_code)]
 
 pub mod catalog;

@@ -27,7 +27,7 @@ pub fn sha256_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
             break;
         }
         n += k as u64;
-        h.update(&buf[..k]);
+        h.update(buf.get(..k).unwrap_or_default());
     }
     Ok((n, hex::encode(h.finalize())))
 }

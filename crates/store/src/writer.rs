@@ -357,7 +357,7 @@ impl<'h> DatasetWriter<'h> {
         }
         self.sync_generation()?;
         let mut table_entries = Vec::new();
-        for (ti, t) in self.tables.iter().enumerate() {
+        for (ti, (t, tk)) in self.tables.iter().zip(&self.keys).enumerate() {
             // (sequence, part, order within the part) → digest; one sequence number belongs to one part.
             let mut seqs: BTreeMap<(u64, usize, usize), [u8; 32]> = BTreeMap::new();
             let mut owner: BTreeMap<u64, usize> = BTreeMap::new();
@@ -379,7 +379,6 @@ impl<'h> DatasetWriter<'h> {
             let mut files: Vec<FileEntry> =
                 parts.iter().flat_map(|p| p.files.iter()).filter(|(i, _)| *i == ti).map(|(_, f)| f.clone()).collect();
             files.sort_by(|a, b| a.path.cmp(&b.path));
-            let tk = &self.keys[ti];
             table_entries.push(TableEntry {
                 name: t.name.to_string(),
                 title_ja: t.title_ja.to_string(),
@@ -497,10 +496,9 @@ impl PartWriter<'_> {
     /// parts use the same number for one table. The batch must have exactly the table's columns.
     pub fn write(&mut self, table: &str, seq: u64, batch: &RecordBatch) -> Result<()> {
         let w = self.writer;
-        let Some(ti) = w.tables.iter().position(|t| t.name == table) else {
+        let Some((ti, &spec)) = w.tables.iter().enumerate().find(|(_, t)| t.name == table) else {
             return Err(StoreError::Schema { table: table.to_string(), reason: "the dataset has no such table".into() });
         };
-        let spec = w.tables[ti];
         spec.check(batch).map_err(|reason| StoreError::Schema { table: table.to_string(), reason })?;
         // The file's schema is the table's, whatever metadata the batch carried; non-nullable
         // columns are checked for nulls here.
@@ -513,16 +511,21 @@ impl PartWriter<'_> {
             return Ok(());
         }
         let digest = digest_batch(&batch)?;
-        if self.open[ti].is_none() {
+        if self.open.get(ti).is_some_and(Option::is_none) {
             match self.open_file(ti) {
-                Ok(f) => self.open[ti] = Some(f),
+                Ok(f) => {
+                    if let Some(slot) = self.open.get_mut(ti) {
+                        *slot = Some(f);
+                    }
+                }
                 Err(e) => {
                     self.broken = true;
                     return Err(e);
                 }
             }
         }
-        let Some(f) = self.open[ti].as_mut() else { return Ok(()) };
+        // One slot per table from the start (`part`): a table found above has its slot.
+        let Some(f) = self.open.get_mut(ti).and_then(Option::as_mut) else { return Err(self.broken_err()) };
         if let Err(e) = self.rt.block_on(f.writer.write(&batch)) {
             // The file may now hold part of the batch: this part cannot be finished.
             self.broken = true;
@@ -530,7 +533,9 @@ impl PartWriter<'_> {
         }
         // Counted only once written, so the MAC and the row counts describe the files.
         self.digests.push((ti, seq, digest));
-        self.rows[ti] += batch.num_rows() as u64;
+        if let Some(rows) = self.rows.get_mut(ti) {
+            *rows += batch.num_rows() as u64;
+        }
         Ok(())
     }
 
@@ -543,12 +548,12 @@ impl PartWriter<'_> {
 
     fn open_file(&self, ti: usize) -> Result<OpenFile> {
         let w = self.writer;
-        let t = w.tables[ti];
+        let (Some(t), Some(key)) = (w.tables.get(ti), w.keys.get(ti)) else { return Err(self.broken_err()) };
         let path = format!("{}/{}/{}/part-{:05}.parquet", w.dataset, w.generation, t.name, self.part);
         let obj = BufWriter::new(w.store.clone(), ObjectPath::from(path.as_str()));
         let writer = {
             let _g = self.rt.enter();
-            AsyncArrowWriter::try_new(obj, t.schema(), Some(props(&w.keys[ti], &path, &w.opts)?)).map_err(parquet_err(&path))?
+            AsyncArrowWriter::try_new(obj, t.schema(), Some(props(key, &path, &w.opts)?)).map_err(parquet_err(&path))?
         };
         Ok(OpenFile { path, writer })
     }
@@ -562,10 +567,11 @@ impl PartWriter<'_> {
         for (ti, f) in std::mem::take(&mut self.open).into_iter().enumerate() {
             if let Some(f) = f {
                 let entry = self.close(f)?;
-                if entry.rows != self.rows[ti] {
+                let written = self.rows.get(ti).copied().unwrap_or(0);
+                if entry.rows != written {
                     return Err(StoreError::Integrity {
                         file: entry.path,
-                        reason: format!("{} rows in the file, {} written", entry.rows, self.rows[ti]),
+                        reason: format!("{} rows in the file, {written} written", entry.rows),
                     });
                 }
                 files.push((ti, entry));
