@@ -61,13 +61,71 @@ fi
     -o "-k $pgdir -p $pgport -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400" start
 cleanup() {
     "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true
-    rm -rf "$pgdir" ${corpus:+"$corpus"}
+    rm -rf "$pgdir" ${corpus:+"$corpus"} ${advisory_dbs:+"$advisory_dbs"}
 }
 trap cleanup EXIT
 export KURA_TEST_POSTGRES="postgres://kura@127.0.0.1:$pgport/postgres"
 export KURA_TEST_REQUIRE_POSTGRES=1
 "$pgbin/../bin/postgres" --version 2>/dev/null || true
 echo "PostgreSQL on 127.0.0.1:$pgport"
+
+step "dependencies (cargo deny: advisories, licences, duplicates, sources; cargo machete: unused)"
+# Pinned tools, installed once into a cache outside the clone (like the build cache).
+tools="${KURA_TOOLS:-${HOME}/.cache/kura/tools}"
+export PATH="$tools/bin:$PATH"
+if [ "$(cargo-deny --version 2>/dev/null)" != "cargo-deny 0.20.2" ]; then
+    cargo install --locked --root "$tools" cargo-deny --version 0.20.2
+fi
+if ! cargo-machete --version 2>/dev/null | grep -q '0.9.2'; then
+    cargo install --locked --root "$tools" cargo-machete --version 0.9.2
+fi
+# The advisory database is a vendored snapshot (CI reaches no git host): it is made a git
+# repository where cargo deny looks for it, dated as the snapshot.
+advisory_dbs="$(mktemp -d)"
+export KURA_ADVISORY_DBS="$advisory_dbs"
+make_advisory_db() { # $1: directory to create from .ci/advisory-db
+    mkdir -p "$1"
+    cp -r .ci/advisory-db/. "$1/"
+    local when
+    when="$(awk '{print $3}' .ci/advisory-db/SNAPSHOT)"
+    (cd "$1" && git init -q && git add -A &&
+        GIT_AUTHOR_DATE="$when" GIT_COMMITTER_DATE="$when" \
+            git -c user.name=kura -c user.email=kura@localhost commit -qm "advisory-db snapshot")
+}
+make_advisory_db "$advisory_dbs/advisory-db-3157b0e258782691"
+echo "advisory database: $(cat .ci/advisory-db/SNAPSHOT)"
+cargo deny --offline --locked check
+# The check can fail: an advisory planted for a crate in the tree (hex, every version; not the
+# placeholder ID RUSTSEC-0000-0000, which cargo deny skips) must
+# make it refuse.
+planted="$(mktemp -d)"
+make_advisory_db "$planted/advisory-db-3157b0e258782691"
+mkdir -p "$planted/advisory-db-3157b0e258782691/crates/hex"
+cat > "$planted/advisory-db-3157b0e258782691/crates/hex/RUSTSEC-9999-0001.md" <<'ADVISORY'
+```toml
+[advisory]
+id = "RUSTSEC-9999-0001"
+package = "hex"
+date = "2026-01-01"
+
+[versions]
+patched = []
+```
+
+# Planted by Kura's test script
+
+Not a real advisory: it proves that the advisory check can fail.
+ADVISORY
+(cd "$planted/advisory-db-3157b0e258782691" && git add -A && git -c user.name=kura -c user.email=kura@localhost commit -qm planted)
+if KURA_ADVISORY_DBS="$planted" cargo deny --offline --locked check advisories >"$planted/out.log" 2>&1; then
+    cat "$planted/out.log"
+    echo "FAILED: a planted advisory was not reported"
+    exit 1
+fi
+grep -q 'RUSTSEC-9999-0001' "$planted/out.log" || { cat "$planted/out.log"; echo "FAILED: the planted advisory is not named"; exit 1; }
+echo "a planted advisory is refused: ok"
+rm -rf "$planted"
+cargo machete
 
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check
