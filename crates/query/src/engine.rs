@@ -6,6 +6,7 @@ use crate::{QueryError, Result};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::view::ViewTable;
+use datafusion::common::TableReference;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::DataFusionError;
@@ -338,14 +339,17 @@ impl QueryEngine {
             });
         }
         let sql = stmt.to_string();
+        // What the statement names, for explaining a planning error by structure (a table
+        // outside the grant, or none of that name) rather than by the planner's wording.
+        let references = self.ctx.state().resolve_table_references(&stmt).unwrap_or_default();
         let started = Instant::now();
         let timeout = self.limits.timeout;
         let work = async {
             if let Allowed::TempView { name, .. } = &allowed {
-                self.create_view(name, stmt).await?;
+                self.create_view(name, stmt, &references).await?;
                 return Ok((Arc::new(Schema::empty()), Vec::new()));
             }
-            let plan = self.ctx.state().statement_to_plan(stmt).await.map_err(|e| self.explain_error(e))?;
+            let plan = self.ctx.state().statement_to_plan(stmt).await.map_err(|e| self.explain_plan_error(e, &references))?;
             verify_plan(&plan, &allowed)?;
             bound_plan(&plan)?;
             let df = self.ctx.execute_logical_plan(plan).await.map_err(|e| self.explain_error(e))?;
@@ -386,7 +390,7 @@ impl QueryEngine {
     }
 
     /// Plans the view's query (checked like any query) and registers it for this session only.
-    async fn create_view(&self, name: &str, stmt: DFStatement) -> Result<()> {
+    async fn create_view(&self, name: &str, stmt: DFStatement, references: &[TableReference]) -> Result<()> {
         let DFStatement::Statement(s) = stmt else {
             return Err(QueryError::Refused { class: "CREATE VIEW".into(), reason: "一時ビューのみ / temporary views only".into() });
         };
@@ -395,7 +399,7 @@ impl QueryEngine {
         };
         let definition = v.query.to_string();
         let query = DFStatement::Statement(Box::new(Statement::Query(v.query)));
-        let plan = self.ctx.state().statement_to_plan(query).await.map_err(|e| self.explain_error(e))?;
+        let plan = self.ctx.state().statement_to_plan(query).await.map_err(|e| self.explain_plan_error(e, references))?;
         verify_plan(&plan, &Allowed::Query)?;
         bound_plan(&plan)?;
         // A bare name: never read as schema.table, so a view can only ever be itself.
@@ -417,7 +421,32 @@ impl QueryEngine {
         format!("{message}; 損傷ファイル / damaged file(s): {}", list.join("; "))
     }
 
-    /// Turns an engine error into a clear one: names outside the grant, memory, integrity.
+    /// A planning error explained by what the statement reads: the first table it names that
+    /// this session does not have is outside the grant (if the dataset has it) or does not
+    /// exist. Table functions (`range`, `generate_series`) are not tables.
+    fn explain_plan_error(&self, e: DataFusionError, references: &[TableReference]) -> QueryError {
+        let state = self.ctx.state();
+        for r in references {
+            if r.schema().is_none() && state.table_functions().contains_key(r.table()) {
+                continue;
+            }
+            if self.ctx.table_exist(r.clone()).unwrap_or(true) {
+                continue;
+            }
+            let name = r.table().to_string();
+            if self.dataset.table(&name).is_some() {
+                return QueryError::NotGranted { kind_ja: "テーブル", kind_en: "table", name };
+            }
+            return QueryError::Engine(format!(
+                "テーブル '{name}' はありません（`kura catalog` で一覧）/ no table '{name}' (see `kura catalog`)"
+            ));
+        }
+        self.explain_error(e)
+    }
+
+    /// Turns an engine error into a clear one by its kind, never its wording: memory, damaged
+    /// or undecryptable data (Parquet, the store, truncated reads — wherever in the chain of
+    /// causes), columns outside the grant.
     fn explain_error(&self, e: DataFusionError) -> QueryError {
         let root = e.find_root();
         let text = root.to_string();
@@ -442,29 +471,9 @@ impl QueryEngine {
             }
             return QueryError::Engine(format!("列 '{name}' はありません / no column '{name}'"));
         }
-        if let Some(rest) = text.split("table '").nth(1)
-            && text.contains("not found")
-        {
-            let name = rest.split('\'').next().unwrap_or("").rsplit('.').next().unwrap_or("").to_string();
-            if self.dataset.table(&name).is_some() {
-                return QueryError::NotGranted { kind_ja: "テーブル", kind_en: "table", name };
-            }
-            return QueryError::Engine(format!(
-                "テーブル '{name}' はありません（`kura catalog` で一覧）/ no table '{name}' (see `kura catalog`)"
-            ));
-        }
         let parquet = matches!(root, DataFusionError::ParquetError(_))
             || matches!(root, DataFusionError::ArrowError(a, _) if matches!(a.as_ref(), datafusion::arrow::error::ArrowError::ParquetError(_) | datafusion::arrow::error::ArrowError::ExternalError(_)));
-        if parquet
-            || text.contains("ring::error")
-            || text.contains("decrypt")
-            || text.contains("Decrypt")
-            || text.contains("footer")
-            || text.contains("not granted")
-            || text.contains("Corrupt")
-            || text.contains("EOF")
-            || text.contains("magic")
-        {
+        if parquet || damaged_data(&e) {
             return QueryError::Integrity(text);
         }
         QueryError::Engine(text)
@@ -531,6 +540,30 @@ fn parse(sql: &str) -> Result<std::collections::VecDeque<DFStatement>> {
 /// How many statements a script holds (checked as [`QueryEngine::run`] would).
 pub(crate) fn count_statements(sql: &str) -> Result<usize> {
     parse(sql).map(|s| s.len())
+}
+
+/// Whether the chain of causes of an engine error holds a sign of damaged or undecryptable
+/// data: a Parquet error (a footer or page that does not decrypt or parse, a key not granted),
+/// the store's own integrity error, a read cut short or invalid.
+fn damaged_data(e: &DataFusionError) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<datafusion::parquet::errors::ParquetError>() || c.is::<kura_store::StoreError>() {
+            return true;
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && matches!(io.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData)
+        {
+            return true;
+        }
+        if let Some(a) = c.downcast_ref::<datafusion::arrow::error::ArrowError>()
+            && matches!(a, datafusion::arrow::error::ArrowError::ParquetError(_))
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 fn engine_err(e: DataFusionError) -> QueryError {

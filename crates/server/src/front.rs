@@ -32,18 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
-/// Who is on the other end of a connection.
-#[derive(Clone, Debug)]
-pub struct Peer {
-    /// The socket's remote address.
-    pub addr: SocketAddr,
-    /// `sha256:…` of the client certificate (the TLS layer guarantees there is one).
-    pub fingerprint: String,
-    /// The certificate's serial, which revocation is keyed on.
-    pub serial: Serial,
-    /// The certificate's end of validity (Unix seconds).
-    pub not_after: i64,
-}
+pub use crate::web::Peer;
 
 /// Counters of the front door, for the operator and the benchmark.
 #[derive(Debug, Default)]

@@ -24,14 +24,15 @@
 
 use crate::actions::Portal;
 use crate::front::Peer;
+use crate::pages;
 use crate::portal::random_hex;
-use crate::web::{Ctx, Lang, Listener, PRE_COOKIE, SIGN_IN_API, Unrendered, WebError, cookie};
+use crate::web::{Ctx, Lang, Listener, PRE_COOKIE, SIGN_IN_API, Unrendered, WebError, cookie, is_api, set_cookie};
 use crate::{api, portal};
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
 use kura_accounts::Role;
@@ -210,20 +211,44 @@ async fn security_headers(req: Request, next: Next) -> Response {
     let plain_text = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("text/plain"));
     if let Some(Unrendered(e)) = res.extensions_mut().remove::<Unrendered>() {
         let request_id = res.headers().get("x-request-id").cloned();
-        res = e.render(lang, &path);
+        res = render(&e, lang, &path);
         if let Some(id) = request_id {
             res.headers_mut().insert("x-request-id", id);
         }
     } else if res.status().is_client_error() && plain_text {
-        res = WebError::refused(
+        let malformed = WebError::refused(
             res.status(),
             "要求の形式が正しくありません",
             "the request is malformed: check its address, parameters and body",
-        )
-        .render(lang, &path);
+        );
+        res = render(&malformed, lang, &path);
     }
     crate::web::protect(res.headers_mut());
     res
+}
+
+/// The answer a [`WebError`] gives a request to `path` from a user reading `lang`: JSON under
+/// `/api/` (`{"error": English, "message_ja": 日本語}`); elsewhere a page, or a redirect — to
+/// the login page saying why (the session cookie cleared), or back to the sign-in step a
+/// session is at.
+pub fn render(e: &WebError, lang: Lang, path: &str) -> Response {
+    let (ja, en) = e.texts();
+    if is_api(path) {
+        return (e.status(), Json(json!({"error": en, "message_ja": ja}))).into_response();
+    }
+    match e {
+        WebError::SignIn { cookie, end } => {
+            let at = match end {
+                SessionEnd::Replaced(t) => format!("&at={t}"),
+                _ => String::new(),
+            };
+            let mut res = Redirect::to(&format!("/login?end={}{at}", end.as_str())).into_response();
+            res.headers_mut().insert(header::SET_COOKIE, set_cookie(cookie, "", Some(0)));
+            res
+        }
+        WebError::Unfinished(state) => Redirect::to(pages::step_path(*state)).into_response(),
+        _ => pages::error(lang, e.status(), &ja, &en),
+    }
 }
 
 /// Whether a URL in a request header (`Origin`, `Referer`) names a site on the domain

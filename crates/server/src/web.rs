@@ -1,11 +1,12 @@
 //! What every handler of the portal and the API shares, and nothing that knows a route: the
 //! listeners, the cookies, the language, the request context the access middleware leaves
 //! ([`Ctx`], [`Signed`]), body extractors that answer malformed input plainly, and the one
-//! error type, [`WebError`], which renders itself as JSON on the API and as a page (or a
-//! redirect to sign in) on the portal.
+//! error type, [`WebError`], which the outermost layer renders as JSON on the API and as a
+//! page (or a redirect to sign in) on the portal ([`crate::routes::render`]).
 //!
 //! Modules of the web layer depend on this one and never the other way round:
-//! `routes` → `portal`, `api` → `actions`, `pages` → `web`.
+//! `routes` → `portal`, `api` → `actions`, `pages` → `web`; `front` (the accept loop) → `pages`
+//! → `web`.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -15,8 +16,6 @@ use axum_extra::extract::cookie::{Cookie, SameSite};
 use kura_accounts::session::{Session, SessionEnd, SessionState};
 use kura_accounts::{AccountsError, Who};
 use std::borrow::Cow;
-
-use crate::front::Peer;
 
 /// The portal's session cookie. `__Host-` makes browsers insist on Secure, Path=/ and no Domain.
 pub const SESSION_COOKIE: &str = "__Host-kura";
@@ -242,28 +241,6 @@ impl WebError {
             ),
         }
     }
-
-    /// The answer for a request to `path` from a user reading `lang`.
-    pub fn render(&self, lang: Lang, path: &str) -> Response {
-        let (ja, en) = self.texts();
-        if is_api(path) {
-            let body = serde_json::json!({"error": en, "message_ja": ja});
-            return (self.status(), axum::Json(body)).into_response();
-        }
-        match self {
-            WebError::SignIn { cookie, end } => {
-                let at = match end {
-                    SessionEnd::Replaced(t) => format!("&at={t}"),
-                    _ => String::new(),
-                };
-                let mut res = axum::response::Redirect::to(&format!("/login?end={}{at}", end.as_str())).into_response();
-                res.headers_mut().insert(header::SET_COOKIE, set_cookie(cookie, "", Some(0)));
-                res
-            }
-            WebError::Unfinished(state) => axum::response::Redirect::to(crate::pages::step_path(*state)).into_response(),
-            _ => crate::pages::error(lang, self.status(), &ja, &en),
-        }
-    }
 }
 
 impl From<AccountsError> for WebError {
@@ -297,6 +274,19 @@ impl IntoResponse for WebError {
 
 /// A handler's result.
 pub type WebResult<T = Response> = Result<T, WebError>;
+
+/// Who is on the other end of a connection.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// The socket's remote address.
+    pub addr: std::net::SocketAddr,
+    /// `sha256:…` of the client certificate (the TLS layer guarantees there is one).
+    pub fingerprint: String,
+    /// The certificate's serial, which revocation is keyed on.
+    pub serial: kura_pki::Serial,
+    /// The certificate's end of validity (Unix seconds).
+    pub not_after: i64,
+}
 
 /// What the access middleware found, for the handlers.
 #[derive(Clone, Debug)]

@@ -199,6 +199,6 @@ impl Catalog {
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| StoreError::Corrupt { what: path.display().to_string(), reason: e.to_string() })?;
-        crate::home::write_atomic(path, text.as_bytes(), 0o644)
+        kura_crypto::write_atomic(path, text.as_bytes(), 0o644).map_err(|e| StoreError::io(path, e))
     }
 }
