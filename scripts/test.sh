@@ -61,7 +61,7 @@ fi
     -o "-k $pgdir -p $pgport -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400" start
 cleanup() {
     "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true
-    rm -rf "$pgdir" ${corpus:+"$corpus"} ${advisory_dbs:+"$advisory_dbs"}
+    rm -rf "$pgdir" ${corpus:+"$corpus"} ${advisory_dbs:+"$advisory_dbs"} ${planted:+"$planted"}
 }
 trap cleanup EXIT
 export KURA_TEST_POSTGRES="postgres://kura@127.0.0.1:$pgport/postgres"
@@ -91,9 +91,22 @@ make_advisory_db() { # $1: directory to create from .ci/advisory-db
     (cd "$1" && git init -q && git add -A &&
         GIT_AUTHOR_DATE="$when" GIT_COMMITTER_DATE="$when" \
             git -c user.name=kura -c user.email=kura@localhost commit -qm "advisory-db snapshot")
+    # cargo deny dates the database by its HEAD commit or .git/HEAD, whichever is newer: both
+    # carry the snapshot's date, so `maximum-db-staleness` (deny.toml) measures its real age.
+    touch -d "$when" "$1/.git/HEAD"
 }
 make_advisory_db "$advisory_dbs/advisory-db-3157b0e258782691"
 echo "advisory database: $(cat .ci/advisory-db/SNAPSHOT)"
+# Every crate of Cargo.lock was looked up when the snapshot was taken: a crate added since has
+# no advisories in it and would pass unchecked.
+unlisted="$(comm -23 <(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.lock | sort -u) <(sort -u .ci/advisory-db/CRATES))"
+if [ -n "$unlisted" ]; then
+    echo "FAILED: crates not looked up in the advisory snapshot: $(echo $unlisted)"
+    echo "run scripts/update-advisory-db.sh with a current checkout of RustSec's advisory-db"
+    exit 1
+fi
+# cargo deny reads the dependency graph offline: the registry's crates must be here first.
+cargo fetch --locked --quiet
 cargo deny --offline --locked check
 # The check can fail: an advisory planted for a crate in the tree (hex, every version; not the
 # placeholder ID RUSTSEC-0000-0000, which cargo deny skips) must
@@ -122,7 +135,9 @@ if KURA_ADVISORY_DBS="$planted" cargo deny --offline --locked check advisories >
     echo "FAILED: a planted advisory was not reported"
     exit 1
 fi
-grep -q 'RUSTSEC-9999-0001' "$planted/out.log" || { cat "$planted/out.log"; echo "FAILED: the planted advisory is not named"; exit 1; }
+# A finding, not a parse failure that merely names the file.
+grep -q 'error\[vulnerability\]' "$planted/out.log" && grep -q 'ID: RUSTSEC-9999-0001' "$planted/out.log" ||
+    { cat "$planted/out.log"; echo "FAILED: the planted advisory is not reported as a vulnerability"; exit 1; }
 echo "a planted advisory is refused: ok"
 rm -rf "$planted"
 cargo machete

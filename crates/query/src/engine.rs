@@ -421,9 +421,10 @@ impl QueryEngine {
         format!("{message}; 損傷ファイル / damaged file(s): {}", list.join("; "))
     }
 
-    /// A planning error explained by what the statement reads: the first table it names that
-    /// this session does not have is outside the grant (if the dataset has it) or does not
-    /// exist. Table functions (`range`, `generate_series`) are not tables.
+    /// A planning error explained by what the statement reads: a table it names that this
+    /// session does not have is outside the grant (if it is one of the dataset's, named bare or
+    /// as `kura.<dataset>.<table>`) or does not exist (anything else, named in full). Table
+    /// functions (`range`, `generate_series`) are not tables.
     fn explain_plan_error(&self, e: DataFusionError, references: &[TableReference]) -> QueryError {
         let state = self.ctx.state();
         for r in references {
@@ -433,12 +434,14 @@ impl QueryEngine {
             if self.ctx.table_exist(r.clone()).unwrap_or(true) {
                 continue;
             }
+            let in_dataset = r.catalog().is_none_or(|c| c == "kura") && r.schema().is_none_or(|s| s == self.dataset.name);
             let name = r.table().to_string();
-            if self.dataset.table(&name).is_some() {
+            if in_dataset && self.dataset.table(&name).is_some() {
                 return QueryError::NotGranted { kind_ja: "テーブル", kind_en: "table", name };
             }
+            let full = r.to_string();
             return QueryError::Engine(format!(
-                "テーブル '{name}' はありません（`kura catalog` で一覧）/ no table '{name}' (see `kura catalog`)"
+                "テーブル '{full}' はありません（`kura catalog` で一覧）/ no table '{full}' (see `kura catalog`)"
             ));
         }
         self.explain_error(e)

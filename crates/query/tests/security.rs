@@ -90,6 +90,18 @@ fn only_granted_columns_and_tables_exist() {
     }
     assert_eq!(scalar(&e, "WITH sy AS (SELECT 1 AS n) SELECT count(*) FROM sy").unwrap(), "1");
     assert_eq!(scalar(&e, "SELECT count(*) FROM range(5)").unwrap(), "5");
+    // A planning error beside a CTE or a table function is not taken for a missing table.
+    for sql in ["WITH sy AS (SELECT 1 AS n) SELECT m FROM sy", "SELECT nosuch FROM range(5)"] {
+        match rt().block_on(e.run(sql)) {
+            Err(QueryError::Engine(m)) => assert!(!m.contains("no table") && !m.contains("not granted"), "{sql}: {m}"),
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+    // Another schema's table of the same name is not the dataset's: no table, named in full.
+    match rt().block_on(e.run("SELECT * FROM information_schema.sy")) {
+        Err(QueryError::Engine(m)) => assert!(m.contains("no table 'information_schema.sy'"), "{m}"),
+        other => panic!("{other:?}"),
+    }
     // SELECT * expands to the granted columns only.
     let out = rt().block_on(e.run("SELECT * FROM re LIMIT 1")).unwrap();
     let names: Vec<&str> = out[0].schema.fields().iter().map(|f| f.name().as_str()).collect();

@@ -23,9 +23,9 @@
 //! only on the listener it began on. The session token changes at every sign-in step.
 
 use crate::actions::Portal;
-use crate::front::Peer;
 use crate::pages;
 use crate::portal::random_hex;
+use crate::web::Peer;
 use crate::web::{Ctx, Lang, Listener, PRE_COOKIE, SIGN_IN_API, Unrendered, WebError, cookie, is_api, set_cookie};
 use crate::{api, portal};
 use axum::body::Body;
