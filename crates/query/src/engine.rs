@@ -315,6 +315,7 @@ impl QueryEngine {
         // Expressions first: it stops at the first level too deep, before anything recurses
         // over all of them.
         policy::check_expressions(&stmt)?;
+        policy::check_select_lists(&stmt)?;
         let allowed = policy::check(&stmt, &taken)?;
         if let Allowed::TempView { name, or_replace } = &allowed
             && views.contains_key(name)

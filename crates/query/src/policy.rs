@@ -295,6 +295,45 @@ pub fn check_expressions(stmt: &DFStatement) -> Result<()> {
     Ok(())
 }
 
+/// Finds a `SELECT` with nothing between `SELECT` and `FROM` (which the engine would only
+/// answer with an internal error about batches without columns).
+struct EmptySelect;
+
+/// Whether a query's body (or a side of its set operations) selects no column.
+fn selects_nothing(body: &datafusion::sql::sqlparser::ast::SetExpr) -> bool {
+    use datafusion::sql::sqlparser::ast::SetExpr;
+    match body {
+        SetExpr::Select(s) => s.projection.is_empty(),
+        SetExpr::SetOperation { left, right, .. } => selects_nothing(left) || selects_nothing(right),
+        SetExpr::Query(q) => selects_nothing(&q.body),
+        _ => false,
+    }
+}
+
+impl Visitor for EmptySelect {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        if selects_nothing(&query.body) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    }
+}
+
+/// Refuses a statement with a `SELECT` that lists no column, with what to write instead.
+pub fn check_select_lists(stmt: &DFStatement) -> Result<()> {
+    let empty = match stmt {
+        DFStatement::Statement(s) => s.visit(&mut EmptySelect).is_break(),
+        DFStatement::Explain(e) => return check_select_lists(&e.statement),
+        _ => false,
+    };
+    if empty {
+        return Err(QueryError::Syntax(
+            "SELECT に列がありません。列名か式、行数なら count(*) を書いてください / a SELECT lists no column: name columns or expressions (count(*) for the number of rows)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The relations one query reads.
 struct Relations(Vec<String>);
 
@@ -370,6 +409,19 @@ pub fn expanded_relations(stmt: &DFStatement, views: &std::collections::HashMap<
 mod tests {
     use super::*;
     use datafusion::sql::parser::DFParser;
+
+    /// `SELECT FROM t`, in a subquery or a set operation too, is refused with Kura's words; a
+    /// select list of any kind passes.
+    #[test]
+    fn empty_select_lists_are_refused() {
+        let first = |sql: &str| DFParser::parse_sql(sql).unwrap().pop_front().unwrap();
+        for sql in ["SELECT FROM re", "SELECT n FROM (SELECT FROM re) t", "SELECT 1 UNION ALL SELECT FROM re", "EXPLAIN SELECT FROM re"] {
+            assert!(matches!(check_select_lists(&first(sql)), Err(QueryError::Syntax(m)) if m.contains("lists no column")), "{sql}");
+        }
+        for sql in ["SELECT count(*) FROM re", "SELECT 1", "WITH t AS (SELECT age FROM re) SELECT * FROM t"] {
+            assert!(check_select_lists(&first(sql)).is_ok(), "{sql}");
+        }
+    }
 
     fn classify(sql: &str) -> Result<Allowed> {
         let granted: HashSet<String> = ["re".to_string(), "sy".to_string(), "m_disease".to_string()].into();

@@ -24,6 +24,23 @@ mod person;
 use care::care_level;
 use claims::{IdCounters, MonthReceipts, regimen};
 
+/// One month of one person's life as the month functions see it: the month (as an index from
+/// the period's start and as a calendar month), the person's age in whole years and as a
+/// number, and where they live.
+#[derive(Clone, Copy)]
+struct MonthCtx<'a> {
+    /// Months since the period's start.
+    m: i32,
+    /// The calendar month.
+    month: Month,
+    /// Age in whole years.
+    age: u8,
+    /// Age as a number (for the rate curves).
+    agef: f64,
+    /// The institutions of the person's prefecture.
+    pidx: &'a crate::world::PrefectureIndex,
+}
+
 /// Errors of the generator's configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum SynthError {
@@ -520,20 +537,22 @@ impl Generator {
             }
             let alive_days = person.death_day.map_or(month.days() as i32, |d| (d - first + 1).clamp(0, month.days() as i32));
 
+            let cx = MonthCtx { m, month, age, agef, pidx: &pidx };
+
             // Outpatient care (not while in hospital most of the month).
             if inpatient_days < 15 && alive_days > 7 {
-                self.outpatient_month(&mut person, &mut rng, m, month, agef, &pidx, &mut month_rx);
+                self.outpatient_month(&mut person, &mut rng, &cx, &mut month_rx);
             }
 
             // Care: renewal, new certifications, monthly claims.
-            self.care_month(&mut person, &mut rng, m, month, agef, &pidx, inpatient_days, out, ids);
+            self.care_month(&mut person, &mut rng, &cx, inpatient_days, out, ids);
 
             // Checkups.
             if checkup_months.contains(&m) && alive_days > 15 && inpatient_days == 0 {
-                self.checkup(&mut person, &mut rng, m, month, age, &pidx, out, ids);
+                self.checkup(&mut person, &mut rng, &cx, out, ids);
             }
 
-            self.finish_month(&person, &mut rng, m, month, age, month_rx, out, ids);
+            self.finish_month(&person, &mut rng, &cx, month_rx, out, ids);
         }
     }
 }

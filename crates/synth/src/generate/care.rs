@@ -3,19 +3,16 @@
 use super::*;
 
 impl Generator {
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn care_month(
         &self,
         person: &mut Person,
         rng: &mut ChaCha8Rng,
-        m: i32,
-        month: Month,
-        age: f64,
-        pidx: &crate::world::PrefectureIndex,
+        cx: &MonthCtx<'_>,
         inpatient_days: i32,
         out: &mut Chunk,
         ids: &mut IdCounters,
     ) {
+        let (m, month, age, pidx) = (cx.m, cx.month, cx.agef, cx.pidx);
         let first = month.first_day();
         let dementia = person.has(Chronic::Dementia, m);
         let state = self.identity(person, m, 0, None);

@@ -33,18 +33,8 @@ impl Generator {
         out
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn checkup(
-        &self,
-        person: &mut Person,
-        rng: &mut ChaCha8Rng,
-        m: i32,
-        month: Month,
-        age: u8,
-        pidx: &crate::world::PrefectureIndex,
-        out: &mut Chunk,
-        ids: &mut IdCounters,
-    ) {
+    pub(super) fn checkup(&self, person: &mut Person, rng: &mut ChaCha8Rng, cx: &MonthCtx<'_>, out: &mut Chunk, ids: &mut IdCounters) {
+        let (m, month, age, pidx) = (cx.m, cx.month, cx.age, cx.pidx);
         let date = month.first_day() + rng.random_range(0..month.days() as i32);
         let agef = f64::from(age);
         let male = person.sex == 1;

@@ -129,17 +129,8 @@ impl Generator {
         days
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn outpatient_month(
-        &self,
-        person: &mut Person,
-        rng: &mut ChaCha8Rng,
-        m: i32,
-        month: Month,
-        age: f64,
-        pidx: &crate::world::PrefectureIndex,
-        rx: &mut MonthReceipts,
-    ) {
+    pub(super) fn outpatient_month(&self, person: &mut Person, rng: &mut ChaCha8Rng, cx: &MonthCtx<'_>, rx: &mut MonthReceipts) {
+        let (m, month, age, pidx) = (cx.m, cx.month, cx.agef, cx.pidx);
         let first = month.first_day();
         let day = |rng: &mut ChaCha8Rng| first + rng.random_range(0..month.days() as i32);
         let cal = month.month();
@@ -384,18 +375,16 @@ impl Generator {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn finish_month(
         &self,
         person: &Person,
         rng: &mut ChaCha8Rng,
-        m: i32,
-        month: Month,
-        age: u8,
+        cx: &MonthCtx<'_>,
         rx: MonthReceipts,
         out: &mut Chunk,
         ids: &mut IdCounters,
     ) {
+        let (m, month, age) = (cx.m, cx.month, cx.age);
         let e = &person.episodes[person.episode_at(m)];
         let koki = e.kind == InsurerKind::Koki;
         let benefit_ratio = if age < 6 {
