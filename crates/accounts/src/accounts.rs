@@ -378,7 +378,7 @@ async fn detached<T: Send + 'static>(
 ) -> std::result::Result<T, LoginRefused> {
     match tokio::spawn(step).await {
         Ok(r) => r,
-        Err(e) => Err(LoginRefused::Error(AccountsError::Internal(format!("sign-in step: {e}")))),
+        Err(e) => Err(LoginRefused::Error(AccountsError::Task(e))),
     }
 }
 

@@ -99,6 +99,16 @@ pub enum AccountsError {
     /// A sealed secret did not open (wrong accounts key, or the row was altered).
     #[error(transparent)]
     Crypto(#[from] kura_crypto::CryptoError),
+    /// Password hashing failed (a salt or a stored hash that argon2 refuses).
+    #[error("パスワードハッシュ / password hash: {0}")]
+    Hash(#[from] argon2::password_hash::Error),
+    /// The configured argon2 cost is outside what argon2 accepts.
+    #[error("パスワードハッシュの設定 / password hash parameters: {0}")]
+    HashParams(#[from] argon2::Error),
+    /// A background step (hashing, a detached sign-in step) did not finish: it panicked or was
+    /// cancelled at shutdown.
+    #[error("内部タスク / background task: {0}")]
+    Task(#[from] tokio::task::JoinError),
     /// A bug or an impossible state; the message is for the operator's log.
     #[error("内部エラー / internal error: {0}")]
     Internal(String),
@@ -114,6 +124,9 @@ impl AccountsError {
                 | AccountsError::Sql(_)
                 | AccountsError::Ledger(_)
                 | AccountsError::Crypto(_)
+                | AccountsError::Hash(_)
+                | AccountsError::HashParams(_)
+                | AccountsError::Task(_)
                 | AccountsError::Internal(_)
                 | AccountsError::Busy
         )

@@ -56,7 +56,7 @@ impl Hasher {
     }
 
     fn argon2(cost: HashCost) -> Result<Argon2<'static>, AccountsError> {
-        let params = Params::new(cost.memory_kib, cost.iterations, 1, None).map_err(|e| AccountsError::Internal(e.to_string()))?;
+        let params = Params::new(cost.memory_kib, cost.iterations, 1, None)?;
         Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
     }
 
@@ -74,8 +74,7 @@ impl Hasher {
             drop(permit);
             out
         })
-        .await
-        .map_err(|e| AccountsError::Internal(e.to_string()))?;
+        .await?;
         Ok(out)
     }
 
@@ -84,11 +83,10 @@ impl Hasher {
         let password = zeroize::Zeroizing::new(password.to_string());
         let cost = self.cost;
         let mut salt = [0u8; 16];
-        kura_crypto::random_bytes(&mut salt).map_err(|e| AccountsError::Internal(e.to_string()))?;
+        kura_crypto::random_bytes(&mut salt)?;
         self.run(move || {
-            let salt = SaltString::encode_b64(&salt).map_err(|e| AccountsError::Internal(e.to_string()))?;
-            let hash =
-                Hasher::argon2(cost)?.hash_password(password.as_bytes(), &salt).map_err(|e| AccountsError::Internal(e.to_string()))?;
+            let salt = SaltString::encode_b64(&salt)?;
+            let hash = Hasher::argon2(cost)?.hash_password(password.as_bytes(), &salt)?;
             Ok(hash.to_string())
         })
         .await?
@@ -99,7 +97,7 @@ impl Hasher {
         let password = zeroize::Zeroizing::new(password.to_string());
         let phc = phc.to_string();
         self.run(move || {
-            let parsed = PasswordHash::new(&phc).map_err(|e| AccountsError::Internal(format!("stored password hash: {e}")))?;
+            let parsed = PasswordHash::new(&phc)?;
             Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
         })
         .await?

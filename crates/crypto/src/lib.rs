@@ -53,7 +53,7 @@ const NONCE_LEN: usize = 12;
 pub enum CryptoError {
     /// The operating system's random source failed.
     #[error("乱数の取得に失敗しました / the OS random source failed: {0}")]
-    Random(String),
+    Random(#[source] getrandom::Error),
     /// A wrapped key did not authenticate: wrong master key, altered file, or key moved to
     /// another identity.
     #[error(
@@ -97,7 +97,7 @@ pub type Result<T> = std::result::Result<T, CryptoError>;
 
 /// Fills a buffer from the operating system's CSPRNG.
 pub fn random_bytes(buf: &mut [u8]) -> Result<()> {
-    getrandom::fill(buf).map_err(|e| CryptoError::Random(e.to_string()))
+    getrandom::fill(buf).map_err(CryptoError::Random)
 }
 
 /// Writes a file atomically — temporary file created with `mode` (e.g. 0600 for secrets),

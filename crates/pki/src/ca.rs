@@ -125,7 +125,7 @@ impl Issued {
     /// a browser or an OS key store. Protected by `password` with PBES2 (PBKDF2-HMAC-SHA256,
     /// AES-256-CBC) and an HMAC-SHA256 integrity MAC.
     pub fn to_pkcs12(&self, ca: &Ca, password: &str, friendly_name: &str) -> Result<Vec<u8>> {
-        let p12 = |e: p12_keystore::error::Error| PkiError::Pkcs12(e.to_string());
+        let p12 = PkiError::Pkcs12;
         let key = PrivateKey::from_der(&self.key_der).map_err(p12)?;
         let chain = [Certificate::from_der(&self.cert_der).map_err(p12)?, Certificate::from_der(ca.cert_der()).map_err(p12)?];
         let mut store = KeyStore::new();
@@ -157,7 +157,7 @@ impl std::fmt::Debug for Ca {
 
 fn random_serial() -> Result<SerialNumber> {
     let mut b = [0u8; 16];
-    kura_crypto::random_bytes(&mut b).map_err(|e| PkiError::Random(e.to_string()))?;
+    kura_crypto::random_bytes(&mut b).map_err(PkiError::Random)?;
     b[0] = (b[0] & 0x7f) | 0x01; // positive and of full length
     Ok(SerialNumber::from_slice(&b))
 }

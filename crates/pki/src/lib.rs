@@ -60,10 +60,13 @@ pub enum PkiError {
     Cert(#[from] rcgen::Error),
     /// The system's random number generator failed.
     #[error("乱数を得られません / no randomness from the operating system: {0}")]
-    Random(String),
+    Random(#[source] kura_crypto::CryptoError),
+    /// A certificate's validity start could not be represented as a date.
+    #[error("証明書の日付を表せません / certificate date out of range: {0}")]
+    Time(#[from] time::error::ComponentRange),
     /// PKCS#12 export failed.
     #[error("PKCS#12 を作れません / PKCS#12 error: {0}")]
-    Pkcs12(String),
+    Pkcs12(#[from] p12_keystore::error::Error),
     /// The TLS configuration was refused.
     #[error("TLS 設定エラー / TLS configuration: {0}")]
     Tls(#[from] rustls::Error),

@@ -107,7 +107,7 @@ pub fn issue_ahead(ca: &Ca, names: &[String], dir: &Path, now: i64, days: i64) -
     let mut written = Vec::new();
     let subject = Subject::Server { names: names.to_vec() };
     while start + i64::from(SERVER_CERT_DAYS) * 86_400 <= target + STAGGER_DAYS * 86_400 {
-        let not_before = time::OffsetDateTime::from_unix_timestamp(start).map_err(|e| PkiError::Random(e.to_string()))?;
+        let not_before = time::OffsetDateTime::from_unix_timestamp(start)?;
         let issued = ca.issue_from(&subject, not_before, SERVER_CERT_DAYS)?;
         let cert_path = dir.join(format!("{start}.crt.pem"));
         let key_path = dir.join(format!("{start}.key.pem"));

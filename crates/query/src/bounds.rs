@@ -137,6 +137,16 @@ impl Sizes {
     }
 }
 
+/// Entry `i` of an offsets (or sizes) buffer as a position; a negative or missing entry is 0.
+fn offset<O: Copy + Into<i64>>(buffer: &[O], i: usize) -> usize {
+    buffer.get(i).map_or(0, |&v| usize::try_from(v.into()).unwrap_or(0))
+}
+
+/// Where row `i`'s elements start and end in a list's values.
+fn span<O: Copy + Into<i64>>(offsets: &[O], i: usize) -> (usize, usize) {
+    (offset(offsets, i), offset(offsets, i + 1))
+}
+
 /// The size in bytes of row `i` of `a` (see [`Sizes`]); a null is 0.
 fn value_bytes(a: &dyn Array, i: usize) -> u64 {
     if i >= a.len() || a.is_null(i) {
@@ -154,13 +164,13 @@ fn value_bytes(a: &dyn Array, i: usize) -> u64 {
         DataType::BinaryView => a.as_binary_view().value(i).len() as u64,
         DataType::List(_) => {
             let l = a.as_list::<i32>();
-            let o = l.value_offsets();
-            elements(l.values().as_ref(), o[i] as usize, o[i + 1] as usize)
+            let (from, to) = span(l.value_offsets(), i);
+            elements(l.values().as_ref(), from, to)
         }
         DataType::LargeList(_) => {
             let l = a.as_list::<i64>();
-            let o = l.value_offsets();
-            elements(l.values().as_ref(), o[i] as usize, o[i + 1] as usize)
+            let (from, to) = span(l.value_offsets(), i);
+            elements(l.values().as_ref(), from, to)
         }
         DataType::FixedSizeList(_, n) => {
             let n = (*n).max(0) as usize;
@@ -168,18 +178,18 @@ fn value_bytes(a: &dyn Array, i: usize) -> u64 {
         }
         DataType::ListView(_) => {
             let l = a.as_list_view::<i32>();
-            let (from, len) = (l.value_offsets()[i].max(0) as usize, l.value_sizes()[i].max(0) as usize);
+            let (from, len) = (offset(l.value_offsets(), i), offset(l.value_sizes(), i));
             elements(l.values().as_ref(), from, from.saturating_add(len))
         }
         DataType::LargeListView(_) => {
             let l = a.as_list_view::<i64>();
-            let (from, len) = (l.value_offsets()[i].max(0) as usize, l.value_sizes()[i].max(0) as usize);
+            let (from, len) = (offset(l.value_offsets(), i), offset(l.value_sizes(), i));
             elements(l.values().as_ref(), from, from.saturating_add(len))
         }
         DataType::Map(_, _) => {
             let m = a.as_map();
-            let o = m.value_offsets();
-            elements(m.entries(), o[i] as usize, o[i + 1] as usize)
+            let (from, to) = span(m.value_offsets(), i);
+            elements(m.entries(), from, to)
         }
         DataType::Struct(_) => a.as_struct().columns().iter().fold(0u64, |sum, c| sum.saturating_add(value_bytes(c.as_ref(), i))),
         // A dictionary's value is as large as the value its key points to.
@@ -324,25 +334,29 @@ impl Bounded {
     /// Bytes the call would build: the largest value, and all rows together.
     fn demand(&self, args: &[ColumnarValue], rows: usize) -> (u64, u64) {
         let rows = if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) { 1 } else { rows.max(1) };
-        let per_row: Box<dyn Fn(usize) -> u64> = match self.growth {
-            Growth::Repeat if args.len() >= 2 => {
-                let (s, n) = (Sizes::of(&args[0]), Ints::of(&args[1]));
+        let per_row: Box<dyn Fn(usize) -> u64> = match (self.growth, args) {
+            (Growth::Repeat, [s, n, ..]) => {
+                let (s, n) = (Sizes::of(s), Ints::of(n));
                 Box::new(move |i| s.at(i).saturating_mul(n.at(i).max(0) as u64))
             }
-            Growth::Pad if args.len() >= 2 => {
-                let n = Ints::of(&args[1]);
+            (Growth::Pad, [_, n, ..]) => {
+                let n = Ints::of(n);
                 Box::new(move |i| (n.at(i).max(0) as u64).saturating_mul(4))
             }
-            Growth::Replace if args.len() >= 3 => {
-                let (s, to) = (Sizes::of(&args[0]), Sizes::of(&args[2]));
+            (Growth::Replace, [s, _, to, ..]) => {
+                let (s, to) = (Sizes::of(s), Sizes::of(to));
                 Box::new(move |i| (s.at(i) + 1).saturating_mul(to.at(i).max(1)))
             }
-            Growth::Range if !args.is_empty() => {
+            (Growth::Range, [_, ..]) => {
                 let integral = args.iter().all(|a| a.data_type().is_integer());
                 if integral {
                     let ints: Vec<Ints> = args.iter().map(Ints::of).collect();
                     Box::new(move |i| {
-                        let (start, stop) = if ints.len() == 1 { (0, ints[0].at(i)) } else { (ints[0].at(i), ints[1].at(i)) };
+                        let (start, stop) = match ints.as_slice() {
+                            [stop] => (0, stop.at(i)),
+                            [start, stop, ..] => (start.at(i), stop.at(i)),
+                            [] => (0, 0),
+                        };
                         let step = ints.get(2).map_or(1, |s| s.at(i)).unsigned_abs().max(1);
                         (stop.abs_diff(start) / step).saturating_mul(8)
                     })
@@ -354,17 +368,17 @@ impl Bounded {
                     Box::new(move |i| time_range_len(&args, i).map_or(u64::MAX, |n| n.saturating_mul(8)))
                 }
             }
-            Growth::Elements if args.len() >= 2 => {
+            (Growth::Elements, [first, n, rest @ ..]) => {
                 // n copies of an element (or of a fill value), each as large as it is.
-                let (n, element) = (Ints::of(&args[1]), Sizes::of(args.get(2).unwrap_or(&args[0])));
+                let (n, element) = (Ints::of(n), Sizes::of(rest.first().unwrap_or(first)));
                 Box::new(move |i| (n.at(i).max(0) as u64).saturating_mul(element.at(i).max(8)))
             }
-            Growth::Resize if args.len() >= 2 => {
+            (Growth::Resize, [list, n, rest @ ..]) => {
                 // n elements, each as large as the list's average element or the fill value.
-                let n = Ints::of(&args[1]);
-                let list = Sizes::of(&args[0]);
-                let count = Sizes::counts(&args[0]);
-                let fill = args.get(2).map_or(Sizes::Same(0), Sizes::of);
+                let n = Ints::of(n);
+                let count = Sizes::counts(list);
+                let list = Sizes::of(list);
+                let fill = rest.first().map_or(Sizes::Same(0), Sizes::of);
                 Box::new(move |i| {
                     let element = (list.at(i) / count.at(i).max(1)).max(fill.at(i)).max(8);
                     (n.at(i).max(0) as u64).saturating_mul(element)

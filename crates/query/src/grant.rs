@@ -33,17 +33,20 @@ impl Grant {
         let mut tables: BTreeMap<String, TableGrant> = BTreeMap::new();
         for spec in specs {
             let spec = spec.as_ref().trim();
-            let mut parts: Vec<&str> = spec.split('.').collect();
-            if parts.len() == 3 || (parts.len() == 2 && parts[0] == dataset.name && dataset.table(parts[1]).is_some()) {
-                if parts[0] != dataset.name {
-                    return Err(QueryError::BadGrant(format!(
-                        "'{spec}': データセット '{}' はありません / no dataset '{}'",
-                        parts[0], parts[0]
-                    )));
+            let all: Vec<&str> = spec.split('.').collect();
+            // A leading dataset name is taken off when it is one: always with three parts, and
+            // with two when the first names this dataset and the second one of its tables.
+            let parts = match all.as_slice() {
+                [d, rest @ [_, _]] => {
+                    if *d != dataset.name {
+                        return Err(QueryError::BadGrant(format!("'{spec}': データセット '{d}' はありません / no dataset '{d}'")));
+                    }
+                    rest
                 }
-                parts.remove(0);
-            }
-            let (table, column) = match parts.as_slice() {
+                [d, rest @ [t]] if *d == dataset.name && dataset.table(t).is_some() => rest,
+                whole => whole,
+            };
+            let (table, column) = match parts {
                 [t] if !t.is_empty() => (*t, None),
                 [t, c] if !t.is_empty() && !c.is_empty() => (*t, Some(*c)),
                 _ => {

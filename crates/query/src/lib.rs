@@ -14,6 +14,12 @@
 //!
 //! The spec holds everything the engine needs and nothing more, so a later issue can hand it to
 //! a sandboxed worker process per workspace (keys over a pipe, results back as Arrow IPC).
+//!
+//! The crate takes researchers' SQL and a worker's answers: it never panics on them
+//! (`unwrap`, `expect` and unchecked indexing are refused by the compiler here).
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 #![forbid(unsafe_code)]
 
 pub mod bounds;

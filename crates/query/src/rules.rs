@@ -48,10 +48,8 @@ fn eligible(agg: &Aggregate) -> bool {
         let Some((af, name)) = function(e) else { return false };
         let AggregateFunctionParams { distinct, args, .. } = &af.params;
         if *distinct {
-            if args.len() != 1 {
-                return false;
-            }
-            let arg = args[0].schema_name().to_string();
+            let [only] = args.as_slice() else { return false };
+            let arg = only.schema_name().to_string();
             match &distinct_arg {
                 Some(a) if *a != arg => return false,
                 _ => distinct_arg = Some(arg),
@@ -153,7 +151,7 @@ impl OptimizerRule for DistinctWithCountToGroupBy {
         for i in 0..schema.fields().len() {
             let (q, f) = outer.schema().qualified_field(i);
             let mut e = Expr::Column(Column::from((q, f)));
-            if i >= groups && zero_if_null[i - groups] {
+            if i.checked_sub(groups).and_then(|k| zero_if_null.get(k)).is_some_and(|z| *z) {
                 e = datafusion::functions::expr_fn::coalesce(vec![e, lit(0i64)]);
             }
             let (oq, of) = schema.qualified_field(i);
@@ -445,7 +443,7 @@ impl OptimizerRule for AggregateBeforeJoiningSmallTable {
         for i in 0..schema.fields().len() {
             let (q, fld) = outer_plan.schema().qualified_field(i);
             let mut e = Expr::Column(Column::from((q, fld)));
-            if i >= groups && zero_if_null[i - groups] {
+            if i.checked_sub(groups).and_then(|k| zero_if_null.get(k)).is_some_and(|z| *z) {
                 e = datafusion::functions::expr_fn::coalesce(vec![e, lit(0i64)]);
             }
             let (oq, of) = schema.qualified_field(i);

@@ -178,8 +178,8 @@ struct ChunkWriter {
 impl std::io::Write for ChunkWriter {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         self.buf.extend_from_slice(data);
-        while self.buf.len() >= CHUNK {
-            self.shared.seal(&self.buf[..CHUNK])?;
+        while let Some(chunk) = self.buf.get(..CHUNK) {
+            self.shared.seal(chunk)?;
             self.buf.drain(..CHUNK);
         }
         Ok(data.len())

@@ -149,7 +149,7 @@ fn broken(what: impl std::fmt::Display) -> QueryError {
 pub fn run(cmd: &WorkerCommand, spec: EngineSpec, sql: &str) -> Result<Vec<StatementOutput>> {
     let statements = crate::engine::count_statements(sql)?;
     let limits = spec.limits.clone();
-    let keys: Vec<(String, String)> = spec.keys.to_raw().into_iter().map(|(id, k)| (id, hex::encode(&k[..]))).collect();
+    let keys: Vec<(String, String)> = spec.keys.to_raw().into_iter().map(|(id, k)| (id, hex::encode(k.as_slice()))).collect();
     let mut request = Request {
         statements,
         dataset: spec.dataset,
@@ -314,17 +314,16 @@ fn run_statements(spec: EngineSpec, sql: &str) -> Result<Vec<StatementOutput>> {
 }
 
 fn decode(bytes: &[u8]) -> Result<Vec<StatementOutput>> {
-    if bytes.len() < 8 {
-        return Err(broken("no answer"));
-    }
-    let head_len = u64::from_be_bytes(bytes[..8].try_into().map_err(broken)?) as usize;
-    let head = bytes.get(8..8 + head_len).ok_or_else(|| broken("short answer"))?;
+    // Lengths come from the worker, which ran a researcher's SQL: checked before they are used.
+    let (len, rest) = bytes.split_first_chunk::<8>().ok_or_else(|| broken("no answer"))?;
+    let head_len = usize::try_from(u64::from_be_bytes(*len)).map_err(broken)?;
+    let (head, mut rest) = rest.split_at_checked(head_len).ok_or_else(|| broken("short answer"))?;
     let answer: Answer = serde_json::from_slice(head).map_err(broken)?;
-    let mut at = 8 + head_len;
     let mut outputs = Vec::new();
     for o in answer.outputs {
-        let ipc = bytes.get(at..at + o.ipc_bytes as usize).ok_or_else(|| broken("short result"))?;
-        at += o.ipc_bytes as usize;
+        let ipc_len = usize::try_from(o.ipc_bytes).map_err(broken)?;
+        let (ipc, after) = rest.split_at_checked(ipc_len).ok_or_else(|| broken("short result"))?;
+        rest = after;
         let reader = StreamReader::try_new(std::io::Cursor::new(ipc), None).map_err(broken)?;
         let schema = reader.schema();
         let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(broken)?;

@@ -70,7 +70,7 @@ pub(crate) async fn sign_in(State(portal): State<Portal>, ctx: Ctx, JsonBody(f):
             Err(e) => Err(e),
         })
     });
-    let outcome = task.await.unwrap_or_else(|e| Err(LoginRefused::Error(AccountsError::Internal(format!("sign-in: {e}")))));
+    let outcome = task.await.unwrap_or_else(|e| Err(LoginRefused::Error(AccountsError::Task(e))));
     let (s, state, token) = outcome.map_err(refused)?.map_err(WebError::store)?;
     let mut res = Json(json!({"state": state.as_str(), "csrf": s.csrf, "expires_at": time_text(s.expires_at)})).into_response();
     res.headers_mut().append(header::SET_COOKIE, set_cookie(portal.listener.cookie(), &token, None));

@@ -132,7 +132,7 @@ where
         let accepted = step.await?;
         Ok((accepted, after_second_factor(&portal, &ctx, &ctx.session).await))
     });
-    task.await.unwrap_or_else(|e| Err(LoginRefused::Error(AccountsError::Internal(format!("second factor: {e}")))))
+    task.await.unwrap_or_else(|e| Err(LoginRefused::Error(AccountsError::Task(e))))
 }
 
 /// A locked account's refusal: a page of its own (the form would only be refused again).

@@ -274,7 +274,7 @@ impl Accounts {
         let (old, new) = (zeroize::Zeroizing::new(old.to_string()), zeroize::Zeroizing::new(new.to_string()));
         match tokio::spawn(async move { this.change_password_step(&who, &login, &old, &new).await }).await {
             Ok(r) => r,
-            Err(e) => Err(AccountsError::Internal(format!("password change: {e}"))),
+            Err(e) => Err(AccountsError::Task(e)),
         }
     }
 
