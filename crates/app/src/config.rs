@@ -12,6 +12,7 @@ use kura_query::config::QueryConfig;
 use kura_server::front::FrontLimits;
 use kura_store::config::StoreConfig;
 use kura_synth::config::SynthDefaults;
+use kura_workflows::ResearchConfig;
 use serde::{Deserialize, Serialize};
 
 /// `kura serve`: listeners, the store of record, who may connect, account rules.
@@ -111,6 +112,8 @@ pub struct KuraConfig {
     pub ledger: LedgerConfig,
     /// The server.
     pub server: ServerConfig,
+    /// The research lifecycle: committee, deadlines, service target.
+    pub research: ResearchConfig,
 }
 
 impl KuraConfig {
@@ -196,6 +199,17 @@ reload_secs = 5
 # 同時接続数の上限（全体、接続元ごと。IPv6 は /64 ごと）/ open connections at most (in all, per address; per /64 for IPv6)
 max_connections = 4096
 max_connections_per_address = 64
+
+[research]
+# 決定の前に必要な審査委員の投票数 / committee votes needed before a custodian decides
+committee_size = 2
+# 申請から提供までの目標日数（申請者の手元にある間は数えない）/ service target from submission to provisioning, in days (pauses left out)
+service_target_days = 7
+# 申請の締切日（日本時間の日付。月1回なら1つ、増やせば頻度が上がる）/ application deadlines: days of the month, Japan time
+deadline_days = [10]
+# 利用期間の既定と上限（日）/ period of use: default and longest (days)
+default_period_days = 365
+max_period_days = 1095
 "#;
 
 #[cfg(test)]
@@ -210,6 +224,7 @@ mod tests {
         assert_eq!(c.server.lockout_threshold, Policy::default().lockout_threshold);
         assert_eq!(c.server.max_connections, FrontLimits::default().max_connections);
         assert_eq!(c.server.autoblock_window_secs, AutoBlockPolicy::default().window.as_secs());
+        assert_eq!(c.research, ResearchConfig::default());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! The one place that knows how a Kura home is laid out and how its parts are put together from
 //! its configuration (`kura.toml`): the store of record, the audit ledger (signing key, origin,
-//! witnesses), accounts, the gate, the certificate authority's files and the server
+//! witnesses), accounts, the research lifecycle, the gate, the certificate authority's files and the server
 //! certificates issued ahead, and a running front door. The CLI (`kura`) parses arguments and
 //! prints; every test and every command that needs a part asks [`App`] for it, so the wiring
 //! exists once.
@@ -14,6 +14,7 @@ pub mod config;
 pub mod front;
 pub mod layout;
 pub mod ledger;
+pub mod research;
 
 pub use layout::Layout;
 
@@ -61,6 +62,9 @@ pub enum AppError {
     /// From a key operation.
     #[error(transparent)]
     Crypto(#[from] kura_crypto::CryptoError),
+    /// From the research lifecycle.
+    #[error(transparent)]
+    Workflow(#[from] kura_workflows::WorkflowError),
 }
 
 impl AppError {
@@ -100,6 +104,7 @@ impl App {
     /// Composes `home` with `options`; fails if any section of `kura.toml` is invalid or unknown.
     pub fn new(home: Home, options: Options) -> Result<Self> {
         let config = config::KuraConfig::of(&home)?;
+        config.research.check().map_err(|e| AppError::Setup(format!("{}: [research] {e}", home.root().join("kura.toml").display())))?;
         Ok(Self { home, config, options, db: None })
     }
 

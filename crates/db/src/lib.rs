@@ -103,6 +103,12 @@ const STEPS: &[Step] = &[
         sqlite: include_str!("../migrations/sqlite/0003_hardening.sql"),
         postgres: include_str!("../migrations/postgres/0003_hardening.sql"),
     },
+    Step {
+        version: 4,
+        description: "research",
+        sqlite: include_str!("../migrations/sqlite/0004_research.sql"),
+        postgres: include_str!("../migrations/postgres/0004_research.sql"),
+    },
 ];
 
 /// The versions of the embedded migrations, in order.

@@ -54,6 +54,18 @@ enum LedgerCmd {
     Key,
     /// 全件監査：全タイル・ルート・署名・一貫性 / full audit: every tile, root, signature and consistency
     Verify,
+    /// エントリを表示（監査者向け、HIC-S5）/ list entries (for auditors, HIC-S5)
+    Show {
+        /// 最初のエントリ番号 / first entry index
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// 表示する件数 / how many entries
+        #[arg(long, default_value_t = 1000)]
+        limit: u64,
+        /// JSON で出力（各エントリをそのまま）/ print JSON (each entry as recorded)
+        #[arg(long)]
+        json: bool,
+    },
     /// ミラーから破損したエントリ・タイルを修復 / repair damaged entries and tiles from a mirror
     Repair {
         /// ミラー：tlog-tiles 形式のディレクトリか http:// の URL / the mirror: a directory at tlog-tiles paths or an http:// URL
@@ -230,6 +242,27 @@ pub fn ledger(home: &Home, a: LedgerArgs) -> Result<()> {
     let app = crate::app(home)?;
     runtime()?.block_on(async move {
         match a.what {
+            LedgerCmd::Show { from, limit, json } => {
+                use kura_ledger::store::LedgerStore;
+                let store = SqlStore::new(app.open_db().await?);
+                let size = store.size().await?;
+                let end = from.saturating_add(limit).min(size);
+                let mut shown = Vec::new();
+                for (i, bytes) in (from..).zip(store.read(from, end).await?) {
+                    let entry = Entry::decode(&bytes)?;
+                    if json {
+                        shown.push(serde_json::json!({ "index": i, "entry": entry }));
+                    } else {
+                        println!("#{i} {}", entry.summary());
+                    }
+                }
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&shown).map_err(|e| CliError::Usage(e.to_string()))?);
+                } else {
+                    println!("{} / {} エントリ entries", end.saturating_sub(from), size);
+                }
+                Ok(())
+            }
             LedgerCmd::Key => {
                 println!("{}", app.signing_key()?.verifier());
                 Ok(())
@@ -443,7 +476,7 @@ async fn ledger_running(_home: &Home, log: &Log<SqlStore>, cmd: LedgerCmd) -> Re
             }
             Ok(())
         }
-        LedgerCmd::Key | LedgerCmd::Verify | LedgerCmd::Repair { .. } | LedgerCmd::Serve { .. } => Ok(()),
+        LedgerCmd::Key | LedgerCmd::Verify | LedgerCmd::Show { .. } | LedgerCmd::Repair { .. } | LedgerCmd::Serve { .. } => Ok(()),
     }
 }
 

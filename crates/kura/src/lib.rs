@@ -1,7 +1,8 @@
 //! # kura — the command line of Kura (蔵)
 //!
 //! Thin glue over the library crates: `kura-crypto` (keys), `kura-synth` (synthetic data),
-//! `kura-store` (encrypted datasets, catalogue) and `kura-query` (SQL over a grant). Each
+//! `kura-store` (encrypted datasets, catalogue), `kura-query` (SQL over a grant) and `kura-workflows`
+//! (applications and projects). Each
 //! subcommand parses its arguments, calls the libraries and prints results; no business rule
 //! lives here. The showcase analyses ([`demo::ANALYSES`]) are public so that tests can check
 //! them. Benchmarks are the separate `kura-bench` program (`kura bench …` runs it).
@@ -11,6 +12,7 @@ pub mod demo;
 pub mod front;
 pub mod ledger;
 pub mod output;
+pub mod research;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -124,6 +126,10 @@ enum Command {
     User(front::UserArgs),
     /// ポータルとAPIを起動（TLS・クライアント証明書・二要素認証）/ run the portal and API (TLS, client certificates, two factors)
     Serve(front::ServeArgs),
+    /// 利用申請：作成・提出・審査・決定・同意 / applications: file, submit, review, decide, accept
+    Application(research::ApplicationArgs),
+    /// プロジェクト（承認された申請から作られる解析環境）/ projects provisioned from approved applications
+    Project(research::ProjectArgs),
     /// 性能測定（`kura bench query|ledger|server`、同じ場所の kura-bench が実行）/ benchmarks
     /// (`kura bench query|ledger|server`), run by the separate `kura-bench` program beside this one
     #[command(disable_help_flag = true)]
@@ -366,6 +372,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Ca(a) => front::ca(&open_home_or_init(&cli.home)?, a),
         Command::User(a) => front::user(&open_home_or_init(&cli.home)?, a),
         Command::Serve(a) => front::serve(&open_home_or_init(&cli.home)?, a),
+        Command::Application(a) => research::application(&open_home_or_init(&cli.home)?, a),
+        Command::Project(a) => research::project(&open_home_or_init(&cli.home)?, a),
         Command::QueryWorker => std::process::exit(kura_query::worker::serve_stdio()),
         Command::Bench { args } => bench(&args),
     }

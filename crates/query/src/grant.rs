@@ -37,13 +37,13 @@ impl Grant {
             // A leading dataset name is taken off when it is one: always with three parts, and
             // with two when the first names this dataset and the second one of its tables.
             let parts = match all.as_slice() {
-                [d, rest @ [_, _]] => {
+                [d, rest @ ..] if rest.len() == 2 => {
                     if *d != dataset.name {
                         return Err(QueryError::BadGrant(format!("'{spec}': データセット '{d}' はありません / no dataset '{d}'")));
                     }
                     rest
                 }
-                [d, rest @ [t]] if *d == dataset.name && dataset.table(t).is_some() => rest,
+                [d, rest @ ..] if rest.len() == 1 && *d == dataset.name && rest.iter().all(|t| dataset.table(t).is_some()) => rest,
                 whole => whole,
             };
             let (table, column) = match parts {

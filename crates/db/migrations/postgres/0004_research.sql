@@ -1,0 +1,77 @@
+-- The research lifecycle (kura-workflows, issue 16): applications, their review and clock, and
+-- the projects provisioned from them. Times are Unix seconds; states are the names
+-- kura-workflows gives them.
+CREATE TABLE applications (
+    id TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL UNIQUE,
+    applicant TEXT NOT NULL REFERENCES users (login),
+    title TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    justification TEXT NOT NULL,
+    ethics_ref TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    places TEXT NOT NULL,
+    period_days BIGINT NOT NULL,
+    conditions TEXT NOT NULL,
+    state TEXT NOT NULL,
+    submission BIGINT NOT NULL,
+    round TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX applications_state ON applications (state);
+CREATE TABLE application_columns (
+    application_id TEXT NOT NULL REFERENCES applications (id),
+    table_name TEXT NOT NULL,
+    column_name TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    approved BIGINT NOT NULL,
+    PRIMARY KEY (application_id, table_name, column_name)
+);
+CREATE TABLE application_members (
+    application_id TEXT NOT NULL REFERENCES applications (id),
+    login TEXT NOT NULL REFERENCES users (login),
+    PRIMARY KEY (application_id, login)
+);
+CREATE TABLE application_votes (
+    application_id TEXT NOT NULL REFERENCES applications (id),
+    submission BIGINT NOT NULL,
+    reviewer TEXT NOT NULL REFERENCES users (login),
+    approve BIGINT NOT NULL,
+    comment TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (application_id, submission, reviewer)
+);
+CREATE TABLE application_events (
+    application_id TEXT NOT NULL REFERENCES applications (id),
+    seq BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    step TEXT NOT NULL,
+    from_state TEXT NOT NULL,
+    to_state TEXT NOT NULL,
+    note TEXT NOT NULL,
+    ledger_idx BIGINT NOT NULL,
+    PRIMARY KEY (application_id, seq)
+);
+CREATE TABLE projects (
+    id TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL UNIQUE,
+    application_id TEXT NOT NULL UNIQUE REFERENCES applications (id),
+    dataset TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    ends_at BIGINT NOT NULL,
+    ended_at BIGINT
+);
+CREATE TABLE project_members (
+    project_id TEXT NOT NULL REFERENCES projects (id),
+    login TEXT NOT NULL REFERENCES users (login),
+    PRIMARY KEY (project_id, login)
+);
+CREATE TABLE project_columns (
+    project_id TEXT NOT NULL REFERENCES projects (id),
+    table_name TEXT NOT NULL,
+    column_name TEXT NOT NULL,
+    PRIMARY KEY (project_id, table_name, column_name)
+);

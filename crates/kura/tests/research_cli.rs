@@ -1,0 +1,97 @@
+//! The research lifecycle through the real `kura` binary: the contract commands of
+//! `kura application …` and `kura project …` (WG-6, HIC-P1, HIC-P3).
+
+mod common;
+use common::{fails, kura, kura_with_input, ok};
+
+const PW: &str = "kaki-no-tane umbrella 83 orbit\n";
+
+fn last_line(out: &str) -> String {
+    out.lines().last().unwrap_or_default().trim().to_string()
+}
+
+#[test]
+fn apply_review_decide_and_provision_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    ok(&kura(&home, &["init"]));
+    ok(&kura(&home, &["synth", "--persons", "300", "--seed", "5", "--months", "2"]));
+    for (login, role, inst) in [
+        ("r1", "researcher", "1310000001"),
+        ("r2", "researcher", "2710000002"),
+        ("c1", "custodian", "1300000000"),
+        ("v1", "reviewer", "3310000003"),
+        ("v2", "reviewer", "3310000003"),
+    ] {
+        ok(&kura_with_input(
+            &home,
+            &["user", "add", "--login", login, "--role", role, "--institution", inst, "--password-stdin"],
+            Some(PW),
+        ));
+    }
+
+    // A column the catalogue does not have is refused, naming it; nothing is filed.
+    let e = fails(&kura(
+        &home,
+        &["application", "new", "--as", "r1", "--title", "T", "--purpose", "P", "--dataset", "ndb", "--column", "re.name"],
+    ));
+    assert!(e.contains("no column 'name'"), "{e}");
+    // The contract: the id on the last line.
+    let out = ok(&kura(
+        &home,
+        &[
+            "application",
+            "new",
+            "--as",
+            "r1",
+            "--title",
+            "糖尿病の受療動向",
+            "--purpose",
+            "地域差を調べる",
+            "--dataset",
+            "ndb",
+            "--column",
+            "re.sex=層別",
+            "re.age",
+            "sy.disease_code",
+            "--member",
+            "r2",
+        ],
+    ));
+    let id = last_line(&out);
+    assert_eq!(id, "APP-000001", "{out}");
+    ok(&kura(&home, &["application", "submit", &id, "--as", "r1"]));
+    // The wrong party is refused with what to do.
+    let e = fails(&kura(&home, &["application", "vote", &id, "--as", "r1", "--approve"]));
+    assert!(e.contains("投票は審査委員だけができます") && e.contains("only a committee reviewer may vote on it"), "{e}");
+    ok(&kura(&home, &["application", "check", &id, "--as", "c1", "--accept"]));
+    ok(&kura(&home, &["application", "vote", &id, "--as", "v1", "--approve", "--comment", "公益性あり"]));
+    ok(&kura(&home, &["application", "vote", &id, "--as", "v2", "--approve"]));
+    // Minimisation: two of the three columns.
+    let out = ok(&kura(&home, &["application", "decide", &id, "--as", "c1", "--approve", "--column", "re.sex", "sy.disease_code"]));
+    assert!(out.contains("approved_with_conditions"), "{out}");
+    let out = ok(&kura(&home, &["application", "accept", &id, "--as", "r1"]));
+    let project = last_line(&out);
+    assert_eq!(project, "PRJ-000001", "{out}");
+
+    // The project holds exactly the approved columns and the team.
+    let v: serde_json::Value = serde_json::from_str(&ok(&kura(&home, &["project", "show", &project, "--json"]))).unwrap();
+    assert_eq!(v["columns"], serde_json::json!([["re", "sex"], ["sy", "disease_code"]]));
+    assert_eq!(v["members"], serde_json::json!(["r1", "r2"]));
+    // The application shows its clock and its history, each step with its ledger entry.
+    let v: serde_json::Value = serde_json::from_str(&ok(&kura(&home, &["application", "show", &id, "--json"]))).unwrap();
+    assert_eq!(v["state"], "provisioned");
+    assert_eq!(v["clock"]["overdue"], false);
+    assert!(v["clock"]["provisioned_after_secs"].as_i64().is_some(), "{v}");
+    assert_eq!(v["events"].as_array().unwrap().len(), 8, "{v}");
+    let text = ok(&kura(&home, &["application", "show", &id]));
+    assert!(text.contains("クロック clock:") && text.contains("ledger #"), "{text}");
+    assert!(ok(&kura(&home, &["application", "list"])).contains(&id));
+    assert!(ok(&kura(&home, &["project", "list"])).contains(&project));
+    // The ledger holds the steps, and that the console acted for the users.
+    let log = ok(&kura(&home, &["ledger", "show", "--json"]));
+    for step in ["application.submit", "application.check_accept", "application.vote", "application.approve", "application.provision"] {
+        assert!(log.contains(step), "{step} missing from the ledger");
+    }
+    assert!(log.contains("[--as: console:tester]"), "the proxy is recorded");
+}

@@ -1,0 +1,137 @@
+//! # kura-workflows — the research lifecycle
+//!
+//! 利用申請から提供・利用終了まで。申請の状態遷移はここだけで決まり、CLI・API・ポータルは同じ
+//! 実装を呼ぶ。
+//!
+//! An application goes from a draft to a provisioned project through the explicit state
+//! machine of [`state`] (WG-6, HIC-P1): the applicant submits it, a custodian checks it, a
+//! committee of reviewers votes, a custodian decides (and may approve fewer columns than were
+//! asked for), the applicant accepts the agreement and Kura provisions the project (HIC-P3). Each
+//! step names the party that may take it; anyone else is refused with a clear message and the
+//! refusal is recorded. Each accepted step changes the state **in the same transaction** as its
+//! ledger entry (HIC-S5), whose `object_hash` is the SHA-256 of the application's content at
+//! that moment, so the ledger proves what was filed and what was approved.
+//!
+//! The service clock ([`clock`]) runs while an application is with the platform and pauses
+//! while it is with the applicant; custodians see open applications with their clock, overdue
+//! ones first.
+//!
+//! Everything here is usable without HTTP: the CLI, the JSON API and the portal call
+//! [`Research`].
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+mod research;
+pub mod state;
+
+pub use config::ResearchConfig;
+pub use research::{
+    Application, Caller, Catalogue, ColumnLine, ColumnRequest, Decision, Event, NewApplication, Project, Research, Summary, Viewer,
+    VoteLine,
+};
+pub use state::{AppState, Party, Step};
+
+/// Everything that can go wrong in the research lifecycle.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    /// No application or project with that identifier (or none the caller may see).
+    #[error("{what} '{id}' はありません / no {what_en} '{id}': check the identifier (`kura {cmd} list`)")]
+    NotFound {
+        /// 申請 or プロジェクト.
+        what: &'static str,
+        /// `application` or `project`.
+        what_en: &'static str,
+        /// The CLI noun that lists them.
+        cmd: &'static str,
+        /// The identifier asked for.
+        id: String,
+    },
+    /// The step cannot be taken in the application's state.
+    #[error(
+        "申請 {id} は「{}」のため、{}はできません（今できる操作: {}）/ application {id} is {from}: cannot {} now (possible now: {})",
+        from.label_ja(),
+        step.label_ja(),
+        possible_ja(*from),
+        step.label_en(),
+        possible_en(*from)
+    )]
+    WrongState {
+        /// The application.
+        id: String,
+        /// Its state.
+        from: AppState,
+        /// The step asked for.
+        step: Step,
+    },
+    /// The caller is not the party that may take the step.
+    #[error("{}は{}だけができます（{why_ja}）/ only {} may {}: {why_en}", step.label_ja(), party.label_ja(), party.label_en(), step.label_en())]
+    NotPermitted {
+        /// The application.
+        id: String,
+        /// The step.
+        step: Step,
+        /// Who may.
+        party: Party,
+        /// Why this caller may not, in Japanese.
+        why_ja: String,
+        /// The same in English.
+        why_en: String,
+    },
+    /// A field of a request is invalid; says which and what is expected.
+    #[error("{field} が不正です / invalid {field}: {detail}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong and what to do.
+        detail: String,
+    },
+    /// From accounts (the acting user, members).
+    #[error(transparent)]
+    Accounts(#[from] kura_accounts::AccountsError),
+    /// The store of record failed.
+    #[error(transparent)]
+    Db(#[from] kura_db::DbError),
+    /// A statement failed.
+    #[error("データベース / database: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// The audit ledger failed: nothing was changed.
+    #[error(transparent)]
+    Ledger(#[from] kura_ledger::LedgerError),
+    /// A stored value that cannot be read back (a bug or an altered database).
+    #[error("内部エラー / internal error: {0}")]
+    Internal(String),
+}
+
+impl WorkflowError {
+    /// Whether the failure is Kura's rather than the request's (logged, answered generically).
+    pub fn is_internal(&self) -> bool {
+        match self {
+            WorkflowError::Accounts(e) => e.is_internal(),
+            WorkflowError::Db(_) | WorkflowError::Sql(_) | WorkflowError::Ledger(_) | WorkflowError::Internal(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether a step was refused (an application the caller may not see, the wrong party, the
+    /// wrong state); such refusals are recorded in the ledger.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, WorkflowError::NotFound { .. } | WorkflowError::NotPermitted { .. } | WorkflowError::WrongState { .. })
+    }
+}
+
+fn possible_ja(state: AppState) -> String {
+    let steps: Vec<&str> = Step::possible_from(state).into_iter().map(Step::label_ja).collect();
+    if steps.is_empty() { "なし".into() } else { steps.join("・") }
+}
+
+fn possible_en(state: AppState) -> String {
+    let steps: Vec<&str> = Step::possible_from(state).into_iter().map(Step::as_str).collect();
+    if steps.is_empty() { "nothing, it is closed".into() } else { steps.join(", ") }
+}
+
+/// Result type of this crate.
+pub type Result<T> = std::result::Result<T, WorkflowError>;

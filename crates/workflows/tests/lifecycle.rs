@@ -1,0 +1,446 @@
+//! The research lifecycle over the real store of record — SQLite, and PostgreSQL when
+//! `KURA_TEST_POSTGRES` is set (CI sets it) — with the real audit ledger (WG-6, HIC-P1,
+//! HIC-P3, HIC-S5).
+
+use kura_accounts::{Accounts, Clock, HashCost, Hasher, NewUser, Policy, Role, Who};
+use kura_crypto::SecretKey;
+use kura_db::{Backend, Db};
+use kura_ledger::entry::Entry;
+use kura_ledger::log::{Log, LogOptions};
+use kura_ledger::store::{LedgerStore, SqlStore};
+use kura_tlog::tiles::DirTiles;
+use kura_tlog::{SigType, SignerKey};
+use kura_workflows::{
+    AppState, Caller, Catalogue, ColumnRequest, Decision, NewApplication, Research, ResearchConfig, Viewer, WorkflowError,
+};
+use sqlx::Executor;
+use std::path::Path;
+use std::sync::Arc;
+
+const PW: &str = "kaki-no-tane umbrella 83 orbit";
+const DAY: i64 = 86_400;
+
+/// Researchers r1 (the applicant) and r3 of one university, r2 (r1's co-investigator) of
+/// another; custodian c1 and auditor a1 of the ministry; reviewers v1..v3 of a third
+/// university, and v0 of r1's university (a conflict of interest).
+async fn world(db: Db, dir: &Path) -> (Research, Accounts) {
+    let key = SignerKey::generate("kura.test/log", SigType::Ed25519).unwrap();
+    let log = Log::open(
+        SqlStore::new(db.clone()),
+        Arc::new(DirTiles::new(&dir.join(format!("log-{}", db.backend().name())))),
+        LogOptions::new(key),
+    )
+    .await
+    .unwrap();
+    let accounts =
+        Accounts::new(db, log, SecretKey::generate().unwrap(), Policy::default(), Hasher::new(HashCost::TEST, 1, 64), Clock::default())
+            .await
+            .unwrap();
+    let who = Who::console();
+    for (code, name) in [("1310000001", "蔵大学"), ("2710000002", "難波医科大学"), ("1300000000", "厚生労働省"), ("3310000003", "吉備大学")]
+    {
+        accounts.add_institution(&who, code, name).await.unwrap();
+    }
+    for (login, inst, role) in [
+        ("r1", "1310000001", Role::Researcher),
+        ("r2", "2710000002", Role::Researcher),
+        ("r3", "1310000001", Role::Researcher),
+        ("c1", "1300000000", Role::Custodian),
+        ("a1", "1300000000", Role::Auditor),
+        ("v0", "1310000001", Role::Reviewer),
+        ("v1", "3310000003", Role::Reviewer),
+        ("v2", "3310000003", Role::Reviewer),
+        ("v3", "3310000003", Role::Reviewer),
+    ] {
+        let new = NewUser { login: login.into(), institution: inst.into(), role, name: login.into() };
+        accounts.add_user(&who, &new, Some(PW)).await.unwrap();
+    }
+    let research = Research::new(accounts.clone(), ResearchConfig::default()).unwrap();
+    (research, accounts)
+}
+
+fn catalogue() -> Catalogue {
+    let mut c = Catalogue::new();
+    for (t, col) in [("re", "person_id"), ("re", "sex"), ("re", "age_band"), ("sy", "icd10"), ("sy", "receipt_id")] {
+        c.add("ndb", t, col);
+    }
+    c
+}
+
+fn as_(login: &str) -> Caller {
+    Caller::console_as(login)
+}
+
+fn new_app() -> NewApplication {
+    NewApplication {
+        title: "糖尿病患者の受療動向".into(),
+        purpose: "2型糖尿病の受療の地域差を調べる".into(),
+        justification: "医療計画の基礎資料".into(),
+        ethics_ref: "蔵大学倫理 2026-041".into(),
+        dataset: "ndb".into(),
+        columns: ["re.sex=性別による層別", "re.age_band=年齢調整", "sy.icd10=対象疾患の特定"]
+            .iter()
+            .map(|s| ColumnRequest::parse(s).unwrap())
+            .collect(),
+        places: vec!["192.0.2.0/24".into()],
+        period_days: Some(180),
+        members: vec!["r2".into()],
+    }
+}
+
+/// Every audit entry's action, object and outcome, in order.
+async fn trail(a: &Accounts) -> Vec<(String, String, String)> {
+    let n = a.log().store().size().await.unwrap();
+    a.log()
+        .store()
+        .read(0, n)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|b| match Entry::decode(b).unwrap() {
+            Entry::Audit(e) => Some((e.action, e.object, e.outcome)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What a test may do to an application.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Edit,
+    Submit,
+    CheckAccept,
+    CheckReturn,
+    Vote,
+    Approve,
+    Reject,
+    DecideReturn,
+    Accept,
+    Withdraw,
+}
+
+const OPS: [Op; 10] =
+    [Op::Edit, Op::Submit, Op::CheckAccept, Op::CheckReturn, Op::Vote, Op::Approve, Op::Reject, Op::DecideReturn, Op::Accept, Op::Withdraw];
+
+async fn run(r: &Research, op: Op, login: &str, id: &str) -> Result<AppState, WorkflowError> {
+    let c = as_(login);
+    let app = match op {
+        Op::Edit => r.edit(&c, &catalogue(), id, &new_app()).await?,
+        Op::Submit => r.submit(&c, id).await?,
+        Op::CheckAccept => r.check(&c, id, true, "").await?,
+        Op::CheckReturn => r.check(&c, id, false, "倫理審査の写しを添付してください").await?,
+        Op::Vote => r.vote(&c, id, true, "妥当").await?,
+        Op::Approve => r.decide(&c, id, &Decision::Approve { columns: vec![], conditions: String::new() }).await?,
+        Op::Reject => r.decide(&c, id, &Decision::Reject { reason: "公益性が不明".into() }).await?,
+        Op::DecideReturn => r.decide(&c, id, &Decision::Return { reason: "列の理由を詳しく".into() }).await?,
+        Op::Accept => r.accept(&c, id).await?.0,
+        Op::Withdraw => r.withdraw(&c, id).await?,
+    };
+    Ok(app.state)
+}
+
+/// A new application by r1 (with member r2) brought to `state` along the main path. In
+/// committee review, v2 and v3 have voted for it (v1 has not).
+async fn make(r: &Research, state: AppState) -> String {
+    use AppState as S;
+    let id = r.create(&as_("r1"), &catalogue(), &new_app()).await.unwrap().id;
+    let path: &[(Op, &str)] = match state {
+        S::Draft => &[],
+        S::Submitted => &[(Op::Submit, "r1")],
+        S::Returned => &[(Op::Submit, "r1"), (Op::CheckReturn, "c1")],
+        S::Withdrawn => &[(Op::Withdraw, "r1")],
+        S::CommitteeReview => &[(Op::Submit, "r1"), (Op::CheckAccept, "c1"), (Op::Vote, "v2"), (Op::Vote, "v3")],
+        S::Approved => &[(Op::Submit, "r1"), (Op::CheckAccept, "c1"), (Op::Vote, "v2"), (Op::Vote, "v3"), (Op::Approve, "c1")],
+        S::Rejected => &[(Op::Submit, "r1"), (Op::CheckAccept, "c1"), (Op::Vote, "v2"), (Op::Vote, "v3"), (Op::Reject, "c1")],
+        S::Provisioned => {
+            &[(Op::Submit, "r1"), (Op::CheckAccept, "c1"), (Op::Vote, "v2"), (Op::Vote, "v3"), (Op::Approve, "c1"), (Op::Accept, "r1")]
+        }
+        S::ApprovedWithConditions => {
+            for (op, who) in [(Op::Submit, "r1"), (Op::CheckAccept, "c1"), (Op::Vote, "v2"), (Op::Vote, "v3")] {
+                run(r, op, who, &id).await.unwrap();
+            }
+            let d = Decision::Approve { columns: vec![("re".into(), "sex".into())], conditions: String::new() };
+            assert_eq!(r.decide(&as_("c1"), &id, &d).await.unwrap().state, S::ApprovedWithConditions);
+            return id;
+        }
+        S::AgreementAccepted => unreachable!("provisioning follows the agreement in the same transaction"),
+    };
+    for (op, who) in path {
+        run(r, *op, who, &id).await.unwrap_or_else(|e| panic!("{op:?} by {who} towards {state}: {e}"));
+    }
+    assert_eq!(r.application(Viewer::Owner, &id).await.unwrap().state, state);
+    id
+}
+
+/// The only allowed (state, operation, caller) combinations and where each leads; every other
+/// combination must be refused and change nothing. Written out here as the specification,
+/// not derived from the code under test.
+fn allowed(state: AppState, op: Op, who: &str) -> Option<AppState> {
+    use AppState as S;
+    let to = match (state, op, who) {
+        (S::Draft | S::Returned, Op::Edit, "r1") => state,
+        (S::Draft | S::Returned, Op::Submit, "r1") => S::Submitted,
+        (S::Submitted, Op::CheckAccept, "c1") => S::CommitteeReview,
+        (S::Submitted, Op::CheckReturn, "c1") => S::Returned,
+        (S::CommitteeReview, Op::Vote, "v1") => S::CommitteeReview,
+        (S::CommitteeReview, Op::Approve, "c1") => S::Approved,
+        (S::CommitteeReview, Op::Reject, "c1") => S::Rejected,
+        (S::CommitteeReview, Op::DecideReturn, "c1") => S::Returned,
+        (S::Approved | S::ApprovedWithConditions, Op::Accept, "r1") => S::Provisioned,
+        (S::Draft | S::Submitted | S::CommitteeReview | S::Returned | S::Approved | S::ApprovedWithConditions, Op::Withdraw, "r1") => {
+            S::Withdrawn
+        }
+        _ => return None,
+    };
+    Some(to)
+}
+
+const STATES: [AppState; 9] = [
+    AppState::Draft,
+    AppState::Submitted,
+    AppState::CommitteeReview,
+    AppState::Approved,
+    AppState::ApprovedWithConditions,
+    AppState::Returned,
+    AppState::Rejected,
+    AppState::Provisioned,
+    AppState::Withdrawn,
+];
+/// The applicant, a co-investigator, an outsider researcher, the custodian, a reviewer, a
+/// reviewer of the applicant's university, an auditor.
+const CALLERS: [&str; 7] = ["r1", "r2", "r3", "c1", "v1", "v0", "a1"];
+
+#[tokio::test]
+async fn every_forbidden_transition_and_every_wrong_role_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in kura_db::testing::databases(dir.path()).await {
+        let backend = db.backend().name();
+        let (r, _) = world(db, dir.path()).await;
+        let mut checked = (0, 0);
+        for state in STATES {
+            // One application in this state takes every refused attempt: none may change it.
+            let base = make(&r, state).await;
+            let before = r.application(Viewer::Owner, &base).await.unwrap();
+            for op in OPS {
+                for who in CALLERS {
+                    match allowed(state, op, who) {
+                        Some(to) => {
+                            let id = make(&r, state).await;
+                            let got = run(&r, op, who, &id).await;
+                            assert_eq!(got.as_ref().ok(), Some(&to), "{backend}: {op:?} by {who} in {state}: {got:?}");
+                            checked.0 += 1;
+                        }
+                        None => {
+                            let got = run(&r, op, who, &base).await;
+                            let err = got.expect_err(&format!("{backend}: {op:?} by {who} in {state} must be refused"));
+                            assert!(!err.is_internal(), "{backend}: {op:?} by {who} in {state}: {err}");
+                            // The message says what was wrong, in Japanese first.
+                            let text = err.to_string();
+                            let (ja, en) = text.split_once("/ ").unwrap_or_else(|| panic!("not bilingual: {text}"));
+                            assert!(!ja.is_ascii() && !en.is_empty(), "{text}");
+                            checked.1 += 1;
+                        }
+                    }
+                }
+            }
+            let after = r.application(Viewer::Owner, &base).await.unwrap();
+            assert_eq!(
+                (after.state, after.events.len(), after.votes.len()),
+                (before.state, before.events.len(), before.votes.len()),
+                "{backend}: {state}"
+            );
+        }
+        assert_eq!(checked, (18, 9 * 10 * 7 - 18), "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn the_main_path_grants_exactly_what_was_approved_and_the_ledger_holds_every_step() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in kura_db::testing::databases(dir.path()).await {
+        let (r, accounts) = world(db, dir.path()).await;
+        let app = r.create(&as_("r1"), &catalogue(), &new_app()).await.unwrap();
+        assert_eq!((app.id.as_str(), app.state, app.members.clone()), ("APP-000001", AppState::Draft, vec!["r2".to_string()]));
+        let id = app.id;
+        r.submit(&as_("r1"), &id).await.unwrap();
+        r.check(&as_("c1"), &id, true, "").await.unwrap();
+        // Before the committee has voted, no decision.
+        let d = Decision::Approve { columns: vec![("re".into(), "sex".into()), ("sy".into(), "icd10".into())], conditions: String::new() };
+        let early = r.decide(&as_("c1"), &id, &d).await.unwrap_err();
+        assert!(early.to_string().contains("0 of the 2 votes"), "{early}");
+        r.vote(&as_("v1"), &id, true, "公益性あり").await.unwrap();
+        // One vote each.
+        let twice = r.vote(&as_("v1"), &id, false, "").await.unwrap_err();
+        assert!(matches!(twice, WorkflowError::NotPermitted { .. }) && twice.to_string().contains("already voted"), "{twice}");
+        r.vote(&as_("v2"), &id, false, "年齢は不要では").await.unwrap();
+        // One for, one against: no majority for approval.
+        let tie = r.decide(&as_("c1"), &id, &d).await.unwrap_err();
+        assert!(tie.to_string().contains("1 for and 1 against"), "{tie}");
+        // A third reviewer tips it; a column nobody asked for cannot be granted.
+        r.vote(&as_("v3"), &id, true, "").await.unwrap();
+        let more = Decision::Approve { columns: vec![("re".into(), "person_id".into())], conditions: String::new() };
+        let err = r.decide(&as_("c1"), &id, &more).await.unwrap_err();
+        assert!(err.to_string().contains("re.person_id' was not asked for"), "{err}");
+        // Minimisation: two of the three columns.
+        let app = r.decide(&as_("c1"), &id, &d).await.unwrap();
+        assert_eq!(app.state, AppState::ApprovedWithConditions);
+        let granted: Vec<(&str, &str)> = app.columns.iter().filter(|c| c.approved).map(|c| (c.table.as_str(), c.column.as_str())).collect();
+        assert_eq!(granted, [("re", "sex"), ("sy", "icd10")]);
+        let (app, project) = r.accept(&as_("r1"), &id).await.unwrap();
+        assert_eq!(app.state, AppState::Provisioned);
+        assert_eq!(app.project.as_deref(), Some("PRJ-000001"));
+        assert_eq!(project.columns, [("re".to_string(), "sex".to_string()), ("sy".to_string(), "icd10".to_string())]);
+        assert_eq!(project.members, ["r1", "r2"]);
+        assert_eq!(project.ends_at - project.created_at, 180 * DAY);
+        // Every step is an entry, at the index the history names, with the step and the object.
+        let n = accounts.log().store().size().await.unwrap();
+        let entries = accounts.log().store().read(0, n).await.unwrap();
+        let steps: Vec<&str> = app.events.iter().map(|e| e.step.as_str()).collect();
+        assert_eq!(steps, ["create", "submit", "check_accept", "vote", "vote", "vote", "approve", "accept_agreement", "provision"]);
+        let mut hashes = Vec::new();
+        for e in &app.events {
+            let Entry::Audit(a) = Entry::decode(&entries[e.ledger_index as usize]).unwrap() else { panic!("not an audit entry") };
+            assert_eq!((a.action, a.object.as_str(), a.outcome.as_str()), (format!("application.{}", e.step), id.as_str(), "ok"));
+            assert_eq!(a.actor.user, e.actor);
+            // The console acted for the user, and the ledger says so.
+            assert!(a.detail.unwrap().contains("[--as: console:"));
+            hashes.push(a.object_hash.unwrap());
+        }
+        // The content hash changes when the grant does (approve), not when a vote is cast.
+        assert_eq!(hashes[3], hashes[4]);
+        assert_ne!(hashes[5], hashes[6]);
+        // Refusals were recorded as denied entries.
+        let denied: Vec<_> = trail(&accounts).await.into_iter().filter(|(_, o, out)| o == &id && out == "denied").collect();
+        assert!(denied.iter().any(|(a, _, _)| a == "application.vote"), "{denied:?}");
+        // Each member sees the project; another researcher does not, nor its application, and
+        // probing it is refused as if it did not exist, and recorded.
+        assert_eq!(r.projects(Viewer::User("r2")).await.unwrap().len(), 1);
+        assert!(r.projects(Viewer::User("r3")).await.unwrap().is_empty());
+        assert!(matches!(r.application(Viewer::User("r3"), &id).await, Err(WorkflowError::NotFound { .. })));
+        assert!(matches!(r.withdraw(&as_("r3"), &id).await, Err(WorkflowError::NotFound { .. })));
+        let probes: Vec<_> =
+            trail(&accounts).await.into_iter().filter(|(a, o, out)| a == "application.withdraw" && o == &id && out == "denied").collect();
+        assert_eq!(probes.len(), 1);
+        // A made-up identifier is refused before it reaches the store or the ledger.
+        let err = r.withdraw(&as_("r3"), "APP-1'; DROP TABLE applications; --").await.unwrap_err();
+        assert!(err.to_string().contains("looks like APP-000001"), "{err}");
+        // The team reads the committee's comments without the reviewers' names.
+        let seen = r.application(Viewer::User("r2"), &id).await.unwrap();
+        assert!(seen.votes.iter().all(|v| v.reviewer.starts_with("審査委員 reviewer ")), "{:?}", seen.votes);
+        assert!(seen.events.iter().all(|e| !["v1", "v2", "v3"].contains(&e.actor.as_str())));
+        assert!(seen.votes.iter().any(|v| v.comment == "年齢は不要では"));
+        assert_eq!(r.application(Viewer::User("c1"), &id).await.unwrap().votes[0].reviewer, "v1");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_ledger_write_leaves_neither_the_state_nor_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in kura_db::testing::databases(dir.path()).await {
+        let (r, accounts) = world(db.clone(), dir.path()).await;
+        let id = r.create(&as_("r1"), &catalogue(), &new_app()).await.unwrap().id;
+        let entries_before = accounts.log().store().size().await.unwrap();
+        // The store itself refuses the ledger row: the failure falls between the state change
+        // (written first in the transaction) and the commit.
+        match db.backend() {
+            Backend::Sqlite => {
+                db.pool()
+                    .execute("CREATE TRIGGER no_ledger BEFORE INSERT ON ledger_entries BEGIN SELECT RAISE(ABORT, 'injected'); END")
+                    .await
+                    .unwrap();
+            }
+            Backend::Postgres => {
+                db.pool()
+                    .execute(
+                        "CREATE FUNCTION no_ledger() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$ LANGUAGE plpgsql; \
+                         CREATE TRIGGER no_ledger BEFORE INSERT ON ledger_entries FOR EACH ROW EXECUTE FUNCTION no_ledger();",
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+        let err = r.submit(&as_("r1"), &id).await.unwrap_err();
+        assert!(err.is_internal() && err.to_string().contains("injected"), "{err}");
+        let app = r.application(Viewer::Owner, &id).await.unwrap();
+        assert_eq!((app.state, app.submission, app.round.as_str(), app.events.len()), (AppState::Draft, 0, "", 1));
+        assert_eq!(accounts.log().store().size().await.unwrap(), entries_before);
+        let drop = if db.backend() == Backend::Sqlite { "DROP TRIGGER no_ledger" } else { "DROP TRIGGER no_ledger ON ledger_entries" };
+        db.pool().execute(drop).await.unwrap();
+        let app = r.submit(&as_("r1"), &id).await.unwrap();
+        assert_eq!((app.state, app.submission, app.events.len()), (AppState::Submitted, 1, 2));
+        assert_eq!(accounts.log().store().size().await.unwrap(), entries_before + 1);
+    }
+}
+
+#[tokio::test]
+async fn the_clock_pauses_while_returned_and_overdue_applications_come_first() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in kura_db::testing::databases(dir.path()).await {
+        let (r, accounts) = world(db, dir.path()).await;
+        let clock = accounts.clock().clone();
+        let a = make(&r, AppState::Draft).await;
+        let b = make(&r, AppState::Draft).await;
+        let c = make(&r, AppState::Draft).await;
+        r.submit(&as_("r1"), &a).await.unwrap();
+        clock.advance(2 * DAY);
+        let returned = r.check(&as_("c1"), &a, false, "倫理審査の承認書を添えてください").await.unwrap();
+        assert_eq!(returned.events.last().unwrap().note, "倫理審査の承認書を添えてください", "the applicant reads why");
+        r.submit(&as_("r1"), &b).await.unwrap();
+        // Returned for three days: a's clock does not move.
+        clock.advance(3 * DAY);
+        assert_eq!(r.application(Viewer::Owner, &a).await.unwrap().clock.running_secs / DAY, 2);
+        r.submit(&as_("r1"), &a).await.unwrap();
+        r.submit(&as_("r1"), &c).await.unwrap();
+        clock.advance(3 * DAY);
+        // a: 2 + 3 = 5 days; b: 6 days; c: 3 days. Nothing overdue yet: longest first.
+        let order: Vec<String> = r.applications(Viewer::User("c1")).await.unwrap().into_iter().map(|s| s.id).collect();
+        assert_eq!(order, [b.clone(), a.clone(), c.clone()]);
+        clock.advance(DAY + 3600);
+        // b: 7 days and an hour, overdue; a draft is invisible to custodians.
+        let d = make(&r, AppState::Draft).await;
+        let list = r.applications(Viewer::User("c1")).await.unwrap();
+        assert_eq!(
+            list.iter().map(|s| (s.id.as_str(), s.clock.overdue)).collect::<Vec<_>>(),
+            [(b.as_str(), true), (a.as_str(), false), (c.as_str(), false)]
+        );
+        assert!(list.iter().all(|s| s.id != d));
+        // The resubmission counts as the second, with its own review round.
+        let app = r.application(Viewer::Owner, &a).await.unwrap();
+        assert_eq!(app.submission, 2);
+        assert!(!app.round.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn bad_applications_are_refused_with_the_field_named() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in kura_db::testing::databases(dir.path()).await {
+        let (r, _) = world(db, dir.path()).await;
+        let cases: Vec<(NewApplication, &str)> = vec![
+            (NewApplication { title: " ".into(), ..new_app() }, "give a title"),
+            (NewApplication { dataset: "dpc".into(), ..new_app() }, "no dataset 'dpc'"),
+            (NewApplication { columns: vec![ColumnRequest::parse("re.name").unwrap()], ..new_app() }, "no column 'name'"),
+            (NewApplication { columns: vec![], ..new_app() }, "at least one column"),
+            (NewApplication { places: vec!["10.0.0.1/8".into()], ..new_app() }, "place of use"),
+            (NewApplication { period_days: Some(5000), ..new_app() }, "period of use"),
+            (NewApplication { members: vec!["v1".into()], ..new_app() }, "'v1' is not an enabled researcher"),
+            (NewApplication { purpose: "a\u{1b}[2J".into(), ..new_app() }, "control characters"),
+            (NewApplication { title: "一行目\n偽の二行目".into(), ..new_app() }, "line breaks"),
+            (NewApplication { justification: "safe \u{202e}evil".into(), ..new_app() }, "text-direction"),
+        ];
+        for (app, want) in cases {
+            let err = r.create(&as_("r1"), &catalogue(), &app).await.unwrap_err();
+            assert!(err.to_string().contains(want), "{want}: {err}");
+        }
+        assert!(ColumnRequest::parse("re").is_err() && ColumnRequest::parse("re.sex;drop").is_err());
+        // A reviewer of the applicant's university may not vote on it (conflict of interest).
+        let id = make(&r, AppState::CommitteeReview).await;
+        let err = r.vote(&as_("v0"), &id, true, "").await.unwrap_err();
+        assert!(err.to_string().contains("conflict of interest"), "{err}");
+        r.withdraw(&as_("r1"), &id).await.unwrap();
+        // Only researchers apply; nothing was filed.
+        let err = r.create(&as_("c1"), &catalogue(), &new_app()).await.unwrap_err();
+        assert!(matches!(err, WorkflowError::NotPermitted { .. }), "{err}");
+        assert!(r.applications(Viewer::Owner).await.unwrap().iter().all(|a| a.state == AppState::Withdrawn));
+    }
+}
