@@ -139,6 +139,10 @@ spill_limit_mb = 20480
 target_partitions = 0
 # Kura独自の計画の書き換え（結果は同じで高速）/ Kura's own plan rewrites (same answers, faster)
 rewrites = true
+# 問い合わせ子プロセスの隔離（landlock・seccomp・network namespace・memory limit・cpu limit）のうち、
+# カーネルに無くても起動してよいもの。既定は空 = すべて必須（無ければ起動しない）。
+# Confinement mechanisms the query worker may run without where the kernel lacks them; empty = all required.
+allow_without = []
 
 [synth]
 # `kura synth` の既定値 / defaults of `kura synth`

@@ -196,6 +196,22 @@ fn the_worker_limits_itself_and_is_gone_afterwards() {
     assert_eq!(data[3], ((64u64 << 20) + kura_query::worker::ENGINE_HEADROOM).to_string(), "{limits}");
     let core = field("Max core file size");
     assert_eq!((core[4].as_str(), core[5].as_str()), ("0", "0"), "{limits}");
+    // Confined as kura_query::confine says (HIC-S13): seccomp filter on, no new privileges, no
+    // capability left even in the bounding set, a network namespace of its own. The filter is
+    // the last step but one; wait for it (a condition, not a delay).
+    let status = loop {
+        let s = std::fs::read_to_string(format!("/proc/{worker}/status")).unwrap_or_default();
+        if s.lines().any(|l| l == "Seccomp:\t2") && s.lines().any(|l| l == "CapEff:\t0000000000000000") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the worker never confined itself: {s}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for want in ["NoNewPrivs:\t1", "CapPrm:\t0000000000000000", "CapBnd:\t0000000000000000", "CapAmb:\t0000000000000000"] {
+        assert!(status.lines().any(|l| l == want), "{want} missing: {status}");
+    }
+    let net = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_ne!(net(&worker), net("self"), "the worker has a network namespace of its own");
     let out = child.wait_with_output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("time limit"));
     assert!(!std::path::Path::new(&format!("/proc/{worker}")).exists(), "the worker outlived the statement");

@@ -21,6 +21,10 @@ pub struct QueryConfig {
     /// Extra DataFusion settings (`datafusion.execution.…` = value) applied to every session;
     /// for operators tuning the engine. Researchers cannot change settings from SQL.
     pub datafusion: std::collections::BTreeMap<String, String>,
+    /// Confinement mechanisms the query worker may run without where the kernel lacks them
+    /// (`"landlock"`, `"seccomp"`, `"network namespace"`, `"memory limit"`, `"cpu limit"`);
+    /// empty = the worker refuses to start without every one of them.
+    pub allow_without: Vec<String>,
 }
 
 impl Default for QueryConfig {
@@ -32,6 +36,7 @@ impl Default for QueryConfig {
             target_partitions: 0,
             rewrites: true,
             datafusion: std::collections::BTreeMap::new(),
+            allow_without: Vec::new(),
         }
     }
 }

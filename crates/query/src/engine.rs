@@ -49,12 +49,20 @@ pub struct Limits {
     pub rewrites: bool,
     /// Operator-set DataFusion options (from `kura.toml`).
     pub settings: std::collections::BTreeMap<String, String>,
+    /// Confinement mechanisms the worker may run without ([`crate::confine`]).
+    pub allow_without: Vec<crate::confine::Mechanism>,
 }
 
 impl Limits {
     /// Limits from a home's configuration (`[query]`).
     pub fn from_home(home: &Home) -> Result<Self> {
-        Ok(Self::new(home, &home.section("query")?))
+        let q: crate::config::QueryConfig = home.section("query")?;
+        if let Some(bad) = q.allow_without.iter().find(|m| crate::confine::Mechanism::parse(m).is_none()) {
+            return Err(crate::QueryError::Config(format!(
+                "kura.toml [query] allow_without: '{bad}' は隔離の仕組みの名前ではありません / is not a mechanism (landlock, seccomp, network namespace, memory limit, cpu limit)"
+            )));
+        }
+        Ok(Self::new(home, &q))
     }
 
     /// Limits from a query configuration; spill files go to the home's temporary directory.
@@ -73,6 +81,7 @@ impl Limits {
             max_result_bytes: 512 << 20,
             rewrites: q.rewrites,
             settings: q.datafusion.clone(),
+            allow_without: q.allow_without.iter().filter_map(|m| crate::confine::Mechanism::parse(m)).collect(),
         }
     }
 }

@@ -24,6 +24,7 @@
 
 pub mod bounds;
 pub mod config;
+pub mod confine;
 mod engine;
 mod grant;
 pub mod policy;
@@ -80,6 +81,9 @@ pub enum QueryError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] kura_store::StoreError),
+    /// A setting of `kura.toml [query]` that cannot be used.
+    #[error("設定 / configuration: {0}")]
+    Config(String),
     /// The engine reported another error (planning or execution).
     #[error("SQLエラー / SQL error: {0}")]
     Engine(String),

@@ -7,10 +7,15 @@
 //! with a hidden argument — hands it the engine's specification (the granted keys included)
 //! over a pipe, and waits for the answer with a deadline:
 //!
-//! - the worker limits itself before it reads any data: its writable memory (`RLIMIT_DATA`,
-//!   the query's memory limit plus room for the engine itself), no core dumps, not
-//!   traceable or dumpable by others (`PR_SET_DUMPABLE` 0: the keys in its memory stay there),
-//!   and it dies with its parent (`PR_SET_PDEATHSIG`);
+//! - the worker confines itself as soon as it has read its request, before it opens any data
+//!   ([`crate::confine`]): a
+//!   network namespace of its own, Landlock (the dataset read-only, the spill directory
+//!   read-write, nothing else), a seccomp filter refusing sockets, its writable memory
+//!   (`RLIMIT_DATA`, the query's memory limit plus room for the engine itself) and CPU time
+//!   limited, no privileges; no core dumps, not traceable or dumpable by others
+//!   (`PR_SET_DUMPABLE` 0: the keys in its memory stay there), and it dies with its parent
+//!   (`PR_SET_PDEATHSIG`). A mechanism the kernel lacks stops it with the confinement error
+//!   unless `[query] allow_without` names it;
 //! - the worker says on standard error when each statement starts; past a statement's time
 //!   limit (plus a short grace) the parent kills it, and the statement ends with the time-limit
 //!   error, whatever it was doing (planning, folding a constant, a CPU-bound operator);
@@ -44,6 +49,9 @@ pub const WORKER_ARG: &str = "query-worker";
 /// Room for the engine itself on top of the query's memory limit (runtime, threads, decoded
 /// pages that no operator has reserved yet).
 pub const ENGINE_HEADROOM: u64 = 768 << 20;
+
+/// What the worker writes on standard error, before the reason, when it cannot confine itself.
+const CONFINE_FAILED: &str = "query worker not confined: ";
 
 /// How long past the statements' time limits the parent waits before it kills the worker.
 const GRACE: Duration = Duration::from_secs(2);
@@ -118,6 +126,7 @@ impl From<QueryError> for WireError {
             QueryError::ResultTooLarge(m) => WireError::ResultTooLarge(m),
             QueryError::Integrity(m) => WireError::Integrity(m),
             QueryError::Store(e) => WireError::Engine(e.to_string()),
+            QueryError::Config(m) => WireError::Engine(m),
             QueryError::Engine(m) => WireError::Engine(m),
         }
     }
@@ -243,6 +252,9 @@ pub fn run(cmd: &WorkerCommand, spec: EngineSpec, sql: &str) -> Result<Vec<State
     if killed {
         return Err(QueryError::Timeout(limits.timeout.as_secs()));
     }
+    if let Some(line) = stderr.lines().find(|l| l.starts_with(CONFINE_FAILED)) {
+        return Err(QueryError::Config(line.to_string()));
+    }
     if !status.success() {
         use std::os::unix::process::ExitStatusExt;
         let memory = || {
@@ -341,20 +353,34 @@ fn decode(bytes: &[u8]) -> Result<Vec<StatementOutput>> {
     }
 }
 
-/// Limits this process before it touches any data: writable memory, no core dumps, not
-/// dumpable or traceable, dies with its parent, CPU time as a backstop.
-fn limit_self(limits: &Limits, statements: usize) -> std::io::Result<()> {
+/// Confines this process before it touches any keys or data ([`crate::confine`]): its own
+/// network namespace, Landlock (the dataset read-only, the spill directory read-write, nothing
+/// else), a seccomp filter, writable memory and CPU time limited, no privileges; besides, no
+/// core dumps, not dumpable or traceable, and it dies with its parent.
+fn confine_worker(request: &Request) -> std::result::Result<crate::confine::Report, String> {
     use rustix::process::{DumpableBehavior, Resource, Rlimit, Signal, set_dumpable_behavior, set_parent_process_death_signal, setrlimit};
-    set_parent_process_death_signal(Some(Signal::KILL))?;
-    set_dumpable_behavior(DumpableBehavior::NotDumpable)?;
-    setrlimit(Resource::Core, Rlimit { current: Some(0), maximum: Some(0) })?;
-    let data = (limits.memory_bytes as u64).saturating_add(ENGINE_HEADROOM);
-    setrlimit(Resource::Data, Rlimit { current: Some(data), maximum: Some(data) })?;
+    set_parent_process_death_signal(Some(Signal::KILL)).map_err(|e| e.to_string())?;
+    set_dumpable_behavior(DumpableBehavior::NotDumpable).map_err(|e| e.to_string())?;
+    setrlimit(Resource::Core, Rlimit { current: Some(0), maximum: Some(0) }).map_err(|e| e.to_string())?;
+    let limits = &request.limits;
+    // The spill directory must exist before Landlock names it.
+    std::fs::create_dir_all(&limits.spill_dir).map_err(|e| format!("{}: {e}", limits.spill_dir.display()))?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
-    let cpu = limits.timeout.as_secs().saturating_add(2).saturating_mul(cores).saturating_mul(statements.max(1) as u64).saturating_add(10);
-    // The soft limit sends SIGXCPU (reported as the time limit); the hard one kills.
-    setrlimit(Resource::Cpu, Rlimit { current: Some(cpu), maximum: Some(cpu.saturating_add(5)) })?;
-    Ok(())
+    let cpu = limits
+        .timeout
+        .as_secs()
+        .saturating_add(2)
+        .saturating_mul(cores)
+        .saturating_mul(request.statements.max(1) as u64)
+        .saturating_add(10);
+    let c = crate::confine::Confinement {
+        read_only: vec![request.data_root.join(&request.dataset.name)],
+        read_write: vec![limits.spill_dir.clone()],
+        memory_bytes: (limits.memory_bytes as u64).saturating_add(ENGINE_HEADROOM),
+        cpu_secs: cpu,
+        allow_without: limits.allow_without.clone(),
+    };
+    crate::confine::confine_self(&c).map_err(|e| e.to_string())
 }
 
 /// The worker's side: reads the request on standard input, limits itself, runs the statements
@@ -375,8 +401,8 @@ pub fn serve_stdio() -> i32 {
     }
     let Ok(mut request) = serde_json::from_slice::<Request>(&bytes) else { return 2 };
     drop(bytes);
-    if let Err(e) = limit_self(&request.limits, request.statements) {
-        eprintln!("query worker: cannot limit itself: {e}");
+    if let Err(e) = confine_worker(&request) {
+        eprintln!("{CONFINE_FAILED}{e}");
         return 3;
     }
     let mut raw = std::collections::HashMap::new();

@@ -1,0 +1,134 @@
+//! The query worker's confinement proven from inside a confined process (HIC-S13): a probe
+//! confined exactly as the worker confines itself ([`kura_query::confine::confine_self`]) tries
+//! to read a file outside its paths, write into its read-only data, connect to a port listening
+//! on the host's loopback, open any socket, and allocate past its memory limit.
+//!
+//! This test has its own `main` (`harness = false`): each probe is this same program started
+//! again with `probe KIND DIR`, so that it is one thread when it confines itself, as the
+//! worker is.
+
+use kura_query::confine::{Confinement, Mechanism, confine_self};
+use std::path::Path;
+use std::process::{Command, Output};
+
+const MEMORY: u64 = 256 << 20;
+
+fn confinement(dir: &Path) -> Confinement {
+    Confinement {
+        read_only: vec![dir.join("data")],
+        read_write: vec![dir.join("scratch")],
+        memory_bytes: MEMORY,
+        cpu_secs: 60,
+        allow_without: Vec::new(),
+    }
+}
+
+/// The child: confine, then try one thing and print what happened.
+fn probe(kind: &str, dir: &Path, port: &str) -> i32 {
+    let report = match confine_self(&confinement(dir)) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("not confined: {e}");
+            return 3;
+        }
+    };
+    for line in report.lines() {
+        println!("{line}");
+    }
+    let outcome = |what: &str, r: std::io::Result<()>| match r {
+        Ok(()) => println!("{what}: allowed"),
+        Err(e) => println!("{what}: refused ({})", e.kind()),
+    };
+    match kind {
+        "files" => {
+            outcome("read data", std::fs::read(dir.join("data/part.parquet")).map(drop));
+            outcome("read outside", std::fs::read(dir.join("secret.key")).map(drop));
+            outcome("read /etc/passwd", std::fs::read("/etc/passwd").map(drop));
+            outcome("read /proc/self/environ", std::fs::read("/proc/self/environ").map(drop));
+            outcome("write data", std::fs::write(dir.join("data/part.parquet"), b"x"));
+            outcome("create in data", std::fs::write(dir.join("data/new"), b"x"));
+            outcome("write scratch", std::fs::write(dir.join("scratch/tmp"), b"x"));
+            outcome("list outside", std::fs::read_dir(dir).map(drop));
+        }
+        "network" => {
+            outcome("connect loopback", std::net::TcpStream::connect(format!("127.0.0.1:{port}")).map(drop));
+            outcome("udp socket", std::net::UdpSocket::bind("127.0.0.1:0").map(drop));
+            outcome("listen", std::net::TcpListener::bind("127.0.0.1:0").map(drop));
+        }
+        "memory" => {
+            // Four times the limit, touched so that it is really used.
+            let mut v: Vec<u8> = Vec::with_capacity((MEMORY * 4) as usize);
+            v.resize((MEMORY * 4) as usize, 1);
+            println!("allocated {}", v.len());
+        }
+        _ => return 2,
+    }
+    0
+}
+
+fn run_probe(kind: &str, dir: &Path, port: u16) -> (Output, String) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["probe", kind, &dir.display().to_string(), &port.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out, text)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("probe") {
+        std::process::exit(probe(&args[2], Path::new(&args[3]), &args[4]));
+    }
+    // `cargo test` passes its own flags; a filter that names another test skips this one.
+    if args.iter().skip(1).any(|a| !a.starts_with('-') && !"confine".contains(a.as_str())) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::create_dir(dir.path().join("scratch")).unwrap();
+    std::fs::write(dir.path().join("data/part.parquet"), b"PAR1 encrypted").unwrap();
+    std::fs::write(dir.path().join("secret.key"), b"master key").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+
+    // Every mechanism is on (the report is what `kura workspace status` prints).
+    let (out, text) = run_probe("files", dir.path(), port);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for m in Mechanism::ALL {
+        assert!(text.contains(&format!("{}: on", m.name())), "{} is not on:\n{text}", m.name());
+    }
+    // Files: the data read-only, the scratch directory writable, nothing else reachable.
+    for (what, verdict) in [
+        ("read data", "allowed"),
+        ("read outside", "refused"),
+        ("read /etc/passwd", "refused"),
+        ("read /proc/self/environ", "refused"),
+        ("write data", "refused"),
+        ("create in data", "refused"),
+        ("write scratch", "allowed"),
+        ("list outside", "refused"),
+    ] {
+        assert!(text.contains(&format!("{what}: {verdict}")), "{what} must be {verdict}:\n{text}");
+    }
+    assert_eq!(std::fs::read(dir.path().join("data/part.parquet")).unwrap(), b"PAR1 encrypted", "the data is unchanged");
+
+    // Network: a port listening on the host's loopback cannot be reached, no socket opens.
+    let (out, text) = run_probe("network", dir.path(), port);
+    assert!(out.status.success(), "{text}");
+    for what in ["connect loopback", "udp socket", "listen"] {
+        assert!(text.contains(&format!("{what}: refused")), "{what} must be refused:\n{text}");
+    }
+    assert!(listener.accept().is_err(), "nothing connected to the host's port");
+
+    // Memory: stopped at its limit by a failed allocation (SIGABRT with Rust's message, which
+    // the worker's parent reports as the memory limit), never by the kernel's OOM killer.
+    let (out, text) = run_probe("memory", dir.path(), port);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(6), "{text}\n{stderr}");
+    assert!(stderr.contains("memory allocation of"), "{stderr}");
+    assert!(!text.contains("allocated"), "{text}");
+    println!("confine: files, network and memory probes refused as required");
+}
