@@ -7,16 +7,24 @@
 //!
 //! - **network namespace** — the worker moves into a network namespace of its own, which has
 //!   no interface but a loopback that is down: no address of the host, loopback included, is
-//!   reachable (`unshare(CLONE_NEWNET)`; as an unprivileged user, together with a user namespace);
+//!   reachable (`unshare(CLONE_NEWNET)`; as an unprivileged user, together with a user
+//!   namespace); and into an IPC namespace of its own, so that no System V or POSIX shared
+//!   memory or queue outlives it or reaches another process;
 //! - **Landlock** — the filesystem shrinks to the paths given: the dataset read-only, the
 //!   worker's own scratch directory read-write, nothing else, not even `/proc` or `/etc`; TCP
 //!   connect and bind are refused; signals and abstract UNIX sockets outside the sandbox are
 //!   out of reach;
-//! - **seccomp** — a filter refuses new sockets of any kind and the system calls a worker never
-//!   needs and an escape would (ptrace, other processes' memory, namespaces, mounts, BPF, kernel
-//!   keyrings, io_uring, userfaultfd, perf events, module loading);
-//! - **memory and CPU limits** — `RLIMIT_DATA` (a failed allocation ends the worker, and the
-//!   parent reports the memory limit, not the host's OOM killer) and `RLIMIT_CPU`;
+//! - **seccomp** — a filter refuses what a worker never needs and an escape would: new sockets,
+//!   connecting, binding or sending to an address (a socket pair stays usable for the runtime),
+//!   new processes (`fork`, `vfork`, `clone` without `CLONE_THREAD`; `clone3` answers "not
+//!   implemented" so that threads fall back to `clone`), changing owners, modes, extended
+//!   attributes or times of files (Landlock does not cover them, and the worker keeps uid 0),
+//!   device nodes, file handles, ptrace, other processes' memory, limits or scheduling, new
+//!   namespaces, mounts, BPF, kernel keyrings, io_uring, userfaultfd, perf events, memfd,
+//!   System V and POSIX IPC, module loading, clocks;
+//! - **memory, CPU and file limits** — `RLIMIT_DATA` (a failed allocation ends the worker, and
+//!   the parent reports the memory limit, not the host's OOM killer), `RLIMIT_AS` as a backstop
+//!   for shared and stack mappings, `RLIMIT_CPU`, and `RLIMIT_FSIZE` for what it writes;
 //! - **no privileges** — every capability is dropped from all sets and the bounding set, and
 //!   `no_new_privs` is set, so a worker started by root keeps root's file ownership (it can
 //!   read the home it was given) but none of root's powers.
@@ -77,6 +85,8 @@ pub struct Confinement {
     pub memory_bytes: u64,
     /// CPU seconds of the process (`RLIMIT_CPU`; the soft limit signals, the hard one kills).
     pub cpu_secs: u64,
+    /// Largest file the process may write, in bytes (`RLIMIT_FSIZE`).
+    pub file_bytes: u64,
     /// Mechanisms the operator allowed the worker to run without where the kernel lacks them.
     pub allow_without: Vec<Mechanism>,
 }
@@ -131,7 +141,16 @@ pub fn confine_self(c: &Confinement) -> std::result::Result<Report, ConfineError
     // The order matters: the namespace and the limits need privileges that the last steps
     // give up; Landlock and seccomp come after everything that opens files or sockets.
     report.set(Mechanism::NetworkNamespace, own_network());
-    report.set(Mechanism::MemoryLimit, limit(rustix::process::Resource::Data, c.memory_bytes, c.memory_bytes));
+    report.set(
+        Mechanism::MemoryLimit,
+        limit(rustix::process::Resource::Data, c.memory_bytes, c.memory_bytes).and_then(|()| {
+            let space = c.memory_bytes.saturating_add(ADDRESS_SPACE_MARGIN);
+            limit(rustix::process::Resource::As, space, space)
+        }),
+    );
+    if let Err(why) = limit(rustix::process::Resource::Fsize, c.file_bytes, c.file_bytes) {
+        return Err(ConfineError { mechanism: "file size limit", why });
+    }
     report.set(Mechanism::CpuLimit, limit(rustix::process::Resource::Cpu, c.cpu_secs, c.cpu_secs.saturating_add(5)));
     report.set(Mechanism::Landlock, landlock(c));
     report.set(Mechanism::Seccomp, seccomp());
@@ -146,6 +165,10 @@ pub fn confine_self(c: &Confinement) -> std::result::Result<Report, ConfineError
     }
     Ok(report)
 }
+
+/// Address space beyond the data limit: thread stacks, the allocator's arenas and the program
+/// itself are reserved, not used; shared or stack mappings past it are refused.
+const ADDRESS_SPACE_MARGIN: u64 = 4 << 30;
 
 fn limit(resource: rustix::process::Resource, soft: u64, hard: u64) -> std::result::Result<(), String> {
     if soft == 0 {
@@ -162,21 +185,27 @@ fn own_network() -> std::result::Result<(), String> {
     // multi-threaded process's assumptions; a new network namespace changes none of them, and
     // the worker is still one thread here.
     #[allow(deprecated)]
-    let root = rustix::thread::unshare(UnshareFlags::NEWNET);
+    let root = rustix::thread::unshare(UnshareFlags::NEWNET | UnshareFlags::NEWIPC);
     #[allow(deprecated)]
-    root.or_else(|_| rustix::thread::unshare(UnshareFlags::NEWUSER | UnshareFlags::NEWNET)).map_err(|e| e.to_string())
+    root.or_else(|_| rustix::thread::unshare(UnshareFlags::NEWUSER | UnshareFlags::NEWNET | UnshareFlags::NEWIPC))
+        .map_err(|e| e.to_string())
 }
 
 fn landlock(c: &Confinement) -> std::result::Result<(), String> {
     use landlock::{ABI, Access, AccessFs, AccessNet, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules};
     let fs = ABI::V5;
+    // Reading files and listing directories; no execution anywhere.
+    let read = AccessFs::ReadFile | AccessFs::ReadDir;
+    // Regular files and directories only: no devices, pipes, sockets or links.
+    let write =
+        AccessFs::WriteFile | AccessFs::MakeReg | AccessFs::MakeDir | AccessFs::RemoveFile | AccessFs::RemoveDir | AccessFs::Truncate;
     let status = Ruleset::default()
         .handle_access(AccessFs::from_all(fs))
         .and_then(|r| r.handle_access(AccessNet::from_all(ABI::V4)))
         .and_then(|r| r.scope(Scope::from_all(ABI::V6)))
         .and_then(|r| r.create())
-        .and_then(|r| r.add_rules(path_beneath_rules(&c.read_only, AccessFs::from_read(fs))))
-        .and_then(|r| r.add_rules(path_beneath_rules(&c.read_write, AccessFs::from_all(fs))))
+        .and_then(|r| r.add_rules(path_beneath_rules(&c.read_only, read)))
+        .and_then(|r| r.add_rules(path_beneath_rules(&c.read_write, read | write)))
         .and_then(|r| r.restrict_self())
         .map_err(|e| e.to_string())?;
     match status.ruleset {
@@ -186,14 +215,79 @@ fn landlock(c: &Confinement) -> std::result::Result<(), String> {
     }
 }
 
-/// System calls refused with `EPERM` (all arguments): new sockets, and what only an escape
-/// would use.
+/// System calls refused with `EPERM` whatever their arguments.
 fn refused_syscalls() -> Vec<i64> {
+    // Newer calls without a name in libc yet (the same number on every architecture).
+    const SETXATTRAT: i64 = 463;
+    const GETXATTRAT: i64 = 464;
+    const LISTXATTRAT: i64 = 465;
+    const REMOVEXATTRAT: i64 = 466;
     vec![
+        // Network: new sockets; connecting, binding, listening, accepting; messages that
+        // carry an address or descriptors.
         libc::SYS_socket,
+        libc::SYS_connect,
+        libc::SYS_bind,
+        libc::SYS_listen,
+        libc::SYS_accept,
+        libc::SYS_accept4,
+        libc::SYS_sendmsg,
+        libc::SYS_sendmmsg,
+        // New processes (threads are `clone` with CLONE_THREAD, below).
+        libc::SYS_fork,
+        libc::SYS_vfork,
+        // Files' owners, modes, attributes and times, device nodes, file handles.
+        libc::SYS_chmod,
+        libc::SYS_fchmod,
+        libc::SYS_fchmodat,
+        libc::SYS_fchmodat2,
+        libc::SYS_chown,
+        libc::SYS_fchown,
+        libc::SYS_lchown,
+        libc::SYS_fchownat,
+        libc::SYS_setxattr,
+        libc::SYS_lsetxattr,
+        libc::SYS_fsetxattr,
+        libc::SYS_getxattr,
+        libc::SYS_lgetxattr,
+        libc::SYS_fgetxattr,
+        libc::SYS_listxattr,
+        libc::SYS_llistxattr,
+        libc::SYS_flistxattr,
+        libc::SYS_removexattr,
+        libc::SYS_lremovexattr,
+        libc::SYS_fremovexattr,
+        SETXATTRAT,
+        GETXATTRAT,
+        LISTXATTRAT,
+        REMOVEXATTRAT,
+        libc::SYS_utime,
+        libc::SYS_utimes,
+        libc::SYS_utimensat,
+        libc::SYS_futimesat,
+        libc::SYS_mknod,
+        libc::SYS_mknodat,
+        libc::SYS_name_to_handle_at,
+        libc::SYS_open_by_handle_at,
+        libc::SYS_memfd_create,
+        // Other processes.
         libc::SYS_ptrace,
         libc::SYS_process_vm_readv,
         libc::SYS_process_vm_writev,
+        libc::SYS_process_madvise,
+        libc::SYS_pidfd_open,
+        libc::SYS_pidfd_getfd,
+        libc::SYS_kcmp,
+        libc::SYS_sched_setscheduler,
+        libc::SYS_sched_setattr,
+        libc::SYS_setpriority,
+        libc::SYS_ioprio_set,
+        // IPC that could outlive the worker or reach another process.
+        libc::SYS_shmget,
+        libc::SYS_msgget,
+        libc::SYS_semget,
+        libc::SYS_mq_open,
+        // The system.
         libc::SYS_unshare,
         libc::SYS_setns,
         libc::SYS_mount,
@@ -202,6 +296,7 @@ fn refused_syscalls() -> Vec<i64> {
         libc::SYS_chroot,
         libc::SYS_bpf,
         libc::SYS_perf_event_open,
+        libc::SYS_fanotify_init,
         libc::SYS_keyctl,
         libc::SYS_add_key,
         libc::SYS_request_key,
@@ -216,16 +311,47 @@ fn refused_syscalls() -> Vec<i64> {
         libc::SYS_reboot,
         libc::SYS_swapon,
         libc::SYS_swapoff,
+        libc::SYS_acct,
+        libc::SYS_quotactl,
+        libc::SYS_settimeofday,
+        libc::SYS_clock_settime,
+        libc::SYS_clock_adjtime,
+        libc::SYS_adjtimex,
     ]
+}
+
+/// System calls refused with `EPERM` only with some arguments: a process (not a thread), an
+/// address to send to, another process's limits or CPUs.
+fn refused_with() -> std::result::Result<Vec<(i64, Vec<seccompiler::SeccompRule>)>, seccompiler::BackendError> {
+    use seccompiler::{SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as When, SeccompRule as Rule};
+    let thread = libc::CLONE_THREAD as u64;
+    Ok(vec![
+        // clone(flags, …) without CLONE_THREAD makes a process.
+        (libc::SYS_clone, vec![Rule::new(vec![When::new(0, Len::Qword, Op::MaskedEq(thread), 0)?])?]),
+        // sendto(fd, buf, len, flags, addr, addrlen) with an address.
+        (libc::SYS_sendto, vec![Rule::new(vec![When::new(4, Len::Qword, Op::Ne, 0)?])?]),
+        // prlimit64(pid, …) and sched_setaffinity(pid, …) on another process.
+        (libc::SYS_prlimit64, vec![Rule::new(vec![When::new(0, Len::Dword, Op::Ne, 0)?])?]),
+        (libc::SYS_sched_setaffinity, vec![Rule::new(vec![When::new(0, Len::Dword, Op::Ne, 0)?])?]),
+    ])
 }
 
 fn seccomp() -> std::result::Result<(), String> {
     use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| e.to_string())?;
-    let rules = refused_syscalls().into_iter().map(|s| (s, Vec::new())).collect();
-    let filter =
-        SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch).map_err(|e| e.to_string())?;
-    let program: BpfProgram = filter.try_into().map_err(|e: seccompiler::BackendError| e.to_string())?;
+    let mut rules: std::collections::BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
+        refused_syscalls().into_iter().map(|s| (s, Vec::new())).collect();
+    rules.extend(refused_with().map_err(|e| e.to_string())?);
+    let eperm = SeccompAction::Errno(libc::EPERM as u32);
+    let program: BpfProgram =
+        SeccompFilter::new(rules, SeccompAction::Allow, eperm, arch).and_then(BpfProgram::try_from).map_err(|e| e.to_string())?;
+    // clone3 passes its flags in memory the filter cannot read: "not implemented" makes the C
+    // library fall back to clone, whose flags the first filter checks.
+    let clone3 = std::iter::once((libc::SYS_clone3, Vec::new())).collect();
+    let fallback: BpfProgram = SeccompFilter::new(clone3, SeccompAction::Allow, SeccompAction::Errno(libc::ENOSYS as u32), arch)
+        .and_then(BpfProgram::try_from)
+        .map_err(|e| e.to_string())?;
+    seccompiler::apply_filter_all_threads(&fallback).map_err(|e| e.to_string())?;
     seccompiler::apply_filter_all_threads(&program).map_err(|e| e.to_string())
 }
 

@@ -25,8 +25,11 @@
 //! - an answer larger than the result cap stops the worker with the result-size error.
 //!
 //! Results come back as Arrow IPC streams, capped like in-process results. Spill files the
-//! worker makes are nameless and encrypted ([`crate::spill`]): nothing is left behind when it
-//! is killed.
+//! worker makes are encrypted ([`crate::spill`]) and live in a scratch directory of that worker
+//! alone, which the parent removes when the worker is done: nothing is left behind when it is
+//! killed, and no worker sees another's files. The parent gives the worker none of its
+//! environment, and trusts nothing the worker says about time: all its statements end by one
+//! deadline that no message of the worker moves.
 
 use crate::engine::{EngineSpec, Limits, QueryEngine, StatementKind, StatementOutput};
 use crate::grant::Grant;
@@ -157,7 +160,14 @@ fn broken(what: impl std::fmt::Display) -> QueryError {
 /// time limit (plus a grace).
 pub fn run(cmd: &WorkerCommand, spec: EngineSpec, sql: &str) -> Result<Vec<StatementOutput>> {
     let statements = crate::engine::count_statements(sql)?;
-    let limits = spec.limits.clone();
+    let mut limits = spec.limits.clone();
+    // A scratch directory of this worker's own (its spill files), removed when it is done: no
+    // worker sees another's files, and nothing it leaves stays behind.
+    let scratch = tempfile::Builder::new()
+        .prefix("worker-")
+        .tempdir_in(&limits.spill_dir)
+        .map_err(|e| broken(format!("{}: {e}", limits.spill_dir.display())))?;
+    limits.spill_dir = scratch.path().to_path_buf();
     let keys: Vec<(String, String)> = spec.keys.to_raw().into_iter().map(|(id, k)| (id, hex::encode(k.as_slice()))).collect();
     let mut request = Request {
         statements,
@@ -175,6 +185,8 @@ pub fn run(cmd: &WorkerCommand, spec: EngineSpec, sql: &str) -> Result<Vec<State
 
     let mut child = Command::new(&cmd.program)
         .args(&cmd.args)
+        // Nothing of the caller's environment (tokens, paths) reaches the worker.
+        .env_clear()
         .env("MALLOC_ARENA_MAX", "2")
         // A backtrace would show internal paths and push the one line that says what went
         // wrong (a failed allocation, a stack overflow) out of the tail read below.
@@ -208,6 +220,8 @@ pub fn run(cmd: &WorkerCommand, spec: EngineSpec, sql: &str) -> Result<Vec<State
     // Its standard error: a line as each statement starts (each has its own time limit), and
     // the last of what it says otherwise (a failed allocation, a stack overflow).
     let started = Arc::new(Mutex::new(Instant::now()));
+    // Whatever the worker writes, all its statements together end by this deadline.
+    let all_done = Instant::now() + (limits.timeout + GRACE).saturating_mul(u32::try_from(statements.max(1)).unwrap_or(u32::MAX));
     let mut stderr = std::io::BufReader::new(child.stderr.take().ok_or_else(|| broken("no stderr"))?);
     let mark = started.clone();
     let errors = std::thread::spawn(move || {
@@ -236,7 +250,7 @@ pub fn run(cmd: &WorkerCommand, spec: EngineSpec, sql: &str) -> Result<Vec<State
             break status;
         }
         let since = *started.lock().unwrap_or_else(|e| e.into_inner());
-        if since.elapsed() >= limits.timeout + GRACE || too_large.load(Ordering::SeqCst) {
+        if since.elapsed() >= limits.timeout + GRACE || Instant::now() >= all_done || too_large.load(Ordering::SeqCst) {
             let _ = child.kill();
             killed = true;
             break child.wait().map_err(broken)?;
@@ -353,15 +367,19 @@ fn decode(bytes: &[u8]) -> Result<Vec<StatementOutput>> {
     }
 }
 
+fn protect_self() -> std::io::Result<()> {
+    use rustix::process::{DumpableBehavior, Resource, Rlimit, Signal, set_dumpable_behavior, set_parent_process_death_signal, setrlimit};
+    set_parent_process_death_signal(Some(Signal::KILL))?;
+    set_dumpable_behavior(DumpableBehavior::NotDumpable)?;
+    setrlimit(Resource::Core, Rlimit { current: Some(0), maximum: Some(0) })?;
+    Ok(())
+}
+
 /// Confines this process before it touches any keys or data ([`crate::confine`]): its own
 /// network namespace, Landlock (the dataset read-only, the spill directory read-write, nothing
 /// else), a seccomp filter, writable memory and CPU time limited, no privileges; besides, no
 /// core dumps, not dumpable or traceable, and it dies with its parent.
 fn confine_worker(request: &Request) -> std::result::Result<crate::confine::Report, String> {
-    use rustix::process::{DumpableBehavior, Resource, Rlimit, Signal, set_dumpable_behavior, set_parent_process_death_signal, setrlimit};
-    set_parent_process_death_signal(Some(Signal::KILL)).map_err(|e| e.to_string())?;
-    set_dumpable_behavior(DumpableBehavior::NotDumpable).map_err(|e| e.to_string())?;
-    setrlimit(Resource::Core, Rlimit { current: Some(0), maximum: Some(0) }).map_err(|e| e.to_string())?;
     let limits = &request.limits;
     // The spill directory must exist before Landlock names it.
     std::fs::create_dir_all(&limits.spill_dir).map_err(|e| format!("{}: {e}", limits.spill_dir.display()))?;
@@ -378,6 +396,7 @@ fn confine_worker(request: &Request) -> std::result::Result<crate::confine::Repo
         read_write: vec![limits.spill_dir.clone()],
         memory_bytes: (limits.memory_bytes as u64).saturating_add(ENGINE_HEADROOM),
         cpu_secs: cpu,
+        file_bytes: limits.spill_bytes.max(1 << 30),
         allow_without: limits.allow_without.clone(),
     };
     crate::confine::confine_self(&c).map_err(|e| e.to_string())
@@ -386,6 +405,11 @@ fn confine_worker(request: &Request) -> std::result::Result<crate::confine::Repo
 /// The worker's side: reads the request on standard input, limits itself, runs the statements
 /// and writes the answer on standard output. Returns the process's exit code.
 pub fn serve_stdio() -> i32 {
+    // Before the keys arrive: not dumpable or traceable, no core dumps, dies with its parent.
+    if let Err(e) = protect_self() {
+        eprintln!("{CONFINE_FAILED}{e}");
+        return 3;
+    }
     let mut stdin = std::io::stdin().lock();
     let mut len = [0u8; 8];
     if stdin.read_exact(&mut len).is_err() {

@@ -19,6 +19,7 @@ fn confinement(dir: &Path) -> Confinement {
         read_write: vec![dir.join("scratch")],
         memory_bytes: MEMORY,
         cpu_secs: 60,
+        file_bytes: 1 << 20,
         allow_without: Vec::new(),
     }
 }
@@ -49,11 +50,22 @@ fn probe(kind: &str, dir: &Path, port: &str) -> i32 {
             outcome("create in data", std::fs::write(dir.join("data/new"), b"x"));
             outcome("write scratch", std::fs::write(dir.join("scratch/tmp"), b"x"));
             outcome("list outside", std::fs::read_dir(dir).map(drop));
+            // Landlock does not cover modes and owners; the worker keeps uid 0: seccomp does.
+            use std::os::unix::fs::PermissionsExt;
+            outcome("chmod outside", std::fs::set_permissions(dir.join("secret.key"), std::fs::Permissions::from_mode(0o4755)));
+            outcome("chown outside", std::os::unix::fs::chown(dir.join("secret.key"), Some(0), Some(0)));
+            outcome("start a process", std::process::Command::new("/bin/true").status().map(drop));
         }
         "network" => {
             outcome("connect loopback", std::net::TcpStream::connect(format!("127.0.0.1:{port}")).map(drop));
             outcome("udp socket", std::net::UdpSocket::bind("127.0.0.1:0").map(drop));
             outcome("listen", std::net::TcpListener::bind("127.0.0.1:0").map(drop));
+            // A socket pair is allowed (the runtime uses one), sending from it to a path is not.
+            let host = dir.join("host.sock");
+            outcome(
+                "datagram to a host socket",
+                std::os::unix::net::UnixDatagram::pair().and_then(|(a, _)| a.send_to(b"row 42", &host).map(drop)),
+            );
         }
         "memory" => {
             // Four times the limit, touched so that it is really used.
@@ -109,6 +121,9 @@ fn main() {
         ("create in data", "refused"),
         ("write scratch", "allowed"),
         ("list outside", "refused"),
+        ("chmod outside", "refused"),
+        ("chown outside", "refused"),
+        ("start a process", "refused"),
     ] {
         assert!(text.contains(&format!("{what}: {verdict}")), "{what} must be {verdict}:\n{text}");
     }
@@ -117,10 +132,13 @@ fn main() {
     // Network: a port listening on the host's loopback cannot be reached, no socket opens.
     let (out, text) = run_probe("network", dir.path(), port);
     assert!(out.status.success(), "{text}");
-    for what in ["connect loopback", "udp socket", "listen"] {
+    let host = std::os::unix::net::UnixDatagram::bind(dir.path().join("host.sock")).unwrap();
+    host.set_nonblocking(true).unwrap();
+    for what in ["connect loopback", "udp socket", "listen", "datagram to a host socket"] {
         assert!(text.contains(&format!("{what}: refused")), "{what} must be refused:\n{text}");
     }
     assert!(listener.accept().is_err(), "nothing connected to the host's port");
+    assert!(host.recv(&mut [0u8; 64]).is_err(), "nothing reached the host's socket");
 
     // Memory: stopped at its limit by a failed allocation (SIGABRT with Rust's message, which
     // the worker's parent reports as the memory limit), never by the kernel's OOM killer.

@@ -445,3 +445,30 @@ fn results_are_capped() {
     assert!(matches!(rt().block_on(e.run("SELECT receipt_id FROM re")), Err(QueryError::ResultTooLarge(_))));
     assert!(rt().block_on(e.run("SELECT receipt_id FROM re LIMIT 10")).is_ok());
 }
+
+/// A worker taken over by the SQL it runs cannot buy itself time: writing the "statement
+/// starts" mark again and again does not move the deadline of all its statements, and its
+/// scratch directory is gone afterwards.
+#[test]
+fn a_hostile_worker_cannot_extend_its_deadline() {
+    let home = shared();
+    let mut spec = EngineSpec::from_home(home, "ndb", None).unwrap();
+    spec.limits.timeout = Duration::from_secs(1);
+    let spill_root = spec.limits.spill_dir.clone();
+    // Stands in for a compromised worker: it never answers and keeps marking new statements.
+    let cmd = kura_query::worker::WorkerCommand {
+        program: PathBuf::from("/bin/sh"),
+        args: vec!["-c".into(), "cat >/dev/null & while :; do echo 'kura-worker: statement 1' >&2; sleep 0.2; done".into()],
+    };
+    let started = std::time::Instant::now();
+    let err = kura_query::worker::run(&cmd, spec, "SELECT 1").unwrap_err();
+    assert!(matches!(err, QueryError::Timeout(1)), "{err}");
+    // One statement: its second of time plus the grace, not the worker's say-so.
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    let left: Vec<_> = std::fs::read_dir(&spill_root)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("worker-"))
+        .collect();
+    assert!(left.is_empty(), "the worker's scratch directory was removed: {left:?}");
+}
