@@ -163,10 +163,14 @@ fn memory_outside_operators_is_bounded_and_running_out_is_a_clean_error() {
 fn the_worker_limits_itself_and_is_gone_afterwards() {
     let dir = tempfile::tempdir().unwrap();
     let home = home_with(dir.path(), 64, 3);
-    let child = Command::new(env!("CARGO_BIN_EXE_kura"))
-        .arg("--home")
-        .arg(&home)
-        .args(["sql", "SELECT sum(a.age + b.age + c.age) FROM re a, re b, re c"])
+    // Started from a shell that leaves a secret file open on descriptor 9 (as an operator's
+    // shell might): the worker must not have it.
+    let secret = dir.path().join("operator-secret");
+    std::fs::write(&secret, "operator-only").unwrap();
+    let child = Command::new("/bin/bash")
+        .arg("-c")
+        .arg(r#"exec 9<"$1"; exec "$2" --home "$3" sql "SELECT sum(a.age + b.age + c.age) FROM re a, re b, re c""#)
+        .args(["sh", &secret.display().to_string(), env!("CARGO_BIN_EXE_kura"), &home.display().to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -212,6 +216,12 @@ fn the_worker_limits_itself_and_is_gone_afterwards() {
     }
     let net = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
     assert_ne!(net(&worker), net("self"), "the worker has a network namespace of its own");
+    let parent_fds: Vec<_> =
+        std::fs::read_dir(format!("/proc/{}/fd", child.id())).unwrap().filter_map(|e| std::fs::read_link(e.ok()?.path()).ok()).collect();
+    assert!(parent_fds.contains(&secret), "the test passes the descriptor to kura sql: {parent_fds:?}");
+    let worker_fds: Vec<_> =
+        std::fs::read_dir(format!("/proc/{worker}/fd")).unwrap().filter_map(|e| std::fs::read_link(e.ok()?.path()).ok()).collect();
+    assert!(!worker_fds.contains(&secret), "the worker inherited the caller's descriptor: {worker_fds:?}");
     let out = child.wait_with_output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("time limit"));
     assert!(!std::path::Path::new(&format!("/proc/{worker}")).exists(), "the worker outlived the statement");

@@ -369,9 +369,28 @@ fn decode(bytes: &[u8]) -> Result<Vec<StatementOutput>> {
 
 fn protect_self() -> std::io::Result<()> {
     use rustix::process::{DumpableBehavior, Resource, Rlimit, Signal, set_dumpable_behavior, set_parent_process_death_signal, setrlimit};
+    close_inherited()?;
     set_parent_process_death_signal(Some(Signal::KILL))?;
     set_dumpable_behavior(DumpableBehavior::NotDumpable)?;
     setrlimit(Resource::Core, Rlimit { current: Some(0), maximum: Some(0) })?;
+    Ok(())
+}
+
+/// Closes every descriptor but standard input, output and error: whatever the caller of
+/// `kura sql` had open (a file, a socket) is not the worker's, and Landlock does not restrict
+/// descriptors already open.
+fn close_inherited() -> std::io::Result<()> {
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // The directory listing's own descriptor is among them and already closed: EBADF.
+        match nix::unistd::close(fd) {
+            Ok(()) | Err(nix::errno::Errno::EBADF) => {}
+            Err(e) => return Err(std::io::Error::from(e)),
+        }
+    }
     Ok(())
 }
 
