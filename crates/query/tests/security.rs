@@ -454,6 +454,10 @@ fn a_hostile_worker_cannot_extend_its_deadline() {
     let home = shared();
     let mut spec = EngineSpec::from_home(home, "ndb", None).unwrap();
     spec.limits.timeout = Duration::from_secs(1);
+    // Its own spill root, so that other tests on the shared home never see its scratch
+    // directory (one of them checks that the home's tmp directory stays empty).
+    let spill = tempfile::tempdir().unwrap();
+    spec.limits.spill_dir = spill.path().to_path_buf();
     let spill_root = spec.limits.spill_dir.clone();
     // Stands in for a compromised worker: it never answers and keeps marking new statements.
     let cmd = kura_query::worker::WorkerCommand {
