@@ -459,10 +459,11 @@ fn a_hostile_worker_cannot_extend_its_deadline() {
     let spill = tempfile::tempdir().unwrap();
     spec.limits.spill_dir = spill.path().to_path_buf();
     let spill_root = spec.limits.spill_dir.clone();
-    // Stands in for a compromised worker: it never answers and keeps marking new statements.
+    // Stands in for a compromised worker: it never answers and marks new statements without
+    // pause.
     let cmd = kura_query::worker::WorkerCommand {
         program: PathBuf::from("/bin/sh"),
-        args: vec!["-c".into(), "cat >/dev/null & while :; do echo 'kura-worker: statement 1' >&2; sleep 0.2; done".into()],
+        args: vec!["-c".into(), "cat >/dev/null & exec yes 'kura-worker: statement 1' >&2".into()],
     };
     let started = std::time::Instant::now();
     let err = kura_query::worker::run(&cmd, spec, "SELECT 1").unwrap_err();
