@@ -9,6 +9,8 @@
 //! <home>/ca/ca.crt.pem, ca.key.pem   Kura's certificate authority (key 0600)
 //! <home>/ca/server/                  server certificates issued ahead
 //! <home>/witness/logs.txt, state.json  the home's own witness: logs it cosigns, their last sizes
+//! <home>/workspaces/PRJ-…/           a project's workspace: saved tables (sealed), scratch
+//! <home>/certificates/               deletion certificates and their .tlog-proof files
 //! ```
 
 use kura_store::Home;
@@ -40,6 +42,21 @@ impl Layout {
     /// The published log (C2SP tlog-tiles).
     pub fn ledger_published(&self) -> PathBuf {
         self.root.join("ledger/log")
+    }
+
+    /// The projects' workspaces.
+    pub fn workspaces(&self) -> PathBuf {
+        self.root.join("workspaces")
+    }
+
+    /// One project's workspace directory.
+    pub fn workspace(&self, project: &str) -> PathBuf {
+        self.workspaces().join(project)
+    }
+
+    /// Deletion certificates of ended projects and their proofs.
+    pub fn certificates(&self) -> PathBuf {
+        self.root.join("certificates")
     }
 
     /// The certificate authority's directory.

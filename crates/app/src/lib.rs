@@ -15,6 +15,7 @@ pub mod front;
 pub mod layout;
 pub mod ledger;
 pub mod research;
+pub mod workspace;
 
 pub use layout::Layout;
 

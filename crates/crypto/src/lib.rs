@@ -216,6 +216,9 @@ pub enum Purpose {
     Accounts,
     /// The catalogue key: authenticates the catalogue and keys its content digests.
     CatalogMac,
+    /// A project's workspace key: seals the tables its members save; destroyed at the end of
+    /// use (crypto-shredding).
+    Workspace,
 }
 
 impl Purpose {
@@ -226,6 +229,7 @@ impl Purpose {
             Purpose::Pseudonym => "pseudonym",
             Purpose::Accounts => "accounts",
             Purpose::CatalogMac => "catalog-mac",
+            Purpose::Workspace => "workspace",
         }
     }
 }

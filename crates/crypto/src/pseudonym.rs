@@ -58,6 +58,12 @@ impl PseudonymKey {
         Self(key)
     }
 
+    /// The key's bytes, to hand a project's key to the worker that serves the project (over a
+    /// pipe, never on disk). Never call it on the platform key.
+    pub fn expose(&self) -> &[u8; KEY_LEN] {
+        self.0.expose()
+    }
+
     fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
         #[allow(clippy::expect_used, reason = "HMAC takes keys of any length (RFC 2104): new_from_slice cannot fail")]
         let mut mac = <HmacSha256 as Mac>::new_from_slice(self.0.expose()).expect("HMAC accepts any key length");

@@ -109,6 +109,12 @@ const STEPS: &[Step] = &[
         sqlite: include_str!("../migrations/sqlite/0004_research.sql"),
         postgres: include_str!("../migrations/postgres/0004_research.sql"),
     },
+    Step {
+        version: 5,
+        description: "workspaces",
+        sqlite: include_str!("../migrations/sqlite/0005_workspaces.sql"),
+        postgres: include_str!("../migrations/postgres/0005_workspaces.sql"),
+    },
 ];
 
 /// The versions of the embedded migrations, in order.

@@ -593,7 +593,22 @@ pub fn proof(a: ProofArgs) -> Result<()> {
                             f.sha256
                         )));
                     }
-                    _ => return Err(CliError::Check("証明はファイルの記録ではありません / the proof is not for a file record".into())),
+                    // An event that names its object's content (a deletion certificate, an
+                    // application as filed): the file must be that content.
+                    Some(Entry::Audit(a)) if a.object_hash.as_deref() == Some(sha.as_str()) => {}
+                    Some(Entry::Audit(a)) if a.object_hash.is_some() => {
+                        let recorded = a.object_hash.as_deref().unwrap_or_default();
+                        return Err(CliError::Check(format!(
+                            "{}: SHA-256 {sha} が記録 {recorded} と違います / differs from the recorded {recorded}",
+                            path.display()
+                        )));
+                    }
+                    _ => {
+                        return Err(CliError::Check(
+                            "証明はファイルや内容のハッシュを持つ記録ではありません / the proof is not for a record with a content hash"
+                                .into(),
+                        ));
+                    }
                 }
             }
             let shown = kura_ledger::entry::printable;

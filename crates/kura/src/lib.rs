@@ -13,6 +13,7 @@ pub mod front;
 pub mod ledger;
 pub mod output;
 pub mod research;
+pub mod workspace;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -130,6 +131,8 @@ enum Command {
     Application(research::ApplicationArgs),
     /// プロジェクト（承認された申請から作られる解析環境）/ projects provisioned from approved applications
     Project(research::ProjectArgs),
+    /// プロジェクトの作業環境：SQL・保存した表・隔離状態 / a project's workspace: SQL, saved tables, confinement
+    Workspace(workspace::WorkspaceArgs),
     /// 性能測定（`kura bench query|ledger|server`、同じ場所の kura-bench が実行）/ benchmarks
     /// (`kura bench query|ledger|server`), run by the separate `kura-bench` program beside this one
     #[command(disable_help_flag = true)]
@@ -374,6 +377,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve(a) => front::serve(&open_home_or_init(&cli.home)?, a),
         Command::Application(a) => research::application(&open_home_or_init(&cli.home)?, a),
         Command::Project(a) => research::project(&open_home_or_init(&cli.home)?, a),
+        Command::Workspace(a) => workspace::workspace(&open_home(&cli.home)?, a),
         Command::QueryWorker => std::process::exit(kura_query::worker::serve_stdio()),
         Command::Bench { args } => bench(&args),
     }

@@ -217,9 +217,25 @@ enum ProjectCmd {
         #[arg(long)]
         json: bool,
     },
+    /// 利用終了の届出（申請者）/ give notice of the end of use (the applicant)
+    Notice {
+        /// プロジェクトID / project id
+        id: String,
+        #[command(flatten)]
+        who: As,
+    },
+    /// 利用終了：作業環境を消去し削除証明書を発行（データ管理者）。最後の行に証明（.tlog-proof）のパス /
+    /// end the project: destroy its workspace and issue a deletion certificate (a custodian);
+    /// prints the path of its .tlog-proof on the last line
+    End {
+        /// プロジェクトID / project id
+        id: String,
+        #[command(flatten)]
+        who: As,
+    },
 }
 
-fn app_err(e: kura_workflows::WorkflowError) -> CliError {
+pub(crate) fn app_err(e: kura_workflows::WorkflowError) -> CliError {
     CliError::App(e.into())
 }
 
@@ -228,7 +244,7 @@ fn json<T: serde::Serialize>(v: &T) -> Result<()> {
     Ok(())
 }
 
-async fn service(home: &Home) -> Result<(kura_app::App, Research)> {
+pub(crate) async fn service(home: &Home) -> Result<(kura_app::App, Research)> {
     let app = crate::app(home)?;
     let accounts = app.accounts().await?;
     let research = app.research(accounts)?;
@@ -281,6 +297,7 @@ pub fn application(home: &Home, a: ApplicationArgs) -> Result<()> {
             }
             AppCmd::Accept { id, who } => {
                 let (a, p) = r.accept(&Caller::console_as(&who.login), &id).await.map_err(app_err)?;
+                app.prepare_workspace(&p.id)?;
                 done(&a);
                 println!(
                     "プロジェクトを作成しました / provisioned project {}: {} 列 columns, {} 人 members",
@@ -362,7 +379,7 @@ fn show(a: &Application) {
 /// Runs `kura project …`.
 pub fn project(home: &Home, a: ProjectArgs) -> Result<()> {
     runtime()?.block_on(async {
-        let (_, r) = service(home).await?;
+        let (app, r) = service(home).await?;
         match a.what {
             ProjectCmd::List { json: true } => json(&r.projects(Viewer::Owner).await.map_err(app_err)?)?,
             ProjectCmd::List { json: false } => {
@@ -384,6 +401,31 @@ pub fn project(home: &Home, a: ProjectArgs) -> Result<()> {
             }
             ProjectCmd::Show { id, json: true } => json(&r.project(Viewer::Owner, &id).await.map_err(app_err)?)?,
             ProjectCmd::Show { id, json: false } => show_project(&r.project(Viewer::Owner, &id).await.map_err(app_err)?),
+            ProjectCmd::Notice { id, who } => {
+                let p = r.notice(&Caller::console_as(&who.login), &id).await.map_err(app_err)?;
+                println!("{}: 利用終了を届け出ました / notice of the end of use given ({})", p.id, p.state);
+                println!("次に（データ管理者）/ next (a custodian): kura project end {} --as CUSTODIAN", p.id);
+            }
+            ProjectCmd::End { id, who } => {
+                let end = app.end_project(&r, &Caller::console_as(&who.login), &id).await?;
+                println!(
+                    "{}: 利用終了。作業環境の鍵を破棄し、ファイルを削除しました / ended: workspace key destroyed, files deleted",
+                    end.project.id
+                );
+                println!("削除証明書 / deletion certificate: {} (sha256 {})", end.certificate.display(), end.certificate_sha256);
+                println!("台帳 / ledger entry: {}", end.entry);
+                match &end.proof {
+                    Ok(path) => {
+                        println!(
+                            "検証 / verify: kura proof verify {} --log-key \"$(kura ledger key)\" --data {}",
+                            path.display(),
+                            end.certificate.display()
+                        );
+                        println!("{}", path.display());
+                    }
+                    Err(why) => return Err(CliError::Check(why.clone())),
+                }
+            }
         }
         Ok(())
     })
@@ -394,8 +436,14 @@ fn show_project(p: &Project) {
     println!("{}  ({})", p.id, p.state);
     println!("  申請 application: {}   データセット dataset: {}", p.application, p.dataset);
     println!("  開始 created: {}   終了予定 ends: {}", time(p.created_at), time(p.ends_at));
+    if let Some(t) = p.notice_at {
+        println!("  利用終了の届出 notice given: {}", time(t));
+    }
     if let Some(t) = p.ended_at {
-        println!("  終了 ended: {}", time(t));
+        println!("  終了 ended: {} by {}", time(t), p.ended_by.as_deref().unwrap_or("-"));
+    }
+    if let Some(c) = &p.certificate_sha256 {
+        println!("  削除証明書 deletion certificate sha256: {c}");
     }
     println!("  メンバー members: {}", p.members.join(", "));
     println!("  許可された列 grant:");

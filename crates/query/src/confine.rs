@@ -18,16 +18,18 @@
 //!   connecting, binding or sending to an address (a socket pair stays usable for the runtime),
 //!   new processes (`fork`, `vfork`, `clone` without `CLONE_THREAD`; `clone3` answers "not
 //!   implemented" so that threads fall back to `clone`), changing owners, modes, extended
-//!   attributes or times of files (Landlock does not cover them, and the worker keeps uid 0),
+//!   attributes or times of files (Landlock does not cover them),
 //!   device nodes, file handles, ptrace, other processes' memory, limits or scheduling, new
 //!   namespaces, mounts, BPF, kernel keyrings, io_uring, userfaultfd, perf events, memfd,
 //!   System V and POSIX IPC, module loading, clocks;
 //! - **memory, CPU and file limits** — `RLIMIT_DATA` (a failed allocation ends the worker, and
 //!   the parent reports the memory limit, not the host's OOM killer), `RLIMIT_AS` as a backstop
 //!   for shared and stack mappings, `RLIMIT_CPU`, and `RLIMIT_FSIZE` for what it writes;
-//! - **no privileges** — every capability is dropped from all sets and the bounding set, and
-//!   `no_new_privs` is set, so a worker started by root keeps root's file ownership (it can
-//!   read the home it was given) but none of root's powers.
+//! - **no privileges** — a worker started by root becomes a user of its own
+//!   ([`Confinement::user`]; each project's worker a different one) that keeps only
+//!   `CAP_DAC_READ_SEARCH` to read the dataset it was given; every other capability is dropped
+//!   from all sets and the bounding set, and `no_new_privs` is set. Started by anyone else, it
+//!   is that unprivileged user with no capabilities.
 //!
 //! A mechanism the kernel lacks makes [`confine_self`] fail unless the caller allowed running
 //! without it ([`Confinement::allow_without`]); the [`Report`] says which mechanisms are on.
@@ -85,10 +87,20 @@ pub struct Confinement {
     pub memory_bytes: u64,
     /// CPU seconds of the process (`RLIMIT_CPU`; the soft limit signals, the hard one kills).
     pub cpu_secs: u64,
+    /// The hard CPU limit for a long-lived worker, which re-arms its soft limit before each
+    /// request (0: `cpu_secs` plus 5 seconds).
+    #[serde(default)]
+    pub cpu_hard_secs: u64,
     /// Largest file the process may write, in bytes (`RLIMIT_FSIZE`).
     pub file_bytes: u64,
     /// Mechanisms the operator allowed the worker to run without where the kernel lacks them.
     pub allow_without: Vec<Mechanism>,
+    /// The user and group a worker started by root becomes (its own, per project): it keeps
+    /// only `CAP_DAC_READ_SEARCH`, to read the dataset it was given (Landlock still limits
+    /// what), and writes only where that user owns a directory. Ignored when not started as
+    /// root (the worker is then the unprivileged caller).
+    #[serde(default)]
+    pub user: Option<(u32, u32)>,
 }
 
 /// Which mechanisms are on, and why one is off.
@@ -98,15 +110,22 @@ pub struct Report {
     pub on: BTreeMap<Mechanism, bool>,
     /// Why a mechanism is off or only partly on.
     pub notes: Vec<String>,
+    /// Whom the worker runs as, and with which capabilities.
+    #[serde(default)]
+    pub user: String,
 }
 
 impl Report {
-    /// One `mechanism: on|off` line each, in [`Mechanism::ALL`] order.
+    /// One `mechanism: on|off` line each, in [`Mechanism::ALL`] order, then `user: …`.
     pub fn lines(&self) -> Vec<String> {
-        Mechanism::ALL
+        let mut lines: Vec<String> = Mechanism::ALL
             .iter()
             .map(|m| format!("{}: {}", m.name(), if self.on.get(m).copied().unwrap_or(false) { "on" } else { "off" }))
-            .collect()
+            .collect();
+        if !self.user.is_empty() {
+            lines.push(format!("user: {}", self.user));
+        }
+        lines
     }
 
     fn set(&mut self, m: Mechanism, result: std::result::Result<(), String>) {
@@ -125,7 +144,7 @@ impl Report {
 /// A mechanism could not be put in place and was not allowed to be missing.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "隔離の仕組み「{mechanism}」を有効にできません: {why}。設定で明示的に許可しない限り起動しません / cannot enable {mechanism}: {why}; the worker does not start without it unless the operator allows it ([workspace] allow_without)"
+    "隔離の仕組み「{mechanism}」を有効にできません: {why}。設定で明示的に許可しない限り起動しません / cannot enable {mechanism}: {why}; the worker does not start without it unless the operator allows it ([query] allow_without in kura.toml)"
 )]
 pub struct ConfineError {
     /// The mechanism.
@@ -151,10 +170,29 @@ pub fn confine_self(c: &Confinement) -> std::result::Result<Report, ConfineError
     if let Err(why) = limit(rustix::process::Resource::Fsize, c.file_bytes, c.file_bytes) {
         return Err(ConfineError { mechanism: "file size limit", why });
     }
-    report.set(Mechanism::CpuLimit, limit(rustix::process::Resource::Cpu, c.cpu_secs, c.cpu_secs.saturating_add(5)));
+    let hard = if c.cpu_hard_secs == 0 { c.cpu_secs.saturating_add(5) } else { c.cpu_hard_secs };
+    report.set(Mechanism::CpuLimit, limit(rustix::process::Resource::Cpu, c.cpu_secs, hard));
     report.set(Mechanism::Landlock, landlock(c));
     report.set(Mechanism::Seccomp, seccomp());
-    if let Err(why) = drop_privileges() {
+    let root = rustix::process::geteuid().is_root();
+    let keep =
+        if c.user.is_some() && root { rustix::thread::CapabilitySet::DAC_READ_SEARCH } else { rustix::thread::CapabilitySet::empty() };
+    // The bounding set first, while CAP_SETPCAP is still effective.
+    narrow_bounding_set(keep);
+    let keep = match c.user {
+        Some((uid, gid)) if root => {
+            if let Err(why) = become_user(uid, gid) {
+                return Err(ConfineError { mechanism: "user", why });
+            }
+            report.user = format!("uid {uid} gid {gid}, only CAP_DAC_READ_SEARCH");
+            rustix::thread::CapabilitySet::DAC_READ_SEARCH
+        }
+        _ => {
+            report.user = format!("uid {}, no capabilities", rustix::process::geteuid().as_raw());
+            rustix::thread::CapabilitySet::empty()
+        }
+    };
+    if let Err(why) = drop_privileges(keep) {
         return Err(ConfineError { mechanism: "capabilities", why });
     }
     for m in Mechanism::ALL {
@@ -355,25 +393,53 @@ fn seccomp() -> std::result::Result<(), String> {
     seccompiler::apply_filter_all_threads(&program).map_err(|e| e.to_string())
 }
 
-/// Drops every capability (effective, permitted, inheritable, ambient and bounding) and sets
-/// `no_new_privs`: a worker started by root keeps its file ownership, not its powers.
-fn drop_privileges() -> std::result::Result<(), String> {
+/// Becomes `uid`/`gid` with no supplementary groups, keeping the permitted capabilities over
+/// the change so that [`drop_privileges`] can keep the one a reader needs. Changing
+/// credentials clears the parent-death signal and the dumpable flag: both are set again.
+fn become_user(uid: u32, gid: u32) -> std::result::Result<(), String> {
+    use rustix::process::{Gid, Uid};
+    rustix::thread::set_keep_capabilities(true).map_err(|e| format!("keep capabilities: {e}"))?;
+    rustix::thread::set_thread_groups(&[]).map_err(|e| format!("groups: {e}"))?;
+    let (g, u) = (Gid::from_raw(gid), Uid::from_raw(uid));
+    rustix::thread::set_thread_res_gid(g, g, g).map_err(|e| format!("gid {gid}: {e}"))?;
+    rustix::thread::set_thread_res_uid(u, u, u).map_err(|e| format!("uid {uid}: {e}"))?;
+    rustix::thread::set_keep_capabilities(false).map_err(|e| format!("keep capabilities: {e}"))?;
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL)).map_err(|e| format!("death signal: {e}"))?;
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable).map_err(|e| format!("dumpable: {e}"))?;
+    if rustix::process::getuid().is_root() || rustix::process::geteuid().is_root() {
+        return Err("still root after changing user".into());
+    }
+    Ok(())
+}
+
+/// Removes every capability but `keep` from the bounding set (it needs CAP_SETPCAP: call it
+/// before the user changes, and again where that is kept).
+fn narrow_bounding_set(keep: rustix::thread::CapabilitySet) {
+    for cap in rustix::thread::CapabilitySet::all().iter() {
+        if keep.contains(cap) {
+            continue;
+        }
+        // A capability the kernel does not know, or one already gone: nothing to do.
+        let _ = rustix::thread::remove_capability_from_bounding_set(cap);
+    }
+}
+
+/// Drops every capability but `keep` (effective, permitted, inheritable, ambient and bounding)
+/// and sets `no_new_privs`.
+fn drop_privileges(keep: rustix::thread::CapabilitySet) -> std::result::Result<(), String> {
     use rustix::thread::{CapabilitySet, CapabilitySets};
     rustix::thread::set_no_new_privs(true).map_err(|e| format!("no_new_privs: {e}"))?;
     let held = rustix::thread::capabilities(None).map_err(|e| format!("capabilities: {e}"))?;
     if held.permitted.is_empty() && held.effective.is_empty() {
         return Ok(());
     }
-    // The bounding set first: dropping from it needs CAP_SETPCAP, which goes last.
-    for cap in CapabilitySet::all().iter() {
-        // A capability the kernel does not know is not in the set either.
-        let _ = rustix::thread::remove_capability_from_bounding_set(cap);
-    }
+    narrow_bounding_set(keep);
     let _ = rustix::thread::clear_ambient_capability_set();
-    let none = CapabilitySets { effective: CapabilitySet::empty(), permitted: CapabilitySet::empty(), inheritable: CapabilitySet::empty() };
-    rustix::thread::set_capabilities(None, none).map_err(|e| format!("capabilities: {e}"))?;
+    let kept = keep & held.permitted;
+    let sets = CapabilitySets { effective: kept, permitted: kept, inheritable: CapabilitySet::empty() };
+    rustix::thread::set_capabilities(None, sets).map_err(|e| format!("capabilities: {e}"))?;
     let left = rustix::thread::capabilities(None).map_err(|e| format!("capabilities: {e}"))?;
-    if !left.permitted.is_empty() || !left.effective.is_empty() {
+    if !(left.permitted - keep).is_empty() || !(left.effective - keep).is_empty() {
         return Err("capabilities remain after dropping them".into());
     }
     Ok(())

@@ -113,6 +113,8 @@ pub struct EngineSpec {
     pub data_root: PathBuf,
     /// Limits.
     pub limits: Limits,
+    /// The project's workspace, when the engine is one (project pseudonyms, saved tables).
+    pub workspace: Option<crate::workspace::WorkspaceSpec>,
 }
 
 impl EngineSpec {
@@ -124,7 +126,7 @@ impl EngineSpec {
         let grant = grant.unwrap_or_else(|| Grant::everything(&entry));
         let ids = grant.key_ids(&entry);
         let keys = GrantedKeys::unwrap(&master, &keyring, ids.iter().map(String::as_str))?;
-        Ok(Self { dataset: entry, grant, keys, data_root: home.data_dir(), limits: Limits::from_home(home)? })
+        Ok(Self { dataset: entry, grant, keys, data_root: home.data_dir(), limits: Limits::from_home(home)?, workspace: None })
     }
 }
 
@@ -173,6 +175,9 @@ pub struct QueryEngine {
     /// Temporary views of this session, with how many relations each expands to.
     views: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     data_root: PathBuf,
+    workspace: Option<crate::workspace::WorkspaceSpec>,
+    /// The workspace's saved tables now registered.
+    saved: std::sync::Mutex<HashSet<String>>,
 }
 
 fn view_type(t: &DataType) -> DataType {
@@ -199,7 +204,7 @@ impl QueryEngine {
     /// Builds the session: runtime with limits, the encryption factory with the granted keys,
     /// and one table per granted table with only its granted columns.
     pub fn new(spec: EngineSpec) -> Result<Self> {
-        let EngineSpec { dataset, grant, keys, data_root, limits } = spec;
+        let EngineSpec { dataset, grant, keys, data_root, limits, workspace } = spec;
         std::fs::create_dir_all(&limits.spill_dir).map_err(|e| kura_store::StoreError::io(&limits.spill_dir, e))?;
         let store: Arc<dyn object_store::ObjectStore> = Arc::new(
             LocalFileSystem::new_with_prefix(&data_root)
@@ -281,11 +286,83 @@ impl QueryEngine {
                 .map(|f| ListingTableUrl::parse(format!("kura://data/{}", f.path)).map_err(engine_err))
                 .collect::<Result<Vec<_>>>()?;
             let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema);
-            let table = ListingTable::try_new(config).map_err(engine_err)?;
-            ctx.register_table(t.name.as_str(), Arc::new(table)).map_err(engine_err)?;
+            let table = Arc::new(ListingTable::try_new(config).map_err(engine_err)?);
+            match &workspace {
+                // In a workspace, person IDs are read through the project's pseudonym: the
+                // table is a view over a scan that no SQL can name (crate::workspace).
+                Some(ws) if cols.iter().any(|c| crate::workspace::is_person_id(c.sensitivity)) => {
+                    let view = pseudonymised(&t.name, table, &cols, ws)?;
+                    ctx.register_table(t.name.as_str(), view).map_err(engine_err)?;
+                }
+                _ => {
+                    ctx.register_table(t.name.as_str(), table).map_err(engine_err)?;
+                }
+            }
             granted_tables.insert(t.name.clone());
         }
-        Ok(Self { ctx, dataset, grant, limits, granted_tables, views: std::sync::Mutex::new(Default::default()), data_root })
+        let engine = Self {
+            ctx,
+            dataset,
+            grant,
+            limits,
+            granted_tables,
+            views: std::sync::Mutex::new(Default::default()),
+            data_root,
+            workspace,
+            saved: std::sync::Mutex::new(HashSet::new()),
+        };
+        if let Some(ws) = &engine.workspace {
+            for name in crate::workspace::saved_names(&ws.dir) {
+                if engine.dataset.table(&name).is_some() {
+                    continue;
+                }
+                let (schema, batches) = crate::workspace::load_table(ws, &name)?;
+                engine.register_saved(&name, schema, batches)?;
+            }
+        }
+        Ok(engine)
+    }
+
+    /// Registers (or replaces) a saved table of the workspace.
+    fn register_saved(&self, name: &str, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<()> {
+        let table = datafusion::datasource::MemTable::try_new(schema, vec![batches]).map_err(engine_err)?;
+        let reference = TableReference::bare(name);
+        let _ = self.ctx.deregister_table(reference.clone());
+        self.ctx.register_table(reference, Arc::new(table)).map_err(engine_err)?;
+        if let Ok(mut s) = self.saved.lock() {
+            s.insert(name.to_string());
+        }
+        Ok(())
+    }
+
+    /// The workspace's saved tables (none outside a workspace).
+    pub fn saved_tables(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.saved.lock().map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Saves a query's result as a table of the workspace, sealed under the workspace key, and
+    /// makes it readable at once (crate::workspace). Only a query's result is saved.
+    pub fn save(&self, name: &str, output: &StatementOutput) -> Result<()> {
+        let Some(ws) = &self.workspace else {
+            return Err(QueryError::BadGrant(
+                "表の保存はプロジェクトの作業環境でのみ / tables can be saved only in a project's workspace (kura workspace sql --save)"
+                    .into(),
+            ));
+        };
+        if output.kind != StatementKind::Query {
+            return Err(QueryError::BadGrant(
+                "保存できるのは問い合わせ（SELECT）の結果だけです / only a query's (SELECT) result can be saved".into(),
+            ));
+        }
+        let mut taken: HashSet<String> = self.dataset.tables.iter().map(|t| t.name.clone()).collect();
+        if let Ok(v) = self.views.lock() {
+            taken.extend(v.keys().cloned());
+        }
+        crate::workspace::check_table_name(name, &taken)?;
+        crate::workspace::save_table(ws, name, &output.schema, &output.batches)?;
+        self.register_saved(name, output.schema.clone(), output.batches.clone())
     }
 
     /// The grant.
@@ -321,6 +398,9 @@ impl QueryEngine {
         let views = self.views.lock().map(|v| v.clone()).unwrap_or_default();
         let mut taken: HashSet<String> = self.dataset.tables.iter().map(|t| t.name.clone()).collect();
         taken.extend(self.granted_tables.iter().cloned());
+        if let Ok(saved) = self.saved.lock() {
+            taken.extend(saved.iter().cloned());
+        }
         // Expressions first: it stops at the first level too deep, before anything recurses
         // over all of them.
         policy::check_expressions(&stmt)?;
@@ -491,6 +571,33 @@ impl QueryEngine {
         }
         QueryError::Engine(text)
     }
+}
+
+/// A granted table as a workspace sees it: a view over its scan in which every person ID
+/// column is replaced by the project's pseudonym (crate::workspace). The scan is not
+/// registered anywhere, so no SQL can read the platform's IDs around the view.
+fn pseudonymised(
+    name: &str,
+    table: Arc<ListingTable>,
+    cols: &[&kura_store::ColumnEntry],
+    ws: &crate::workspace::WorkspaceSpec,
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+    use datafusion::logical_expr::{Expr, LogicalPlanBuilder, ScalarUDF};
+    let udf = Arc::new(ScalarUDF::new_from_impl(crate::workspace::ProjectPseudonym::new(&ws.project, ws.pseudonym.clone())));
+    let source = datafusion::catalog::default_table_source::provider_as_source(table);
+    let exprs: Vec<Expr> = cols
+        .iter()
+        .map(|c| {
+            // Quoted: a column name is never parsed as an expression.
+            let column = Expr::Column(datafusion::common::Column::new(Some(TableReference::bare(name)), c.name.clone()));
+            if crate::workspace::is_person_id(c.sensitivity) { udf.call(vec![column]).alias(&c.name) } else { column }
+        })
+        .collect();
+    let plan = LogicalPlanBuilder::scan(TableReference::bare(name), source, None)
+        .and_then(|b| b.project(exprs))
+        .and_then(|b| b.build())
+        .map_err(engine_err)?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
 }
 
 /// A result batch that holds only its own rows (string views copied out of the pages they

@@ -31,9 +31,11 @@ pub mod policy;
 pub mod rules;
 pub mod spill;
 pub mod worker;
+pub mod workspace;
 
 pub use engine::{EngineSpec, Limits, QueryEngine, StatementKind, StatementOutput};
 pub use grant::{Grant, TableGrant};
+pub use workspace::WorkspaceSpec;
 
 /// Errors of SQL execution. Messages are Japanese first, then English, and say what to do.
 #[derive(Debug, thiserror::Error)]

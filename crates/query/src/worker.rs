@@ -1,35 +1,41 @@
 //! Statements run in a worker process that the caller can always stop (issue 14, findings 12
-//! and 13; HIC-S13).
+//! and 13; HIC-S13), and each project's workspace runs in a worker of its own (issue 16,
+//! HIC-P3).
 //!
 //! Inside one process a statement cannot be stopped from outside: a CPU-bound operator or a
 //! constant being folded while planning holds its thread until it is done, and a failed
-//! allocation aborts the whole process. So [`run`] starts a worker — the same `kura` binary
-//! with a hidden argument — hands it the engine's specification (the granted keys included)
-//! over a pipe, and waits for the answer with a deadline:
+//! allocation aborts the whole process. So a [`Session`] starts a worker — the same `kura`
+//! binary with a hidden argument — hands it the engine's specification (the granted keys and,
+//! for a workspace, the workspace key and the project's pseudonym key; never the master key)
+//! over a pipe, and then sends it scripts one at a time, each answered before the next:
 //!
-//! - the worker confines itself as soon as it has read its request, before it opens any data
-//!   ([`crate::confine`]): a
-//!   network namespace of its own, Landlock (the dataset read-only, the spill directory
-//!   read-write, nothing else), a seccomp filter refusing sockets, its writable memory
-//!   (`RLIMIT_DATA`, the query's memory limit plus room for the engine itself) and CPU time
-//!   limited, no privileges; no core dumps, not traceable or dumpable by others
-//!   (`PR_SET_DUMPABLE` 0: the keys in its memory stay there), and it dies with its parent
-//!   (`PR_SET_PDEATHSIG`). A mechanism the kernel lacks stops it with the confinement error
-//!   unless `[query] allow_without` names it;
+//! - the worker confines itself as soon as it has read its setup, before it opens any data
+//!   ([`crate::confine`]): a network namespace of its own, Landlock (the dataset read-only, its
+//!   scratch directory and — for a workspace — the workspace's saved tables read-write,
+//!   nothing else), a seccomp filter refusing sockets, its writable memory (`RLIMIT_DATA`, the
+//!   query's memory limit plus room for the engine itself) and CPU time limited (the soft limit
+//!   re-armed before each script, a hard limit for its whole life), no privileges; no core
+//!   dumps, not traceable or dumpable by others (`PR_SET_DUMPABLE` 0: the keys in its memory
+//!   stay there), and it dies with its parent (`PR_SET_PDEATHSIG`). A mechanism the kernel
+//!   lacks stops it with the confinement error unless `[query] allow_without` names it; its
+//!   first answer says which mechanisms are on ([`Session::report`]);
 //! - the worker says on standard error when each statement starts; past a statement's time
 //!   limit (plus a short grace) the parent kills it, and the statement ends with the time-limit
-//!   error, whatever it was doing (planning, folding a constant, a CPU-bound operator);
+//!   error, whatever it was doing (planning, folding a constant, a CPU-bound operator); a
+//!   killed worker is done, and its owner starts a fresh one;
 //! - a worker that ran out of memory dies; the parent answers with the memory-limit error of
-//!   that statement (the next `kura sql` starts a fresh worker); a panic of the engine is an
-//!   error of the statement too, naming any damaged file;
+//!   that statement; a panic of the engine is an error of the statement, naming any damaged
+//!   file;
 //! - an answer larger than the result cap stops the worker with the result-size error.
 //!
-//! Results come back as Arrow IPC streams, capped like in-process results. Spill files the
-//! worker makes are encrypted ([`crate::spill`]) and live in a scratch directory of that worker
-//! alone, which the parent removes when the worker is done: nothing is left behind when it is
-//! killed, and no worker sees another's files. The parent gives the worker none of its
-//! environment, and trusts nothing the worker says about time: all its statements end by one
-//! deadline that no message of the worker moves.
+//! Messages are frames (a `u64` length, then the bytes): the setup, then one script per
+//! request; the worker answers with a ready frame, then per script a head and one Arrow IPC
+//! stream per result. Spill files the worker makes are encrypted ([`crate::spill`]) and live in
+//! a scratch directory of that worker alone, which the parent removes when the worker is done:
+//! nothing is left behind when it is killed, and no worker sees another's files. The parent
+//! gives the worker none of its environment, and trusts nothing the worker says about time:
+//! startup has a fixed deadline, and all statements of a script end by one deadline that no
+//! message of the worker moves.
 
 use crate::engine::{EngineSpec, Limits, QueryEngine, StatementKind, StatementOutput};
 use crate::grant::Grant;
@@ -76,20 +82,47 @@ impl WorkerCommand {
     }
 }
 
+/// The first frame to a worker: everything its engine needs (keys over the pipe only).
 #[derive(Serialize, Deserialize)]
-struct Request {
-    statements: usize,
+struct Setup {
     dataset: DatasetEntry,
     grant: Grant,
     keys: Vec<(String, String)>,
     data_root: PathBuf,
     limits: Limits,
+    workspace: Option<WireWorkspace>,
+    /// The user and group the worker becomes when started by root.
+    user: Option<(u32, u32)>,
+}
+
+/// A workspace as it crosses the pipe (keys in hex, wiped after use).
+#[derive(Serialize, Deserialize)]
+struct WireWorkspace {
+    project: String,
+    dir: PathBuf,
+    key: String,
+    pseudonym: String,
+}
+
+/// The worker's first answer: confined, engine built.
+#[derive(Serialize, Deserialize)]
+struct Ready {
+    report: Vec<String>,
+    saved: Vec<String>,
+    error: Option<WireError>,
+}
+
+/// One request: a script, and optionally the name to save its last result under.
+#[derive(Serialize, Deserialize)]
+struct Job {
     sql: String,
+    save_as: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Answer {
     outputs: Vec<OutputHead>,
+    saved: Vec<String>,
     error: Option<WireError>,
 }
 
@@ -157,120 +190,382 @@ fn broken(what: impl std::fmt::Display) -> QueryError {
 }
 
 /// Runs the statements of `sql` over `spec` in a worker started by `cmd`, holding each to its
-/// time limit (plus a grace).
+/// time limit (plus a grace): a [`Session`] for one script.
 pub fn run(cmd: &WorkerCommand, spec: EngineSpec, sql: &str) -> Result<Vec<StatementOutput>> {
-    let statements = crate::engine::count_statements(sql)?;
-    let mut limits = spec.limits.clone();
-    // A scratch directory of this worker's own (its spill files), removed when it is done: no
-    // worker sees another's files, and nothing it leaves stays behind.
-    let scratch = tempfile::Builder::new()
-        .prefix("worker-")
-        .tempdir_in(&limits.spill_dir)
-        .map_err(|e| broken(format!("{}: {e}", limits.spill_dir.display())))?;
-    limits.spill_dir = scratch.path().to_path_buf();
-    let keys: Vec<(String, String)> = spec.keys.to_raw().into_iter().map(|(id, k)| (id, hex::encode(k.as_slice()))).collect();
-    let mut request = Request {
-        statements,
-        dataset: spec.dataset,
-        grant: spec.grant,
-        keys,
-        data_root: spec.data_root,
-        limits: limits.clone(),
-        sql: sql.to_string(),
-    };
-    let bytes = Zeroizing::new(serde_json::to_vec(&request).map_err(broken)?);
-    for (_, k) in request.keys.iter_mut() {
-        k.zeroize();
-    }
+    Session::start(cmd, spec)?.run(sql, None)
+}
 
-    let mut child = Command::new(&cmd.program)
-        .args(&cmd.args)
-        // Nothing of the caller's environment (tokens, paths) reaches the worker.
-        .env_clear()
-        .env("MALLOC_ARENA_MAX", "2")
-        // A backtrace would show internal paths and push the one line that says what went
-        // wrong (a failed allocation, a stack overflow) out of the tail read below.
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(broken)?;
-    let mut stdin = child.stdin.take().ok_or_else(|| broken("no stdin"))?;
-    let writer = std::thread::spawn(move || -> std::io::Result<()> {
-        stdin.write_all(&(bytes.len() as u64).to_be_bytes())?;
-        stdin.write_all(&bytes)?;
-        Ok(())
+/// A frame from the worker's standard output, or the end of it.
+type Frame = std::io::Result<Vec<u8>>;
+
+/// A running worker: confined, holding one engine (for a workspace, the project's), answering
+/// scripts one after the other until it is dropped. A worker that was killed (time limit,
+/// result cap) or died (memory) is done: every later call says so, and its owner starts
+/// another.
+pub struct Session {
+    child: std::process::Child,
+    stdin: Option<Arc<Mutex<std::process::ChildStdin>>>,
+    frames: std::sync::mpsc::Receiver<Frame>,
+    /// When the statement now running started (the worker's marks move it).
+    mark: Arc<Mutex<Instant>>,
+    /// The last lines of the worker's standard error that were not statement marks.
+    tail: Arc<Mutex<std::collections::VecDeque<String>>>,
+    errors: Option<std::thread::JoinHandle<()>>,
+    too_large: Arc<AtomicBool>,
+    limits: Limits,
+    report: Vec<String>,
+    saved: Vec<String>,
+    dead: Option<String>,
+    // Last: removed after the worker is gone.
+    _scratch: Option<tempfile::TempDir>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("pid", &self.child.id()).field("dead", &self.dead).finish_non_exhaustive()
+    }
+}
+
+/// The first of the user ids workers run as when Kura runs as root: `kura sql`'s workers are
+/// this one, project `PRJ-n`'s are this plus `n` — a user of their own per project, which no
+/// account of the host uses, so no other process may signal or trace them or open what they
+/// write.
+pub const WORKER_UID_BASE: u32 = 2_100_000_000;
+
+/// The user (and group) of the worker for `spec`, when the parent is root.
+fn worker_user(spec: &EngineSpec) -> Option<(u32, u32)> {
+    if !rustix::process::geteuid().is_root() {
+        return None;
+    }
+    let n = spec.workspace.as_ref().map_or(0, |ws| {
+        ws.project.strip_prefix("PRJ-").and_then(|n| n.parse::<u32>().ok()).map_or(u32::MAX - WORKER_UID_BASE, |n| n.min(99_999_999))
     });
-    // The answer, read up to the cap: a worker that writes more is stopped.
-    let cap = (limits.max_result_bytes as u64).saturating_mul(2).saturating_add(64 << 20);
-    let too_large = Arc::new(AtomicBool::new(false));
-    let mut stdout = child.stdout.take().ok_or_else(|| broken("no stdout"))?;
-    let flag = too_large.clone();
-    let reader = std::thread::spawn(move || -> std::io::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        (&mut stdout).take(cap + 1).read_to_end(&mut out)?;
-        if out.len() as u64 > cap {
-            flag.store(true, Ordering::SeqCst);
-            out.clear();
-        }
-        Ok(out)
-    });
-    // Its standard error: a line as each statement starts (each has its own time limit), and
-    // the last of what it says otherwise (a failed allocation, a stack overflow).
-    let started = Arc::new(Mutex::new(Instant::now()));
-    // Whatever the worker writes, all its statements together end by this deadline.
-    let all_done = Instant::now() + (limits.timeout + GRACE).saturating_mul(u32::try_from(statements.max(1)).unwrap_or(u32::MAX));
-    let mut stderr = std::io::BufReader::new(child.stderr.take().ok_or_else(|| broken("no stderr"))?);
-    let mark = started.clone();
-    let errors = std::thread::spawn(move || {
-        let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
-        let mut line = Vec::new();
-        while matches!(std::io::BufRead::read_until(&mut stderr, b'\n', &mut line), Ok(n) if n > 0) {
-            let text = String::from_utf8_lossy(&line).trim_end().to_string();
-            line.clear();
-            if text.starts_with(STATEMENT_MARK) {
-                *mark.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-            } else if is_frame(&text) {
-                // A backtrace frame (were one printed all the same) says nothing to a user.
-            } else {
-                if tail.len() == 50 {
-                    tail.pop_front();
-                }
-                tail.push_back(text.chars().take(500).collect());
+    let id = WORKER_UID_BASE.saturating_add(n);
+    Some((id, id))
+}
+
+/// Gives `dir` to the worker's user (it writes there and nowhere else).
+fn give(dir: &std::path::Path, user: Option<(u32, u32)>) -> Result<()> {
+    if let Some((uid, gid)) = user {
+        std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(|e| broken(format!("{}: {e}", dir.display())))?;
+    }
+    Ok(())
+}
+
+/// How long a worker may take to confine itself and build its engine: a statement's time
+/// limit plus the grace, and never less than this.
+const STARTUP: Duration = Duration::from_secs(5);
+
+impl Session {
+    /// Starts a worker for `spec` and waits until it is confined and its engine is built.
+    /// For a workspace, the worker's scratch directory is the workspace's `tmp/`; otherwise a
+    /// directory of its own under the spill directory. Either is removed when it is done.
+    pub fn start(cmd: &WorkerCommand, spec: EngineSpec) -> Result<Session> {
+        let mut limits = spec.limits.clone();
+        // A scratch directory of this worker's own (its spill files), removed when it is done:
+        // no worker sees another's files, and nothing it leaves stays behind.
+        let scratch_root = match &spec.workspace {
+            Some(ws) => ws.dir.join("tmp"),
+            None => limits.spill_dir.clone(),
+        };
+        std::fs::create_dir_all(&scratch_root).map_err(|e| broken(format!("{}: {e}", scratch_root.display())))?;
+        let scratch = tempfile::Builder::new()
+            .prefix("worker-")
+            .tempdir_in(&scratch_root)
+            .map_err(|e| broken(format!("{}: {e}", scratch_root.display())))?;
+        limits.spill_dir = scratch.path().to_path_buf();
+        let user = worker_user(&spec);
+        give(scratch.path(), user)?;
+        if let Some(ws) = &spec.workspace {
+            let tables = ws.dir.join("tables");
+            std::fs::create_dir_all(&tables).map_err(|e| broken(format!("{}: {e}", tables.display())))?;
+            give(&tables, user)?;
+            // The tables it saved before (as its user) stay its own.
+            for e in std::fs::read_dir(&tables).map_err(|e| broken(format!("{}: {e}", tables.display())))?.flatten() {
+                give(&e.path(), user)?;
             }
         }
-        tail.into_iter().collect::<Vec<_>>().join("\n")
-    });
+        let keys: Vec<(String, String)> = spec.keys.to_raw().into_iter().map(|(id, k)| (id, hex::encode(k.as_slice()))).collect();
+        let workspace = spec.workspace.as_ref().map(|ws| WireWorkspace {
+            project: ws.project.clone(),
+            dir: ws.dir.clone(),
+            key: hex::encode(ws.key.expose()),
+            pseudonym: hex::encode(ws.pseudonym.expose()),
+        });
+        let mut setup =
+            Setup { dataset: spec.dataset, grant: spec.grant, keys, data_root: spec.data_root, limits: limits.clone(), workspace, user };
+        let bytes = Zeroizing::new(serde_json::to_vec(&setup).map_err(broken)?);
+        for (_, k) in setup.keys.iter_mut() {
+            k.zeroize();
+        }
+        if let Some(ws) = setup.workspace.as_mut() {
+            ws.key.zeroize();
+            ws.pseudonym.zeroize();
+        }
 
-    let mut killed = false;
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(broken)? {
-            break status;
+        let mut child = Command::new(&cmd.program)
+            .args(&cmd.args)
+            // Nothing of the caller's environment (tokens, paths) reaches the worker.
+            .env_clear()
+            .env("MALLOC_ARENA_MAX", "2")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(broken)?;
+        let stdin = Arc::new(Mutex::new(child.stdin.take().ok_or_else(|| broken("no stdin"))?));
+        // The answers, a frame at a time, each up to the cap: a worker that writes more is
+        // stopped. One frame waits at most, so a worker cannot fill the parent's memory.
+        let cap = (limits.max_result_bytes as u64).saturating_mul(2).saturating_add(64 << 20);
+        let too_large = Arc::new(AtomicBool::new(false));
+        let mut stdout = child.stdout.take().ok_or_else(|| broken("no stdout"))?;
+        let flag = too_large.clone();
+        let (tx, frames) = std::sync::mpsc::sync_channel::<Frame>(1);
+        std::thread::spawn(move || {
+            loop {
+                let mut len = [0u8; 8];
+                if let Err(e) = stdout.read_exact(&mut len) {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                let len = u64::from_be_bytes(len);
+                if len > cap {
+                    flag.store(true, Ordering::SeqCst);
+                    return;
+                }
+                let mut frame = Vec::new();
+                let read = (&mut stdout).take(len).read_to_end(&mut frame);
+                let short = matches!(read, Ok(n) if (n as u64) < len);
+                let failed = short || read.is_err();
+                let sent = tx
+                    .send(read.and_then(|_| if short { Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)) } else { Ok(frame) }));
+                if failed || sent.is_err() {
+                    return;
+                }
+            }
+        });
+        // Its standard error: a line as each statement starts (each has its own time limit),
+        // and the last of what it says otherwise (a failed allocation, a stack overflow).
+        let mark = Arc::new(Mutex::new(Instant::now()));
+        let tail = Arc::new(Mutex::new(std::collections::VecDeque::new()));
+        let mut stderr = std::io::BufReader::new(child.stderr.take().ok_or_else(|| broken("no stderr"))?);
+        let (m, t) = (mark.clone(), tail.clone());
+        let errors = std::thread::spawn(move || {
+            let mut line = Vec::new();
+            while matches!(std::io::BufRead::read_until(&mut stderr, b'\n', &mut line), Ok(n) if n > 0) {
+                let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                line.clear();
+                if text.starts_with(STATEMENT_MARK) {
+                    *m.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                } else if !is_frame(&text) {
+                    let mut tail = t.lock().unwrap_or_else(|e| e.into_inner());
+                    if tail.len() == 50 {
+                        tail.pop_front();
+                    }
+                    tail.push_back(text.chars().take(500).collect());
+                }
+            }
+        });
+        let mut session = Session {
+            child,
+            stdin: Some(stdin),
+            frames,
+            mark,
+            tail,
+            errors: Some(errors),
+            too_large,
+            limits,
+            report: Vec::new(),
+            saved: Vec::new(),
+            dead: None,
+            _scratch: Some(scratch),
+        };
+        let writer = session.send(bytes.to_vec());
+        // Startup is held to one fixed deadline: statement marks do not move it.
+        let deadline = Instant::now() + (session.limits.timeout + GRACE).max(STARTUP);
+        let frame = session.next_frame(|| Instant::now() >= deadline);
+        let _ = writer.join();
+        let ready: Ready = serde_json::from_slice(&frame?).map_err(broken)?;
+        if let Some(e) = ready.error {
+            session.stop();
+            return Err(e.into());
         }
-        let since = *started.lock().unwrap_or_else(|e| e.into_inner());
-        if since.elapsed() >= limits.timeout + GRACE || Instant::now() >= all_done || too_large.load(Ordering::SeqCst) {
-            let _ = child.kill();
-            killed = true;
-            break child.wait().map_err(broken)?;
+        session.report = ready.report;
+        session.saved = ready.saved;
+        Ok(session)
+    }
+
+    /// One `mechanism: on|off` line each for the confinement the worker put in place.
+    pub fn report(&self) -> &[String] {
+        &self.report
+    }
+
+    /// The workspace's saved tables, as the worker last said.
+    pub fn saved_tables(&self) -> &[String] {
+        &self.saved
+    }
+
+    /// The worker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the worker can take another script.
+    pub fn is_alive(&self) -> bool {
+        self.dead.is_none()
+    }
+
+    /// Runs the statements of `sql` in the worker, each held to its time limit (plus a
+    /// grace) and all of them to one deadline that nothing the worker says moves; with
+    /// `save_as`, the last statement's result is saved as a workspace table.
+    pub fn run(&mut self, sql: &str, save_as: Option<&str>) -> Result<Vec<StatementOutput>> {
+        if let Some(why) = &self.dead {
+            return Err(broken(format!("the worker has stopped ({why}); start another")));
         }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let _ = writer.join();
-    let answer = reader.join().map_err(|_| broken("reader"))?.map_err(broken)?;
-    let stderr = errors.join().unwrap_or_default();
-    if too_large.load(Ordering::SeqCst) {
-        return Err(QueryError::ResultTooLarge(format!("> {} MiB", limits.max_result_bytes >> 20)));
+        let statements = crate::engine::count_statements(sql)?;
+        let job = serde_json::to_vec(&Job { sql: sql.to_string(), save_as: save_as.map(str::to_string) }).map_err(broken)?;
+        *self.mark.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        let per = self.limits.timeout + GRACE;
+        let all_done = Instant::now() + per.saturating_mul(u32::try_from(statements.max(1)).unwrap_or(u32::MAX));
+        let writer = self.send(job);
+        let mark = self.mark.clone();
+        let over = move || {
+            let since = *mark.lock().unwrap_or_else(|e| e.into_inner());
+            since.elapsed() >= per || Instant::now() >= all_done
+        };
+        let head = self.next_frame(&over);
+        let head = head.and_then(|h| serde_json::from_slice::<Answer>(&h).map_err(broken));
+        let head = match head {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = writer.join();
+                return Err(e);
+            }
+        };
+        let mut outputs = Vec::new();
+        let mut total = 0u64;
+        let cap = (self.limits.max_result_bytes as u64).saturating_mul(2).saturating_add(64 << 20);
+        for o in head.outputs {
+            total = total.saturating_add(o.ipc_bytes);
+            if total > cap {
+                self.kill("result too large");
+                return Err(QueryError::ResultTooLarge(format!("> {} MiB", self.limits.max_result_bytes >> 20)));
+            }
+            let ipc = self.next_frame(&over)?;
+            if ipc.len() as u64 != o.ipc_bytes {
+                self.kill("a result of the wrong size");
+                return Err(broken("a result of the wrong size"));
+            }
+            let reader = StreamReader::try_new(std::io::Cursor::new(ipc), None).map_err(broken)?;
+            let schema = reader.schema();
+            let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(broken)?;
+            let kind = match (o.kind.as_str(), o.view) {
+                ("explain", _) => StatementKind::Explain,
+                ("introspection", _) => StatementKind::Introspection,
+                ("view", Some(v)) => StatementKind::View(v),
+                _ => StatementKind::Query,
+            };
+            outputs.push(StatementOutput { sql: o.sql, kind, schema, batches, elapsed: Duration::from_micros(o.elapsed_us) });
+        }
+        let _ = writer.join();
+        self.saved = head.saved;
+        match head.error {
+            Some(e) => Err(e.into()),
+            None => Ok(outputs),
+        }
     }
-    if killed {
-        return Err(QueryError::Timeout(limits.timeout.as_secs()));
+
+    /// Writes one frame to the worker in a thread of its own (a worker that does not read
+    /// cannot stop the parent; its deadline still runs).
+    fn send(&self, bytes: Vec<u8>) -> std::thread::JoinHandle<std::io::Result<()>> {
+        let stdin = self.stdin.clone();
+        let bytes = Zeroizing::new(bytes);
+        std::thread::spawn(move || {
+            let Some(stdin) = stdin else { return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe)) };
+            let mut w = stdin.lock().unwrap_or_else(|e| e.into_inner());
+            w.write_all(&(bytes.len() as u64).to_be_bytes())?;
+            w.write_all(&bytes)?;
+            w.flush()
+        })
     }
-    if let Some(line) = stderr.lines().find(|l| l.starts_with(CONFINE_FAILED)) {
-        return Err(QueryError::Config(line.to_string()));
+
+    /// The next frame of the worker's answer, or the error that ended it: the time limit
+    /// (`over` says when), the result cap, or the worker's death (memory, a signal).
+    fn next_frame(&mut self, over: impl Fn() -> bool) -> Result<Vec<u8>> {
+        loop {
+            match self.frames.recv_timeout(Duration::from_millis(10)) {
+                Ok(Ok(frame)) => return Ok(frame),
+                Ok(Err(_)) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    if self.too_large.load(Ordering::SeqCst) {
+                        self.kill("result too large");
+                        return Err(QueryError::ResultTooLarge(format!("> {} MiB", self.limits.max_result_bytes >> 20)));
+                    }
+                    return Err(self.died());
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if self.too_large.load(Ordering::SeqCst) {
+                        self.kill("result too large");
+                        return Err(QueryError::ResultTooLarge(format!("> {} MiB", self.limits.max_result_bytes >> 20)));
+                    }
+                    if over() {
+                        self.kill("time limit");
+                        return Err(QueryError::Timeout(self.limits.timeout.as_secs()));
+                    }
+                }
+            }
+        }
     }
-    if !status.success() {
+
+    /// Kills the worker (it is done) and waits for it.
+    fn kill(&mut self, why: &str) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.dead = Some(why.into());
+        self.stdin = None;
+    }
+
+    /// Stops the worker: closes its input (it ends by itself), then makes sure.
+    fn stop(&mut self) {
+        self.stdin = None;
+        if self.dead.is_none() {
+            self.kill("stopped");
+        }
+    }
+
+    /// The error a worker's death means (its exit status and the end of its standard error).
+    fn died(&mut self) -> QueryError {
+        // Its output ended: it exits now, or is made to.
+        let deadline = Instant::now() + GRACE;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => break Ok(s),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                Ok(None) => {
+                    // Not a death: a worker that stopped answering. Kura stops it.
+                    self.kill("closed its output");
+                    return broken("the worker closed its output without exiting");
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        self.stdin = None;
+        if let Some(h) = self.errors.take() {
+            let _ = h.join();
+        }
+        let stderr = self.tail.lock().map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n")).unwrap_or_default();
+        let status = match status {
+            Ok(s) => s,
+            Err(e) => {
+                self.dead = Some("lost".into());
+                return broken(e);
+            }
+        };
+        self.dead = Some(status.to_string());
+        if let Some(line) = stderr.lines().find(|l| l.starts_with(CONFINE_FAILED)) {
+            return QueryError::Config(line.to_string());
+        }
         use std::os::unix::process::ExitStatusExt;
+        let limits = &self.limits;
         let memory = || {
             QueryError::Memory(format!(
                 "{} MiB の上限に達しました / the worker reached its memory limit of {} MiB",
@@ -278,7 +573,7 @@ pub fn run(cmd: &WorkerCommand, spec: EngineSpec, sql: &str) -> Result<Vec<State
                 limits.memory_bytes >> 20
             ))
         };
-        return Err(match status.signal() {
+        match status.signal() {
             // A failed allocation aborts (Rust prints "memory allocation of N bytes failed").
             Some(6) if stderr.contains("memory allocation") => memory(),
             Some(6) if stderr.contains("stack overflow") => QueryError::Refused {
@@ -289,9 +584,14 @@ pub fn run(cmd: &WorkerCommand, spec: EngineSpec, sql: &str) -> Result<Vec<State
             Some(9) => memory(),
             Some(24) => QueryError::Timeout(limits.timeout.as_secs()),
             _ => broken(format!("{status}: {}", stderr.lines().rev().take(3).collect::<Vec<_>>().join(" / "))),
-        });
+        }
     }
-    decode(&answer)
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// Whether a line of standard error is a backtrace's frame (`  12: name` or `at file:line`).
@@ -309,15 +609,9 @@ const STATEMENT_MARK: &str = "kura-worker: statement ";
 /// Stack of the thread that plans and runs statements (the engine's planner recurses).
 const STACK: usize = 32 << 20;
 
-/// Runs the statements; a statement that makes the engine panic (a bug, or damaged bytes it
-/// trips over) ends as an error of that statement, naming any damaged file.
-fn run_statements(spec: EngineSpec, sql: &str) -> Result<Vec<StatementOutput>> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .thread_stack_size(STACK / 2)
-        .enable_all()
-        .build()
-        .map_err(|e| QueryError::Engine(e.to_string()))?;
-    let engine = QueryEngine::new(spec)?;
+/// Runs the statements on the engine; a statement that makes the engine panic (a bug, or
+/// damaged bytes it trips over) ends as an error of that statement, naming any damaged file.
+fn run_statements(rt: &tokio::runtime::Runtime, engine: &QueryEngine, sql: &str) -> Result<Vec<StatementOutput>> {
     let starting = |i: usize| {
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{STATEMENT_MARK}{i}");
@@ -336,34 +630,6 @@ fn run_statements(spec: EngineSpec, sql: &str) -> Result<Vec<StatementOutput>> {
                 Err(QueryError::Integrity(format!("損傷ファイル / damaged file(s): {}", list.join("; "))))
             }
         }
-    }
-}
-
-fn decode(bytes: &[u8]) -> Result<Vec<StatementOutput>> {
-    // Lengths come from the worker, which ran a researcher's SQL: checked before they are used.
-    let (len, rest) = bytes.split_first_chunk::<8>().ok_or_else(|| broken("no answer"))?;
-    let head_len = usize::try_from(u64::from_be_bytes(*len)).map_err(broken)?;
-    let (head, mut rest) = rest.split_at_checked(head_len).ok_or_else(|| broken("short answer"))?;
-    let answer: Answer = serde_json::from_slice(head).map_err(broken)?;
-    let mut outputs = Vec::new();
-    for o in answer.outputs {
-        let ipc_len = usize::try_from(o.ipc_bytes).map_err(broken)?;
-        let (ipc, after) = rest.split_at_checked(ipc_len).ok_or_else(|| broken("short result"))?;
-        rest = after;
-        let reader = StreamReader::try_new(std::io::Cursor::new(ipc), None).map_err(broken)?;
-        let schema = reader.schema();
-        let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(broken)?;
-        let kind = match (o.kind.as_str(), o.view) {
-            ("explain", _) => StatementKind::Explain,
-            ("introspection", _) => StatementKind::Introspection,
-            ("view", Some(v)) => StatementKind::View(v),
-            _ => StatementKind::Query,
-        };
-        outputs.push(StatementOutput { sql: o.sql, kind, schema, batches, elapsed: Duration::from_micros(o.elapsed_us) });
-    }
-    match answer.error {
-        Some(e) => Err(e.into()),
-        None => Ok(outputs),
     }
 }
 
@@ -394,62 +660,104 @@ fn close_inherited() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Confines this process before it touches any keys or data ([`crate::confine`]): its own
-/// network namespace, Landlock (the dataset read-only, the spill directory read-write, nothing
-/// else), a seccomp filter, writable memory and CPU time limited, no privileges; besides, no
-/// core dumps, not dumpable or traceable, and it dies with its parent.
-fn confine_worker(request: &Request) -> std::result::Result<crate::confine::Report, String> {
-    let limits = &request.limits;
-    // The spill directory must exist before Landlock names it.
-    std::fs::create_dir_all(&limits.spill_dir).map_err(|e| format!("{}: {e}", limits.spill_dir.display()))?;
+/// CPU seconds one statement may use: its time limit (plus a little) on every core.
+fn cpu_per_statement(limits: &Limits) -> u64 {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
-    let cpu = limits
-        .timeout
-        .as_secs()
-        .saturating_add(2)
-        .saturating_mul(cores)
-        .saturating_mul(request.statements.max(1) as u64)
-        .saturating_add(10);
+    limits.timeout.as_secs().saturating_add(2).saturating_mul(cores).saturating_add(10)
+}
+
+/// How many statements' worth of CPU one worker may use in its whole life.
+const LIFETIME_STATEMENTS: u64 = 10_000;
+
+/// Confines this process before it touches any keys or data ([`crate::confine`]): its own
+/// network namespace, Landlock (the dataset read-only; the scratch directory — for a
+/// workspace, the workspace directory — read-write; nothing else), a seccomp filter, writable
+/// memory and CPU time limited, no privileges; besides, no core dumps, not dumpable or
+/// traceable, and it dies with its parent.
+fn confine_worker(setup: &Setup) -> std::result::Result<crate::confine::Report, String> {
+    let limits = &setup.limits;
+    // The scratch directory must exist before Landlock names it.
+    std::fs::create_dir_all(&limits.spill_dir).map_err(|e| format!("{}: {e}", limits.spill_dir.display()))?;
+    let mut read_write = vec![limits.spill_dir.clone()];
+    if let Some(ws) = &setup.workspace {
+        let tables = ws.dir.join("tables");
+        std::fs::create_dir_all(&tables).map_err(|e| format!("{}: {e}", tables.display()))?;
+        read_write.push(tables);
+    }
+    let per = cpu_per_statement(limits);
     let c = crate::confine::Confinement {
-        read_only: vec![request.data_root.join(&request.dataset.name)],
-        read_write: vec![limits.spill_dir.clone()],
+        read_only: vec![setup.data_root.join(&setup.dataset.name)],
+        read_write,
         memory_bytes: (limits.memory_bytes as u64).saturating_add(ENGINE_HEADROOM),
-        cpu_secs: cpu,
+        cpu_secs: per,
+        cpu_hard_secs: per.saturating_mul(LIFETIME_STATEMENTS),
         file_bytes: limits.spill_bytes.max(1 << 30),
         allow_without: limits.allow_without.clone(),
+        user: setup.user,
     };
     crate::confine::confine_self(&c).map_err(|e| e.to_string())
 }
 
-/// The worker's side: reads the request on standard input, limits itself, runs the statements
-/// and writes the answer on standard output. Returns the process's exit code.
+/// Before each script: the CPU the worker has used so far plus the script's share becomes
+/// its soft limit (the kernel stops it there); the hard limit set at confinement stays.
+fn arm_cpu(limits: &Limits, statements: usize) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let used = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime).tv_sec.max(0) as u64;
+    let hard = getrlimit(Resource::Cpu).maximum;
+    let want = used.saturating_add(cpu_per_statement(limits).saturating_mul(statements.max(1) as u64));
+    let soft = hard.map_or(want, |h| want.min(h));
+    let _ = setrlimit(Resource::Cpu, Rlimit { current: Some(soft), maximum: hard });
+}
+
+/// Reads one frame (`u64` length, then the bytes) from standard input; `None` at its end or
+/// on a frame larger than `max`.
+fn read_frame(stdin: &mut impl Read, max: u64) -> Option<Zeroizing<Vec<u8>>> {
+    let mut len = [0u8; 8];
+    stdin.read_exact(&mut len).ok()?;
+    let len = u64::from_be_bytes(len);
+    if len > max {
+        return None;
+    }
+    let mut bytes = Zeroizing::new(vec![0u8; usize::try_from(len).ok()?]);
+    stdin.read_exact(&mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// Writes one frame to standard output.
+fn write_frame(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+    out.write_all(&(bytes.len() as u64).to_be_bytes())?;
+    out.write_all(bytes)?;
+    out.flush()
+}
+
+fn hex_key(hex_text: &mut String) -> Option<[u8; 32]> {
+    let bytes = hex::decode(&*hex_text).ok().map(Zeroizing::new);
+    hex_text.zeroize();
+    let bytes = bytes?;
+    <[u8; 32]>::try_from(bytes.as_slice()).ok()
+}
+
+/// The worker's side: reads its setup on standard input, confines itself, builds the engine,
+/// says it is ready, then answers one script after another until its input ends. Returns the
+/// process's exit code.
 pub fn serve_stdio() -> i32 {
     // Before the keys arrive: not dumpable or traceable, no core dumps, dies with its parent.
     if let Err(e) = protect_self() {
         eprintln!("{CONFINE_FAILED}{e}");
         return 3;
     }
-    let mut stdin = std::io::stdin().lock();
-    let mut len = [0u8; 8];
-    if stdin.read_exact(&mut len).is_err() {
-        return 2;
-    }
-    let len = u64::from_be_bytes(len);
-    if len > 512 << 20 {
-        return 2;
-    }
-    let mut bytes = Zeroizing::new(vec![0u8; len as usize]);
-    if stdin.read_exact(&mut bytes).is_err() {
-        return 2;
-    }
-    let Ok(mut request) = serde_json::from_slice::<Request>(&bytes) else { return 2 };
+    let Some(bytes) = read_frame(&mut std::io::stdin().lock(), 512 << 20) else { return 2 };
+    let Ok(mut setup) = serde_json::from_slice::<Setup>(&bytes) else { return 2 };
     drop(bytes);
-    if let Err(e) = confine_worker(&request) {
-        eprintln!("{CONFINE_FAILED}{e}");
-        return 3;
-    }
+    let report = match confine_worker(&setup) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{CONFINE_FAILED}{e}");
+            return 3;
+        }
+    };
     let mut raw = std::collections::HashMap::new();
-    for (id, k) in request.keys.iter_mut() {
+    for (id, k) in setup.keys.iter_mut() {
         let key = hex::decode(&*k).map(Zeroizing::new);
         k.zeroize();
         match key {
@@ -457,54 +765,108 @@ pub fn serve_stdio() -> i32 {
             Err(_) => return 2,
         };
     }
+    let workspace = match setup.workspace.take() {
+        None => None,
+        Some(mut w) => {
+            let (Some(key), Some(pseudonym)) = (hex_key(&mut w.key), hex_key(&mut w.pseudonym)) else { return 2 };
+            Some(crate::workspace::WorkspaceSpec {
+                project: w.project,
+                dir: w.dir,
+                key: kura_crypto::SecretKey::from_bytes(key),
+                pseudonym: kura_crypto::PseudonymKey::new(kura_crypto::SecretKey::from_bytes(pseudonym)),
+            })
+        }
+    };
+    let limits = setup.limits.clone();
     let spec = EngineSpec {
-        dataset: request.dataset,
-        grant: request.grant,
+        dataset: setup.dataset,
+        grant: setup.grant,
         keys: GrantedKeys::from_raw(raw),
-        data_root: request.data_root,
-        limits: request.limits,
+        data_root: setup.data_root,
+        limits: setup.limits,
+        workspace,
     };
-    let sql = std::mem::take(&mut request.sql);
-    let outcome = std::thread::Builder::new()
-        .stack_size(STACK)
-        .spawn(move || run_statements(spec, &sql))
+    let lines = report.lines();
+    // The engine plans recursively: it runs on a thread with a large stack.
+    let served = std::thread::Builder::new().stack_size(STACK).spawn(move || serve(spec, limits, lines));
+    match served.map(|t| t.join()) {
+        Ok(Ok(code)) => code,
+        _ => 4,
+    }
+}
+
+/// The worker's loop (see [`serve_stdio`]).
+fn serve(spec: EngineSpec, limits: Limits, report: Vec<String>) -> i32 {
+    let mut stdin = std::io::stdin().lock();
+    let mut out = std::io::stdout().lock();
+    let built = tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(STACK / 2)
+        .enable_all()
+        .build()
         .map_err(|e| QueryError::Engine(e.to_string()))
-        .and_then(|t| t.join().unwrap_or_else(|_| Err(QueryError::Engine("the query worker's thread failed".into()))));
-    let (outputs, error) = match outcome {
-        Ok(outputs) => (outputs, None),
-        Err(e) => (Vec::new(), Some(e)),
+        .and_then(|rt| QueryEngine::new(spec).map(|e| (rt, e)));
+    let (rt, engine) = match built {
+        Ok(b) => b,
+        Err(e) => {
+            let ready = Ready { report, saved: Vec::new(), error: Some(e.into()) };
+            let Ok(bytes) = serde_json::to_vec(&ready) else { return 4 };
+            return if write_frame(&mut out, &bytes).is_ok() { 0 } else { 4 };
+        }
     };
-    let mut heads = Vec::new();
-    let mut blobs = Vec::new();
-    for o in outputs {
-        let mut ipc = Vec::new();
-        let written = StreamWriter::try_new(&mut ipc, &o.schema).and_then(|mut w| {
-            for b in &o.batches {
-                w.write(b)?;
-            }
-            w.finish()
+    let ready = Ready { report, saved: engine.saved_tables(), error: None };
+    let Ok(bytes) = serde_json::to_vec(&ready) else { return 4 };
+    if write_frame(&mut out, &bytes).is_err() {
+        return 4;
+    }
+    while let Some(bytes) = read_frame(&mut stdin, (crate::bounds::MAX_SQL_BYTES as u64).saturating_mul(2).saturating_add(4096)) {
+        let Ok(job) = serde_json::from_slice::<Job>(&bytes) else { return 2 };
+        let statements = crate::engine::count_statements(&job.sql).unwrap_or(1);
+        arm_cpu(&limits, statements);
+        let outcome = run_statements(&rt, &engine, &job.sql).and_then(|outputs| match &job.save_as {
+            None => Ok(outputs),
+            Some(name) => match outputs.last() {
+                Some(last) => engine.save(name, last).map(|()| outputs),
+                None => Ok(outputs),
+            },
         });
-        if written.is_err() {
+        let (outputs, error) = match outcome {
+            Ok(outputs) => (outputs, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        let mut heads = Vec::new();
+        let mut blobs = Vec::new();
+        for o in outputs {
+            let mut ipc = Vec::new();
+            let written = StreamWriter::try_new(&mut ipc, &o.schema).and_then(|mut w| {
+                for b in &o.batches {
+                    w.write(b)?;
+                }
+                w.finish()
+            });
+            if written.is_err() {
+                return 4;
+            }
+            let (kind, view) = match o.kind {
+                StatementKind::Query => ("query", None),
+                StatementKind::Explain => ("explain", None),
+                StatementKind::Introspection => ("introspection", None),
+                StatementKind::View(v) => ("view", Some(v)),
+            };
+            heads.push(OutputHead {
+                sql: o.sql,
+                kind: kind.into(),
+                view,
+                elapsed_us: o.elapsed.as_micros() as u64,
+                ipc_bytes: ipc.len() as u64,
+            });
+            blobs.push(ipc);
+        }
+        let answer = Answer { outputs: heads, saved: engine.saved_tables(), error: error.map(WireError::from) };
+        let Ok(head) = serde_json::to_vec(&answer) else { return 4 };
+        let ok = write_frame(&mut out, &head);
+        if blobs.iter().fold(ok, |ok, b| ok.and_then(|()| write_frame(&mut out, b))).is_err() {
             return 4;
         }
-        let (kind, view) = match o.kind {
-            StatementKind::Query => ("query", None),
-            StatementKind::Explain => ("explain", None),
-            StatementKind::Introspection => ("introspection", None),
-            StatementKind::View(v) => ("view", Some(v)),
-        };
-        heads.push(OutputHead {
-            sql: o.sql,
-            kind: kind.into(),
-            view,
-            elapsed_us: o.elapsed.as_micros() as u64,
-            ipc_bytes: ipc.len() as u64,
-        });
-        blobs.push(ipc);
     }
-    let Ok(head) = serde_json::to_vec(&Answer { outputs: heads, error: error.map(WireError::from) }) else { return 4 };
-    let mut out = std::io::stdout().lock();
-    let ok = out.write_all(&(head.len() as u64).to_be_bytes()).and_then(|()| out.write_all(&head));
-    let ok = blobs.iter().fold(ok, |ok, b| ok.and_then(|()| out.write_all(b))).and_then(|()| out.flush());
-    if ok.is_err() { 4 } else { 0 }
+    0
 }

@@ -19,14 +19,24 @@ fn confinement(dir: &Path) -> Confinement {
         read_write: vec![dir.join("scratch")],
         memory_bytes: MEMORY,
         cpu_secs: 60,
+        cpu_hard_secs: 0,
         file_bytes: 1 << 20,
         allow_without: Vec::new(),
+        user: None,
     }
 }
 
+/// The user the "user" probe becomes when started by root.
+const PROBE_UID: u32 = kura_query::worker::WORKER_UID_BASE + 77;
+
 /// The child: confine, then try one thing and print what happened.
 fn probe(kind: &str, dir: &Path, port: &str) -> i32 {
-    let report = match confine_self(&confinement(dir)) {
+    let mut c = confinement(dir);
+    if kind == "user" {
+        c.read_write.push(dir.join("own"));
+        c.user = Some((PROBE_UID, PROBE_UID));
+    }
+    let report = match confine_self(&c) {
         Ok(r) => r,
         Err(e) => {
             println!("not confined: {e}");
@@ -66,6 +76,16 @@ fn probe(kind: &str, dir: &Path, port: &str) -> i32 {
                 "datagram to a host socket",
                 std::os::unix::net::UnixDatagram::pair().and_then(|(a, _)| a.send_to(b"row 42", &host).map(drop)),
             );
+        }
+        "user" => {
+            // (/proc is out of reach under Landlock: the system calls say it.)
+            println!("uid {} euid {}", rustix::process::getuid().as_raw(), rustix::process::geteuid().as_raw());
+            let caps = rustix::thread::capabilities(None).map(|c| (c.effective.bits(), c.permitted.bits())).unwrap_or((u64::MAX, u64::MAX));
+            println!("capabilities effective {:#x} permitted {:#x}", caps.0, caps.1);
+            outcome("read data", std::fs::read(dir.join("data/part.parquet")).map(drop));
+            outcome("write own", std::fs::write(dir.join("own/x"), b"x"));
+            // The scratch directory is root's: the worker's user may not write there.
+            outcome("write root's", std::fs::write(dir.join("scratch/y"), b"x"));
         }
         "memory" => {
             // Four times the limit, touched so that it is really used.
@@ -140,6 +160,27 @@ fn main() {
     assert!(listener.accept().is_err(), "nothing connected to the host's port");
     assert!(host.recv(&mut [0u8; 64]).is_err(), "nothing reached the host's socket");
 
+    // The user (issue 16): started by root, the worker becomes a user of its own with only
+    // CAP_DAC_READ_SEARCH; it reads its data, writes where that user owns a directory, and
+    // not where root does. Started by anyone else, it stays that user with no capability.
+    std::fs::create_dir(dir.path().join("own")).unwrap();
+    let root = std::fs::read_to_string("/proc/self/status").unwrap().lines().any(|l| l.starts_with("Uid:\t0\t"));
+    if root {
+        std::os::unix::fs::chown(dir.path().join("own"), Some(PROBE_UID), Some(PROBE_UID)).unwrap();
+    }
+    let (out, text) = run_probe("user", dir.path(), port);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    if root {
+        assert!(text.contains(&format!("uid {PROBE_UID} euid {PROBE_UID}")), "{text}");
+        assert!(text.contains("capabilities effective 0x4 permitted 0x4"), "{text}");
+        assert!(text.contains(&format!("user: uid {PROBE_UID} gid {PROBE_UID}, only CAP_DAC_READ_SEARCH")), "{text}");
+        for (what, verdict) in [("read data", "allowed"), ("write own", "allowed"), ("write root's", "refused")] {
+            assert!(text.contains(&format!("{what}: {verdict}")), "{what} must be {verdict}:\n{text}");
+        }
+    } else {
+        assert!(text.contains("capabilities effective 0x0 permitted 0x0") && text.contains(", no capabilities"), "{text}");
+    }
+
     // Memory: stopped at its limit by a failed allocation (SIGABRT with Rust's message, which
     // the worker's parent reports as the memory limit), never by the kernel's OOM killer.
     let (out, text) = run_probe("memory", dir.path(), port);
@@ -148,5 +189,5 @@ fn main() {
     assert_eq!(out.status.signal(), Some(6), "{text}\n{stderr}");
     assert!(stderr.contains("memory allocation of"), "{stderr}");
     assert!(!text.contains("allocated"), "{text}");
-    println!("confine: files, network and memory probes refused as required");
+    println!("confine: files, network, user and memory probes behaved as required");
 }

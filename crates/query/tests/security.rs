@@ -131,6 +131,7 @@ fn a_column_without_its_key_cannot_be_read_even_if_the_engine_asks() {
         keys,
         data_root: home.data_dir(),
         limits: Limits::from_home(home).unwrap(),
+        workspace: None,
     };
     let e = QueryEngine::new(spec).unwrap();
     assert!(scalar(&e, "SELECT max(age) FROM re").unwrap().parse::<u32>().unwrap() > 80);
@@ -449,6 +450,20 @@ fn results_are_capped() {
 /// A worker taken over by the SQL it runs cannot buy itself time: writing the "statement
 /// starts" mark again and again does not move the deadline of all its statements, and its
 /// scratch directory is gone afterwards.
+/// A worker that closes its output but does not exit is stopped and reported as broken — not
+/// as having run out of memory (the kill is Kura's own, not the kernel's).
+#[test]
+fn a_worker_that_stops_answering_is_reported_as_broken() {
+    let home = shared();
+    let mut spec = EngineSpec::from_home(home, "ndb", None).unwrap();
+    let spill = tempfile::tempdir().unwrap();
+    spec.limits.spill_dir = spill.path().to_path_buf();
+    let cmd =
+        kura_query::worker::WorkerCommand { program: PathBuf::from("/bin/sh"), args: vec!["-c".into(), "exec cat >/dev/null".into()] };
+    let err = kura_query::worker::run(&cmd, spec, "SELECT 1").unwrap_err();
+    assert!(matches!(&err, QueryError::Engine(m) if m.contains("closed its output without exiting")), "{err}");
+}
+
 #[test]
 fn a_hostile_worker_cannot_extend_its_deadline() {
     let home = shared();
@@ -463,13 +478,16 @@ fn a_hostile_worker_cannot_extend_its_deadline() {
     // pause.
     let cmd = kura_query::worker::WorkerCommand {
         program: PathBuf::from("/bin/sh"),
-        args: vec!["-c".into(), "cat >/dev/null & exec yes 'kura-worker: statement 1' >&2".into()],
+        // (It keeps its standard output open on descriptor 3 and never writes to it: only the
+        // deadline stops it.)
+        args: vec!["-c".into(), "exec yes 'kura-worker: statement 1' 3>&1 1>&2".into()],
     };
     let started = std::time::Instant::now();
     let err = kura_query::worker::run(&cmd, spec, "SELECT 1").unwrap_err();
     assert!(matches!(err, QueryError::Timeout(1)), "{err}");
-    // One statement: its second of time plus the grace, not the worker's say-so.
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    // It never says it is ready: the startup deadline (a statement's time plus the grace, at
+    // least five seconds), not the worker's say-so.
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
     let left: Vec<_> = std::fs::read_dir(&spill_root)
         .unwrap()
         .filter_map(|e| e.ok())

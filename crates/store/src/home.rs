@@ -315,6 +315,25 @@ impl Home {
         Ok(key)
     }
 
+    /// Crypto-shredding of one top-level key (a project's workspace key, HIC-IO3): removes it
+    /// and every key below it from the keyring, then replaces the master key, so that no copy
+    /// of an earlier keyring opens with the master key from now on. Returns how many keys were
+    /// removed (0 when it was already gone: the call can be repeated after an interruption).
+    pub fn destroy_key(&self, id: &str) -> Result<usize> {
+        let id = KeyId::new(id)?;
+        let _lock = self.lock_keys(true)?;
+        self.finish_rotation_locked()?;
+        let mut ring = Keyring::load(&self.keyring_path())?;
+        let removed = ring.destroy(&id);
+        self.rotate_master_locked(&mut ring)?;
+        Ok(removed)
+    }
+
+    /// Whether the keyring holds key `id`.
+    pub fn has_key(&self, id: &str) -> Result<bool> {
+        Ok(self.keyring()?.contains(&KeyId::new(id)?))
+    }
+
     /// The catalogue key, created on first use in homes made before it existed.
     pub fn catalog_key(&self) -> Result<kura_crypto::SecretKey> {
         self.ensure_key(CATALOG_KEY, Purpose::CatalogMac)

@@ -33,7 +33,7 @@ pub use research::{
     Application, Caller, Catalogue, ColumnLine, ColumnRequest, Decision, Event, NewApplication, Project, Research, Summary, Viewer,
     VoteLine,
 };
-pub use state::{AppState, Party, Step};
+pub use state::{AppState, Party, ProjectState, ProjectStep, Step};
 
 /// Everything that can go wrong in the research lifecycle.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +81,51 @@ pub enum WorkflowError {
         /// The same in English.
         why_en: String,
     },
+    /// A project step that its state does not allow.
+    #[error(
+        "プロジェクト {id} は「{}」のため、{}はできません / project {id} is {from}: cannot {} now",
+        from.label_ja(),
+        step.label_ja(),
+        step.label_en()
+    )]
+    ProjectWrongState {
+        /// The project.
+        id: String,
+        /// Its state.
+        from: ProjectState,
+        /// The step asked for.
+        step: ProjectStep,
+    },
+    /// The caller may not take a project step.
+    #[error("{}は{}だけができます（{why_ja}）/ only {} may {}: {why_en}", step.label_ja(), step.party().label_ja(), step.party().label_en(), step.label_en())]
+    ProjectNotPermitted {
+        /// The project.
+        id: String,
+        /// The step.
+        step: ProjectStep,
+        /// Why, in Japanese.
+        why_ja: String,
+        /// The same in English.
+        why_en: String,
+    },
+    /// The caller is not a member of the project whose workspace they asked for (HTTP 403).
+    #[error(
+        "プロジェクト {id} のメンバーではありません。作業環境はメンバーだけが使えます / you are not a member of project {id}: only its members may use its workspace"
+    )]
+    NotMember {
+        /// The project.
+        id: String,
+    },
+    /// The project has ended: its workspace is destroyed (HTTP 410).
+    #[error(
+        "プロジェクト {id} は利用終了しました（{ended}）。作業環境と保存した表は消去されています / project {id} ended on {ended}: its workspace and saved tables were destroyed"
+    )]
+    Ended {
+        /// The project.
+        id: String,
+        /// When (UTC, `YYYY-MM-DD`).
+        ended: String,
+    },
     /// A field of a request is invalid; says which and what is expected.
     #[error("{field} が不正です / invalid {field}: {detail}")]
     Invalid {
@@ -119,7 +164,16 @@ impl WorkflowError {
     /// Whether a step was refused (an application the caller may not see, the wrong party, the
     /// wrong state); such refusals are recorded in the ledger.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, WorkflowError::NotFound { .. } | WorkflowError::NotPermitted { .. } | WorkflowError::WrongState { .. })
+        matches!(
+            self,
+            WorkflowError::NotFound { .. }
+                | WorkflowError::NotPermitted { .. }
+                | WorkflowError::WrongState { .. }
+                | WorkflowError::ProjectWrongState { .. }
+                | WorkflowError::ProjectNotPermitted { .. }
+                | WorkflowError::NotMember { .. }
+                | WorkflowError::Ended { .. }
+        )
     }
 }
 

@@ -2,7 +2,7 @@
 //! step committed with its ledger entry.
 
 use crate::clock::{self, ClockReading, Mark};
-use crate::state::{AppState, Party, Step};
+use crate::state::{AppState, Party, ProjectState, ProjectStep, Step};
 use crate::{ResearchConfig, Result, WorkflowError};
 use kura_accounts::{Accounts, Role, Who};
 use kura_db::Db;
@@ -323,6 +323,14 @@ pub struct Project {
     pub ends_at: i64,
     /// When it was ended, if it was.
     pub ended_at: Option<i64>,
+    /// When the applicant gave notice of the end of use, if they did.
+    pub notice_at: Option<i64>,
+    /// Who ended it.
+    pub ended_by: Option<String>,
+    /// The SHA-256 of its deletion certificate (recorded in the ledger).
+    pub certificate_sha256: Option<String>,
+    /// The applicant (principal investigator).
+    pub applicant: String,
     /// Who may work in it.
     pub members: Vec<String>,
     /// The grant: `(table, column)` pairs, exactly what was approved.
@@ -400,6 +408,16 @@ impl Research {
 
     fn now(&self) -> i64 {
         self.inner.accounts.clock().now()
+    }
+
+    /// The service's clock: now, in Unix seconds.
+    pub fn now_secs(&self) -> i64 {
+        self.now()
+    }
+
+    /// The audit ledger the steps are recorded in.
+    pub fn log(&self) -> &kura_ledger::log::Log<kura_ledger::store::SqlStore> {
+        self.inner.accounts.log()
     }
 
     // ----- steps -----
@@ -702,11 +720,15 @@ impl Research {
     pub async fn project(&self, viewer: Viewer<'_>, id: &str) -> Result<Project> {
         let mut conn = self.db().pool().acquire().await?;
         let not_found = || WorkflowError::NotFound { what: "プロジェクト", what_en: "project", cmd: "project", id: id.into() };
-        let row = sqlx::query("SELECT id, application_id, dataset, state, created_at, ends_at, ended_at FROM projects WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or_else(not_found)?;
+        check_project_id(id)?;
+        let row = sqlx::query(
+            "SELECT p.id, p.application_id, p.dataset, p.state, p.created_at, p.ends_at, p.ended_at, p.notice_at, p.ended_by, \
+             p.certificate_sha256, a.applicant FROM projects p JOIN applications a ON a.id = p.application_id WHERE p.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(not_found)?;
         let members: Vec<String> = sqlx::query_scalar("SELECT login FROM project_members WHERE project_id = $1 ORDER BY login")
             .bind(id)
             .fetch_all(&mut *conn)
@@ -733,9 +755,234 @@ impl Research {
             created_at: row.try_get("created_at")?,
             ends_at: row.try_get("ends_at")?,
             ended_at: row.try_get("ended_at")?,
+            notice_at: row.try_get("notice_at")?,
+            ended_by: row.try_get("ended_by")?,
+            certificate_sha256: row.try_get("certificate_sha256")?,
+            applicant: row.try_get("applicant")?,
             members,
             columns,
         })
+    }
+
+    /// The project state of `p`.
+    fn project_state(p: &Project) -> Result<ProjectState> {
+        ProjectState::parse(&p.state).ok_or_else(|| WorkflowError::Internal(format!("stored project state '{}'", p.state)))
+    }
+
+    /// Opens the workspace of project `id` for `caller` (HIC-P3, HIC-S13): an active member,
+    /// in a project that has not ended. Anyone else is refused — a user of another project
+    /// with [`WorkflowError::NotMember`] (403), after the end with [`WorkflowError::Ended`] —
+    /// and the refusal is recorded.
+    pub async fn workspace(&self, caller: &Caller, id: &str) -> Result<Project> {
+        let checked = async {
+            let mut conn = self.db().pool().acquire().await?;
+            let user = match person(&mut conn, caller.login()).await? {
+                Some(p) if p.active() => p,
+                Some(p) => {
+                    return Err(WorkflowError::Invalid {
+                        field: "user",
+                        detail: format!(
+                            "利用者 '{}' は有効ではありません（{}）/ user '{}' is not active ({})",
+                            p.login, p.state, p.login, p.state
+                        ),
+                    });
+                }
+                None => return Err(kura_accounts::AccountsError::NoUser(caller.login().into()).into()),
+            };
+            drop(conn);
+            let project = match self.project(Viewer::Owner, id).await {
+                Ok(p) => p,
+                // A project id that does not exist is refused as not being a member: the
+                // answer does not say which projects exist.
+                Err(WorkflowError::NotFound { .. }) => return Err(WorkflowError::NotMember { id: id.into() }),
+                Err(e) => return Err(e),
+            };
+            if !project.members.contains(&user.login) {
+                return Err(WorkflowError::NotMember { id: id.into() });
+            }
+            if Self::project_state(&project)? == ProjectState::Ended {
+                let ended = project.ended_at.map(kura_ledger::entry::format_seconds).unwrap_or_default();
+                return Err(WorkflowError::Ended { id: id.into(), ended: ended.chars().take(10).collect() });
+            }
+            Ok(project)
+        };
+        match checked.await {
+            Ok(p) => Ok(p),
+            Err(e) if e.is_refusal() => {
+                if let Err(le) =
+                    self.inner.accounts.record_refusal(&caller.who, "workspace.open", id, &proxy_note(caller, &e.to_string())).await
+                {
+                    return Err(le.into());
+                }
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records what a member did in a workspace (`workspace.query`, `workspace.save`), with the
+    /// SHA-256 of what they ran; never the SQL or its results.
+    pub async fn record_workspace(
+        &self,
+        caller: &Caller,
+        id: &str,
+        action: &str,
+        object_hash: &str,
+        outcome: &str,
+        detail: &str,
+    ) -> Result<()> {
+        let entry = Entry::Audit(AuditEvent {
+            v: ENTRY_VERSION,
+            time: self.inner.accounts.log().now(),
+            actor: caller.who.actor.clone(),
+            action: action.into(),
+            object: id.into(),
+            object_hash: Some(object_hash.into()),
+            outcome: outcome.into(),
+            request: caller.who.request.clone(),
+            detail: Some(proxy_note(caller, detail)),
+        });
+        let mut tx = self.db().begin_write().await?;
+        append_in(&mut tx, &entry.encode()?).await?;
+        tx.commit().await?;
+        self.inner.accounts.log().sync().await?;
+        Ok(())
+    }
+
+    /// Whether `caller` may take project step `step` on project `p`; the state it leads to.
+    async fn allow_project(&self, conn: &mut AnyConnection, caller: &Caller, p: &Project, step: ProjectStep) -> Result<ProjectState> {
+        let refuse = |why_ja: String, why_en: String| WorkflowError::ProjectNotPermitted { id: p.id.clone(), step, why_ja, why_en };
+        let user = match person(conn, caller.login()).await? {
+            Some(u) if u.active() => u,
+            Some(u) => {
+                return Err(refuse(format!("利用者 '{}' は有効ではありません", u.login), format!("user '{}' is not active", u.login)));
+            }
+            None => return Err(kura_accounts::AccountsError::NoUser(caller.login().into()).into()),
+        };
+        match step.party() {
+            Party::Applicant if user.login != p.applicant => {
+                return Err(refuse(format!("申請者は '{}' です", p.applicant), format!("the applicant is '{}'", p.applicant)));
+            }
+            Party::Custodian if user.role != Role::Custodian => {
+                return Err(refuse(format!("あなたの役割は{}です", user.role.label_ja()), format!("your role is {}", user.role)));
+            }
+            _ => {}
+        }
+        let from = Self::project_state(p)?;
+        step.target(from).ok_or_else(|| WorkflowError::ProjectWrongState { id: p.id.clone(), from, step })
+    }
+
+    /// Loads project `id` for a step by `caller`, checking party and state; a refusal is
+    /// recorded.
+    async fn begin_project(
+        &self,
+        caller: &Caller,
+        id: &str,
+        step: ProjectStep,
+    ) -> Result<(sqlx::Transaction<'static, sqlx::Any>, Project, ProjectState)> {
+        let viewer = Viewer::User(caller.login());
+        let loaded = self.project(viewer, id).await;
+        let mut tx = self.db().begin_write().await?;
+        let allowed = match loaded {
+            Ok(p) => self.allow_project(&mut tx, caller, &p, step).await.map(|to| (p, to)),
+            Err(e) => Err(e),
+        };
+        match allowed {
+            Ok((p, to)) => Ok((tx, p, to)),
+            Err(e) => {
+                if let Err(re) = tx.rollback().await {
+                    return Err(re.into());
+                }
+                if e.is_refusal() {
+                    self.inner
+                        .accounts
+                        .record_refusal(&caller.who, &format!("project.{step}"), id, &proxy_note(caller, &e.to_string()))
+                        .await?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The applicant gives notice of the end of use (HIC-IO3); the custodian then closes the
+    /// workspace ([`Research::end`]).
+    pub async fn notice(&self, caller: &Caller, id: &str) -> Result<Project> {
+        let (mut tx, p, to) = self.begin_project(caller, id, ProjectStep::Notice).await?;
+        let now = self.now();
+        let changed = sqlx::query("UPDATE projects SET state = $1, notice_at = $2 WHERE id = $3 AND state = $4")
+            .bind(to.as_str())
+            .bind(now)
+            .bind(id)
+            .bind(&p.state)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if changed != 1 {
+            return Err(WorkflowError::Internal(format!("project {id} changed meanwhile")));
+        }
+        self.project_entry(&mut tx, caller, id, ProjectStep::Notice, None, &format!("{} -> {to}", p.state)).await?;
+        tx.commit().await?;
+        self.inner.accounts.log().sync().await?;
+        self.project(Viewer::Owner, id).await
+    }
+
+    /// Checks that `caller` may end project `id` now, without changing anything (the caller
+    /// then destroys the workspace and calls [`Research::end`]); a refusal is recorded.
+    pub async fn may_end(&self, caller: &Caller, id: &str) -> Result<Project> {
+        let (tx, p, _) = self.begin_project(caller, id, ProjectStep::End).await?;
+        tx.rollback().await?;
+        Ok(p)
+    }
+
+    /// Ends project `id` (HIC-IO3, CLD-5): its state, who ended it and the SHA-256 of its
+    /// deletion certificate change in the same transaction as the ledger entry
+    /// `project.end`, whose `object_hash` is that SHA-256. Call it once the workspace is
+    /// destroyed. Returns the project and the entry's index (for its `.tlog-proof`).
+    pub async fn end(&self, caller: &Caller, id: &str, certificate_sha256: &str, detail: &str) -> Result<(Project, u64)> {
+        let (mut tx, p, to) = self.begin_project(caller, id, ProjectStep::End).await?;
+        let now = self.now();
+        let changed = sqlx::query(
+            "UPDATE projects SET state = $1, ended_at = $2, ended_by = $3, certificate_sha256 = $4 WHERE id = $5 AND state = $6",
+        )
+        .bind(to.as_str())
+        .bind(now)
+        .bind(caller.login())
+        .bind(certificate_sha256)
+        .bind(id)
+        .bind(&p.state)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed != 1 {
+            return Err(WorkflowError::Internal(format!("project {id} changed meanwhile")));
+        }
+        let idx = self.project_entry(&mut tx, caller, id, ProjectStep::End, Some(certificate_sha256), detail).await?;
+        tx.commit().await?;
+        self.inner.accounts.log().sync().await?;
+        Ok((self.project(Viewer::Owner, id).await?, idx))
+    }
+
+    async fn project_entry(
+        &self,
+        conn: &mut AnyConnection,
+        caller: &Caller,
+        id: &str,
+        step: ProjectStep,
+        object_hash: Option<&str>,
+        detail: &str,
+    ) -> Result<u64> {
+        let entry = Entry::Audit(AuditEvent {
+            v: ENTRY_VERSION,
+            time: self.inner.accounts.log().now(),
+            actor: caller.who.actor.clone(),
+            action: format!("project.{step}"),
+            object: id.into(),
+            object_hash: object_hash.map(str::to_string),
+            outcome: "ok".into(),
+            request: caller.who.request.clone(),
+            detail: Some(proxy_note(caller, detail)),
+        });
+        Ok(append_in(conn, &entry.encode()?).await?)
     }
 
     /// The projects `viewer` may see, newest first.
@@ -1150,6 +1397,18 @@ async fn active(conn: &mut AnyConnection, login: &str, step: Step) -> Result<Per
             why_en: format!("user '{login}' is not active ({})", p.state),
         }),
         None => Err(kura_accounts::AccountsError::NoUser(login.into()).into()),
+    }
+}
+
+/// Project identifiers are `PRJ-` and digits; anything else is refused before it reaches the
+/// store or the ledger.
+fn check_project_id(id: &str) -> Result<()> {
+    match id.strip_prefix("PRJ-") {
+        Some(n) if !n.is_empty() && n.len() <= 12 && n.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
+        _ => Err(WorkflowError::Invalid {
+            field: "id",
+            detail: format!("プロジェクトIDは PRJ-000001 の形です / a project id looks like PRJ-000001, not '{}'", printable_short(id)),
+        }),
     }
 }
 

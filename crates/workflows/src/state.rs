@@ -290,9 +290,142 @@ impl std::fmt::Display for Step {
     }
 }
 
+/// Where a project is (HIC-P3, HIC-IO3).
+///
+/// ```text
+///  active ──notice (applicant)──▶ notice_given ──end (custodian)──▶ ended
+///    └──────────────────────────end (custodian: period over, or revoked)──▶ ended
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectState {
+    /// The workspace is open to its members.
+    Active,
+    /// The applicant gave notice of the end of use; members still work until the custodian
+    /// closes the workspace.
+    NoticeGiven,
+    /// Closed: the worker stopped, the workspace key destroyed, its files deleted, a deletion
+    /// certificate in the ledger.
+    Ended,
+}
+
+impl ProjectState {
+    /// Every state.
+    pub const ALL: [ProjectState; 3] = [ProjectState::Active, ProjectState::NoticeGiven, ProjectState::Ended];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectState::Active => "active",
+            ProjectState::NoticeGiven => "notice_given",
+            ProjectState::Ended => "ended",
+        }
+    }
+
+    /// The Japanese name shown to users.
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            ProjectState::Active => "利用中",
+            ProjectState::NoticeGiven => "利用終了の届出済み",
+            ProjectState::Ended => "利用終了",
+        }
+    }
+
+    /// The state with stored name `s`.
+    pub fn parse(s: &str) -> Option<ProjectState> {
+        ProjectState::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// Whether members may work in the workspace.
+    pub fn is_open(self) -> bool {
+        self != ProjectState::Ended
+    }
+}
+
+impl std::fmt::Display for ProjectState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A step of a project's life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectStep {
+    /// The applicant gives notice of the end of use (利用終了届).
+    Notice,
+    /// A custodian closes the workspace and destroys it (crypto-shredding).
+    End,
+}
+
+impl ProjectStep {
+    /// Every step.
+    pub const ALL: [ProjectStep; 2] = [ProjectStep::Notice, ProjectStep::End];
+
+    /// The verb, as recorded in the ledger (`project.<verb>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectStep::Notice => "notice",
+            ProjectStep::End => "end",
+        }
+    }
+
+    /// The Japanese name, for messages.
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            ProjectStep::Notice => "利用終了の届出",
+            ProjectStep::End => "利用終了（作業環境の消去）",
+        }
+    }
+
+    /// The English verb phrase, for messages.
+    pub fn label_en(self) -> &'static str {
+        match self {
+            ProjectStep::Notice => "give notice of the end of use",
+            ProjectStep::End => "end the project and destroy its workspace",
+        }
+    }
+
+    /// Who may take this step.
+    pub fn party(self) -> Party {
+        match self {
+            ProjectStep::Notice => Party::Applicant,
+            ProjectStep::End => Party::Custodian,
+        }
+    }
+
+    /// Where this step leads from `from`, or `None` if it cannot be taken there.
+    pub fn target(self, from: ProjectState) -> Option<ProjectState> {
+        match (self, from) {
+            (ProjectStep::Notice, ProjectState::Active) => Some(ProjectState::NoticeGiven),
+            (ProjectStep::End, ProjectState::Active | ProjectState::NoticeGiven) => Some(ProjectState::Ended),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ProjectStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_project_ends_once_and_only_a_custodian_ends_it() {
+        for s in ProjectState::ALL {
+            assert_eq!(ProjectState::parse(s.as_str()), Some(s));
+        }
+        assert!(ProjectStep::ALL.iter().all(|step| step.target(ProjectState::Ended).is_none()));
+        assert_eq!(ProjectStep::End.target(ProjectState::Active), Some(ProjectState::Ended));
+        assert_eq!(ProjectStep::End.target(ProjectState::NoticeGiven), Some(ProjectState::Ended));
+        assert_eq!(ProjectStep::Notice.target(ProjectState::NoticeGiven), None);
+        assert_eq!(ProjectStep::End.party(), Party::Custodian);
+        assert_eq!(ProjectStep::Notice.party(), Party::Applicant);
+    }
 
     #[test]
     fn names_round_trip_and_terminal_states_have_no_way_out() {

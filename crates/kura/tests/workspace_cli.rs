@@ -1,0 +1,194 @@
+//! Projects' workspaces and their end through the real `kura` binary (HIC-P3, HIC-S13,
+//! HIC-IO3, CLD-5): SQL in the project's own confined worker, project pseudonyms that do not
+//! join across projects, saved tables visible only in their project, members only, and the
+//! end of use — crypto-shredding, the ended error, and a deletion certificate that verifies
+//! offline.
+
+mod common;
+use common::{fails, kura, kura_with_input, ok};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+const PW: &str = "kaki-no-tane umbrella 83 orbit\n";
+
+fn last_line(out: &str) -> String {
+    out.lines().last().unwrap_or_default().trim().to_string()
+}
+
+/// Files an application for `applicant` asking for `columns`, takes it through review and
+/// the agreement; returns the project's id.
+fn provision(home: &Path, applicant: &str, columns: &[&str]) -> String {
+    let mut args = vec!["application", "new", "--as", applicant, "--title", "T", "--purpose", "P", "--dataset", "ndb", "--column"];
+    args.extend_from_slice(columns);
+    let id = last_line(&ok(&kura(home, &args)));
+    ok(&kura(home, &["application", "submit", &id, "--as", applicant]));
+    ok(&kura(home, &["application", "check", &id, "--as", "c1", "--accept"]));
+    ok(&kura(home, &["application", "vote", &id, "--as", "v1", "--approve"]));
+    ok(&kura(home, &["application", "vote", &id, "--as", "v2", "--approve"]));
+    ok(&kura(home, &["application", "decide", &id, "--as", "c1", "--approve"]));
+    last_line(&ok(&kura(home, &["application", "accept", &id, "--as", applicant])))
+}
+
+/// The CSV rows (header dropped) of a query's output.
+fn rows(out: &str) -> Vec<Vec<String>> {
+    out.lines().skip(1).filter(|l| !l.is_empty()).map(|l| l.split(',').map(str::to_string).collect()).collect()
+}
+
+fn is_hashed_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[test]
+fn a_workspace_from_provisioning_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    ok(&kura(&home, &["init"]));
+    ok(&kura(&home, &["synth", "--persons", "300", "--seed", "5", "--months", "2"]));
+    for (login, role, inst) in [
+        ("r1", "researcher", "1310000001"),
+        ("x1", "researcher", "2710000002"),
+        ("c1", "custodian", "1300000000"),
+        ("v1", "reviewer", "3310000003"),
+        ("v2", "reviewer", "3310000003"),
+    ] {
+        ok(&kura_with_input(
+            &home,
+            &["user", "add", "--login", login, "--role", role, "--institution", inst, "--password-stdin"],
+            Some(PW),
+        ));
+    }
+    let cols = ["re.receipt_id", "re.id5", "re.sex"];
+    let p1 = provision(&home, "r1", &cols);
+    let p2 = provision(&home, "x1", &cols);
+    assert_eq!((p1.as_str(), p2.as_str()), ("PRJ-000001", "PRJ-000002"));
+
+    // The worker's confinement, one line per mechanism (the contract), all on here.
+    let status = ok(&kura(&home, &["workspace", "status", "--project", &p1]));
+    for m in ["landlock", "seccomp", "network namespace", "memory limit", "cpu limit"] {
+        assert!(status.lines().any(|l| l == format!("{m}: on")), "{m}: {status}");
+    }
+
+    // Project pseudonyms (HIC-P3): 64 hex characters, never the platform's value, different
+    // in each project for the same receipt; the two projects' outputs share no ID.
+    let q = "SELECT receipt_id, id5 FROM re WHERE id5 <> '9' ORDER BY receipt_id LIMIT 20";
+    let platform = rows(&ok(&kura(&home, &["sql", "--format", "csv", q])));
+    let in1 = rows(&ok(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", "--format", "csv", q])));
+    let in2 = rows(&ok(&kura(&home, &["workspace", "sql", "--project", &p2, "--as", "x1", "--format", "csv", q])));
+    assert_eq!(platform.len(), 20);
+    for ((a, b), c) in platform.iter().zip(&in1).zip(&in2) {
+        assert_eq!((&a[0], &a[0]), (&b[0], &c[0]), "same receipts in the same order");
+        assert!(is_hashed_id(&b[1]) && is_hashed_id(&c[1]), "{b:?} {c:?}");
+        assert_ne!(a[1], b[1], "the platform's ID is never shown in a workspace");
+        assert_ne!(b[1], c[1], "two projects get different pseudonyms for one person");
+    }
+    let all = "SELECT DISTINCT id5 FROM re WHERE id5 <> '9'";
+    let set = |out: String| rows(&out).into_iter().map(|r| r[0].clone()).collect::<BTreeSet<_>>();
+    let ids1 = set(ok(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", "--format", "csv", all])));
+    let ids2 = set(ok(&kura(&home, &["workspace", "sql", "--project", &p2, "--as", "x1", "--format", "csv", all])));
+    let ids0 = set(ok(&kura(&home, &["sql", "--format", "csv", all])));
+    assert_eq!((ids1.len(), ids2.len()), (ids0.len(), ids0.len()), "one pseudonym per person");
+    assert!(ids1.is_disjoint(&ids2), "the outputs of two projects cannot be joined on the ID column");
+    assert!(ids1.is_disjoint(&ids0));
+    // Inside one project a person keeps one pseudonym: a self-join on it works.
+    let joined = ok(&kura(
+        &home,
+        &[
+            "workspace",
+            "sql",
+            "--project",
+            &p1,
+            "--as",
+            "r1",
+            "--format",
+            "csv",
+            "SELECT count(*) FROM re a JOIN (SELECT DISTINCT id5 FROM re) b ON a.id5 = b.id5",
+        ],
+    ));
+    let direct = ok(&kura(&home, &["sql", "--format", "csv", "SELECT count(*) FROM re WHERE id5 IS NOT NULL"]));
+    assert_eq!(rows(&joined), rows(&direct));
+
+    // The grant is exactly the approved columns.
+    let e = fails(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", "SELECT age FROM re"]));
+    assert!(e.contains("age") && e.contains("not granted"), "{e}");
+
+    // Members only: another project's researcher is refused (and the refusal recorded), as is
+    // a project that does not exist (without saying so).
+    let e = fails(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "x1", "SELECT 1"]));
+    assert!(e.contains("not a member of project PRJ-000001"), "{e}");
+    let e = fails(&kura(&home, &["workspace", "sql", "--project", "PRJ-000099", "--as", "x1", "SELECT 1"]));
+    assert!(e.contains("not a member of project PRJ-000099"), "{e}");
+    let e = fails(&kura(&home, &["workspace", "sql", "--project", "../PRJ", "--as", "x1", "SELECT 1"]));
+    assert!(e.contains("PRJ-000001"), "{e}");
+
+    // Saved tables: sealed in the workspace, readable in their project only.
+    let save = "SELECT sex, count(*) AS n, 'kura-marker-0042' AS label FROM re GROUP BY sex ORDER BY sex";
+    let shown = ok(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", "--format", "csv", "--save", "by_sex", save]));
+    let back =
+        ok(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", "--format", "csv", "SELECT * FROM by_sex ORDER BY sex"]));
+    assert_eq!(rows(&shown), rows(&back));
+    let e = fails(&kura(&home, &["workspace", "sql", "--project", &p2, "--as", "x1", "SELECT * FROM by_sex"]));
+    assert!(e.contains("no table 'by_sex'"), "{e}");
+    for bad in ["re", "Bad-Name", "../x"] {
+        let e = fails(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", "--save", bad, "SELECT 1 AS x"]));
+        assert!(e.contains("cannot save as") || e.contains("is a table of the dataset"), "{bad}: {e}");
+    }
+    assert!(ok(&kura(&home, &["workspace", "status", "--project", &p1])).contains("saved tables: by_sex"));
+    let table = home.join("workspaces").join(&p1).join("tables/by_sex.kura-table");
+    let sealed = std::fs::read(&table).unwrap();
+    // A copy of the workspace's files and of the keyring as they stand before the end.
+    let keyring_before = std::fs::read(home.join("keys/keyring.json")).unwrap();
+
+    // Only the applicant gives notice, only a custodian ends it.
+    let e = fails(&kura(&home, &["project", "notice", &p1, "--as", "x1"]));
+    assert!(e.contains("PRJ-000001"), "{e}");
+    ok(&kura(&home, &["project", "notice", &p1, "--as", "r1"]));
+    let e = fails(&kura(&home, &["project", "end", &p1, "--as", "r1"]));
+    assert!(e.contains("only a custodian may end the project"), "{e}");
+    let out = ok(&kura(&home, &["project", "end", &p1, "--as", "c1"]));
+    let proof = std::path::PathBuf::from(last_line(&out));
+    assert!(proof.extension().is_some_and(|e| e == "tlog-proof") && proof.is_file(), "{out}");
+    let e = fails(&kura(&home, &["project", "end", &p1, "--as", "c1"]));
+    assert!(e.contains("cannot end the project"), "{e}");
+
+    // Members get the ended error at once; the files are gone.
+    let e = fails(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", "SELECT 1"]));
+    assert!(e.contains("project PRJ-000001 ended on"), "{e}");
+    assert!(!home.join("workspaces").join(&p1).exists());
+    // Crypto-shredding: the key is gone from the keyring, and the copy of the old keyring
+    // does not open with the master key that exists now, so the copied file stays sealed.
+    let key_id = kura_crypto::KeyId::new(format!("workspace/{p1}")).unwrap();
+    let master = kura_crypto::MasterKey::load(&home.join("keys/master.key")).unwrap();
+    let now = kura_crypto::Keyring::load(&home.join("keys/keyring.json")).unwrap();
+    assert!(!now.contains(&key_id));
+    let old_path = dir.path().join("keyring-copy.json");
+    std::fs::write(&old_path, &keyring_before).unwrap();
+    let old = kura_crypto::Keyring::load(&old_path).unwrap();
+    assert!(old.contains(&key_id));
+    assert!(old.unwrap(&master, &key_id).is_err(), "a copy of the old keyring is of no use with today's master key");
+    assert!(sealed.starts_with(b"KURAWST1") && !sealed.windows(16).any(|w| w == b"kura-marker-0042"), "sealed");
+    // The other project is untouched.
+    ok(&kura(&home, &["workspace", "sql", "--project", &p2, "--as", "x1", "SELECT count(*) FROM re"]));
+
+    // The deletion certificate verifies offline against the log's key, and names what was
+    // destroyed; a changed certificate does not verify.
+    let cert = home.join("certificates").join(format!("{p1}.deletion-certificate.json"));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&cert).unwrap()).unwrap();
+    assert_eq!(v["project"], "PRJ-000001");
+    assert_eq!(v["ended_by"], "c1");
+    assert_eq!(v["destroyed"]["saved_tables"], 1);
+    assert_eq!(v["destroyed"]["master_key_replaced"], true);
+    let key = last_line(&ok(&kura(&home, &["ledger", "key"])));
+    let verified = ok(&kura(&home, &["proof", "verify", proof.to_str().unwrap(), "--log-key", &key, "--data", cert.to_str().unwrap()]));
+    assert!(verified.contains("proof verified") && verified.contains("project.end"), "{verified}");
+    let forged = dir.path().join("forged.json");
+    std::fs::write(&forged, String::from_utf8(std::fs::read(&cert).unwrap()).unwrap().replace("\"c1\"", "\"v1\"")).unwrap();
+    let e = fails(&kura(&home, &["proof", "verify", proof.to_str().unwrap(), "--log-key", &key, "--data", forged.to_str().unwrap()]));
+    assert!(e.contains("differs from the recorded"), "{e}");
+
+    // Every script, the refusals and the end are in the ledger; the SQL text is not.
+    let log = ok(&kura(&home, &["ledger", "show", "--json"]));
+    for action in ["workspace.query", "workspace.save", "workspace.open", "project.notice", "project.end"] {
+        assert!(log.contains(action), "{action} missing from the ledger");
+    }
+    assert!(!log.contains("GROUP BY sex"), "the ledger holds hashes of scripts, not their text");
+}
