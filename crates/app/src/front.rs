@@ -182,6 +182,9 @@ impl App {
         let c = &self.config.server;
         let ca_cert = Ca::certificate(&self.layout().ca_dir()).map_err(no_ca)?;
         let accounts = self.accounts().await?;
+        let research = self.research(accounts.clone())?;
+        let workspaces = self.workspaces(research.clone())?;
+        let catalogue = self.research_catalogue()?;
         // A short-lived server certificate (no revocation information needed; see
         // kura_pki::tls::SERVER_CERT_DAYS), replaced by the next one while running.
         let (chain, key, not_after) = self.current_server_certificate(&ca_cert)?;
@@ -207,6 +210,9 @@ impl App {
             accounts,
             datasets,
             reload_every: Duration::from_secs(c.reload_secs.max(1)),
+            research: Some(research),
+            workspaces: Some(workspaces),
+            catalogue,
         })
     }
 }

@@ -66,6 +66,9 @@ pub enum AppError {
     /// From the research lifecycle.
     #[error(transparent)]
     Workflow(#[from] kura_workflows::WorkflowError),
+    /// From a project's workspace.
+    #[error(transparent)]
+    Workspace(#[from] kura_workspace::WorkspaceError),
 }
 
 impl AppError {

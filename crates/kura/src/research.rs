@@ -297,7 +297,7 @@ pub fn application(home: &Home, a: ApplicationArgs) -> Result<()> {
             }
             AppCmd::Accept { id, who } => {
                 let (a, p) = r.accept(&Caller::console_as(&who.login), &id).await.map_err(app_err)?;
-                app.prepare_workspace(&p.id)?;
+                app.workspaces(r.clone())?.prepare(&p.id).map_err(crate::workspace::ws_err)?;
                 done(&a);
                 println!(
                     "プロジェクトを作成しました / provisioned project {}: {} 列 columns, {} 人 members",
@@ -407,7 +407,7 @@ pub fn project(home: &Home, a: ProjectArgs) -> Result<()> {
                 println!("次に（データ管理者）/ next (a custodian): kura project end {} --as CUSTODIAN", p.id);
             }
             ProjectCmd::End { id, who } => {
-                let end = app.end_project(&r, &Caller::console_as(&who.login), &id).await?;
+                let end = app.workspaces(r.clone())?.end(&Caller::console_as(&who.login), &id).await.map_err(crate::workspace::ws_err)?;
                 println!(
                     "{}: 利用終了。作業環境の鍵を破棄し、ファイルを削除しました / ended: workspace key destroyed, files deleted",
                     end.project.id

@@ -4,10 +4,8 @@
 
 use crate::{CliError, Format, Result, output, read_query, runtime};
 use clap::{Args, Subcommand};
-use kura_query::worker::{Session, WorkerCommand};
 use kura_store::Home;
-use kura_workflows::{Caller, Viewer};
-use sha2::{Digest, Sha256};
+use kura_workflows::Caller;
 
 /// `kura workspace`
 #[derive(Debug, Args)]
@@ -62,52 +60,41 @@ enum WsCmd {
 /// Runs `kura workspace …`.
 pub fn workspace(home: &Home, a: WorkspaceArgs) -> Result<()> {
     let rt = runtime()?;
-    let (app, research) = rt.block_on(crate::research::service(home))?;
-    let cmd = WorkerCommand::current_exe()?;
-    match a.what {
-        WsCmd::Sql { project, login, save, format, max_rows, query } => {
-            let sql = read_query(&query)?;
-            let caller = Caller::console_as(&login);
-            let p = rt.block_on(research.workspace(&caller, &project)).map_err(crate::research::app_err)?;
-            let spec = app.workspace_spec(&p)?;
-            let hash = hex::encode(Sha256::digest(sql.as_bytes()));
-            let outcome = Session::start(&cmd, spec).and_then(|mut s| s.run(&sql, save.as_deref()));
-            // Every script is recorded (its SHA-256, never its text or results).
-            let (action, detail) = match &save {
-                Some(name) => ("workspace.save", format!("saved table {}", kura_ledger::entry::printable(name))),
-                None => ("workspace.query", String::new()),
-            };
-            let result = if outcome.is_ok() { "ok" } else { "error" };
-            rt.block_on(research.record_workspace(&caller, &p.id, action, &hash, result, &detail)).map_err(crate::research::app_err)?;
-            let outputs = outcome?;
-            for o in &outputs {
-                output::statement(o, format, max_rows)?;
+    rt.block_on(async {
+        let (app, research) = crate::research::service(home).await?;
+        let workspaces = app.workspaces(research)?;
+        match a.what {
+            WsCmd::Sql { project, login, save, format, max_rows, query } => {
+                let sql = read_query(&query)?;
+                let outputs = workspaces.run(&Caller::console_as(&login), &project, &sql, save.as_deref()).await.map_err(ws_err)?;
+                for o in &outputs {
+                    output::statement(o, format, max_rows)?;
+                }
+                if let Some(name) = save {
+                    eprintln!("保存しました / saved as table '{name}' of {project}");
+                }
+                Ok(())
             }
-            if let Some(name) = save {
-                eprintln!("保存しました / saved as table '{name}' of {}", p.id);
+            WsCmd::Status { project } => {
+                let s = workspaces.status(&project).await.map_err(ws_err)?;
+                println!("{}  worker pid {}", s.project, s.pid);
+                for line in &s.confinement {
+                    println!("{line}");
+                }
+                println!(
+                    "保存した表 / saved tables: {}",
+                    if s.saved_tables.is_empty() { "-".to_string() } else { s.saved_tables.join(", ") }
+                );
+                Ok(())
             }
-            Ok(())
         }
-        WsCmd::Status { project } => {
-            let p = rt.block_on(research.project(Viewer::Owner, &project)).map_err(crate::research::app_err)?;
-            if p.state == "ended" {
-                return Err(CliError::App(
-                    kura_workflows::WorkflowError::Ended {
-                        id: p.id.clone(),
-                        ended: p.ended_at.map(kura_ledger::entry::format_seconds).unwrap_or_default().chars().take(10).collect(),
-                    }
-                    .into(),
-                ));
-            }
-            let spec = app.workspace_spec(&p)?;
-            let session = Session::start(&cmd, spec)?;
-            println!("{}  ({})  worker pid {}", p.id, p.state, session.pid());
-            for line in session.report() {
-                println!("{line}");
-            }
-            let saved = session.saved_tables();
-            println!("保存した表 / saved tables: {}", if saved.is_empty() { "-".to_string() } else { saved.join(", ") });
-            Ok(())
-        }
+    })
+}
+
+/// A workspace error as the command line reports it.
+pub(crate) fn ws_err(e: kura_workspace::WorkspaceError) -> CliError {
+    match e {
+        kura_workspace::WorkspaceError::Query(q) => CliError::Query(q),
+        other => CliError::App(other.into()),
     }
 }

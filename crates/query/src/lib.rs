@@ -27,6 +27,7 @@ pub mod config;
 pub mod confine;
 mod engine;
 mod grant;
+pub mod json;
 pub mod policy;
 pub mod rules;
 pub mod spill;

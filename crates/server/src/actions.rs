@@ -22,6 +22,12 @@ pub struct Portal {
     pub listener: Listener,
     /// Names of the datasets in the catalogue (the data route's answer).
     pub datasets: Arc<Vec<String>>,
+    /// The research lifecycle, if this server handles applications.
+    pub research: Option<kura_workflows::Research>,
+    /// The projects' workspaces, if this server runs them.
+    pub workspaces: Option<kura_workspace::Workspaces>,
+    /// What applications may ask for.
+    pub catalogue: Arc<kura_workflows::Catalogue>,
 }
 
 /// A refused sign-in step as the status and message to answer with; wrong secrets count

@@ -31,6 +31,7 @@ pub mod front;
 pub mod ledger;
 pub mod pages;
 pub mod portal;
+pub mod research_api;
 pub mod routes;
 pub mod serve;
 pub mod web;

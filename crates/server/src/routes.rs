@@ -27,7 +27,7 @@ use crate::pages;
 use crate::portal::random_hex;
 use crate::web::Peer;
 use crate::web::{Ctx, Lang, Listener, PRE_COOKIE, SIGN_IN_API, Unrendered, WebError, cookie, is_api, set_cookie};
-use crate::{api, portal};
+use crate::{api, portal, research_api};
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -80,6 +80,10 @@ const DATA: &[Role] = &[Role::Researcher, Role::Custodian, Role::Reviewer];
 const ADMIN: &[Role] = &[Role::Operator];
 const OVERSIGHT: &[Role] = &[Role::Operator, Role::Auditor];
 const CUSTODIAN: &[Role] = &[Role::Custodian];
+const RESEARCHER: &[Role] = &[Role::Researcher];
+const LIFECYCLE: &[Role] = &[Role::Researcher, Role::Custodian, Role::Reviewer, Role::Auditor];
+const STEPS: &[Role] = &[Role::Researcher, Role::Custodian, Role::Reviewer];
+const CERTIFICATE: &[Role] = &[Role::Researcher, Role::Custodian, Role::Auditor];
 
 const fn rule(
     method: &'static str,
@@ -126,6 +130,21 @@ pub static ROUTES: &[Rule] = &[
     // on their own listener only (the rule of who may reset whom: kura_accounts::Resetter).
     rule("POST", "/api/v1/users/{login}/reset-password", Access::Roles(CUSTODIAN), true, false, |m| on(m, api::reset_password)),
     rule("POST", "/api/v1/users/{login}/reset-password", Access::Roles(ADMIN), false, true, |m| on(m, api::reset_password)),
+    // The research lifecycle (WG-6, HIC-P1, HIC-P3, HIC-IO3): which party may take a step is
+    // the domain's rule (kura-workflows); the roles here only keep other roles out.
+    rule("GET", "/api/v1/applications", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_api::list)),
+    rule("POST", "/api/v1/applications", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::create)),
+    rule("GET", "/api/v1/applications/{id}", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_api::show)),
+    rule("POST", "/api/v1/applications/{id}/edit", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::edit)),
+    rule("POST", "/api/v1/applications/{id}/{step}", Access::Roles(STEPS), true, false, |m| on(m, research_api::step)),
+    rule("GET", "/api/v1/projects", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_api::projects)),
+    rule("GET", "/api/v1/projects/{id}", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_api::project)),
+    rule("POST", "/api/v1/projects/{id}/notice", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::notice)),
+    rule("POST", "/api/v1/projects/{id}/end", Access::Roles(CUSTODIAN), true, false, |m| on(m, research_api::end)),
+    rule("GET", "/api/v1/projects/{id}/certificate", Access::Roles(CERTIFICATE), true, false, |m| on(m, research_api::certificate)),
+    rule("POST", "/api/v1/projects/{id}/sql", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::sql)),
+    rule("GET", "/api/v1/projects/{id}/tables", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::tables)),
+    rule("GET", "/api/v1/projects/{id}/workspace", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::status)),
 ];
 
 impl Rule {
@@ -472,6 +491,21 @@ fn summary(method: &str, path: &str) -> &'static str {
         ("GET", "/api/v1/inventory") => "アカウント棚卸し / account inventory (HX-9)",
         ("POST", "/api/v1/users") => "利用者の作成 / create a user",
         ("POST", "/api/v1/users/{login}/reset-password") => "パスワード再設定 / reset a password",
+        ("GET", "/api/v1/applications") => "利用申請の一覧（未完了・期限超過を先に）/ applications, open and overdue first",
+        ("POST", "/api/v1/applications") => "利用申請の作成（下書き）/ file a draft application",
+        ("GET", "/api/v1/applications/{id}") => "利用申請の詳細（経過日数・履歴）/ an application with its clock and history",
+        ("POST", "/api/v1/applications/{id}/edit") => "下書き・差し戻しの申請の編集 / change a draft or returned application",
+        ("POST", "/api/v1/applications/{id}/{step}") => {
+            "申請の手続き：submit・withdraw・check・vote・decide・accept / a step: submit, withdraw, check, vote, decide, accept"
+        }
+        ("GET", "/api/v1/projects") => "プロジェクトの一覧 / projects",
+        ("GET", "/api/v1/projects/{id}") => "プロジェクトの詳細 / a project",
+        ("POST", "/api/v1/projects/{id}/notice") => "利用終了の届出（申請者）/ notice of the end of use (the applicant)",
+        ("POST", "/api/v1/projects/{id}/end") => "利用終了と削除証明書（データ管理者）/ end of use and deletion certificate (a custodian)",
+        ("GET", "/api/v1/projects/{id}/certificate") => "削除証明書と .tlog-proof / the deletion certificate and its .tlog-proof",
+        ("POST", "/api/v1/projects/{id}/sql") => "作業環境で SQL を実行（メンバーのみ）/ run SQL in the workspace (members only)",
+        ("GET", "/api/v1/projects/{id}/tables") => "作業環境に保存した表 / the workspace's saved tables",
+        ("GET", "/api/v1/projects/{id}/workspace") => "作業環境のプロセスの隔離状態 / the workspace worker's confinement",
         ("POST", "/api/v1/users/{login}/{action}") => {
             "ロック・解除・有効化・停止・廃止・証明書失効 / lock, unlock, activate, suspend, disable, revoke certificates"
         }

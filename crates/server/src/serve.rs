@@ -35,7 +35,16 @@ pub struct Settings {
     pub datasets: Vec<String>,
     /// How often lists and revocations made by other processes are reloaded.
     pub reload_every: Duration,
+    /// The research lifecycle (applications, projects), if this server handles it.
+    pub research: Option<kura_workflows::Research>,
+    /// The projects' workspaces, if this server runs them.
+    pub workspaces: Option<kura_workspace::Workspaces>,
+    /// What applications may ask for (the data catalogue's columns).
+    pub catalogue: kura_workflows::Catalogue,
 }
+
+/// How long a workspace's worker may stay idle before the server stops it.
+pub const WORKSPACE_IDLE: Duration = Duration::from_secs(15 * 60);
 
 /// A running server.
 pub struct Running {
@@ -112,6 +121,24 @@ pub async fn start(s: Settings) -> Result<Running, ServerError> {
     let (door, mut block_rx) = FrontDoor::new(s.gate.clone(), s.revoked.clone(), s.limits.clone());
     let mut tasks = Vec::new();
     let datasets = Arc::new(s.datasets);
+    let catalogue = Arc::new(s.catalogue);
+    // Workspace workers idle for a while are stopped (the next request starts one again).
+    if let Some(w) = s.workspaces.clone() {
+        let mut stopped = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stopped.wait_for(|v| *v) => break,
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {
+                        let n = w.stop_idle(WORKSPACE_IDLE);
+                        if n > 0 {
+                            tracing::info!("stopped {n} idle workspace worker(s)");
+                        }
+                    }
+                }
+            }
+        }));
+    }
 
     let mut listeners = vec![(Listener::Portal, s.listen.clone())];
     if let Some(op) = &s.operator_listen {
@@ -121,7 +148,15 @@ pub async fn start(s: Settings) -> Result<Running, ServerError> {
     for (which, addr) in listeners {
         let (listener, local) = crate::bind(&addr).await?;
         addrs.push(local);
-        let portal = Portal { accounts: s.accounts.clone(), door: door.clone(), listener: which, datasets: datasets.clone() };
+        let portal = Portal {
+            accounts: s.accounts.clone(),
+            door: door.clone(),
+            listener: which,
+            datasets: datasets.clone(),
+            research: s.research.clone(),
+            workspaces: s.workspaces.clone(),
+            catalogue: catalogue.clone(),
+        };
         let mut stopped = stopped.clone();
         let shutdown = async move {
             let _ = stopped.wait_for(|v| *v).await;

@@ -250,6 +250,18 @@ pub async fn world_with(
     limits: kura_server::front::FrontLimits,
     extra: impl FnOnce(&mut ServerConfig),
 ) -> World {
+    world_adjusted(db, autoblock, limits, extra, |_, _| {}).await
+}
+
+/// [`world_with`], with the composed server settings adjusted by `adjust` before the server
+/// starts (data in the home, the workspaces' worker program).
+pub async fn world_adjusted(
+    db: kura_db::Db,
+    autoblock: AutoBlockPolicy,
+    limits: kura_server::front::FrontLimits,
+    extra: impl FnOnce(&mut ServerConfig),
+    adjust: impl FnOnce(&App, &mut kura_server::serve::Settings),
+) -> World {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let mut app = App::init(&root.join("home"), Options { hash_cost: HashCost::TEST }).unwrap().with_db(db);
@@ -269,6 +281,7 @@ pub async fn world_with(
     settings.limits = limits;
     settings.datasets = vec!["ndb".into()];
     settings.reload_every = Duration::from_millis(200);
+    adjust(&app, &mut settings);
     let accounts = settings.accounts.clone();
     let op = Who::console();
     accounts.add_institution(&op, "1310000001", "蔵大学病院").await.unwrap();

@@ -1,0 +1,195 @@
+//! The research lifecycle and a project's workspace over the JSON API, on the real server with
+//! real TLS and a real worker process, on SQLite and PostgreSQL (WG-6, HIC-P1, HIC-P3,
+//! HIC-S13, HIC-IO3): apply → check → two votes → approve fewer columns → accept → SQL in the
+//! workspace → notice → end, with the wrong party, a non-member and the ended project refused.
+
+mod common;
+use common::*;
+use kura_accounts::{NewUser, Role, Who};
+use kura_gate::AutoBlockPolicy;
+use kura_pki::Subject;
+use serde_json::{Value, json};
+
+/// The `kura` binary beside this test (`cargo test --workspace` builds it for its own tests).
+fn kura_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("kura");
+    assert!(bin.is_file(), "{} is missing: run the tests with `cargo test --workspace`", bin.display());
+    bin
+}
+
+/// A signed-in API user: its connection (with the session cookie) and the session's CSRF token.
+struct User {
+    c: Client,
+    csrf: String,
+}
+
+impl User {
+    async fn call(&mut self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let body = body.map(|b| (b.to_string(), "application/json"));
+        let r = self.c.request(method, path, body, &[("x-csrf-token", &self.csrf)]).await.unwrap();
+        let v = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+        (r.status, v)
+    }
+
+    async fn ok(&mut self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, v) = self.call(method, path, body).await;
+        assert!(status == 200 || status == 201, "{method} {path}: {status} {v}");
+        v
+    }
+}
+
+async fn user(w: &World, login: &str, ip: u8) -> User {
+    let mut c = Client::connect(w, w.addr, jp(ip), Some(w.cert(login))).await.unwrap();
+    sign_in_first_time(w, &mut c, login).await;
+    let home = c.get("/").await.unwrap();
+    let csrf = Client::csrf_of(&home);
+    User { c, csrf }
+}
+
+#[tokio::test]
+async fn from_application_to_the_end_of_use_over_the_api() {
+    let scratch = tempfile::tempdir().unwrap();
+    for db in kura_db::testing::databases(scratch.path()).await {
+        let mut w = world_adjusted(
+            db,
+            AutoBlockPolicy::default(),
+            kura_server::front::FrontLimits::default(),
+            |_| {},
+            |app, s| {
+                // Data in the home, and workspaces whose workers are the real `kura` binary.
+                let out = std::process::Command::new(kura_bin())
+                    .arg("--home")
+                    .arg(app.home().root())
+                    .args(["synth", "--persons", "200", "--seed", "7", "--months", "1"])
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                s.catalogue = app.research_catalogue().unwrap();
+                let research = s.research.clone().unwrap();
+                let cmd = kura_query::worker::WorkerCommand { program: kura_bin(), args: vec![kura_query::worker::WORKER_ARG.into()] };
+                let layout = app.layout();
+                let dirs = kura_workspace::Dirs { workspaces: layout.workspaces(), certificates: layout.certificates() };
+                s.workspaces = Some(kura_workspace::Workspaces::new(app.home().clone(), research, dirs, cmd));
+            },
+        )
+        .await;
+        // A custodian, two reviewers and a researcher of another institution than the team's.
+        let op = Who::console();
+        for (login, role) in [("cust2", Role::Custodian), ("rev2", Role::Reviewer), ("rev3", Role::Reviewer), ("x1", Role::Researcher)] {
+            w.accounts
+                .add_user(&op, &NewUser { login: login.into(), institution: "9900000001".into(), role, name: String::new() }, Some(PW))
+                .await
+                .unwrap();
+            let i = w.ca.issue(&Subject::User { login: login.into(), institution: "9900000001".into() }, 30).unwrap();
+            w.accounts
+                .register_certificate(&op, &i.fingerprint.to_string(), &i.serial, Some(login), "9900000001", i.not_after)
+                .await
+                .unwrap();
+            w.certs.insert(login.into(), i);
+        }
+        let mut r1 = user(&w, "tanaka.h", 3).await;
+        let mut c2 = user(&w, "cust2", 4).await;
+        let mut v2 = user(&w, "rev2", 5).await;
+        let mut v3 = user(&w, "rev3", 6).await;
+        let mut x1 = user(&w, "x1", 7).await;
+        let mut c1 = user(&w, "cust1", 8).await;
+
+        // Apply: the draft's id, then the steps; the wrong party is refused with 403.
+        let new = json!({"title": "糖尿病の受療動向", "purpose": "地域差", "dataset": "ndb",
+            "columns": [{"table": "re", "column": "id5", "reason": "人単位"}, {"table": "re", "column": "sex"}, {"table": "re", "column": "age"}]});
+        let (status, v) = x1.call("POST", "/api/v1/applications", Some(json!({"title": 1}))).await;
+        assert_eq!(status, 422, "{v}");
+        let a = r1.ok("POST", "/api/v1/applications", Some(new)).await;
+        let id = a["application"]["id"].as_str().unwrap().to_string();
+        let path = |step: &str| format!("/api/v1/applications/{id}/{step}");
+        r1.ok("POST", &path("submit"), None).await;
+        let (status, v) = r1.call("POST", &path("vote"), Some(json!({"approve": true}))).await;
+        assert_eq!(status, 403, "{v}");
+        // The team's own institution may not check it (conflict of interest).
+        let (status, v) = c1.call("POST", &path("check"), Some(json!({"verdict": "accept"}))).await;
+        assert_eq!(status, 403, "{v}");
+        assert!(v["error"].as_str().unwrap().contains("conflict of interest"), "{v}");
+        c2.ok("POST", &path("check"), Some(json!({"verdict": "accept"}))).await;
+        v2.ok("POST", &path("vote"), Some(json!({"approve": true, "note": "公益性あり"}))).await;
+        v3.ok("POST", &path("vote"), Some(json!({"approve": true}))).await;
+        // Approving fewer columns: the grant is exactly what was approved.
+        c2.ok("POST", &path("decide"), Some(json!({"decision": "approve", "columns": ["re.id5", "re.sex"]}))).await;
+        let (status, _) = r1.call("POST", &path("accept"), Some(json!({"bogus": 1}))).await;
+        assert_eq!(status, 422, "unknown fields are refused");
+        let v = r1.ok("POST", &path("accept"), None).await;
+        let project = v["project"]["id"].as_str().unwrap().to_string();
+        assert_eq!(v["project"]["columns"], json!([["re", "id5"], ["re", "sex"]]));
+        let shown = c2.ok("GET", &format!("/api/v1/applications/{id}"), None).await;
+        assert_eq!(shown["application"]["state"], "provisioned");
+        assert!(shown["application"]["clock"]["provisioned_after_secs"].is_i64(), "{shown}");
+        let listed = c2.ok("GET", "/api/v1/applications", None).await;
+        assert!(listed["applications"].as_array().unwrap().iter().any(|a| a["id"] == id.as_str()));
+
+        // The workspace: SQL in the project's worker, project pseudonyms, a saved table.
+        let ws = |what: &str| format!("/api/v1/projects/{project}/{what}");
+        let v = r1
+            .ok(
+                "POST",
+                &ws("sql"),
+                Some(json!({"sql": "SELECT sex, count(DISTINCT id5) AS persons FROM re GROUP BY sex ORDER BY sex", "save_as": "by_sex"})),
+            )
+            .await;
+        let rows = v["statements"][0]["rows"].as_array().unwrap();
+        assert_eq!(v["statements"][0]["columns"], json!(["sex", "persons"]));
+        assert!(!rows.is_empty() && rows.iter().all(|r| r["persons"].as_i64().unwrap() > 0), "{v}");
+        assert_eq!(v["saved_tables"], json!(["by_sex"]));
+        let v = r1.ok("POST", &ws("sql"), Some(json!({"sql": "SELECT id5 FROM re WHERE id5 <> '9' LIMIT 1"}))).await;
+        let pseudonym = v["statements"][0]["rows"][0]["id5"].as_str().unwrap().to_string();
+        assert_eq!(pseudonym.len(), 64);
+        let (status, v) = r1.call("POST", &ws("sql"), Some(json!({"sql": "SELECT age FROM re"}))).await;
+        assert_eq!(status, 422, "a column outside the grant: {v}");
+        assert!(v["error"].as_str().unwrap().contains("not granted"), "{v}");
+        let status_v = r1.ok("GET", &ws("workspace"), None).await;
+        let lines = status_v["status"]["confinement"].as_array().unwrap();
+        for m in ["landlock", "seccomp", "network namespace", "memory limit", "cpu limit"] {
+            assert!(lines.iter().any(|l| l == &json!(format!("{m}: on"))), "{m}: {status_v}");
+        }
+        // The same worker answers the next request (it is kept between requests).
+        let pid = status_v["status"]["pid"].as_u64().unwrap();
+        r1.ok("POST", &ws("sql"), Some(json!({"sql": "SELECT count(*) FROM by_sex"}))).await;
+        assert_eq!(r1.ok("GET", &ws("workspace"), None).await["status"]["pid"].as_u64(), Some(pid));
+        // Members only: 403 for a researcher of another project, or of none.
+        let (status, v) = x1.call("POST", &ws("sql"), Some(json!({"sql": "SELECT 1"}))).await;
+        assert_eq!(status, 403, "{v}");
+        let (status, _) = x1.call("GET", &ws("tables"), None).await;
+        assert_eq!(status, 403);
+        let (status, _) = x1.call("GET", &format!("/api/v1/projects/{project}"), None).await;
+        assert_eq!(status, 404, "a project one is not in is not shown");
+        // A custodian may not run SQL in a workspace (the route is the researchers').
+        let (status, _) = c2.call("POST", &ws("sql"), Some(json!({"sql": "SELECT 1"}))).await;
+        assert_eq!(status, 403);
+
+        // End of use: notice by the applicant, end by a custodian; then 410 for the members.
+        let (status, _) = c2.call("POST", &ws("notice"), None).await;
+        assert_eq!(status, 403, "only researchers give notice");
+        r1.ok("POST", &ws("notice"), None).await;
+        let (status, _) = r1.call("POST", &ws("end"), None).await;
+        assert_eq!(status, 403);
+        let end = c2.ok("POST", &ws("end"), None).await;
+        assert_eq!(end["project"]["state"], "ended");
+        let cert: Value = serde_json::from_str(end["certificate"].as_str().unwrap()).unwrap();
+        assert_eq!(cert["destroyed"]["saved_tables"], 1);
+        assert!(end["proof"].as_str().unwrap().starts_with("c2sp.org/tlog-proof@v1\n"), "{end}");
+        let (status, v) = r1.call("POST", &ws("sql"), Some(json!({"sql": "SELECT 1"}))).await;
+        assert_eq!(status, 410, "{v}");
+        assert!(v["error"].as_str().unwrap().contains("ended"), "{v}");
+        let (status, _) = c2.call("POST", &ws("end"), None).await;
+        assert_eq!(status, 409, "a project ends once");
+        // The applicant can fetch the certificate and its proof afterwards.
+        let v = r1.ok("GET", &ws("certificate"), None).await;
+        assert_eq!(v["certificate"], end["certificate"]);
+
+        // Every route above is in the OpenAPI document.
+        let doc: Value = serde_json::from_str(&r1.c.get("/api/v1/openapi.json").await.unwrap().body).unwrap();
+        for p in ["/api/v1/applications", "/api/v1/applications/{id}/{step}", "/api/v1/projects/{id}/sql", "/api/v1/projects/{id}/end"] {
+            assert!(doc["paths"][p].is_object(), "{p} missing from the OpenAPI document");
+        }
+        w.server.take();
+    }
+}

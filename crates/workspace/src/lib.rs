@@ -1,0 +1,471 @@
+//! # kura-workspace — projects' workspaces (HIC-P3, HIC-S13, HIC-L1) and their end (HIC-IO3, CLD-5)
+//!
+//! 作業環境：プロジェクトごとの隔離されたプロセスで SQL を実行し、利用終了時には鍵を破棄して
+//! 削除証明書を台帳に記録する。
+//!
+//! A workspace is a directory of the home (`workspaces/PRJ-…/`: saved tables sealed under the
+//! workspace key, the worker's scratch space) and a key of the keyring (`workspace/PRJ-…`),
+//! made when the project is provisioned. Its SQL runs in a confined worker process
+//! ([`kura_query::worker::Session`]) that holds the unwrapped keys of the project's grant, the
+//! workspace key and the project's pseudonym key — never the master key or the platform's
+//! pseudonym key. [`Workspaces`] keeps one worker per project running between requests (so a
+//! request does not pay for starting one), never shares a worker between projects, and stops
+//! workers that have been idle for a while.
+//!
+//! Who may use a workspace is `kura-workflows`' rule ([`kura_workflows::Research::workspace`]:
+//! active members of a project that has not ended); every script is recorded in the ledger by
+//! its SHA-256, never its text or results.
+//!
+//! The end of use destroys a workspace in this order, so that a crash at any point leaves
+//! nothing readable and can be repeated: a marker that the end has begun (no worker starts
+//! after it), the project's worker stopped, the workspace key removed from the keyring and the
+//! master key replaced (crypto-shredding: a copy of the files or of an old keyring is of no
+//! use), the directory deleted; then the project's state and the deletion certificate's ledger
+//! entry in one transaction; then the certificate and its `.tlog-proof` are written where the
+//! applicant can fetch them.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![forbid(unsafe_code)]
+
+use kura_crypto::Purpose;
+use kura_query::worker::{Session, WorkerCommand};
+use kura_query::{EngineSpec, Grant, Limits, StatementOutput, WorkspaceSpec};
+use kura_store::{GrantedKeys, Home};
+use kura_workflows::{Caller, Project, ProjectState, Research, Viewer, WorkflowError};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Everything that can go wrong with a workspace.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    /// A rule of the research lifecycle (not a member, ended, wrong party…).
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
+    /// From SQL or the worker.
+    #[error(transparent)]
+    Query(#[from] kura_query::QueryError),
+    /// From the home (keys, catalogue).
+    #[error(transparent)]
+    Store(#[from] kura_store::StoreError),
+    /// From a key operation.
+    #[error(transparent)]
+    Crypto(#[from] kura_crypto::CryptoError),
+    /// From the ledger.
+    #[error(transparent)]
+    Ledger(#[from] kura_ledger::LedgerError),
+    /// File-system I/O on a named path.
+    #[error("{path}: 入出力エラー / I/O error: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The workspace cannot be used as it stands; says why and what to do.
+    #[error("{0}")]
+    Unusable(String),
+}
+
+impl WorkspaceError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        WorkspaceError::Io { path: path.display().to_string(), source }
+    }
+}
+
+/// Result type of this crate.
+pub type Result<T> = std::result::Result<T, WorkspaceError>;
+
+/// The keyring id of a project's workspace key.
+pub fn workspace_key_id(project: &str) -> String {
+    format!("workspace/{project}")
+}
+
+/// Where workspaces and deletion certificates live (from the home's layout).
+#[derive(Clone, Debug)]
+pub struct Dirs {
+    /// The projects' workspaces (`workspaces/`).
+    pub workspaces: PathBuf,
+    /// Deletion certificates and their proofs (`certificates/`).
+    pub certificates: PathBuf,
+}
+
+/// What ending a project produced.
+#[derive(Debug)]
+pub struct EndOfUse {
+    /// The project, ended.
+    pub project: Project,
+    /// The deletion certificate (JSON).
+    pub certificate: PathBuf,
+    /// Its SHA-256 (the ledger entry's `object_hash`).
+    pub certificate_sha256: String,
+    /// The ledger entry's index.
+    pub entry: u64,
+    /// The `.tlog-proof` of the entry, or why there is none yet (a checkpoint that waits for
+    /// witnesses: `kura ledger prove --index N` writes it later).
+    pub proof: std::result::Result<PathBuf, String>,
+}
+
+/// A workspace's worker as `kura workspace status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    /// The project.
+    pub project: String,
+    /// The worker's process id.
+    pub pid: u32,
+    /// One `mechanism: on|off` line each, then the worker's user.
+    pub confinement: Vec<String>,
+    /// The saved tables.
+    pub saved_tables: Vec<String>,
+}
+
+/// The deletion certificate: what was destroyed, when, by whom (CLD-5).
+#[derive(Debug, Serialize)]
+struct Certificate<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    project: &'a str,
+    application: &'a str,
+    dataset: &'a str,
+    applicant: &'a str,
+    ended_by: &'a str,
+    ended_at: String,
+    period_ends_at: String,
+    members_revoked: usize,
+    destroyed: Destroyed,
+    statement_ja: &'static str,
+    statement_en: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct Destroyed {
+    /// SHA-256 of each destroyed key's identifier.
+    key_id_sha256: Vec<String>,
+    /// How many keys left the keyring now (0 when an interrupted end had removed them).
+    keys_removed_now: usize,
+    master_key_replaced: bool,
+    saved_tables: usize,
+    files: usize,
+    bytes: u64,
+    workspace_directory_removed: bool,
+}
+
+/// One project's running worker, taken out while it answers.
+type Slot = Arc<tokio::sync::Mutex<Option<(Session, Instant)>>>;
+
+struct Inner {
+    home: Home,
+    research: Research,
+    dirs: Dirs,
+    cmd: WorkerCommand,
+    pool: Mutex<HashMap<String, Slot>>,
+}
+
+/// The workspaces of a home (see the crate documentation).
+#[derive(Clone)]
+pub struct Workspaces {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Workspaces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workspaces").field("dirs", &self.inner.dirs).finish_non_exhaustive()
+    }
+}
+
+fn mkdir_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(|e| WorkspaceError::io(path, e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(|e| WorkspaceError::io(path, e))
+}
+
+/// Files and bytes below `dir`.
+fn count_files(dir: &Path) -> (usize, u64) {
+    let mut files = 0;
+    let mut bytes = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => {
+                    files += 1;
+                    bytes += e.metadata().map_or(0, |m| m.len());
+                }
+                _ => {}
+            }
+        }
+    }
+    (files, bytes)
+}
+
+fn blocking_failed(e: tokio::task::JoinError) -> WorkspaceError {
+    WorkspaceError::Unusable(format!("作業環境の処理が中断されました / the workspace task failed: {e}"))
+}
+
+impl Workspaces {
+    /// The workspaces of `home`, checked by `research`'s rules, whose workers `cmd` starts (the
+    /// `kura` binary with its worker argument).
+    pub fn new(home: Home, research: Research, dirs: Dirs, cmd: WorkerCommand) -> Workspaces {
+        Workspaces { inner: Arc::new(Inner { home, research, dirs, cmd, pool: Mutex::new(HashMap::new()) }) }
+    }
+
+    /// The research service whose rules apply.
+    pub fn research(&self) -> &Research {
+        &self.inner.research
+    }
+
+    fn workspace_dir(&self, project: &str) -> PathBuf {
+        self.inner.dirs.workspaces.join(project)
+    }
+
+    fn ending_marker(&self, project: &str) -> PathBuf {
+        self.inner.dirs.workspaces.join(format!("{project}.ending"))
+    }
+
+    /// Makes project `project`'s workspace: its directory (0700) and its key. Called when the
+    /// project is provisioned; repeating it changes nothing.
+    pub fn prepare(&self, project: &str) -> Result<()> {
+        mkdir_private(&self.inner.dirs.workspaces)?;
+        if self.ending_marker(project).exists() {
+            return Err(WorkspaceError::Unusable(format!(
+                "プロジェクト {project} の利用終了処理が途中です。`kura project end {project}` をやり直してください / the end of project {project} was interrupted: run `kura project end {project}` again"
+            )));
+        }
+        mkdir_private(&self.workspace_dir(project))?;
+        self.inner.home.ensure_key(&workspace_key_id(project), Purpose::Workspace)?;
+        Ok(())
+    }
+
+    /// The engine specification of project `p`'s workspace: exactly the approved columns
+    /// (their keys unwrapped, no other), the workspace key, the project's pseudonym key, the
+    /// workspace directory and the home's limits. The caller has checked membership.
+    pub fn spec(&self, p: &Project) -> Result<EngineSpec> {
+        if self.ending_marker(&p.id).exists() {
+            return Err(WorkspaceError::Unusable(format!("プロジェクト {} は利用終了処理中です / project {} is being ended", p.id, p.id)));
+        }
+        let key_id = workspace_key_id(&p.id);
+        if !self.inner.home.has_key(&key_id)? {
+            // Provisioned but never prepared (interrupted right after the agreement).
+            self.prepare(&p.id)?;
+        }
+        let home = &self.inner.home;
+        let (master, keyring, catalog) = home.snapshot()?;
+        let entry = catalog.datasets.get(&p.dataset).cloned().ok_or_else(|| {
+            WorkspaceError::Unusable(format!(
+                "プロジェクト {} のデータセット '{}' がありません / project {}'s dataset '{}' is not in the catalogue",
+                p.id, p.dataset, p.id, p.dataset
+            ))
+        })?;
+        let specs: Vec<String> = p.columns.iter().map(|(t, c)| format!("{t}.{c}")).collect();
+        let grant = Grant::parse(&entry, &specs)?;
+        let ids = grant.key_ids(&entry);
+        let keys = GrantedKeys::unwrap(&master, &keyring, ids.iter().map(String::as_str))?;
+        let key = keyring.unwrap_as(&master, &kura_crypto::KeyId::new(key_id)?, Purpose::Workspace)?;
+        drop(master);
+        let pseudonym = home.platform_pseudonym_key()?.for_project(&p.id);
+        Ok(EngineSpec {
+            dataset: entry,
+            grant,
+            keys,
+            data_root: home.data_dir(),
+            limits: Limits::from_home(home)?,
+            workspace: Some(WorkspaceSpec { project: p.id.clone(), dir: self.workspace_dir(&p.id), key, pseudonym }),
+        })
+    }
+
+    fn slot(&self, project: &str) -> Slot {
+        let mut pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
+        pool.entry(project.to_string()).or_default().clone()
+    }
+
+    /// Runs `f` on project `p`'s worker, starting one if none runs (or the last was stopped);
+    /// the worker stays for the next request unless it was killed.
+    async fn with_session<T: Send + 'static>(
+        &self,
+        p: &Project,
+        f: impl FnOnce(&mut Session) -> std::result::Result<T, kura_query::QueryError> + Send + 'static,
+    ) -> Result<T> {
+        let slot = self.slot(&p.id);
+        let mut guard = slot.lock().await;
+        let running = guard.take().filter(|(s, _)| s.is_alive()).map(|(s, _)| s);
+        let spec = if running.is_none() { Some(self.spec(p)?) } else { None };
+        let cmd = self.inner.cmd.clone();
+        let (session, out) = tokio::task::spawn_blocking(move || {
+            let mut session = match (running, spec) {
+                (Some(s), _) => s,
+                (None, Some(spec)) => Session::start(&cmd, spec)?,
+                (None, None) => return Err(kura_query::QueryError::Engine("no worker".into())),
+            };
+            let out = f(&mut session);
+            Ok((session, out))
+        })
+        .await
+        .map_err(blocking_failed)??;
+        if session.is_alive() {
+            *guard = Some((session, Instant::now()));
+        }
+        Ok(out?)
+    }
+
+    /// Runs `sql` in project `project`'s workspace for `caller` (an active member; otherwise
+    /// refused and recorded), saving the last result as table `save_as` if given. Every script
+    /// is recorded in the ledger by its SHA-256.
+    pub async fn run(&self, caller: &Caller, project: &str, sql: &str, save_as: Option<&str>) -> Result<Vec<StatementOutput>> {
+        let research = &self.inner.research;
+        let p = research.workspace(caller, project).await?;
+        let hash = hex::encode(Sha256::digest(sql.as_bytes()));
+        let (text, save) = (sql.to_string(), save_as.map(str::to_string));
+        let outcome = self.with_session(&p, move |s| s.run(&text, save.as_deref())).await;
+        let (action, detail) = match save_as {
+            Some(name) => ("workspace.save", format!("saved table {}", kura_ledger::entry::printable(name))),
+            None => ("workspace.query", String::new()),
+        };
+        research.record_workspace(caller, &p.id, action, &hash, if outcome.is_ok() { "ok" } else { "error" }, &detail).await?;
+        outcome
+    }
+
+    /// The confinement of project `project`'s worker and its saved tables (the owner's view:
+    /// starts the worker if none runs).
+    pub async fn status(&self, project: &str) -> Result<Status> {
+        let p = self.inner.research.project(Viewer::Owner, project).await?;
+        self.ended(&p)?;
+        let id = p.id.clone();
+        self.with_session(&p, move |s| {
+            Ok(Status { project: id, pid: s.pid(), confinement: s.report().to_vec(), saved_tables: s.saved_tables().to_vec() })
+        })
+        .await
+    }
+
+    /// The saved tables of a member's workspace.
+    pub async fn saved_tables(&self, caller: &Caller, project: &str) -> Result<Vec<String>> {
+        let p = self.inner.research.workspace(caller, project).await?;
+        Ok(kura_query::workspace::saved_names(&self.workspace_dir(&p.id)))
+    }
+
+    fn ended(&self, p: &Project) -> Result<()> {
+        if ProjectState::parse(&p.state) == Some(ProjectState::Ended) {
+            let ended = p.ended_at.map(kura_ledger::entry::format_seconds).unwrap_or_default();
+            return Err(WorkflowError::Ended { id: p.id.clone(), ended: ended.chars().take(10).collect() }.into());
+        }
+        Ok(())
+    }
+
+    /// How many workers run now.
+    pub fn running(&self) -> usize {
+        let pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
+        pool.values().filter(|s| s.try_lock().map(|g| g.is_some()).unwrap_or(true)).count()
+    }
+
+    /// Stops the workers idle for longer than `idle`; returns how many were stopped.
+    pub fn stop_idle(&self, idle: Duration) -> usize {
+        let pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stopped = 0;
+        for slot in pool.values() {
+            if let Ok(mut g) = slot.try_lock()
+                && g.as_ref().is_some_and(|(_, at)| at.elapsed() >= idle)
+            {
+                // Dropping the session stops the worker and removes its scratch directory.
+                *g = None;
+                stopped += 1;
+            }
+        }
+        stopped
+    }
+
+    /// Stops project `project`'s worker, waiting for a request it is answering.
+    async fn stop(&self, project: &str) {
+        let slot = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner()).remove(project);
+        if let Some(slot) = slot {
+            *slot.lock().await = None;
+        }
+    }
+
+    /// Ends project `id` for `caller`, a custodian (HIC-IO3, CLD-5): stops its worker,
+    /// destroys the workspace (see the crate documentation), records the deletion certificate
+    /// in the ledger and writes it with its `.tlog-proof` under the certificates directory.
+    pub async fn end(&self, caller: &Caller, id: &str) -> Result<EndOfUse> {
+        let research = &self.inner.research;
+        let p = research.may_end(caller, id).await?;
+        mkdir_private(&self.inner.dirs.workspaces)?;
+        let marker = self.ending_marker(id);
+        kura_crypto::write_atomic(&marker, b"ending\n", 0o600).map_err(|e| WorkspaceError::io(&marker, e))?;
+        self.stop(id).await;
+        let dir = self.workspace_dir(id);
+        let saved = kura_query::workspace::saved_names(&dir).len();
+        let (files, bytes) = count_files(&dir);
+        let key_id = workspace_key_id(id);
+        let removed = self.inner.home.destroy_key(&key_id)?;
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| WorkspaceError::io(&dir, e))?;
+        }
+        let certificate = Certificate {
+            kind: "kura.deletion-certificate/v1",
+            project: &p.id,
+            application: &p.application,
+            dataset: &p.dataset,
+            applicant: &p.applicant,
+            ended_by: caller.login(),
+            ended_at: kura_ledger::entry::format_seconds(research.now_secs()),
+            period_ends_at: kura_ledger::entry::format_seconds(p.ends_at),
+            members_revoked: p.members.len(),
+            destroyed: Destroyed {
+                key_id_sha256: vec![hex::encode(Sha256::digest(key_id.as_bytes()))],
+                keys_removed_now: removed,
+                master_key_replaced: true,
+                saved_tables: saved,
+                files,
+                bytes,
+                workspace_directory_removed: !dir.exists(),
+            },
+            statement_ja: "このプロジェクトの作業環境の鍵を破棄し（暗号学的消去）、保存された表と作業ファイルを削除しました。メンバーの利用権は失効しています。",
+            statement_en: "The workspace key of this project was destroyed (crypto-shredding), its saved tables and working files deleted, and its members' access revoked.",
+        };
+        let mut text = serde_json::to_vec_pretty(&certificate).map_err(|e| WorkspaceError::Unusable(e.to_string()))?;
+        text.push(b'\n');
+        let sha = hex::encode(Sha256::digest(&text));
+        let detail = format!(
+            "deletion certificate; workspace key id sha256 {}; {removed} key(s) removed, master key replaced; {saved} saved table(s), {files} file(s) deleted",
+            certificate.destroyed.key_id_sha256.join(",")
+        );
+        let (project, entry) = research.end(caller, id, &sha, &detail).await?;
+        let certs = &self.inner.dirs.certificates;
+        mkdir_private(certs)?;
+        let cert_path = certs.join(format!("{id}.deletion-certificate.json"));
+        kura_crypto::write_atomic(&cert_path, &text, 0o600).map_err(|e| WorkspaceError::io(&cert_path, e))?;
+        let _ = std::fs::remove_file(&marker);
+        let proof = self.prove_entry(entry, &certs.join(format!("{id}.deletion-certificate.tlog-proof"))).await;
+        Ok(EndOfUse { project, certificate: cert_path, certificate_sha256: sha, entry, proof })
+    }
+
+    /// Writes the `.tlog-proof` of ledger entry `index` (carrying the entry) to `path`.
+    async fn prove_entry(&self, index: u64, path: &Path) -> std::result::Result<PathBuf, String> {
+        let log = self.inner.research.log();
+        let entry = log.store_read(index).await.map_err(|e| e.to_string())?;
+        match log.prove(index, Some(entry)).await {
+            Ok(proof) => {
+                kura_crypto::write_atomic(path, &proof.to_bytes(), 0o644).map_err(|e| format!("{}: {e}", path.display()))?;
+                Ok(path.to_path_buf())
+            }
+            Err(e) => Err(format!(
+                "{e}: 立会人の連署の後に `kura ledger prove --index {index} --out {}` で作成できます / once witnesses cosign, `kura ledger prove --index {index} --out {}` writes it",
+                path.display(),
+                path.display()
+            )),
+        }
+    }
+
+    /// The deletion certificate and its proof of ended project `id`, for its applicant to
+    /// fetch: `(certificate JSON, .tlog-proof)`.
+    pub fn certificate(&self, id: &str) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
+        let certs = &self.inner.dirs.certificates;
+        let cert = certs.join(format!("{id}.deletion-certificate.json"));
+        let text = std::fs::read(&cert).map_err(|e| WorkspaceError::io(&cert, e))?;
+        let proof = std::fs::read(certs.join(format!("{id}.deletion-certificate.tlog-proof"))).ok();
+        Ok((text, proof))
+    }
+}
