@@ -111,6 +111,50 @@ fn a_workspace_from_provisioning_to_its_end() {
     let e = fails(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", "SELECT age FROM re"]));
     assert!(e.contains("age") && e.contains("not granted"), "{e}");
 
+    // The plan's detail would show file statistics — the platform's IDs — under the project's
+    // pseudonyms: in a workspace only the plain EXPLAIN and EXPLAIN ANALYZE are answered, and
+    // no platform ID appears in anything printed.
+    let e = fails(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", "EXPLAIN VERBOSE SELECT id5 FROM re"]));
+    assert!(e.contains("EXPLAIN with VERBOSE, statistics or a format is not available in a workspace"), "{e}");
+    for sql in [
+        "EXPLAIN SELECT id5 FROM re",
+        "EXPLAIN ANALYZE SELECT id5 FROM re",
+        "EXPLAIN ANALYZE VERBOSE SELECT id5 FROM re",
+        "EXPLAIN (VERBOSE) SELECT id5 FROM re",
+        "EXPLAIN (SHOW_STATISTICS TRUE) SELECT id5 FROM re",
+        "EXPLAIN (FORMAT TREE) SELECT id5 FROM re",
+        "EXPLAIN (FORMAT PGJSON) SELECT id5 FROM re",
+    ] {
+        let o = kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", sql]);
+        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(ids0.iter().all(|id| !text.contains(id.as_str())), "{sql} shows a platform ID: {text}");
+    }
+    // A locked account cannot work in a workspace.
+    ok(&kura(&home, &["user", "lock", "r1"]));
+    let e = fails(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", "SELECT 1"]));
+    assert!(e.contains("not active (locked)"), "{e}");
+    ok(&kura(&home, &["user", "unlock", "r1"]));
+    // A name that cannot be a table is refused before anything runs, and never reaches the
+    // ledger (which must not carry text a member chose).
+    let e = fails(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", "--save", "x'MARKER-7731", "SELECT 1 AS x"]));
+    assert!(e.contains("cannot save as"), "{e}");
+    assert!(!ok(&kura(&home, &["ledger", "show", "--json"])).contains("MARKER-7731"));
+    // A link planted where the workspace's files are is refused, never followed.
+    let planted = home.join("workspaces").join(&p1).join("tables/evil.kura-table");
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "root's").unwrap();
+    std::fs::create_dir_all(planted.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    let e = fails(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", "SELECT 1"]));
+    assert!(e.contains("not a plain file"), "{e}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(&victim).unwrap().uid(),
+        std::fs::metadata(dir.path()).unwrap().uid(),
+        "the link's target keeps its owner"
+    );
+    std::fs::remove_file(&planted).unwrap();
+
     // Members only: another project's researcher is refused (and the refusal recorded), as is
     // a project that does not exist (without saying so).
     let e = fails(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "x1", "SELECT 1"]));
@@ -168,6 +212,16 @@ fn a_workspace_from_provisioning_to_its_end() {
     assert!(sealed.starts_with(b"KURAWST1") && !sealed.windows(16).any(|w| w == b"kura-marker-0042"), "sealed");
     // The other project is untouched.
     ok(&kura(&home, &["workspace", "sql", "--project", &p2, "--as", "x1", "SELECT count(*) FROM re"]));
+    // Past its approved period, nobody works in a project's workspace (HIC-P1).
+    let db = home.join("state.db");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+        sqlx::query("UPDATE projects SET ends_at = 1000 WHERE id = ?").bind(&p2).execute(&pool).await.unwrap();
+        pool.close().await;
+    });
+    let e = fails(&kura(&home, &["workspace", "sql", "--project", &p2, "--as", "x1", "SELECT 1"]));
+    assert!(e.contains("the period of use of project PRJ-000002 ended on 1970-01-01"), "{e}");
 
     // The deletion certificate verifies offline against the log's key, and names what was
     // destroyed; a changed certificate does not verify.

@@ -406,6 +406,15 @@ impl QueryEngine {
         policy::check_expressions(&stmt)?;
         policy::check_select_lists(&stmt)?;
         let allowed = policy::check(&stmt, &taken)?;
+        // In a workspace the plan's detail (file statistics: the smallest and largest value of
+        // each column of each file) would show the platform's person IDs under the project's
+        // pseudonyms: only the plain EXPLAIN and EXPLAIN ANALYZE are answered there.
+        if self.workspace.is_some() && !plain_explain(&stmt) {
+            return Err(QueryError::Refused {
+                class: "EXPLAIN".into(),
+                reason: "作業環境では EXPLAIN の VERBOSE・統計・書式の指定は使えません（ファイルの統計が元の ID を示すため）。EXPLAIN か EXPLAIN ANALYZE を使ってください / EXPLAIN with VERBOSE, statistics or a format is not available in a workspace (file statistics would show the platform's IDs): use EXPLAIN or EXPLAIN ANALYZE".into(),
+            });
+        }
         if let Allowed::TempView { name, or_replace } = &allowed
             && views.contains_key(name)
             && !or_replace
@@ -598,6 +607,17 @@ fn pseudonymised(
         .and_then(|b| b.build())
         .map_err(engine_err)?;
     Ok(Arc::new(ViewTable::new(plan, None)))
+}
+
+/// Whether a statement is not an EXPLAIN, or a plain `EXPLAIN` / `EXPLAIN ANALYZE` with no
+/// other option (no VERBOSE, statistics, format or metric level).
+fn plain_explain(stmt: &DFStatement) -> bool {
+    use datafusion::common::format::ExplainStatementOptions;
+    match stmt {
+        DFStatement::Explain(e) => e.options == ExplainStatementOptions { analyze: e.options.analyze, ..Default::default() },
+        DFStatement::Statement(s) => !matches!(s.as_ref(), Statement::Explain { .. } | Statement::ExplainTable { .. }),
+        _ => true,
+    }
 }
 
 /// A result batch that holds only its own rows (string views copied out of the pages they

@@ -247,7 +247,8 @@ fn worker_user(spec: &EngineSpec) -> Option<(u32, u32)> {
 /// Gives `dir` to the worker's user (it writes there and nowhere else).
 fn give(dir: &std::path::Path, user: Option<(u32, u32)>) -> Result<()> {
     if let Some((uid, gid)) = user {
-        std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(|e| broken(format!("{}: {e}", dir.display())))?;
+        // lchown: a link is never followed.
+        std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).map_err(|e| broken(format!("{}: {e}", dir.display())))?;
     }
     Ok(())
 }
@@ -279,9 +280,24 @@ impl Session {
         if let Some(ws) = &spec.workspace {
             let tables = ws.dir.join("tables");
             std::fs::create_dir_all(&tables).map_err(|e| broken(format!("{}: {e}", tables.display())))?;
+            // A link where the workspace's own files should be would lend the worker (and
+            // root's change of owner) a place outside the workspace: refused, never followed.
+            let real_dir = std::fs::symlink_metadata(&tables).is_ok_and(|m| m.file_type().is_dir());
+            if !real_dir {
+                return Err(QueryError::Integrity(format!(
+                    "作業環境の表のディレクトリ {} がリンクです / the workspace's table directory is not a directory of its own",
+                    ws.project
+                )));
+            }
             give(&tables, user)?;
             // The tables it saved before (as its user) stay its own.
             for e in std::fs::read_dir(&tables).map_err(|e| broken(format!("{}: {e}", tables.display())))?.flatten() {
+                if !e.file_type().is_ok_and(|t| t.is_file()) {
+                    return Err(QueryError::Integrity(format!(
+                        "作業環境 {} の表のディレクトリに通常のファイルでないものがあります / the workspace's table directory holds something that is not a plain file",
+                        ws.project
+                    )));
+                }
                 give(&e.path(), user)?;
             }
         }

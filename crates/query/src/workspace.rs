@@ -38,6 +38,10 @@ const MAGIC: &[u8; 8] = b"KURAWST1";
 /// Most saved tables one workspace holds.
 pub const MAX_SAVED_TABLES: usize = 200;
 
+/// Most bytes all saved tables of one workspace take together: the worker loads them when it
+/// starts, so a member cannot make the workspace too slow to start for everyone.
+pub const MAX_SAVED_BYTES: u64 = 256 << 20;
+
 /// What an engine needs to act as a project's workspace.
 #[derive(Clone)]
 pub struct WorkspaceSpec {
@@ -211,6 +215,23 @@ pub fn save_table(ws: &WorkspaceSpec, name: &str, schema: &SchemaRef, batches: &
         w.finish()
     });
     written.map_err(|e| QueryError::Engine(e.to_string()))?;
+    let others: u64 = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_str() != Some(&format!("{name}.kura-table")))
+                .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+                .sum()
+        })
+        .unwrap_or(0);
+    if others.saturating_add(ipc.len() as u64) > MAX_SAVED_BYTES {
+        return Err(QueryError::ResultTooLarge(format!(
+            "保存した表は作業環境ごとに合計 {} MiB までです（今 {} MiB）/ a workspace's saved tables take at most {} MiB together ({} MiB now)",
+            MAX_SAVED_BYTES >> 20,
+            others >> 20,
+            MAX_SAVED_BYTES >> 20,
+            others >> 20
+        )));
+    }
     let sealed = kura_crypto::seal(&ws.key, &aad(&ws.project, name), &ipc).map_err(|e| QueryError::Engine(e.to_string()))?;
     let mut file = MAGIC.to_vec();
     file.extend_from_slice(&sealed);

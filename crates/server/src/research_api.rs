@@ -23,9 +23,10 @@ pub fn workflow_error(e: WorkflowError) -> WebError {
     }
     let status = match &e {
         WorkflowError::NotFound { .. } => StatusCode::NOT_FOUND,
-        WorkflowError::NotPermitted { .. } | WorkflowError::ProjectNotPermitted { .. } | WorkflowError::NotMember { .. } => {
-            StatusCode::FORBIDDEN
-        }
+        WorkflowError::NotPermitted { .. }
+        | WorkflowError::ProjectNotPermitted { .. }
+        | WorkflowError::NotMember { .. }
+        | WorkflowError::PeriodOver { .. } => StatusCode::FORBIDDEN,
         WorkflowError::WrongState { .. } | WorkflowError::ProjectWrongState { .. } => StatusCode::CONFLICT,
         WorkflowError::Ended { .. } => StatusCode::GONE,
         _ => StatusCode::UNPROCESSABLE_ENTITY,

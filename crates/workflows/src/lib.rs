@@ -126,6 +126,16 @@ pub enum WorkflowError {
         /// When (UTC, `YYYY-MM-DD`).
         ended: String,
     },
+    /// The project's approved period of use is over (HTTP 403): nobody works in it any more.
+    #[error(
+        "プロジェクト {id} の利用期間は {ends} に終わりました。データ管理者が利用終了の手続きをします / the period of use of project {id} ended on {ends}: a custodian ends the project (kura project end)"
+    )]
+    PeriodOver {
+        /// The project.
+        id: String,
+        /// When the period ended (UTC, `YYYY-MM-DD`).
+        ends: String,
+    },
     /// A field of a request is invalid; says which and what is expected.
     #[error("{field} が不正です / invalid {field}: {detail}")]
     Invalid {
@@ -173,6 +183,7 @@ impl WorkflowError {
                 | WorkflowError::ProjectNotPermitted { .. }
                 | WorkflowError::NotMember { .. }
                 | WorkflowError::Ended { .. }
+                | WorkflowError::PeriodOver { .. }
         )
     }
 }

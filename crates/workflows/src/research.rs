@@ -343,11 +343,17 @@ struct Person {
     role: Role,
     state: String,
     institution: String,
+    locked_until: Option<i64>,
 }
 
 impl Person {
     fn active(&self) -> bool {
         self.state == "active"
+    }
+
+    /// Active and not locked at `now` (a workspace, a sample dataset).
+    fn usable(&self, now: i64) -> bool {
+        self.active() && self.locked_until.is_none_or(|t| t <= now)
     }
 }
 
@@ -776,15 +782,14 @@ impl Research {
     pub async fn workspace(&self, caller: &Caller, id: &str) -> Result<Project> {
         let checked = async {
             let mut conn = self.db().pool().acquire().await?;
+            let now = self.now();
             let user = match person(&mut conn, caller.login()).await? {
-                Some(p) if p.active() => p,
+                Some(p) if p.usable(now) => p,
                 Some(p) => {
+                    let state = if p.active() { "locked" } else { p.state.as_str() };
                     return Err(WorkflowError::Invalid {
                         field: "user",
-                        detail: format!(
-                            "利用者 '{}' は有効ではありません（{}）/ user '{}' is not active ({})",
-                            p.login, p.state, p.login, p.state
-                        ),
+                        detail: format!("利用者 '{}' は有効ではありません（{state}）/ user '{}' is not active ({state})", p.login, p.login),
                     });
                 }
                 None => return Err(kura_accounts::AccountsError::NoUser(caller.login().into()).into()),
@@ -803,6 +808,12 @@ impl Research {
             if Self::project_state(&project)? == ProjectState::Ended {
                 let ended = project.ended_at.map(kura_ledger::entry::format_seconds).unwrap_or_default();
                 return Err(WorkflowError::Ended { id: id.into(), ended: ended.chars().take(10).collect() });
+            }
+            // The approved period of use (HIC-P1): past its end nobody works in the workspace;
+            // a custodian ends the project.
+            if project.ends_at <= now {
+                let ends = kura_ledger::entry::format_seconds(project.ends_at);
+                return Err(WorkflowError::PeriodOver { id: id.into(), ends: ends.chars().take(10).collect() });
             }
             Ok(project)
         };
@@ -1371,8 +1382,10 @@ impl Research {
 
 /// The user `login` as the rules need them, read on `conn` (`None` if there is none).
 async fn person(conn: &mut AnyConnection, login: &str) -> Result<Option<Person>> {
-    let Some(r) =
-        sqlx::query("SELECT login, role, state, institution FROM users WHERE login = $1").bind(login).fetch_optional(&mut *conn).await?
+    let Some(r) = sqlx::query("SELECT login, role, state, institution, locked_until FROM users WHERE login = $1")
+        .bind(login)
+        .fetch_optional(&mut *conn)
+        .await?
     else {
         return Ok(None);
     };
@@ -1382,6 +1395,7 @@ async fn person(conn: &mut AnyConnection, login: &str) -> Result<Option<Person>>
         role: role.parse().map_err(|_| WorkflowError::Internal(format!("stored role '{role}'")))?,
         state: r.try_get("state")?,
         institution: r.try_get("institution")?,
+        locked_until: r.try_get("locked_until")?,
     }))
 }
 

@@ -318,6 +318,11 @@ impl Workspaces {
     pub async fn run(&self, caller: &Caller, project: &str, sql: &str, save_as: Option<&str>) -> Result<Vec<StatementOutput>> {
         let research = &self.inner.research;
         let p = research.workspace(caller, project).await?;
+        // A name that cannot be a table is refused before anything runs, and never written
+        // into the ledger.
+        if let Some(name) = save_as {
+            kura_query::workspace::check_table_name(name, &Default::default())?;
+        }
         let hash = hex::encode(Sha256::digest(sql.as_bytes()));
         let (text, save) = (sql.to_string(), save_as.map(str::to_string));
         let outcome = self.with_session(&p, move |s| s.run(&text, save.as_deref())).await;
