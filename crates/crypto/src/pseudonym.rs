@@ -13,8 +13,10 @@
 //! release, so two projects cannot join their outputs by identifier (HIC-L1).
 
 use crate::{KEY_LEN, SecretKey};
+use aes_gcm::aes::cipher::KeyInit;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use zeroize::Zeroize;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -84,10 +86,71 @@ impl PseudonymKey {
         PseudonymKey(SecretKey::from_bytes(k))
     }
 
+    /// The permutation of 64-bit record identifiers (receipt, checkup, claim ids) for this
+    /// project: call it on a key from [`PseudonymKey::for_project`]. Its AES key is derived
+    /// from this key, so two projects number the same record differently.
+    pub fn id_permutation(&self) -> IdPermutation {
+        let mut k = self.mac(&[b"kura/record-id/v1\0"]);
+        let mut key = [0u8; 16];
+        for (d, s) in key.iter_mut().zip(k.iter()) {
+            *d = *s;
+        }
+        k.zeroize();
+        let p = IdPermutation(aes_gcm::aes::Aes128::new(&key.into()));
+        key.zeroize();
+        p
+    }
+
     /// Re-hashes a platform pseudonym (e.g. ID5) into this project's pseudonym space.
     /// Call it on a key from [`PseudonymKey::for_project`].
     pub fn rehash(&self, platform_pseudonym: &str) -> String {
         hex::encode(self.mac(&[b"kura/rehash/v1\0", platform_pseudonym.as_bytes()]))
+    }
+}
+
+/// A keyed permutation of 64-bit identifiers: a four-round Feistel network over the two
+/// 32-bit halves whose round function is AES-128 (a CRYPTREC-listed cipher). Every identifier
+/// maps to exactly one other (joins on it stay exact, no two records merge); without the key
+/// the mapping cannot be computed or undone.
+#[derive(Clone)]
+pub struct IdPermutation(aes_gcm::aes::Aes128);
+
+impl std::fmt::Debug for IdPermutation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdPermutation(<redacted>)")
+    }
+}
+
+/// Feistel rounds: four make the network a strong pseudorandom permutation (Luby–Rackoff).
+const ROUNDS: u8 = 4;
+
+impl IdPermutation {
+    fn round(&self, round: u8, half: u32) -> u32 {
+        use aes_gcm::aes::cipher::BlockEncrypt;
+        let [h0, h1, h2, h3] = half.to_be_bytes();
+        let mut b = [round, h0, h1, h2, h3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0].into();
+        self.0.encrypt_block(&mut b);
+        let out: [u8; 16] = b.into();
+        let [o0, o1, o2, o3, ..] = out;
+        u32::from_be_bytes([o0, o1, o2, o3])
+    }
+
+    /// The identifier's image.
+    pub fn apply(&self, x: u64) -> u64 {
+        let (mut l, mut r) = ((x >> 32) as u32, x as u32);
+        for i in 0..ROUNDS {
+            (l, r) = (r, l ^ self.round(i, r));
+        }
+        (u64::from(l) << 32) | u64::from(r)
+    }
+
+    /// The identifier whose image is `y` (for tests and audits holding the key).
+    pub fn invert(&self, y: u64) -> u64 {
+        let (mut l, mut r) = ((y >> 32) as u32, y as u32);
+        for i in (0..ROUNDS).rev() {
+            (l, r) = (r ^ self.round(i, l), l);
+        }
+        (u64::from(l) << 32) | u64::from(r)
     }
 }
 
@@ -110,6 +173,22 @@ mod tests {
         assert_ne!(a, k.hash_id(IdKind::Id4, &input));
         // Field boundaries matter.
         assert_ne!(k.hash_id(IdKind::Id1, &canonical_id_input(&["AB", "C"])), k.hash_id(IdKind::Id1, &canonical_id_input(&["A", "BC"])));
+    }
+
+    #[test]
+    fn record_ids_are_permuted_per_project() {
+        let platform = key();
+        let a = platform.for_project("PRJ-000001").id_permutation();
+        let b = platform.for_project("PRJ-000002").id_permutation();
+        let mut seen = std::collections::HashSet::new();
+        for x in (0..2000u64).chain([u64::MAX, 1 << 40]) {
+            let y = a.apply(x);
+            assert_eq!(a.invert(y), x);
+            assert!(seen.insert(y), "a permutation: no two ids meet");
+            assert_ne!(y, b.apply(x), "another project numbers records differently");
+        }
+        assert_eq!(a.apply(42), platform.for_project("PRJ-000001").id_permutation().apply(42), "deterministic");
+        assert_eq!(format!("{a:?}"), "IdPermutation(<redacted>)");
     }
 
     #[test]

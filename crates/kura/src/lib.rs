@@ -13,6 +13,7 @@ pub mod front;
 pub mod ledger;
 pub mod output;
 pub mod research;
+pub mod sample;
 pub mod workspace;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -133,6 +134,8 @@ enum Command {
     Project(research::ProjectArgs),
     /// プロジェクトの作業環境：SQL・保存した表・隔離状態 / a project's workspace: SQL, saved tables, confinement
     Workspace(workspace::WorkspaceArgs),
+    /// 見本データ：申請なしで試せる合成データ / sample datasets: synthetic data to try without an application
+    Sample(sample::SampleArgs),
     /// 性能測定（`kura bench query|ledger|server`、同じ場所の kura-bench が実行）/ benchmarks
     /// (`kura bench query|ledger|server`), run by the separate `kura-bench` program beside this one
     #[command(disable_help_flag = true)]
@@ -378,6 +381,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Application(a) => research::application(&open_home_or_init(&cli.home)?, a),
         Command::Project(a) => research::project(&open_home_or_init(&cli.home)?, a),
         Command::Workspace(a) => workspace::workspace(&open_home(&cli.home)?, a),
+        Command::Sample(a) => sample::sample(&open_home(&cli.home)?, a),
         Command::QueryWorker => std::process::exit(kura_query::worker::serve_stdio()),
         Command::Bench { args } => bench(&args),
     }

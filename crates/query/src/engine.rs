@@ -290,7 +290,11 @@ impl QueryEngine {
             match &workspace {
                 // In a workspace, person IDs are read through the project's pseudonym: the
                 // table is a view over a scan that no SQL can name (crate::workspace).
-                Some(ws) if cols.iter().any(|c| crate::workspace::is_person_id(c.sensitivity)) => {
+                Some(ws)
+                    if cols.iter().any(|c| {
+                        crate::workspace::is_person_id(c.sensitivity) || crate::workspace::is_record_id(c.sensitivity, &c.data_type)
+                    }) =>
+                {
                     let view = pseudonymised(&t.name, table, &cols, ws)?;
                     ctx.register_table(t.name.as_str(), view).map_err(engine_err)?;
                 }
@@ -593,13 +597,20 @@ fn pseudonymised(
 ) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
     use datafusion::logical_expr::{Expr, LogicalPlanBuilder, ScalarUDF};
     let udf = Arc::new(ScalarUDF::new_from_impl(crate::workspace::ProjectPseudonym::new(&ws.project, ws.pseudonym.clone())));
+    let renumber = Arc::new(ScalarUDF::new_from_impl(crate::workspace::ProjectRecordId::new(&ws.project, &ws.pseudonym)));
     let source = datafusion::catalog::default_table_source::provider_as_source(table);
     let exprs: Vec<Expr> = cols
         .iter()
         .map(|c| {
             // Quoted: a column name is never parsed as an expression.
             let column = Expr::Column(datafusion::common::Column::new(Some(TableReference::bare(name)), c.name.clone()));
-            if crate::workspace::is_person_id(c.sensitivity) { udf.call(vec![column]).alias(&c.name) } else { column }
+            if crate::workspace::is_person_id(c.sensitivity) {
+                udf.call(vec![column]).alias(&c.name)
+            } else if crate::workspace::is_record_id(c.sensitivity, &c.data_type) {
+                renumber.call(vec![column]).alias(&c.name)
+            } else {
+                column
+            }
         })
         .collect();
     let plan = LogicalPlanBuilder::scan(TableReference::bare(name), source, None)

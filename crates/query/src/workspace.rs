@@ -6,7 +6,10 @@
 //!   `kura-crypto` under the project's pseudonym key ([`kura_crypto::PseudonymKey::for_project`]).
 //!   The engine never shows the platform's value: the granted table is a view whose scan the
 //!   SQL cannot name. Two projects get different values for one person, so their outputs cannot
-//!   be joined on an ID column; inside a project, joins across tables work as before.
+//!   be joined on an ID column; inside a project, joins across tables work as before. Record
+//!   identifiers (receipt, checkup, certification and claim ids) are renumbered by the project's
+//!   keyed permutation ([`ProjectRecordId`]) for the same reason: a receipt id shared by two
+//!   projects would link their pseudonyms.
 //! - **Saved tables.** `kura workspace sql --save NAME` keeps a result in the workspace
 //!   directory, sealed with AES-256-GCM under the workspace key (the associated data names the
 //!   project and the table, so a file moved to another name or project does not open). A saved
@@ -153,6 +156,89 @@ impl ScalarUDFImpl for ProjectPseudonym {
                 }
                 let out: ArrayRef = Arc::new(out.finish());
                 Ok(ColumnarValue::Array(out))
+            }
+        }
+    }
+}
+
+/// The name of the function that renumbers a record identifier for the project.
+pub const RECORD_ID_FUNCTION: &str = "kura_project_record_id";
+
+/// Whether a catalogue column is a record identifier (receipt, checkup, certification or claim
+/// id: a 64-bit technical key) that a workspace renumbers for the project, so that records —
+/// and through them persons — cannot be matched across projects either.
+pub fn is_record_id(sensitivity: Sensitivity, data_type: &str) -> bool {
+    sensitivity == Sensitivity::Internal && data_type == "Int64"
+}
+
+/// The function that renumbers a record identifier with the project's keyed permutation
+/// ([`kura_crypto::IdPermutation`]): joins on it stay exact inside the project.
+#[derive(Debug)]
+pub struct ProjectRecordId {
+    project: String,
+    permutation: kura_crypto::IdPermutation,
+    signature: Signature,
+}
+
+impl ProjectRecordId {
+    /// The function for `project` under its pseudonym key.
+    pub fn new(project: &str, key: &PseudonymKey) -> Self {
+        Self {
+            project: project.to_string(),
+            permutation: key.id_permutation(),
+            signature: Signature::uniform(1, vec![DataType::Int64], Volatility::Immutable),
+        }
+    }
+
+    fn renumber(&self, v: i64) -> i64 {
+        // Bits as they are: the permutation is over all 64-bit values.
+        self.permutation.apply(v as u64) as i64
+    }
+}
+
+impl PartialEq for ProjectRecordId {
+    fn eq(&self, other: &Self) -> bool {
+        self.project == other.project
+    }
+}
+
+impl Eq for ProjectRecordId {}
+
+impl std::hash::Hash for ProjectRecordId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.project.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for ProjectRecordId {
+    fn name(&self) -> &str {
+        RECORD_ID_FUNCTION
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::common::Result<ColumnarValue> {
+        let Some(arg) = args.args.into_iter().next() else {
+            return Err(datafusion::error::DataFusionError::Internal(format!("{RECORD_ID_FUNCTION} takes one argument")));
+        };
+        match arg {
+            ColumnarValue::Scalar(ScalarValue::Int64(v)) => Ok(ColumnarValue::Scalar(ScalarValue::Int64(v.map(|v| self.renumber(v))))),
+            ColumnarValue::Scalar(other) => Err(datafusion::error::DataFusionError::Plan(format!(
+                "{RECORD_ID_FUNCTION}: 64 ビット整数のみ / 64-bit integers only, not {}",
+                other.data_type()
+            ))),
+            ColumnarValue::Array(a) => {
+                let ids = a.as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>().ok_or_else(|| {
+                    datafusion::error::DataFusionError::Plan(format!("{RECORD_ID_FUNCTION}: 64 ビット整数のみ / 64-bit integers only"))
+                })?;
+                let out: datafusion::arrow::array::Int64Array = ids.unary(|v| self.renumber(v));
+                Ok(ColumnarValue::Array(Arc::new(out)))
             }
         }
     }

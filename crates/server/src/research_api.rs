@@ -337,3 +337,59 @@ pub(crate) async fn status(State(portal): State<Portal>, ctx: Signed, Path(id): 
     let s = w.status(&id).await.map_err(workspace_error)?;
     Ok(Json(json!({ "status": s })).into_response())
 }
+
+/// `GET /api/v1/samples`: the sample datasets (HIC-P2).
+pub(crate) async fn samples(State(portal): State<Portal>) -> WebResult {
+    let list = research(&portal)?.samples().await.map_err(workflow_error)?;
+    Ok(Json(json!({ "samples": list })).into_response())
+}
+
+/// Body of `POST /api/v1/samples/{dataset}/publish`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishJson {
+    /// What the sample is for.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `POST /api/v1/samples/{dataset}/{action}`: a custodian publishes (`publish`, body
+/// `{"note": …}`) or withdraws (`withdraw`) a sample dataset.
+pub(crate) async fn sample_action(
+    State(portal): State<Portal>,
+    ctx: Signed,
+    Path((dataset, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> WebResult {
+    let f: PublishJson =
+        if body.is_empty() { PublishJson::default() } else { serde_json::from_slice(&body).map_err(|_| crate::web::malformed())? };
+    match action.as_str() {
+        "publish" => {
+            let s = workspaces(&portal)?.publish_sample(&caller(&ctx), &dataset, &f.note).await.map_err(workspace_error)?;
+            Ok((StatusCode::CREATED, Json(json!({ "sample": s }))).into_response())
+        }
+        "withdraw" => {
+            research(&portal)?.withdraw_sample(&caller(&ctx), &dataset).await.map_err(workflow_error)?;
+            Ok(Json(json!({ "withdrawn": dataset })).into_response())
+        }
+        _ => Err(WebError::refused(StatusCode::NOT_FOUND, "その操作はありません", "no such action")),
+    }
+}
+
+/// `POST /api/v1/samples/{dataset}/sql`: SQL on a sample dataset, for any researcher.
+pub(crate) async fn sample_sql(
+    State(portal): State<Portal>,
+    ctx: Signed,
+    Path(dataset): Path<String>,
+    JsonBody(f): JsonBody<SqlJson>,
+) -> WebResult {
+    if f.save_as.is_some() {
+        return Err(WebError::refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "見本データでは表を保存できません",
+            "tables cannot be saved with a sample dataset",
+        ));
+    }
+    let outputs = workspaces(&portal)?.run_sample(&caller(&ctx), &dataset, &f.sql).await.map_err(workspace_error)?;
+    Ok(Json(json!({ "statements": statements_json(&outputs)? })).into_response())
+}

@@ -145,6 +145,10 @@ pub static ROUTES: &[Rule] = &[
     rule("POST", "/api/v1/projects/{id}/sql", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::sql)),
     rule("GET", "/api/v1/projects/{id}/tables", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::tables)),
     rule("GET", "/api/v1/projects/{id}/workspace", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::status)),
+    // Sample datasets (HIC-P2).
+    rule("GET", "/api/v1/samples", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_api::samples)),
+    rule("POST", "/api/v1/samples/{dataset}/sql", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::sample_sql)),
+    rule("POST", "/api/v1/samples/{dataset}/{action}", Access::Roles(CUSTODIAN), true, false, |m| on(m, research_api::sample_action)),
 ];
 
 impl Rule {
@@ -506,6 +510,11 @@ fn summary(method: &str, path: &str) -> &'static str {
         ("POST", "/api/v1/projects/{id}/sql") => "作業環境で SQL を実行（メンバーのみ）/ run SQL in the workspace (members only)",
         ("GET", "/api/v1/projects/{id}/tables") => "作業環境に保存した表 / the workspace's saved tables",
         ("GET", "/api/v1/projects/{id}/workspace") => "作業環境のプロセスの隔離状態 / the workspace worker's confinement",
+        ("GET", "/api/v1/samples") => "見本データの一覧（申請なしで試せる合成データ）/ sample datasets, to try without an application",
+        ("POST", "/api/v1/samples/{dataset}/sql") => "見本データに SQL（研究者）/ SQL on a sample dataset (researchers)",
+        ("POST", "/api/v1/samples/{dataset}/{action}") => {
+            "見本データの公開・取り下げ（データ管理者）/ publish or withdraw a sample (custodians)"
+        }
         ("POST", "/api/v1/users/{login}/{action}") => {
             "ロック・解除・有効化・停止・廃止・証明書失効 / lock, unlock, activate, suspend, disable, revoke certificates"
         }

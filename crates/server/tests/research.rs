@@ -185,9 +185,33 @@ async fn from_application_to_the_end_of_use_over_the_api() {
         let v = r1.ok("GET", &ws("certificate"), None).await;
         assert_eq!(v["certificate"], end["certificate"]);
 
+        // Sample datasets (HIC-P2): published by a custodian, queried by any researcher
+        // without an application; reviewers and custodians do not query them.
+        let (status, _) = x1.call("POST", "/api/v1/samples/ndb/sql", Some(json!({"sql": "SELECT count(*) AS n FROM re"}))).await;
+        assert_eq!(status, 404, "not a sample yet");
+        let (status, _) = x1.call("POST", "/api/v1/samples/ndb/publish", None).await;
+        assert_eq!(status, 403, "researchers do not publish");
+        c2.ok("POST", "/api/v1/samples/ndb/publish", Some(json!({"note": "学習用"}))).await;
+        assert_eq!(x1.ok("GET", "/api/v1/samples", None).await["samples"][0]["dataset"], "ndb");
+        let v = x1.ok("POST", "/api/v1/samples/ndb/sql", Some(json!({"sql": "SELECT count(*) AS n FROM re"}))).await;
+        assert!(v["statements"][0]["rows"][0]["n"].as_i64().unwrap() > 0, "{v}");
+        let (status, _) = x1.call("POST", "/api/v1/samples/ndb/sql", Some(json!({"sql": "SELECT 1", "save_as": "t"}))).await;
+        assert_eq!(status, 422);
+        let (status, _) = v2.call("POST", "/api/v1/samples/ndb/sql", Some(json!({"sql": "SELECT 1"}))).await;
+        assert_eq!(status, 403);
+        c2.ok("POST", "/api/v1/samples/ndb/withdraw", None).await;
+        let (status, _) = x1.call("POST", "/api/v1/samples/ndb/sql", Some(json!({"sql": "SELECT 1"}))).await;
+        assert_eq!(status, 404, "withdrawn at once");
+
         // Every route above is in the OpenAPI document.
         let doc: Value = serde_json::from_str(&r1.c.get("/api/v1/openapi.json").await.unwrap().body).unwrap();
-        for p in ["/api/v1/applications", "/api/v1/applications/{id}/{step}", "/api/v1/projects/{id}/sql", "/api/v1/projects/{id}/end"] {
+        for p in [
+            "/api/v1/applications",
+            "/api/v1/applications/{id}/{step}",
+            "/api/v1/projects/{id}/sql",
+            "/api/v1/projects/{id}/end",
+            "/api/v1/samples/{dataset}/sql",
+        ] {
             assert!(doc["paths"][p].is_object(), "{p} missing from the OpenAPI document");
         }
         w.server.take();

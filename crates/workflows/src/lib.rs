@@ -30,7 +30,7 @@ pub mod state;
 
 pub use config::ResearchConfig;
 pub use research::{
-    Application, Caller, Catalogue, ColumnLine, ColumnRequest, Decision, Event, NewApplication, Project, Research, Summary, Viewer,
+    Application, Caller, Catalogue, ColumnLine, ColumnRequest, Decision, Event, NewApplication, Project, Research, Sample, Summary, Viewer,
     VoteLine,
 };
 pub use state::{AppState, Party, ProjectState, ProjectStep, Step};

@@ -337,6 +337,20 @@ pub struct Project {
     pub columns: Vec<(String, String)>,
 }
 
+/// A sample or trial dataset that every signed-in researcher may query without an
+/// application (HIC-P2), so that people can learn the data before they apply.
+#[derive(Clone, Debug, Serialize)]
+pub struct Sample {
+    /// The dataset.
+    pub dataset: String,
+    /// The custodian who published it.
+    pub published_by: String,
+    /// When (Unix seconds).
+    pub published_at: i64,
+    /// What it is for.
+    pub note: String,
+}
+
 /// A user as the rules need them, read on the connection of the step that asks.
 struct Person {
     login: String,
@@ -996,6 +1010,152 @@ impl Research {
         Ok(append_in(conn, &entry.encode()?).await?)
     }
 
+    // ----- sample and trial datasets (HIC-P2) -----
+
+    /// A custodian publishes `dataset` as a sample that any signed-in researcher may query
+    /// without an application. Only a synthetic dataset (`synthetic`, from the catalogue) may
+    /// be published: real data needs an application. Recorded in the ledger.
+    pub async fn publish_sample(&self, caller: &Caller, dataset: &str, synthetic: bool, note: &str) -> Result<Sample> {
+        let note = text("note", note, MAX_SHORT, false)?;
+        if !synthetic {
+            return Err(WorkflowError::Invalid {
+                field: "dataset",
+                detail: format!(
+                    "'{}' は合成データではありません。実データは利用申請が必要です / '{}' is not synthetic: real data is used through an application",
+                    printable_short(dataset),
+                    printable_short(dataset)
+                ),
+            });
+        }
+        let mut tx = self.db().begin_write().await?;
+        if let Err(e) = self.custodian(&mut tx, caller, dataset, "publish").await {
+            tx.rollback().await?;
+            return Err(self.refused_sample(caller, dataset, "publish", e).await);
+        }
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT dataset FROM sample_datasets WHERE dataset = $1").bind(dataset).fetch_optional(&mut *tx).await?;
+        if exists.is_some() {
+            return Err(WorkflowError::Invalid {
+                field: "dataset",
+                detail: format!("'{dataset}' は既に見本データです / '{dataset}' is already a sample dataset"),
+            });
+        }
+        let now = self.now();
+        sqlx::query("INSERT INTO sample_datasets (dataset, published_by, published_at, note) VALUES ($1, $2, $3, $4)")
+            .bind(dataset)
+            .bind(caller.login())
+            .bind(now)
+            .bind(&note)
+            .execute(&mut *tx)
+            .await?;
+        self.sample_entry(&mut tx, caller, dataset, "sample.publish").await?;
+        tx.commit().await?;
+        self.inner.accounts.log().sync().await?;
+        Ok(Sample { dataset: dataset.into(), published_by: caller.login().into(), published_at: now, note })
+    }
+
+    /// A custodian withdraws a sample dataset; researchers lose its built-in grant at once.
+    pub async fn withdraw_sample(&self, caller: &Caller, dataset: &str) -> Result<()> {
+        let mut tx = self.db().begin_write().await?;
+        if let Err(e) = self.custodian(&mut tx, caller, dataset, "withdraw").await {
+            tx.rollback().await?;
+            return Err(self.refused_sample(caller, dataset, "withdraw", e).await);
+        }
+        let gone = sqlx::query("DELETE FROM sample_datasets WHERE dataset = $1").bind(dataset).execute(&mut *tx).await?.rows_affected();
+        if gone == 0 {
+            return Err(not_a_sample(dataset));
+        }
+        self.sample_entry(&mut tx, caller, dataset, "sample.withdraw").await?;
+        tx.commit().await?;
+        self.inner.accounts.log().sync().await?;
+        Ok(())
+    }
+
+    /// The sample datasets.
+    pub async fn samples(&self) -> Result<Vec<Sample>> {
+        let rows = sqlx::query("SELECT dataset, published_by, published_at, note FROM sample_datasets ORDER BY dataset")
+            .fetch_all(self.db().pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Sample {
+                    dataset: r.try_get("dataset")?,
+                    published_by: r.try_get("published_by")?,
+                    published_at: r.try_get("published_at")?,
+                    note: r.try_get("note")?,
+                })
+            })
+            .collect::<std::result::Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// Sample dataset `dataset` for `caller`, an active researcher (its built-in grant). Anyone
+    /// else, or a dataset that is not a sample, is refused and the refusal recorded.
+    pub async fn sample(&self, caller: &Caller, dataset: &str) -> Result<Sample> {
+        let checked = async {
+            let mut conn = self.db().pool().acquire().await?;
+            match person(&mut conn, caller.login()).await? {
+                Some(p) if p.usable(self.now()) && p.role == Role::Researcher => {}
+                Some(p) => {
+                    return Err(WorkflowError::Invalid {
+                        field: "user",
+                        detail: format!(
+                            "見本データは有効な研究者が使えます（'{}' は {}・{}）/ sample datasets are for active researchers ('{}' is {}, {})",
+                            p.login, p.role, p.state, p.login, p.role, p.state
+                        ),
+                    });
+                }
+                None => return Err(kura_accounts::AccountsError::NoUser(caller.login().into()).into()),
+            }
+            drop(conn);
+            self.samples().await?.into_iter().find(|s| s.dataset == dataset).ok_or_else(|| not_a_sample(dataset))
+        };
+        match checked.await {
+            Err(e) if e.is_refusal() || matches!(e, WorkflowError::Invalid { .. }) => {
+                Err(self.refused_sample(caller, dataset, "query", e).await)
+            }
+            other => other,
+        }
+    }
+
+    async fn custodian(&self, conn: &mut AnyConnection, caller: &Caller, dataset: &str, what: &str) -> Result<()> {
+        match person(conn, caller.login()).await? {
+            Some(p) if p.active() && p.role == Role::Custodian => Ok(()),
+            Some(p) => Err(WorkflowError::Invalid {
+                field: "user",
+                detail: format!(
+                    "見本データの{what}はデータ管理者だけができます（'{}' は {}）/ only a custodian may {what} a sample dataset ('{dataset}'); '{}' is {}",
+                    p.login, p.role, p.login, p.role
+                ),
+            }),
+            None => Err(kura_accounts::AccountsError::NoUser(caller.login().into()).into()),
+        }
+    }
+
+    async fn refused_sample(&self, caller: &Caller, dataset: &str, what: &str, e: WorkflowError) -> WorkflowError {
+        let recorded =
+            self.inner.accounts.record_refusal(&caller.who, &format!("sample.{what}"), dataset, &proxy_note(caller, &e.to_string())).await;
+        match recorded {
+            Ok(()) => e,
+            Err(le) => le.into(),
+        }
+    }
+
+    async fn sample_entry(&self, conn: &mut AnyConnection, caller: &Caller, dataset: &str, action: &str) -> Result<u64> {
+        let entry = Entry::Audit(AuditEvent {
+            v: ENTRY_VERSION,
+            time: self.inner.accounts.log().now(),
+            actor: caller.who.actor.clone(),
+            action: action.into(),
+            object: dataset.into(),
+            object_hash: None,
+            outcome: "ok".into(),
+            request: caller.who.request.clone(),
+            detail: Some(proxy_note(caller, "")),
+        });
+        Ok(append_in(conn, &entry.encode()?).await?)
+    }
+
     /// The projects `viewer` may see, newest first.
     pub async fn projects(&self, viewer: Viewer<'_>) -> Result<Vec<Project>> {
         let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM projects ORDER BY seq DESC").fetch_all(self.db().pool()).await?;
@@ -1412,6 +1572,10 @@ async fn active(conn: &mut AnyConnection, login: &str, step: Step) -> Result<Per
         }),
         None => Err(kura_accounts::AccountsError::NoUser(login.into()).into()),
     }
+}
+
+fn not_a_sample(dataset: &str) -> WorkflowError {
+    WorkflowError::NotFound { what: "見本データ", what_en: "sample dataset", cmd: "sample", id: printable_short(dataset) }
 }
 
 /// Project identifiers are `PRJ-` and digits; anything else is refused before it reaches the

@@ -444,3 +444,40 @@ async fn bad_applications_are_refused_with_the_field_named() {
         assert!(r.applications(Viewer::Owner).await.unwrap().iter().all(|a| a.state == AppState::Withdrawn));
     }
 }
+
+/// Sample datasets (HIC-P2): only a custodian publishes or withdraws one, only a synthetic
+/// dataset may be one, and any active researcher may use it without an application; others
+/// are refused and the refusal recorded.
+#[tokio::test]
+async fn sample_datasets_are_published_by_custodians_and_open_to_researchers() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in kura_db::testing::databases(dir.path()).await {
+        let (r, a) = world(db, dir.path()).await;
+        let e = r.publish_sample(&as_("r1"), "ndb", true, "").await.unwrap_err();
+        assert!(e.to_string().contains("only a custodian may publish a sample dataset"), "{e}");
+        let e = r.publish_sample(&as_("c1"), "ndb", false, "").await.unwrap_err();
+        assert!(e.to_string().contains("is not synthetic"), "{e}");
+        let e = r.sample(&as_("r2"), "ndb").await.unwrap_err();
+        assert!(e.to_string().contains("no sample dataset 'ndb'"), "{e}");
+        let s = r.publish_sample(&as_("c1"), "ndb", true, "学習用 / for learning").await.unwrap();
+        assert_eq!((s.dataset.as_str(), s.published_by.as_str()), ("ndb", "c1"));
+        assert!(r.publish_sample(&as_("c1"), "ndb", true, "").await.is_err(), "published once");
+        // Any researcher, of any institution, without an application.
+        for login in ["r1", "r2", "r3"] {
+            assert_eq!(r.sample(&as_(login), "ndb").await.unwrap().dataset, "ndb");
+        }
+        // Not reviewers, custodians or auditors: the sample is for learning the data.
+        for login in ["v1", "c1", "a1"] {
+            assert!(r.sample(&as_(login), "ndb").await.is_err(), "{login}");
+        }
+        assert_eq!(r.samples().await.unwrap().len(), 1);
+        assert!(r.withdraw_sample(&as_("r1"), "ndb").await.is_err());
+        r.withdraw_sample(&as_("c1"), "ndb").await.unwrap();
+        assert!(r.sample(&as_("r1"), "ndb").await.is_err(), "withdrawn at once");
+        let t = trail(&a).await;
+        for action in ["sample.publish", "sample.withdraw"] {
+            assert!(t.iter().any(|(act, _, outcome)| act == action && outcome == "ok"), "{action}: {t:?}");
+        }
+        assert!(t.iter().any(|(act, _, outcome)| act == "sample.query" && outcome == "denied"), "{t:?}");
+    }
+}

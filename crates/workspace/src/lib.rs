@@ -31,7 +31,7 @@ use kura_crypto::Purpose;
 use kura_query::worker::{Session, WorkerCommand};
 use kura_query::{EngineSpec, Grant, Limits, StatementOutput, WorkspaceSpec};
 use kura_store::{GrantedKeys, Home};
-use kura_workflows::{Caller, Project, ProjectState, Research, Viewer, WorkflowError};
+use kura_workflows::{Caller, Project, ProjectState, Research, Sample, Viewer, WorkflowError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -462,6 +462,43 @@ impl Workspaces {
                 path.display()
             )),
         }
+    }
+
+    /// A custodian publishes `dataset` as a sample dataset (HIC-P2): any signed-in researcher
+    /// may then query it without an application. Only a synthetic dataset of the catalogue.
+    pub async fn publish_sample(&self, caller: &Caller, dataset: &str, note: &str) -> Result<Sample> {
+        let synthetic = self.synthetic(dataset)?;
+        Ok(self.inner.research.publish_sample(caller, dataset, synthetic, note).await?)
+    }
+
+    fn synthetic(&self, dataset: &str) -> Result<bool> {
+        let catalog = self.inner.home.catalog()?;
+        let entry = catalog.datasets.get(dataset).ok_or_else(|| kura_store::StoreError::UnknownDataset(dataset.into()))?;
+        Ok(entry.synthetic)
+    }
+
+    /// Runs `sql` on sample dataset `dataset` for `caller`, an active researcher, through the
+    /// sample's built-in grant (every column of the synthetic dataset), in a worker of this
+    /// request's own (never shared: another user's temporary views stay theirs). Recorded in
+    /// the ledger by the script's SHA-256.
+    pub async fn run_sample(&self, caller: &Caller, dataset: &str, sql: &str) -> Result<Vec<StatementOutput>> {
+        let research = &self.inner.research;
+        let sample = research.sample(caller, dataset).await?;
+        // Still synthetic now (a dataset replaced under the same name is not a sample).
+        if !self.synthetic(&sample.dataset)? {
+            return Err(WorkspaceError::Unusable(format!(
+                "'{dataset}' は合成データではなくなりました。データ管理者に確認してください / '{dataset}' is no longer synthetic: ask a custodian"
+            )));
+        }
+        let spec = EngineSpec::from_home(&self.inner.home, &sample.dataset, None)?;
+        let hash = hex::encode(Sha256::digest(sql.as_bytes()));
+        let (cmd, text) = (self.inner.cmd.clone(), sql.to_string());
+        let outcome = tokio::task::spawn_blocking(move || Session::start(&cmd, spec).and_then(|mut s| s.run(&text, None)))
+            .await
+            .map_err(blocking_failed)?
+            .map_err(WorkspaceError::from);
+        research.record_workspace(caller, &sample.dataset, "sample.query", &hash, if outcome.is_ok() { "ok" } else { "error" }, "").await?;
+        outcome
     }
 
     /// The deletion certificate and its proof of ended project `id`, for its applicant to
