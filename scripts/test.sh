@@ -14,7 +14,7 @@ step "system tools the tests use"
 # openssl checks certificates and PKCS#12 files issued by Kura's CA (crates/pki);
 # PostgreSQL is the second backend of the store of record (crates/db): the whole suite runs
 # against both; chromium, chromium-driver and libnss3-tools (certutil, pk12util) run the
-# browser test (crates/kura/tests/browser.rs); testssl.sh scans `kura serve`
+# browser test (crates/kura/tests/browser.rs), fonts-noto-cjk draws its Japanese; testssl.sh scans `kura serve`
 # (crates/kura/tests/testssl.rs).
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -25,6 +25,8 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v pk12util >/dev/null 2>&1 || missing+=(libnss3-tools)
 command -v testssl >/dev/null 2>&1 || missing+=(testssl.sh)
+# Japanese glyphs for the browser (its screenshots of the portal), not boxes.
+dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     $SUDO apt-get update -qq

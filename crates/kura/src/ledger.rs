@@ -403,16 +403,22 @@ async fn ledger_running(_home: &Home, log: &Log<SqlStore>, cmd: LedgerCmd) -> Re
             let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
             let actor = Actor { user: operator(actor), institution, cert: String::new() };
             let entries = file_entries(&name, &content, &actor, &log.now());
+            // The file's record first, so that it precedes its records' hashes in the log
+            // (and its index is known, whatever the order the others land in); then the
+            // records' hashes, appended together.
             let mut first = None;
             let mut handles = Vec::new();
-            for e in &entries {
-                let log = log.clone();
+            for (n, e) in entries.iter().enumerate() {
                 let bytes = e.encode()?;
+                if n == 0 {
+                    first = Some(log.append(bytes).await?);
+                    continue;
+                }
+                let log = log.clone();
                 handles.push(tokio::spawn(async move { log.append(bytes).await }));
             }
             for h in handles {
-                let i = h.await.map_err(|_| LedgerError::Closed)??;
-                first = Some(first.map_or(i, |f: u64| f.min(i)));
+                h.await.map_err(|_| LedgerError::Closed)??;
             }
             let Some(Entry::File(rec)) = entries.first() else { return Err(CliError::Usage("empty".into())) };
             println!(

@@ -233,3 +233,142 @@ async fn chromium_presents_its_certificate_and_signs_in_with_password_and_totp()
     let log = ok(&kura(&home, &["ledger", "verify"], None));
     assert!(log.contains("OK"), "{log}");
 }
+
+/// A browser of its own for `login` (its certificate in its own NSS database), signed in with
+/// password and a freshly enrolled second factor, on the portal's home page.
+async fn signed_in(dir: &Path, home: &Path, base: &str, login: &str) -> (Client, Driver) {
+    let certs = dir.join(format!("certs-{login}"));
+    ok(&kura(home, &["ca", "issue", "--user", login, "--out", certs.to_str().unwrap(), "--password-stdin"], Some("p12-pass\n")));
+    let browser_home = dir.join(format!("browser-{login}"));
+    nss_database(&browser_home, &certs.join(format!("{login}.p12")), "p12-pass", &home.join("ca/ca.crt.pem"));
+    let driver = Driver::start(&browser_home);
+    let caps = serde_json::json!({
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--lang=ja", "--window-size=1200,1600",
+                     format!("--user-data-dir={}", browser_home.join("profile").display())],
+        }
+    });
+    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps.as_object().unwrap().clone())
+        .connect(&format!("http://127.0.0.1:{}", driver.1))
+        .await
+        .expect("chromedriver starts a browser session");
+    c.goto(base).await.unwrap();
+    fill(&c, &[("login", login), ("password", PASSWORD)]).await;
+    let secret = totp::base32_decode(&text(&c, "#secret").await).expect("the key is base32");
+    fill(&c, &[("code", &code_at(&secret, step_now()))]).await;
+    click_and_wait(&c, Locator::Id("continue")).await;
+    assert_eq!(c.current_url().await.unwrap().path(), "/", "{login} signed in");
+    (c, driver)
+}
+
+/// Goes to `path` and clicks the button `id` (a form's), waiting for the answer.
+async fn press(c: &Client, base: &str, path: &str, id: &str) {
+    c.goto(&format!("{base}{path}")).await.unwrap();
+    click_and_wait(c, Locator::Id(id)).await;
+}
+
+/// The research lifecycle's main path in the portal, each party in a browser of its own
+/// (HIC-P1, HIC-P3, HIC-IO3): a researcher applies with columns picked from the catalogue; a
+/// custodian of another institution passes it to the committee; two reviewers vote; the
+/// custodian approves fewer columns; the researcher accepts, runs SQL in the workspace (a
+/// column outside the grant is refused), gives notice; the custodian ends the project; the
+/// researcher finds it ended.
+#[tokio::test]
+async fn the_research_path_in_the_portal() {
+    require_tools();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    ok(&kura(&home, &["init"], None));
+    ok(&kura(&home, &["ca", "init", "--name", CA_NAME], None));
+    ok(&kura(&home, &["synth", "--persons", "200", "--seed", "11", "--months", "1"], None));
+    for (login, role, inst) in [
+        ("r1", "researcher", "1310000001"),
+        ("c2", "custodian", "9900000001"),
+        ("v1", "reviewer", "9900000001"),
+        ("v2", "reviewer", "9900000001"),
+    ] {
+        ok(&kura(
+            &home,
+            &["user", "add", "--login", login, "--role", role, "--institution", inst, "--password-stdin"],
+            Some(&format!("{PASSWORD}\n")),
+        ));
+    }
+    let server = Served::start(&home, &["serve", "--listen", "127.0.0.1:0"], "https://");
+    let base = format!("https://{}", server.addr);
+    let (r1, _d1) = signed_in(dir.path(), &home, &base, "r1").await;
+    let (c2, _d2) = signed_in(dir.path(), &home, &base, "c2").await;
+    let (v1, _d3) = signed_in(dir.path(), &home, &base, "v1").await;
+    let (v2, _d4) = signed_in(dir.path(), &home, &base, "v2").await;
+
+    // Apply: columns ticked from the catalogue.
+    click_and_wait(&r1, Locator::Id("applications")).await;
+    click_and_wait(&r1, Locator::Id("new-application")).await;
+    for id in ["col-re-sex", "col-re-age", "col-re-id5"] {
+        r1.find(Locator::Id(id)).await.unwrap().click().await.unwrap();
+    }
+    fill(&r1, &[("title", "糖尿病の受療動向"), ("purpose", "地域差を調べる"), ("reason", "性別・年齢で層別")]).await;
+    assert_eq!(text(&r1, "#app-state").await, "下書き", "{}", r1.source().await.unwrap());
+    let app = r1.current_url().await.unwrap().path().to_string();
+    assert_eq!(app, "/applications/APP-000001");
+    click_and_wait(&r1, Locator::Id("submit-application")).await;
+    assert_eq!(text(&r1, "#app-state").await, "受付（形式審査待ち）");
+
+    // The custodian's dashboard lists it with its clock; the intake check passes it on.
+    c2.goto(&format!("{base}/applications")).await.unwrap();
+    assert!(text(&c2, "#app-APP-000001").await.contains("糖尿病の受療動向"));
+    press(&c2, &base, &app, "check-accept").await;
+    assert_eq!(text(&c2, "#app-state").await, "審査会で審査中");
+    for v in [&v1, &v2] {
+        v.goto(&format!("{base}{app}")).await.unwrap();
+        v.find(Locator::Id("comment")).await.unwrap().send_keys("公益性あり").await.unwrap();
+        click_and_wait(v, Locator::Id("vote-approve")).await;
+        assert!(text(v, "#message").await.contains("投票しました"), "{}", v.source().await.unwrap());
+    }
+    // Fewer columns than asked: age is not granted.
+    c2.goto(&format!("{base}{app}")).await.unwrap();
+    c2.find(Locator::Id("grant-re-age")).await.unwrap().click().await.unwrap();
+    click_and_wait(&c2, Locator::Id("decide-approve")).await;
+    assert_eq!(text(&c2, "#app-state").await, "条件付き承認");
+
+    // The agreement provisions the project; SQL runs in its workspace.
+    press(&r1, &base, &app, "accept").await;
+    assert_eq!(r1.current_url().await.unwrap().path(), "/projects/PRJ-000001");
+    r1.find(Locator::Id("sql"))
+        .await
+        .unwrap()
+        .send_keys("SELECT sex, count(DISTINCT id5) AS persons FROM re GROUP BY sex ORDER BY sex")
+        .await
+        .unwrap();
+    click_and_wait(&r1, Locator::Id("run")).await;
+    let result = text(&r1, "#result-0").await;
+    assert!(result.contains("persons") && result.lines().count() >= 3, "{result}");
+    let shot = r1.screenshot().await.unwrap();
+    assert!(shot.starts_with(b"\x89PNG"), "a screenshot of the workspace page");
+    std::fs::write(dir.path().join("workspace.png"), &shot).unwrap();
+    if let Ok(keep) = std::env::var("KURA_TEST_SCREENSHOT") {
+        std::fs::write(keep, &shot).unwrap();
+    }
+    r1.find(Locator::Id("sql")).await.unwrap().clear().await.unwrap();
+    r1.find(Locator::Id("sql")).await.unwrap().send_keys("SELECT age FROM re").await.unwrap();
+    click_and_wait(&r1, Locator::Id("run")).await;
+    assert!(text(&r1, "#message").await.contains("許可されていません"), "{}", r1.source().await.unwrap());
+    click_and_wait(&r1, Locator::Id("notice")).await;
+    assert_eq!(text(&r1, "#project-state").await, "利用終了の届出済み");
+
+    // End of use: the custodian destroys the workspace; the researcher finds it ended.
+    press(&c2, &base, "/projects/PRJ-000001", "end").await;
+    assert_eq!(text(&c2, "#project-state").await, "利用終了");
+    assert_eq!(text(&c2, "#certificate").await.len(), 64, "the deletion certificate's SHA-256");
+    r1.goto(&format!("{base}/projects/PRJ-000001")).await.unwrap();
+    assert!(text(&r1, "#ended").await.contains("利用終了"));
+    assert!(r1.find(Locator::Id("sql")).await.is_err(), "no SQL form after the end");
+
+    for c in [r1, c2, v1, v2] {
+        c.close().await.unwrap();
+    }
+    drop(server);
+    let log = ok(&kura(&home, &["ledger", "verify"], None));
+    assert!(log.contains("OK"), "{log}");
+}

@@ -116,3 +116,9 @@ pub fn rows(batches: &[RecordBatch]) -> Result<Vec<serde_json::Value>, ArrowErro
         .map(|l| serde_json::from_slice(l).map_err(|e| ArrowError::JsonError(e.to_string())))
         .collect()
 }
+
+/// Row `row` of `a` as text, as a result table shows it (`NULL` for a null).
+pub fn cell_text(a: &dyn Array, row: usize) -> String {
+    let options = FormatOptions::default().with_null("NULL");
+    ArrayFormatter::try_new(a, &options).map(|f| f.value(row).to_string()).unwrap_or_default()
+}

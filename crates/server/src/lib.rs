@@ -32,6 +32,7 @@ pub mod ledger;
 pub mod pages;
 pub mod portal;
 pub mod research_api;
+pub mod research_pages;
 pub mod routes;
 pub mod serve;
 pub mod web;

@@ -23,10 +23,12 @@ button{font-size:1em;padding:.5em 1.2em;margin-top:.8em;background:#6b4f2a;color
 .msg{padding:.7em;border-radius:4px;background:#fff3cd;border:1px solid #e0c36c}.err{background:#f8d7da;border-color:#e39ba3}\
 table{border-collapse:collapse;width:100%;background:#fff}td,th{border:1px solid #ddd;padding:.3em .5em;text-align:left}\
 .codes{font-family:monospace;font-size:1.2em}.inline{display:inline;background:none;border:0;padding:0;margin:0}\
-.inline button{padding:.2em .5em;margin:0;font-size:.85em}";
+.inline button{padding:.2em .5em;margin:0;font-size:.85em}\
+textarea{font-size:1em;width:100%;box-sizing:border-box;font-family:monospace}.overdue{color:#a00;font-weight:bold}\
+.cols label{display:inline-block;margin:.2em .8em .2em 0}.cols input{width:auto}";
 
 /// The frame of every page: header (who is signed in, the language switch) and the title.
-fn layout(lang: Lang, title: &str, session: Option<&Session>, body: Markup, status: StatusCode) -> Response {
+pub(crate) fn layout(lang: Lang, title: &str, session: Option<&Session>, body: Markup, status: StatusCode) -> Response {
     let page = html! {
         (DOCTYPE)
         html lang=(lang.code()) {
@@ -62,12 +64,12 @@ fn layout(lang: Lang, title: &str, session: Option<&Session>, body: Markup, stat
 }
 
 /// The session's CSRF token as the hidden field every form carries.
-fn csrf_field(csrf: &str) -> Markup {
+pub(crate) fn csrf_field(csrf: &str) -> Markup {
     html! { input type="hidden" name="csrf" value=(csrf); }
 }
 
 /// A form that is only a button posting to `action` (inline in text when `inline`).
-fn post_button(action: &str, csrf: &str, label: &str, inline: bool) -> Markup {
+pub(crate) fn post_button(action: &str, csrf: &str, label: &str, inline: bool) -> Markup {
     html! {
         form.inline[inline] method="post" action=(action) {
             (csrf_field(csrf))
@@ -77,7 +79,7 @@ fn post_button(action: &str, csrf: &str, label: &str, inline: bool) -> Markup {
 }
 
 /// A notice (or, if `error`, an error) at the top of a form.
-fn message(msg: Option<&str>, error: bool) -> Markup {
+pub(crate) fn message(msg: Option<&str>, error: bool) -> Markup {
     html! {
         @if let Some(m) = msg {
             p.msg.err[error] role="alert" #message { (m) }
@@ -244,6 +246,10 @@ pub fn home(lang: Lang, s: &Session, operator_listener: bool) -> Response {
     let body = html! {
         p #welcome { (if s.name.is_empty() { &s.login } else { &s.name }) " " (lang.t("さん、ようこそ。", "— welcome.")) }
         ul {
+            @if matches!(s.role, Role::Researcher | Role::Custodian | Role::Reviewer | Role::Auditor) {
+                li { a #applications href="/applications" { (lang.t("利用申請", "Applications")) } }
+                li { a #projects href="/projects" { (lang.t("プロジェクト（作業環境）", "Projects (workspaces)")) } }
+            }
             li { a href="/account" { (lang.t("アカウント", "Your account")) } }
             @if operator_listener && s.role == Role::Operator {
                 li { a href="/admin/users" { (lang.t("利用者の管理", "Manage users")) } }

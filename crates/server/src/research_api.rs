@@ -21,7 +21,12 @@ pub fn workflow_error(e: WorkflowError) -> WebError {
     if e.is_internal() {
         return WebError::internal(&e);
     }
-    let status = match &e {
+    WebError::bilingual(workflow_status(&e), e.to_string())
+}
+
+/// The status a refusal of the research lifecycle answers with.
+pub fn workflow_status(e: &WorkflowError) -> StatusCode {
+    match e {
         WorkflowError::NotFound { .. } => StatusCode::NOT_FOUND,
         WorkflowError::NotPermitted { .. }
         | WorkflowError::ProjectNotPermitted { .. }
@@ -30,8 +35,7 @@ pub fn workflow_error(e: WorkflowError) -> WebError {
         WorkflowError::WrongState { .. } | WorkflowError::ProjectWrongState { .. } => StatusCode::CONFLICT,
         WorkflowError::Ended { .. } => StatusCode::GONE,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
-    };
-    WebError::bilingual(status, e.to_string())
+    }
 }
 
 /// A workspace error as the API answers it: the rules' refusals as above, a statement's

@@ -27,7 +27,7 @@ use crate::pages;
 use crate::portal::random_hex;
 use crate::web::Peer;
 use crate::web::{Ctx, Lang, Listener, PRE_COOKIE, SIGN_IN_API, Unrendered, WebError, cookie, is_api, set_cookie};
-use crate::{api, portal, research_api};
+use crate::{api, portal, research_api, research_pages};
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -84,6 +84,7 @@ const RESEARCHER: &[Role] = &[Role::Researcher];
 const LIFECYCLE: &[Role] = &[Role::Researcher, Role::Custodian, Role::Reviewer, Role::Auditor];
 const STEPS: &[Role] = &[Role::Researcher, Role::Custodian, Role::Reviewer];
 const CERTIFICATE: &[Role] = &[Role::Researcher, Role::Custodian, Role::Auditor];
+const PROJECT_STEPS: &[Role] = &[Role::Researcher, Role::Custodian];
 
 const fn rule(
     method: &'static str,
@@ -130,6 +131,16 @@ pub static ROUTES: &[Rule] = &[
     // on their own listener only (the rule of who may reset whom: kura_accounts::Resetter).
     rule("POST", "/api/v1/users/{login}/reset-password", Access::Roles(CUSTODIAN), true, false, |m| on(m, api::reset_password)),
     rule("POST", "/api/v1/users/{login}/reset-password", Access::Roles(ADMIN), false, true, |m| on(m, api::reset_password)),
+    // The research lifecycle's pages (portal listener only).
+    rule("GET", "/applications", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_pages::list)),
+    rule("GET", "/applications/new", Access::Roles(RESEARCHER), true, false, |m| on(m, research_pages::new_page)),
+    rule("POST", "/applications", Access::Roles(RESEARCHER), true, false, |m| on(m, research_pages::create)),
+    rule("GET", "/applications/{id}", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_pages::show)),
+    rule("POST", "/applications/{id}/{step}", Access::Roles(STEPS), true, false, |m| on(m, research_pages::step)),
+    rule("GET", "/projects", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_pages::projects)),
+    rule("GET", "/projects/{id}", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_pages::project)),
+    rule("POST", "/projects/{id}/sql", Access::Roles(RESEARCHER), true, false, |m| on(m, research_pages::sql)),
+    rule("POST", "/projects/{id}/{step}", Access::Roles(PROJECT_STEPS), true, false, |m| on(m, research_pages::project_step)),
     // The research lifecycle (WG-6, HIC-P1, HIC-P3, HIC-IO3): which party may take a step is
     // the domain's rule (kura-workflows); the roles here only keep other roles out.
     rule("GET", "/api/v1/applications", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_api::list)),

@@ -82,6 +82,13 @@ impl Catalogue {
         self.datasets.entry(dataset.into()).or_default().entry(table.into()).or_default().insert(column.into());
     }
 
+    /// Every `(dataset, table, column)`, sorted (for a form to pick from).
+    pub fn columns(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+        self.datasets
+            .iter()
+            .flat_map(|(d, tables)| tables.iter().flat_map(move |(t, cols)| cols.iter().map(move |c| (d.as_str(), t.as_str(), c.as_str()))))
+    }
+
     fn check(&self, dataset: &str, table: &str, column: &str) -> Result<()> {
         let tables = self.datasets.get(dataset).ok_or_else(|| WorkflowError::Invalid {
             field: "dataset",
