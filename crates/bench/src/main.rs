@@ -3,7 +3,7 @@
 //! 性能測定は出荷用の `kura` に含めない別の実行ファイル。`kura bench …` はこれを呼び出す。
 //! The benchmarks are a program of their own, so that the `kura` binary that ships never
 //! installs packages (the query benchmark installs DuckDB from PyPI) nor exports a dataset's
-//! columns decrypted (the peer engine's copy). `kura bench query|ledger|server …` runs this
+//! columns decrypted (the peer engine's copy). `kura bench query|ledger|server|workspace …` runs this
 //! program when it is installed beside `kura` (`cargo build --release` builds both into
 //! `target/release/`); it can also be run directly as `kura-bench query|ledger|server …`.
 //!
@@ -16,6 +16,7 @@ mod ledger;
 mod query;
 mod report;
 mod server;
+mod workspace;
 
 use clap::{Parser, Subcommand};
 use kura::{CliError, Result};
@@ -45,6 +46,9 @@ enum What {
     /// 玄関口の速度：mTLSハンドシェイク、認証済みリクエスト、ログイン試行の洪水の下での応答 /
     /// the front door: mTLS handshakes, authenticated requests, and service during a sign-in flood
     Server(server::ServerBenchArgs),
+    /// 作業環境：起動時間、作業プロセス経由の問い合わせの負担、待機中のメモリ / workspaces: start time, the
+    /// worker's overhead on the query suite, memory of idle workers
+    Workspace(workspace::WorkspaceBenchArgs),
 }
 
 /// The `kura` binary the benchmarks drive (`kura serve` as a child process): the one beside
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         What::Query(q) => query::query(q),
         What::Ledger(l) => ledger::ledger(l),
         What::Server(s) => server::server(s),
+        What::Workspace(w) => workspace::workspace(w),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -326,6 +326,14 @@ async fn the_research_path_in_the_portal() {
         click_and_wait(v, Locator::Id("vote-approve")).await;
         assert!(text(v, "#message").await.contains("投票しました"), "{}", v.source().await.unwrap());
     }
+    // No column ticked is refused, never read as "all of them".
+    c2.goto(&format!("{base}{app}")).await.unwrap();
+    for id in ["grant-re-sex", "grant-re-age", "grant-re-id5"] {
+        c2.find(Locator::Id(id)).await.unwrap().click().await.unwrap();
+    }
+    click_and_wait(&c2, Locator::Id("decide-approve")).await;
+    assert!(text(&c2, "#message").await.contains("一つ以上"), "{}", c2.source().await.unwrap());
+    assert_eq!(text(&c2, "#app-state").await, "審査会で審査中");
     // Fewer columns than asked: age is not granted.
     c2.goto(&format!("{base}{app}")).await.unwrap();
     c2.find(Locator::Id("grant-re-age")).await.unwrap().click().await.unwrap();

@@ -184,7 +184,11 @@ fn a_workspace_from_provisioning_to_its_end() {
     // A copy of the workspace's files and of the keyring as they stand before the end.
     let keyring_before = std::fs::read(home.join("keys/keyring.json")).unwrap();
 
-    // Only the applicant gives notice, only a custodian ends it.
+    // Only the applicant gives notice, only a custodian ends it, and only after the notice (or
+    // the period's end): a custodian cannot destroy a running project's work at will.
+    let e = fails(&kura(&home, &["project", "end", &p1, "--as", "c1"]));
+    assert!(e.contains("a project ends after its applicant's notice"), "{e}");
+    assert!(home.join("workspaces").join(&p1).join("tables/by_sex.kura-table").exists(), "nothing was destroyed");
     let e = fails(&kura(&home, &["project", "notice", &p1, "--as", "x1"]));
     assert!(e.contains("PRJ-000001"), "{e}");
     ok(&kura(&home, &["project", "notice", &p1, "--as", "r1"]));
@@ -284,5 +288,27 @@ fn sample_datasets_need_no_application() {
     let log = ok(&kura(&home, &["ledger", "show", "--json"]));
     for action in ["sample.publish", "sample.query", "sample.withdraw"] {
         assert!(log.contains(action), "{action} missing from the ledger");
+    }
+}
+
+/// `kura bench workspace` runs end to end with tiny settings (its figures are judged in release
+/// builds, see docs/benchmarks.md).
+#[test]
+fn workspace_benchmark_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_kura"))
+        .args(["bench", "workspace", "--persons", "200", "--runs", "1", "--starts", "2", "--idle", "2", "--dir"])
+        .arg(dir.path().join("bench"))
+        .output()
+        .unwrap();
+    let out = common::bench_ran(&o);
+    for row in [
+        "workspace start",
+        "query suite in process",
+        "query suite through the worker",
+        "memory per idle worker",
+        "idle workspaces per node",
+    ] {
+        assert!(out.contains(row), "{row} missing from:\n{out}");
     }
 }

@@ -330,14 +330,24 @@ pub(crate) async fn step(
         "vote" => r.vote(&c, &id, f.verdict == "approve", &f.note).await.map(|_| lang.t("投票しました", "Vote recorded")),
         "decide" => {
             let decision = match f.verdict.as_str() {
-                "approve" => Decision::Approve {
-                    columns: pairs
+                "approve" => {
+                    let columns: Vec<(String, String)> = pairs
                         .iter()
                         .filter(|(k, _)| k == "column")
                         .filter_map(|(_, v)| v.split_once('.').map(|(t, c)| (t.to_string(), c.to_string())))
-                        .collect(),
-                    conditions: f.note.clone(),
-                },
+                        .collect();
+                    // No column ticked is no column granted — never "all of them" (the API's
+                    // empty list): the custodian rejects instead.
+                    if columns.is_empty() {
+                        let a = r.application(Viewer::User(&ctx.session.login), &id).await.map_err(workflow_error)?;
+                        let msg = lang.t(
+                            "承認する列を一つ以上選んでください（何も許可しないなら不承認に）",
+                            "tick at least one column to grant (to grant none, reject)",
+                        );
+                        return Ok(app_page(lang, &ctx.session, &a, Some(msg), StatusCode::UNPROCESSABLE_ENTITY));
+                    }
+                    Decision::Approve { columns, conditions: f.note.clone() }
+                }
                 "reject" => Decision::Reject { reason: f.note.clone() },
                 _ => Decision::Return { reason: f.note.clone() },
             };

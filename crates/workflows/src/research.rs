@@ -901,7 +901,16 @@ impl Research {
             _ => {}
         }
         let from = Self::project_state(p)?;
-        step.target(from).ok_or_else(|| WorkflowError::ProjectWrongState { id: p.id.clone(), from, step })
+        let to = step.target(from).ok_or_else(|| WorkflowError::ProjectWrongState { id: p.id.clone(), from, step })?;
+        // The end follows the applicant's notice, or the end of the period of use (HIC-IO3):
+        // a custodian cannot destroy a running project's work at will.
+        if step == ProjectStep::End && from == ProjectState::Active && p.ends_at > self.now() {
+            return Err(refuse(
+                "申請者の利用終了の届出の後か、利用期間の終了後にだけ終了できます".into(),
+                "a project ends after its applicant's notice of the end of use, or once its period of use is over".into(),
+            ));
+        }
+        Ok(to)
     }
 
     /// Loads project `id` for a step by `caller`, checking party and state; a refusal is

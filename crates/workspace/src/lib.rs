@@ -248,6 +248,9 @@ impl Workspaces {
         if self.ending_marker(&p.id).exists() {
             return Err(WorkspaceError::Unusable(format!("プロジェクト {} は利用終了処理中です / project {} is being ended", p.id, p.id)));
         }
+        if ProjectState::parse(&p.state) == Some(ProjectState::Ended) || p.certificate_sha256.is_some() {
+            return Err(WorkspaceError::Unusable(format!("プロジェクト {} は利用終了しました / project {} has ended", p.id, p.id)));
+        }
         let key_id = workspace_key_id(&p.id);
         if !self.inner.home.has_key(&key_id)? {
             // Provisioned but never prepared (interrupted right after the agreement).
