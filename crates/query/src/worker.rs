@@ -140,14 +140,23 @@ struct OutputHead {
 #[serde(tag = "kind", content = "detail")]
 enum WireError {
     Syntax(String),
-    Refused { class: String, reason: String },
-    NotGranted { table: bool, name: String },
+    Refused {
+        class: String,
+        reason: String,
+    },
+    NotGranted {
+        table: bool,
+        name: String,
+    },
     BadGrant(String),
     Timeout(u64),
     Memory(String),
     ResultTooLarge(String),
     Integrity(String),
     Engine(String),
+    /// Kura's own failure inside the worker (the store, its configuration): the parent treats
+    /// it as its own, never as the statement's.
+    Internal(String),
 }
 
 impl From<QueryError> for WireError {
@@ -161,8 +170,8 @@ impl From<QueryError> for WireError {
             QueryError::Memory(m) => WireError::Memory(m),
             QueryError::ResultTooLarge(m) => WireError::ResultTooLarge(m),
             QueryError::Integrity(m) => WireError::Integrity(m),
-            QueryError::Store(e) => WireError::Engine(e.to_string()),
-            QueryError::Config(m) => WireError::Engine(m),
+            QueryError::Store(e) => WireError::Internal(e.to_string()),
+            QueryError::Config(m) => WireError::Internal(m),
             QueryError::Engine(m) => WireError::Engine(m),
         }
     }
@@ -181,6 +190,7 @@ impl From<WireError> for QueryError {
             WireError::ResultTooLarge(m) => QueryError::ResultTooLarge(m),
             WireError::Integrity(m) => QueryError::Integrity(m),
             WireError::Engine(m) => QueryError::Engine(m),
+            WireError::Internal(m) => QueryError::Config(m),
         }
     }
 }

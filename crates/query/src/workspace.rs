@@ -344,11 +344,12 @@ pub fn saved_names(dir: &Path) -> Vec<String> {
 /// workspace's key and name is an integrity error naming it.
 pub fn load_table(ws: &WorkspaceSpec, name: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let path = table_path(&ws.dir, name);
-    let bytes = std::fs::read(&path).map_err(|e| kura_store::StoreError::io(&path, e))?;
+    let bytes =
+        std::fs::read(&path).map_err(|e| QueryError::Integrity(format!("保存した表 '{name}' / saved table '{name}': {}", e.kind())))?;
+    // Named as the researcher knows it, never by the home's path.
     let damaged = |why: &str| {
         QueryError::Integrity(format!(
-            "{}: 保存した表を開けません（{why}）/ the saved table does not open ({why}): it was altered, moved or its workspace key destroyed",
-            path.display()
+            "保存した表 '{name}' を開けません（{why}）/ the saved table '{name}' does not open ({why}): it was altered, moved or its workspace key destroyed"
         ))
     };
     let sealed = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| damaged("header"))?;
