@@ -115,6 +115,12 @@ const STEPS: &[Step] = &[
         sqlite: include_str!("../migrations/sqlite/0005_workspaces.sql"),
         postgres: include_str!("../migrations/postgres/0005_workspaces.sql"),
     },
+    Step {
+        version: 6,
+        description: "members",
+        sqlite: include_str!("../migrations/sqlite/0006_members.sql"),
+        postgres: include_str!("../migrations/postgres/0006_members.sql"),
+    },
 ];
 
 /// The versions of the embedded migrations, in order.

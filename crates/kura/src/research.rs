@@ -12,7 +12,8 @@ use kura_workflows::{Application, Caller, ColumnRequest, Decision, NewApplicatio
 #[derive(Debug, Args)]
 #[command(after_help = "\
 流れ / the flow:
-  kura application new --as r1 --title T --purpose P --dataset ndb --column re.sex sy.icd10   （研究者 / researcher）
+  kura application new --as r1 --title T --purpose P --dataset ndb --column re.sex sy.icd10 --member r2   （研究者 / researcher）
+  kura application join APP-000001 --as r2                                                  （共同研究者の確認 / each member confirms）
   kura application submit APP-000001 --as r1
   kura application check APP-000001 --as c1 --accept                                        （データ管理者 / custodian）
   kura application vote APP-000001 --as v1 --approve --comment \"...\"                        （審査委員 / reviewer）
@@ -51,6 +52,13 @@ enum AppCmd {
     },
     /// 提出する（差し戻し後の再提出も）/ submit (or resubmit after a return)
     Submit {
+        /// 申請ID / application id
+        id: String,
+        #[command(flatten)]
+        who: As,
+    },
+    /// 共同研究者として参加を確認（提出の前に全員が必要）/ confirm being a co-investigator (every member, before submission)
+    Join {
         /// 申請ID / application id
         id: String,
         #[command(flatten)]
@@ -273,6 +281,7 @@ pub fn application(home: &Home, a: ApplicationArgs) -> Result<()> {
                 done(&a);
                 println!("審査の締切 / review round: {}", a.round);
             }
+            AppCmd::Join { id, who } => done(&r.join(&Caller::console_as(&who.login), &id).await.map_err(app_err)?),
             AppCmd::Withdraw { id, who } => done(&r.withdraw(&Caller::console_as(&who.login), &id).await.map_err(app_err)?),
             AppCmd::Check { id, who, accept, return_: _, note } => {
                 done(&r.check(&Caller::console_as(&who.login), &id, accept, &note).await.map_err(app_err)?)

@@ -60,6 +60,10 @@ fn apply_review_decide_and_provision_from_the_command_line() {
     ));
     let id = last_line(&out);
     assert_eq!(id, "APP-000001", "{out}");
+    // Every member confirms first.
+    let e = fails(&kura(&home, &["application", "submit", &id, "--as", "r1"]));
+    assert!(e.contains("member(s) r2 have not confirmed"), "{e}");
+    ok(&kura(&home, &["application", "join", &id, "--as", "r2"]));
     ok(&kura(&home, &["application", "submit", &id, "--as", "r1"]));
     // The wrong party is refused with what to do.
     let e = fails(&kura(&home, &["application", "vote", &id, "--as", "r1", "--approve"]));
@@ -83,7 +87,7 @@ fn apply_review_decide_and_provision_from_the_command_line() {
     assert_eq!(v["state"], "provisioned");
     assert_eq!(v["clock"]["overdue"], false);
     assert!(v["clock"]["provisioned_after_secs"].as_i64().is_some(), "{v}");
-    assert_eq!(v["events"].as_array().unwrap().len(), 8, "{v}");
+    assert_eq!(v["events"].as_array().unwrap().len(), 9, "{v}");
     let text = ok(&kura(&home, &["application", "show", &id]));
     assert!(text.contains("クロック clock:") && text.contains("ledger #"), "{text}");
     assert!(ok(&kura(&home, &["application", "list"])).contains(&id));

@@ -206,6 +206,7 @@ pub(crate) async fn step(
     let app = match step.as_str() {
         "submit" => r.submit(&c, &id).await,
         "withdraw" => r.withdraw(&c, &id).await,
+        "join" => r.join(&c, &id).await,
         "check" => match f.verdict.as_str() {
             "accept" => r.check(&c, &id, true, &f.note).await,
             "return" => r.check(&c, &id, false, &f.note).await,

@@ -229,7 +229,13 @@ fn app_page(lang: Lang, s: &Session, a: &Application, msg: Option<&str>, status:
                 tr { td { (c.table) "." (c.column) } td { (c.reason) } td { @if c.approved { "✓" } } }
             }
         }
+        @if !a.unconfirmed.is_empty() {
+            p #unconfirmed { (lang.t("参加の確認待ち: ", "Waiting for confirmation: ")) (a.unconfirmed.join(", ")) }
+        }
         h2 { (lang.t("手続き", "Actions")) }
+        @if a.unconfirmed.contains(&s.login) && matches!(a.state, AppState::Draft | AppState::Returned) {
+            form method="post" action=(path("join")) { (csrf_field(&s.csrf)) button #join type="submit" { (lang.t("共同研究者として参加する", "Confirm I am a member")) } }
+        }
         @if mine && matches!(a.state, AppState::Draft | AppState::Returned) {
             form method="post" action=(path("submit")) { (csrf_field(&s.csrf)) button #submit-application type="submit" { (lang.t("提出する", "Submit")) } }
         }
@@ -324,6 +330,7 @@ pub(crate) async fn step(
     let outcome = match step.as_str() {
         "submit" => r.submit(&c, &id).await.map(|_| lang.t("提出しました", "Submitted")),
         "withdraw" => r.withdraw(&c, &id).await.map(|_| lang.t("取り下げました", "Withdrawn")),
+        "join" => r.join(&c, &id).await.map(|_| lang.t("参加を確認しました", "Membership confirmed")),
         "check" => {
             r.check(&c, &id, f.verdict == "accept", &f.note).await.map(|_| lang.t("形式審査を記録しました", "Intake check recorded"))
         }

@@ -511,7 +511,7 @@ fn summary(method: &str, path: &str) -> &'static str {
         ("GET", "/api/v1/applications/{id}") => "利用申請の詳細（経過日数・履歴）/ an application with its clock and history",
         ("POST", "/api/v1/applications/{id}/edit") => "下書き・差し戻しの申請の編集 / change a draft or returned application",
         ("POST", "/api/v1/applications/{id}/{step}") => {
-            "申請の手続き：submit・withdraw・check・vote・decide・accept / a step: submit, withdraw, check, vote, decide, accept"
+            "申請の手続き：submit・join・withdraw・check・vote・decide・accept / a step: submit, join, withdraw, check, vote, decide, accept"
         }
         ("GET", "/api/v1/projects") => "プロジェクトの一覧 / projects",
         ("GET", "/api/v1/projects/{id}") => "プロジェクトの詳細 / a project",

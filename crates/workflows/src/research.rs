@@ -262,6 +262,8 @@ pub struct Application {
     pub clock: ClockReading,
     /// The project provisioned from it.
     pub project: Option<String>,
+    /// Members who have not yet confirmed being members (it cannot be submitted until they do).
+    pub unconfirmed: Vec<String>,
 }
 
 impl Application {
@@ -516,8 +518,22 @@ impl Research {
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM application_columns WHERE application_id = $1").bind(id).execute(&mut *tx).await?;
+        // Members who confirmed and stay keep their confirmation; new ones confirm afresh.
+        let joined: Vec<String> =
+            sqlx::query_scalar("SELECT login FROM application_members WHERE application_id = $1 AND joined_at IS NOT NULL")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
         sqlx::query("DELETE FROM application_members WHERE application_id = $1").bind(id).execute(&mut *tx).await?;
         write_lists(&mut tx, id, &content).await?;
+        for m in joined.iter().filter(|m| content.members.contains(*m)) {
+            sqlx::query("UPDATE application_members SET joined_at = $1 WHERE application_id = $2 AND login = $3")
+                .bind(self.now())
+                .bind(id)
+                .bind(m)
+                .execute(&mut *tx)
+                .await?;
+        }
         self.finish(tx, caller, id, Change::new(Step::Edit, app.state, to, "edited")).await?;
         self.application(Viewer::Owner, id).await
     }
@@ -526,6 +542,21 @@ impl Research {
     /// the next deadline; its committee votes start afresh.
     pub async fn submit(&self, caller: &Caller, id: &str) -> Result<Application> {
         let (mut tx, app, to) = self.begin(caller, id, Step::Submit).await?;
+        let waiting: Vec<String> =
+            sqlx::query_scalar("SELECT login FROM application_members WHERE application_id = $1 AND joined_at IS NULL ORDER BY login")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        if !waiting.is_empty() {
+            tx.rollback().await?;
+            let list = waiting.join(", ");
+            return Err(WorkflowError::Invalid {
+                field: "members",
+                detail: format!(
+                    "メンバー {list} が参加を確認していません（kura application join {id} --as LOGIN）/ member(s) {list} have not confirmed (kura application join {id} --as LOGIN)"
+                ),
+            });
+        }
         let round = clock::round(&self.inner.config.deadline_days, self.now()).map(|d| d.to_string()).unwrap_or_default();
         sqlx::query("UPDATE applications SET submission = submission + 1, round = $1, conditions = '' WHERE id = $2")
             .bind(&round)
@@ -698,6 +729,19 @@ impl Research {
         let app = self.application(Viewer::Owner, id).await?;
         let project = self.project(Viewer::Owner, &project).await?;
         Ok((app, project))
+    }
+
+    /// A co-investigator named in a draft (or a returned application) confirms being a member.
+    pub async fn join(&self, caller: &Caller, id: &str) -> Result<Application> {
+        let (mut tx, app, to) = self.begin(caller, id, Step::Join).await?;
+        sqlx::query("UPDATE application_members SET joined_at = $1 WHERE application_id = $2 AND login = $3")
+            .bind(self.now())
+            .bind(id)
+            .bind(caller.login())
+            .execute(&mut *tx)
+            .await?;
+        self.finish(tx, caller, id, Change::new(Step::Join, app.state, to, "membership confirmed")).await?;
+        self.application(Viewer::Owner, id).await
     }
 
     /// The applicant withdraws the application (any time before provisioning).
@@ -1249,7 +1293,10 @@ impl Research {
                 }
             }
             Party::System => return Err(refuse("Kura が自動で行う手順です".into(), "Kura takes this step itself".into())),
-            Party::Applicant => {}
+            Party::Member if !app.members.contains(&user.login) => {
+                return Err(refuse("この申請のメンバーではありません".into(), "you are not named in this application".into()));
+            }
+            Party::Applicant | Party::Member => {}
         }
         step.target(app.state).ok_or_else(|| WorkflowError::WrongState { id: app.id.clone(), from: app.state, step })
     }
@@ -1441,6 +1488,11 @@ impl Research {
             .bind(id)
             .fetch_all(&mut *conn)
             .await?;
+        let unconfirmed: Vec<String> =
+            sqlx::query_scalar("SELECT login FROM application_members WHERE application_id = $1 AND joined_at IS NULL ORDER BY login")
+                .bind(id)
+                .fetch_all(&mut *conn)
+                .await?;
         let in_team = |login: &str| login == applicant || members.iter().any(|m| m == login);
         let team_view = match viewer {
             Viewer::Owner => false,
@@ -1552,6 +1604,7 @@ impl Research {
             events,
             clock: clock::read(&marks, self.now(), self.inner.config.service_target_days),
             project,
+            unconfirmed,
         })
     }
 }

@@ -122,6 +122,8 @@ pub enum Party {
     Custodian,
     /// A committee member (role `reviewer`) outside the applying team.
     Reviewer,
+    /// A co-investigator the application names (not the applicant).
+    Member,
     /// Kura itself, as the consequence of another step (provisioning after the agreement).
     System,
 }
@@ -133,6 +135,7 @@ impl Party {
             Party::Applicant => "申請者",
             Party::Custodian => "データ管理者",
             Party::Reviewer => "審査委員",
+            Party::Member => "共同研究者",
             Party::System => "システム",
         }
     }
@@ -143,6 +146,7 @@ impl Party {
             Party::Applicant => "the applicant",
             Party::Custodian => "a custodian",
             Party::Reviewer => "a committee reviewer",
+            Party::Member => "a co-investigator it names",
             Party::System => "Kura itself",
         }
     }
@@ -174,11 +178,15 @@ pub enum Step {
     Provision,
     /// The applicant withdraws it.
     Withdraw,
+    /// A co-investigator confirms being a member (the state stays). Nobody is on a team —
+    /// and so, by the conflict-of-interest rule, keeps a reviewer of their institution out —
+    /// without saying so; an application is submitted only once every member has.
+    Join,
 }
 
 impl Step {
     /// Every step.
-    pub const ALL: [Step; 11] = [
+    pub const ALL: [Step; 12] = [
         Step::Create,
         Step::Edit,
         Step::Submit,
@@ -190,6 +198,7 @@ impl Step {
         Step::AcceptAgreement,
         Step::Provision,
         Step::Withdraw,
+        Step::Join,
     ];
 
     /// The verb, as recorded in the ledger (`application.<verb>`) and the event history.
@@ -206,6 +215,7 @@ impl Step {
             Step::AcceptAgreement => "accept_agreement",
             Step::Provision => "provision",
             Step::Withdraw => "withdraw",
+            Step::Join => "join",
         }
     }
 
@@ -223,6 +233,7 @@ impl Step {
             Step::AcceptAgreement => "利用規約への同意",
             Step::Provision => "提供（プロジェクト作成）",
             Step::Withdraw => "取り下げ",
+            Step::Join => "メンバーとしての参加確認",
         }
     }
 
@@ -240,6 +251,7 @@ impl Step {
             Step::AcceptAgreement => "accept the agreement",
             Step::Provision => "provision it",
             Step::Withdraw => "withdraw it",
+            Step::Join => "confirm being a member",
         }
     }
 
@@ -255,6 +267,7 @@ impl Step {
             Step::PassCheck | Step::Return | Step::Approve | Step::Reject => Party::Custodian,
             Step::Vote => Party::Reviewer,
             Step::Provision => Party::System,
+            Step::Join => Party::Member,
         }
     }
 
@@ -266,7 +279,7 @@ impl Step {
     pub fn target(self, from: AppState) -> Option<AppState> {
         use AppState as S;
         match (self, from) {
-            (Step::Edit, S::Draft | S::Returned) => Some(from),
+            (Step::Edit | Step::Join, S::Draft | S::Returned) => Some(from),
             (Step::Submit, S::Draft | S::Returned) => Some(S::Submitted),
             (Step::PassCheck, S::Submitted) => Some(S::CommitteeReview),
             (Step::Return, S::Submitted | S::CommitteeReview) => Some(S::Returned),

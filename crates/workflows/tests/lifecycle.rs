@@ -144,6 +144,7 @@ async fn run(r: &Research, op: Op, login: &str, id: &str) -> Result<AppState, Wo
 async fn make(r: &Research, state: AppState) -> String {
     use AppState as S;
     let id = r.create(&as_("r1"), &catalogue(), &new_app()).await.unwrap().id;
+    r.join(&as_("r2"), &id).await.unwrap();
     let path: &[(Op, &str)] = match state {
         S::Draft => &[],
         S::Submitted => &[(Op::Submit, "r1")],
@@ -262,6 +263,7 @@ async fn the_main_path_grants_exactly_what_was_approved_and_the_ledger_holds_eve
         let app = r.create(&as_("r1"), &catalogue(), &new_app()).await.unwrap();
         assert_eq!((app.id.as_str(), app.state, app.members.clone()), ("APP-000001", AppState::Draft, vec!["r2".to_string()]));
         let id = app.id;
+        r.join(&as_("r2"), &id).await.unwrap();
         r.submit(&as_("r1"), &id).await.unwrap();
         r.check(&as_("c1"), &id, true, "").await.unwrap();
         // Before the committee has voted, no decision.
@@ -296,7 +298,7 @@ async fn the_main_path_grants_exactly_what_was_approved_and_the_ledger_holds_eve
         let n = accounts.log().store().size().await.unwrap();
         let entries = accounts.log().store().read(0, n).await.unwrap();
         let steps: Vec<&str> = app.events.iter().map(|e| e.step.as_str()).collect();
-        assert_eq!(steps, ["create", "submit", "check_accept", "vote", "vote", "vote", "approve", "accept_agreement", "provision"]);
+        assert_eq!(steps, ["create", "join", "submit", "check_accept", "vote", "vote", "vote", "approve", "accept_agreement", "provision"]);
         let mut hashes = Vec::new();
         for e in &app.events {
             let Entry::Audit(a) = Entry::decode(&entries[e.ledger_index as usize]).unwrap() else { panic!("not an audit entry") };
@@ -307,8 +309,8 @@ async fn the_main_path_grants_exactly_what_was_approved_and_the_ledger_holds_eve
             hashes.push(a.object_hash.unwrap());
         }
         // The content hash changes when the grant does (approve), not when a vote is cast.
-        assert_eq!(hashes[3], hashes[4]);
-        assert_ne!(hashes[5], hashes[6]);
+        assert_eq!(hashes[4], hashes[5]);
+        assert_ne!(hashes[6], hashes[7]);
         // Refusals were recorded as denied entries.
         let denied: Vec<_> = trail(&accounts).await.into_iter().filter(|(_, o, out)| o == &id && out == "denied").collect();
         assert!(denied.iter().any(|(a, _, _)| a == "application.vote"), "{denied:?}");
@@ -339,6 +341,7 @@ async fn a_failed_ledger_write_leaves_neither_the_state_nor_the_entry() {
     for db in kura_db::testing::databases(dir.path()).await {
         let (r, accounts) = world(db.clone(), dir.path()).await;
         let id = r.create(&as_("r1"), &catalogue(), &new_app()).await.unwrap().id;
+        r.join(&as_("r2"), &id).await.unwrap();
         let entries_before = accounts.log().store().size().await.unwrap();
         // The store itself refuses the ledger row: the failure falls between the state change
         // (written first in the transaction) and the commit.
@@ -362,12 +365,12 @@ async fn a_failed_ledger_write_leaves_neither_the_state_nor_the_entry() {
         let err = r.submit(&as_("r1"), &id).await.unwrap_err();
         assert!(err.is_internal() && err.to_string().contains("injected"), "{err}");
         let app = r.application(Viewer::Owner, &id).await.unwrap();
-        assert_eq!((app.state, app.submission, app.round.as_str(), app.events.len()), (AppState::Draft, 0, "", 1));
+        assert_eq!((app.state, app.submission, app.round.as_str(), app.events.len()), (AppState::Draft, 0, "", 2));
         assert_eq!(accounts.log().store().size().await.unwrap(), entries_before);
         let drop = if db.backend() == Backend::Sqlite { "DROP TRIGGER no_ledger" } else { "DROP TRIGGER no_ledger ON ledger_entries" };
         db.pool().execute(drop).await.unwrap();
         let app = r.submit(&as_("r1"), &id).await.unwrap();
-        assert_eq!((app.state, app.submission, app.events.len()), (AppState::Submitted, 1, 2));
+        assert_eq!((app.state, app.submission, app.events.len()), (AppState::Submitted, 1, 3));
         assert_eq!(accounts.log().store().size().await.unwrap(), entries_before + 1);
     }
 }
@@ -479,5 +482,30 @@ async fn sample_datasets_are_published_by_custodians_and_open_to_researchers() {
             assert!(t.iter().any(|(act, _, outcome)| act == action && outcome == "ok"), "{action}: {t:?}");
         }
         assert!(t.iter().any(|(act, _, outcome)| act == "sample.query" && outcome == "denied"), "{t:?}");
+    }
+}
+
+/// Nobody is on a team without saying so (a co-investigator of a reviewer's institution keeps
+/// that reviewer out): an application is submitted only once every member has confirmed;
+/// only the members named confirm, and an edit keeps the confirmations of those who stay.
+#[tokio::test]
+async fn members_confirm_before_an_application_is_submitted() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in kura_db::testing::databases(dir.path()).await {
+        let (r, _) = world(db, dir.path()).await;
+        let id = r.create(&as_("r1"), &catalogue(), &new_app()).await.unwrap().id;
+        assert_eq!(r.application(Viewer::Owner, &id).await.unwrap().unconfirmed, vec!["r2".to_string()]);
+        let e = r.submit(&as_("r1"), &id).await.unwrap_err();
+        assert!(e.to_string().contains("member(s) r2 have not confirmed"), "{e}");
+        for who in ["r1", "r3", "v1"] {
+            let e = r.join(&as_(who), &id).await.unwrap_err();
+            assert!(matches!(e, WorkflowError::NotPermitted { .. } | WorkflowError::NotFound { .. }), "{who}: {e}");
+        }
+        r.join(&as_("r2"), &id).await.unwrap();
+        r.edit(&as_("r1"), &catalogue(), &id, &new_app()).await.unwrap();
+        assert!(r.application(Viewer::Owner, &id).await.unwrap().unconfirmed.is_empty(), "kept over an edit");
+        assert_eq!(r.submit(&as_("r1"), &id).await.unwrap().state, AppState::Submitted);
+        let e = r.join(&as_("r2"), &id).await.unwrap_err();
+        assert!(matches!(e, WorkflowError::WrongState { .. }), "{e}");
     }
 }
