@@ -14,6 +14,7 @@ use kura_workflows::Caller;
   kura workspace sql --project PRJ-000001 --as r1 \"SELECT sex, count(*) FROM re GROUP BY sex\"
   kura workspace sql --project PRJ-000001 --as r1 --save by_sex \"SELECT sex, count(*) AS n FROM re GROUP BY sex\"
   kura workspace sql --project PRJ-000001 --as r1 \"SELECT * FROM by_sex\"
+  kura workspace drop --project PRJ-000001 --as r1 by_sex
   kura workspace status --project PRJ-000001
 
 人を表す ID（ID1・ID2・ID4・ID5）はプロジェクト専用の仮名に置き換わります（他のプロジェクトの結果とは結合できません）。
@@ -48,6 +49,17 @@ enum WsCmd {
         /// `-` reads standard input, `@FILE` reads a file
         query: String,
     },
+    /// 保存した表を削除（メンバー）/ remove a saved table of the workspace (a member)
+    Drop {
+        /// プロジェクトID / project id
+        #[arg(long)]
+        project: String,
+        /// この利用者として操作（ホームの所有者のみ。台帳に代理と記録）/ act as this user (the home's owner only; the ledger records it)
+        #[arg(long = "as", value_name = "LOGIN")]
+        login: String,
+        /// 表の名前 / the table's name
+        name: String,
+    },
     /// 作業環境のプロセスの隔離状態（仕組みごとに on/off）と保存した表 / the workspace worker's confinement
     /// (one `mechanism: on|off` line each) and the saved tables
     Status {
@@ -73,6 +85,11 @@ pub fn workspace(home: &Home, a: WorkspaceArgs) -> Result<()> {
                 if let Some(name) = save {
                     eprintln!("保存しました / saved as table '{name}' of {project}");
                 }
+                Ok(())
+            }
+            WsCmd::Drop { project, login, name } => {
+                workspaces.drop_table(&Caller::console_as(&login), &project, &name).await.map_err(ws_err)?;
+                println!("削除しました / removed saved table '{name}' of {project}");
                 Ok(())
             }
             WsCmd::Status { project } => {

@@ -179,6 +179,14 @@ fn a_workspace_from_provisioning_to_its_end() {
         assert!(e.contains("cannot save as") || e.contains("is a table of the dataset"), "{bad}: {e}");
     }
     assert!(ok(&kura(&home, &["workspace", "status", "--project", &p1])).contains("saved tables: by_sex"));
+    // A member removes a saved table; it is gone for the next request.
+    ok(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", "--save", "scratch", "SELECT 1 AS x"]));
+    let e = fails(&kura(&home, &["workspace", "drop", "--project", &p1, "--as", "x1", "scratch"]));
+    assert!(e.contains("not a member"), "{e}");
+    ok(&kura(&home, &["workspace", "drop", "--project", &p1, "--as", "r1", "scratch"]));
+    let e = fails(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", "SELECT * FROM scratch"]));
+    assert!(e.contains("no table 'scratch'"), "{e}");
+    assert!(fails(&kura(&home, &["workspace", "drop", "--project", &p1, "--as", "r1", "scratch"])).contains("no saved table 'scratch'"));
     let table = home.join("workspaces").join(&p1).join("tables/by_sex.kura-table");
     let sealed = std::fs::read(&table).unwrap();
     // A copy of the workspace's files and of the keyring as they stand before the end.

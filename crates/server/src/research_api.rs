@@ -398,3 +398,10 @@ pub(crate) async fn sample_sql(
     let outputs = workspaces(&portal)?.run_sample(&caller(&ctx), &dataset, &f.sql).await.map_err(workspace_error)?;
     Ok(Json(json!({ "statements": statements_json(&outputs)? })).into_response())
 }
+
+/// `POST /api/v1/projects/{id}/tables/{name}/drop`: a member removes a saved table.
+pub(crate) async fn drop_table(State(portal): State<Portal>, ctx: Signed, Path((id, name)): Path<(String, String)>) -> WebResult {
+    let w = workspaces(&portal)?;
+    w.drop_table(&caller(&ctx), &id, &name).await.map_err(workspace_error)?;
+    Ok(Json(json!({ "saved_tables": w.saved_tables(&caller(&ctx), &id).await.map_err(workspace_error)? })).into_response())
+}

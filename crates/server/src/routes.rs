@@ -156,6 +156,7 @@ pub static ROUTES: &[Rule] = &[
     rule("POST", "/api/v1/projects/{id}/sql", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::sql)),
     rule("GET", "/api/v1/projects/{id}/tables", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::tables)),
     rule("GET", "/api/v1/projects/{id}/workspace", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::status)),
+    rule("POST", "/api/v1/projects/{id}/tables/{name}/drop", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::drop_table)),
     // Sample datasets (HIC-P2).
     rule("GET", "/api/v1/samples", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_api::samples)),
     rule("POST", "/api/v1/samples/{dataset}/sql", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::sample_sql)),
@@ -520,6 +521,7 @@ fn summary(method: &str, path: &str) -> &'static str {
         ("GET", "/api/v1/projects/{id}/certificate") => "削除証明書と .tlog-proof / the deletion certificate and its .tlog-proof",
         ("POST", "/api/v1/projects/{id}/sql") => "作業環境で SQL を実行（メンバーのみ）/ run SQL in the workspace (members only)",
         ("GET", "/api/v1/projects/{id}/tables") => "作業環境に保存した表 / the workspace's saved tables",
+        ("POST", "/api/v1/projects/{id}/tables/{name}/drop") => "保存した表の削除（メンバー）/ remove a saved table (members)",
         ("GET", "/api/v1/projects/{id}/workspace") => "作業環境のプロセスの隔離状態 / the workspace worker's confinement",
         ("GET", "/api/v1/samples") => "見本データの一覧（申請なしで試せる合成データ）/ sample datasets, to try without an application",
         ("POST", "/api/v1/samples/{dataset}/sql") => "見本データに SQL（研究者）/ SQL on a sample dataset (researchers)",

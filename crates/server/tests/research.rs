@@ -154,6 +154,12 @@ async fn from_application_to_the_end_of_use_over_the_api() {
         let pid = status_v["status"]["pid"].as_u64().unwrap();
         r1.ok("POST", &ws("sql"), Some(json!({"sql": "SELECT count(*) FROM by_sex"}))).await;
         assert_eq!(r1.ok("GET", &ws("workspace"), None).await["status"]["pid"].as_u64(), Some(pid));
+        // A member removes a saved table.
+        r1.ok("POST", &ws("sql"), Some(json!({"sql": "SELECT 1 AS x", "save_as": "tmp1"}))).await;
+        let v = r1.ok("POST", &ws("tables/tmp1/drop"), None).await;
+        assert_eq!(v["saved_tables"], json!(["by_sex"]));
+        let (status, _) = x1.call("POST", &ws("tables/by_sex/drop"), None).await;
+        assert_eq!(status, 403);
         // Members only: 403 for a researcher of another project, or of none.
         let (status, v) = x1.call("POST", &ws("sql"), Some(json!({"sql": "SELECT 1"}))).await;
         assert_eq!(status, 403, "{v}");

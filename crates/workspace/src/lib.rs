@@ -349,6 +349,24 @@ impl Workspaces {
         .await
     }
 
+    /// Removes saved table `name` of project `project` for `caller`, a member: the project's
+    /// worker is stopped first (the next request starts one without the table), the sealed
+    /// file deleted, and the removal recorded in the ledger.
+    pub async fn drop_table(&self, caller: &Caller, project: &str, name: &str) -> Result<()> {
+        let research = &self.inner.research;
+        let p = research.workspace(caller, project).await?;
+        kura_query::workspace::check_table_name(name, &Default::default())?;
+        if !kura_query::workspace::saved_names(&self.workspace_dir(&p.id)).iter().any(|n| n == name) {
+            return Err(WorkspaceError::Unusable(format!("保存した表 '{name}' はありません / no saved table '{name}'")));
+        }
+        self.stop(&p.id).await;
+        let file = self.workspace_dir(&p.id).join("tables").join(format!("{name}.kura-table"));
+        std::fs::remove_file(&file).map_err(|e| WorkspaceError::io(&file, e))?;
+        let hash = hex::encode(Sha256::digest(name.as_bytes()));
+        research.record_workspace(caller, &p.id, "workspace.drop", &hash, "ok", &format!("dropped table {name}")).await?;
+        Ok(())
+    }
+
     /// The saved tables of a member's workspace.
     pub async fn saved_tables(&self, caller: &Caller, project: &str) -> Result<Vec<String>> {
         let p = self.inner.research.workspace(caller, project).await?;
