@@ -21,7 +21,8 @@
 //!   attributes or times of files (Landlock does not cover them),
 //!   device nodes, file handles, ptrace, other processes' memory, limits or scheduling, new
 //!   namespaces, mounts, BPF, kernel keyrings, io_uring, userfaultfd, perf events, memfd,
-//!   System V and POSIX IPC, module loading, clocks;
+//!   System V and POSIX IPC, module loading, clocks; and on x86_64 every x32 system call
+//!   (numbered from 0x40000000, which the deny-list's x86_64 numbers would not catch);
 //! - **memory, CPU and file limits** — `RLIMIT_DATA` (a failed allocation ends the worker, and
 //!   the parent reports the memory limit, not the host's OOM killer), `RLIMIT_AS` as a backstop
 //!   for shared and stack mappings, `RLIMIT_CPU`, and `RLIMIT_FSIZE` for what it writes;
@@ -390,7 +391,30 @@ fn seccomp() -> std::result::Result<(), String> {
         .and_then(BpfProgram::try_from)
         .map_err(|e| e.to_string())?;
     seccompiler::apply_filter_all_threads(&fallback).map_err(|e| e.to_string())?;
+    #[cfg(target_arch = "x86_64")]
+    seccompiler::apply_filter_all_threads(&x32_refused()).map_err(|e| e.to_string())?;
     seccompiler::apply_filter_all_threads(&program).map_err(|e| e.to_string())
+}
+
+/// The x32 ABI numbers its system calls from 0x40000000 under the same architecture as
+/// x86_64, so the deny-list (by x86_64 numbers) would not see them: every number from there up
+/// is refused. (Kernels without the x32 ABI answer ENOSYS to them anyway.)
+#[cfg(target_arch = "x86_64")]
+fn x32_refused() -> seccompiler::BpfProgram {
+    use seccompiler::sock_filter;
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const RET_ERRNO: u32 = 0x0005_0000; // SECCOMP_RET_ERRNO
+    const RET_ALLOW: u32 = 0x7fff_0000; // SECCOMP_RET_ALLOW
+    vec![
+        // The system call's number (seccomp_data.nr, offset 0).
+        sock_filter { code: LD_W_ABS, jt: 0, jf: 0, k: 0 },
+        sock_filter { code: JGE_K, jt: 0, jf: 1, k: X32_SYSCALL_BIT },
+        sock_filter { code: RET_K, jt: 0, jf: 0, k: RET_ERRNO | libc::EPERM as u32 },
+        sock_filter { code: RET_K, jt: 0, jf: 0, k: RET_ALLOW },
+    ]
 }
 
 /// Becomes `uid`/`gid` with no supplementary groups, keeping the permitted capabilities over
