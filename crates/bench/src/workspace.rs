@@ -12,7 +12,7 @@
 //!    proportional set size: shared pages counted once over all workers), and so how many
 //!    idle workspaces the node holds in 80 % of its memory.
 
-use crate::query::{GRANT, QUERIES};
+use crate::query::{GRANT, QUERIES, median};
 use crate::report::{Figure, figures};
 use kura::{CliError, Result, count_bar, runtime, synth_with_progress};
 use kura_crypto::SecretKey;
@@ -64,11 +64,6 @@ fn workspace_spec(home: &Home, project: &str, dir: &Path) -> Result<EngineSpec> 
     let key = SecretKey::generate().map_err(|e| CliError::Bench(e.to_string()))?;
     spec.workspace = Some(WorkspaceSpec { project: project.into(), dir: dir.join(project), key, pseudonym });
     Ok(spec)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// A process's memory from `/proc`: (resident, proportional) in bytes.

@@ -16,11 +16,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 mod common;
-use common::{Served, kura_with_input as kura, ok};
+use common::{PASSWORD, Served, add_users, kura_with_input as kura, ok};
 
 const CA_NAME: &str = "Kura browser test CA";
 const POLICY: &str = "/etc/chromium/policies/managed/kura-tests.json";
-const PASSWORD: &str = "kaki-no-tane umbrella 83 orbit";
 
 /// Fails with instructions when something the browser test needs is missing.
 fn require_tools() {
@@ -89,6 +88,25 @@ impl Drop for Driver {
     }
 }
 
+/// Headless Chromium (Japanese first) with the NSS database and profile under `browser_home`,
+/// driven by a `chromedriver` of its own.
+async fn browser(browser_home: &Path) -> (Client, Driver) {
+    let driver = Driver::start(browser_home);
+    let caps = serde_json::json!({
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--lang=ja", "--window-size=1200,1600",
+                     format!("--user-data-dir={}", browser_home.join("profile").display())],
+        }
+    });
+    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps.as_object().unwrap().clone())
+        .connect(&format!("http://127.0.0.1:{}", driver.1))
+        .await
+        .expect("chromedriver starts a browser session");
+    (c, driver)
+}
+
 async fn text(c: &Client, css: &str) -> String {
     match c.find(Locator::Css(css)).await {
         Ok(e) => e.text().await.unwrap(),
@@ -152,19 +170,7 @@ async fn chromium_presents_its_certificate_and_signs_in_with_password_and_totp()
 
     let server = Served::start(&home, &["serve", "--listen", "127.0.0.1:0"], "https://");
     let base = format!("https://{}", server.addr);
-    let driver = Driver::start(&browser_home);
-    let caps = serde_json::json!({
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--lang=ja",
-                     format!("--user-data-dir={}", browser_home.join("profile").display())],
-        }
-    });
-    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps.as_object().unwrap().clone())
-        .connect(&format!("http://127.0.0.1:{}", driver.1))
-        .await
-        .expect("chromedriver starts a browser session");
+    let (c, driver) = browser(&browser_home).await;
 
     // The certificate is presented (no certificate, no page: the server requires one) and the
     // server's certificate is trusted through the NSS database: the login page, in Japanese.
@@ -241,19 +247,7 @@ async fn signed_in(dir: &Path, home: &Path, base: &str, login: &str) -> (Client,
     ok(&kura(home, &["ca", "issue", "--user", login, "--out", certs.to_str().unwrap(), "--password-stdin"], Some("p12-pass\n")));
     let browser_home = dir.join(format!("browser-{login}"));
     nss_database(&browser_home, &certs.join(format!("{login}.p12")), "p12-pass", &home.join("ca/ca.crt.pem"));
-    let driver = Driver::start(&browser_home);
-    let caps = serde_json::json!({
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--lang=ja", "--window-size=1200,1600",
-                     format!("--user-data-dir={}", browser_home.join("profile").display())],
-        }
-    });
-    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps.as_object().unwrap().clone())
-        .connect(&format!("http://127.0.0.1:{}", driver.1))
-        .await
-        .expect("chromedriver starts a browser session");
+    let (c, driver) = browser(&browser_home).await;
     c.goto(base).await.unwrap();
     fill(&c, &[("login", login), ("password", PASSWORD)]).await;
     let secret = totp::base32_decode(&text(&c, "#secret").await).expect("the key is base32");
@@ -283,18 +277,15 @@ async fn the_research_path_in_the_portal() {
     ok(&kura(&home, &["init"], None));
     ok(&kura(&home, &["ca", "init", "--name", CA_NAME], None));
     ok(&kura(&home, &["synth", "--persons", "200", "--seed", "11", "--months", "1"], None));
-    for (login, role, inst) in [
-        ("r1", "researcher", "1310000001"),
-        ("c2", "custodian", "9900000001"),
-        ("v1", "reviewer", "9900000001"),
-        ("v2", "reviewer", "9900000001"),
-    ] {
-        ok(&kura(
-            &home,
-            &["user", "add", "--login", login, "--role", role, "--institution", inst, "--password-stdin"],
-            Some(&format!("{PASSWORD}\n")),
-        ));
-    }
+    add_users(
+        &home,
+        &[
+            ("r1", "researcher", "1310000001"),
+            ("c2", "custodian", "9900000001"),
+            ("v1", "reviewer", "9900000001"),
+            ("v2", "reviewer", "9900000001"),
+        ],
+    );
     let server = Served::start(&home, &["serve", "--listen", "127.0.0.1:0"], "https://");
     let base = format!("https://{}", server.addr);
     let (r1, _d1) = signed_in(dir.path(), &home, &base, "r1").await;

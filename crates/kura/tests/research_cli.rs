@@ -2,13 +2,7 @@
 //! `kura application …` and `kura project …` (WG-6, HIC-P1, HIC-P3).
 
 mod common;
-use common::{fails, kura, kura_with_input, ok};
-
-const PW: &str = "kaki-no-tane umbrella 83 orbit\n";
-
-fn last_line(out: &str) -> String {
-    out.lines().last().unwrap_or_default().trim().to_string()
-}
+use common::{add_users, fails, kura, last_line, ok};
 
 #[test]
 fn apply_review_decide_and_provision_from_the_command_line() {
@@ -16,19 +10,16 @@ fn apply_review_decide_and_provision_from_the_command_line() {
     let home = dir.path().join("home");
     ok(&kura(&home, &["init"]));
     ok(&kura(&home, &["synth", "--persons", "300", "--seed", "5", "--months", "2"]));
-    for (login, role, inst) in [
-        ("r1", "researcher", "1310000001"),
-        ("r2", "researcher", "2710000002"),
-        ("c1", "custodian", "1300000000"),
-        ("v1", "reviewer", "3310000003"),
-        ("v2", "reviewer", "3310000003"),
-    ] {
-        ok(&kura_with_input(
-            &home,
-            &["user", "add", "--login", login, "--role", role, "--institution", inst, "--password-stdin"],
-            Some(PW),
-        ));
-    }
+    add_users(
+        &home,
+        &[
+            ("r1", "researcher", "1310000001"),
+            ("r2", "researcher", "2710000002"),
+            ("c1", "custodian", "1300000000"),
+            ("v1", "reviewer", "3310000003"),
+            ("v2", "reviewer", "3310000003"),
+        ],
+    );
 
     // A column the catalogue does not have is refused, naming it; nothing is filed.
     let e = fails(&kura(

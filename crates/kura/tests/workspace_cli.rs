@@ -5,15 +5,9 @@
 //! offline.
 
 mod common;
-use common::{fails, kura, kura_with_input, ok};
+use common::{add_users, fails, kura, last_line, ok};
 use std::collections::BTreeSet;
 use std::path::Path;
-
-const PW: &str = "kaki-no-tane umbrella 83 orbit\n";
-
-fn last_line(out: &str) -> String {
-    out.lines().last().unwrap_or_default().trim().to_string()
-}
 
 /// Files an application for `applicant` asking for `columns`, takes it through review and
 /// the agreement; returns the project's id.
@@ -44,19 +38,16 @@ fn a_workspace_from_provisioning_to_its_end() {
     let home = dir.path().join("home");
     ok(&kura(&home, &["init"]));
     ok(&kura(&home, &["synth", "--persons", "300", "--seed", "5", "--months", "2"]));
-    for (login, role, inst) in [
-        ("r1", "researcher", "1310000001"),
-        ("x1", "researcher", "2710000002"),
-        ("c1", "custodian", "1300000000"),
-        ("v1", "reviewer", "3310000003"),
-        ("v2", "reviewer", "3310000003"),
-    ] {
-        ok(&kura_with_input(
-            &home,
-            &["user", "add", "--login", login, "--role", role, "--institution", inst, "--password-stdin"],
-            Some(PW),
-        ));
-    }
+    add_users(
+        &home,
+        &[
+            ("r1", "researcher", "1310000001"),
+            ("x1", "researcher", "2710000002"),
+            ("c1", "custodian", "1300000000"),
+            ("v1", "reviewer", "3310000003"),
+            ("v2", "reviewer", "3310000003"),
+        ],
+    );
     let cols = ["re.receipt_id", "re.id5", "re.sex"];
     let p1 = provision(&home, "r1", &cols);
     let p2 = provision(&home, "x1", &cols);
@@ -67,6 +58,12 @@ fn a_workspace_from_provisioning_to_its_end() {
     for m in ["landlock", "seccomp", "network namespace", "memory limit", "cpu limit"] {
         assert!(status.lines().any(|l| l == format!("{m}: on")), "{m}: {status}");
     }
+    // Started by root, each project's worker is a user of its own (the base plus the project's
+    // number); started by anyone else, it is that user with no capability.
+    let root = std::fs::read_to_string("/proc/self/status").unwrap().lines().any(|l| l.starts_with("Uid:\t0\t"));
+    let id = kura_query::worker::WORKER_UID_BASE + 1;
+    let user = if root { format!("user: uid {id} gid {id}, only CAP_DAC_READ_SEARCH") } else { String::from(", no capabilities") };
+    assert!(status.contains(&user), "{user}: {status}");
 
     // Project pseudonyms (HIC-P3): 64 hex characters, never the platform's value; record ids
     // (receipts) are renumbered per project too, so neither persons nor records can be
@@ -270,13 +267,7 @@ fn sample_datasets_need_no_application() {
     let home = dir.path().join("home");
     ok(&kura(&home, &["init"]));
     ok(&kura(&home, &["synth", "--persons", "100", "--seed", "9", "--months", "1"]));
-    for (login, role, inst) in [("r1", "researcher", "1310000001"), ("c1", "custodian", "1300000000"), ("v1", "reviewer", "3310000003")] {
-        ok(&kura_with_input(
-            &home,
-            &["user", "add", "--login", login, "--role", role, "--institution", inst, "--password-stdin"],
-            Some(PW),
-        ));
-    }
+    add_users(&home, &[("r1", "researcher", "1310000001"), ("c1", "custodian", "1300000000"), ("v1", "reviewer", "3310000003")]);
     let q = "SELECT count(*) AS n FROM re";
     let e = fails(&kura(&home, &["sample", "sql", "--dataset", "ndb", "--as", "r1", q]));
     assert!(e.contains("no sample dataset 'ndb'"), "{e}");

@@ -54,13 +54,15 @@ pub fn workspace_error(e: WorkspaceError) -> WebError {
     }
 }
 
-fn research(portal: &Portal) -> Result<&Research, WebError> {
+/// The research service of this server, or 404 where it has none.
+pub(crate) fn research(portal: &Portal) -> Result<&Research, WebError> {
     portal.research.as_ref().ok_or_else(|| {
         WebError::refused(StatusCode::NOT_FOUND, "このサーバーでは申請を扱いません", "this server does not handle applications")
     })
 }
 
-fn workspaces(portal: &Portal) -> Result<&Workspaces, WebError> {
+/// The workspaces of this server, or 404 where it runs none.
+pub(crate) fn workspaces(portal: &Portal) -> Result<&Workspaces, WebError> {
     portal.workspaces.as_ref().ok_or_else(|| {
         WebError::refused(StatusCode::NOT_FOUND, "このサーバーでは作業環境を扱いません", "this server does not run workspaces")
     })

@@ -7,7 +7,7 @@
 
 use crate::actions::Portal;
 use crate::pages::{csrf_field, layout, message};
-use crate::research_api::{workflow_error, workflow_status, workspace_error};
+use crate::research_api::{research, workflow_error, workflow_status, workspace_error, workspaces};
 use crate::web::{FormBody, Lang, Signed, WebError, WebResult, time_text};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -17,14 +17,6 @@ use kura_accounts::session::Session;
 use kura_workflows::{AppState, Application, Caller, ColumnRequest, Decision, NewApplication, Project, Summary, Viewer};
 use maud::{Markup, html};
 use serde::Deserialize;
-
-fn research(portal: &Portal) -> Result<&kura_workflows::Research, WebError> {
-    portal.research.as_ref().ok_or_else(|| WebError::refused(StatusCode::NOT_FOUND, "申請は扱っていません", "no applications here"))
-}
-
-fn workspaces(portal: &Portal) -> Result<&kura_workspace::Workspaces, WebError> {
-    portal.workspaces.as_ref().ok_or_else(|| WebError::refused(StatusCode::NOT_FOUND, "作業環境はありません", "no workspaces here"))
-}
 
 fn state_label(lang: Lang, s: AppState) -> &'static str {
     lang.t(s.label_ja(), s.as_str())

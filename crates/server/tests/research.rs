@@ -51,6 +51,7 @@ async fn user(w: &World, login: &str, ip: u8) -> User {
 async fn from_application_to_the_end_of_use_over_the_api() {
     let scratch = tempfile::tempdir().unwrap();
     for db in kura_db::testing::databases(scratch.path()).await {
+        let mut kept = None;
         let mut w = world_adjusted(
             db,
             AutoBlockPolicy::default(),
@@ -70,7 +71,9 @@ async fn from_application_to_the_end_of_use_over_the_api() {
                 let cmd = kura_query::worker::WorkerCommand { program: kura_bin(), args: vec![kura_query::worker::WORKER_ARG.into()] };
                 let layout = app.layout();
                 let dirs = kura_workspace::Dirs { workspaces: layout.workspaces(), certificates: layout.certificates() };
-                s.workspaces = Some(kura_workspace::Workspaces::new(app.home().clone(), research, dirs, cmd));
+                let ws = kura_workspace::Workspaces::new(app.home().clone(), research, dirs, cmd);
+                kept = Some(ws.clone());
+                s.workspaces = Some(ws);
             },
         )
         .await;
@@ -154,6 +157,14 @@ async fn from_application_to_the_end_of_use_over_the_api() {
         let pid = status_v["status"]["pid"].as_u64().unwrap();
         r1.ok("POST", &ws("sql"), Some(json!({"sql": "SELECT count(*) FROM by_sex"}))).await;
         assert_eq!(r1.ok("GET", &ws("workspace"), None).await["status"]["pid"].as_u64(), Some(pid));
+        // An idle worker is stopped (the server does it after WORKSPACE_IDLE); the next request
+        // starts another.
+        let pool = kept.clone().unwrap();
+        assert_eq!(pool.running(), 1);
+        assert_eq!(pool.stop_idle(std::time::Duration::ZERO), 1);
+        assert_eq!(pool.running(), 0);
+        let again = r1.ok("GET", &ws("workspace"), None).await["status"]["pid"].as_u64().unwrap();
+        assert_ne!(again, pid, "a new worker");
         // A member removes a saved table.
         r1.ok("POST", &ws("sql"), Some(json!({"sql": "SELECT 1 AS x", "save_as": "tmp1"}))).await;
         let v = r1.ok("POST", &ws("tables/tmp1/drop"), None).await;

@@ -60,7 +60,8 @@ fn check_new_root(root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn mkdir_private(path: &Path) -> Result<()> {
+/// Makes `path` (and its parents) and sets it to owner-only (0700).
+pub fn mkdir_private(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(|e| StoreError::io(path, e))?;
     #[cfg(unix)]
     {

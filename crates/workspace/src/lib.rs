@@ -177,9 +177,7 @@ impl std::fmt::Debug for Workspaces {
 }
 
 fn mkdir_private(path: &Path) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(|e| WorkspaceError::io(path, e))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(|e| WorkspaceError::io(path, e))
+    Ok(kura_store::home::mkdir_private(path)?)
 }
 
 /// Files and bytes below `dir`.

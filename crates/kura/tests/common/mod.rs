@@ -24,6 +24,26 @@ pub fn kura_with_input(home: &Path, args: &[&str], stdin: Option<&str>) -> Outpu
     child.wait_with_output().unwrap()
 }
 
+/// The password the tests give their users.
+pub const PASSWORD: &str = "kaki-no-tane umbrella 83 orbit";
+
+/// Adds each `(login, role, institution)` as a user with [`PASSWORD`].
+pub fn add_users(home: &Path, users: &[(&str, &str, &str)]) {
+    for (login, role, inst) in users {
+        ok(&kura_with_input(
+            home,
+            &["user", "add", "--login", login, "--role", role, "--institution", inst, "--password-stdin"],
+            Some(&format!("{PASSWORD}\n")),
+        ));
+    }
+}
+
+/// The last line of a command's output, trimmed (where the contract commands print an id or
+/// a path).
+pub fn last_line(out: &str) -> String {
+    out.lines().last().unwrap_or_default().trim().to_string()
+}
+
 /// Asserts success; returns stdout.
 pub fn ok(o: &Output) -> String {
     assert!(o.status.success(), "stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
