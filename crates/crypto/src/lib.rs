@@ -35,7 +35,7 @@ mod keyring;
 mod pseudonym;
 
 pub use keyring::{Keyring, KeyringEntry};
-pub use pseudonym::{IdKind, IdPermutation, PseudonymKey, canonical_id_input};
+pub use pseudonym::{IdKind, IdPermutation, PseudonymKey, RowOrder, canonical_id_input};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -148,6 +148,20 @@ impl SecretKey {
     /// The raw key bytes. Callers must not log or persist them unwrapped.
     pub fn expose(&self) -> &[u8; KEY_LEN] {
         &self.0
+    }
+
+    /// A key derived from this one for one purpose (HMAC-SHA-256 of `label` under this key):
+    /// keys derived under different labels are independent, and destroying this key destroys
+    /// every key derived from it.
+    pub fn derive(&self, label: &[u8]) -> SecretKey {
+        use hmac::{Hmac, Mac};
+        #[allow(clippy::expect_used, reason = "HMAC takes keys of any length (RFC 2104): new_from_slice cannot fail")]
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0[..]).expect("HMAC accepts any key length");
+        mac.update(b"kura/derive/v1\0");
+        mac.update(label);
+        let mut k = Zeroizing::new([0u8; KEY_LEN]);
+        k.copy_from_slice(&mac.finalize().into_bytes());
+        SecretKey(k)
     }
 }
 
@@ -374,6 +388,16 @@ impl fmt::Debug for MasterKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_keys_differ_by_label_and_parent() {
+        let k = SecretKey::from_bytes([7; KEY_LEN]);
+        let a = k.derive(b"extract/file/a");
+        assert_eq!(a.expose(), k.derive(b"extract/file/a").expose());
+        assert_ne!(a.expose(), k.derive(b"extract/file/b").expose());
+        assert_ne!(a.expose(), SecretKey::from_bytes([8; KEY_LEN]).derive(b"extract/file/a").expose());
+        assert_ne!(a.expose(), k.expose());
+    }
 
     #[test]
     fn seal_binds_value_to_its_owner() {

@@ -101,10 +101,47 @@ impl PseudonymKey {
         p
     }
 
+    /// The keyed order of a project's extract (call it on a key from
+    /// [`PseudonymKey::for_project`]): rows are sorted by [`RowOrder::key`] of their encoded
+    /// values, so the extract's order says nothing of the platform's order and two projects
+    /// order the same rows differently.
+    pub fn row_order(&self) -> RowOrder {
+        let mut k = self.mac(&[b"kura/row-order/v1\0"]);
+        #[allow(clippy::expect_used, reason = "HMAC takes keys of any length (RFC 2104): new_from_slice cannot fail")]
+        let mac = <HmacSha256 as Mac>::new_from_slice(&k).expect("HMAC accepts any key length");
+        k.zeroize();
+        RowOrder(mac)
+    }
+
     /// Re-hashes a platform pseudonym (e.g. ID5) into this project's pseudonym space.
     /// Call it on a key from [`PseudonymKey::for_project`].
     pub fn rehash(&self, platform_pseudonym: &str) -> String {
         hex::encode(self.mac(&[b"kura/rehash/v1\0", platform_pseudonym.as_bytes()]))
+    }
+}
+
+/// A keyed sort key for rows (HMAC-SHA-256 of the row's encoding, its first 64 bits): see
+/// [`PseudonymKey::row_order`].
+#[derive(Clone)]
+pub struct RowOrder(HmacSha256);
+
+impl std::fmt::Debug for RowOrder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RowOrder(<redacted>)")
+    }
+}
+
+impl RowOrder {
+    /// The sort key of one row's encoded values.
+    pub fn key(&self, row: &[u8]) -> u64 {
+        let mut mac = self.0.clone();
+        mac.update(row);
+        let out = mac.finalize().into_bytes();
+        let mut first = [0u8; 8];
+        for (d, s) in first.iter_mut().zip(out.iter()) {
+            *d = *s;
+        }
+        u64::from_be_bytes(first)
     }
 }
 
@@ -197,6 +234,26 @@ mod tests {
         let mut mac = <HmacSha256 as Mac>::new_from_slice(b"Jefe").unwrap();
         mac.update(b"what do ya want for nothing?");
         assert_eq!(hex::encode(mac.finalize().into_bytes()), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    }
+
+    #[test]
+    fn row_order_is_keyed_per_project_and_deterministic() {
+        let platform = key();
+        let a = platform.for_project("PRJ-000001").row_order();
+        let b = platform.for_project("PRJ-000002").row_order();
+        let rows: Vec<Vec<u8>> = (0u32..200).map(|i| i.to_be_bytes().to_vec()).collect();
+        let order = |o: &RowOrder| {
+            let mut idx: Vec<usize> = (0..rows.len()).collect();
+            idx.sort_by_key(|&i| o.key(&rows[i]));
+            idx
+        };
+        let (oa, ob) = (order(&a), order(&b));
+        let stored: Vec<usize> = (0..rows.len()).collect();
+        let same = |x: &[usize], y: &[usize]| x.iter().zip(y).filter(|(p, q)| p == q).count();
+        // A random order keeps about one row of 200 in place; allow a few.
+        assert!(same(&oa, &stored) < 10 && same(&ob, &stored) < 10 && same(&oa, &ob) < 10);
+        assert_eq!(oa, order(&platform.for_project("PRJ-000001").row_order()), "deterministic");
+        assert_eq!(format!("{a:?}"), "RowOrder(<redacted>)");
     }
 
     #[test]

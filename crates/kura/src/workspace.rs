@@ -102,6 +102,10 @@ pub fn workspace(home: &Home, a: WorkspaceArgs) -> Result<()> {
                     "保存した表 / saved tables: {}",
                     if s.saved_tables.is_empty() { "-".to_string() } else { s.saved_tables.join(", ") }
                 );
+                if let Some(x) = &s.extract {
+                    let tables: Vec<String> = x.tables.iter().map(|(t, rows)| format!("{t} {rows} 行 rows")).collect();
+                    println!("抽出 / extract: {} 作成 built; {}", x.built_at, tables.join(", "));
+                }
                 Ok(())
             }
         }

@@ -24,6 +24,38 @@ fn provision(home: &Path, applicant: &str, columns: &[&str]) -> String {
 }
 
 /// The CSV rows (header dropped) of a query's output.
+/// Copies a directory tree.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// The Parquet files below a directory, sorted.
+fn parquet_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(parquet_files(&p));
+        } else if p.extension().is_some_and(|x| x == "parquet") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn append_byte(path: &Path) {
+    use std::io::Write;
+    std::fs::OpenOptions::new().append(true).open(path).unwrap().write_all(b"\0").unwrap();
+}
+
 fn rows(out: &str) -> Vec<Vec<String>> {
     out.lines().skip(1).filter(|l| !l.is_empty()).map(|l| l.split(',').map(str::to_string).collect()).collect()
 }
@@ -58,6 +90,8 @@ fn a_workspace_from_provisioning_to_its_end() {
     for m in ["landlock", "seccomp", "network namespace", "memory limit", "cpu limit"] {
         assert!(status.lines().any(|l| l == format!("{m}: on")), "{m}: {status}");
     }
+    // The worker built the project's extract before its first answer, and reads only that.
+    assert!(status.lines().any(|l| l.starts_with("抽出 / extract: ") && l.contains("; re ")), "{status}");
     // Started by root, each project's worker is a user of its own (the base plus the project's
     // number); started by anyone else, it is that user with no capability.
     let root = std::fs::read_to_string("/proc/self/status").unwrap().lines().any(|l| l.starts_with("Uid:\t0\t"));
@@ -88,6 +122,28 @@ fn a_workspace_from_provisioning_to_its_end() {
     assert_eq!((ids1.len(), ids2.len()), (ids0.len(), ids0.len()), "one pseudonym per person");
     assert!(ids1.is_disjoint(&ids2), "the outputs of two projects cannot be joined on the ID column");
     assert!(ids1.is_disjoint(&ids0));
+    // Row order (HIC-P3): a scan returns rows in stored order, so without more the n-th row
+    // (`row_number() OVER ()`) would be the same receipt in every project and link their
+    // outputs. Each project reads an extract of its own whose rows are sorted by a keyed hash
+    // of their values: the same rows, in an order that matches neither the platform's nor the
+    // other project's. Joined on the row number, the two projects' rows disagree about as
+    // often as two unrelated rows would (about half the time for sex).
+    let order = "SELECT row_number() OVER () AS n, sex FROM re";
+    let seq = |out: String| rows(&out).into_iter().map(|r| r[1].clone()).collect::<Vec<_>>();
+    let s0 = seq(ok(&kura(&home, &["sql", "--format", "csv", order])));
+    let s1 = seq(ok(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", "--format", "csv", order])));
+    let s2 = seq(ok(&kura(&home, &["workspace", "sql", "--project", &p2, "--as", "x1", "--format", "csv", order])));
+    let sorted = |v: &[String]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v
+    };
+    assert!(s0.len() > 500);
+    assert_eq!((sorted(&s1), sorted(&s2)), (sorted(&s0), sorted(&s0)), "the same rows");
+    let differ = |a: &[String], b: &[String]| a.iter().zip(b).filter(|(x, y)| x != y).count();
+    for (what, a, b) in [("platform and project 1", &s0, &s1), ("platform and project 2", &s0, &s2), ("the two projects", &s1, &s2)] {
+        assert!(differ(a, b) * 4 > a.len(), "{what}: row numbers still link the rows ({} of {} differ)", differ(a, b), a.len());
+    }
     // Inside one project a person keeps one pseudonym: a self-join on it works.
     let joined = ok(&kura(
         &home,
@@ -188,6 +244,8 @@ fn a_workspace_from_provisioning_to_its_end() {
     let sealed = std::fs::read(&table).unwrap();
     // A copy of the workspace's files and of the keyring as they stand before the end.
     let keyring_before = std::fs::read(home.join("keys/keyring.json")).unwrap();
+    let extract_copy = dir.path().join("extract-copy");
+    copy_tree(&home.join("workspaces").join(&p1).join("extract"), &extract_copy);
 
     // Only the applicant gives notice, only a custodian ends it, and only after the notice (or
     // the period's end): a custodian cannot destroy a running project's work at will.
@@ -221,8 +279,39 @@ fn a_workspace_from_provisioning_to_its_end() {
     assert!(old.contains(&key_id));
     assert!(old.unwrap(&master, &key_id).is_err(), "a copy of the old keyring is of no use with today's master key");
     assert!(sealed.starts_with(b"KURAWST1") && !sealed.windows(16).any(|w| w == b"kura-marker-0042"), "sealed");
+    // The copied extract: encrypted files (the encrypted-footer magic), holding neither the
+    // project's pseudonyms nor the platform's IDs in the clear.
+    let files = parquet_files(&extract_copy);
+    assert!(!files.is_empty());
+    for f in &files {
+        let raw = std::fs::read(f).unwrap();
+        assert!(raw.ends_with(b"PARE"), "{}", f.display());
+        let text = String::from_utf8_lossy(&raw);
+        assert!(ids1.iter().chain(&ids0).take(200).all(|id| !text.contains(id.as_str())), "{} holds IDs in the clear", f.display());
+    }
     // The other project is untouched.
     ok(&kura(&home, &["workspace", "sql", "--project", &p2, "--as", "x1", "SELECT count(*) FROM re"]));
+    // Once built, a workspace reads only its extract: the platform's files of `re` damaged
+    // (each one byte longer), the platform's own query fails, the workspace still answers.
+    let before = rows(&ok(&kura(
+        &home,
+        &["workspace", "sql", "--project", &p2, "--as", "x1", "--format", "csv", "SELECT count(*), count(DISTINCT id5) FROM re"],
+    )));
+    for f in parquet_files(&home.join("data").join("ndb")).iter().filter(|f| f.parent().is_some_and(|d| d.ends_with("re"))) {
+        append_byte(f);
+    }
+    let e = fails(&kura(&home, &["sql", "SELECT count(sex) FROM re"]));
+    assert!(e.contains("size"), "{e}");
+    let after = rows(&ok(&kura(
+        &home,
+        &["workspace", "sql", "--project", &p2, "--as", "x1", "--format", "csv", "SELECT count(*), count(DISTINCT id5) FROM re"],
+    )));
+    assert_eq!(after, before);
+    // A damaged extract file is named, never read.
+    let p2_files = parquet_files(&home.join("workspaces").join(&p2).join("extract"));
+    append_byte(&p2_files[0]);
+    let e = fails(&kura(&home, &["workspace", "sql", "--project", &p2, "--as", "x1", "SELECT count(sex) FROM re"]));
+    assert!(e.contains("part-00000.parquet") && e.contains("size"), "{e}");
     // Past its approved period, nobody works in a project's workspace (HIC-P1).
     let db = home.join("state.db");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -302,6 +391,7 @@ fn workspace_benchmark_runs() {
         .unwrap();
     let out = common::bench_ran(&o);
     for row in [
+        "writing a project's extract",
         "workspace start",
         "query suite in process",
         "query suite through the worker",

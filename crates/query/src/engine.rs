@@ -202,8 +202,37 @@ fn parse_type(name: &str) -> Result<DataType> {
 
 impl QueryEngine {
     /// Builds the session: runtime with limits, the encryption factory with the granted keys,
-    /// and one table per granted table with only its granted columns.
+    /// and one table per granted table with only its granted columns. A workspace's engine is
+    /// opened with [`QueryEngine::open`].
     pub fn new(spec: EngineSpec) -> Result<Self> {
+        if spec.workspace.is_some() {
+            return Err(QueryError::Engine("a workspace's engine is opened with QueryEngine::open".into()));
+        }
+        Self::build(spec).map(|(engine, _)| engine)
+    }
+
+    /// Opens an engine; for a workspace, over the project's extract (crate::extract), built
+    /// first when it is missing or out of date.
+    pub async fn open(spec: EngineSpec) -> Result<Self> {
+        let (engine, sources) = Self::build(spec)?;
+        if let Some(ws) = &engine.workspace {
+            let fingerprint = crate::extract::fingerprint(ws, &engine.dataset, &engine.grant);
+            let manifest = match crate::extract::current(ws, &fingerprint) {
+                Some(m) => m,
+                None => {
+                    let explain = |e: DataFusionError| engine.explain_error(e);
+                    crate::extract::build(&engine.ctx, ws, &sources, &fingerprint, engine.limits.timeout, &explain).await?
+                }
+            };
+            let options = engine.ctx.copied_table_options().parquet;
+            crate::extract::register(&engine.ctx, ws, &manifest, &sources, options)?;
+        }
+        Ok(engine)
+    }
+
+    /// The session and, for a workspace, the granted tables as its extract is built from them
+    /// (not registered: the workspace reads its extract).
+    fn build(spec: EngineSpec) -> Result<(Self, Vec<crate::extract::Source>)> {
         let EngineSpec { dataset, grant, keys, data_root, limits, workspace } = spec;
         std::fs::create_dir_all(&limits.spill_dir).map_err(|e| kura_store::StoreError::io(&limits.spill_dir, e))?;
         let store: Arc<dyn object_store::ObjectStore> = Arc::new(
@@ -270,6 +299,7 @@ impl QueryEngine {
         let mut parquet_options = ctx.copied_table_options().parquet;
         parquet_options.crypto.factory_id = Some(FACTORY_ID.to_string());
         let mut granted_tables = HashSet::new();
+        let mut sources = Vec::new();
         for t in &dataset.tables {
             let cols = grant.columns(t);
             if cols.is_empty() || t.files.is_empty() {
@@ -277,7 +307,7 @@ impl QueryEngine {
             }
             let fields: Vec<Field> =
                 cols.iter().map(|c| Ok(Field::new(&c.name, view_type(&parse_type(&c.data_type)?), c.nullable))).collect::<Result<_>>()?;
-            let schema = Arc::new(Schema::new(fields));
+            let schema: SchemaRef = Arc::new(Schema::new(fields));
             let format = ParquetFormat::default().with_options(parquet_options.clone());
             let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
             let urls = t
@@ -285,20 +315,23 @@ impl QueryEngine {
                 .iter()
                 .map(|f| ListingTableUrl::parse(format!("kura://data/{}", f.path)).map_err(engine_err))
                 .collect::<Result<Vec<_>>>()?;
-            let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema);
+            let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema.clone());
             let table = Arc::new(ListingTable::try_new(config).map_err(engine_err)?);
             match &workspace {
-                // In a workspace, person IDs are read through the project's pseudonym: the
-                // table is a view over a scan that no SQL can name (crate::workspace).
-                Some(ws)
-                    if cols.iter().any(|c| {
+                // In a workspace, the extract is built from the table with person IDs read
+                // through the project's pseudonym (crate::workspace, crate::extract); no SQL
+                // ever names the scan.
+                Some(ws) => {
+                    let provider: Arc<dyn datafusion::catalog::TableProvider> = if cols.iter().any(|c| {
                         crate::workspace::is_person_id(c.sensitivity) || crate::workspace::is_record_id(c.sensitivity, &c.data_type)
-                    }) =>
-                {
-                    let view = pseudonymised(&t.name, table, &cols, ws)?;
-                    ctx.register_table(t.name.as_str(), view).map_err(engine_err)?;
+                    }) {
+                        pseudonymised(&t.name, table, &cols, ws)?
+                    } else {
+                        table
+                    };
+                    sources.push(crate::extract::Source { name: t.name.clone(), schema, provider });
                 }
-                _ => {
+                None => {
                     ctx.register_table(t.name.as_str(), table).map_err(engine_err)?;
                 }
             }
@@ -324,7 +357,7 @@ impl QueryEngine {
                 engine.register_saved(&name, schema, batches)?;
             }
         }
-        Ok(engine)
+        Ok((engine, sources))
     }
 
     /// Registers (or replaces) a saved table of the workspace.

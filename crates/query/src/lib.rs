@@ -26,6 +26,7 @@ pub mod bounds;
 pub mod config;
 pub mod confine;
 mod engine;
+pub mod extract;
 mod grant;
 pub mod json;
 pub mod policy;

@@ -225,6 +225,7 @@ pub struct Session {
     limits: Limits,
     report: Vec<String>,
     saved: Vec<String>,
+    extract: Option<crate::extract::Manifest>,
     dead: Option<String>,
     // Last: removed after the worker is gone.
     _scratch: Option<tempfile::TempDir>,
@@ -263,8 +264,37 @@ fn give(dir: &std::path::Path, user: Option<(u32, u32)>) -> Result<()> {
     Ok(())
 }
 
+/// Gives a directory the worker's user writes in, and everything below it, to that user. A
+/// link or anything else that is not a plain file or directory is refused, never followed: it
+/// would lend the worker (and root's change of owner) a place outside the workspace.
+fn give_tree(dir: &std::path::Path, user: Option<(u32, u32)>, project: &str) -> Result<()> {
+    let not_own = || {
+        QueryError::Integrity(format!(
+            "作業環境 {project} のディレクトリ {} に通常のファイル・ディレクトリでないもの（リンクなど）があります / the workspace's directory {} holds something that is not a plain file or directory (a link?)",
+            dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
+            dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+        ))
+    };
+    if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir()) {
+        return Err(not_own());
+    }
+    give(dir, user)?;
+    for e in std::fs::read_dir(dir).map_err(|e| broken(format!("{}: {e}", dir.display())))?.flatten() {
+        let t = e.file_type().map_err(|e| broken(format!("{}: {e}", dir.display())))?;
+        if t.is_dir() {
+            give_tree(&e.path(), user, project)?;
+        } else if t.is_file() {
+            give(&e.path(), user)?;
+        } else {
+            return Err(not_own());
+        }
+    }
+    Ok(())
+}
+
 /// How long a worker may take to confine itself and build its engine: a statement's time
-/// limit plus the grace, and never less than this.
+/// limit plus the grace, and never less than this. A worker that builds its workspace's
+/// extract first has a statement's time per table besides.
 const STARTUP: Duration = Duration::from_secs(5);
 
 impl Session {
@@ -311,7 +341,25 @@ impl Session {
                 give(&e.path(), user)?;
             }
         }
-        let keys: Vec<(String, String)> = spec.keys.to_raw().into_iter().map(|(id, k)| (id, hex::encode(k.as_slice()))).collect();
+        // A workspace whose extract is current reads only its extract: its worker gets no
+        // column key at all (crate::extract). Otherwise it builds the extract first, a table at a
+        // time, each held to the statement time limit.
+        let mut tables_to_extract = 0u32;
+        let mut extract_of = None;
+        if let Some(ws) = &spec.workspace {
+            let dir = crate::extract::extract_dir(&ws.dir);
+            std::fs::create_dir_all(&dir).map_err(|e| broken(format!("{}: {e}", dir.display())))?;
+            give_tree(&dir, user, &ws.project)?;
+            let fingerprint = crate::extract::fingerprint(ws, &spec.dataset, &spec.grant);
+            if crate::extract::current(ws, &fingerprint).is_none() {
+                let granted = spec.dataset.tables.iter().filter(|t| !spec.grant.columns(t).is_empty() && !t.files.is_empty()).count();
+                tables_to_extract = u32::try_from(granted).unwrap_or(u32::MAX);
+            }
+            extract_of = Some((ws.clone(), fingerprint));
+        }
+        let send_keys = spec.workspace.is_none() || tables_to_extract > 0;
+        let keys: Vec<(String, String)> =
+            if send_keys { spec.keys.to_raw().into_iter().map(|(id, k)| (id, hex::encode(k.as_slice()))).collect() } else { Vec::new() };
         let workspace = spec.workspace.as_ref().map(|ws| WireWorkspace {
             project: ws.project.clone(),
             dir: ws.dir.clone(),
@@ -403,12 +451,14 @@ impl Session {
             limits,
             report: Vec::new(),
             saved: Vec::new(),
+            extract: None,
             dead: None,
             _scratch: Some(scratch),
         };
         let writer = session.send(bytes.to_vec());
         // Startup is held to one fixed deadline: statement marks do not move it.
-        let deadline = Instant::now() + (session.limits.timeout + GRACE).max(STARTUP);
+        let per = session.limits.timeout + GRACE;
+        let deadline = Instant::now() + per.max(STARTUP) + per.saturating_mul(tables_to_extract);
         let frame = session.next_frame(|| Instant::now() >= deadline);
         let _ = writer.join();
         let ready: Ready = serde_json::from_slice(&frame?).map_err(broken)?;
@@ -418,7 +468,13 @@ impl Session {
         }
         session.report = ready.report;
         session.saved = ready.saved;
+        session.extract = extract_of.and_then(|(ws, fingerprint)| crate::extract::current(&ws, &fingerprint));
         Ok(session)
+    }
+
+    /// For a workspace, the manifest of the extract its worker reads.
+    pub fn extract(&self) -> Option<&crate::extract::Manifest> {
+        self.extract.as_ref()
     }
 
     /// One `mechanism: on|off` line each for the confinement the worker put in place.
@@ -706,9 +762,10 @@ fn confine_worker(setup: &Setup) -> std::result::Result<crate::confine::Report, 
     std::fs::create_dir_all(&limits.spill_dir).map_err(|e| format!("{}: {e}", limits.spill_dir.display()))?;
     let mut read_write = vec![limits.spill_dir.clone()];
     if let Some(ws) = &setup.workspace {
-        let tables = ws.dir.join("tables");
-        std::fs::create_dir_all(&tables).map_err(|e| format!("{}: {e}", tables.display()))?;
-        read_write.push(tables);
+        for dir in [ws.dir.join("tables"), crate::extract::extract_dir(&ws.dir)] {
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            read_write.push(dir);
+        }
     }
     let per = cpu_per_statement(limits);
     let c = crate::confine::Confinement {
@@ -825,12 +882,15 @@ pub fn serve_stdio() -> i32 {
 fn serve(spec: EngineSpec, limits: Limits, report: Vec<String>) -> i32 {
     let mut stdin = std::io::stdin().lock();
     let mut out = std::io::stdout().lock();
+    // A workspace may build its extract first: a statement's CPU time per table.
+    let tables = spec.dataset.tables.iter().filter(|t| !spec.grant.columns(t).is_empty()).count();
+    arm_cpu(&limits, tables.saturating_add(1));
     let built = tokio::runtime::Builder::new_multi_thread()
         .thread_stack_size(STACK / 2)
         .enable_all()
         .build()
         .map_err(|e| QueryError::Engine(e.to_string()))
-        .and_then(|rt| QueryEngine::new(spec).map(|e| (rt, e)));
+        .and_then(|rt| rt.block_on(QueryEngine::open(spec)).map(|e| (rt, e)));
     let (rt, engine) = match built {
         Ok(b) => b,
         Err(e) => {

@@ -88,33 +88,30 @@ impl KeyRetriever for GrantedKeys {
     }
 }
 
-/// DataFusion's hook for reading Kura's encrypted files: only files listed in the catalogue, of
-/// the recorded size and with the encrypted-footer magic, get decryption properties, and those
-/// carry only the granted keys.
-pub struct KuraEncryptionFactory {
-    keys: Arc<GrantedKeys>,
+/// The checks every encrypted file passes before it gets decryption properties: it is listed
+/// (with its size) in what the reader trusts — the catalogue, or a workspace's sealed extract
+/// manifest — has exactly that size, and ends in the encrypted-footer magic.
+pub struct FileCheck {
     files: HashMap<String, u64>,
     store: Arc<dyn ObjectStore>,
     checked: Mutex<HashSet<String>>,
 }
 
-impl fmt::Debug for KuraEncryptionFactory {
+impl fmt::Debug for FileCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KuraEncryptionFactory({} files, {:?})", self.files.len(), self.keys)
+        write!(f, "FileCheck({} files)", self.files.len())
     }
 }
 
-/// The factory id under which Kura registers its factory with DataFusion.
-pub const FACTORY_ID: &str = "kura";
-
-impl KuraEncryptionFactory {
-    /// A factory for the files of the given datasets.
-    pub fn new(keys: GrantedKeys, datasets: &[&DatasetEntry], store: Arc<dyn ObjectStore>) -> Self {
-        let files = datasets.iter().flat_map(|d| d.tables.iter()).flat_map(|t| t.files.iter()).map(|f| (f.path.clone(), f.bytes)).collect();
-        Self { keys: Arc::new(keys), files, store, checked: Mutex::new(HashSet::new()) }
+impl FileCheck {
+    /// Checks against `files` (object path → size in bytes) in `store`.
+    pub fn new(files: HashMap<String, u64>, store: Arc<dyn ObjectStore>) -> Self {
+        Self { files, store, checked: Mutex::new(HashSet::new()) }
     }
 
-    async fn check(&self, path: &ObjectPath) -> std::result::Result<(), StoreError> {
+    /// Checks one file (once per reader): an integrity error names it if it is not listed,
+    /// has another size or no encrypted footer.
+    pub async fn check(&self, path: &ObjectPath) -> std::result::Result<(), StoreError> {
         let p = path.as_ref();
         let integrity = |reason: String| StoreError::Integrity { file: p.to_string(), reason };
         let Some(&expected) = self.files.get(p) else {
@@ -145,6 +142,31 @@ impl KuraEncryptionFactory {
     }
 }
 
+/// DataFusion's hook for reading Kura's encrypted files: only files listed in the catalogue, of
+/// the recorded size and with the encrypted-footer magic, get decryption properties, and those
+/// carry only the granted keys.
+pub struct KuraEncryptionFactory {
+    keys: Arc<GrantedKeys>,
+    files: FileCheck,
+}
+
+impl fmt::Debug for KuraEncryptionFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KuraEncryptionFactory({:?}, {:?})", self.files, self.keys)
+    }
+}
+
+/// The factory id under which Kura registers its factory with DataFusion.
+pub const FACTORY_ID: &str = "kura";
+
+impl KuraEncryptionFactory {
+    /// A factory for the files of the given datasets.
+    pub fn new(keys: GrantedKeys, datasets: &[&DatasetEntry], store: Arc<dyn ObjectStore>) -> Self {
+        let files = datasets.iter().flat_map(|d| d.tables.iter()).flat_map(|t| t.files.iter()).map(|f| (f.path.clone(), f.bytes)).collect();
+        Self { keys: Arc::new(keys), files: FileCheck::new(files, store) }
+    }
+}
+
 #[async_trait]
 impl EncryptionFactory for KuraEncryptionFactory {
     async fn get_file_encryption_properties(
@@ -161,7 +183,7 @@ impl EncryptionFactory for KuraEncryptionFactory {
         _config: &EncryptionFactoryOptions,
         file_path: &ObjectPath,
     ) -> datafusion::error::Result<Option<Arc<FileDecryptionProperties>>> {
-        self.check(file_path).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
+        self.files.check(file_path).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
         let retriever: Arc<dyn KeyRetriever> = self.keys.clone();
         let props = FileDecryptionProperties::with_key_retriever(retriever)
             .with_aad_prefix(aad_prefix(file_path.as_ref()))

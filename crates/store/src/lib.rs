@@ -27,7 +27,7 @@ pub mod writer;
 pub use catalog::{Catalog, ColumnEntry, DatasetEntry, FileEntry, TableEntry};
 pub use config::StoreConfig;
 pub use home::Home;
-pub use keys::{GrantedKeys, KuraEncryptionFactory, aad_prefix};
+pub use keys::{FileCheck, GrantedKeys, KuraEncryptionFactory, aad_prefix};
 pub use schema::{BatchBuilder, ColType, ColumnSpec, Sensitivity, TableSpec};
 pub use writer::{DatasetMeta, DatasetWriter, PartWriter, WriteOptions, WrittenPart};
 

@@ -120,6 +120,17 @@ pub struct Status {
     pub confinement: Vec<String>,
     /// The saved tables.
     pub saved_tables: Vec<String>,
+    /// The project's extract: when it was built, and each table with its rows.
+    pub extract: Option<ExtractStatus>,
+}
+
+/// The extract a workspace reads (`kura_query::extract`).
+#[derive(Clone, Debug, Serialize)]
+pub struct ExtractStatus {
+    /// When it was built (UTC).
+    pub built_at: String,
+    /// Each table and its rows.
+    pub tables: Vec<(String, u64)>,
 }
 
 /// The deletion certificate: what was destroyed, when, by whom (CLD-5).
@@ -342,7 +353,11 @@ impl Workspaces {
         self.ended(&p)?;
         let id = p.id.clone();
         self.with_session(&p, move |s| {
-            Ok(Status { project: id, pid: s.pid(), confinement: s.report().to_vec(), saved_tables: s.saved_tables().to_vec() })
+            let extract = s.extract().map(|m| ExtractStatus {
+                built_at: m.built_at.clone(),
+                tables: m.tables.iter().map(|t| (t.name.clone(), t.rows)).collect(),
+            });
+            Ok(Status { project: id, pid: s.pid(), confinement: s.report().to_vec(), saved_tables: s.saved_tables().to_vec(), extract })
         })
         .await
     }

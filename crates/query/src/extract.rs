@@ -1,0 +1,510 @@
+//! A project's extract (HIC-P3, HIC-S13, issue 16): the granted columns of the granted tables,
+//! written once into the workspace as the project sees them, and read from there.
+//!
+//! Reading the platform's files through a view that re-hashes IDs leaves one link between
+//! projects: the order of the rows. A scan returns rows in stored order, so
+//! `row_number() OVER ()` would be the same number for the same receipt in every project, and
+//! two projects' outputs could be joined on it. The extract removes that link and the view's
+//! cost per query:
+//!
+//! - The first start of a workspace (and the first after the dataset or the grant changed)
+//!   writes every granted table into `extract/` of the workspace: person IDs already replaced
+//!   by the project's pseudonyms, record ids already renumbered, and the rows **sorted by a
+//!   keyed hash of their values** under a key of the project ([`kura_crypto::RowOrder`]), so
+//!   their order says nothing of the platform's order and differs between projects.
+//! - The files are Parquet with every column and the footer encrypted (AES-GCM) under a key
+//!   derived from the workspace key and the file's path, the path bound into the associated
+//!   data: a file moved, swapped or altered fails. A manifest sealed under the workspace key
+//!   lists each file with its size; nothing else is read ([`kura_store::FileCheck`]).
+//! - A worker whose extract is current receives no column key at all: it holds only the
+//!   workspace key and the project's pseudonym key. Destroying the workspace key at the end of
+//!   use leaves every copy of the extract unreadable (crypto-shredding).
+//! - The build runs in the confined worker, one table at a time, each held to the statement
+//!   time limit and the memory limit (the sort spills to encrypted files). A lock file keeps
+//!   two workers of one project from building at once.
+
+use crate::workspace::WorkspaceSpec;
+use crate::{QueryError, Result};
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::catalog::TableProvider;
+use datafusion::common::TableReference;
+use datafusion::common::config::{EncryptionFactoryOptions, TableParquetOptions};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::error::DataFusionError;
+use datafusion::execution::parquet_encryption::EncryptionFactory;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, LogicalPlanBuilder, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::encryption::decrypt::FileDecryptionProperties;
+use datafusion::parquet::encryption::encrypt::FileEncryptionProperties;
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use kura_crypto::SecretKey;
+use kura_store::{DatasetEntry, FileCheck};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The id under which a workspace engine registers the extract's decryption.
+pub const EXTRACT_FACTORY_ID: &str = "kura-extract";
+
+/// The name of the keyed sort key of the extract's rows.
+pub const ROW_ORDER_FUNCTION: &str = "kura_row_order";
+
+/// The manifest's first bytes.
+const MAGIC: &[u8; 8] = b"KURAEXT1";
+
+/// The manifest's format.
+const VERSION: u32 = 1;
+
+/// Rows per extract file (files are read in parallel).
+const ROWS_PER_FILE: u64 = 2 << 20;
+
+/// Rows per row group.
+const ROW_GROUP_ROWS: usize = 128 << 10;
+
+/// Where the object store of the extract is registered.
+const STORE_URL: &str = "kura-extract://workspace";
+
+/// The extract's directory in a workspace.
+pub fn extract_dir(workspace_dir: &Path) -> PathBuf {
+    workspace_dir.join("extract")
+}
+
+fn manifest_path(workspace_dir: &Path) -> PathBuf {
+    extract_dir(workspace_dir).join("manifest.kura")
+}
+
+/// What the extract holds, sealed under the workspace key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The manifest's format.
+    pub version: u32,
+    /// The project.
+    pub project: String,
+    /// What the extract was built from ([`fingerprint`]).
+    pub fingerprint: String,
+    /// The directory of this build, below `extract/`.
+    pub generation: String,
+    /// When it was built (UTC).
+    pub built_at: String,
+    /// The tables, with their files.
+    pub tables: Vec<ExtractTable>,
+}
+
+/// One table of the extract.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExtractTable {
+    /// The table's name.
+    pub name: String,
+    /// Its rows.
+    pub rows: u64,
+    /// Its files.
+    pub files: Vec<ExtractFile>,
+}
+
+/// One file of the extract.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExtractFile {
+    /// Its path below `extract/`.
+    pub path: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Its rows.
+    pub rows: u64,
+}
+
+/// A table the extract is built from: the granted table as the workspace sees it (its
+/// pseudonymised view) and the schema the engine shows.
+pub(crate) struct Source {
+    pub name: String,
+    pub schema: SchemaRef,
+    pub provider: Arc<dyn TableProvider>,
+}
+
+fn manifest_key(ws: &WorkspaceSpec) -> SecretKey {
+    ws.key.derive(format!("kura/extract/v1/manifest\0{}", ws.project).as_bytes())
+}
+
+fn manifest_aad(ws: &WorkspaceSpec) -> Vec<u8> {
+    format!("kura/extract-manifest/v1\0{}", ws.project).into_bytes()
+}
+
+fn file_key(ws: &WorkspaceSpec, path: &str) -> SecretKey {
+    ws.key.derive(format!("kura/extract/v1/file\0{}\0{path}", ws.project).as_bytes())
+}
+
+fn file_aad(ws: &WorkspaceSpec, path: &str) -> Vec<u8> {
+    format!("kura/extract/v1:{}:{path}", ws.project).into_bytes()
+}
+
+/// What an extract of `grant`'s tables would be built from — the dataset's files (by their
+/// hashes) and each granted column — keyed by the workspace key, so that an extract is rebuilt
+/// when any of it changes and the value says nothing outside the workspace.
+pub fn fingerprint(ws: &WorkspaceSpec, dataset: &DatasetEntry, grant: &crate::Grant) -> String {
+    let mut text = format!("kura/extract/v1\n{}\n{}\n", ws.project, dataset.name);
+    for t in &dataset.tables {
+        let cols = grant.columns(t);
+        if cols.is_empty() || t.files.is_empty() {
+            continue;
+        }
+        text.push_str(&format!("table {}\n", t.name));
+        for c in cols {
+            text.push_str(&format!("column {} {} {} {:?}\n", c.name, c.data_type, c.nullable, c.sensitivity));
+        }
+        for f in &t.files {
+            text.push_str(&format!("file {} {} {} {}\n", f.path, f.bytes, f.rows, f.sha256));
+        }
+    }
+    kura_store::catalog::keyed_digest(&ws.key.derive(b"kura/extract/v1/fingerprint"), "extract", text.as_bytes())
+}
+
+/// The workspace's extract if it is there, opens under the workspace key and was built from
+/// what `fingerprint` describes; `None` otherwise (it is then built again).
+pub fn current(ws: &WorkspaceSpec, fingerprint: &str) -> Option<Manifest> {
+    let bytes = std::fs::read(manifest_path(&ws.dir)).ok()?;
+    let sealed = bytes.strip_prefix(MAGIC.as_slice())?;
+    let plain = kura_crypto::open_sealed(&manifest_key(ws), &manifest_aad(ws), sealed).ok()?;
+    let m: Manifest = serde_json::from_slice(&plain).ok()?;
+    (m.version == VERSION && m.project == ws.project && m.fingerprint == fingerprint).then_some(m)
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> QueryError + '_ {
+    move |e| QueryError::Store(kura_store::StoreError::io(path, e))
+}
+
+/// Turns an engine error into Kura's (the engine's own classification: memory, damaged data…).
+pub(crate) type Explain<'a> = &'a (dyn Fn(DataFusionError) -> QueryError + Sync);
+
+/// Builds the extract of `sources` (see the module documentation), each table held to
+/// `timeout`, and returns its manifest. Another worker of the project building at the same time
+/// is waited for; what it built is used if it is current.
+pub(crate) async fn build(
+    ctx: &SessionContext,
+    ws: &WorkspaceSpec,
+    sources: &[Source],
+    fingerprint: &str,
+    timeout: Duration,
+    explain: Explain<'_>,
+) -> Result<Manifest> {
+    let root = extract_dir(&ws.dir);
+    std::fs::create_dir_all(&root).map_err(io(&root))?;
+    let lock_path = root.join("lock");
+    let lock = private_file(&lock_path, false)?;
+    lock.lock().map_err(io(&lock_path))?;
+    if let Some(m) = current(ws, fingerprint) {
+        return Ok(m);
+    }
+    let mut random = [0u8; 8];
+    kura_crypto::random_bytes(&mut random).map_err(|e| QueryError::Engine(e.to_string()))?;
+    let generation = format!("g{}", hex::encode(random));
+    let built = build_tables(ctx, ws, sources, &root, &generation, timeout, explain).await;
+    let tables = match built {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(root.join(&generation));
+            return Err(e);
+        }
+    };
+    let manifest = Manifest {
+        version: VERSION,
+        project: ws.project.clone(),
+        fingerprint: fingerprint.to_string(),
+        generation: generation.clone(),
+        built_at: kura_store::home::utc_now(),
+        tables,
+    };
+    let json = zeroize::Zeroizing::new(serde_json::to_vec(&manifest).map_err(|e| QueryError::Engine(e.to_string()))?);
+    let sealed = kura_crypto::seal(&manifest_key(ws), &manifest_aad(ws), &json).map_err(|e| QueryError::Engine(e.to_string()))?;
+    let mut file = MAGIC.to_vec();
+    file.extend_from_slice(&sealed);
+    let path = manifest_path(&ws.dir);
+    kura_crypto::write_atomic(&path, &file, 0o600).map_err(io(&path))?;
+    // Earlier builds (and anything a crash left) go; the lock is held, so no build is running.
+    for e in std::fs::read_dir(&root).map_err(io(&root))?.flatten() {
+        let name = e.file_name();
+        if name == generation.as_str() || name == "manifest.kura" || name == "lock" {
+            continue;
+        }
+        let p = e.path();
+        let _ = if e.file_type().is_ok_and(|t| t.is_dir()) { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+    }
+    drop(lock);
+    Ok(manifest)
+}
+
+fn private_file(path: &Path, truncate: bool) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).create(true).truncate(truncate).mode(0o600).open(path).map_err(io(path))
+}
+
+async fn build_tables(
+    ctx: &SessionContext,
+    ws: &WorkspaceSpec,
+    sources: &[Source],
+    root: &Path,
+    generation: &str,
+    timeout: Duration,
+    explain: Explain<'_>,
+) -> Result<Vec<ExtractTable>> {
+    let order = Arc::new(ScalarUDF::new_from_impl(RowOrderFunction::new(ws)));
+    let mut tables = Vec::new();
+    for s in sources {
+        let dir = root.join(generation).join(&s.name);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let columns: Vec<Expr> = s
+            .schema
+            .fields()
+            .iter()
+            .map(|f| Expr::Column(datafusion::common::Column::new(Some(TableReference::bare(s.name.as_str())), f.name())))
+            .collect();
+        let source = datafusion::catalog::default_table_source::provider_as_source(s.provider.clone());
+        let plan = LogicalPlanBuilder::scan(TableReference::bare(s.name.as_str()), source, None)
+            .and_then(|b| b.sort(vec![order.call(columns).sort(true, false)]))
+            .and_then(|b| b.build())
+            .map_err(explain)?;
+        let work = async {
+            let mut stream = ctx.execute_logical_plan(plan).await.map_err(explain)?.execute_stream().await.map_err(explain)?;
+            let mut out = TableWriter {
+                ws,
+                schema: s.schema.clone(),
+                prefix: format!("{generation}/{}", s.name),
+                root,
+                open: None,
+                files: Vec::new(),
+            };
+            while let Some(batch) = stream.next().await {
+                out.write(batch.map_err(explain)?)?;
+            }
+            out.finish()
+        };
+        let files = match tokio::time::timeout(timeout, work).await {
+            Ok(files) => files?,
+            Err(_) => return Err(QueryError::Timeout(timeout.as_secs())),
+        };
+        sync_dir(&dir)?;
+        tables.push(ExtractTable { name: s.name.clone(), rows: files.iter().map(|f| f.rows).sum(), files });
+    }
+    sync_dir(&root.join(generation))?;
+    Ok(tables)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// Writes one table's sorted rows into files of at most [`ROWS_PER_FILE`] rows.
+struct TableWriter<'a> {
+    ws: &'a WorkspaceSpec,
+    schema: SchemaRef,
+    prefix: String,
+    root: &'a Path,
+    open: Option<(ArrowWriter<std::fs::File>, String, u64)>,
+    files: Vec<ExtractFile>,
+}
+
+impl TableWriter<'_> {
+    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        // The schema the engine shows (non-null columns checked here).
+        let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec()).map_err(|e| QueryError::Engine(e.to_string()))?;
+        if self.open.as_ref().is_some_and(|(_, _, rows)| *rows >= ROWS_PER_FILE) {
+            self.close()?;
+        }
+        if self.open.is_none() {
+            let rel = format!("{}/part-{:05}.parquet", self.prefix, self.files.len());
+            let path = self.root.join(&rel);
+            let file = private_file(&path, true)?;
+            let key = file_key(self.ws, &rel);
+            let encryption = FileEncryptionProperties::builder(key.expose().to_vec())
+                .with_aad_prefix(file_aad(self.ws, &rel))
+                .with_aad_prefix_storage(false)
+                .build()
+                .map_err(|e| QueryError::Engine(format!("{rel}: {e}")))?;
+            let props = WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                .set_created_by("kura".into())
+                .with_file_encryption_properties(encryption)
+                .build();
+            let writer =
+                ArrowWriter::try_new(file, self.schema.clone(), Some(props)).map_err(|e| QueryError::Engine(format!("{rel}: {e}")))?;
+            self.open = Some((writer, rel, 0));
+        }
+        if let Some((w, rel, rows)) = self.open.as_mut() {
+            w.write(&batch).map_err(|e| QueryError::Engine(format!("{rel}: {e}")))?;
+            *rows += batch.num_rows() as u64;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<()> {
+        let Some((w, rel, rows)) = self.open.take() else { return Ok(()) };
+        w.close().map_err(|e| QueryError::Engine(format!("{rel}: {e}")))?;
+        let path = self.root.join(&rel);
+        let file = std::fs::File::open(&path).map_err(io(&path))?;
+        file.sync_all().map_err(io(&path))?;
+        let bytes = file.metadata().map_err(io(&path))?.len();
+        self.files.push(ExtractFile { path: rel, bytes, rows });
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<ExtractFile>> {
+        self.close()?;
+        Ok(self.files)
+    }
+}
+
+/// Registers the extract's tables in `ctx` under their names, with the schemas of `sources`:
+/// only the files of the manifest are read, each under its own key.
+pub(crate) fn register(
+    ctx: &SessionContext,
+    ws: &WorkspaceSpec,
+    manifest: &Manifest,
+    sources: &[Source],
+    mut options: TableParquetOptions,
+) -> Result<()> {
+    let root = extract_dir(&ws.dir);
+    let store: Arc<dyn object_store::ObjectStore> = Arc::new(
+        LocalFileSystem::new_with_prefix(&root)
+            .map_err(|e| kura_store::StoreError::ObjectStore { path: root.display().to_string(), reason: e.to_string() })?,
+    );
+    let files: HashMap<String, u64> = manifest.tables.iter().flat_map(|t| t.files.iter()).map(|f| (f.path.clone(), f.bytes)).collect();
+    let factory = ExtractFactory { ws: ws.clone(), files: FileCheck::new(files, store.clone()) };
+    let runtime = ctx.runtime_env();
+    runtime.register_parquet_encryption_factory(EXTRACT_FACTORY_ID, Arc::new(factory));
+    let url = url::Url::parse(STORE_URL).map_err(|e| QueryError::Engine(e.to_string()))?;
+    runtime.register_object_store(&url, store);
+    options.crypto.factory_id = Some(EXTRACT_FACTORY_ID.to_string());
+    let engine_err = |e: DataFusionError| QueryError::Engine(e.to_string());
+    for s in sources {
+        let Some(t) = manifest.tables.iter().find(|t| t.name == s.name) else {
+            return Err(QueryError::Integrity(format!(
+                "作業環境の抽出に表 '{}' がありません / the workspace's extract has no table '{}'",
+                s.name, s.name
+            )));
+        };
+        let provider: Arc<dyn TableProvider> = if t.files.is_empty() {
+            Arc::new(MemTable::try_new(s.schema.clone(), vec![vec![]]).map_err(engine_err)?)
+        } else {
+            let format = ParquetFormat::default().with_options(options.clone());
+            let listing = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
+            let urls = t
+                .files
+                .iter()
+                .map(|f| ListingTableUrl::parse(format!("{STORE_URL}/{}", f.path)).map_err(engine_err))
+                .collect::<Result<Vec<_>>>()?;
+            let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(listing).with_schema(s.schema.clone());
+            Arc::new(ListingTable::try_new(config).map_err(engine_err)?)
+        };
+        ctx.register_table(s.name.as_str(), provider).map_err(engine_err)?;
+    }
+    Ok(())
+}
+
+/// Decryption of the extract's files: listed in the manifest, of their size, each under the
+/// key derived for its path.
+struct ExtractFactory {
+    ws: WorkspaceSpec,
+    files: FileCheck,
+}
+
+impl std::fmt::Debug for ExtractFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExtractFactory({}, {:?})", self.ws.project, self.files)
+    }
+}
+
+#[async_trait]
+impl EncryptionFactory for ExtractFactory {
+    async fn get_file_encryption_properties(
+        &self,
+        _config: &EncryptionFactoryOptions,
+        _schema: &SchemaRef,
+        file_path: &ObjectPath,
+    ) -> datafusion::error::Result<Option<Arc<FileEncryptionProperties>>> {
+        Err(DataFusionError::Plan(format!("書き込みは許可されていません / writing is not allowed: {file_path}")))
+    }
+
+    async fn get_file_decryption_properties(
+        &self,
+        _config: &EncryptionFactoryOptions,
+        file_path: &ObjectPath,
+    ) -> datafusion::error::Result<Option<Arc<FileDecryptionProperties>>> {
+        self.files.check(file_path).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let rel = file_path.as_ref();
+        let key = file_key(&self.ws, rel);
+        let props = FileDecryptionProperties::builder(key.expose().to_vec())
+            .with_aad_prefix(file_aad(&self.ws, rel))
+            .build()
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(Some(props))
+    }
+}
+
+/// The keyed sort key of a row of the extract (see the module documentation).
+#[derive(Debug)]
+struct RowOrderFunction {
+    project: String,
+    order: kura_crypto::RowOrder,
+    signature: Signature,
+}
+
+impl RowOrderFunction {
+    fn new(ws: &WorkspaceSpec) -> Self {
+        Self { project: ws.project.clone(), order: ws.pseudonym.row_order(), signature: Signature::variadic_any(Volatility::Immutable) }
+    }
+}
+
+impl PartialEq for RowOrderFunction {
+    fn eq(&self, other: &Self) -> bool {
+        self.project == other.project
+    }
+}
+
+impl Eq for RowOrderFunction {}
+
+impl std::hash::Hash for RowOrderFunction {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.project.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for RowOrderFunction {
+    fn name(&self) -> &str {
+        ROW_ORDER_FUNCTION
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::UInt64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::common::Result<ColumnarValue> {
+        let n = args.number_rows;
+        let arrays: Vec<ArrayRef> = args.args.iter().map(|a| a.to_array(n)).collect::<datafusion::common::Result<_>>()?;
+        let fields = arrays.iter().map(|a| SortField::new(a.data_type().clone())).collect();
+        let converter = RowConverter::new(fields)?;
+        let rows = converter.convert_columns(&arrays)?;
+        let keys: UInt64Array = (0..rows.num_rows()).map(|i| self.order.key(rows.row(i).as_ref())).collect();
+        Ok(ColumnarValue::Array(Arc::new(keys)))
+    }
+}
