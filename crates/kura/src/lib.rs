@@ -426,6 +426,7 @@ pub fn init_logging() {
 
 /// Parses the command line, runs it and reports errors; the binary's `main`.
 pub fn main_entry() -> ExitCode {
+    quiet_on_closed_output();
     init_logging();
     let cli = Cli::parse();
     match run(cli) {
@@ -435,6 +436,22 @@ pub fn main_entry() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A reader that stops early (`kura ledger show | head -1`) closes Kura's standard output;
+/// Rust ignores SIGPIPE, so the next print fails and would panic with a backtrace hint. Kura
+/// then stops quietly with the shell's code for a broken pipe (141), as other tools do; every
+/// other panic is reported as before.
+fn quiet_on_closed_output() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let text = payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied()).unwrap_or("");
+        if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        report(info);
+    }));
 }
 
 #[cfg(test)]

@@ -95,3 +95,26 @@ fn commands_on_a_missing_home_say_how_to_create_one() {
     }
     assert!(!home.join("data/ndb").exists(), "nothing was written");
 }
+
+/// A reader that stops early (`kura catalog | head -1`) closes Kura's output: Kura stops
+/// quietly with the broken-pipe code, without a panic message. The pipe's reading end is
+/// closed before Kura writes anything, so the write always fails.
+#[test]
+fn a_closed_output_stops_kura_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    ok(&kura(&home, &["init"]));
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kura"))
+        .arg("--home")
+        .arg(&home)
+        .arg("catalog")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "{err}");
+}

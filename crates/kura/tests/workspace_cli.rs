@@ -166,9 +166,9 @@ fn a_workspace_from_provisioning_to_its_end() {
     let e = fails(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", "SELECT age FROM re"]));
     assert!(e.contains("age") && e.contains("not granted"), "{e}");
 
-    // The plan's detail would show file statistics — the platform's IDs — under the project's
-    // pseudonyms: in a workspace only the plain EXPLAIN and EXPLAIN ANALYZE are answered, and
-    // no platform ID appears in anything printed.
+    // The plan's detail (files and their statistics) is not shown in a workspace: only the
+    // plain EXPLAIN and EXPLAIN ANALYZE are answered, and no platform ID or path of the
+    // platform's files appears in anything printed.
     let e = fails(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", "EXPLAIN VERBOSE SELECT id5 FROM re"]));
     assert!(e.contains("EXPLAIN with VERBOSE, statistics or a format is not available in a workspace"), "{e}");
     for sql in [
@@ -183,6 +183,7 @@ fn a_workspace_from_provisioning_to_its_end() {
         let o = kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", sql]);
         let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
         assert!(ids0.iter().all(|id| !text.contains(id.as_str())), "{sql} shows a platform ID: {text}");
+        assert!(!text.contains("ndb/g"), "{sql} shows a path of the platform's files: {text}");
     }
     // A locked account cannot work in a workspace.
     ok(&kura(&home, &["user", "lock", "r1"]));
@@ -344,7 +345,11 @@ fn a_workspace_from_provisioning_to_its_end() {
     for action in ["workspace.query", "workspace.save", "workspace.open", "project.notice", "project.end"] {
         assert!(log.contains(action), "{action} missing from the ledger");
     }
-    assert!(!log.contains("GROUP BY sex"), "the ledger holds hashes of scripts, not their text");
+    assert!(!log.contains("GROUP BY sex"), "the ledger holds digests of scripts, not their text");
+    // Nor their plain SHA-256, which anyone could test guesses against: a keyed digest.
+    use sha2::Digest;
+    let plain = hex::encode(sha2::Sha256::digest(b"SELECT count(*) FROM re"));
+    assert!(!log.contains(&plain), "a script's plain SHA-256 is in the ledger");
 }
 
 /// Sample datasets (HIC-P2): a custodian publishes a synthetic dataset; any researcher then

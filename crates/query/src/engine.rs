@@ -443,13 +443,14 @@ impl QueryEngine {
         policy::check_expressions(&stmt)?;
         policy::check_select_lists(&stmt)?;
         let allowed = policy::check(&stmt, &taken)?;
-        // In a workspace the plan's detail (file statistics: the smallest and largest value of
-        // each column of each file) would show the platform's person IDs under the project's
-        // pseudonyms: only the plain EXPLAIN and EXPLAIN ANALYZE are answered there.
+        // In a workspace the plan's detail (the files, and the smallest and largest value of
+        // each column of each file) is not shown: it serves no analysis, and it showed the
+        // platform's IDs before workspaces read extracts. Only the plain EXPLAIN and EXPLAIN
+        // ANALYZE are answered there.
         if self.workspace.is_some() && !plain_explain(&stmt) {
             return Err(QueryError::Refused {
                 class: "EXPLAIN".into(),
-                reason: "作業環境では EXPLAIN の VERBOSE・統計・書式の指定は使えません（ファイルの統計が元の ID を示すため）。EXPLAIN か EXPLAIN ANALYZE を使ってください / EXPLAIN with VERBOSE, statistics or a format is not available in a workspace (file statistics would show the platform's IDs): use EXPLAIN or EXPLAIN ANALYZE".into(),
+                reason: "作業環境では EXPLAIN の VERBOSE・統計・書式の指定は使えません（計画の詳細はファイルの配置と統計を示すため）。EXPLAIN か EXPLAIN ANALYZE を使ってください / EXPLAIN with VERBOSE, statistics or a format is not available in a workspace (a plan's detail shows the files and their statistics): use EXPLAIN or EXPLAIN ANALYZE".into(),
             });
         }
         if let Allowed::TempView { name, or_replace } = &allowed

@@ -1002,12 +1002,7 @@ impl Research {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        if changed != 1 {
-            return Err(WorkflowError::Internal(format!("project {id} changed meanwhile")));
-        }
-        self.project_entry(&mut tx, caller, id, ProjectStep::Notice, None, &format!("{} -> {to}", p.state)).await?;
-        tx.commit().await?;
-        self.inner.accounts.log().sync().await?;
+        self.finish_step(tx, changed, caller, id, ProjectStep::Notice, None, &format!("{} -> {to}", p.state)).await?;
         self.project(Viewer::Owner, id).await
     }
 
@@ -1038,13 +1033,31 @@ impl Research {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        let idx = self.finish_step(tx, changed, caller, id, ProjectStep::End, Some(certificate_sha256), detail).await?;
+        Ok((self.project(Viewer::Owner, id).await?, idx))
+    }
+
+    /// The end of a project step: the state changed in exactly one row (`changed`), its ledger
+    /// entry appended in the same transaction, committed, the log synced. Returns the entry's
+    /// index.
+    #[allow(clippy::too_many_arguments, reason = "one step's facts, passed once")]
+    async fn finish_step(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        changed: u64,
+        caller: &Caller,
+        id: &str,
+        step: ProjectStep,
+        object_hash: Option<&str>,
+        detail: &str,
+    ) -> Result<u64> {
         if changed != 1 {
             return Err(WorkflowError::Internal(format!("project {id} changed meanwhile")));
         }
-        let idx = self.project_entry(&mut tx, caller, id, ProjectStep::End, Some(certificate_sha256), detail).await?;
+        let idx = self.project_entry(&mut tx, caller, id, step, object_hash, detail).await?;
         tx.commit().await?;
         self.inner.accounts.log().sync().await?;
-        Ok((self.project(Viewer::Owner, id).await?, idx))
+        Ok(idx)
     }
 
     async fn project_entry(

@@ -326,7 +326,7 @@ impl Workspaces {
 
     /// Runs `sql` in project `project`'s workspace for `caller` (an active member; otherwise
     /// refused and recorded), saving the last result as table `save_as` if given. Every script
-    /// is recorded in the ledger by its SHA-256.
+    /// is recorded in the ledger by its keyed digest ([`Workspaces::script_digest`]).
     pub async fn run(&self, caller: &Caller, project: &str, sql: &str, save_as: Option<&str>) -> Result<Vec<StatementOutput>> {
         let research = &self.inner.research;
         let p = research.workspace(caller, project).await?;
@@ -335,7 +335,7 @@ impl Workspaces {
         if let Some(name) = save_as {
             kura_query::workspace::check_table_name(name, &Default::default())?;
         }
-        let hash = hex::encode(Sha256::digest(sql.as_bytes()));
+        let hash = self.script_digest(sql)?;
         let (text, save) = (sql.to_string(), save_as.map(str::to_string));
         let outcome = self.with_session(&p, move |s| s.run(&text, save.as_deref())).await;
         let (action, detail) = match save_as {
@@ -344,6 +344,16 @@ impl Workspaces {
         };
         research.record_workspace(caller, &p.id, action, &hash, if outcome.is_ok() { "ok" } else { "error" }, &detail).await?;
         outcome
+    }
+
+    /// How a script is named in the ledger: HMAC-SHA-256 under a key derived from the home's
+    /// catalogue key, never its text or plain SHA-256. The log's tiles may be served to anyone,
+    /// and a plain hash of a short script can be found by trying guesses (which disease codes a
+    /// project studies); the platform, holding the key, can still tell whether a given script
+    /// is the one recorded.
+    pub fn script_digest(&self, sql: &str) -> Result<String> {
+        let key = self.inner.home.catalog_key()?.derive(b"kura/ledger/script-digest");
+        Ok(kura_store::catalog::keyed_digest(&key, "workspace-script", sql.as_bytes()))
     }
 
     /// The confinement of project `project`'s worker and its saved tables (the owner's view:
@@ -514,7 +524,7 @@ impl Workspaces {
     /// Runs `sql` on sample dataset `dataset` for `caller`, an active researcher, through the
     /// sample's built-in grant (every column of the synthetic dataset), in a worker of this
     /// request's own (never shared: another user's temporary views stay theirs). Recorded in
-    /// the ledger by the script's SHA-256.
+    /// the ledger by the script's keyed digest.
     pub async fn run_sample(&self, caller: &Caller, dataset: &str, sql: &str) -> Result<Vec<StatementOutput>> {
         let research = &self.inner.research;
         let sample = research.sample(caller, dataset).await?;
@@ -525,7 +535,7 @@ impl Workspaces {
             )));
         }
         let spec = EngineSpec::from_home(&self.inner.home, &sample.dataset, None)?;
-        let hash = hex::encode(Sha256::digest(sql.as_bytes()));
+        let hash = self.script_digest(sql)?;
         let (cmd, text) = (self.inner.cmd.clone(), sql.to_string());
         let outcome = tokio::task::spawn_blocking(move || Session::start(&cmd, spec).and_then(|mut s| s.run(&text, None)))
             .await
