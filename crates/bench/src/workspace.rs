@@ -64,7 +64,7 @@ fn workspace_spec(home: &Home, project: &str, dir: &Path, key: &SecretKey) -> Re
     let grant = Grant::parse(&entry, GRANT)?;
     let mut spec = EngineSpec::from_home(home, "ndb", Some(grant))?;
     let pseudonym = home.platform_pseudonym_key()?.for_project(project);
-    spec.workspace = Some(WorkspaceSpec { project: project.into(), dir: dir.join(project), key: key.clone(), pseudonym });
+    spec.workspace = Some(WorkspaceSpec { project: project.into(), dir: dir.join(project), key: key.clone(), pseudonym, extract: None });
     Ok(spec)
 }
 

@@ -406,3 +406,92 @@ fn workspace_benchmark_runs() {
         assert!(out.contains(row), "{row} missing from:\n{out}");
     }
 }
+
+/// Waits until `ready` holds, for at most 60 seconds.
+fn wait_for(what: &str, ready: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// What a hostile worker (or anyone with the worker's user) could leave in the workspace,
+/// and a project ended while a member's script runs (review findings F1, F2, F4).
+#[test]
+fn hostile_workspace_files_and_an_end_during_a_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    ok(&kura(&home, &["init"]));
+    ok(&kura(&home, &["synth", "--persons", "300", "--seed", "5", "--months", "2"]));
+    let cfg = home.join("kura.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("timeout_secs = 600", "timeout_secs = 30");
+    std::fs::write(&cfg, text).unwrap();
+    add_users(
+        &home,
+        &[
+            ("r1", "researcher", "1310000001"),
+            ("c1", "custodian", "1300000000"),
+            ("v1", "reviewer", "3310000003"),
+            ("v2", "reviewer", "3310000003"),
+        ],
+    );
+    let p1 = provision(&home, "r1", &["re.receipt_id", "re.id5", "re.sex"]);
+    let ws = home.join("workspaces").join(&p1);
+    let extract = ws.join("extract");
+    let count = "SELECT count(*), count(DISTINCT id5), sum(sex) FROM re";
+    let answer = || rows(&ok(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", "--format", "csv", count])));
+    let expected = answer();
+    // The manifest is the parent's, outside the directory the worker's user writes.
+    assert!(ws.join("extract.manifest").is_file() && !extract.join("extract.manifest").exists());
+
+    // F1: a link planted in the extract's directory is never followed: nothing outside the
+    // workspace changes owner, whatever the worker's user put there.
+    let victim = dir.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::write(victim.join("secret"), b"x").unwrap();
+    let owner = |p: &Path| std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(p).unwrap());
+    let before = owner(&victim.join("secret"));
+    std::os::unix::fs::symlink(&victim, extract.join("x")).unwrap();
+    assert_eq!(answer(), expected);
+    assert_eq!(owner(&victim.join("secret")), before, "a file outside the workspace changed owner");
+    assert_eq!(owner(&victim), before);
+
+    // F4: a missing extract file is not an empty table: the extract is written again (and
+    // what was planted in its directory removed).
+    let part = |ext: &Path| parquet_files(ext).into_iter().next().unwrap();
+    std::fs::remove_file(part(&extract)).unwrap();
+    assert_eq!(answer(), expected);
+    assert!(std::fs::symlink_metadata(extract.join("x")).is_err(), "the planted link was removed");
+    // A damaged one fails clearly, once; the next request answers from a new extract.
+    let f = part(&extract);
+    let len = std::fs::metadata(&f).unwrap().len();
+    let mut bytes = std::fs::read(&f).unwrap();
+    bytes[(len / 2) as usize] ^= 0x55;
+    std::fs::write(&f, &bytes).unwrap();
+    let e = fails(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", count]));
+    assert!(e.contains("the extract is rebuilt at the next request"), "{e}");
+    assert!(!e.contains(home.to_str().unwrap()), "the home's path is not shown: {e}");
+    assert_eq!(answer(), expected);
+
+    // F2: the end while a member's script runs (in another process): the worker is stopped
+    // (when root) and the result withheld; the member gets the ended error.
+    ok(&kura(&home, &["project", "notice", &p1, "--as", "r1"]));
+    let long = "SELECT count(*) FROM re a, re b, re c WHERE a.sex + b.sex + c.sex > 100";
+    let member = std::process::Command::new(env!("CARGO_BIN_EXE_kura"))
+        .args(["--home", home.to_str().unwrap(), "workspace", "sql", "--project", &p1, "--as", "r1", long])
+        .env("USER", "tester")
+        .env("KURA_TEST_FAST_HASH", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the member's worker", || {
+        std::fs::read_dir(ws.join("tmp")).is_ok_and(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with("worker-")))
+    });
+    ok(&kura(&home, &["project", "end", &p1, "--as", "c1"]));
+    let out = member.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && out.stdout.is_empty(), "a result left after the end: {err}");
+    assert!(err.contains("project PRJ-000001 ended on"), "{err}");
+}

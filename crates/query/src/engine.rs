@@ -176,6 +176,8 @@ pub struct QueryEngine {
     views: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     data_root: PathBuf,
     workspace: Option<crate::workspace::WorkspaceSpec>,
+    /// The manifest of the extract this engine wrote, if it was a workspace's builder.
+    built: Option<crate::extract::Manifest>,
     /// The workspace's saved tables now registered.
     saved: std::sync::Mutex<HashSet<String>>,
 }
@@ -211,23 +213,32 @@ impl QueryEngine {
         Self::build(spec).map(|(engine, _)| engine)
     }
 
-    /// Opens an engine; for a workspace, over the project's extract (crate::extract), built
-    /// first when it is missing or out of date.
+    /// Opens an engine. For a workspace with its extract (crate::extract) the granted tables
+    /// are the extract's; for a workspace without one (the builder) the extract is written
+    /// first and its manifest kept ([`QueryEngine::built_extract`]).
     pub async fn open(spec: EngineSpec) -> Result<Self> {
-        let (engine, sources) = Self::build(spec)?;
+        let (mut engine, sources) = Self::build(spec)?;
         if let Some(ws) = &engine.workspace {
-            let fingerprint = crate::extract::fingerprint(ws, &engine.dataset, &engine.grant);
-            let manifest = match crate::extract::current(ws, &fingerprint) {
-                Some(m) => m,
+            let manifest = match &ws.extract {
+                Some(m) => m.clone(),
                 None => {
+                    let fingerprint = crate::extract::fingerprint(ws, &engine.dataset, &engine.grant);
                     let explain = |e: DataFusionError| engine.explain_error(e);
                     crate::extract::build(&engine.ctx, ws, &sources, &fingerprint, engine.limits.timeout, &explain).await?
                 }
             };
             let options = engine.ctx.copied_table_options().parquet;
             crate::extract::register(&engine.ctx, ws, &manifest, &sources, options)?;
+            if ws.extract.is_none() {
+                engine.built = Some(manifest);
+            }
         }
         Ok(engine)
+    }
+
+    /// The manifest of the extract this engine wrote (the builder's), for the parent to seal.
+    pub fn built_extract(&self) -> Option<&crate::extract::Manifest> {
+        self.built.as_ref()
     }
 
     /// The session and, for a workspace, the granted tables as its extract is built from them
@@ -347,8 +358,11 @@ impl QueryEngine {
             data_root,
             workspace,
             saved: std::sync::Mutex::new(HashSet::new()),
+            built: None,
         };
-        if let Some(ws) = &engine.workspace {
+        // The builder (no extract yet) has no use for the saved tables.
+        if let Some(ws) = engine.workspace.as_ref().filter(|ws| ws.extract.is_some()) {
+            crate::workspace::check_saved_total(&ws.dir)?;
             for name in crate::workspace::saved_names(&ws.dir) {
                 if engine.dataset.table(&name).is_some() {
                     continue;
@@ -550,6 +564,11 @@ impl QueryEngine {
     /// After a failed decryption, names the damaged files: checks the size and SHA-256 of every
     /// file of the granted tables against the catalogue.
     fn locate_damage(&self, message: String) -> String {
+        // A workspace reads its extract, not the platform's files (which its worker cannot
+        // open): its parent rebuilds a damaged extract (crate::worker::Session::run).
+        if self.workspace.is_some() {
+            return format!("{message}（{EXTRACT_DAMAGED}）");
+        }
         let findings = self.damaged_files();
         if findings.is_empty() {
             return format!("{message}（ファイルは目録と一致：鍵の不一致の可能性 / files match the catalogue: a key may be wrong）");
@@ -619,6 +638,10 @@ impl QueryEngine {
         QueryError::Engine(text)
     }
 }
+
+/// What a workspace's integrity error says besides: the parent recognises it and rebuilds the
+/// extract before the next script.
+pub(crate) const EXTRACT_DAMAGED: &str = "作業環境の抽出または保存した表が損傷しています。抽出は次の要求で作り直されます / the workspace's extract or a saved table is damaged: the extract is rebuilt at the next request";
 
 /// A granted table as a workspace sees it: a view over its scan in which every person ID
 /// column is replaced by the project's pseudonym (crate::workspace). The scan is not

@@ -16,12 +16,18 @@
 //!   derived from the workspace key and the file's path, the path bound into the associated
 //!   data: a file moved, swapped or altered fails. A manifest sealed under the workspace key
 //!   lists each file with its size; nothing else is read ([`kura_store::FileCheck`]).
-//! - A worker whose extract is current receives no column key at all: it holds only the
-//!   workspace key and the project's pseudonym key. Destroying the workspace key at the end of
-//!   use leaves every copy of the extract unreadable (crypto-shredding).
-//! - The build runs in the confined worker, one table at a time, each held to the statement
-//!   time limit and the memory limit (the sort spills to encrypted files). A lock file keeps
-//!   two workers of one project from building at once.
+//! - The extract is written by a **builder**: a confined worker of its own, started only when
+//!   the extract is missing, damaged or out of date, which holds the keys of the approved
+//!   columns, reads the platform's files and writes `extract/`, one table at a time, each held
+//!   to the statement time limit and the memory limit (the sort spills to encrypted files), and
+//!   then exits. A lock file keeps two builders of one project from writing at once.
+//! - The parent (not the worker) seals the manifest into `extract.manifest` of the workspace
+//!   directory, where the worker's user cannot write, and checks before each start that every
+//!   file it lists is a plain file of its size; anything else is rebuilt.
+//! - The worker that answers the researchers' SQL never receives a column key and cannot open
+//!   the platform's files (Landlock: the extract read-only, its saved tables read-write): it
+//!   holds only the workspace key and the project's pseudonym key. Destroying the workspace
+//!   key at the end of use leaves every copy of the extract unreadable (crypto-shredding).
 
 use crate::workspace::WorkspaceSpec;
 use crate::{QueryError, Result};
@@ -85,7 +91,12 @@ pub fn extract_dir(workspace_dir: &Path) -> PathBuf {
 }
 
 fn manifest_path(workspace_dir: &Path) -> PathBuf {
-    extract_dir(workspace_dir).join("manifest.kura")
+    workspace_dir.join("extract.manifest")
+}
+
+/// Forgets the workspace's extract (its manifest): the next start builds it again.
+pub fn forget(workspace_dir: &Path) {
+    let _ = std::fs::remove_file(manifest_path(workspace_dir));
 }
 
 /// What the extract holds, sealed under the workspace key.
@@ -172,26 +183,63 @@ pub fn fingerprint(ws: &WorkspaceSpec, dataset: &DatasetEntry, grant: &crate::Gr
     kura_store::catalog::keyed_digest(&ws.key.derive(b"kura/extract/v1/fingerprint"), "extract", text.as_bytes())
 }
 
-/// The workspace's extract if it is there, opens under the workspace key and was built from
-/// what `fingerprint` describes; `None` otherwise (it is then built again).
+/// The workspace's extract if its manifest is there, opens under the workspace key, was built
+/// from what `fingerprint` describes, and every file it lists is a plain file (not a link) of
+/// the listed size; `None` otherwise (it is then built again).
 pub fn current(ws: &WorkspaceSpec, fingerprint: &str) -> Option<Manifest> {
     let bytes = std::fs::read(manifest_path(&ws.dir)).ok()?;
     let sealed = bytes.strip_prefix(MAGIC.as_slice())?;
     let plain = kura_crypto::open_sealed(&manifest_key(ws), &manifest_aad(ws), sealed).ok()?;
     let m: Manifest = serde_json::from_slice(&plain).ok()?;
-    (m.version == VERSION && m.project == ws.project && m.fingerprint == fingerprint).then_some(m)
+    if m.version != VERSION || m.project != ws.project || m.fingerprint != fingerprint {
+        return None;
+    }
+    let root = extract_dir(&ws.dir);
+    let intact = m.tables.iter().flat_map(|t| t.files.iter()).all(|f| {
+        is_relative_name(&f.path)
+            && std::fs::symlink_metadata(root.join(&f.path)).is_ok_and(|meta| meta.file_type().is_file() && meta.len() == f.bytes)
+    });
+    intact.then_some(m)
 }
 
+/// A path below `extract/` as the builder writes them: `g…/table/part-NNNNN.parquet`, no `..`,
+/// no absolute path.
+fn is_relative_name(path: &str) -> bool {
+    !path.is_empty()
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != ".." && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)))
+}
+
+/// Seals `manifest` into the workspace directory (the parent does this, not the worker).
+pub fn save_manifest(ws: &WorkspaceSpec, manifest: &Manifest) -> Result<()> {
+    if manifest.project != ws.project || manifest.version != VERSION {
+        return Err(QueryError::Integrity("作業環境の抽出の目録が別のものです / the extract's manifest is of another workspace".into()));
+    }
+    let json = zeroize::Zeroizing::new(serde_json::to_vec(manifest).map_err(|e| QueryError::Engine(e.to_string()))?);
+    let sealed = kura_crypto::seal(&manifest_key(ws), &manifest_aad(ws), &json).map_err(|e| QueryError::Engine(e.to_string()))?;
+    let mut file = MAGIC.to_vec();
+    file.extend_from_slice(&sealed);
+    let path = manifest_path(&ws.dir);
+    kura_crypto::write_atomic(&path, &file, 0o600).map_err(|e| QueryError::Engine(format!("extract.manifest: {}", e.kind())))
+}
+
+/// An I/O error, naming the file by its last components only: the message reaches
+/// researchers, who are not shown the home's paths.
 fn io(path: &Path) -> impl Fn(std::io::Error) -> QueryError + '_ {
-    move |e| QueryError::Store(kura_store::StoreError::io(path, e))
+    move |e| {
+        let mut parts: Vec<String> = path.iter().rev().take(3).map(|c| c.to_string_lossy().to_string()).collect();
+        parts.reverse();
+        QueryError::Engine(format!("作業環境の抽出 / the workspace's extract: …/{}: {}", parts.join("/"), e.kind()))
+    }
 }
 
 /// Turns an engine error into Kura's (the engine's own classification: memory, damaged data…).
 pub(crate) type Explain<'a> = &'a (dyn Fn(DataFusionError) -> QueryError + Sync);
 
 /// Builds the extract of `sources` (see the module documentation), each table held to
-/// `timeout`, and returns its manifest. Another worker of the project building at the same time
-/// is waited for; what it built is used if it is current.
+/// `timeout`, and returns its manifest for the parent to seal ([`save_manifest`]). Another
+/// builder of the project is waited for.
 pub(crate) async fn build(
     ctx: &SessionContext,
     ws: &WorkspaceSpec,
@@ -205,9 +253,6 @@ pub(crate) async fn build(
     let lock_path = root.join("lock");
     let lock = private_file(&lock_path, false)?;
     lock.lock().map_err(io(&lock_path))?;
-    if let Some(m) = current(ws, fingerprint) {
-        return Ok(m);
-    }
     let mut random = [0u8; 8];
     kura_crypto::random_bytes(&mut random).map_err(|e| QueryError::Engine(e.to_string()))?;
     let generation = format!("g{}", hex::encode(random));
@@ -227,16 +272,11 @@ pub(crate) async fn build(
         built_at: kura_store::home::utc_now(),
         tables,
     };
-    let json = zeroize::Zeroizing::new(serde_json::to_vec(&manifest).map_err(|e| QueryError::Engine(e.to_string()))?);
-    let sealed = kura_crypto::seal(&manifest_key(ws), &manifest_aad(ws), &json).map_err(|e| QueryError::Engine(e.to_string()))?;
-    let mut file = MAGIC.to_vec();
-    file.extend_from_slice(&sealed);
-    let path = manifest_path(&ws.dir);
-    kura_crypto::write_atomic(&path, &file, 0o600).map_err(io(&path))?;
-    // Earlier builds (and anything a crash left) go; the lock is held, so no build is running.
+    // Earlier builds (and anything a crash or a hostile worker left) go; the lock is held, so
+    // no build is running. Links are removed, never followed.
     for e in std::fs::read_dir(&root).map_err(io(&root))?.flatten() {
         let name = e.file_name();
-        if name == generation.as_str() || name == "manifest.kura" || name == "lock" {
+        if name == generation.as_str() || name == "lock" {
             continue;
         }
         let p = e.path();

@@ -102,14 +102,19 @@ struct WireWorkspace {
     dir: PathBuf,
     key: String,
     pseudonym: String,
+    /// The extract to read; `None` for the builder.
+    extract: Option<crate::extract::Manifest>,
 }
 
-/// The worker's first answer: confined, engine built.
+/// The worker's first answer: confined, engine built (for a builder: the extract written).
 #[derive(Serialize, Deserialize)]
 struct Ready {
     report: Vec<String>,
     saved: Vec<String>,
     error: Option<WireError>,
+    /// The builder's extract.
+    #[serde(default)]
+    extract: Option<crate::extract::Manifest>,
 }
 
 /// One request: a script, and optionally the name to save its last result under.
@@ -225,7 +230,14 @@ pub struct Session {
     limits: Limits,
     report: Vec<String>,
     saved: Vec<String>,
+    /// The extract the worker reads (a workspace's).
     extract: Option<crate::extract::Manifest>,
+    /// The extract a builder wrote.
+    built: Option<crate::extract::Manifest>,
+    /// The workspace's directory (its extract is forgotten when found damaged).
+    workspace_dir: Option<PathBuf>,
+    /// Where this worker is recorded for the end of use (stop_workspace_workers).
+    record: Option<PathBuf>,
     dead: Option<String>,
     // Last: removed after the worker is gone.
     _scratch: Option<tempfile::TempDir>,
@@ -248,11 +260,50 @@ fn worker_user(spec: &EngineSpec) -> Option<(u32, u32)> {
     if !rustix::process::geteuid().is_root() {
         return None;
     }
-    let n = spec.workspace.as_ref().map_or(0, |ws| {
-        ws.project.strip_prefix("PRJ-").and_then(|n| n.parse::<u32>().ok()).map_or(u32::MAX - WORKER_UID_BASE, |n| n.min(99_999_999))
-    });
-    let id = WORKER_UID_BASE.saturating_add(n);
+    let id = spec.workspace.as_ref().map_or(WORKER_UID_BASE, |ws| project_uid(&ws.project));
     Some((id, id))
+}
+
+/// The user id of project `project`'s workers when started by root.
+fn project_uid(project: &str) -> u32 {
+    let n = project.strip_prefix("PRJ-").and_then(|n| n.parse::<u32>().ok()).map_or(u32::MAX - WORKER_UID_BASE, |n| n.min(99_999_999));
+    WORKER_UID_BASE.saturating_add(n)
+}
+
+/// The directory where the parent records the workers of a workspace (their process ids and
+/// start times): in the workspace directory, which the workers' user cannot write.
+fn workers_dir(workspace_dir: &std::path::Path) -> PathBuf {
+    workspace_dir.join("workers")
+}
+
+/// A process's start time (clock ticks since boot, `/proc/PID/stat` field 22): with the pid,
+/// it names one process, never a later one that reused the pid.
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19).map(str::to_string)
+}
+
+/// Stops every worker of the workspace at `workspace_dir`, whichever process started it (the
+/// end of use, HIC-IO3: another `kura workspace sql`, a server beside the console). Returns
+/// how many were stopped.
+pub fn stop_workspace_workers(workspace_dir: &std::path::Path) -> usize {
+    use rustix::process::{Pid, Signal, kill_process};
+    let mut stopped = 0;
+    let Ok(entries) = std::fs::read_dir(workers_dir(workspace_dir)) else { return 0 };
+    for e in entries.flatten() {
+        let recorded = std::fs::read_to_string(e.path()).unwrap_or_default();
+        let pid = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && start_time(pid).is_some_and(|t| t == recorded.trim())
+            && let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw)
+            && kill_process(p, Signal::KILL).is_ok()
+        {
+            stopped += 1;
+        }
+        let _ = std::fs::remove_file(e.path());
+    }
+    stopped
 }
 
 /// Gives `dir` to the worker's user (it writes there and nowhere else).
@@ -260,34 +311,6 @@ fn give(dir: &std::path::Path, user: Option<(u32, u32)>) -> Result<()> {
     if let Some((uid, gid)) = user {
         // lchown: a link is never followed.
         std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).map_err(|e| broken(format!("{}: {e}", dir.display())))?;
-    }
-    Ok(())
-}
-
-/// Gives a directory the worker's user writes in, and everything below it, to that user. A
-/// link or anything else that is not a plain file or directory is refused, never followed: it
-/// would lend the worker (and root's change of owner) a place outside the workspace.
-fn give_tree(dir: &std::path::Path, user: Option<(u32, u32)>, project: &str) -> Result<()> {
-    let not_own = || {
-        QueryError::Integrity(format!(
-            "作業環境 {project} のディレクトリ {} に通常のファイル・ディレクトリでないもの（リンクなど）があります / the workspace's directory {} holds something that is not a plain file or directory (a link?)",
-            dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
-            dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
-        ))
-    };
-    if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir()) {
-        return Err(not_own());
-    }
-    give(dir, user)?;
-    for e in std::fs::read_dir(dir).map_err(|e| broken(format!("{}: {e}", dir.display())))?.flatten() {
-        let t = e.file_type().map_err(|e| broken(format!("{}: {e}", dir.display())))?;
-        if t.is_dir() {
-            give_tree(&e.path(), user, project)?;
-        } else if t.is_file() {
-            give(&e.path(), user)?;
-        } else {
-            return Err(not_own());
-        }
     }
     Ok(())
 }
@@ -301,7 +324,47 @@ impl Session {
     /// Starts a worker for `spec` and waits until it is confined and its engine is built.
     /// For a workspace, the worker's scratch directory is the workspace's `tmp/`; otherwise a
     /// directory of its own under the spill directory. Either is removed when it is done.
-    pub fn start(cmd: &WorkerCommand, spec: EngineSpec) -> Result<Session> {
+    ///
+    /// A workspace's worker reads the project's extract (crate::extract) and gets no column key.
+    /// When the extract is missing, damaged or out of date, a builder — a confined worker of its
+    /// own, with the keys of the grant — writes it first and exits; this process then seals its
+    /// manifest where the worker's user cannot write.
+    pub fn start(cmd: &WorkerCommand, mut spec: EngineSpec) -> Result<Session> {
+        if let Some(mut ws) = spec.workspace.take() {
+            if ws.extract.is_none() {
+                let fingerprint = crate::extract::fingerprint(&ws, &spec.dataset, &spec.grant);
+                let manifest = match crate::extract::current(&ws, &fingerprint) {
+                    Some(m) => m,
+                    None => {
+                        let builder = EngineSpec {
+                            dataset: spec.dataset.clone(),
+                            grant: spec.grant.clone(),
+                            keys: GrantedKeys::from_raw(spec.keys.to_raw().into_iter().collect()),
+                            data_root: spec.data_root.clone(),
+                            limits: spec.limits.clone(),
+                            workspace: Some(ws.clone()),
+                        };
+                        let built = Self::launch(cmd, builder)?.built.take();
+                        let m = built
+                            .filter(|m| m.fingerprint == fingerprint)
+                            .ok_or_else(|| broken("the extract's builder answered without the extract"))?;
+                        crate::extract::save_manifest(&ws, &m)?;
+                        m
+                    }
+                };
+                ws.extract = Some(manifest);
+            }
+            // The worker that answers SQL holds no column key.
+            spec.keys = GrantedKeys::default();
+            spec.workspace = Some(ws);
+        }
+        Self::launch(cmd, spec)
+    }
+
+    /// Starts one worker process for `spec`: a workspace's builder when the workspace has no
+    /// extract yet, otherwise a worker that answers scripts.
+    fn launch(cmd: &WorkerCommand, spec: EngineSpec) -> Result<Session> {
+        let builder = spec.workspace.as_ref().is_some_and(|ws| ws.extract.is_none());
         let mut limits = spec.limits.clone();
         // A scratch directory of this worker's own (its spill files), removed when it is done:
         // no worker sees another's files, and nothing it leaves stays behind.
@@ -309,17 +372,30 @@ impl Session {
             Some(ws) => ws.dir.join("tmp"),
             None => limits.spill_dir.clone(),
         };
-        std::fs::create_dir_all(&scratch_root).map_err(|e| broken(format!("{}: {e}", scratch_root.display())))?;
+        std::fs::create_dir_all(&scratch_root).map_err(|e| broken(format!("scratch directory: {}", e.kind())))?;
         let scratch = tempfile::Builder::new()
             .prefix("worker-")
             .tempdir_in(&scratch_root)
-            .map_err(|e| broken(format!("{}: {e}", scratch_root.display())))?;
+            .map_err(|e| broken(format!("scratch directory: {}", e.kind())))?;
         limits.spill_dir = scratch.path().to_path_buf();
         let user = worker_user(&spec);
         give(scratch.path(), user)?;
         if let Some(ws) = &spec.workspace {
+            // The extract's directory is the worker's user's (the builder writes there); the
+            // parent never walks what that user could have put inside.
+            let dir = crate::extract::extract_dir(&ws.dir);
+            std::fs::create_dir_all(&dir).map_err(|e| broken(format!("extract directory: {}", e.kind())))?;
+            if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_dir()) {
+                return Err(QueryError::Integrity(format!(
+                    "作業環境 {} の抽出のディレクトリがリンクです / the workspace's extract directory is not a directory of its own",
+                    ws.project
+                )));
+            }
+            give(&dir, user)?;
+        }
+        if let Some(ws) = spec.workspace.as_ref().filter(|_| !builder) {
             let tables = ws.dir.join("tables");
-            std::fs::create_dir_all(&tables).map_err(|e| broken(format!("{}: {e}", tables.display())))?;
+            std::fs::create_dir_all(&tables).map_err(|e| broken(format!("table directory: {}", e.kind())))?;
             // A link where the workspace's own files should be would lend the worker (and
             // root's change of owner) a place outside the workspace: refused, never followed.
             let real_dir = std::fs::symlink_metadata(&tables).is_ok_and(|m| m.file_type().is_dir());
@@ -331,7 +407,7 @@ impl Session {
             }
             give(&tables, user)?;
             // The tables it saved before (as its user) stay its own.
-            for e in std::fs::read_dir(&tables).map_err(|e| broken(format!("{}: {e}", tables.display())))?.flatten() {
+            for e in std::fs::read_dir(&tables).map_err(|e| broken(format!("table directory: {}", e.kind())))?.flatten() {
                 if !e.file_type().is_ok_and(|t| t.is_file()) {
                     return Err(QueryError::Integrity(format!(
                         "作業環境 {} の表のディレクトリに通常のファイルでないものがあります / the workspace's table directory holds something that is not a plain file",
@@ -341,30 +417,21 @@ impl Session {
                 give(&e.path(), user)?;
             }
         }
-        // A workspace whose extract is current reads only its extract: its worker gets no
-        // column key at all (crate::extract). Otherwise it builds the extract first, a table at a
-        // time, each held to the statement time limit.
-        let mut tables_to_extract = 0u32;
-        let mut extract_of = None;
-        if let Some(ws) = &spec.workspace {
-            let dir = crate::extract::extract_dir(&ws.dir);
-            std::fs::create_dir_all(&dir).map_err(|e| broken(format!("{}: {e}", dir.display())))?;
-            give_tree(&dir, user, &ws.project)?;
-            let fingerprint = crate::extract::fingerprint(ws, &spec.dataset, &spec.grant);
-            if crate::extract::current(ws, &fingerprint).is_none() {
-                let granted = spec.dataset.tables.iter().filter(|t| !spec.grant.columns(t).is_empty() && !t.files.is_empty()).count();
-                tables_to_extract = u32::try_from(granted).unwrap_or(u32::MAX);
-            }
-            extract_of = Some((ws.clone(), fingerprint));
-        }
-        let send_keys = spec.workspace.is_none() || tables_to_extract > 0;
-        let keys: Vec<(String, String)> =
-            if send_keys { spec.keys.to_raw().into_iter().map(|(id, k)| (id, hex::encode(k.as_slice()))).collect() } else { Vec::new() };
+        let tables_to_extract = if builder {
+            let granted = spec.dataset.tables.iter().filter(|t| !spec.grant.columns(t).is_empty() && !t.files.is_empty()).count();
+            u32::try_from(granted).unwrap_or(u32::MAX)
+        } else {
+            0
+        };
+        let keys: Vec<(String, String)> = spec.keys.to_raw().into_iter().map(|(id, k)| (id, hex::encode(k.as_slice()))).collect();
+        let workspace_dir = spec.workspace.as_ref().map(|ws| ws.dir.clone());
+        let extract = spec.workspace.as_ref().and_then(|ws| ws.extract.clone());
         let workspace = spec.workspace.as_ref().map(|ws| WireWorkspace {
             project: ws.project.clone(),
             dir: ws.dir.clone(),
             key: hex::encode(ws.key.expose()),
             pseudonym: hex::encode(ws.pseudonym.expose()),
+            extract: ws.extract.clone(),
         });
         let mut setup =
             Setup { dataset: spec.dataset, grant: spec.grant, keys, data_root: spec.data_root, limits: limits.clone(), workspace, user };
@@ -387,6 +454,23 @@ impl Session {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(broken)?;
+        // A workspace's worker is recorded where the end of use finds it, whichever process
+        // started it (stop_workspace_workers).
+        let record = match &workspace_dir {
+            Some(dir) => {
+                let path = workers_dir(dir).join(child.id().to_string());
+                let written = std::fs::create_dir_all(workers_dir(dir))
+                    .and_then(|()| start_time(child.id()).ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound)))
+                    .and_then(|t| kura_crypto::write_atomic(&path, t.as_bytes(), 0o600));
+                if let Err(e) = written {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(broken(format!("recording the worker: {}", e.kind())));
+                }
+                Some(path)
+            }
+            None => None,
+        };
         let stdin = Arc::new(Mutex::new(child.stdin.take().ok_or_else(|| broken("no stdin"))?));
         // The answers, a frame at a time, each up to the cap: a worker that writes more is
         // stopped. One frame waits at most, so a worker cannot fill the parent's memory.
@@ -451,7 +535,10 @@ impl Session {
             limits,
             report: Vec::new(),
             saved: Vec::new(),
-            extract: None,
+            extract,
+            built: None,
+            workspace_dir,
+            record,
             dead: None,
             _scratch: Some(scratch),
         };
@@ -468,7 +555,7 @@ impl Session {
         }
         session.report = ready.report;
         session.saved = ready.saved;
-        session.extract = extract_of.and_then(|(ws, fingerprint)| crate::extract::current(&ws, &fingerprint));
+        session.built = ready.extract;
         Ok(session)
     }
 
@@ -552,7 +639,18 @@ impl Session {
         let _ = writer.join();
         self.saved = head.saved;
         match head.error {
-            Some(e) => Err(e.into()),
+            Some(e) => {
+                let e: QueryError = e.into();
+                // A damaged extract is forgotten and this worker stopped: the next start
+                // builds the extract again (crate::extract).
+                if let (QueryError::Integrity(m), Some(dir)) = (&e, &self.workspace_dir)
+                    && m.contains(crate::engine::EXTRACT_DAMAGED)
+                {
+                    crate::extract::forget(dir);
+                    self.kill("damaged extract");
+                }
+                Err(e)
+            }
             None => Ok(outputs),
         }
     }
@@ -673,6 +771,9 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.stop();
+        if let Some(r) = &self.record {
+            let _ = std::fs::remove_file(r);
+        }
     }
 }
 
@@ -761,15 +862,29 @@ fn confine_worker(setup: &Setup) -> std::result::Result<crate::confine::Report, 
     // The scratch directory must exist before Landlock names it.
     std::fs::create_dir_all(&limits.spill_dir).map_err(|e| format!("{}: {e}", limits.spill_dir.display()))?;
     let mut read_write = vec![limits.spill_dir.clone()];
-    if let Some(ws) = &setup.workspace {
-        for dir in [ws.dir.join("tables"), crate::extract::extract_dir(&ws.dir)] {
-            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            read_write.push(dir);
+    let mut read_only = Vec::new();
+    let data = setup.data_root.join(&setup.dataset.name);
+    match &setup.workspace {
+        None => read_only.push(data),
+        // The builder: the platform's files read-only, the extract read-write.
+        Some(ws) if ws.extract.is_none() => {
+            read_only.push(data);
+            read_write.push(crate::extract::extract_dir(&ws.dir));
         }
+        // The worker that answers: its extract read-only, its saved tables read-write, nothing
+        // of the platform's files.
+        Some(ws) => {
+            read_only.push(crate::extract::extract_dir(&ws.dir));
+            read_write.push(ws.dir.join("tables"));
+        }
+    }
+    for dir in read_write.iter().chain(&read_only) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("{}: {}", dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), e.kind()))?;
     }
     let per = cpu_per_statement(limits);
     let c = crate::confine::Confinement {
-        read_only: vec![setup.data_root.join(&setup.dataset.name)],
+        read_only,
         read_write,
         memory_bytes: (limits.memory_bytes as u64).saturating_add(ENGINE_HEADROOM),
         cpu_secs: per,
@@ -857,6 +972,7 @@ pub fn serve_stdio() -> i32 {
                 dir: w.dir,
                 key: kura_crypto::SecretKey::from_bytes(key),
                 pseudonym: kura_crypto::PseudonymKey::new(kura_crypto::SecretKey::from_bytes(pseudonym)),
+                extract: w.extract,
             })
         }
     };
@@ -894,15 +1010,21 @@ fn serve(spec: EngineSpec, limits: Limits, report: Vec<String>) -> i32 {
     let (rt, engine) = match built {
         Ok(b) => b,
         Err(e) => {
-            let ready = Ready { report, saved: Vec::new(), error: Some(e.into()) };
+            let ready = Ready { report, saved: Vec::new(), error: Some(e.into()), extract: None };
             let Ok(bytes) = serde_json::to_vec(&ready) else { return 4 };
             return if write_frame(&mut out, &bytes).is_ok() { 0 } else { 4 };
         }
     };
-    let ready = Ready { report, saved: engine.saved_tables(), error: None };
+    let built = engine.built_extract().cloned();
+    let builder = built.is_some();
+    let ready = Ready { report, saved: engine.saved_tables(), error: None, extract: built };
     let Ok(bytes) = serde_json::to_vec(&ready) else { return 4 };
     if write_frame(&mut out, &bytes).is_err() {
         return 4;
+    }
+    // A builder's work is done: it takes no script.
+    if builder {
+        return 0;
     }
     while let Some(bytes) = read_frame(&mut stdin, (crate::bounds::MAX_SQL_BYTES as u64).saturating_mul(2).saturating_add(4096)) {
         let Ok(job) = serde_json::from_slice::<Job>(&bytes) else { return 2 };

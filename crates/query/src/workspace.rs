@@ -56,6 +56,9 @@ pub struct WorkspaceSpec {
     pub key: SecretKey,
     /// The project's pseudonym key (derived from the platform's; never the platform key).
     pub pseudonym: PseudonymKey,
+    /// The project's extract to read ([`crate::extract`]); `None` for the builder, which
+    /// writes it. [`crate::worker::Session::start`] fills it in.
+    pub extract: Option<crate::extract::Manifest>,
 }
 
 impl std::fmt::Debug for WorkspaceSpec {
@@ -283,10 +286,42 @@ fn aad(project: &str, name: &str) -> Vec<u8> {
     format!("kura/workspace-table/v1\0{project}\0{name}").into_bytes()
 }
 
-/// Seals a result as a saved table of the workspace (replacing one of that name).
+/// How many saved tables there are and how many bytes they take, leaving out `except`.
+fn saved_usage(dir: &Path, except: Option<&str>) -> (usize, u64) {
+    let names: Vec<String> = saved_names(dir).into_iter().filter(|n| Some(n.as_str()) != except).collect();
+    let bytes = names.iter().filter_map(|n| std::fs::symlink_metadata(table_path(dir, n)).ok()).map(|m| m.len()).sum();
+    (names.len(), bytes)
+}
+
+/// Refuses to open a workspace whose saved tables are over the caps (the worker loads them
+/// into memory when it starts): its members drop tables first (`kura workspace drop`, which
+/// needs no worker).
+pub fn check_saved_total(dir: &Path) -> Result<()> {
+    let (count, bytes) = saved_usage(dir, None);
+    if count > MAX_SAVED_TABLES || bytes > MAX_SAVED_BYTES {
+        return Err(QueryError::ResultTooLarge(format!(
+            "保存した表が上限を超えています（{count} 個、{} MiB）。kura workspace drop で減らしてください / the saved tables are over the limits ({count} tables, {} MiB; at most {MAX_SAVED_TABLES} and {} MiB): drop some with kura workspace drop",
+            bytes >> 20,
+            bytes >> 20,
+            MAX_SAVED_BYTES >> 20
+        )));
+    }
+    Ok(())
+}
+
+/// Seals a result as a saved table of the workspace (replacing one of that name). The caps
+/// are checked and the file written under a lock, so that saves in parallel (two members, two
+/// workers) cannot pass them together.
 pub fn save_table(ws: &WorkspaceSpec, name: &str, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
     let dir = tables_dir(&ws.dir);
     std::fs::create_dir_all(&dir).map_err(|e| kura_store::StoreError::io(&dir, e))?;
+    let lock_path = dir.join(".lock");
+    let lock = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&lock_path)
+    }
+    .map_err(|e| kura_store::StoreError::io(&lock_path, e))?;
+    lock.lock().map_err(|e| kura_store::StoreError::io(&lock_path, e))?;
     let exists = table_path(&ws.dir, name).exists();
     if !exists && saved_names(&ws.dir).len() >= MAX_SAVED_TABLES {
         return Err(QueryError::ResultTooLarge(format!(
@@ -301,14 +336,7 @@ pub fn save_table(ws: &WorkspaceSpec, name: &str, schema: &SchemaRef, batches: &
         w.finish()
     });
     written.map_err(|e| QueryError::Engine(e.to_string()))?;
-    let others: u64 = std::fs::read_dir(&dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.file_name().to_str() != Some(&format!("{name}.kura-table")))
-                .filter_map(|e| e.metadata().ok().map(|m| m.len()))
-                .sum()
-        })
-        .unwrap_or(0);
+    let (_, others) = saved_usage(&ws.dir, Some(name));
     if others.saturating_add(ipc.len() as u64) > MAX_SAVED_BYTES {
         return Err(QueryError::ResultTooLarge(format!(
             "保存した表は作業環境ごとに合計 {} MiB までです（今 {} MiB）/ a workspace's saved tables take at most {} MiB together ({} MiB now)",
@@ -323,6 +351,7 @@ pub fn save_table(ws: &WorkspaceSpec, name: &str, schema: &SchemaRef, batches: &
     file.extend_from_slice(&sealed);
     let path = table_path(&ws.dir, name);
     kura_crypto::write_atomic(&path, &file, 0o600).map_err(|e| kura_store::StoreError::io(&path, e))?;
+    drop(lock);
     Ok(())
 }
 
@@ -372,6 +401,7 @@ mod tests {
             dir: dir.to_path_buf(),
             key: SecretKey::from_bytes([key; 32]),
             pseudonym: PseudonymKey::new(SecretKey::from_bytes([9; 32])).for_project(project),
+            extract: None,
         }
     }
 
@@ -400,6 +430,37 @@ mod tests {
         std::fs::copy(table_path(d.path(), "t1"), table_path(d.path(), "t2")).unwrap();
         assert!(matches!(load_table(&ws, "t2"), Err(QueryError::Integrity(_))));
         assert!(matches!(load_table(&spec(d.path(), "PRJ-000002", 1), "t1"), Err(QueryError::Integrity(_))));
+    }
+
+    /// Two saves at once (two members, two workers) cannot pass the cap together: the check
+    /// and the write are under one lock (review finding F3).
+    #[test]
+    fn parallel_saves_cannot_pass_the_cap_together() {
+        let d = tempfile::tempdir().unwrap();
+        let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8View, false)]));
+        let value = "a".repeat(1 << 20);
+        // 140 MiB each: one fits under 256 MiB, two do not.
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringViewArray::from(vec![value.as_str(); 140]))]).unwrap();
+        let outcomes: Vec<Result<()>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = ["big_a", "big_b"]
+                .into_iter()
+                .map(|name| {
+                    let (ws, schema, batch) = (spec(d.path(), "PRJ-000001", 1), schema.clone(), batch.clone());
+                    scope.spawn(move || save_table(&ws, name, &schema, std::slice::from_ref(&batch)))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1, "{outcomes:?}");
+        assert!(outcomes.iter().any(|o| matches!(o, Err(QueryError::ResultTooLarge(_)))));
+        assert_eq!(saved_names(d.path()).len(), 1);
+        assert!(check_saved_total(d.path()).is_ok());
+        // Tables over the cap however they came there: the workspace does not open until some
+        // are dropped.
+        let f = std::fs::File::create(table_path(d.path(), "planted")).unwrap();
+        f.set_len(200 << 20).unwrap();
+        let e = check_saved_total(d.path()).unwrap_err();
+        assert!(e.to_string().contains("kura workspace drop"), "{e}");
     }
 
     #[test]

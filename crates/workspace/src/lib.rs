@@ -286,7 +286,7 @@ impl Workspaces {
             keys,
             data_root: home.data_dir(),
             limits: Limits::from_home(home)?,
-            workspace: Some(WorkspaceSpec { project: p.id.clone(), dir: self.workspace_dir(&p.id), key, pseudonym }),
+            workspace: Some(WorkspaceSpec { project: p.id.clone(), dir: self.workspace_dir(&p.id), key, pseudonym, extract: None }),
         })
     }
 
@@ -302,6 +302,7 @@ impl Workspaces {
         p: &Project,
         f: impl FnOnce(&mut Session) -> std::result::Result<T, kura_query::QueryError> + Send + 'static,
     ) -> Result<T> {
+        self.ended(p)?;
         let slot = self.slot(&p.id);
         let mut guard = slot.lock().await;
         let running = guard.take().filter(|(s, _)| s.is_alive()).map(|(s, _)| s);
@@ -342,6 +343,18 @@ impl Workspaces {
             Some(name) => ("workspace.save", format!("saved table {}", kura_ledger::entry::printable(name))),
             None => ("workspace.query", String::new()),
         };
+        // The project may have ended, or the member been removed, while the script ran (the
+        // end may come from another process): the result is then withheld.
+        let still = match research.workspace(caller, &p.id).await {
+            Ok(now) => self.ended(&now),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = still {
+            research
+                .record_workspace(caller, &p.id, action, &hash, "withheld", "result withheld: access ended while the script ran")
+                .await?;
+            return Err(e);
+        }
         research.record_workspace(caller, &p.id, action, &hash, if outcome.is_ok() { "ok" } else { "error" }, &detail).await?;
         outcome
     }
@@ -396,12 +409,23 @@ impl Workspaces {
         Ok(kura_query::workspace::saved_names(&self.workspace_dir(&p.id)))
     }
 
+    /// Refuses an ended project, and one whose end has begun (its marker written: the key may
+    /// already be gone).
     fn ended(&self, p: &Project) -> Result<()> {
-        if ProjectState::parse(&p.state) == Some(ProjectState::Ended) {
-            let ended = p.ended_at.map(kura_ledger::entry::format_seconds).unwrap_or_default();
-            return Err(WorkflowError::Ended { id: p.id.clone(), ended: ended.chars().take(10).collect() }.into());
+        let ended_at = if ProjectState::parse(&p.state) == Some(ProjectState::Ended) {
+            p.ended_at
+        } else if self.ending_marker(&p.id).exists() {
+            Some(self.inner.research.now_secs())
+        } else {
+            None
+        };
+        match ended_at {
+            Some(at) => {
+                let ended = kura_ledger::entry::format_seconds(at);
+                Err(WorkflowError::Ended { id: p.id.clone(), ended: ended.chars().take(10).collect() }.into())
+            }
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// How many workers run now.
@@ -444,7 +468,10 @@ impl Workspaces {
         let marker = self.ending_marker(id);
         kura_crypto::write_atomic(&marker, b"ending\n", 0o600).map_err(|e| WorkspaceError::io(&marker, e))?;
         self.stop(id).await;
+        // Workers other processes started for the project (another `kura workspace sql`, a
+        // server beside the console) stop too; whatever they were answering is withheld.
         let dir = self.workspace_dir(id);
+        kura_query::worker::stop_workspace_workers(&dir);
         let saved = kura_query::workspace::saved_names(&dir).len();
         let (files, bytes) = count_files(&dir);
         let key_id = workspace_key_id(id);
