@@ -214,6 +214,8 @@ deadline_days = [10]
 # 利用期間の既定と上限（日）/ period of use: default and longest (days)
 default_period_days = 365
 max_period_days = 1095
+# 申請の添付（研究計画書の PDF）の上限（MiB）/ the largest attachment (protocol PDF) of an application, in MiB
+attachment_max_mb = 10
 "#;
 
 #[cfg(test)]

@@ -121,6 +121,12 @@ const STEPS: &[Step] = &[
         sqlite: include_str!("../migrations/sqlite/0006_members.sql"),
         postgres: include_str!("../migrations/postgres/0006_members.sql"),
     },
+    Step {
+        version: 7,
+        description: "attachments",
+        sqlite: include_str!("../migrations/sqlite/0007_attachments.sql"),
+        postgres: include_str!("../migrations/postgres/0007_attachments.sql"),
+    },
 ];
 
 /// The versions of the embedded migrations, in order.

@@ -13,6 +13,7 @@ use kura_workflows::{Application, Caller, ColumnRequest, Decision, NewApplicatio
 #[command(after_help = "\
 流れ / the flow:
   kura application new --as r1 --title T --purpose P --dataset ndb --column re.sex sy.icd10 --member r2   （研究者 / researcher）
+  kura application attach APP-000001 --as r1 protocol.pdf                                  （研究計画書 / the protocol PDF）
   kura application join APP-000001 --as r2                                                  （共同研究者の確認 / each member confirms）
   kura application submit APP-000001 --as r1
   kura application check APP-000001 --as c1 --accept                                        （データ管理者 / custodian）
@@ -137,6 +138,36 @@ enum AppCmd {
         id: String,
         #[command(flatten)]
         who: As,
+    },
+    /// 研究計画書などの PDF を添付（下書き・差し戻し中、申請者）/ attach a PDF such as the protocol (draft or returned; the applicant)
+    Attach {
+        /// 申請ID / application id
+        id: String,
+        #[command(flatten)]
+        who: As,
+        /// PDF ファイル（[research] attachment_max_mb まで）/ the PDF file (at most [research] attachment_max_mb)
+        file: std::path::PathBuf,
+    },
+    /// 添付を外す（下書き・差し戻し中、申請者）/ remove an attachment (draft or returned; the applicant)
+    Detach {
+        /// 申請ID / application id
+        id: String,
+        #[command(flatten)]
+        who: As,
+        /// 添付の番号（show に表示）/ the attachment's number (as show prints it)
+        n: i64,
+    },
+    /// 添付を取り出す（申請を見られる人）/ save an attachment to a file (whoever may see the application)
+    Attachment {
+        /// 申請ID / application id
+        id: String,
+        #[command(flatten)]
+        who: As,
+        /// 添付の番号 / the attachment's number
+        n: i64,
+        /// 保存先（既存のファイルは上書きしない）/ where to write it (an existing file is never overwritten)
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
     },
     /// 申請の一覧（期限超過が先）/ list applications (overdue first)
     List {
@@ -316,6 +347,30 @@ pub fn application(home: &Home, a: ApplicationArgs) -> Result<()> {
                 );
                 println!("{}", p.id);
             }
+            AppCmd::Attach { id, who, file } => {
+                let max = u64::from(r.config().attachment_max_mb) << 20;
+                let content = read_limited(&file, max)?;
+                let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                let a = r.attach(&Caller::console_as(&who.login), &id, &name, &content).await.map_err(app_err)?;
+                if let Some(l) = a.attachments.last() {
+                    println!("添付しました / attached {} as #{} ({} bytes, sha256 {})", l.name, l.n, l.bytes, l.sha256);
+                }
+            }
+            AppCmd::Detach { id, who, n } => {
+                r.detach(&Caller::console_as(&who.login), &id, n).await.map_err(app_err)?;
+                println!("添付 #{n} を外しました / removed attachment #{n}");
+            }
+            AppCmd::Attachment { id, who, n, out } => {
+                let (line, content) = r.attachment(Viewer::User(&who.login), &id, n).await.map_err(app_err)?;
+                let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&out).map_err(|e| {
+                    CliError::Usage(format!(
+                        "{}: {e}（既存のファイルは上書きしません / an existing file is never overwritten）",
+                        out.display()
+                    ))
+                })?;
+                std::io::Write::write_all(&mut f, &content).map_err(|e| CliError::Usage(format!("{}: {e}", out.display())))?;
+                println!("{} → {} ({} bytes, sha256 {})", line.name, out.display(), line.bytes, line.sha256);
+            }
             AppCmd::List { json: true } => json(&r.applications(Viewer::Owner).await.map_err(app_err)?)?,
             AppCmd::List { json: false } => {
                 let list = r.applications(Viewer::Owner).await.map_err(app_err)?;
@@ -332,6 +387,23 @@ pub fn application(home: &Home, a: ApplicationArgs) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// Reads a file of at most `max` bytes (a larger one is refused before it is read whole).
+fn read_limited(path: &std::path::Path, max: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+    let mut content = Vec::new();
+    f.take(max + 1).read_to_end(&mut content).map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+    if content.len() as u64 > max {
+        return Err(CliError::Usage(format!(
+            "{}: 添付は {} MiB までです / an attachment takes at most {} MiB",
+            path.display(),
+            max >> 20,
+            max >> 20
+        )));
+    }
+    Ok(content)
 }
 
 fn show(a: &Application) {
@@ -361,6 +433,9 @@ fn show(a: &Application) {
     }
     if !a.conditions.is_empty() {
         println!("  条件・理由 conditions / reason: {}", a.conditions);
+    }
+    for f in &a.attachments {
+        println!("  添付 attachment #{}: {}  {} bytes  sha256 {}  ({}, {})", f.n, f.name, f.bytes, f.sha256, f.added_by, time(f.added_at));
     }
     let c = &a.clock;
     println!(

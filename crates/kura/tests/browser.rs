@@ -303,6 +303,12 @@ async fn the_research_path_in_the_portal() {
     assert_eq!(text(&r1, "#app-state").await, "下書き", "{}", r1.source().await.unwrap());
     let app = r1.current_url().await.unwrap().path().to_string();
     assert_eq!(app, "/applications/APP-000001");
+    // The protocol PDF, through the upload form (multipart, its CSRF token inside).
+    let protocol = dir.path().join("protocol.pdf");
+    std::fs::write(&protocol, b"%PDF-1.7\n1 0 obj << >> endobj\n%%EOF\n").unwrap();
+    r1.find(Locator::Id("attachment")).await.unwrap().send_keys(protocol.to_str().unwrap()).await.unwrap();
+    click_and_wait(&r1, Locator::Id("attach")).await;
+    assert!(text(&r1, "#attachments").await.contains("protocol.pdf"), "{}", r1.source().await.unwrap());
     click_and_wait(&r1, Locator::Id("submit-application")).await;
     assert_eq!(text(&r1, "#app-state").await, "受付（形式審査待ち）");
 

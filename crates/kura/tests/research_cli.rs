@@ -55,6 +55,27 @@ fn apply_review_decide_and_provision_from_the_command_line() {
     let e = fails(&kura(&home, &["application", "submit", &id, "--as", "r1"]));
     assert!(e.contains("member(s) r2 have not confirmed"), "{e}");
     ok(&kura(&home, &["application", "join", &id, "--as", "r2"]));
+    // The protocol PDF: attached by the applicant, listed with its hash, read back exactly;
+    // anything but a PDF refused; an existing file never overwritten.
+    let pdf = dir.path().join("protocol.pdf");
+    let doc = b"%PDF-1.7\n1 0 obj << >> endobj\n%%EOF\n";
+    std::fs::write(&pdf, doc).unwrap();
+    let out = ok(&kura(&home, &["application", "attach", &id, "--as", "r1", pdf.to_str().unwrap()]));
+    assert!(out.contains("attached protocol.pdf as #1"), "{out}");
+    let fake = dir.path().join("fake.pdf");
+    std::fs::write(&fake, b"MZ\x90\x00 not a pdf").unwrap();
+    let e = fails(&kura(&home, &["application", "attach", &id, "--as", "r1", fake.to_str().unwrap()]));
+    assert!(e.contains("not a PDF"), "{e}");
+    let e = fails(&kura(&home, &["application", "attach", &id, "--as", "r2", pdf.to_str().unwrap()]));
+    assert!(e.contains("only the applicant"), "{e}");
+    use sha2::Digest;
+    let shown = ok(&kura(&home, &["application", "show", &id]));
+    assert!(shown.contains(&format!("protocol.pdf  {} bytes  sha256 {}", doc.len(), hex::encode(sha2::Sha256::digest(doc)))), "{shown}");
+    let back = dir.path().join("back.pdf");
+    ok(&kura(&home, &["application", "attachment", &id, "1", "--as", "r2", "--out", back.to_str().unwrap()]));
+    assert_eq!(std::fs::read(&back).unwrap(), doc);
+    let e = fails(&kura(&home, &["application", "attachment", &id, "1", "--as", "r2", "--out", back.to_str().unwrap()]));
+    assert!(e.contains("never overwritten"), "{e}");
     ok(&kura(&home, &["application", "submit", &id, "--as", "r1"]));
     // The wrong party is refused with what to do.
     let e = fails(&kura(&home, &["application", "vote", &id, "--as", "r1", "--approve"]));
@@ -78,7 +99,7 @@ fn apply_review_decide_and_provision_from_the_command_line() {
     assert_eq!(v["state"], "provisioned");
     assert_eq!(v["clock"]["overdue"], false);
     assert!(v["clock"]["provisioned_after_secs"].as_i64().is_some(), "{v}");
-    assert_eq!(v["events"].as_array().unwrap().len(), 9, "{v}");
+    assert_eq!(v["events"].as_array().unwrap().len(), 10, "{v}"); // create, join, the attachment (an edit), submit … provision
     let text = ok(&kura(&home, &["application", "show", &id]));
     assert!(text.contains("クロック clock:") && text.contains("ledger #"), "{text}");
     assert!(ok(&kura(&home, &["application", "list"])).contains(&id));

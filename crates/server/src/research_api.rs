@@ -9,7 +9,7 @@ use crate::actions::Portal;
 use crate::web::{JsonBody, Signed, WebError, WebResult};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use kura_workflows::{Caller, ColumnRequest, Decision, NewApplication, Research, Viewer, WorkflowError};
 use kura_workspace::{WorkspaceError, Workspaces};
@@ -158,6 +158,60 @@ pub(crate) async fn edit(
 ) -> WebResult {
     let a = research(&portal)?.edit(&caller(&ctx), &portal.catalogue, &id, &f.into_new()).await.map_err(workflow_error)?;
     Ok(Json(json!({ "application": a })).into_response())
+}
+
+/// Query of `POST /api/v1/applications/{id}/attachments`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachQuery {
+    /// The file's name (ending in `.pdf`).
+    pub name: String,
+}
+
+/// `POST /api/v1/applications/{id}/attachments?name=protocol.pdf`: the applicant attaches a PDF
+/// (the body is the file itself) to a draft or returned application.
+pub(crate) async fn attach(
+    State(portal): State<Portal>,
+    ctx: Signed,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<AttachQuery>,
+    body: axum::body::Bytes,
+) -> WebResult {
+    let a = research(&portal)?.attach(&caller(&ctx), &id, &q.name, &body).await.map_err(workflow_error)?;
+    Ok((StatusCode::CREATED, Json(json!({ "application": a }))).into_response())
+}
+
+/// `POST /api/v1/applications/{id}/attachments/{n}/remove`: the applicant removes one.
+pub(crate) async fn detach(State(portal): State<Portal>, ctx: Signed, Path((id, n)): Path<(String, i64)>) -> WebResult {
+    let a = research(&portal)?.detach(&caller(&ctx), &id, n).await.map_err(workflow_error)?;
+    Ok(Json(json!({ "application": a })).into_response())
+}
+
+/// `GET /api/v1/applications/{id}/attachments/{n}` (and the portal's
+/// `/applications/{id}/attachments/{n}`): the PDF, for whoever may see the application, as a
+/// download — never shown in the portal's own origin.
+pub(crate) async fn attachment(State(portal): State<Portal>, ctx: Signed, Path((id, n)): Path<(String, i64)>) -> WebResult {
+    let (line, content) = research(&portal)?.attachment(Viewer::User(&ctx.session.login), &id, n).await.map_err(workflow_error)?;
+    // The stored name is plain text (checked when attached); the header still gets only
+    // ASCII letters, digits and a few marks, the full name in RFC 5987 form.
+    let ascii: String = line.name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+    let encoded: String = line
+        .name
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"._-".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    let disposition = format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}");
+    let mut res = content.into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert("content-security-policy", HeaderValue::from_static("sandbox; default-src 'none'"));
+    if let Ok(v) = HeaderValue::from_str(&line.sha256) {
+        h.insert("x-kura-sha256", v);
+    }
+    Ok(res)
 }
 
 /// Body of the steps that take a note: `check` (`verdict`: `accept` or `return`), `vote`

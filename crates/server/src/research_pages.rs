@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use kura_accounts::Role;
 use kura_accounts::session::Session;
-use kura_workflows::{AppState, Application, Caller, ColumnRequest, Decision, NewApplication, Project, Summary, Viewer};
+use kura_workflows::{AppState, Application, Caller, ColumnRequest, Decision, NewApplication, Project, Summary, Viewer, WorkflowError};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -224,6 +224,36 @@ fn app_page(lang: Lang, s: &Session, a: &Application, msg: Option<&str>, status:
         @if !a.unconfirmed.is_empty() {
             p #unconfirmed { (lang.t("参加の確認待ち: ", "Waiting for confirmation: ")) (a.unconfirmed.join(", ")) }
         }
+        h2 { (lang.t("添付（研究計画書など）", "Attachments (the protocol)")) }
+        @if a.attachments.is_empty() { p #no-attachments { (lang.t("添付はありません。", "No attachments.")) } }
+        @else {
+            table #attachments {
+                @for f in &a.attachments {
+                    tr {
+                        td { a href=(format!("/applications/{}/attachments/{}", a.id, f.n)) download { (f.name) } }
+                        td { (f.bytes) (lang.t(" バイト", " bytes")) }
+                        td { code { (f.sha256) } }
+                        @if mine && matches!(a.state, AppState::Draft | AppState::Returned) {
+                            td {
+                                form method="post" action=(path("detach")) {
+                                    (csrf_field(&s.csrf))
+                                    input type="hidden" name="note" value=(f.n);
+                                    button type="submit" { (lang.t("外す", "Remove")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if mine && matches!(a.state, AppState::Draft | AppState::Returned) {
+            form #attach-form method="post" enctype="multipart/form-data" action=(format!("/applications/{}/attachments", a.id)) {
+                (csrf_field(&s.csrf))
+                label for="attachment" { (lang.t("PDF を添付", "Attach a PDF")) }
+                input #attachment type="file" name="file" accept=".pdf,application/pdf";
+                button #attach type="submit" { (lang.t("添付する", "Attach")) }
+            }
+        }
         h2 { (lang.t("手続き", "Actions")) }
         @if a.unconfirmed.contains(&s.login) && matches!(a.state, AppState::Draft | AppState::Returned) {
             form method="post" action=(path("join")) { (csrf_field(&s.csrf)) button #join type="submit" { (lang.t("共同研究者として参加する", "Confirm I am a member")) } }
@@ -323,6 +353,7 @@ pub(crate) async fn step(
         "submit" => r.submit(&c, &id).await.map(|_| lang.t("提出しました", "Submitted")),
         "withdraw" => r.withdraw(&c, &id).await.map(|_| lang.t("取り下げました", "Withdrawn")),
         "join" => r.join(&c, &id).await.map(|_| lang.t("参加を確認しました", "Membership confirmed")),
+        "detach" => r.detach(&c, &id, f.note.trim().parse().unwrap_or(0)).await.map(|_| lang.t("添付を外しました", "Attachment removed")),
         "check" => {
             r.check(&c, &id, f.verdict == "accept", &f.note).await.map(|_| lang.t("形式審査を記録しました", "Intake check recorded"))
         }
@@ -361,13 +392,47 @@ pub(crate) async fn step(
         },
         _ => return Err(WebError::refused(StatusCode::NOT_FOUND, "その操作はありません", "no such step")),
     };
-    let a = r.application(Viewer::User(&ctx.session.login), &id).await;
+    answer(&portal, &ctx, &id, outcome).await
+}
+
+/// The application's page after a step: what happened, or the refusal in the rule's words.
+async fn answer(portal: &Portal, ctx: &Signed, id: &str, outcome: Result<&str, WorkflowError>) -> WebResult {
+    let a = research(portal)?.application(Viewer::User(&ctx.session.login), id).await;
     match (outcome, a) {
-        (Ok(msg), Ok(a)) => Ok(app_page(lang, &ctx.session, &a, Some(msg), StatusCode::OK)),
-        (Err(e), Ok(a)) if !e.is_internal() => Ok(app_page(lang, &ctx.session, &a, Some(&e.to_string()), workflow_status(&e))),
+        (Ok(msg), Ok(a)) => Ok(app_page(ctx.lang, &ctx.session, &a, Some(msg), StatusCode::OK)),
+        (Err(e), Ok(a)) if !e.is_internal() => Ok(app_page(ctx.lang, &ctx.session, &a, Some(&e.to_string()), workflow_status(&e))),
         (Err(e), _) => Err(workflow_error(e)),
         (Ok(_), Err(e)) => Err(workflow_error(e)),
     }
+}
+
+/// `POST /applications/{id}/attachments`: the portal's upload form (multipart: `csrf`, then
+/// `file`); the answer is the application's page.
+pub(crate) async fn attach(
+    State(portal): State<Portal>,
+    ctx: Signed,
+    Path(id): Path<String>,
+    form: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> WebResult {
+    let mut form = form.map_err(|_| crate::web::malformed())?;
+    let mut file = None;
+    while let Some(field) = form.next_field().await.map_err(|_| crate::web::malformed())? {
+        if field.name() == Some("file") {
+            let name = field.file_name().unwrap_or_default().to_string();
+            let bytes = field.bytes().await.map_err(|_| crate::web::malformed())?;
+            file = Some((name, bytes));
+        }
+    }
+    let lang = ctx.lang;
+    let outcome = match &file {
+        Some((name, content)) if !content.is_empty() => {
+            research(&portal)?.attach(&Caller::user(ctx.who.clone()), &id, name, content).await.map(|_| lang.t("添付しました", "Attached"))
+        }
+        _ => Err(WorkflowError::Invalid {
+            field: "attachment", detail: "PDF ファイルを選んでください / choose a PDF file".into()
+        }),
+    };
+    answer(&portal, &ctx, &id, outcome).await
 }
 
 /// `GET /projects`: the projects the user may see.

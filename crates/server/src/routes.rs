@@ -136,6 +136,8 @@ pub static ROUTES: &[Rule] = &[
     rule("GET", "/applications/new", Access::Roles(RESEARCHER), true, false, |m| on(m, research_pages::new_page)),
     rule("POST", "/applications", Access::Roles(RESEARCHER), true, false, |m| on(m, research_pages::create)),
     rule("GET", "/applications/{id}", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_pages::show)),
+    rule("POST", "/applications/{id}/attachments", Access::Roles(RESEARCHER), true, false, |m| on(m, research_pages::attach)),
+    rule("GET", "/applications/{id}/attachments/{n}", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_api::attachment)),
     rule("POST", "/applications/{id}/{step}", Access::Roles(STEPS), true, false, |m| on(m, research_pages::step)),
     rule("GET", "/projects", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_pages::projects)),
     rule("GET", "/projects/{id}", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_pages::project)),
@@ -147,6 +149,11 @@ pub static ROUTES: &[Rule] = &[
     rule("POST", "/api/v1/applications", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::create)),
     rule("GET", "/api/v1/applications/{id}", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_api::show)),
     rule("POST", "/api/v1/applications/{id}/edit", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::edit)),
+    rule("POST", "/api/v1/applications/{id}/attachments", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::attach)),
+    rule("GET", "/api/v1/applications/{id}/attachments/{n}", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_api::attachment)),
+    rule("POST", "/api/v1/applications/{id}/attachments/{n}/remove", Access::Roles(RESEARCHER), true, false, |m| {
+        on(m, research_api::detach)
+    }),
     rule("POST", "/api/v1/applications/{id}/{step}", Access::Roles(STEPS), true, false, |m| on(m, research_api::step)),
     rule("GET", "/api/v1/projects", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_api::projects)),
     rule("GET", "/api/v1/projects/{id}", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_api::project)),
@@ -196,6 +203,9 @@ pub fn router(portal: Portal) -> Router {
         // unknown route, never a bare 405 that the access middleware did not see.
         .method_not_allowed_fallback(not_found)
         .layer(axum::middleware::from_fn(security_headers))
+        // The access middleware bounds every body it admits (MAX_BODY, or an upload's limit);
+        // this only keeps axum's own smaller default from refusing an admitted upload.
+        .layer(axum::extract::DefaultBodyLimit::max((100 << 20) + MAX_BODY))
         .with_state(portal)
 }
 
@@ -299,6 +309,30 @@ fn from_listed_site(portal: &Portal, headers: &HeaderMap) -> bool {
 /// Largest request body accepted (forms and JSON).
 const MAX_BODY: usize = 64 * 1024;
 
+/// Largest body of an attachment upload: the configured attachment size plus room for the
+/// form around it (the domain checks the size exactly).
+fn upload_limit(portal: &Portal, method: &Method, path: &str) -> Option<usize> {
+    let upload = method == Method::POST
+        && path.ends_with("/attachments")
+        && (path.starts_with("/applications/") || path.starts_with("/api/v1/applications/"));
+    let mb = portal.research.as_ref()?.config().attachment_max_mb;
+    upload.then(|| ((mb as usize) << 20) + MAX_BODY)
+}
+
+/// The `csrf` field of a multipart form (the portal's upload form), read from its body.
+async fn multipart_field(headers: &HeaderMap, body: &axum::body::Bytes, name: &str) -> Option<String> {
+    use axum::extract::FromRequest;
+    let mut req = Request::new(Body::from(body.clone()));
+    *req.headers_mut() = headers.clone();
+    let mut form = axum::extract::Multipart::from_request(req, &()).await.ok()?;
+    while let Ok(Some(field)) = form.next_field().await {
+        if field.name() == Some(name) {
+            return field.text().await.ok();
+        }
+    }
+    None
+}
+
 /// Access control and CSRF (deny by default): the request, with its [`Ctx`], if admitted.
 async fn access(State(portal): State<Portal>, req: Request, next: Next) -> Response {
     let request_id = random_hex(8);
@@ -389,7 +423,8 @@ async fn admit(portal: &Portal, mut req: Request, request_id: &str) -> Result<Re
         }
         // The body, within the deadline and the size limit, before anything looks at it.
         let (parts, body) = req.into_parts();
-        let bytes = match tokio::time::timeout(portal.door.limits.body, axum::body::to_bytes(body, MAX_BODY)).await {
+        let limit = upload_limit(portal, &parts.method, &path).unwrap_or(MAX_BODY);
+        let bytes = match tokio::time::timeout(portal.door.limits.body, axum::body::to_bytes(body, limit)).await {
             Ok(Ok(b)) => b,
             Ok(Err(_)) => return Err(WebError::refused(StatusCode::PAYLOAD_TOO_LARGE, "送信内容が大きすぎます", "request too large")),
             Err(_) => {
@@ -422,7 +457,10 @@ async fn admit(portal: &Portal, mut req: Request, request_id: &str) -> Result<Re
             None => cookie(req.headers(), PRE_COOKIE).filter(|c| c.len() >= 32),
         };
         let header_token = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let form_token = form_field(&bytes, "csrf");
+        let form_token = match form_field(&bytes, "csrf") {
+            Some(t) => Some(t),
+            None => multipart_field(req.headers(), &bytes, "csrf").await,
+        };
         let given = header_token.or(form_token);
         let ok = matches!((&expected, &given), (Some(e), Some(g)) if constant_eq(e.as_bytes(), g.as_bytes()));
         if !ok {
@@ -511,6 +549,11 @@ fn summary(method: &str, path: &str) -> &'static str {
         ("POST", "/api/v1/applications") => "利用申請の作成（下書き）/ file a draft application",
         ("GET", "/api/v1/applications/{id}") => "利用申請の詳細（経過日数・履歴）/ an application with its clock and history",
         ("POST", "/api/v1/applications/{id}/edit") => "下書き・差し戻しの申請の編集 / change a draft or returned application",
+        ("POST", "/api/v1/applications/{id}/attachments") => {
+            "PDF の添付（本文は PDF そのもの、?name=ファイル名）/ attach a PDF: the body is the file, ?name= its file name"
+        }
+        ("GET", "/api/v1/applications/{id}/attachments/{n}") => "添付の取り出し（PDF）/ an attachment (the PDF)",
+        ("POST", "/api/v1/applications/{id}/attachments/{n}/remove") => "添付を外す / remove an attachment",
         ("POST", "/api/v1/applications/{id}/{step}") => {
             "申請の手続き：submit・join・withdraw・check・vote・decide・accept / a step: submit, join, withdraw, check, vote, decide, accept"
         }

@@ -106,7 +106,38 @@ async fn from_application_to_the_end_of_use_over_the_api() {
         let a = r1.ok("POST", "/api/v1/applications", Some(new)).await;
         let id = a["application"]["id"].as_str().unwrap().to_string();
         let path = |step: &str| format!("/api/v1/applications/{id}/{step}");
+        // The protocol PDF: the body is the file itself. Only the applicant attaches, with the
+        // session's CSRF token; only a PDF (sizes: the domain's tests).
+        let doc = "%PDF-1.7\n研究計画書 protocol\n%%EOF\n".to_string();
+        let upload = path("attachments") + "?name=protocol.pdf";
+        let r = r1.c.request("POST", &upload, Some((doc.clone(), "application/pdf")), &[("x-csrf-token", &r1.csrf)]).await.unwrap();
+        assert_eq!(r.status, 201, "{}", r.body);
+        let r = r1.c.request("POST", &upload, Some((doc.clone(), "application/pdf")), &[]).await.unwrap();
+        assert_eq!(r.status, 403, "no CSRF token: {}", r.body);
+        let r = x1.c.request("POST", &upload, Some((doc.clone(), "application/pdf")), &[("x-csrf-token", &x1.csrf)]).await.unwrap();
+        assert_eq!(r.status, 404, "another researcher does not see the draft: {}", r.body);
+        let html = "<html><script>alert(1)</script></html>".to_string();
+        let r = r1.c.request("POST", &upload, Some((html, "application/pdf")), &[("x-csrf-token", &r1.csrf)]).await.unwrap();
+        assert!(r.status == 422 && r.body.contains("not a PDF"), "{} {}", r.status, r.body);
+        // Up to the configured size (10 MiB): more than a form's 64 KiB passes the front door.
+        let big = format!("%PDF-1.7\n{}\n%%EOF\n", "x".repeat(1 << 20));
+        let r =
+            r1.c.request("POST", &(path("attachments") + "?name=big.pdf"), Some((big, "application/pdf")), &[("x-csrf-token", &r1.csrf)])
+                .await
+                .unwrap();
+        assert_eq!(r.status, 201, "{}", r.body.chars().take(300).collect::<String>());
+        // A download, never shown inline.
+        let file = path("attachments/1");
+        let r = r1.c.request("GET", &file, None, &[]).await.unwrap();
+        assert_eq!((r.status, r.body.as_str()), (200, doc.as_str()));
+        assert_eq!(r.headers["content-type"], "application/pdf");
+        assert!(r.headers["content-disposition"].to_str().unwrap().starts_with("attachment; filename=\"protocol.pdf\""));
+        assert_eq!(x1.c.request("GET", &file, None, &[]).await.unwrap().status, 404);
         r1.ok("POST", &path("submit"), None).await;
+        // Submitted: the committee reads it; the applicant can no longer change it.
+        assert_eq!(v2.c.request("GET", &file, None, &[]).await.unwrap().body, doc);
+        let r = r1.c.request("POST", &upload, Some((doc.clone(), "application/pdf")), &[("x-csrf-token", &r1.csrf)]).await.unwrap();
+        assert_eq!(r.status, 409, "{}", r.body);
         let (status, v) = r1.call("POST", &path("vote"), Some(json!({"approve": true}))).await;
         assert_eq!(status, 403, "{v}");
         // The team's own institution may not check it (conflict of interest).

@@ -18,11 +18,20 @@ pub struct ResearchConfig {
     pub default_period_days: u32,
     /// The longest period of use that may be asked for (days).
     pub max_period_days: u32,
+    /// The largest attachment (the protocol PDF) an application may carry, in MiB.
+    pub attachment_max_mb: u32,
 }
 
 impl Default for ResearchConfig {
     fn default() -> Self {
-        Self { committee_size: 2, service_target_days: 7, deadline_days: vec![10], default_period_days: 365, max_period_days: 3 * 365 }
+        Self {
+            committee_size: 2,
+            service_target_days: 7,
+            deadline_days: vec![10],
+            default_period_days: 365,
+            max_period_days: 3 * 365,
+            attachment_max_mb: 10,
+        }
     }
 }
 
@@ -37,6 +46,9 @@ impl ResearchConfig {
         }
         if self.default_period_days == 0 || self.default_period_days > self.max_period_days {
             return Err("default_period_days は 1〜max_period_days / default_period_days must be between 1 and max_period_days".into());
+        }
+        if !(1..=100).contains(&self.attachment_max_mb) {
+            return Err("attachment_max_mb は 1〜100 / attachment_max_mb must be between 1 and 100".into());
         }
         Ok(())
     }

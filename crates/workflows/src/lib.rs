@@ -30,8 +30,8 @@ pub mod state;
 
 pub use config::ResearchConfig;
 pub use research::{
-    Application, Caller, Catalogue, ColumnLine, ColumnRequest, Decision, Event, NewApplication, Project, Research, Sample, Summary, Viewer,
-    VoteLine,
+    Application, AttachmentLine, Caller, Catalogue, ColumnLine, ColumnRequest, Decision, Event, MAX_ATTACHMENTS, NewApplication, Project,
+    Research, Sample, Summary, Viewer, VoteLine,
 };
 pub use state::{AppState, Party, ProjectState, ProjectStep, Step};
 

@@ -24,6 +24,10 @@ const MAX_SHORT: usize = 2_000;
 const MAX_COLUMNS: usize = 1_000;
 /// Most members and places.
 const MAX_LIST: usize = 100;
+/// Most attachments of one application.
+pub const MAX_ATTACHMENTS: usize = 10;
+/// Longest attachment name, in characters.
+const MAX_ATTACHMENT_NAME: usize = 120;
 
 /// Who acts: the user (whose login is `who.actor.user`) and, when the home's owner acts for
 /// them from the command line (`--as LOGIN`), the console account that did it. The ledger
@@ -183,6 +187,23 @@ pub struct ColumnLine {
     pub approved: bool,
 }
 
+/// A document filed with an application (the protocol): what it is, never its content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AttachmentLine {
+    /// Its number in the application (1, 2, …; never reused).
+    pub n: i64,
+    /// Its file name.
+    pub name: String,
+    /// Its size in bytes.
+    pub bytes: i64,
+    /// Its SHA-256 (hex).
+    pub sha256: String,
+    /// Who attached it.
+    pub added_by: String,
+    /// When (Unix seconds).
+    pub added_at: i64,
+}
+
 /// A committee vote.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct VoteLine {
@@ -264,6 +285,8 @@ pub struct Application {
     pub project: Option<String>,
     /// Members who have not yet confirmed being members (it cannot be submitted until they do).
     pub unconfirmed: Vec<String>,
+    /// Documents filed with it (the protocol).
+    pub attachments: Vec<AttachmentLine>,
 }
 
 impl Application {
@@ -536,6 +559,78 @@ impl Research {
         }
         self.finish(tx, caller, id, Change::new(Step::Edit, app.state, to, "edited")).await?;
         self.application(Viewer::Owner, id).await
+    }
+
+    /// Attaches a document (the protocol, a PDF of at most `[research] attachment_max_mb`) to
+    /// a draft or a returned application (the applicant, as an edit): its SHA-256 becomes part
+    /// of the application's content hash, recorded in the ledger in the same transaction. The
+    /// ledger names it by number, size and hash, never by its name.
+    pub async fn attach(&self, caller: &Caller, id: &str, name: &str, content: &[u8]) -> Result<Application> {
+        let max = u64::from(self.inner.config.attachment_max_mb) << 20;
+        let name = checked_attachment(name, content, max)?;
+        let (mut tx, app, to) = self.begin(caller, id, Step::Edit).await?;
+        if app.attachments.len() >= MAX_ATTACHMENTS {
+            return Err(WorkflowError::Invalid {
+                field: "attachment",
+                detail: format!("添付は {MAX_ATTACHMENTS} 件までです / at most {MAX_ATTACHMENTS} attachments"),
+            });
+        }
+        let n: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM application_attachments WHERE application_id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let sha256 = hex::encode(Sha256::digest(content));
+        sqlx::query(
+            "INSERT INTO application_attachments (application_id, seq, name, bytes, sha256, added_by, added_at, content) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id)
+        .bind(n)
+        .bind(&name)
+        .bind(content.len() as i64)
+        .bind(&sha256)
+        .bind(caller.login())
+        .bind(self.now())
+        .bind(content.to_vec())
+        .execute(&mut *tx)
+        .await?;
+        let detail = format!("attachment {n} added ({} bytes, sha256 {sha256})", content.len());
+        self.finish(tx, caller, id, Change::new(Step::Edit, app.state, to, detail)).await?;
+        self.application(Viewer::Owner, id).await
+    }
+
+    /// Removes attachment `n` of a draft or a returned application (the applicant, as an edit).
+    pub async fn detach(&self, caller: &Caller, id: &str, n: i64) -> Result<Application> {
+        let (mut tx, app, to) = self.begin(caller, id, Step::Edit).await?;
+        let Some(line) = app.attachments.iter().find(|a| a.n == n) else {
+            return Err(WorkflowError::Invalid {
+                field: "attachment", detail: format!("添付 {n} はありません / no attachment {n}")
+            });
+        };
+        let detail = format!("attachment {n} removed (sha256 {})", line.sha256);
+        sqlx::query("DELETE FROM application_attachments WHERE application_id = $1 AND seq = $2")
+            .bind(id)
+            .bind(n)
+            .execute(&mut *tx)
+            .await?;
+        self.finish(tx, caller, id, Change::new(Step::Edit, app.state, to, detail)).await?;
+        self.application(Viewer::Owner, id).await
+    }
+
+    /// Attachment `n` of application `id` as `viewer` may see it (whoever may see the
+    /// application: its team, custodians, reviewers, auditors): its line and its content.
+    pub async fn attachment(&self, viewer: Viewer<'_>, id: &str, n: i64) -> Result<(AttachmentLine, Vec<u8>)> {
+        let app = self.application(viewer, id).await?;
+        let not_found =
+            || WorkflowError::Invalid { field: "attachment", detail: format!("添付 {n} はありません / no attachment {n}") };
+        let line = app.attachments.into_iter().find(|a| a.n == n).ok_or_else(not_found)?;
+        let content: Vec<u8> = sqlx::query_scalar("SELECT content FROM application_attachments WHERE application_id = $1 AND seq = $2")
+            .bind(id)
+            .bind(n)
+            .fetch_optional(self.db().pool())
+            .await?
+            .ok_or_else(not_found)?;
+        Ok((line, content))
     }
 
     /// Files a draft, or a returned application again (the applicant). Its review round is
@@ -1592,6 +1687,24 @@ impl Research {
                 e.actor = alias(&e.actor);
             }
         }
+        let attachments = sqlx::query(
+            "SELECT seq, name, bytes, sha256, added_by, added_at FROM application_attachments WHERE application_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AttachmentLine {
+                n: r.try_get("seq")?,
+                name: r.try_get("name")?,
+                bytes: r.try_get("bytes")?,
+                sha256: r.try_get("sha256")?,
+                added_by: r.try_get("added_by")?,
+                added_at: r.try_get("added_at")?,
+            })
+        })
+        .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?;
         let project: Option<String> =
             sqlx::query_scalar("SELECT id FROM projects WHERE application_id = $1").bind(id).fetch_optional(&mut *conn).await?;
         let marks: Vec<Mark> = events.iter().map(|e| Mark { at: e.at, state: e.to }).collect();
@@ -1618,8 +1731,37 @@ impl Research {
             clock: clock::read(&marks, self.now(), self.inner.config.service_target_days),
             project,
             unconfirmed,
+            attachments,
         })
     }
+}
+
+/// Checks an attachment: a PDF (its header and its end-of-file marker) of at most `max`
+/// bytes, under a plain file name ending in `.pdf`. Returns the name as stored.
+fn checked_attachment(name: &str, content: &[u8], max: u64) -> Result<String> {
+    let invalid = |detail: String| WorkflowError::Invalid { field: "attachment", detail };
+    // Only the last component of a path the client sent.
+    let name = text("attachment", name.rsplit(['/', '\\']).next().unwrap_or(""), MAX_ATTACHMENT_NAME, false)?;
+    if name.is_empty() || name.starts_with('.') || !name.to_ascii_lowercase().ends_with(".pdf") {
+        return Err(invalid("ファイル名は .pdf で終わる名前にしてください / the file name must end in .pdf".into()));
+    }
+    if content.is_empty() || content.len() as u64 > max {
+        return Err(invalid(format!(
+            "添付は 1 バイト以上 {} MiB までです（{} バイト）/ an attachment takes 1 byte to {} MiB ({} bytes)",
+            max >> 20,
+            content.len(),
+            max >> 20,
+            content.len()
+        )));
+    }
+    let tail = content.get(content.len().saturating_sub(1024)..).unwrap_or_default();
+    if !content.starts_with(b"%PDF-") || !tail.windows(5).any(|w| w == b"%%EOF") {
+        return Err(invalid(
+            "PDF ではありません（%PDF- で始まり %%EOF で終わるファイルのみ）/ not a PDF: a file that starts with %PDF- and ends with %%EOF"
+                .into(),
+        ));
+    }
+    Ok(name)
 }
 
 /// The user `login` as the rules need them, read on `conn` (`None` if there is none).

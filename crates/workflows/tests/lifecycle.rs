@@ -509,3 +509,71 @@ async fn members_confirm_before_an_application_is_submitted() {
         assert!(matches!(e, WorkflowError::WrongState { .. }), "{e}");
     }
 }
+
+/// A small PDF: its header, a body and the end-of-file marker.
+fn pdf(body: &str) -> Vec<u8> {
+    format!("%PDF-1.7\n{body}\n%%EOF\n").into_bytes()
+}
+
+/// Attachments (WG-6): the applicant attaches PDFs to a draft or a returned application, as an
+/// edit recorded in the ledger with the file's hash; nobody else, never after submission,
+/// never anything but a PDF of at most the configured size; whoever may see the application
+/// may read them, and nobody else learns they exist.
+#[tokio::test]
+async fn attachments_are_pdfs_of_the_applicant_recorded_by_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in kura_db::testing::databases(dir.path()).await {
+        let backend = db.backend().name();
+        let (_, accounts) = world(db, dir.path()).await;
+        let config = ResearchConfig { attachment_max_mb: 1, ..ResearchConfig::default() };
+        let r = Research::new(accounts.clone(), config).unwrap();
+        let id = r.create(&as_("r1"), &catalogue(), &new_app()).await.unwrap().id;
+        r.join(&as_("r2"), &id).await.unwrap();
+        let protocol = pdf("研究計画書 protocol v1");
+        let a = r.attach(&as_("r1"), &id, "C:\\Users\\r1\\protocol.pdf", &protocol).await.unwrap();
+        let line = a.attachments.first().unwrap().clone();
+        assert_eq!((line.n, line.name.as_str(), line.bytes), (1, "protocol.pdf", protocol.len() as i64), "{backend}");
+        use sha2::Digest;
+        assert_eq!(line.sha256, hex::encode(sha2::Sha256::digest(&protocol)));
+        // Recorded as an edit, in the same transaction, naming the hash and not the file.
+        let last = trail(&accounts).await.pop().unwrap();
+        assert_eq!((last.0.as_str(), last.1.as_str(), last.2.as_str()), ("application.edit", id.as_str(), "ok"), "{backend}");
+        // Refused: another user (even a member), not a PDF, too large, no name, too many.
+        for (who, name, content, needle) in [
+            ("r2", "p.pdf", pdf("x"), "applicant"),
+            ("c1", "p.pdf", pdf("x"), "no application"),
+            ("r1", "p.pdf", b"<html><script>alert(1)</script></html>".to_vec(), "not a PDF"),
+            ("r1", "p.pdf", [pdf("x"), vec![b' '; 2048]].concat(), "not a PDF"),
+            ("r1", "p.pdf", pdf(&"x".repeat(1 << 20)), "to 1 MiB"),
+            ("r1", "p.exe", pdf("x"), "must end in .pdf"),
+            ("r1", "../", pdf("x"), "must end in .pdf"),
+            ("r1", "a\u{202e}fdp.exe.pdf", pdf("x"), "text-direction"),
+        ] {
+            let e = r.attach(&as_(who), &id, name, &content).await.unwrap_err();
+            assert!(e.to_string().contains(needle), "{backend} {who} {name}: {e}");
+        }
+        for i in 2..=kura_workflows::MAX_ATTACHMENTS {
+            r.attach(&as_("r1"), &id, &format!("p{i}.pdf"), &pdf("x")).await.unwrap();
+        }
+        let e = r.attach(&as_("r1"), &id, "one-more.pdf", &pdf("x")).await.unwrap_err();
+        assert!(e.to_string().contains("at most 10 attachments"), "{e}");
+        let a = r.detach(&as_("r1"), &id, 2).await.unwrap();
+        assert_eq!(a.attachments.len(), kura_workflows::MAX_ATTACHMENTS - 1);
+        assert!(a.attachments.iter().all(|l| l.n != 2));
+        // Readable by the team, and after submission by custodians and reviewers; an
+        // unrelated researcher is told nothing exists.
+        let (got, content) = r.attachment(Viewer::User("r2"), &id, 1).await.unwrap();
+        assert_eq!((got, content), (line.clone(), protocol.clone()));
+        assert!(matches!(r.attachment(Viewer::User("r3"), &id, 1).await, Err(WorkflowError::NotFound { .. })));
+        assert!(matches!(r.attachment(Viewer::User("v1"), &id, 1).await, Err(WorkflowError::NotFound { .. })), "a draft is the team's");
+        r.submit(&as_("r1"), &id).await.unwrap();
+        assert_eq!(r.attachment(Viewer::User("v1"), &id, 1).await.unwrap().1, protocol);
+        assert_eq!(r.attachment(Viewer::User("c1"), &id, 1).await.unwrap().1, protocol);
+        assert!(matches!(r.attachment(Viewer::User("r3"), &id, 1).await, Err(WorkflowError::NotFound { .. })));
+        // Submitted: no more changes, by anyone.
+        let e = r.attach(&as_("r1"), &id, "late.pdf", &pdf("x")).await.unwrap_err();
+        assert!(matches!(e, WorkflowError::WrongState { .. }), "{e}");
+        assert!(r.detach(&as_("r1"), &id, 1).await.is_err());
+        assert_eq!(r.application(Viewer::Owner, &id).await.unwrap().attachments.len(), kura_workflows::MAX_ATTACHMENTS - 1);
+    }
+}
