@@ -64,6 +64,9 @@ fn workspace_spec(home: &Home, project: &str, dir: &Path, key: &SecretKey) -> Re
     let grant = Grant::parse(&entry, GRANT)?;
     let mut spec = EngineSpec::from_home(home, "ndb", Some(grant))?;
     let pseudonym = home.platform_pseudonym_key()?.for_project(project);
+    // The workspace's directory, as provisioning makes it (workers never make it themselves).
+    let ws = dir.join(project);
+    std::fs::create_dir_all(&ws).map_err(|e| CliError::Bench(format!("{}: {e}", ws.display())))?;
     spec.workspace = Some(WorkspaceSpec { project: project.into(), dir: dir.join(project), key: key.clone(), pseudonym, extract: None });
     Ok(spec)
 }

@@ -268,6 +268,11 @@ fn a_workspace_from_provisioning_to_its_end() {
     let e = fails(&kura(&home, &["workspace", "sql", "--project", &p1, "--as", "r1", "SELECT 1"]));
     assert!(e.contains("project PRJ-000001 ended on"), "{e}");
     assert!(!home.join("workspaces").join(&p1).exists());
+    // Nothing brings an ended workspace back (a stale request, the owner's status): no
+    // directory, no key.
+    let e = fails(&kura(&home, &["workspace", "status", "--project", &p1]));
+    assert!(e.contains("ended"), "{e}");
+    assert!(!home.join("workspaces").join(&p1).exists(), "an ended workspace was made again");
     // Crypto-shredding: the key is gone from the keyring, and the copy of the old keyring
     // does not open with the master key that exists now, so the copied file stays sealed.
     let key_id = kura_crypto::KeyId::new(format!("workspace/{p1}")).unwrap();

@@ -102,6 +102,11 @@ pub struct Confinement {
     /// root (the worker is then the unprivileged caller).
     #[serde(default)]
     pub user: Option<(u32, u32)>,
+    /// Whether that user keeps `CAP_DAC_READ_SEARCH` (Kura's workers do: the home's
+    /// directories are root's alone, and Landlock limits what the worker reads); without it the
+    /// user keeps no capability at all.
+    #[serde(default)]
+    pub read_search: bool,
 }
 
 /// Which mechanisms are on, and why one is off.
@@ -176,8 +181,11 @@ pub fn confine_self(c: &Confinement) -> std::result::Result<Report, ConfineError
     report.set(Mechanism::Landlock, landlock(c));
     report.set(Mechanism::Seccomp, seccomp());
     let root = rustix::process::geteuid().is_root();
-    let keep =
-        if c.user.is_some() && root { rustix::thread::CapabilitySet::DAC_READ_SEARCH } else { rustix::thread::CapabilitySet::empty() };
+    let keep = if c.user.is_some() && root && c.read_search {
+        rustix::thread::CapabilitySet::DAC_READ_SEARCH
+    } else {
+        rustix::thread::CapabilitySet::empty()
+    };
     // The bounding set first, while CAP_SETPCAP is still effective.
     narrow_bounding_set(keep);
     let keep = match c.user {
@@ -185,8 +193,13 @@ pub fn confine_self(c: &Confinement) -> std::result::Result<Report, ConfineError
             if let Err(why) = become_user(uid, gid) {
                 return Err(ConfineError { mechanism: "user", why });
             }
-            report.user = format!("uid {uid} gid {gid}, only CAP_DAC_READ_SEARCH");
-            rustix::thread::CapabilitySet::DAC_READ_SEARCH
+            if c.read_search {
+                report.user = format!("uid {uid} gid {gid}, only CAP_DAC_READ_SEARCH");
+                rustix::thread::CapabilitySet::DAC_READ_SEARCH
+            } else {
+                report.user = format!("uid {uid} gid {gid}, no capabilities");
+                rustix::thread::CapabilitySet::empty()
+            }
         }
         _ => {
             report.user = format!("uid {}, no capabilities", rustix::process::geteuid().as_raw());

@@ -224,7 +224,8 @@ impl QueryEngine {
                 None => {
                     let fingerprint = crate::extract::fingerprint(ws, &engine.dataset, &engine.grant);
                     let explain = |e: DataFusionError| engine.explain_error(e);
-                    crate::extract::build(&engine.ctx, ws, &sources, &fingerprint, engine.limits.timeout, &explain).await?
+                    let generation = engine.dataset.generation.clone();
+                    crate::extract::build(&engine.ctx, ws, &sources, &fingerprint, &generation, engine.limits.timeout, &explain).await?
                 }
             };
             let options = engine.ctx.copied_table_options().parquet;

@@ -108,6 +108,9 @@ pub struct Manifest {
     pub project: String,
     /// What the extract was built from ([`fingerprint`]).
     pub fingerprint: String,
+    /// The generation of the dataset it was built from (a running worker whose dataset was
+    /// written again since is replaced).
+    pub dataset_generation: String,
     /// The directory of this build, below `extract/`.
     pub generation: String,
     /// When it was built (UTC).
@@ -245,6 +248,7 @@ pub(crate) async fn build(
     ws: &WorkspaceSpec,
     sources: &[Source],
     fingerprint: &str,
+    dataset_generation: &str,
     timeout: Duration,
     explain: Explain<'_>,
 ) -> Result<Manifest> {
@@ -268,6 +272,7 @@ pub(crate) async fn build(
         version: VERSION,
         project: ws.project.clone(),
         fingerprint: fingerprint.to_string(),
+        dataset_generation: dataset_generation.to_string(),
         generation: generation.clone(),
         built_at: kura_store::home::utc_now(),
         tables,

@@ -276,12 +276,15 @@ fn workers_dir(workspace_dir: &std::path::Path) -> PathBuf {
     workspace_dir.join("workers")
 }
 
-/// A process's start time (clock ticks since boot, `/proc/PID/stat` field 22): with the pid,
-/// it names one process, never a later one that reused the pid.
+/// A process's boot and start time (clock ticks since boot, `/proc/PID/stat` field 22): with
+/// the pid, it names one process, never a later one that reused the pid.
 fn start_time(pid: u32) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(19).map(str::to_string)
+    let ticks = rest.split_whitespace().nth(19)?;
+    // The boot too: a record a crash left behind never names a process of a later boot.
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    Some(format!("{} {ticks}", boot.trim()))
 }
 
 /// Stops every worker of the workspace at `workspace_dir`, whichever process started it (the
@@ -304,6 +307,14 @@ pub fn stop_workspace_workers(workspace_dir: &std::path::Path) -> usize {
         let _ = std::fs::remove_file(e.path());
     }
     stopped
+}
+
+/// Makes directory `dir` if it is not there, inside a parent that must exist.
+fn subdir(dir: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::create_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
 }
 
 /// Gives `dir` to the worker's user (it writes there and nowhere else).
@@ -372,7 +383,10 @@ impl Session {
             Some(ws) => ws.dir.join("tmp"),
             None => limits.spill_dir.clone(),
         };
-        std::fs::create_dir_all(&scratch_root).map_err(|e| broken(format!("scratch directory: {}", e.kind())))?;
+        // A workspace's directories are made only inside a workspace that exists: one removed
+        // at the end of use is never made again here.
+        let made = if spec.workspace.is_some() { subdir(&scratch_root) } else { std::fs::create_dir_all(&scratch_root) };
+        made.map_err(|e| broken(format!("scratch directory: {}", e.kind())))?;
         let scratch = tempfile::Builder::new()
             .prefix("worker-")
             .tempdir_in(&scratch_root)
@@ -384,7 +398,7 @@ impl Session {
             // The extract's directory is the worker's user's (the builder writes there); the
             // parent never walks what that user could have put inside.
             let dir = crate::extract::extract_dir(&ws.dir);
-            std::fs::create_dir_all(&dir).map_err(|e| broken(format!("extract directory: {}", e.kind())))?;
+            subdir(&dir).map_err(|e| broken(format!("extract directory: {}", e.kind())))?;
             if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_dir()) {
                 return Err(QueryError::Integrity(format!(
                     "作業環境 {} の抽出のディレクトリがリンクです / the workspace's extract directory is not a directory of its own",
@@ -395,7 +409,7 @@ impl Session {
         }
         if let Some(ws) = spec.workspace.as_ref().filter(|_| !builder) {
             let tables = ws.dir.join("tables");
-            std::fs::create_dir_all(&tables).map_err(|e| broken(format!("table directory: {}", e.kind())))?;
+            subdir(&tables).map_err(|e| broken(format!("table directory: {}", e.kind())))?;
             // A link where the workspace's own files should be would lend the worker (and
             // root's change of owner) a place outside the workspace: refused, never followed.
             let real_dir = std::fs::symlink_metadata(&tables).is_ok_and(|m| m.file_type().is_dir());
@@ -459,7 +473,7 @@ impl Session {
         let record = match &workspace_dir {
             Some(dir) => {
                 let path = workers_dir(dir).join(child.id().to_string());
-                let written = std::fs::create_dir_all(workers_dir(dir))
+                let written = subdir(&workers_dir(dir))
                     .and_then(|()| start_time(child.id()).ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound)))
                     .and_then(|t| kura_crypto::write_atomic(&path, t.as_bytes(), 0o600));
                 if let Err(e) = written {
@@ -879,8 +893,7 @@ fn confine_worker(setup: &Setup) -> std::result::Result<crate::confine::Report, 
         }
     }
     for dir in read_write.iter().chain(&read_only) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("{}: {}", dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), e.kind()))?;
+        subdir(dir).map_err(|e| format!("{}: {}", dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), e.kind()))?;
     }
     let per = cpu_per_statement(limits);
     let c = crate::confine::Confinement {
@@ -892,6 +905,10 @@ fn confine_worker(setup: &Setup) -> std::result::Result<crate::confine::Report, 
         file_bytes: limits.spill_bytes.max(1 << 30),
         allow_without: limits.allow_without.clone(),
         user: setup.user,
+        // Every worker keeps it: the home's directories above the workspace are root's alone
+        // (0700), and a worker without it could not reach its own files. Landlock limits what
+        // it reads.
+        read_search: true,
     };
     crate::confine::confine_self(&c).map_err(|e| e.to_string())
 }

@@ -23,6 +23,7 @@ fn confinement(dir: &Path) -> Confinement {
         file_bytes: 1 << 20,
         allow_without: Vec::new(),
         user: None,
+        read_search: false,
     }
 }
 
@@ -35,6 +36,7 @@ fn probe(kind: &str, dir: &Path, port: &str) -> i32 {
     if kind == "user" {
         c.read_write.push(dir.join("own"));
         c.user = Some((PROBE_UID, PROBE_UID));
+        c.read_search = true;
     }
     let report = match confine_self(&c) {
         Ok(r) => r,

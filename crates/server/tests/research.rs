@@ -52,6 +52,7 @@ async fn from_application_to_the_end_of_use_over_the_api() {
     let scratch = tempfile::tempdir().unwrap();
     for db in kura_db::testing::databases(scratch.path()).await {
         let mut kept = None;
+        let mut home_root = None;
         let mut w = world_adjusted(
             db,
             AutoBlockPolicy::default(),
@@ -66,6 +67,7 @@ async fn from_application_to_the_end_of_use_over_the_api() {
                     .output()
                     .unwrap();
                 assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                home_root = Some(app.home().root().to_path_buf());
                 s.catalogue = app.research_catalogue().unwrap();
                 let research = s.research.clone().unwrap();
                 let cmd = kura_query::worker::WorkerCommand { program: kura_bin(), args: vec![kura_query::worker::WORKER_ARG.into()] };
@@ -188,6 +190,20 @@ async fn from_application_to_the_end_of_use_over_the_api() {
         let pid = status_v["status"]["pid"].as_u64().unwrap();
         r1.ok("POST", &ws("sql"), Some(json!({"sql": "SELECT count(*) FROM by_sex"}))).await;
         assert_eq!(r1.ok("GET", &ws("workspace"), None).await["status"]["pid"].as_u64(), Some(pid));
+        // The dataset written again (data withdrawn or added): the kept worker, which reads an
+        // extract of the old data, is replaced and the extract written afresh.
+        let count = "SELECT count(*) AS n FROM re";
+        let before = r1.ok("POST", &ws("sql"), Some(json!({"sql": count}))).await["statements"][0]["rows"][0]["n"].clone();
+        let out = std::process::Command::new(kura_bin())
+            .arg("--home")
+            .arg(home_root.as_ref().unwrap())
+            .args(["synth", "--persons", "100", "--seed", "8", "--months", "1"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let after = r1.ok("POST", &ws("sql"), Some(json!({"sql": count}))).await["statements"][0]["rows"][0]["n"].clone();
+        assert_ne!(after, before, "the workspace answers from the dataset as it is now");
+        let pid = r1.ok("GET", &ws("workspace"), None).await["status"]["pid"].as_u64().unwrap();
         // An idle worker is stopped (the server does it after WORKSPACE_IDLE); the next request
         // starts another.
         let pool = kept.clone().unwrap();

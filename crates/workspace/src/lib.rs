@@ -240,6 +240,10 @@ impl Workspaces {
     /// project is provisioned; repeating it changes nothing.
     pub fn prepare(&self, project: &str) -> Result<()> {
         mkdir_private(&self.inner.dirs.workspaces)?;
+        // An ended project's workspace is never made again: its deletion certificate says so.
+        if self.inner.dirs.certificates.join(format!("{project}.deletion-certificate.json")).exists() {
+            return Err(WorkspaceError::Unusable(format!("プロジェクト {project} は利用終了しました / project {project} has ended")));
+        }
         if self.ending_marker(project).exists() {
             return Err(WorkspaceError::Unusable(format!(
                 "プロジェクト {project} の利用終了処理が途中です。`kura project end {project}` をやり直してください / the end of project {project} was interrupted: run `kura project end {project}` again"
@@ -262,7 +266,16 @@ impl Workspaces {
         }
         let key_id = workspace_key_id(&p.id);
         if !self.inner.home.has_key(&key_id)? {
-            // Provisioned but never prepared (interrupted right after the agreement).
+            // Provisioned but never prepared (interrupted right after the agreement): only a
+            // project in use, within its period, gets its workspace now — an ended one (whose
+            // end requires a notice or the period's end) never again.
+            let in_use = ProjectState::parse(&p.state) == Some(ProjectState::Active) && p.ends_at > self.inner.research.now_secs();
+            if !in_use {
+                return Err(WorkspaceError::Unusable(format!(
+                    "プロジェクト {} の作業環境はありません / project {} has no workspace",
+                    p.id, p.id
+                )));
+            }
             self.prepare(&p.id)?;
         }
         let home = &self.inner.home;
@@ -305,7 +318,16 @@ impl Workspaces {
         self.ended(p)?;
         let slot = self.slot(&p.id);
         let mut guard = slot.lock().await;
-        let running = guard.take().filter(|(s, _)| s.is_alive()).map(|(s, _)| s);
+        // Read again under the lock: the project may have ended while this request waited (a
+        // long script before it, another process's end).
+        let p = &self.inner.research.project(Viewer::Owner, &p.id).await?;
+        self.ended(p)?;
+        // A worker started before the dataset was written again (data withdrawn or added)
+        // reads an extract of the old data: it is replaced, and the new one's builder writes
+        // the extract afresh.
+        let generation = self.inner.home.catalog()?.datasets.get(&p.dataset).map(|d| d.generation.clone()).unwrap_or_default();
+        let running =
+            guard.take().filter(|(s, _)| s.is_alive() && s.extract().is_none_or(|m| m.dataset_generation == generation)).map(|(s, _)| s);
         let spec = if running.is_none() { Some(self.spec(p)?) } else { None };
         let cmd = self.inner.cmd.clone();
         let (session, out) = tokio::task::spawn_blocking(move || {
