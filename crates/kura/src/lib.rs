@@ -12,6 +12,7 @@ pub mod demo;
 pub mod front;
 pub mod ledger;
 pub mod output;
+pub mod policy;
 pub mod research;
 pub mod sample;
 pub mod workspace;
@@ -134,6 +135,8 @@ enum Command {
     Project(research::ProjectArgs),
     /// プロジェクトの作業環境：SQL・保存した表・隔離状態 / a project's workspace: SQL, saved tables, confinement
     Workspace(workspace::WorkspaceArgs),
+    /// 公表基準（持出し審査のポリシー）の表示と検査 / the disclosure policy: show the rules, check a policy file
+    Policy(policy::PolicyArgs),
     /// 見本データ：申請なしで試せる合成データ / sample datasets: synthetic data to try without an application
     Sample(sample::SampleArgs),
     /// 性能測定（`kura bench query|ledger|server|workspace`、同じ場所の kura-bench が実行）/ benchmarks
@@ -382,6 +385,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Project(a) => research::project(&open_home_or_init(&cli.home)?, a),
         Command::Workspace(a) => workspace::workspace(&open_home(&cli.home)?, a),
         Command::Sample(a) => sample::sample(&open_home(&cli.home)?, a),
+        Command::Policy(a) => policy::policy(a),
         Command::QueryWorker => std::process::exit(kura_query::worker::serve_stdio()),
         Command::Bench { args } => bench(&args),
     }

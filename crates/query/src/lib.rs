@@ -29,6 +29,7 @@ mod engine;
 pub mod extract;
 mod grant;
 pub mod json;
+pub mod lineage;
 pub mod policy;
 pub mod rules;
 pub mod spill;

@@ -1,0 +1,1236 @@
+//! Lineage-aware evidence for output tables (issue 17 §2, issue 22 §5–§8; HIC-IO2).
+//!
+//! An output table is the result of a researcher's SELECT. What decides whether a cell may leave
+//! is not the printed number but **who is behind it**: how many distinct persons, institutions,
+//! pharmacies and insurers, and for sums and means how much the largest two persons contribute.
+//! This module computes that from the data, by rewriting the query's logical plan:
+//!
+//! - Below the outermost aggregate, every projection carries the hidden lineage columns
+//!   (`__kura_person`, `__kura_institution`, `__kura_pharmacy`, `__kura_insurer`: the
+//!   platform's own keys, present only in the checker's tables — never in the researcher's
+//!   worker, issue 22 §8) up to the aggregate; an inner aggregate keeps them only where it
+//!   groups by the person (`GROUP BY id5`), which leaves its rows as they were.
+//! - The outermost aggregate node gains, for each of its aggregates, the evidence aggregates
+//!   over exactly the rows that contribute to it (its own FILTER, and non-null arguments;
+//!   non-zero ones for sums): `count(DISTINCT person)`, the records without a person key,
+//!   `count(DISTINCT unit)` per kind, and for sums and means the per-person contributions
+//!   (`kura_contributions`).
+//! - The nodes above (HAVING, window functions, projections, ORDER BY, LIMIT) pass the evidence
+//!   columns through, so each output row carries the evidence of its own group — the values
+//!   and the evidence come from one execution and cannot be misaligned.
+//!
+//! Where the rewrite cannot follow the persons (a UNION, a DISTINCT or a LIMIT below the
+//! aggregate, an inner aggregate that does not group by the person, a table without persons),
+//! it says so: the cells carry no evidence and are checked on their values only, which is
+//! never better than review (issue 22 §3). A SELECT without an aggregate is individual
+//! records and fails.
+
+use crate::{QueryError, Result};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, ListArray};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchemaRef, ScalarValue};
+use datafusion::error::DataFusionError;
+use datafusion::functions_aggregate::count::count_udaf;
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, Expr, LogicalPlan, Projection, Signature, Volatility, lit};
+use datafusion::prelude::SessionContext;
+use kura_disclosure::Cell;
+use kura_disclosure::check::{Contributions, Evidence, Finding, Statistic, Status, rule};
+use kura_disclosure::table::{Row, Table};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// The prefix of the hidden lineage columns; researchers' SQL may not name it.
+pub const HIDDEN_PREFIX: &str = "__kura_";
+
+/// The hidden column of the platform's person key (a keyed hash of ID5; null where the record
+/// has no valid person ID).
+pub const PERSON: &str = "__kura_person";
+
+/// The hidden unit columns and the kind each names.
+pub const UNITS: [(&str, &str); 3] =
+    [("institution", "__kura_institution"), ("pharmacy", "__kura_pharmacy"), ("insurer", "__kura_insurer")];
+
+/// Columns by which an inner aggregate groups per person (the project pseudonym).
+pub const PSEUDONYM_COLUMNS: [&str; 1] = ["id5"];
+
+/// The name of the per-person contributions aggregate.
+pub const CONTRIBUTIONS: &str = "kura_contributions";
+
+const EVIDENCE_PREFIX: &str = "__kura_ev";
+
+/// A table with its evidence, ready for [`kura_disclosure::check_table`].
+#[derive(Debug, Clone)]
+pub struct Evidenced {
+    /// The table: the query's columns as dimensions and measures, each measure cell with the
+    /// evidence behind it (or none where the lineage is unknown).
+    pub table: Table,
+    /// The query's result as it would be released, before mitigation.
+    pub batches: Vec<RecordBatch>,
+    /// Whether the evidence comes from the data (false: value-based checks only).
+    pub lineage: bool,
+}
+
+/// Refuses SQL that names the hidden columns (the researcher's worker does not have them; the
+/// checker must not let a query read them either).
+pub fn refuse_hidden(sql: &str) -> Result<()> {
+    if sql.to_ascii_lowercase().contains(HIDDEN_PREFIX) {
+        return Err(QueryError::Refused {
+            class: HIDDEN_PREFIX.to_owned(),
+            reason: "Kura の内部の列名は使えません / names beginning with __kura_ are Kura's own".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Where an output column comes from.
+#[derive(Debug, Clone, PartialEq)]
+enum Origin {
+    /// A group key (or an expression of group keys only): a dimension, with the group
+    /// expressions it is built from (its total rows are known by the grouping id).
+    Dim(BTreeSet<usize>),
+    /// Built from these aggregates of the outermost aggregate; `windowed` where a window
+    /// function over rows (a share of a total) is part of it.
+    /// `bare` where the column is the aggregate itself (aliased or not), not arithmetic on it.
+    Agg { aggs: BTreeSet<usize>, windowed: bool, bare: bool },
+    /// Neither (a literal).
+    Other,
+}
+
+/// What one aggregate of the outermost aggregate is.
+#[derive(Debug, Clone)]
+struct AggInfo {
+    statistic: Statistic,
+    contributions: bool,
+    /// How many person columns reach the aggregate.
+    persons: usize,
+    /// How many CASE branches have evidence of their own.
+    branches: usize,
+    distinct_values: bool,
+}
+
+/// Runs `sql` in `ctx` (whose tables carry the hidden lineage columns) and returns its result
+/// with the evidence of every cell.
+pub async fn evidence(ctx: &SessionContext, sql: &str) -> Result<Evidenced> {
+    refuse_hidden(sql)?;
+    let state = ctx.state();
+    let plan = state.create_logical_plan(sql).await.map_err(df)?;
+    if !matches!(plan, LogicalPlan::Projection(_) | LogicalPlan::Sort(_) | LogicalPlan::Limit(_) | LogicalPlan::Aggregate(_)) {
+        // Not a query (the workspace's statement policy refuses the rest anyway).
+        if !matches!(plan, LogicalPlan::Filter(_) | LogicalPlan::Window(_) | LogicalPlan::SubqueryAlias(_) | LogicalPlan::Distinct(_)) {
+            return Err(QueryError::Refused {
+                class: "output".to_owned(),
+                reason: "出力は SELECT 文一つから作ります / an output is made from one SELECT".to_owned(),
+            });
+        }
+    }
+    let output_fields: Vec<String> = plan.schema().fields().iter().map(|f| f.name().clone()).collect();
+    // A wildcard expands to the hidden columns too: an output never shows them (issue 22 §8).
+    if output_fields.iter().any(|f| f.to_ascii_lowercase().starts_with(HIDDEN_PREFIX)) {
+        return Err(QueryError::Refused {
+            class: "output".to_owned(),
+            reason: "出力に Kura の内部の列が含まれます。列を名前で選んでください / the output would hold Kura's own columns: name the columns instead of *".to_owned(),
+        });
+    }
+    let rewritten = if has_subquery(&plan) { Err(lost("a subquery")) } else { rewrite(plan.clone()) };
+    match rewritten {
+        Ok(Rewritten { plan: rewritten, origins, aggs, complete, grouping }) => {
+            let batches = ctx.execute_logical_plan(rewritten).await.map_err(df)?.collect().await.map_err(df)?;
+            let mut table = build_table(&output_fields, &origins, &aggs, &batches, complete, grouping)?;
+            // Aggregates the output does not show but that choose or order its rows (HAVING,
+            // ORDER BY … LIMIT): their persons are not in any cell.
+            let shown: BTreeSet<usize> = origins
+                .iter()
+                .take(output_fields.len())
+                .flat_map(|o| match o {
+                    Origin::Agg { aggs, .. } => aggs.iter().copied().collect::<Vec<_>>(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            if (0..aggs.len()).any(|i| !shown.contains(&i)) {
+                table.findings.push(Finding {
+                    rule: rule::HIDDEN_AGGREGATE.to_owned(),
+                    status: Status::Review,
+                    message: "表示しない集計で行を選別・並べ替えている（HAVING、ORDER BY）/ rows are chosen or ordered by an aggregate that is not shown (HAVING, ORDER BY)".to_owned(),
+                });
+            }
+            if grouping.is_some() && !complete {
+                table.findings.push(Finding {
+                    rule: rule::SECONDARY.to_owned(),
+                    status: Status::Review,
+                    message: "合計があるのに行が欠けている（HAVING、LIMIT）/ totals are shown while rows are missing (HAVING, LIMIT): the difference is a cell".to_owned(),
+                });
+            }
+            let batches = batches
+                .iter()
+                .map(|b| b.project(&(0..output_fields.len()).collect::<Vec<_>>()))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| df(e.into()))?;
+            Ok(Evidenced { table, batches, lineage: true })
+        }
+        Err(lost) => {
+            // Lineage unknown: the query's own result, checked on its values.
+            let batches = ctx.execute_logical_plan(plan).await.map_err(df)?.collect().await.map_err(df)?;
+            let table = value_table(&output_fields, &batches, lost)?;
+            Ok(Evidenced { table, batches, lineage: false })
+        }
+    }
+}
+
+/// Whether any node of the plan holds a subquery (scalar, EXISTS, IN): its rows are not the
+/// outer rows, so the rewrite cannot follow their persons.
+fn has_subquery(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|node| {
+        if matches!(node, LogicalPlan::Subquery(_))
+            || node.expressions().iter().any(|e| {
+                e.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::SetComparison(_))))
+                    .unwrap_or(true)
+            })
+        {
+            found = true;
+            return Ok(datafusion::common::tree_node::TreeNodeRecursion::Stop);
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+fn df(e: DataFusionError) -> QueryError {
+    QueryError::Engine(e.to_string())
+}
+
+/// Why the lineage could not be followed.
+#[derive(Debug, Clone)]
+enum Lost {
+    /// No aggregate: one row per record.
+    Records,
+    /// Something the rewrite cannot follow.
+    Unknown(String),
+}
+
+struct Rewritten {
+    plan: LogicalPlan,
+    origins: Vec<Origin>,
+    aggs: Vec<AggInfo>,
+    complete: bool,
+    /// With grouping sets (ROLLUP, CUBE, GROUPING SETS): how many group expressions there are.
+    grouping: Option<usize>,
+}
+
+/// The evidence column that carries the grouping id of grouping sets.
+const GROUPING_ID: &str = "__kura_evgid";
+
+fn lost(what: &str) -> Lost {
+    Lost::Unknown(what.to_owned())
+}
+
+/// Rewrites the plan so that its output gains the evidence columns.
+fn rewrite(plan: LogicalPlan) -> std::result::Result<Rewritten, Lost> {
+    match plan {
+        LogicalPlan::Aggregate(agg) => {
+            if agg.aggr_expr.is_empty() {
+                // GROUP BY without an aggregate: one row per distinct combination of values.
+                return Err(Lost::Records);
+            }
+            let input = carry(Arc::unwrap_or_clone(agg.input))?;
+            let n_groups = agg.schema.fields().len() - agg.aggr_expr.len();
+            let grouping_sets = matches!(agg.group_expr.as_slice(), [Expr::GroupingSet(_)]);
+            // Every person column that reaches the aggregate (a join brings one per side): the
+            // cell's persons are the fewest of them.
+            let persons = find_all(input.schema(), PERSON);
+            if persons.is_empty() {
+                return Err(lost("no persons behind the aggregate"));
+            }
+            let units: Vec<(&str, Column)> =
+                UNITS.iter().filter_map(|(kind, name)| find_all(input.schema(), name).into_iter().next().map(|c| (*kind, c))).collect();
+            let count = |arg: Expr, distinct: bool, cond: Expr, name: String| {
+                Expr::AggregateFunction(AggregateFunction::new_udf(count_udaf(), vec![arg], distinct, Some(Box::new(cond)), vec![], None))
+                    .alias(name)
+            };
+            let mut aggr_expr = agg.aggr_expr.clone();
+            let mut infos = Vec::new();
+            for (i, e) in agg.aggr_expr.iter().enumerate() {
+                let Some(af) = aggregate_of(e) else { return Err(lost("an aggregate expression Kura cannot read")) };
+                let class = classify(af);
+                let mut cond = class.contributes.clone();
+                if let Some(f) = &af.params.filter {
+                    cond = cond.and((**f).clone());
+                }
+                for (j, p) in persons.iter().enumerate() {
+                    aggr_expr.push(count(Expr::Column(p.clone()), true, cond.clone(), format!("{EVIDENCE_PREFIX}{i}_persons_{j}")));
+                }
+                let first = Expr::Column(persons.first().cloned().unwrap_or_else(|| Column::from_name(PERSON)));
+                aggr_expr.push(count(lit(1i64), false, cond.clone().and(first.clone().is_null()), format!("{EVIDENCE_PREFIX}{i}_unknown")));
+                for (kind, c) in &units {
+                    aggr_expr.push(count(Expr::Column(c.clone()), true, cond.clone(), format!("{EVIDENCE_PREFIX}{i}_unit_{kind}")));
+                }
+                // The branches of CASE expressions in the arguments: each branch's rows are a
+                // person set of their own (`sum(CASE WHEN … THEN 2 ELSE 1 END)`).
+                for (b, branch) in class.branches.iter().enumerate() {
+                    aggr_expr.push(count(
+                        first.clone(),
+                        true,
+                        cond.clone().and(branch.clone()),
+                        format!("{EVIDENCE_PREFIX}{i}_branch_{b}"),
+                    ));
+                }
+                if class.contributions
+                    && let Some(arg) = af.params.args.first()
+                {
+                    aggr_expr.push(
+                        Expr::AggregateFunction(AggregateFunction::new_udf(
+                            Arc::new(AggregateUDF::from(ContributionsUdaf::new())),
+                            vec![first.clone(), arg.clone()],
+                            false,
+                            Some(Box::new(cond.clone())),
+                            vec![],
+                            None,
+                        ))
+                        .alias(format!("{EVIDENCE_PREFIX}{i}_contrib")),
+                    );
+                }
+                infos.push(AggInfo {
+                    statistic: class.statistic,
+                    contributions: class.contributions,
+                    persons: persons.len(),
+                    branches: class.branches.len(),
+                    distinct_values: class.distinct_values,
+                });
+            }
+            // The persons of each row's whole group: a row of too few shows nothing.
+            for (j, p) in persons.iter().enumerate() {
+                aggr_expr.push(count(Expr::Column(p.clone()), true, lit(true), format!("{EVIDENCE_PREFIX}row_persons_{j}")));
+            }
+            let new = datafusion::logical_expr::Aggregate::try_new(Arc::new(input), agg.group_expr.clone(), aggr_expr)
+                .map_err(|e| lost(&format!("the rewritten aggregate does not plan: {e}")))?;
+            let mut origins: Vec<Origin> = (0..n_groups).map(|i| Origin::Dim(BTreeSet::from([i]))).collect();
+            origins.extend((0..agg.aggr_expr.len()).map(|i| Origin::Agg { aggs: BTreeSet::from([i]), windowed: false, bare: true }));
+            let grouping = grouping_sets.then(|| n_groups.saturating_sub(1));
+            if grouping_sets {
+                // `__grouping_id` is the last group field: not an output column of its own.
+                if let Some(last) = origins.get_mut(n_groups.saturating_sub(1)) {
+                    *last = Origin::Other;
+                }
+            }
+            Ok(Rewritten { plan: LogicalPlan::Aggregate(new), origins, aggs: infos, complete: true, grouping })
+        }
+        LogicalPlan::Projection(p) => {
+            let input_schema = p.input.schema().clone();
+            let below = rewrite(Arc::unwrap_or_clone(p.input))?;
+            let mut exprs = p.expr.clone();
+            let mut origins = Vec::new();
+            for e in &p.expr {
+                origins.push(origin_of(e, &input_schema, &below.origins));
+            }
+            // Pass the evidence columns (and the grouping id) through.
+            for f in below.plan.schema().columns() {
+                if f.name.starts_with(EVIDENCE_PREFIX) {
+                    exprs.push(Expr::Column(f));
+                } else if f.name == datafusion::logical_expr::Aggregate::INTERNAL_GROUPING_ID {
+                    exprs.push(Expr::Column(f).alias(GROUPING_ID));
+                }
+            }
+            let proj = Projection::try_new(exprs, Arc::new(below.plan))
+                .map_err(|e| lost(&format!("the rewritten projection does not plan: {e}")))?;
+            Ok(Rewritten { plan: LogicalPlan::Projection(proj), origins, ..below })
+        }
+        LogicalPlan::Window(w) => {
+            let input_schema = w.input.schema().clone();
+            let below = rewrite(Arc::unwrap_or_clone(w.input.clone()))?;
+            // Origins are indexed by the original node's columns: its input's, then one per
+            // window expression (a window over rows: a share of a total, say).
+            let mut origins = below.origins.clone();
+            for e in &w.window_expr {
+                let mut o = origin_of(e, &input_schema, &below.origins);
+                if let Origin::Agg { windowed, bare, .. } = &mut o {
+                    *windowed = true;
+                    *bare = false;
+                } else if o == Origin::Other {
+                    o = Origin::Agg { aggs: BTreeSet::new(), windowed: true, bare: false };
+                }
+                origins.push(o);
+            }
+            let node = datafusion::logical_expr::Window::try_new(w.window_expr.clone(), Arc::new(below.plan))
+                .map_err(|e| lost(&format!("the rewritten window does not plan: {e}")))?;
+            Ok(Rewritten { plan: LogicalPlan::Window(node), origins, ..below })
+        }
+        LogicalPlan::Filter(f) => {
+            let below = rewrite(Arc::unwrap_or_clone(f.input))?;
+            let node = datafusion::logical_expr::Filter::try_new(f.predicate, Arc::new(below.plan)).map_err(|e| lost(&format!("{e}")))?;
+            // A HAVING drops groups: totals may no longer add up over the rows shown.
+            Ok(Rewritten { plan: LogicalPlan::Filter(node), complete: false, ..below })
+        }
+        LogicalPlan::Sort(s) => {
+            let below = rewrite(Arc::unwrap_or_clone(s.input))?;
+            let node = LogicalPlan::Sort(datafusion::logical_expr::Sort { expr: s.expr, input: Arc::new(below.plan), fetch: s.fetch });
+            let complete = below.complete && s.fetch.is_none();
+            Ok(Rewritten { plan: node, complete, ..below })
+        }
+        LogicalPlan::Limit(l) => {
+            let below = rewrite(Arc::unwrap_or_clone(l.input))?;
+            let node = LogicalPlan::Limit(datafusion::logical_expr::Limit { skip: l.skip, fetch: l.fetch, input: Arc::new(below.plan) });
+            Ok(Rewritten { plan: node, complete: false, ..below })
+        }
+        LogicalPlan::SubqueryAlias(a) => {
+            let below = rewrite(Arc::unwrap_or_clone(a.input))?;
+            let node =
+                datafusion::logical_expr::SubqueryAlias::try_new(Arc::new(below.plan), a.alias).map_err(|e| lost(&format!("{e}")))?;
+            Ok(Rewritten { plan: LogicalPlan::SubqueryAlias(node), ..below })
+        }
+        LogicalPlan::Distinct(d) => {
+            let below_has_aggregate =
+                d.input().exists(|n| Ok(matches!(n, LogicalPlan::Aggregate(a) if !a.aggr_expr.is_empty()))).unwrap_or(false);
+            Err(if below_has_aggregate { lost("DISTINCT above the aggregate") } else { Lost::Records })
+        }
+        LogicalPlan::Union(_) => Err(lost("UNION of outputs")),
+        _ => Err(Lost::Records),
+    }
+}
+
+/// Carries the hidden lineage columns from the scans up through the input of the outermost
+/// aggregate.
+fn carry(plan: LogicalPlan) -> std::result::Result<LogicalPlan, Lost> {
+    let mut failure: Option<Lost> = None;
+    let out = plan
+        .transform_up(|node| {
+            if failure.is_some() {
+                return Ok(Transformed::no(node));
+            }
+            match node {
+                LogicalPlan::Projection(p) => {
+                    let mut exprs = p.expr.clone();
+                    let present: BTreeSet<String> = p.schema.fields().iter().map(|f| f.name().clone()).collect();
+                    // Every person column below (one per side of a join), each under a name of
+                    // its own; the first unit column of each kind.
+                    for (j, c) in find_all(p.input.schema(), PERSON).into_iter().enumerate() {
+                        let name = if j == 0 { PERSON.to_owned() } else { format!("{PERSON}_{j}") };
+                        if !present.contains(&name) {
+                            exprs.push(Expr::Column(c).alias(name));
+                        }
+                    }
+                    for (_, name) in UNITS {
+                        if present.contains(name) {
+                            continue;
+                        }
+                        if let Some(c) = find_all(p.input.schema(), name).into_iter().next() {
+                            exprs.push(Expr::Column(c).alias(name));
+                        }
+                    }
+                    let node = Projection::try_new(exprs, p.input)?;
+                    Ok(Transformed::yes(LogicalPlan::Projection(node)))
+                }
+                LogicalPlan::Aggregate(a) => {
+                    let by_person = a
+                        .group_expr
+                        .iter()
+                        .any(|g| matches!(g, Expr::Column(c) if PSEUDONYM_COLUMNS.iter().any(|p| c.name.eq_ignore_ascii_case(p))));
+                    match (by_person, find_all(a.input.schema(), PERSON).into_iter().next()) {
+                        (true, Some(person)) => {
+                            let mut group_expr = a.group_expr.clone();
+                            group_expr.push(Expr::Column(person).alias(PERSON));
+                            let node = datafusion::logical_expr::Aggregate::try_new(a.input, group_expr, a.aggr_expr)?;
+                            Ok(Transformed::yes(LogicalPlan::Aggregate(node)))
+                        }
+                        _ => {
+                            failure = Some(lost("an inner aggregate that does not group by person"));
+                            Ok(Transformed::no(LogicalPlan::Aggregate(a)))
+                        }
+                    }
+                }
+                LogicalPlan::Distinct(_) => {
+                    failure = Some(lost("DISTINCT below the aggregate"));
+                    Ok(Transformed::no(node))
+                }
+                LogicalPlan::Union(_) => {
+                    failure = Some(lost("UNION below the aggregate"));
+                    Ok(Transformed::no(node))
+                }
+                LogicalPlan::Limit(_) => {
+                    failure = Some(lost("LIMIT below the aggregate"));
+                    Ok(Transformed::no(node))
+                }
+                LogicalPlan::Window(_) => {
+                    // A window function moves values between rows (one person's value onto
+                    // everyone's): the persons behind a row are no longer its own.
+                    failure = Some(lost("a window function below the aggregate"));
+                    Ok(Transformed::no(node))
+                }
+                LogicalPlan::TableScan(_) | LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => Ok(Transformed::no(node)),
+                LogicalPlan::Filter(_)
+                | LogicalPlan::Sort(_)
+                | LogicalPlan::Join(_)
+                | LogicalPlan::SubqueryAlias(_)
+                | LogicalPlan::Repartition(_)
+                | LogicalPlan::Unnest(_)
+                | LogicalPlan::Subquery(_) => Ok(Transformed::yes(node.recompute_schema()?)),
+                other => {
+                    failure = Some(lost(&format!("{} below the aggregate", other.display())));
+                    Ok(Transformed::no(other))
+                }
+            }
+        })
+        .map_err(|e| lost(&format!("the lineage rewrite failed: {e}")))?;
+    match failure {
+        Some(f) => Err(f),
+        None => Ok(out.data),
+    }
+}
+
+/// The columns of `schema` with this (unqualified) name, or this name and a `_N` suffix.
+fn find_all(schema: &DFSchemaRef, name: &str) -> Vec<Column> {
+    schema
+        .columns()
+        .into_iter()
+        .filter(|c| c.name == name || c.name.strip_prefix(name).and_then(|r| r.strip_prefix('_')).is_some_and(|n| n.parse::<u32>().is_ok()))
+        .collect()
+}
+
+fn aggregate_of(e: &Expr) -> Option<&AggregateFunction> {
+    match e {
+        Expr::AggregateFunction(af) => Some(af),
+        Expr::Alias(a) => aggregate_of(&a.expr),
+        _ => None,
+    }
+}
+
+/// What an aggregate is, for its evidence.
+struct Class {
+    statistic: Statistic,
+    /// The condition under which a row contributes to it.
+    contributes: Expr,
+    /// Whether per-person contributions are needed (sums, means).
+    contributions: bool,
+    /// One condition per branch of every CASE in its arguments.
+    branches: Vec<Expr>,
+    /// A count of distinct values other than the person.
+    distinct_values: bool,
+}
+
+fn classify(af: &AggregateFunction) -> Class {
+    let name = af.func.name().to_ascii_lowercase();
+    let args = &af.params.args;
+    let not_null = || {
+        args.iter()
+            .filter(|a| !matches!(a, Expr::Literal(..)))
+            .map(|a| a.clone().is_not_null())
+            .reduce(|a, b| a.and(b))
+            .unwrap_or(lit(true))
+    };
+    let (statistic, contributes, contributions) = match name.as_str() {
+        "count" => (Statistic::Count, not_null(), false),
+        "sum" => {
+            let cond = match args.first() {
+                Some(a) => a.clone().is_not_null().and(a.clone().not_eq(lit(0i64))),
+                None => lit(true),
+            };
+            (Statistic::Sum, cond, true)
+        }
+        "avg" | "mean" => (Statistic::Mean, not_null(), true),
+        "min" | "max" => (Statistic::Extreme, not_null(), false),
+        "first_value" | "last_value" | "nth_value" | "array_agg" | "string_agg" => (Statistic::Record, not_null(), false),
+        "median" | "approx_median" | "percentile_cont" | "approx_percentile_cont" | "approx_percentile_cont_with_weight" => {
+            (Statistic::Percentile, not_null(), false)
+        }
+        "stddev" | "stddev_pop" | "stddev_samp" | "var" | "var_pop" | "var_samp" | "variance" => (Statistic::Mean, not_null(), true),
+        _ => (Statistic::Composite, not_null(), false),
+    };
+    let mut branches = Vec::new();
+    for a in args {
+        let _ = a.apply(|e| {
+            if let Expr::Case(case) = e {
+                let mut earlier: Option<Expr> = None;
+                for (when, _) in &case.when_then_expr {
+                    let when = match &case.expr {
+                        Some(base) => base.as_ref().clone().eq(when.as_ref().clone()),
+                        None => when.as_ref().clone(),
+                    };
+                    // A row takes the first branch whose condition holds.
+                    let branch = match &earlier {
+                        Some(prev) => when.clone().and(prev.clone().is_not_true()),
+                        None => when.clone(),
+                    };
+                    branches.push(branch);
+                    earlier = Some(match earlier {
+                        Some(prev) => prev.or(when),
+                        None => when,
+                    });
+                }
+                if let Some(prev) = earlier {
+                    branches.push(prev.is_not_true());
+                }
+            }
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        });
+    }
+    let distinct_values = af.params.distinct
+        && name == "count"
+        && !args.iter().all(|a| matches!(a, Expr::Column(c) if PSEUDONYM_COLUMNS.iter().any(|p| c.name.eq_ignore_ascii_case(p))));
+    Class { statistic, contributes, contributions, branches, distinct_values }
+}
+
+/// The origin of an expression over an input whose columns have `origins`.
+fn origin_of(e: &Expr, schema: &DFSchemaRef, origins: &[Origin]) -> Origin {
+    // A column as it is (aliased or not) keeps its origin.
+    let mut bare = e;
+    while let Expr::Alias(a) = bare {
+        bare = &a.expr;
+    }
+    if let Expr::Column(c) = bare
+        && let Ok(i) = schema.index_of_column(c)
+        && let Some(o) = origins.get(i)
+    {
+        return o.clone();
+    }
+    let mut aggs = BTreeSet::new();
+    let mut deps = BTreeSet::new();
+    let mut windowed = false;
+    let mut any_agg = false;
+    let mut any_dim = false;
+    for c in e.column_refs() {
+        let Ok(i) = schema.index_of_column(c) else { continue };
+        match origins.get(i) {
+            Some(Origin::Dim(d)) => {
+                any_dim = true;
+                deps.extend(d.iter().copied());
+            }
+            Some(Origin::Agg { aggs: a, windowed: w, .. }) => {
+                any_agg = true;
+                aggs.extend(a.iter().copied());
+                windowed |= *w;
+            }
+            _ => {}
+        }
+    }
+    if any_agg {
+        Origin::Agg { aggs, windowed, bare: false }
+    } else if any_dim {
+        Origin::Dim(deps)
+    } else {
+        Origin::Other
+    }
+}
+
+/// The evidence of aggregate `i` in row `r` of a batch.
+fn evidence_at(batch: &RecordBatch, info: Option<&AggInfo>, i: usize, r: usize) -> Evidence {
+    let int = |name: &str| -> Option<u64> {
+        let a = batch.column_by_name(name)?;
+        let a = a.as_any().downcast_ref::<Int64Array>()?;
+        (!a.is_null(r)).then(|| a.value(r).max(0) as u64)
+    };
+    let (n_persons, n_branches) = info.map_or((1, 0), |a| (a.persons, a.branches));
+    // The fewest persons of any person column (the sides of a join).
+    let persons = (0..n_persons)
+        .map(|j| int(&format!("{EVIDENCE_PREFIX}{i}_persons_{j}")))
+        .collect::<Option<Vec<_>>>()
+        .and_then(|v| v.into_iter().min());
+    let parts =
+        (0..n_branches).map(|b| Evidence { persons: int(&format!("{EVIDENCE_PREFIX}{i}_branch_{b}")), ..Evidence::default() }).collect();
+    let unknown = int(&format!("{EVIDENCE_PREFIX}{i}_unknown")).unwrap_or(0);
+    let units =
+        UNITS.iter().filter_map(|(kind, _)| int(&format!("{EVIDENCE_PREFIX}{i}_unit_{kind}")).map(|n| ((*kind).to_owned(), n))).collect();
+    let contributions = batch.column_by_name(&format!("{EVIDENCE_PREFIX}{i}_contrib")).and_then(|a| {
+        let list = a.as_any().downcast_ref::<ListArray>()?;
+        if list.is_null(r) {
+            return None;
+        }
+        let values = list.value(r);
+        let v = values.as_primitive_opt::<Float64Type>()?;
+        (v.len() == 3).then(|| Contributions { total: v.value(0), largest: v.value(1), second: v.value(2) })
+    });
+    Evidence {
+        persons,
+        unknown_person_records: unknown,
+        units,
+        contributions,
+        parts,
+        distinct_values: info.is_some_and(|a| a.distinct_values),
+    }
+}
+
+/// The fewest persons of a row's whole group over its person columns.
+fn row_persons(batch: &RecordBatch, r: usize) -> Option<u64> {
+    let mut fewest: Option<u64> = None;
+    for j in 0.. {
+        let Some(a) = batch.column_by_name(&format!("{EVIDENCE_PREFIX}row_persons_{j}")) else { break };
+        let a = a.as_any().downcast_ref::<Int64Array>()?;
+        if a.is_null(r) {
+            return None;
+        }
+        let n = a.value(r).max(0) as u64;
+        fewest = Some(fewest.map_or(n, |f| f.min(n)));
+    }
+    fewest
+}
+
+fn value_at(a: &ArrayRef, r: usize) -> (Option<f64>, Option<String>) {
+    if a.is_null(r) {
+        return (None, None);
+    }
+    let text = datafusion::arrow::util::display::array_value_to_string(a, r).ok();
+    let number = match a.data_type() {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64
+        | DataType::Float16
+        | DataType::Float32
+        | DataType::Float64
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..) => datafusion::arrow::compute::cast(&a.slice(r, 1), &DataType::Float64)
+            .ok()
+            .and_then(|c| c.as_any().downcast_ref::<Float64Array>().map(|f| f.value(0))),
+        _ => None,
+    };
+    (number, text)
+}
+
+fn build_table(
+    names: &[String],
+    origins: &[Origin],
+    aggs: &[AggInfo],
+    batches: &[RecordBatch],
+    complete: bool,
+    grouping: Option<usize>,
+) -> Result<Table> {
+    let dims: Vec<usize> = (0..names.len()).filter(|i| matches!(origins.get(*i), Some(Origin::Dim(_)))).collect();
+    let measures: Vec<usize> = (0..names.len()).filter(|i| !matches!(origins.get(*i), Some(Origin::Dim(_)))).collect();
+    let mut rows = Vec::new();
+    for batch in batches {
+        let gid = batch.column_by_name(GROUPING_ID).and_then(|a| datafusion::arrow::compute::cast(a, &DataType::UInt64).ok());
+        for r in 0..batch.num_rows() {
+            let id = gid.as_ref().and_then(|a| a.as_primitive_opt::<datafusion::arrow::datatypes::UInt64Type>().map(|a| a.value(r)));
+            let keys = dims
+                .iter()
+                .map(|&d| {
+                    // A total of grouping sets: the grouping id's bit of this key is set.
+                    if let (Some(Origin::Dim(deps)), Some(n), Some(id)) = (origins.get(d), grouping, id)
+                        && deps.iter().any(|&g| g < n && (id >> (n - 1 - g)) & 1 == 1)
+                    {
+                        return None;
+                    }
+                    let (_, text) = value_at(batch.column(d), r);
+                    Some(text.unwrap_or_else(|| "NULL".to_owned()))
+                })
+                .collect();
+            let cells = measures
+                .iter()
+                .map(|&m| {
+                    let (value, _) = value_at(batch.column(m), r);
+                    match origins.get(m) {
+                        Some(Origin::Agg { aggs: set, windowed, bare }) => {
+                            let parts: Vec<Evidence> = set.iter().map(|&i| evidence_at(batch, aggs.get(i), i, r)).collect();
+                            // Arithmetic on an aggregate (`count(*) * 1000`) is not a count:
+                            // neither rounded as one nor summed into totals.
+                            let single = set.len() == 1 && !windowed && *bare;
+                            if single {
+                                let i = set.iter().next().copied().unwrap_or(0);
+                                let info = aggs.get(i);
+                                let mut statistic = info.map(|a| a.statistic.clone()).unwrap_or(Statistic::Composite);
+                                if info.is_some_and(|a| a.contributions) && !matches!(statistic, Statistic::Sum | Statistic::Mean) {
+                                    statistic = Statistic::Mean;
+                                }
+                                Cell { value, statistic, evidence: parts.into_iter().next() }
+                            } else {
+                                let mut parts = parts;
+                                if *windowed {
+                                    // A window over rows (a share of a total): the other person
+                                    // set is not followed.
+                                    parts.push(Evidence::default());
+                                }
+                                let persons = parts.iter().filter_map(|p| p.persons).min();
+                                let evidence = Evidence { persons, parts, ..Evidence::default() };
+                                Cell { value, statistic: Statistic::Composite, evidence: Some(evidence) }
+                            }
+                        }
+                        _ => Cell { value, statistic: Statistic::Label, evidence: None },
+                    }
+                })
+                .collect();
+            rows.push(Row { keys, cells, persons: row_persons(batch, r) });
+        }
+    }
+    Ok(Table {
+        dims: dims.iter().filter_map(|&i| names.get(i).cloned()).collect(),
+        measures: measures.iter().filter_map(|&i| names.get(i).cloned()).collect(),
+        rows,
+        complete,
+        findings: Vec::new(),
+    })
+}
+
+/// A table checked on its values only: numbers are counts of unknown lineage.
+fn value_table(names: &[String], batches: &[RecordBatch], lost: Lost) -> Result<Table> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        for r in 0..batch.num_rows() {
+            let cells = (0..names.len())
+                .map(|c| {
+                    let (value, _) = value_at(batch.column(c), r);
+                    Cell { value, statistic: if value.is_some() { Statistic::Count } else { Statistic::Label }, evidence: None }
+                })
+                .collect();
+            rows.push(Row { keys: Vec::new(), cells, persons: None });
+        }
+    }
+    let finding = match lost {
+        Lost::Records => Finding {
+            rule: rule::RECORDS.to_owned(),
+            status: Status::Fail,
+            message: "集計されていない（個票）/ not aggregated: one row per record".to_owned(),
+        },
+        Lost::Unknown(why) => Finding {
+            rule: rule::LINEAGE.to_owned(),
+            status: Status::Review,
+            message: format!("人数の由来を追えない（{why}）ため値のみで判定 / lineage lost ({why}): checked on values only"),
+        },
+    };
+    Ok(Table { dims: Vec::new(), measures: names.to_vec(), rows, complete: false, findings: vec![finding] })
+}
+
+/// `kura_contributions(person, value)`: the total of absolute values, and the largest and second
+/// largest per-person sums of absolute values, as a list of three floats. Records without a
+/// person key count each as a contributor of their own (the cautious reading).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ContributionsUdaf {
+    signature: Signature,
+}
+
+impl ContributionsUdaf {
+    /// The aggregate.
+    pub fn new() -> Self {
+        Self { signature: Signature::any(2, Volatility::Immutable) }
+    }
+}
+
+impl Default for ContributionsUdaf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn result_type() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Float64, true)))
+}
+
+impl AggregateUDFImpl for ContributionsUdaf {
+    fn name(&self) -> &str {
+        CONTRIBUTIONS
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(result_type())
+    }
+
+    fn accumulator(&self, _acc_args: AccumulatorArgs) -> datafusion::common::Result<Box<dyn Accumulator>> {
+        Ok(Box::new(ContributionsAcc::default()))
+    }
+
+    fn state_fields(&self, _args: StateFieldsArgs) -> datafusion::common::Result<Vec<FieldRef>> {
+        Ok(vec![
+            Arc::new(Field::new("persons", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), true)),
+            Arc::new(Field::new("sums", DataType::List(Arc::new(Field::new("item", DataType::Float64, true))), true)),
+            Arc::new(Field::new("unknown", DataType::List(Arc::new(Field::new("item", DataType::Float64, true))), true)),
+        ])
+    }
+}
+
+/// Per-person sums (by the person key's text) and the contributions of records without one.
+#[derive(Debug, Default)]
+struct ContributionsAcc {
+    by_person: HashMap<String, f64>,
+    unknown: Vec<f64>,
+}
+
+impl ContributionsAcc {
+    fn add(&mut self, person: Option<String>, v: f64) {
+        let v = v.abs();
+        match person {
+            Some(p) => *self.by_person.entry(p).or_insert(0.0) += v,
+            // Records without a person key may all be one person's: pooled as one contributor.
+            None => match self.unknown.first_mut() {
+                Some(u) => *u += v,
+                None => self.unknown.push(v),
+            },
+        }
+    }
+}
+
+fn as_f64(a: &ArrayRef) -> datafusion::common::Result<ArrayRef> {
+    Ok(datafusion::arrow::compute::cast(a, &DataType::Float64)?)
+}
+
+impl Accumulator for ContributionsAcc {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> datafusion::common::Result<()> {
+        let [persons, amounts] = values else {
+            return Err(DataFusionError::Internal("kura_contributions takes two arguments".to_owned()));
+        };
+        let persons = datafusion::arrow::compute::cast(persons, &DataType::Utf8)?;
+        let persons = persons.as_string::<i32>();
+        let amounts = as_f64(amounts)?;
+        let amounts = amounts.as_primitive::<Float64Type>();
+        for r in 0..amounts.len() {
+            if amounts.is_null(r) {
+                continue;
+            }
+            let p = (!persons.is_null(r)).then(|| persons.value(r).to_owned());
+            self.add(p, amounts.value(r));
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> datafusion::common::Result<ScalarValue> {
+        let mut all: Vec<f64> = self.by_person.values().copied().chain(self.unknown.iter().copied()).collect();
+        all.sort_by(|a, b| b.total_cmp(a));
+        let total: f64 = all.iter().sum();
+        let largest = all.first().copied().unwrap_or(0.0);
+        let second = all.get(1).copied().unwrap_or(0.0);
+        let values: Vec<ScalarValue> = [total, largest, second].into_iter().map(|v| ScalarValue::Float64(Some(v))).collect();
+        Ok(ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Float64)))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+            + self.by_person.keys().map(|k| k.len() + 32).sum::<usize>()
+            + self.unknown.len() * std::mem::size_of::<f64>()
+    }
+
+    fn state(&mut self) -> datafusion::common::Result<Vec<ScalarValue>> {
+        let persons: Vec<ScalarValue> = self.by_person.keys().map(|k| ScalarValue::Utf8(Some(k.clone()))).collect();
+        let sums: Vec<ScalarValue> = self.by_person.values().map(|v| ScalarValue::Float64(Some(*v))).collect();
+        let unknown: Vec<ScalarValue> = self.unknown.iter().map(|v| ScalarValue::Float64(Some(*v))).collect();
+        Ok(vec![
+            ScalarValue::List(ScalarValue::new_list_nullable(&persons, &DataType::Utf8)),
+            ScalarValue::List(ScalarValue::new_list_nullable(&sums, &DataType::Float64)),
+            ScalarValue::List(ScalarValue::new_list_nullable(&unknown, &DataType::Float64)),
+        ])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> datafusion::common::Result<()> {
+        let [persons, sums, unknown] = states else {
+            return Err(DataFusionError::Internal("kura_contributions: malformed state".to_owned()));
+        };
+        let (persons, sums, unknown) = (persons.as_list::<i32>(), sums.as_list::<i32>(), unknown.as_list::<i32>());
+        for r in 0..persons.len() {
+            if persons.is_null(r) || sums.is_null(r) {
+                continue;
+            }
+            let p = persons.value(r);
+            let p = p.as_string::<i32>();
+            let s = sums.value(r);
+            let s = s.as_primitive::<Float64Type>();
+            for j in 0..p.len().min(s.len()) {
+                *self.by_person.entry(p.value(j).to_owned()).or_insert(0.0) += s.value(j);
+            }
+            if !unknown.is_null(r) {
+                let u = unknown.value(r);
+                let pooled: f64 = u.as_primitive::<Float64Type>().values().iter().sum();
+                match self.unknown.first_mut() {
+                    Some(x) => *x += pooled,
+                    None => self.unknown.push(pooled),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::datatypes::Schema;
+    use datafusion::datasource::MemTable;
+    use kura_disclosure::check::Status;
+    use kura_disclosure::{LoadedPolicy, check_table};
+
+    /// A receipts table `re` of 10 persons with 3 receipts each in prefecture 01, 3 persons with
+    /// 10 receipts each in 02 (30 receipts, 3 persons), and 12 persons with one receipt and no
+    /// valid person key in 03 — with points, an institution and the hidden lineage columns.
+    fn context() -> SessionContext {
+        let mut id5 = Vec::new();
+        let mut person: Vec<Option<String>> = Vec::new();
+        let mut pref = Vec::new();
+        let mut points = Vec::new();
+        let mut inst = Vec::new();
+        let mut push = |p: Option<String>, f: &str, pts: i64, i: &str| {
+            id5.push(p.clone().map(|p| format!("pseud-{p}")));
+            person.push(p);
+            pref.push(f.to_owned());
+            points.push(pts);
+            inst.push(i.to_owned());
+        };
+        for p in 0..10 {
+            for _ in 0..3 {
+                push(Some(format!("a{p}")), "01", 100, &format!("H{}", p % 4));
+            }
+        }
+        for p in 0..3 {
+            for _ in 0..10 {
+                push(Some(format!("b{p}")), "02", if p == 0 { 10_000 } else { 10 }, "H9");
+            }
+        }
+        for i in 0..12 {
+            push(None, "03", 50, &format!("H{}", 5 + i % 3));
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id5", DataType::Utf8, true),
+            Field::new("prefecture", DataType::Utf8, false),
+            Field::new("points", DataType::Int64, false),
+            Field::new(PERSON, DataType::Utf8, true),
+            Field::new("__kura_institution", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(id5)),
+                Arc::new(StringArray::from(pref)),
+                Arc::new(Int64Array::from(points)),
+                Arc::new(StringArray::from(person)),
+                Arc::new(StringArray::from(inst)),
+            ],
+        )
+        .unwrap();
+        let ctx = SessionContext::new();
+        ctx.register_table("re", Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())).unwrap();
+        ctx
+    }
+
+    async fn verdict(sql: &str) -> (Evidenced, kura_disclosure::TableVerdict) {
+        let ctx = context();
+        let ev = evidence(&ctx, sql).await.unwrap();
+        let v = check_table(&LoadedPolicy::default_ndb(), &ev.table).unwrap();
+        (ev, v)
+    }
+
+    fn row(ev: &Evidenced, key: &str) -> usize {
+        ev.table.rows.iter().position(|r| r.keys.first().cloned().flatten().as_deref() == Some(key)).unwrap()
+    }
+
+    /// Counts of receipts ≥ 10 whose persons are fewer than 10 fail; 30 receipts of 10
+    /// persons pass (issue 17, "Lineage").
+    #[tokio::test]
+    async fn receipts_are_not_persons() {
+        let (ev, v) = verdict("SELECT prefecture, count(*) AS receipts FROM re GROUP BY prefecture ORDER BY prefecture").await;
+        assert!(ev.lineage);
+        assert_eq!(ev.table.dims, vec!["prefecture"]);
+        let a = row(&ev, "01");
+        let b = row(&ev, "02");
+        assert_eq!(ev.table.rows[a].cells[0].value, Some(30.0));
+        assert_eq!(ev.table.rows[b].cells[0].value, Some(30.0));
+        assert_eq!(ev.table.rows[a].cells[0].evidence.as_ref().unwrap().persons, Some(10));
+        assert_eq!(v.cells[a][0].status, Status::Pass);
+        assert_eq!(ev.table.rows[b].cells[0].evidence.as_ref().unwrap().persons, Some(3));
+        assert_eq!(v.cells[b][0].status, Status::Fail);
+        assert!(v.cells[b][0].findings.iter().any(|f| f.rule == rule::PERSONS));
+        // Records without a person key never count as persons (issue 22 §6).
+        let c = row(&ev, "03");
+        let e = ev.table.rows[c].cells[0].evidence.as_ref().unwrap();
+        assert_eq!((e.persons, e.unknown_person_records), (Some(0), 12));
+        assert_eq!(v.cells[c][0].status, Status::Review);
+        // The released batches hold only the query's columns.
+        assert_eq!(ev.batches[0].num_columns(), 2);
+    }
+
+    /// The persons of a cell are those of the rows that contribute to it: a FILTER or a CASE
+    /// that selects a few persons is judged on those few.
+    #[tokio::test]
+    async fn conditional_aggregates() {
+        let (ev, v) = verdict(
+            "SELECT prefecture, count(*) FILTER (WHERE points > 1000) AS big, sum(CASE WHEN points > 1000 THEN 1 ELSE 0 END) AS big2, count(*) AS all_rows FROM re GROUP BY prefecture",
+        )
+        .await;
+        let b = row(&ev, "02");
+        assert_eq!(ev.table.rows[b].cells[0].evidence.as_ref().unwrap().persons, Some(1));
+        assert_eq!(ev.table.rows[b].cells[1].evidence.as_ref().unwrap().persons, Some(1));
+        assert_eq!(v.cells[b][0].status, Status::Fail);
+        assert_eq!(v.cells[b][1].status, Status::Fail);
+        let a = row(&ev, "01");
+        // No big receipts in 01: zero persons, shown as 0 (allowed).
+        assert_eq!(ev.table.rows[a].cells[0].evidence.as_ref().unwrap().persons, Some(0));
+        assert_eq!(v.cells[a][0].status, Status::Pass);
+    }
+
+    /// Sums get the largest contributions: one person dominating fails; institutions are
+    /// counted (issue 22 §7).
+    #[tokio::test]
+    async fn sums_and_units() {
+        let (ev, v) = verdict("SELECT prefecture, sum(points) AS pts, count(DISTINCT id5) AS persons FROM re GROUP BY prefecture").await;
+        let a = row(&ev, "01");
+        let e = ev.table.rows[a].cells[0].evidence.as_ref().unwrap();
+        let c = e.contributions.unwrap();
+        assert_eq!((c.total, c.largest, c.second), (3000.0, 300.0, 300.0));
+        assert_eq!(e.units, vec![("institution".to_owned(), 4)]);
+        assert_eq!(v.cells[a][0].status, Status::Pass);
+        let b = row(&ev, "02");
+        let e = ev.table.rows[b].cells[0].evidence.as_ref().unwrap();
+        assert_eq!(e.units, vec![("institution".to_owned(), 1)]);
+        let rules: Vec<&str> = v.cells[b][0].findings.iter().map(|f| f.rule.as_str()).collect();
+        assert!(rules.contains(&rule::DOMINANCE) && rules.contains(&rule::UNITS) && rules.contains(&rule::PERSONS), "{rules:?}");
+    }
+
+    /// Per-person inner aggregates keep the lineage; a share's numerator is judged on its own
+    /// persons (issue 22 §5); a query without an aggregate is individual records.
+    #[tokio::test]
+    async fn nested_shares_and_records() {
+        let (ev, v) = verdict(
+            "SELECT n_receipts, count(*) AS persons FROM (SELECT id5, count(*) AS n_receipts FROM re WHERE id5 IS NOT NULL GROUP BY id5) GROUP BY n_receipts",
+        )
+        .await;
+        assert!(ev.lineage);
+        let three = row(&ev, "3");
+        assert_eq!(ev.table.rows[three].cells[0].evidence.as_ref().unwrap().persons, Some(10));
+        let ten = row(&ev, "10");
+        assert_eq!(v.cells[ten][0].status, Status::Fail);
+
+        let (ev, v) =
+            verdict("SELECT prefecture, count(*) FILTER (WHERE points > 1000) * 1.0 / count(*) AS share FROM re GROUP BY prefecture").await;
+        let b = row(&ev, "02");
+        assert!(matches!(ev.table.rows[b].cells[0].statistic, Statistic::Composite));
+        assert_eq!(v.cells[b][0].status, Status::Fail);
+
+        let (ev, v) = verdict("SELECT id5, points FROM re").await;
+        assert!(!ev.lineage);
+        assert_eq!(v.table_findings[0].rule, rule::RECORDS);
+        assert_eq!(v.status, Status::Fail);
+
+        let (ev, v) = verdict("SELECT count(*) AS n FROM (SELECT prefecture FROM re UNION ALL SELECT prefecture FROM re)").await;
+        assert!(!ev.lineage);
+        assert_eq!(v.status, Status::Review);
+
+        let err = evidence(&context(), "SELECT count(DISTINCT __kura_person) FROM re").await.unwrap_err();
+        assert!(err.to_string().contains("__kura_"), "{err}");
+    }
+
+    /// ROLLUP's total row is a total (from the grouping id), so secondary suppression protects
+    /// the failing cell against it, and the LP audit confirms it.
+    #[tokio::test]
+    async fn rollup_totals_are_protected() {
+        let sql = "SELECT prefecture, count(DISTINCT id5) AS persons FROM re WHERE id5 IS NOT NULL GROUP BY ROLLUP(prefecture)";
+        let ctx = context();
+        let ev = evidence(&ctx, sql).await.unwrap();
+        assert!(ev.lineage);
+        assert_eq!(ev.table.rows.len(), 3);
+        let total = ev.table.rows.iter().position(|r| r.keys == vec![None]).expect("a total row");
+        assert_eq!(ev.table.rows[total].cells[0].value, Some(13.0));
+        let policy = LoadedPolicy::default_ndb();
+        let v = check_table(&policy, &ev.table).unwrap();
+        let b = row(&ev, "02");
+        let a = row(&ev, "01");
+        assert_eq!(v.cells[b][0].action, kura_disclosure::table::Action::Suppressed);
+        assert!(v.cells[a][0].released.is_none() || v.cells[total][0].released.is_none(), "a partner is hidden");
+        for (r, _, i) in kura_disclosure::table::audit_release(&policy, &ev.table, &v).unwrap() {
+            if r == b {
+                assert!(i.width() >= 10.0, "{i:?}");
+            }
+        }
+    }
+
+    /// The attacks of the review (helper findings on issue 17's first increment): each gets a
+    /// fail or a review, never a pass.
+    #[tokio::test]
+    async fn attacks_are_not_passed() {
+        let ctx = context();
+        let policy = LoadedPolicy::default_ndb();
+        let check = |ev: &Evidenced| check_table(&policy, &ev.table).unwrap();
+        // A wildcard would show the hidden columns: refused.
+        assert!(evidence(&ctx, "SELECT * FROM re").await.is_err());
+        // GROUP BY without an aggregate, and DISTINCT: individual records.
+        for sql in ["SELECT prefecture, points FROM re GROUP BY prefecture, points", "SELECT DISTINCT prefecture, points FROM re"] {
+            let ev = evidence(&ctx, sql).await.unwrap();
+            assert_eq!(check(&ev).table_findings[0].rule, rule::RECORDS, "{sql}");
+            assert_eq!(check(&ev).status, Status::Fail, "{sql}");
+        }
+        // A scalar subquery beside the aggregates: lineage lost, review at best.
+        let ev = evidence(
+            &ctx,
+            "SELECT prefecture, count(*) AS n, (SELECT max(points) FROM re WHERE id5 = 'pseud-b0') AS v FROM re GROUP BY prefecture",
+        )
+        .await
+        .unwrap();
+        assert!(!ev.lineage);
+        assert_ne!(check(&ev).status, Status::Pass);
+        // One person's flag through CASE inside max / sum: the branch of one person fails.
+        for sql in [
+            "SELECT max(CASE WHEN id5 = 'pseud-b0' AND points > 5000 THEN 1 ELSE 0 END) AS flag FROM re",
+            "SELECT sum(CASE WHEN id5 = 'pseud-b0' AND points > 5000 THEN 2 ELSE 1 END) AS s, count(*) AS n FROM re",
+        ] {
+            let ev = evidence(&ctx, sql).await.unwrap();
+            assert_eq!(check(&ev).status, Status::Fail, "{sql}");
+        }
+        // A join that copies one person's value onto everyone: the fewest persons count.
+        let ev = evidence(
+            &ctx,
+            "SELECT b.prefecture, avg(s.points) AS v FROM re b CROSS JOIN (SELECT points FROM re WHERE id5 = 'pseud-b0') s GROUP BY b.prefecture",
+        )
+        .await
+        .unwrap();
+        let a = row(&ev, "01");
+        assert_eq!(ev.table.rows[a].cells[0].evidence.as_ref().unwrap().persons, Some(1));
+        assert_eq!(check(&ev).cells[a][0].status, Status::Fail);
+        // A window function below the aggregate: lineage lost.
+        let ev = evidence(
+            &ctx,
+            "SELECT prefecture, max(x) AS v FROM (SELECT prefecture, max(CASE WHEN id5 = 'pseud-b0' THEN points END) OVER () AS x FROM re) GROUP BY prefecture",
+        )
+        .await
+        .unwrap();
+        assert!(!ev.lineage);
+        // Rows chosen by an aggregate that is not shown: review.
+        let ev = evidence(
+            &ctx,
+            "SELECT prefecture, count(DISTINCT id5) AS n FROM re GROUP BY prefecture HAVING count(*) FILTER (WHERE id5 = 'pseud-a1') > 0",
+        )
+        .await
+        .unwrap();
+        assert!(check(&ev).table_findings.iter().any(|f| f.rule == rule::HIDDEN_AGGREGATE));
+        // A labelled ROLLUP total is still a total.
+        let ev = evidence(
+            &ctx,
+            "SELECT COALESCE(prefecture, '合計') AS p, count(DISTINCT id5) AS n FROM re WHERE id5 IS NOT NULL GROUP BY ROLLUP(prefecture)",
+        )
+        .await
+        .unwrap();
+        assert!(ev.table.rows.iter().any(|r| r.keys == vec![None]));
+        // Arithmetic on a count is not a count (no rounding, no totals).
+        let ev = evidence(&ctx, "SELECT prefecture, count(*) * 1000 AS n FROM re GROUP BY prefecture").await.unwrap();
+        assert!(matches!(ev.table.rows[0].cells[0].statistic, Statistic::Composite));
+        // Per-person values as keys: rows of too few persons hide their keys.
+        let ev = evidence(&ctx, "SELECT tot AS x, count(*) AS n FROM (SELECT id5, sum(points) AS tot FROM re GROUP BY id5) GROUP BY tot")
+            .await
+            .unwrap();
+        let v = check(&ev);
+        assert!(!v.masked_rows.is_empty());
+        for r in &v.masked_rows {
+            assert!(ev.table.rows[*r].persons.unwrap() < 10);
+        }
+        // first_value is one record.
+        let ev =
+            evidence(&ctx, "SELECT prefecture, first_value(points ORDER BY points DESC) AS top FROM re GROUP BY prefecture").await.unwrap();
+        assert_eq!(check(&ev).status, Status::Fail);
+    }
+
+    /// HAVING and LIMIT mark the table incomplete; window shares are composite.
+    #[tokio::test]
+    async fn having_windows() {
+        let (ev, _) = verdict("SELECT prefecture, count(*) AS n FROM re GROUP BY prefecture HAVING count(*) > 20").await;
+        assert!(!ev.table.complete);
+        assert_eq!(ev.table.rows.len(), 2);
+        let (ev, v) = verdict("SELECT prefecture, count(*) * 1.0 / sum(count(*)) OVER () AS share FROM re GROUP BY prefecture").await;
+        assert!(ev.lineage, "{:?}", ev.table.findings);
+        let b = row(&ev, "02");
+        assert!(matches!(ev.table.rows[b].cells[0].statistic, Statistic::Composite));
+        assert_eq!(v.cells[b][0].status, Status::Fail);
+    }
+}
