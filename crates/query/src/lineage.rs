@@ -180,21 +180,51 @@ pub async fn evidence(ctx: &SessionContext, sql: &str) -> Result<Evidenced> {
     }
 }
 
-/// Whether any node of the plan holds a subquery (scalar, EXISTS, IN): its rows are not the
-/// outer rows, so the rewrite cannot follow their persons.
+/// Whether any node of the plan holds a subquery (scalar, EXISTS, IN, ANY/ALL) that reads a
+/// table with persons: its rows are not the outer rows, so the rewrite cannot follow their
+/// persons (a value of one person can be carried anywhere). A subquery over reference tables
+/// only (code masters: no persons) is harmless — `drug_code IN (SELECT drug_code FROM m_drug …)`.
 fn has_subquery(plan: &LogicalPlan) -> bool {
+    use datafusion::common::tree_node::TreeNodeRecursion;
     let mut found = false;
     let _ = plan.apply(|node| {
-        if matches!(node, LogicalPlan::Subquery(_))
-            || node.expressions().iter().any(|e| {
-                e.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::SetComparison(_))))
-                    .unwrap_or(true)
-            })
+        let mut subqueries: Vec<Arc<LogicalPlan>> = Vec::new();
+        if let LogicalPlan::Subquery(s) = node {
+            subqueries.push(s.subquery.clone());
+        }
+        for e in node.expressions() {
+            let _ = e.apply(|e| {
+                match e {
+                    Expr::ScalarSubquery(s) => subqueries.push(s.subquery.clone()),
+                    Expr::Exists(x) => subqueries.push(x.subquery.subquery.clone()),
+                    Expr::InSubquery(x) => subqueries.push(x.subquery.subquery.clone()),
+                    Expr::SetComparison(x) => subqueries.push(x.subquery.subquery.clone()),
+                    _ => {}
+                }
+                Ok(TreeNodeRecursion::Continue)
+            });
+        }
+        if subqueries.iter().any(|p| reads_persons(p)) {
+            found = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+/// Whether a plan (its subqueries included) scans a table that has the hidden lineage columns.
+fn reads_persons(plan: &LogicalPlan) -> bool {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|n| {
+        if let LogicalPlan::TableScan(t) = n
+            && t.source.schema().fields().iter().any(|f| f.name().starts_with(HIDDEN_PREFIX))
         {
             found = true;
-            return Ok(datafusion::common::tree_node::TreeNodeRecursion::Stop);
+            return Ok(TreeNodeRecursion::Stop);
         }
-        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        Ok(TreeNodeRecursion::Continue)
     });
     found
 }
@@ -1219,6 +1249,31 @@ mod tests {
         let ev =
             evidence(&ctx, "SELECT prefecture, first_value(points ORDER BY points DESC) AS top FROM re GROUP BY prefecture").await.unwrap();
         assert_eq!(check(&ev).status, Status::Fail);
+    }
+
+    /// A subquery over a reference table (no persons) keeps the lineage; one over persons loses
+    /// it.
+    #[tokio::test]
+    async fn subqueries_over_masters() {
+        let ctx = context();
+        let schema = Arc::new(Schema::new(vec![Field::new("prefecture", DataType::Utf8, false)]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec!["01", "02"]))]).unwrap();
+        ctx.register_table("m_pref", Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())).unwrap();
+        let ev = evidence(
+            &ctx,
+            "SELECT prefecture, count(*) AS n FROM re WHERE prefecture IN (SELECT prefecture FROM m_pref) GROUP BY prefecture",
+        )
+        .await
+        .unwrap();
+        assert!(ev.lineage);
+        assert_eq!(ev.table.rows.len(), 2);
+        let ev = evidence(
+            &ctx,
+            "SELECT prefecture, count(*) AS n FROM re WHERE id5 IN (SELECT id5 FROM re WHERE points > 1000) GROUP BY prefecture",
+        )
+        .await
+        .unwrap();
+        assert!(!ev.lineage);
     }
 
     /// HAVING and LIMIT mark the table incomplete; window shares are composite.
