@@ -128,16 +128,19 @@ pub fn workspace(a: WorkspaceBenchArgs) -> Result<()> {
     let mut plain_worker = Session::start(&cmd, EngineSpec::from_home(&home, "ndb", Some(grant))?).map_err(bench_err("worker"))?;
     let rt = runtime()?;
     let (mut inproc, mut worker, mut ws) = (0.0, 0.0, 0.0);
+    // Per query: in process, the worker's own engine time, the round trip through it, the workspace.
+    let mut per_query: Vec<(&str, f64, f64, f64, f64)> = Vec::new();
     let pb = count_bar(QUERIES.len() as u64, "実行中 running", "問 queries");
     for q in QUERIES {
-        let (mut ti, mut tw, mut ts) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut ti, mut tw, mut ts, mut te) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for run in 0..=a.runs {
             let t = Instant::now();
             rt.block_on(engine.run(q.sql)).map_err(bench_err(q.name))?;
             let i = t.elapsed().as_secs_f64();
             let t = Instant::now();
-            plain_worker.run(q.sql, None).map_err(bench_err(q.name))?;
+            let outputs = plain_worker.run(q.sql, None).map_err(bench_err(q.name))?;
             let w = t.elapsed().as_secs_f64();
+            let e: f64 = outputs.iter().map(|o| o.elapsed.as_secs_f64()).sum();
             let t = Instant::now();
             ws_worker.run(q.sql, None).map_err(bench_err(q.name))?;
             let s = t.elapsed().as_secs_f64();
@@ -145,11 +148,14 @@ pub fn workspace(a: WorkspaceBenchArgs) -> Result<()> {
                 ti.push(i);
                 tw.push(w);
                 ts.push(s);
+                te.push(e);
             }
         }
-        inproc += median(&mut ti);
-        worker += median(&mut tw);
-        ws += median(&mut ts);
+        let (i, w, s, e) = (median(&mut ti), median(&mut tw), median(&mut ts), median(&mut te));
+        per_query.push((q.name, i, e, w, s));
+        inproc += i;
+        worker += w;
+        ws += s;
         pb.inc(1);
     }
     pb.finish_and_clear();
@@ -172,6 +178,27 @@ pub fn workspace(a: WorkspaceBenchArgs) -> Result<()> {
     drop(idle);
     let total = mem_total();
     let per_node = if pss > 0.0 { (total as f64 * 0.8 / pss) as u64 } else { 0 };
+
+    // Where the worker's time goes, query by query: the engine inside the worker against the
+    // round trip (what the pipe, the encoding and the wake-ups add).
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED).set_header(vec![
+        "問 / query",
+        "プロセス内 / in process",
+        "作業プロセス内のエンジン / worker's engine",
+        "作業プロセス経由 / through the worker",
+        "作業環境 / workspace",
+    ]);
+    for (name, i, e, w, s) in &per_query {
+        t.add_row(vec![
+            (*name).to_string(),
+            format!("{:.1} ms", i * 1000.0),
+            format!("{:.1} ms", e * 1000.0),
+            format!("{:.1} ms ({:+.1} %)", w * 1000.0, 100.0 * (w / i.max(1e-9) - 1.0)),
+            format!("{:.1} ms", s * 1000.0),
+        ]);
+    }
+    println!("{t}");
 
     figures(&[
         Figure {
