@@ -114,6 +114,11 @@ fn additive(s: &Statistic) -> bool {
     matches!(s, Statistic::Count | Statistic::Sum | Statistic::Prescriptions { .. })
 }
 
+/// Whether every cell of measure `m` adds up over rows (only such measures have totals).
+fn additive_measure(table: &Table, m: usize) -> bool {
+    table.rows.iter().filter_map(|r| r.cells.get(m)).all(|c| additive(&c.statistic))
+}
+
 /// The additivity relations of one measure: each total row equals the sum of the rows that
 /// differ from it in one dimension only, where that dimension is given. `None` where rows repeat
 /// the same keys (the table is not a hierarchy of totals).
@@ -219,7 +224,7 @@ pub fn check_table(loaded: &LoadedPolicy, table: &Table) -> Result<TableVerdict,
 
     let rels = relations(table);
     for m in 0..table.measures.len() {
-        let additive_measure = table.rows.iter().filter_map(|r| r.cells.get(m)).all(|c| additive(&c.statistic));
+        let additive_measure = additive_measure(table, m);
         round_measure(policy, table, m, &mut cells);
         if !additive_measure {
             continue;
@@ -241,8 +246,7 @@ pub fn check_table(loaded: &LoadedPolicy, table: &Table) -> Result<TableVerdict,
 
     // Measures of one row can reveal each other (m + f = total beside them): where a row hides an
     // additive cell, it hides all of them, and each measure is protected again.
-    let additive_measures: Vec<usize> =
-        (0..table.measures.len()).filter(|&m| table.rows.iter().filter_map(|r| r.cells.get(m)).all(|c| additive(&c.statistic))).collect();
+    let additive_measures: Vec<usize> = (0..table.measures.len()).filter(|&m| additive_measure(table, m)).collect();
     if additive_measures.len() >= 2 {
         for _ in 0..8 {
             let mut changed = false;
@@ -498,7 +502,7 @@ pub fn audit_release(loaded: &LoadedPolicy, table: &Table, verdict: &TableVerdic
     };
     let mut out = Vec::new();
     for m in 0..table.measures.len() {
-        if !table.rows.iter().filter_map(|r| r.cells.get(m)).all(|c| additive(&c.statistic)) {
+        if !additive_measure(table, m) {
             continue;
         }
         let known: Vec<Known> = verdict.cells.iter().map(|row| row.get(m).map_or(Known::Hidden, |v| known(&loaded.policy, v))).collect();
