@@ -11,6 +11,8 @@
 //! <home>/witness/logs.txt, state.json  the home's own witness: logs it cosigns, their last sizes
 //! <home>/workspaces/PRJ-…/           a project's workspace: saved tables (sealed), scratch
 //! <home>/certificates/               deletion certificates and their .tlog-proof files
+//! <home>/airlock/outputs/OUT-…/      output files, sealed under the airlock key when made
+//! <home>/airlock/releases/OUT-…/     released packages: files, manifest.json, release.tlog-proof
 //! ```
 
 use kura_store::Home;
@@ -57,6 +59,11 @@ impl Layout {
     /// Deletion certificates of ended projects and their proofs.
     pub fn certificates(&self) -> PathBuf {
         self.root.join("certificates")
+    }
+
+    /// The airlock's files: output files as made, released packages.
+    pub fn airlock(&self) -> PathBuf {
+        self.root.join("airlock")
     }
 
     /// The certificate authority's directory.

@@ -12,7 +12,7 @@ impl App {
     pub fn workspaces(&self, research: Research) -> Result<Workspaces> {
         let cmd = kura_query::worker::WorkerCommand::current_exe().map_err(|e| AppError::Setup(e.to_string()))?;
         let layout = self.layout();
-        let dirs = Dirs { workspaces: layout.workspaces(), certificates: layout.certificates() };
+        let dirs = Dirs { workspaces: layout.workspaces(), certificates: layout.certificates(), airlock: layout.airlock() };
         Ok(Workspaces::new(self.home.clone(), research, dirs, cmd))
     }
 }

@@ -67,8 +67,10 @@ fn workspace_spec(home: &Home, project: &str, dir: &Path, key: &SecretKey) -> Re
     // The workspace's directory, as provisioning makes it (workers never make it themselves).
     let ws = dir.join(project);
     std::fs::create_dir_all(&ws).map_err(|e| CliError::Bench(format!("{}: {e}", ws.display())))?;
-    spec.workspace = Some(WorkspaceSpec { project: project.into(), dir: dir.join(project), key: key.clone(), pseudonym, extract: None });
-    Ok(spec)
+    spec.workspace =
+        Some(WorkspaceSpec { project: project.into(), dir: dir.join(project), key: key.clone(), pseudonym, extract: None, lineage: None });
+    // As provisioning gives it: the extract carries the airlock's hidden lineage columns.
+    Ok(spec.with_lineage(home)?)
 }
 
 /// A process's memory from `/proc`: (resident, proportional) in bytes.

@@ -233,6 +233,9 @@ pub enum Purpose {
     /// A project's workspace key: seals the tables its members save; destroyed at the end of
     /// use (crypto-shredding).
     Workspace,
+    /// The airlock key: keys the platform's person and unit keys in the checker's hidden
+    /// lineage columns and encrypts those columns and the differencing memory (issue 22 §1, §8).
+    Airlock,
 }
 
 impl Purpose {
@@ -244,6 +247,7 @@ impl Purpose {
             Purpose::Accounts => "accounts",
             Purpose::CatalogMac => "catalog-mac",
             Purpose::Workspace => "workspace",
+            Purpose::Airlock => "airlock",
         }
     }
 }

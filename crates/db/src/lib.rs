@@ -127,6 +127,12 @@ const STEPS: &[Step] = &[
         sqlite: include_str!("../migrations/sqlite/0007_attachments.sql"),
         postgres: include_str!("../migrations/postgres/0007_attachments.sql"),
     },
+    Step {
+        version: 8,
+        description: "outputs",
+        sqlite: include_str!("../migrations/sqlite/0008_outputs.sql"),
+        postgres: include_str!("../migrations/postgres/0008_outputs.sql"),
+    },
 ];
 
 /// The versions of the embedded migrations, in order.

@@ -587,6 +587,13 @@ pub fn proof(a: ProofArgs) -> Result<()> {
             // The proof's root must follow from the leaf (already checked inside verify).
             let _ = root_from_inclusion(&leaf, p.index, signed.checkpoint.size, &p.proof)?;
             let entry = p.extra.as_deref().and_then(|e| Entry::decode(e).ok());
+            // A released output package (a directory): its manifest is what the entry names,
+            // and every file must be the one its manifest lists (issue 17 §3).
+            let package = data.as_ref().filter(|p| p.is_dir()).cloned();
+            let data = match &package {
+                Some(dir) => Some(dir.join("manifest.json")),
+                None => data,
+            };
             if let Some(path) = data {
                 let sha = hex::encode(Sha256::digest(read_file(&path)?));
                 match &entry {
@@ -617,6 +624,9 @@ pub fn proof(a: ProofArgs) -> Result<()> {
                     }
                 }
             }
+            if let Some(dir) = &package {
+                verify_package(dir)?;
+            }
             let shown = kura_ledger::entry::printable;
             println!(
                 "証明は正しい / proof verified: entry {} of {} (size {})",
@@ -633,4 +643,38 @@ pub fn proof(a: ProofArgs) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Checks every file a released package's manifest lists against its SHA-256 and size; a file
+/// of the directory the manifest does not list is named too.
+fn verify_package(dir: &std::path::Path) -> Result<()> {
+    let manifest: kura_workspace::airlock::Manifest =
+        serde_json::from_slice(&read_file(&dir.join("manifest.json"))?).map_err(|e| CliError::Check(format!("manifest.json: {e}")))?;
+    let mut listed = std::collections::BTreeSet::new();
+    for f in &manifest.files {
+        let path = dir.join(&f.name);
+        if f.name.contains('/') || f.name.starts_with('.') {
+            return Err(CliError::Check(format!("manifest.json: the file name '{}' is not a plain name", f.name)));
+        }
+        let bytes = read_file(&path)?;
+        let sha = hex::encode(Sha256::digest(&bytes));
+        if sha != f.sha256 || bytes.len() as u64 != f.bytes {
+            return Err(CliError::Check(format!(
+                "{}: SHA-256 {sha} が目録の {} と違います / differs from the manifest's {}",
+                path.display(),
+                f.sha256,
+                f.sha256
+            )));
+        }
+        listed.insert(f.name.clone());
+        println!("  {}  sha256 {}  {}", f.name, f.sha256, f.status);
+    }
+    for e in std::fs::read_dir(dir).map_err(|e| CliError::Io { path: dir.display().to_string(), source: e })?.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name != "manifest.json" && !name.ends_with(".tlog-proof") && !listed.contains(&name) {
+            return Err(CliError::Check(format!("{name}: 目録にないファイルです / not in the package's manifest")));
+        }
+    }
+    println!("パッケージの {} ファイルは目録どおり / the package's {} file(s) match its manifest", listed.len(), listed.len());
+    Ok(())
 }

@@ -8,6 +8,7 @@
 //! them. Benchmarks are the separate `kura-bench` program (`kura bench …` runs it).
 #![forbid(unsafe_code)]
 
+pub mod airlock;
 pub mod demo;
 pub mod front;
 pub mod ledger;
@@ -135,6 +136,9 @@ enum Command {
     Project(research::ProjectArgs),
     /// プロジェクトの作業環境：SQL・保存した表・隔離状態 / a project's workspace: SQL, saved tables, confinement
     Workspace(workspace::WorkspaceArgs),
+    /// 持ち出し：出力依頼の作成・自動検査・二者審査・許可・受け取り / take-out: output requests, automatic checks,
+    /// two-person review, release, download
+    Output(airlock::OutputArgs),
     /// 公表基準（持出し審査のポリシー）の表示と検査 / the disclosure policy: show the rules, check a policy file
     Policy(policy::PolicyArgs),
     /// 見本データ：申請なしで試せる合成データ / sample datasets: synthetic data to try without an application
@@ -385,6 +389,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Project(a) => research::project(&open_home_or_init(&cli.home)?, a),
         Command::Workspace(a) => workspace::workspace(&open_home(&cli.home)?, a),
         Command::Sample(a) => sample::sample(&open_home(&cli.home)?, a),
+        Command::Output(a) => airlock::output(&open_home(&cli.home)?, a),
         Command::Policy(a) => policy::policy(a),
         Command::QueryWorker => std::process::exit(kura_query::worker::serve_stdio()),
         Command::Bench { args } => bench(&args),

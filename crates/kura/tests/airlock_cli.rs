@@ -2,7 +2,8 @@
 //! policy (HIC-IO2).
 
 mod common;
-use common::{kura, ok};
+use common::{add_users, fails, kura, last_line, ok};
+use std::path::Path;
 
 /// `kura policy show` prints the NDB rules by default, with Kura's addition said; every preset
 /// shows its own version and hash; `--file` prints a file that `kura policy check` accepts.
@@ -53,4 +54,187 @@ fn policy_show_and_check() {
     let err = String::from_utf8_lossy(&out.stderr);
     let line = broken.lines().position(|l| l.contains("\"ten\"")).unwrap() + 1;
     assert!(!out.status.success() && err.contains(&format!("acro.toml:{line}:")), "{err}");
+}
+
+/// Files an application for `applicant` asking for `columns`, takes it through review and the
+/// agreement; returns the project's id.
+fn provision(home: &Path, applicant: &str, columns: &[&str]) -> String {
+    let mut args = vec!["application", "new", "--as", applicant, "--title", "T", "--purpose", "P", "--dataset", "ndb", "--column"];
+    args.extend_from_slice(columns);
+    let id = last_line(&ok(&kura(home, &args)));
+    ok(&kura(home, &["application", "submit", &id, "--as", applicant]));
+    ok(&kura(home, &["application", "check", &id, "--as", "c1", "--accept"]));
+    ok(&kura(home, &["application", "vote", &id, "--as", "v1", "--approve"]));
+    ok(&kura(home, &["application", "vote", &id, "--as", "v2", "--approve"]));
+    ok(&kura(home, &["application", "decide", &id, "--as", "c1", "--approve"]));
+    last_line(&ok(&kura(home, &["application", "accept", &id, "--as", applicant])))
+}
+
+/// The main path of a take-out through the contract's commands (issue 17 §3): a table made by
+/// a query and checked from the data (the grant holds no person ID), a figure that needs both
+/// reviewers' confirmation, two blind reviewers outside the project, a custodian's release, and
+/// a package that verifies offline — and fails to once a file in it is changed.
+#[test]
+fn take_out_from_a_query_to_a_package_that_verifies_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    ok(&kura(&home, &["init"]));
+    ok(&kura(&home, &["synth", "--persons", "400", "--seed", "5", "--months", "2"]));
+    add_users(
+        &home,
+        &[
+            ("r1", "researcher", "1310000001"),
+            ("r2", "researcher", "1310000001"),
+            ("c1", "custodian", "1300000000"),
+            ("v1", "reviewer", "3310000003"),
+            ("v2", "reviewer", "3310000003"),
+        ],
+    );
+    let project = provision(&home, "r1", &["re.receipt_id", "re.sex", "re.age"]);
+    let q = dir.path().join("by_sex.sql");
+    std::fs::write(&q, "SELECT sex, count(*) AS receipts FROM re GROUP BY sex").unwrap();
+    let query = format!("@{}", q.display());
+
+    // Only a member of the project makes an output from its workspace.
+    let e = fails(&kura(&home, &["output", "new", "--project", &project, "--as", "r2", "--name", "by_sex", "--query", &query]));
+    assert!(e.contains("not a member"), "{e}");
+    let id = last_line(&ok(&kura(&home, &["output", "new", "--project", &project, "--as", "r1", "--name", "by_sex", "--query", &query])));
+    assert_eq!(id, "OUT-000001");
+    // Every cell of this table stands for many persons: it passes, cell by cell.
+    let check = ok(&kura(&home, &["output", "check", &id]));
+    assert!(check.contains("by_sex.csv: pass") && check.lines().filter(|l| l.contains("  pass  shown")).count() == 2, "{check}");
+    let json: serde_json::Value = serde_json::from_str(&ok(&kura(&home, &["output", "check", &id, "--json"]))).unwrap();
+    assert_eq!(json["pass"], true);
+    // A figure no query produced: value-based checks only, so the request no longer passes.
+    let fig = dir.path().join("figure.svg");
+    std::fs::write(&fig, "<svg xmlns=\"http://www.w3.org/2000/svg\"><text>受診率</text></svg>").unwrap();
+    ok(&kura(&home, &["output", "add", &id, "--as", "r1", fig.to_str().unwrap(), "--note", "図1"]));
+    let e = fails(&kura(&home, &["output", "check", &id]));
+    assert!(e.contains("figure.svg: review") && e.contains("file.unchecked"), "{e}");
+
+    ok(&kura(&home, &["output", "submit", &id, "--as", "r1"]));
+    // The author does not review it; a researcher outside the project does not even learn
+    // that it exists.
+    let e = fails(&kura(&home, &["output", "review", &id, "--as", "r1", "--approve"]));
+    assert!(e.contains("two-person rule") || e.contains("your role is researcher"), "{e}");
+    let e = fails(&kura(&home, &["output", "review", &id, "--as", "r2", "--approve"]));
+    assert!(e.contains("no output request 'OUT-000001'"), "{e}");
+    let first = ok(&kura(&home, &["output", "review", &id, "--as", "v1", "--approve", "--comment", "OK"]));
+    assert!(first.contains("partially_reviewed"), "{first}");
+    // The second reviewer cannot see the first vote.
+    let seen = ok(&kura(&home, &["output", "show", &id, "--as", "v2"]));
+    assert!(!seen.contains("approve OK") && seen.contains("hidden until both have voted"), "{seen}");
+    ok(&kura(&home, &["output", "review", &id, "--as", "v2", "--approve"]));
+    // The figure is not released before both reviewers confirmed it.
+    let e = fails(&kura(&home, &["output", "release", &id, "--as", "c1"]));
+    assert!(e.contains("figure.svg") && e.contains("confirmation"), "{e}");
+    ok(&kura(&home, &["output", "confirm", &id, "--as", "v1", "--file", "2"]));
+    ok(&kura(&home, &["output", "confirm", &id, "--as", "v2", "--file", "2"]));
+    let e = fails(&kura(&home, &["output", "release", &id, "--as", "v1"]));
+    assert!(e.contains("your role is reviewer"), "{e}");
+    let released = ok(&kura(&home, &["output", "release", &id, "--as", "c1"]));
+    assert!(released.contains("released") && released.contains("release.tlog-proof"), "{released}");
+
+    // Only the project's members download it: the files, the manifest and the proof.
+    let out = dir.path().join("package");
+    let e = fails(&kura(&home, &["output", "download", &id, "--as", "v1", "--out", out.to_str().unwrap()]));
+    assert!(e.contains("no output request"), "{e}");
+    ok(&kura(&home, &["output", "download", &id, "--as", "r1", "--out", out.to_str().unwrap()]));
+    let csv = std::fs::read_to_string(out.join("by_sex.csv")).unwrap();
+    assert_eq!(csv.lines().next(), Some("sex,receipts"), "{csv}");
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(m["request"], "OUT-000001");
+    assert_eq!(m["files"].as_array().unwrap().len(), 2);
+    assert_eq!(m["reviewers"].as_array().unwrap().len(), 2);
+    // Verdicts by rule name only: no person counts or evidence (issue 22 §8).
+    assert!(!manifest.contains("persons\"") && !manifest.contains("evidence") && !manifest.contains("largest"), "{manifest}");
+
+    // Anyone with the log's key verifies the package offline: the manifest against the ledger,
+    // each file against the manifest.
+    let key = last_line(&ok(&kura(&home, &["ledger", "key"])));
+    let proof = out.join("release.tlog-proof");
+    let args = |data: &Path| {
+        vec![
+            "proof".to_string(),
+            "verify".into(),
+            proof.display().to_string(),
+            "--log-key".into(),
+            key.clone(),
+            "--data".into(),
+            data.display().to_string(),
+        ]
+    };
+    let run = |data: &Path| {
+        let a = args(data);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        kura(&home, &a)
+    };
+    let verified = ok(&run(&out));
+    assert!(
+        verified.contains("proof verified") && verified.contains("output.release") && verified.contains("match its manifest"),
+        "{verified}"
+    );
+    // A changed file of the package is caught.
+    std::fs::write(out.join("by_sex.csv"), csv.replace(",", ";")).unwrap();
+    let e = fails(&run(&out));
+    assert!(e.contains("by_sex.csv") && e.contains("differs from the manifest"), "{e}");
+    std::fs::write(out.join("by_sex.csv"), &csv).unwrap();
+    ok(&run(&out));
+    // A changed manifest is caught by the ledger.
+    std::fs::write(out.join("manifest.json"), manifest.replace("OUT-000001", "OUT-000002")).unwrap();
+    let e = fails(&run(&out));
+    assert!(e.contains("differs from the recorded"), "{e}");
+
+    // Every step is in the ledger.
+    let log = ok(&kura(&home, &["ledger", "show", "--json"]));
+    for action in [
+        "output.check",
+        "output.create",
+        "output.add",
+        "output.submit",
+        "output.review",
+        "output.decide",
+        "output.confirm",
+        "output.release",
+        "output.download",
+    ] {
+        assert!(log.contains(&format!("\"{action}\"")), "{action}");
+    }
+}
+
+/// A file changed after its hash was taken is refused at release (issue 22 §4).
+#[test]
+fn a_file_changed_after_it_was_made_is_not_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    ok(&kura(&home, &["init"]));
+    ok(&kura(&home, &["synth", "--persons", "300", "--seed", "6", "--months", "2"]));
+    add_users(
+        &home,
+        &[
+            ("r1", "researcher", "1310000001"),
+            ("c1", "custodian", "1300000000"),
+            ("v1", "reviewer", "3310000003"),
+            ("v2", "reviewer", "3310000003"),
+        ],
+    );
+    let project = provision(&home, "r1", &["re.receipt_id", "re.sex"]);
+    let id = last_line(&ok(&kura(
+        &home,
+        &["output", "new", "--project", &project, "--as", "r1", "--name", "n", "--query", "SELECT sex, count(*) AS n FROM re GROUP BY sex"],
+    )));
+    ok(&kura(&home, &["output", "submit", &id, "--as", "r1"]));
+    ok(&kura(&home, &["output", "review", &id, "--as", "v1", "--approve"]));
+    ok(&kura(&home, &["output", "review", &id, "--as", "v2", "--approve"]));
+    // The sealed file is replaced by another sealed file of the same request.
+    let sealed = home.join("airlock").join("outputs").join(&id).join("1.sealed");
+    let mut bytes = std::fs::read(&sealed).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&sealed, &bytes).unwrap();
+    let e = fails(&kura(&home, &["output", "release", &id, "--as", "c1"]));
+    assert!(e.contains("cannot be released") && e.contains("is not the one made"), "{e}");
+    assert!(!home.join("airlock").join("releases").join(&id).exists(), "nothing was released");
 }

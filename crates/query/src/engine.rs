@@ -7,13 +7,14 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::view::ViewTable;
 use datafusion::common::TableReference;
+use datafusion::common::config::TableParquetOptions;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::DataFusionError;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::logical_expr::{DdlStatement, Expr, LogicalPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::Statement;
@@ -127,6 +128,24 @@ impl EngineSpec {
         let ids = grant.key_ids(&entry);
         let keys = GrantedKeys::unwrap(&master, &keyring, ids.iter().map(String::as_str))?;
         Ok(Self { dataset: entry, grant, keys, data_root: home.data_dir(), limits: Limits::from_home(home)?, workspace: None })
+    }
+
+    /// Gives a workspace's spec what its extract's builder needs for the hidden lineage columns
+    /// ([`crate::hidden`]): the lineage keys of the project, and the keys of the columns the
+    /// persons and units are read from. The worker that answers SQL receives neither.
+    pub fn with_lineage(mut self, home: &Home) -> Result<Self> {
+        let Some(ws) = self.workspace.as_mut() else {
+            return Err(QueryError::Engine("lineage belongs to a workspace's spec".into()));
+        };
+        let (master, keyring, _) = home.snapshot()?;
+        let ids = self.grant.lineage_key_ids(&self.dataset);
+        let extra = GrantedKeys::unwrap(&master, &keyring, ids.iter().map(String::as_str))?;
+        drop(master);
+        let mut keys: std::collections::HashMap<String, zeroize::Zeroizing<Vec<u8>>> = self.keys.to_raw().into_iter().collect();
+        keys.extend(extra.to_raw());
+        self.keys = GrantedKeys::from_raw(keys);
+        ws.lineage = Some(crate::hidden::LineageKeys::for_builder(&home.airlock_key()?, &ws.project));
+        Ok(self)
     }
 }
 
@@ -317,31 +336,34 @@ impl QueryEngine {
             if cols.is_empty() || t.files.is_empty() {
                 continue;
             }
-            let fields: Vec<Field> =
-                cols.iter().map(|c| Ok(Field::new(&c.name, view_type(&parse_type(&c.data_type)?), c.nullable))).collect::<Result<_>>()?;
-            let schema: SchemaRef = Arc::new(Schema::new(fields));
-            let format = ParquetFormat::default().with_options(parquet_options.clone());
-            let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
-            let urls = t
-                .files
-                .iter()
-                .map(|f| ListingTableUrl::parse(format!("kura://data/{}", f.path)).map_err(engine_err))
-                .collect::<Result<Vec<_>>>()?;
-            let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema.clone());
-            let table = Arc::new(ListingTable::try_new(config).map_err(engine_err)?);
+            let (table, schema) = listing(t, &cols, &parquet_options)?;
             match &workspace {
                 // In a workspace, the extract is built from the table with person IDs read
                 // through the project's pseudonym (crate::workspace, crate::extract); no SQL
-                // ever names the scan.
+                // ever names the scan. The builder adds the hidden lineage columns
+                // (crate::hidden) where a person stands behind the rows.
                 Some(ws) => {
-                    let provider: Arc<dyn datafusion::catalog::TableProvider> = if cols.iter().any(|c| {
+                    let lineage = ws
+                        .lineage
+                        .as_ref()
+                        .and_then(|l| l.hashing.as_ref())
+                        .and_then(|h| kura_store::tables::lineage(&t.name).map(|l| (h, l)));
+                    let provider: Arc<dyn datafusion::catalog::TableProvider> = if let Some((hashing, l)) = &lineage {
+                        with_lineage(t, &cols, ws, hashing, l, &dataset, &parquet_options)?
+                    } else if cols.iter().any(|c| {
                         crate::workspace::is_person_id(c.sensitivity) || crate::workspace::is_record_id(c.sensitivity, &c.data_type)
                     }) {
                         pseudonymised(&t.name, table, &cols, ws)?
                     } else {
                         table
                     };
-                    sources.push(crate::extract::Source { name: t.name.clone(), schema, provider });
+                    sources.push(crate::extract::Source {
+                        name: t.name.clone(),
+                        schema,
+                        provider,
+                        rows: Some(t.rows),
+                        hidden: lineage.is_some(),
+                    });
                 }
                 None => {
                     ctx.register_table(t.name.as_str(), table).map_err(engine_err)?;
@@ -438,6 +460,50 @@ impl QueryEngine {
             out.push(self.run_statement(stmt).await?);
         }
         Ok(out)
+    }
+
+    /// Runs one SELECT as the airlock's checker (issue 17 §2): the workspace's statement policy
+    /// and limits as for any statement, then the plan rewritten to carry the evidence of every
+    /// cell ([`crate::lineage::evidence`]). Only an engine over a project's extract with its
+    /// hidden lineage columns (the checker) can; anywhere else the evidence would be missing.
+    pub async fn evidence(&self, sql: &str) -> Result<crate::lineage::Evidenced> {
+        let checker = self.workspace.as_ref().is_some_and(|ws| ws.lineage.is_some() && ws.extract.as_ref().is_some_and(|m| m.lineage));
+        if !checker {
+            return Err(QueryError::Engine("evidence is computed only by the airlock's checker".into()));
+        }
+        crate::lineage::refuse_hidden(sql)?;
+        let mut statements = parse(sql)?;
+        let (Some(stmt), None) = (statements.pop_front(), statements.front()) else {
+            return Err(QueryError::Refused {
+                class: "output".into(),
+                reason: "出力は SELECT 文一つから作ります / an output is made from exactly one SELECT".into(),
+            });
+        };
+        let mut taken: HashSet<String> = self.dataset.tables.iter().map(|t| t.name.clone()).collect();
+        taken.extend(self.granted_tables.iter().cloned());
+        if let Ok(saved) = self.saved.lock() {
+            taken.extend(saved.iter().cloned());
+        }
+        policy::check_expressions(&stmt)?;
+        policy::check_select_lists(&stmt)?;
+        if policy::check(&stmt, &taken)? != Allowed::Query {
+            return Err(QueryError::Refused {
+                class: "output".into(),
+                reason: "出力は SELECT 文一つから作ります / an output is made from exactly one SELECT".into(),
+            });
+        }
+        let relations = policy::expanded_relations(&stmt, &Default::default());
+        if relations > crate::bounds::MAX_RELATIONS {
+            return Err(QueryError::Refused {
+                class: "PLAN".into(),
+                reason: format!("展開すると {relations} 個の表の参照になります / the plan would read {relations} tables"),
+            });
+        }
+        let timeout = self.limits.timeout;
+        match tokio::time::timeout(timeout, crate::lineage::evidence(&self.ctx, &stmt.to_string())).await {
+            Ok(r) => r,
+            Err(_) => Err(QueryError::Timeout(timeout.as_secs())),
+        }
     }
 
     /// The files of the granted tables whose size or SHA-256 differ from the catalogue.
@@ -647,18 +713,100 @@ pub(crate) const EXTRACT_DAMAGED: &str = "作業環境の抽出または保存�
 /// A granted table as a workspace sees it: a view over its scan in which every person ID
 /// column is replaced by the project's pseudonym (crate::workspace). The scan is not
 /// registered anywhere, so no SQL can read the platform's IDs around the view.
-fn pseudonymised(
-    name: &str,
-    table: Arc<ListingTable>,
+/// A listing table of `t`'s files with the columns `cols` (decrypted by the engine's factory),
+/// and its schema.
+fn listing(
+    t: &kura_store::TableEntry,
+    cols: &[&kura_store::ColumnEntry],
+    options: &TableParquetOptions,
+) -> Result<(Arc<ListingTable>, SchemaRef)> {
+    let fields: Vec<Field> =
+        cols.iter().map(|c| Ok(Field::new(&c.name, view_type(&parse_type(&c.data_type)?), c.nullable))).collect::<Result<_>>()?;
+    let schema: SchemaRef = Arc::new(Schema::new(fields));
+    let format = ParquetFormat::default().with_options(options.clone());
+    let listing = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
+    let urls = t
+        .files
+        .iter()
+        .map(|f| ListingTableUrl::parse(format!("kura://data/{}", f.path)).map_err(engine_err))
+        .collect::<Result<Vec<_>>>()?;
+    let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(listing).with_schema(schema.clone());
+    Ok((Arc::new(ListingTable::try_new(config).map_err(engine_err)?), schema))
+}
+
+/// The builder's source of a table a person stands behind (crate::hidden): its granted columns
+/// as the project sees them, then the hidden lineage columns, computed from the table's own
+/// person and unit columns or, for a detail table, from its parent record's (a left join on
+/// the key: a row without its parent has no known person). The columns read for lineage need
+/// not be granted; they are never shown.
+fn with_lineage(
+    t: &kura_store::TableEntry,
     cols: &[&kura_store::ColumnEntry],
     ws: &crate::workspace::WorkspaceSpec,
+    hashing: &kura_crypto::SecretKey,
+    lineage: &kura_store::tables::Lineage,
+    dataset: &DatasetEntry,
+    options: &TableParquetOptions,
 ) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
-    use datafusion::logical_expr::{Expr, LogicalPlanBuilder, ScalarUDF};
+    use datafusion::catalog::default_table_source::provider_as_source;
+    use datafusion::logical_expr::{JoinType, LogicalPlanBuilder};
+    const PARENT: &str = "__kura_parent";
+    const PARENT_KEY: &str = "__kura_parent_key";
+    fn column<'a>(t: &'a kura_store::TableEntry, name: &str) -> Result<&'a kura_store::ColumnEntry> {
+        t.columns
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| QueryError::Engine(format!("lineage: {}.{name} is not in the catalogue", t.name)))
+    }
+    let mut read: Vec<&kura_store::ColumnEntry> = cols.to_vec();
+    for name in crate::hidden::source_columns(lineage) {
+        if !read.iter().any(|c| c.name == name) {
+            read.push(column(t, name)?);
+        }
+    }
+    let (raw, _) = listing(t, &read, options)?;
+    let mut plan = LogicalPlanBuilder::scan(TableReference::bare(t.name.as_str()), provider_as_source(raw), None).map_err(engine_err)?;
+    let parent = match lineage.parent {
+        None => None,
+        Some((name, key)) => {
+            let p = dataset.table(name).ok_or_else(|| QueryError::Engine(format!("lineage: no parent table '{name}'")))?;
+            let pl = kura_store::tables::lineage(name).ok_or_else(|| QueryError::Engine(format!("lineage: '{name}' has none")))?;
+            crate::hidden::check_parent(name, &pl)?;
+            let mut pread = vec![column(p, key)?];
+            for c in crate::hidden::source_columns(&pl) {
+                if c != key {
+                    pread.push(column(p, c)?);
+                }
+            }
+            let (praw, _) = listing(p, &pread, options)?;
+            let mut exprs = vec![Expr::Column(datafusion::common::Column::new(Some(TableReference::bare(name)), key)).alias(PARENT_KEY)];
+            exprs.extend(crate::hidden::hidden_exprs(hashing, name, &pl, None));
+            let side = LogicalPlanBuilder::scan(TableReference::bare(name), provider_as_source(praw), None)
+                .and_then(|b| b.project(exprs))
+                .and_then(|b| b.alias(PARENT))
+                .and_then(|b| b.build())
+                .map_err(engine_err)?;
+            let keys = (
+                vec![datafusion::common::Column::new(Some(TableReference::bare(t.name.as_str())), key)],
+                vec![datafusion::common::Column::new(Some(TableReference::bare(PARENT)), PARENT_KEY)],
+            );
+            plan = plan.join(side, JoinType::Left, keys, None).map_err(engine_err)?;
+            Some((PARENT, pl))
+        }
+    };
+    let mut exprs = shown_exprs(&t.name, cols, ws);
+    exprs.extend(crate::hidden::hidden_exprs(hashing, &t.name, lineage, parent.as_ref().map(|(a, l)| (*a, l))));
+    let plan = plan.project(exprs).and_then(|b| b.build()).map_err(engine_err)?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
+}
+
+/// The granted columns of `name` as the project sees them: person IDs as project pseudonyms,
+/// record ids renumbered, the rest as they are.
+fn shown_exprs(name: &str, cols: &[&kura_store::ColumnEntry], ws: &crate::workspace::WorkspaceSpec) -> Vec<Expr> {
+    use datafusion::logical_expr::ScalarUDF;
     let udf = Arc::new(ScalarUDF::new_from_impl(crate::workspace::ProjectPseudonym::new(&ws.project, ws.pseudonym.clone())));
     let renumber = Arc::new(ScalarUDF::new_from_impl(crate::workspace::ProjectRecordId::new(&ws.project, &ws.pseudonym)));
-    let source = datafusion::catalog::default_table_source::provider_as_source(table);
-    let exprs: Vec<Expr> = cols
-        .iter()
+    cols.iter()
         .map(|c| {
             // Quoted: a column name is never parsed as an expression.
             let column = Expr::Column(datafusion::common::Column::new(Some(TableReference::bare(name)), c.name.clone()));
@@ -670,7 +818,18 @@ fn pseudonymised(
                 column
             }
         })
-        .collect();
+        .collect()
+}
+
+fn pseudonymised(
+    name: &str,
+    table: Arc<ListingTable>,
+    cols: &[&kura_store::ColumnEntry],
+    ws: &crate::workspace::WorkspaceSpec,
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+    use datafusion::logical_expr::LogicalPlanBuilder;
+    let source = datafusion::catalog::default_table_source::provider_as_source(table);
+    let exprs = shown_exprs(name, cols, ws);
     let plan = LogicalPlanBuilder::scan(TableReference::bare(name), source, None)
         .and_then(|b| b.project(exprs))
         .and_then(|b| b.build())

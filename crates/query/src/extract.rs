@@ -33,7 +33,7 @@ use crate::workspace::WorkspaceSpec;
 use crate::{QueryError, Result};
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, UInt64Array};
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::catalog::TableProvider;
@@ -82,6 +82,12 @@ const ROWS_PER_FILE: u64 = 2 << 20;
 /// Rows per row group.
 const ROW_GROUP_ROWS: usize = 128 << 10;
 
+/// The key metadata of the footer and visible columns of an extract file.
+const KEY_VISIBLE: &[u8] = b"v";
+
+/// The key metadata of the hidden lineage columns.
+const KEY_HIDDEN: &[u8] = b"h";
+
 /// Where the object store of the extract is registered.
 const STORE_URL: &str = "kura-extract://workspace";
 
@@ -117,6 +123,10 @@ pub struct Manifest {
     pub built_at: String,
     /// The tables, with their files.
     pub tables: Vec<ExtractTable>,
+    /// Whether the tables a person stands behind carry the hidden lineage columns
+    /// ([`crate::hidden`]); an extract without them is built again for the airlock's checker.
+    #[serde(default)]
+    pub lineage: bool,
 }
 
 /// One table of the extract.
@@ -128,6 +138,9 @@ pub struct ExtractTable {
     pub rows: u64,
     /// Its files.
     pub files: Vec<ExtractFile>,
+    /// Whether its files hold the hidden lineage columns after the visible ones.
+    #[serde(default)]
+    pub hidden: bool,
 }
 
 /// One file of the extract.
@@ -147,6 +160,10 @@ pub(crate) struct Source {
     pub name: String,
     pub schema: SchemaRef,
     pub provider: Arc<dyn TableProvider>,
+    /// The rows the dataset's catalogue lists for the table (checked after the build).
+    pub rows: Option<u64>,
+    /// Whether `provider` gives the hidden lineage columns after the schema's ones.
+    pub hidden: bool,
 }
 
 fn manifest_key(ws: &WorkspaceSpec) -> SecretKey {
@@ -275,6 +292,7 @@ pub(crate) async fn build(
         dataset_generation: dataset_generation.to_string(),
         generation: generation.clone(),
         built_at: kura_store::home::utc_now(),
+        lineage: ws.lineage.is_some(),
         tables,
     };
     // Earlier builds (and anything a crash or a hostile worker left) go; the lock is held, so
@@ -317,15 +335,22 @@ async fn build_tables(
             .map(|f| Expr::Column(datafusion::common::Column::new(Some(TableReference::bare(s.name.as_str())), f.name())))
             .collect();
         let source = datafusion::catalog::default_table_source::provider_as_source(s.provider.clone());
+        // The rows' order is keyed by their visible values only.
         let plan = LogicalPlanBuilder::scan(TableReference::bare(s.name.as_str()), source, None)
             .and_then(|b| b.sort(vec![order.call(columns).sort(true, false)]))
             .and_then(|b| b.build())
             .map_err(explain)?;
         let work = async {
             let mut stream = ctx.execute_logical_plan(plan).await.map_err(explain)?.execute_stream().await.map_err(explain)?;
+            let hidden = s.hidden && ws.lineage.is_some();
+            let mut fields: Vec<Field> = s.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            if hidden {
+                fields.extend(crate::hidden::hidden_fields());
+            }
             let mut out = TableWriter {
                 ws,
-                schema: s.schema.clone(),
+                schema: Arc::new(Schema::new(fields)),
+                visible: s.schema.fields().len(),
                 prefix: format!("{generation}/{}", s.name),
                 root,
                 open: None,
@@ -341,7 +366,18 @@ async fn build_tables(
             Err(_) => return Err(QueryError::Timeout(timeout.as_secs())),
         };
         sync_dir(&dir)?;
-        tables.push(ExtractTable { name: s.name.clone(), rows: files.iter().map(|f| f.rows).sum(), files });
+        let rows: u64 = files.iter().map(|f| f.rows).sum();
+        // A parent record found twice (damaged data) would repeat the rows it joins: refused
+        // rather than answered wrongly.
+        if let Some(expected) = s.rows
+            && rows != expected
+        {
+            return Err(QueryError::Integrity(format!(
+                "作業環境の抽出：表 {} の行数が {rows} で、データセットの {expected} と違います / the extract of table {} has {rows} rows, the dataset {expected}",
+                s.name, s.name
+            )));
+        }
+        tables.push(ExtractTable { name: s.name.clone(), rows, files, hidden: s.hidden && ws.lineage.is_some() });
     }
     sync_dir(&root.join(generation))?;
     Ok(tables)
@@ -354,7 +390,10 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// Writes one table's sorted rows into files of at most [`ROWS_PER_FILE`] rows.
 struct TableWriter<'a> {
     ws: &'a WorkspaceSpec,
+    /// The visible columns, then the hidden ones (if any).
     schema: SchemaRef,
+    /// How many of the schema's columns are visible.
+    visible: usize,
     prefix: String,
     root: &'a Path,
     open: Option<(ArrowWriter<std::fs::File>, String, u64)>,
@@ -376,11 +415,20 @@ impl TableWriter<'_> {
             let path = self.root.join(&rel);
             let file = private_file(&path, true)?;
             let key = file_key(self.ws, &rel);
-            let encryption = FileEncryptionProperties::builder(key.expose().to_vec())
+            let mut encryption = FileEncryptionProperties::builder(key.expose().to_vec())
+                .with_footer_key_metadata(KEY_VISIBLE.to_vec())
                 .with_aad_prefix(file_aad(self.ws, &rel))
-                .with_aad_prefix_storage(false)
-                .build()
-                .map_err(|e| QueryError::Engine(format!("{rel}: {e}")))?;
+                .with_aad_prefix_storage(false);
+            // With hidden columns, every column names its key: the visible ones the file's key,
+            // the hidden ones the project's lineage key, which the answering worker lacks.
+            if let Some(lineage) = self.ws.lineage.as_ref().filter(|_| self.schema.fields().len() > self.visible) {
+                let hidden_key = lineage.column_key(&rel);
+                for (i, f) in self.schema.fields().iter().enumerate() {
+                    let (k, meta) = if i < self.visible { (&key, KEY_VISIBLE) } else { (&hidden_key, KEY_HIDDEN) };
+                    encryption = encryption.with_column_key_and_metadata(f.name(), k.expose().to_vec(), meta.to_vec());
+                }
+            }
+            let encryption = encryption.build().map_err(|e| QueryError::Engine(format!("{rel}: {e}")))?;
             let props = WriterProperties::builder()
                 .set_compression(Compression::SNAPPY)
                 .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -431,6 +479,9 @@ pub(crate) fn register(
     );
     let files: HashMap<String, u64> = manifest.tables.iter().flat_map(|t| t.files.iter()).map(|f| (f.path.clone(), f.bytes)).collect();
     let factory = ExtractFactory { ws: ws.clone(), files: FileCheck::new(files, store.clone()) };
+    // The airlock's checker sees the hidden lineage columns; the answering worker has neither
+    // their key nor their names.
+    let checker = ws.lineage.is_some();
     let runtime = ctx.runtime_env();
     runtime.register_parquet_encryption_factory(EXTRACT_FACTORY_ID, Arc::new(factory));
     let url = url::Url::parse(STORE_URL).map_err(|e| QueryError::Engine(e.to_string()))?;
@@ -444,8 +495,15 @@ pub(crate) fn register(
                 s.name, s.name
             )));
         };
+        let schema = if checker && t.hidden {
+            let mut fields: Vec<Field> = s.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.extend(crate::hidden::hidden_fields());
+            Arc::new(Schema::new(fields))
+        } else {
+            s.schema.clone()
+        };
         let provider: Arc<dyn TableProvider> = if t.files.is_empty() {
-            Arc::new(MemTable::try_new(s.schema.clone(), vec![vec![]]).map_err(engine_err)?)
+            Arc::new(MemTable::try_new(schema, vec![vec![]]).map_err(engine_err)?)
         } else {
             let format = ParquetFormat::default().with_options(options.clone());
             let listing = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
@@ -454,7 +512,7 @@ pub(crate) fn register(
                 .iter()
                 .map(|f| ListingTableUrl::parse(format!("{STORE_URL}/{}", f.path)).map_err(engine_err))
                 .collect::<Result<Vec<_>>>()?;
-            let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(listing).with_schema(s.schema.clone());
+            let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(listing).with_schema(schema);
             Arc::new(ListingTable::try_new(config).map_err(engine_err)?)
         };
         ctx.register_table(s.name.as_str(), provider).map_err(engine_err)?;
@@ -493,12 +551,31 @@ impl EncryptionFactory for ExtractFactory {
     ) -> datafusion::error::Result<Option<Arc<FileDecryptionProperties>>> {
         self.files.check(file_path).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
         let rel = file_path.as_ref();
-        let key = file_key(&self.ws, rel);
-        let props = FileDecryptionProperties::builder(key.expose().to_vec())
+        let keys = FileKeys { visible: file_key(&self.ws, rel), hidden: self.ws.lineage.as_ref().map(|l| l.column_key(rel)) };
+        let props = FileDecryptionProperties::with_key_retriever(Arc::new(keys))
             .with_aad_prefix(file_aad(&self.ws, rel))
             .build()
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         Ok(Some(props))
+    }
+}
+
+/// The keys of one extract file, by the key metadata its footer and columns carry: the hidden
+/// columns' key only where this engine is the checker. A column whose key is not given is left
+/// unread (its metadata stays encrypted).
+struct FileKeys {
+    visible: SecretKey,
+    hidden: Option<SecretKey>,
+}
+
+impl datafusion::parquet::encryption::decrypt::KeyRetriever for FileKeys {
+    fn retrieve_key(&self, key_metadata: &[u8]) -> datafusion::parquet::errors::Result<Vec<u8>> {
+        match (key_metadata, &self.hidden) {
+            // Files without hidden columns name no key (uniform encryption).
+            (b"" | KEY_VISIBLE, _) => Ok(self.visible.expose().to_vec()),
+            (KEY_HIDDEN, Some(k)) => Ok(k.expose().to_vec()),
+            _ => Err(datafusion::parquet::errors::ParquetError::General("no key for this column".into())),
+        }
     }
 }
 

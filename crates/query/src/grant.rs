@@ -120,4 +120,30 @@ impl Grant {
         }
         ids
     }
+
+    /// The further key ids the builder of a project's extract needs for its hidden lineage
+    /// columns ([`crate::hidden`]): the columns each granted table's persons and units are read
+    /// from, its own and its parent's, whether granted or not (issue 22 §8).
+    pub fn lineage_key_ids(&self, dataset: &DatasetEntry) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut add = |table: &TableEntry, cols: &[&str]| {
+            ids.push(table.footer_key_id.clone());
+            ids.extend(table.columns.iter().filter(|c| cols.contains(&c.name.as_str())).map(|c| c.key_id.clone()));
+        };
+        for t in &dataset.tables {
+            let Some(lineage) = kura_store::tables::lineage(&t.name) else { continue };
+            if self.columns(t).is_empty() {
+                continue;
+            }
+            add(t, &crate::hidden::source_columns(&lineage));
+            if let Some((parent, _)) = lineage.parent
+                && let (Some(p), Some(pl)) = (dataset.table(parent), kura_store::tables::lineage(parent))
+            {
+                add(p, &crate::hidden::source_columns(&pl));
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        ids
+    }
 }

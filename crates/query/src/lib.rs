@@ -28,6 +28,7 @@ pub mod confine;
 mod engine;
 pub mod extract;
 mod grant;
+pub mod hidden;
 pub mod json;
 pub mod lineage;
 pub mod policy;

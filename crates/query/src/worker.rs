@@ -104,6 +104,12 @@ struct WireWorkspace {
     pseudonym: String,
     /// The extract to read; `None` for the builder.
     extract: Option<crate::extract::Manifest>,
+    /// The project's lineage key (the builder and the checker only), hex.
+    #[serde(default)]
+    lineage: Option<String>,
+    /// The lineage hashing key (the builder only), hex.
+    #[serde(default)]
+    lineage_hashing: Option<String>,
 }
 
 /// The worker's first answer: confined, engine built (for a builder: the extract written).
@@ -122,6 +128,9 @@ struct Ready {
 struct Job {
     sql: String,
     save_as: Option<String>,
+    /// The airlock's checker: one SELECT, answered with the evidence of its cells.
+    #[serde(default)]
+    evidence: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -129,6 +138,16 @@ struct Answer {
     outputs: Vec<OutputHead>,
     saved: Vec<String>,
     error: Option<WireError>,
+    /// The checker's evidence of the one output.
+    #[serde(default)]
+    evidence: Option<EvidenceHead>,
+}
+
+/// The evidence of an output's cells as it crosses the pipe (its rows follow as the output).
+#[derive(Serialize, Deserialize)]
+struct EvidenceHead {
+    table: kura_disclosure::Table,
+    lineage: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -340,11 +359,31 @@ impl Session {
     /// When the extract is missing, damaged or out of date, a builder — a confined worker of its
     /// own, with the keys of the grant — writes it first and exits; this process then seals its
     /// manifest where the worker's user cannot write.
-    pub fn start(cmd: &WorkerCommand, mut spec: EngineSpec) -> Result<Session> {
+    pub fn start(cmd: &WorkerCommand, spec: EngineSpec) -> Result<Session> {
+        Self::start_as(cmd, spec, false)
+    }
+
+    /// Starts the airlock's checker of a workspace (issue 17 §2, issue 22 §8): a worker like
+    /// the one [`Session::start`] gives, over the same extract, that also holds the project's
+    /// lineage key and so reads the hidden lineage columns ([`crate::hidden`]); it answers
+    /// [`Session::evidence`]. The spec must carry the builder's lineage keys
+    /// ([`WorkspaceSpec::lineage`](crate::WorkspaceSpec)); an extract written without the
+    /// hidden columns is written again first.
+    pub fn start_checker(cmd: &WorkerCommand, spec: EngineSpec) -> Result<Session> {
+        if spec.workspace.as_ref().and_then(|ws| ws.lineage.as_ref()).and_then(|l| l.hashing.as_ref()).is_none() {
+            return Err(QueryError::Engine("the airlock's checker needs the workspace's lineage keys".into()));
+        }
+        Self::start_as(cmd, spec, true)
+    }
+
+    fn start_as(cmd: &WorkerCommand, mut spec: EngineSpec, checker: bool) -> Result<Session> {
         if let Some(mut ws) = spec.workspace.take() {
             if ws.extract.is_none() {
                 let fingerprint = crate::extract::fingerprint(&ws, &spec.dataset, &spec.grant);
-                let manifest = match crate::extract::current(&ws, &fingerprint) {
+                // An extract without the hidden columns is written again when their keys are
+                // at hand (the checker needs them).
+                let wanted_lineage = ws.lineage.as_ref().is_some_and(|l| l.hashing.is_some());
+                let manifest = match crate::extract::current(&ws, &fingerprint).filter(|m| m.lineage || !wanted_lineage) {
                     Some(m) => m,
                     None => {
                         let builder = EngineSpec {
@@ -365,8 +404,13 @@ impl Session {
                 };
                 ws.extract = Some(manifest);
             }
-            // The worker that answers SQL holds no column key.
+            if checker && !ws.extract.as_ref().is_some_and(|m| m.lineage) {
+                return Err(QueryError::Engine("the workspace's extract has no lineage columns for the checker".into()));
+            }
+            // The worker that answers SQL holds no column key, and no lineage key; the checker
+            // the project's lineage key only.
             spec.keys = GrantedKeys::default();
+            ws.lineage = if checker { ws.lineage.as_ref().map(crate::hidden::LineageKeys::for_checker) } else { None };
             spec.workspace = Some(ws);
         }
         Self::launch(cmd, spec)
@@ -446,6 +490,8 @@ impl Session {
             key: hex::encode(ws.key.expose()),
             pseudonym: hex::encode(ws.pseudonym.expose()),
             extract: ws.extract.clone(),
+            lineage: ws.lineage.as_ref().map(|l| hex::encode(l.project.expose())),
+            lineage_hashing: ws.lineage.as_ref().and_then(|l| l.hashing.as_ref()).map(|k| hex::encode(k.expose())),
         });
         let mut setup =
             Setup { dataset: spec.dataset, grant: spec.grant, keys, data_root: spec.data_root, limits: limits.clone(), workspace, user };
@@ -456,6 +502,8 @@ impl Session {
         if let Some(ws) = setup.workspace.as_mut() {
             ws.key.zeroize();
             ws.pseudonym.zeroize();
+            ws.lineage.zeroize();
+            ws.lineage_hashing.zeroize();
         }
 
         let mut child = Command::new(&cmd.program)
@@ -602,11 +650,25 @@ impl Session {
     /// grace) and all of them to one deadline that nothing the worker says moves; with
     /// `save_as`, the last statement's result is saved as a workspace table.
     pub fn run(&mut self, sql: &str, save_as: Option<&str>) -> Result<Vec<StatementOutput>> {
+        self.exchange(Job { sql: sql.to_string(), save_as: save_as.map(str::to_string), evidence: false }).map(|(outputs, _)| outputs)
+    }
+
+    /// Runs one SELECT in the airlock's checker ([`Session::start_checker`]) and returns its
+    /// result with the evidence of every cell, held to the statement's time limit.
+    pub fn evidence(&mut self, sql: &str) -> Result<crate::lineage::Evidenced> {
+        let (outputs, evidence) = self.exchange(Job { sql: sql.to_string(), save_as: None, evidence: true })?;
+        let (Some(head), Some(output)) = (evidence, outputs.into_iter().next()) else {
+            return Err(broken("the checker answered without evidence"));
+        };
+        Ok(crate::lineage::Evidenced { table: head.table, batches: output.batches, lineage: head.lineage })
+    }
+
+    fn exchange(&mut self, job: Job) -> Result<(Vec<StatementOutput>, Option<EvidenceHead>)> {
         if let Some(why) = &self.dead {
             return Err(broken(format!("the worker has stopped ({why}); start another")));
         }
-        let statements = crate::engine::count_statements(sql)?;
-        let job = serde_json::to_vec(&Job { sql: sql.to_string(), save_as: save_as.map(str::to_string) }).map_err(broken)?;
+        let statements = crate::engine::count_statements(&job.sql)?;
+        let job = serde_json::to_vec(&job).map_err(broken)?;
         *self.mark.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         let per = self.limits.timeout + GRACE;
         let all_done = Instant::now() + per.saturating_mul(u32::try_from(statements.max(1)).unwrap_or(u32::MAX));
@@ -665,7 +727,7 @@ impl Session {
                 }
                 Err(e)
             }
-            None => Ok(outputs),
+            None => Ok((outputs, head.evidence)),
         }
     }
 
@@ -830,6 +892,53 @@ fn run_statements(rt: &tokio::runtime::Runtime, engine: &QueryEngine, sql: &str)
     }
 }
 
+/// The checker's answer to one output query: the evidence head, then the rows.
+fn answer_evidence(rt: &tokio::runtime::Runtime, engine: &QueryEngine, sql: &str, out: &mut impl Write) -> std::io::Result<()> {
+    {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{STATEMENT_MARK}0");
+        let _ = err.flush();
+    }
+    let started = Instant::now();
+    let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(engine.evidence(sql)))) {
+        Ok(r) => r,
+        Err(_) => Err(QueryError::Engine("問い合わせエンジンの内部エラー / internal error of the query engine".into())),
+    };
+    let (answer, blob) = match outcome {
+        Ok(ev) => {
+            let schema = ev.batches.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(datafusion::arrow::datatypes::Schema::empty()));
+            let mut ipc = Vec::new();
+            let mut w = StreamWriter::try_new(&mut ipc, &schema).map_err(std::io::Error::other)?;
+            for b in &ev.batches {
+                w.write(b).map_err(std::io::Error::other)?;
+            }
+            w.finish().map_err(std::io::Error::other)?;
+            drop(w);
+            let head = OutputHead {
+                sql: sql.to_string(),
+                kind: "query".into(),
+                view: None,
+                elapsed_us: started.elapsed().as_micros() as u64,
+                ipc_bytes: ipc.len() as u64,
+            };
+            let answer = Answer {
+                outputs: vec![head],
+                saved: engine.saved_tables(),
+                error: None,
+                evidence: Some(EvidenceHead { table: ev.table, lineage: ev.lineage }),
+            };
+            (answer, Some(ipc))
+        }
+        Err(e) => (Answer { outputs: Vec::new(), saved: engine.saved_tables(), error: Some(e.into()), evidence: None }, None),
+    };
+    let head = serde_json::to_vec(&answer).map_err(std::io::Error::other)?;
+    write_frame(out, &head)?;
+    match blob {
+        Some(b) => write_frame(out, &b),
+        None => Ok(()),
+    }
+}
+
 fn protect_self() -> std::io::Result<()> {
     use rustix::process::{DumpableBehavior, Resource, Rlimit, Signal, set_dumpable_behavior, set_parent_process_death_signal, setrlimit};
     close_inherited()?;
@@ -984,12 +1093,25 @@ pub fn serve_stdio() -> i32 {
         None => None,
         Some(mut w) => {
             let (Some(key), Some(pseudonym)) = (hex_key(&mut w.key), hex_key(&mut w.pseudonym)) else { return 2 };
+            let lineage = match (w.lineage.as_mut().map(hex_key), w.lineage_hashing.as_mut().map(hex_key)) {
+                (None, None) => None,
+                (Some(Some(project)), hashing) => Some(crate::hidden::LineageKeys {
+                    project: kura_crypto::SecretKey::from_bytes(project),
+                    hashing: match hashing {
+                        None => None,
+                        Some(Some(h)) => Some(kura_crypto::SecretKey::from_bytes(h)),
+                        Some(None) => return 2,
+                    },
+                }),
+                _ => return 2,
+            };
             Some(crate::workspace::WorkspaceSpec {
                 project: w.project,
                 dir: w.dir,
                 key: kura_crypto::SecretKey::from_bytes(key),
                 pseudonym: kura_crypto::PseudonymKey::new(kura_crypto::SecretKey::from_bytes(pseudonym)),
                 extract: w.extract,
+                lineage,
             })
         }
     };
@@ -1047,6 +1169,12 @@ fn serve(spec: EngineSpec, limits: Limits, report: Vec<String>) -> i32 {
         let Ok(job) = serde_json::from_slice::<Job>(&bytes) else { return 2 };
         let statements = crate::engine::count_statements(&job.sql).unwrap_or(1);
         arm_cpu(&limits, statements);
+        if job.evidence {
+            if answer_evidence(&rt, &engine, &job.sql, &mut out).is_err() {
+                return 4;
+            }
+            continue;
+        }
         let outcome = run_statements(&rt, &engine, &job.sql).and_then(|outputs| match &job.save_as {
             None => Ok(outputs),
             Some(name) => match outputs.last() {
@@ -1086,7 +1214,7 @@ fn serve(spec: EngineSpec, limits: Limits, report: Vec<String>) -> i32 {
             });
             blobs.push(ipc);
         }
-        let answer = Answer { outputs: heads, saved: engine.saved_tables(), error: error.map(WireError::from) };
+        let answer = Answer { outputs: heads, saved: engine.saved_tables(), error: error.map(WireError::from), evidence: None };
         let Ok(head) = serde_json::to_vec(&answer) else { return 4 };
         let ok = write_frame(&mut out, &head);
         if blobs.iter().fold(ok, |ok, b| ok.and_then(|()| write_frame(&mut out, b))).is_err() {

@@ -59,6 +59,10 @@ pub struct WorkspaceSpec {
     /// The project's extract to read ([`crate::extract`]); `None` for the builder, which
     /// writes it. [`crate::worker::Session::start`] fills it in.
     pub extract: Option<crate::extract::Manifest>,
+    /// The keys of the extract's hidden lineage columns ([`crate::hidden`]): all of them for
+    /// the builder, the project's key for the airlock's checker, none for the worker that
+    /// answers the researchers' SQL.
+    pub lineage: Option<crate::hidden::LineageKeys>,
 }
 
 impl std::fmt::Debug for WorkspaceSpec {
@@ -402,6 +406,7 @@ mod tests {
             key: SecretKey::from_bytes([key; 32]),
             pseudonym: PseudonymKey::new(SecretKey::from_bytes([9; 32])).for_project(project),
             extract: None,
+            lineage: None,
         }
     }
 

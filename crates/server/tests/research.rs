@@ -72,7 +72,11 @@ async fn from_application_to_the_end_of_use_over_the_api() {
                 let research = s.research.clone().unwrap();
                 let cmd = kura_query::worker::WorkerCommand { program: kura_bin(), args: vec![kura_query::worker::WORKER_ARG.into()] };
                 let layout = app.layout();
-                let dirs = kura_workspace::Dirs { workspaces: layout.workspaces(), certificates: layout.certificates() };
+                let dirs = kura_workspace::Dirs {
+                    workspaces: layout.workspaces(),
+                    certificates: layout.certificates(),
+                    airlock: layout.airlock(),
+                };
                 let ws = kura_workspace::Workspaces::new(app.home().clone(), research, dirs, cmd);
                 kept = Some(ws.clone());
                 s.workspaces = Some(ws);

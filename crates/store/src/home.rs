@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 /// The keyring id of the platform pseudonym key.
 pub const PLATFORM_PSEUDONYM_KEY: &str = "pseudonym/platform";
 
+/// The keyring id of the airlock key.
+pub const AIRLOCK_KEY: &str = "airlock/platform";
+
 /// The keyring id of the catalogue key (authenticates `catalog.json`, keys content digests).
 pub const CATALOG_KEY: &str = "platform/catalog";
 
@@ -380,6 +383,12 @@ impl Home {
     /// The platform pseudonym key.
     pub fn platform_pseudonym_key(&self) -> Result<PseudonymKey> {
         Ok(PseudonymKey::new(self.ensure_key(PLATFORM_PSEUDONYM_KEY, Purpose::Pseudonym)?))
+    }
+
+    /// The airlock key (made on first use): the root of the keys only the airlock's checker
+    /// and the extract's builder hold (issue 22 §8).
+    pub fn airlock_key(&self) -> Result<kura_crypto::SecretKey> {
+        self.ensure_key(AIRLOCK_KEY, Purpose::Airlock)
     }
 }
 

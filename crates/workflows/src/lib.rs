@@ -25,10 +25,16 @@
 
 pub mod clock;
 pub mod config;
+pub mod output_state;
+mod outputs;
 mod research;
 pub mod state;
 
 pub use config::ResearchConfig;
+pub use output_state::{OutParty, OutState, OutStep};
+pub use outputs::{
+    ConfirmLine, NewOutputFile, OutputEvent, OutputFile, OutputRequest, OutputSummary, Outputs, ReleaseGate, ReviewDecision, ReviewLine,
+};
 pub use research::{
     Application, AttachmentLine, Caller, Catalogue, ColumnLine, ColumnRequest, Decision, Event, MAX_ATTACHMENTS, NewApplication, Project,
     Research, Sample, Summary, Viewer, VoteLine,
@@ -108,6 +114,45 @@ pub enum WorkflowError {
         /// The same in English.
         why_en: String,
     },
+    /// An output request's step that its state does not allow (issue 17 §3).
+    #[error(
+        "出力依頼 {id} は「{}」のため、{}はできません（今できる操作: {}）/ output request {id} is {from}: cannot {} now (possible now: {})",
+        from.label_ja(),
+        step.label_ja(),
+        out_possible_ja(*from),
+        step.label_en(),
+        out_possible_en(*from)
+    )]
+    OutputWrongState {
+        /// The request.
+        id: String,
+        /// Its state.
+        from: OutState,
+        /// The step asked for.
+        step: OutStep,
+    },
+    /// The caller may not take an output request's step.
+    #[error("{}は{}だけができます（{why_ja}）/ only {} may {}: {why_en}", step.label_ja(), step.party().label_ja(), step.party().label_en(), step.label_en())]
+    OutputNotPermitted {
+        /// The request.
+        id: String,
+        /// The step.
+        step: OutStep,
+        /// Why, in Japanese.
+        why_ja: String,
+        /// The same in English.
+        why_en: String,
+    },
+    /// The release gate refused an approved request (issue 17 §3, issue 22 §3–§4): nothing left.
+    #[error("出力依頼 {id} は持ち出せません：{why_ja} / output request {id} cannot be released: {why_en}")]
+    ReleaseBlocked {
+        /// The request.
+        id: String,
+        /// Why, in Japanese.
+        why_ja: String,
+        /// The same in English, with what to do.
+        why_en: String,
+    },
     /// The caller is not a member of the project whose workspace they asked for (HTTP 403).
     #[error(
         "プロジェクト {id} のメンバーではありません。作業環境はメンバーだけが使えます / you are not a member of project {id}: only its members may use its workspace"
@@ -181,6 +226,9 @@ impl WorkflowError {
                 | WorkflowError::WrongState { .. }
                 | WorkflowError::ProjectWrongState { .. }
                 | WorkflowError::ProjectNotPermitted { .. }
+                | WorkflowError::OutputWrongState { .. }
+                | WorkflowError::OutputNotPermitted { .. }
+                | WorkflowError::ReleaseBlocked { .. }
                 | WorkflowError::NotMember { .. }
                 | WorkflowError::Ended { .. }
                 | WorkflowError::PeriodOver { .. }
@@ -195,6 +243,16 @@ fn possible_ja(state: AppState) -> String {
 
 fn possible_en(state: AppState) -> String {
     let steps: Vec<&str> = Step::possible_from(state).into_iter().map(Step::as_str).collect();
+    if steps.is_empty() { "nothing, it is closed".into() } else { steps.join(", ") }
+}
+
+fn out_possible_ja(state: OutState) -> String {
+    let steps: Vec<&str> = OutStep::possible_from(state).into_iter().map(OutStep::label_ja).collect();
+    if steps.is_empty() { "なし".into() } else { steps.join("・") }
+}
+
+fn out_possible_en(state: OutState) -> String {
+    let steps: Vec<&str> = OutStep::possible_from(state).into_iter().map(OutStep::as_str).collect();
     if steps.is_empty() { "nothing, it is closed".into() } else { steps.join(", ") }
 }
 

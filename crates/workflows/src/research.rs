@@ -384,16 +384,16 @@ pub struct Sample {
 }
 
 /// A user as the rules need them, read on the connection of the step that asks.
-struct Person {
-    login: String,
-    role: Role,
-    state: String,
-    institution: String,
-    locked_until: Option<i64>,
+pub(crate) struct Person {
+    pub(crate) login: String,
+    pub(crate) role: Role,
+    pub(crate) state: String,
+    pub(crate) institution: String,
+    pub(crate) locked_until: Option<i64>,
 }
 
 impl Person {
-    fn active(&self) -> bool {
+    pub(crate) fn active(&self) -> bool {
         self.state == "active"
     }
 
@@ -425,15 +425,15 @@ impl Change {
     }
 }
 
-struct Inner {
-    accounts: Accounts,
+pub(crate) struct Inner {
+    pub(crate) accounts: Accounts,
     config: ResearchConfig,
 }
 
 /// Applications and projects (see the crate documentation).
 #[derive(Clone)]
 pub struct Research {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Research {
@@ -454,11 +454,11 @@ impl Research {
         &self.inner.config
     }
 
-    fn db(&self) -> &Db {
+    pub(crate) fn db(&self) -> &Db {
         self.inner.accounts.db()
     }
 
-    fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         self.inner.accounts.clock().now()
     }
 
@@ -1765,7 +1765,7 @@ fn checked_attachment(name: &str, content: &[u8], max: u64) -> Result<String> {
 }
 
 /// The user `login` as the rules need them, read on `conn` (`None` if there is none).
-async fn person(conn: &mut AnyConnection, login: &str) -> Result<Option<Person>> {
+pub(crate) async fn person(conn: &mut AnyConnection, login: &str) -> Result<Option<Person>> {
     let Some(r) = sqlx::query("SELECT login, role, state, institution, locked_until FROM users WHERE login = $1")
         .bind(login)
         .fetch_optional(&mut *conn)
@@ -1869,7 +1869,7 @@ fn places_json(places: &[String]) -> Result<String> {
 /// characters (line breaks and tabs only where `multiline`), or characters that reorder or
 /// hide text (bidirectional overrides, zero-width marks), which could disguise what a reviewer
 /// reads.
-fn text(field: &'static str, value: &str, max: usize, multiline: bool) -> Result<String> {
+pub(crate) fn text(field: &'static str, value: &str, max: usize, multiline: bool) -> Result<String> {
     let v = value.trim();
     if v.chars().count() > max {
         return Err(WorkflowError::Invalid { field, detail: format!("{max} 文字までです / at most {max} characters") });
@@ -1892,12 +1892,12 @@ fn text(field: &'static str, value: &str, max: usize, multiline: bool) -> Result
     Ok(v.to_string())
 }
 
-fn sha256_hex(b: &[u8]) -> String {
+pub(crate) fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
 /// `detail`, with the console account named when it acted for the user.
-fn proxy_note(caller: &Caller, detail: &str) -> String {
+pub(crate) fn proxy_note(caller: &Caller, detail: &str) -> String {
     match &caller.proxy {
         Some(p) => format!("{detail} [--as: {p}]"),
         None => detail.to_string(),

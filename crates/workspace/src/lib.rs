@@ -27,6 +27,9 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![forbid(unsafe_code)]
 
+pub mod airlock;
+pub mod values;
+
 use kura_crypto::Purpose;
 use kura_query::worker::{Session, WorkerCommand};
 use kura_query::{EngineSpec, Grant, Limits, StatementOutput, WorkspaceSpec};
@@ -91,6 +94,8 @@ pub struct Dirs {
     pub workspaces: PathBuf,
     /// Deletion certificates and their proofs (`certificates/`).
     pub certificates: PathBuf,
+    /// The airlock's output files and released packages (`airlock/`).
+    pub airlock: PathBuf,
 }
 
 /// What ending a project produced.
@@ -173,6 +178,8 @@ struct Inner {
     dirs: Dirs,
     cmd: WorkerCommand,
     pool: Mutex<HashMap<String, Slot>>,
+    /// The airlock's disclosure policy.
+    policy: kura_disclosure::LoadedPolicy,
 }
 
 /// The workspaces of a home (see the crate documentation).
@@ -220,7 +227,18 @@ impl Workspaces {
     /// The workspaces of `home`, checked by `research`'s rules, whose workers `cmd` starts (the
     /// `kura` binary with its worker argument).
     pub fn new(home: Home, research: Research, dirs: Dirs, cmd: WorkerCommand) -> Workspaces {
-        Workspaces { inner: Arc::new(Inner { home, research, dirs, cmd, pool: Mutex::new(HashMap::new()) }) }
+        Self::with_policy(home, research, dirs, cmd, kura_disclosure::LoadedPolicy::default_ndb())
+    }
+
+    /// [`Workspaces::new`] whose airlock applies `policy` (issue 17 §1).
+    pub fn with_policy(
+        home: Home,
+        research: Research,
+        dirs: Dirs,
+        cmd: WorkerCommand,
+        policy: kura_disclosure::LoadedPolicy,
+    ) -> Workspaces {
+        Workspaces { inner: Arc::new(Inner { home, research, dirs, cmd, pool: Mutex::new(HashMap::new()), policy }) }
     }
 
     /// The research service whose rules apply.
@@ -288,18 +306,32 @@ impl Workspaces {
         })?;
         let specs: Vec<String> = p.columns.iter().map(|(t, c)| format!("{t}.{c}")).collect();
         let grant = Grant::parse(&entry, &specs)?;
-        let ids = grant.key_ids(&entry);
+        // The grant's keys, and for the extract's builder the keys of the columns its hidden
+        // lineage columns are computed from (kura_query::hidden): the worker that answers SQL
+        // receives none of them.
+        let mut ids = grant.key_ids(&entry);
+        ids.extend(grant.lineage_key_ids(&entry));
+        ids.sort();
+        ids.dedup();
         let keys = GrantedKeys::unwrap(&master, &keyring, ids.iter().map(String::as_str))?;
         let key = keyring.unwrap_as(&master, &kura_crypto::KeyId::new(key_id)?, Purpose::Workspace)?;
         drop(master);
         let pseudonym = home.platform_pseudonym_key()?.for_project(&p.id);
+        let lineage = kura_query::hidden::LineageKeys::for_builder(&home.airlock_key()?, &p.id);
         Ok(EngineSpec {
             dataset: entry,
             grant,
             keys,
             data_root: home.data_dir(),
             limits: Limits::from_home(home)?,
-            workspace: Some(WorkspaceSpec { project: p.id.clone(), dir: self.workspace_dir(&p.id), key, pseudonym, extract: None }),
+            workspace: Some(WorkspaceSpec {
+                project: p.id.clone(),
+                dir: self.workspace_dir(&p.id),
+                key,
+                pseudonym,
+                extract: None,
+                lineage: Some(lineage),
+            }),
         })
     }
 
@@ -379,6 +411,37 @@ impl Workspaces {
         }
         research.record_workspace(caller, &p.id, action, &hash, if outcome.is_ok() { "ok" } else { "error" }, &detail).await?;
         outcome
+    }
+
+    /// Runs one SELECT in project `project`'s checker for `caller`, an active member: the
+    /// result with the evidence of every cell from the hidden lineage columns
+    /// ([`kura_query::hidden`]). The checker is a worker of its own, started for this request
+    /// while the project's worker waits (one script of the project at a time); when it had to
+    /// write the extract again (with the lineage columns), the project's worker is replaced.
+    /// Recorded in the ledger by the script's keyed digest.
+    pub async fn evidence(&self, caller: &Caller, project: &str, sql: &str) -> Result<kura_query::lineage::Evidenced> {
+        let research = &self.inner.research;
+        let p = research.workspace(caller, project).await?;
+        self.ended(&p)?;
+        let slot = self.slot(&p.id);
+        let mut guard = slot.lock().await;
+        let spec = self.spec(&p)?;
+        let cmd = self.inner.cmd.clone();
+        let text = sql.to_string();
+        let (generation, outcome) = tokio::task::spawn_blocking(move || {
+            let mut checker = Session::start_checker(&cmd, spec)?;
+            let generation = checker.extract().map(|m| m.generation.clone());
+            Ok::<_, kura_query::QueryError>((generation, checker.evidence(&text)))
+        })
+        .await
+        .map_err(blocking_failed)??;
+        if guard.as_ref().is_some_and(|(s, _)| s.extract().map(|m| m.generation.clone()) != generation) {
+            *guard = None;
+        }
+        drop(guard);
+        let hash = self.script_digest(sql)?;
+        research.record_workspace(caller, &p.id, "output.check", &hash, if outcome.is_ok() { "ok" } else { "error" }, "").await?;
+        Ok(outcome?)
     }
 
     /// How a script is named in the ledger: HMAC-SHA-256 under a key derived from the home's

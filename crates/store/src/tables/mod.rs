@@ -6,11 +6,13 @@
 mod care;
 mod checkup;
 mod claims;
+mod lineage;
 mod masters;
 
 pub use care::*;
 pub use checkup::*;
 pub use claims::*;
+pub use lineage::{Lineage, UnitColumn, is_valid_person_id, lineage};
 pub use masters::*;
 
 use crate::schema::Sensitivity::{Clinical, Identifier, Internal, Public, Quasi};

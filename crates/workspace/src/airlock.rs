@@ -1,0 +1,409 @@
+//! The airlock's take-out (issue 17 §2–§3, issue 22 §3, §8; HIC-IO2, HIC-S14): output tables
+//! made by a query in the project's workspace and checked from the data, other files checked
+//! by their values, both sealed and hashed when made, reviewed by two people outside the
+//! project (`kura_workflows::Outputs`) and released as a package anyone can verify offline.
+//!
+//! - **A table** is made by the project's **checker**: a confined worker of its own over the
+//!   project's extract that also reads the hidden lineage columns
+//!   ([`kura_query::hidden`]) and so knows who stands behind every cell, even where the grant
+//!   has no person ID. The table is checked cell by cell against the policy
+//!   ([`kura_disclosure::table::check_table`]); what would leave is the mitigated table
+//!   (suppressed cells blank, rows of too few persons dropped, values rounded as the policy
+//!   says), written as CSV.
+//! - **Another file** (a figure, a model summary, text) gets value-based checks where it is a
+//!   table of numbers (CSV) and always needs both reviewers' confirmation.
+//! - Every file is sealed (AES-256-GCM under a key derived from the airlock key, its number and
+//!   hash in the associated data) under `airlock/outputs/OUT-…/` and its SHA-256 recorded when
+//!   it is made; the release gate opens each again and refuses one whose hash differs.
+//! - **Released** is a directory `airlock/releases/OUT-…/` with the files, `manifest.json`
+//!   (files and hashes, the policy, verdicts by rule name only — never a person count or a
+//!   contribution, issue 22 §8 — and the reviewers' pseudonyms) and `release.tlog-proof`, the
+//!   ledger's proof of the release entry whose `object_hash` is the manifest's SHA-256:
+//!   `kura proof verify release.tlog-proof --data DIR` checks the manifest against the ledger
+//!   and every file against the manifest.
+
+use crate::{Result, WorkspaceError, Workspaces};
+use kura_disclosure::LoadedPolicy;
+use kura_disclosure::check::Status;
+use kura_disclosure::table::{Action, TableVerdict};
+use kura_query::lineage::Evidenced;
+use kura_workflows::{Caller, NewOutputFile, OutState, OutStep, OutputRequest, ReleaseGate, Viewer, WorkflowError};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// Largest file one output may hold (bytes).
+pub const MAX_OUTPUT_BYTES: u64 = 16 << 20;
+
+/// The first bytes of a sealed output file.
+const MAGIC: &[u8; 8] = b"KURAOUT1";
+
+/// A table made for an output: its CSV and its verdict.
+#[derive(Debug)]
+pub struct CheckedTable {
+    /// The mitigated table as it would leave (CSV, UTF-8).
+    pub csv: Vec<u8>,
+    /// The verdict on each cell.
+    pub verdict: TableVerdict,
+    /// Whether the evidence came from the data.
+    pub lineage: bool,
+}
+
+/// The manifest of a released package (what `manifest.json` holds).
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct Manifest {
+    /// `kura-output-release`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The request.
+    pub request: String,
+    /// The project.
+    pub project: String,
+    /// Its name.
+    pub name: String,
+    /// The policy the checks used (`name version (sha256 …)`).
+    pub policy: String,
+    /// The files.
+    pub files: Vec<ManifestFile>,
+    /// The reviewers, by pseudonym.
+    pub reviewers: Vec<String>,
+    /// Whether the author's exception was approved by both reviewers.
+    pub exception: bool,
+}
+
+/// One file of a released package.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct ManifestFile {
+    /// Its name in the package.
+    pub name: String,
+    /// `table` or `file`.
+    pub kind: String,
+    /// Its size.
+    pub bytes: u64,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// The automatic checks' status of what left.
+    pub status: String,
+    /// The rules that fired (names only).
+    pub rules: Vec<String>,
+    /// Cells suppressed (primary and secondary) and rounded.
+    pub suppressed: usize,
+    /// Cells rounded.
+    pub rounded: usize,
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+fn status_str(s: Status) -> &'static str {
+    s.as_str()
+}
+
+/// Writes `verdict`'s mitigated table as CSV: dimension keys, then the released values;
+/// suppressed cells empty, rows whose group holds too few persons left out.
+fn mitigated_csv(ev: &Evidenced, verdict: &TableVerdict) -> Vec<u8> {
+    fn field(s: &str) -> String {
+        // A cell that a spreadsheet would run as a formula is quoted with a leading apostrophe.
+        let s = if s.starts_with(['=', '+', '-', '@']) && s.parse::<f64>().is_err() { format!("'{s}") } else { s.to_string() };
+        if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+    }
+    let t = &ev.table;
+    let mut out = String::new();
+    let header: Vec<String> = t.dims.iter().chain(&t.measures).map(|h| field(h)).collect();
+    out.push_str(&header.join(","));
+    out.push_str("\r\n");
+    for (i, (row, cells)) in t.rows.iter().zip(&verdict.cells).enumerate() {
+        if verdict.masked_rows.contains(&i) {
+            continue;
+        }
+        let mut line: Vec<String> = row.keys.iter().map(|k| field(k.as_deref().unwrap_or("(計 total)"))).collect();
+        for c in cells {
+            line.push(match (c.action, c.released) {
+                (Action::Suppressed | Action::SecondarySuppressed, _) | (_, None) => String::new(),
+                (_, Some(v)) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{}", v as i64),
+                (_, Some(v)) => format!("{v}"),
+            });
+        }
+        out.push_str(&line.join(","));
+        out.push_str("\r\n");
+    }
+    out.into_bytes()
+}
+
+/// The rule names that fired on a verdict, and how many cells were suppressed and rounded.
+fn rule_summary(verdict: &TableVerdict) -> (Vec<String>, usize, usize) {
+    let mut rules: std::collections::BTreeSet<String> = verdict.table_findings.iter().map(|f| f.rule.clone()).collect();
+    let (mut suppressed, mut rounded) = (0, 0);
+    for c in verdict.cells.iter().flatten() {
+        rules.extend(c.findings.iter().map(|f| f.rule.clone()));
+        match c.action {
+            Action::Suppressed | Action::SecondarySuppressed => suppressed += 1,
+            Action::Rounded => rounded += 1,
+            Action::Shown => {}
+        }
+    }
+    (rules.into_iter().collect(), suppressed, rounded)
+}
+
+impl Workspaces {
+    /// The policy the airlock applies (the home's `[airlock] policy`, the NDB rules by default).
+    pub fn policy(&self) -> &LoadedPolicy {
+        &self.inner.policy
+    }
+
+    fn outputs_dir(&self, id: &str) -> PathBuf {
+        self.inner.dirs.airlock.join("outputs").join(id)
+    }
+
+    fn release_dir(&self, id: &str) -> PathBuf {
+        self.inner.dirs.airlock.join("releases").join(id)
+    }
+
+    fn file_key(&self, id: &str, n: i64) -> Result<kura_crypto::SecretKey> {
+        Ok(self.inner.home.airlock_key()?.derive(format!("kura/output/v1\0{id}\0{n}").as_bytes()))
+    }
+
+    fn seal_file(&self, id: &str, n: i64, sha256: &str, content: &[u8]) -> Result<()> {
+        let dir = self.outputs_dir(id);
+        kura_store::home::mkdir_private(&self.inner.dirs.airlock)?;
+        kura_store::home::mkdir_private(&self.inner.dirs.airlock.join("outputs"))?;
+        kura_store::home::mkdir_private(&dir)?;
+        let aad = format!("kura/output-file/v1\0{id}\0{n}\0{sha256}");
+        let sealed = kura_crypto::seal(&self.file_key(id, n)?, aad.as_bytes(), content)?;
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&sealed);
+        let path = dir.join(format!("{n}.sealed"));
+        kura_crypto::write_atomic(&path, &bytes, 0o600).map_err(|e| WorkspaceError::io(&path, e))
+    }
+
+    /// The content of file `n` of request `id`, if it opens and still has the hash taken when
+    /// it was made.
+    fn open_file(&self, id: &str, n: i64, sha256: &str) -> std::result::Result<Vec<u8>, String> {
+        let path = self.outputs_dir(id).join(format!("{n}.sealed"));
+        let bytes = std::fs::read(&path).map_err(|e| format!("{n}: {}", e.kind()))?;
+        let sealed = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| format!("{n}: not a sealed output"))?;
+        let aad = format!("kura/output-file/v1\0{id}\0{n}\0{sha256}");
+        let key = self.file_key(id, n).map_err(|e| e.to_string())?;
+        let plain = kura_crypto::open_sealed(&key, aad.as_bytes(), sealed).map_err(|_| format!("{n}: altered or replaced"))?;
+        if sha256_hex(&plain) != sha256 {
+            return Err(format!("{n}: its SHA-256 differs from the one taken when it was made"));
+        }
+        Ok(plain.to_vec())
+    }
+
+    /// Runs `sql` in project `project`'s checker for `caller`, an active member, and checks the
+    /// table it makes against the policy. Recorded in the ledger by the script's keyed digest.
+    pub async fn check_query(&self, caller: &Caller, project: &str, sql: &str) -> Result<CheckedTable> {
+        let ev = self.evidence(caller, project, sql).await?;
+        let verdict = kura_disclosure::table::check_table(&self.inner.policy, &ev.table)
+            .map_err(|e| WorkspaceError::Unusable(format!("開示チェック / disclosure check: {e}")))?;
+        let csv = mitigated_csv(&ev, &verdict);
+        Ok(CheckedTable { csv, verdict, lineage: ev.lineage })
+    }
+
+    /// Starts an output request in `project` for `caller` with one table made by `sql` (the
+    /// contract's `kura output new`). Returns the request.
+    pub async fn output_new(&self, caller: &Caller, project: &str, name: &str, sql: &str, note: &str) -> Result<OutputRequest> {
+        let checked = self.check_query(caller, project, sql).await?;
+        let outputs = self.inner.research.outputs();
+        let req = outputs.create(caller, project, name, &self.inner.policy.identity()).await?;
+        self.add_checked(caller, &req.id, &format!("{}.csv", file_stem(name)), note, Some(sql), checked).await
+    }
+
+    /// Adds a table made by `sql` to request `id` (its author).
+    pub async fn output_add_query(&self, caller: &Caller, id: &str, file_name: &str, sql: &str, note: &str) -> Result<OutputRequest> {
+        let req = self.inner.research.outputs().request(Viewer::User(caller.login()), id).await?;
+        let checked = self.check_query(caller, &req.project, sql).await?;
+        self.add_checked(caller, id, file_name, note, Some(sql), checked).await
+    }
+
+    async fn add_checked(
+        &self,
+        caller: &Caller,
+        id: &str,
+        file_name: &str,
+        note: &str,
+        sql: Option<&str>,
+        checked: CheckedTable,
+    ) -> Result<OutputRequest> {
+        let sha = sha256_hex(&checked.csv);
+        let verdict = serde_json::to_string(&checked.verdict).map_err(|e| WorkspaceError::Unusable(e.to_string()))?;
+        let file = NewOutputFile {
+            kind: "table".into(),
+            name: file_name.into(),
+            note: note.into(),
+            bytes: checked.csv.len() as u64,
+            sha256: sha.clone(),
+            sql_sha256: sql.map(|s| sha256_hex(s.as_bytes())),
+            status: status_str(checked.verdict.released_status).into(),
+            verdict,
+        };
+        self.add_sealed(caller, id, file, &checked.csv).await
+    }
+
+    /// Adds a file no Kura query produced to request `id` (its author): hashed now, checked on
+    /// its values where it is a CSV table, and always needing both reviewers' confirmation.
+    pub async fn output_add_file(&self, caller: &Caller, id: &str, file_name: &str, content: &[u8], note: &str) -> Result<OutputRequest> {
+        if content.len() as u64 > MAX_OUTPUT_BYTES {
+            return Err(WorkspaceError::Unusable(format!(
+                "出力ファイルは {} MiB までです / an output file is at most {} MiB",
+                MAX_OUTPUT_BYTES >> 20,
+                MAX_OUTPUT_BYTES >> 20
+            )));
+        }
+        let verdict = crate::values::check_file(&self.inner.policy, file_name, content);
+        let status = if verdict.status == Status::Fail { "fail" } else { "review" };
+        let file = NewOutputFile {
+            kind: "file".into(),
+            name: file_name.into(),
+            note: note.into(),
+            bytes: content.len() as u64,
+            sha256: sha256_hex(content),
+            sql_sha256: None,
+            status: status.into(),
+            verdict: serde_json::to_string(&verdict).map_err(|e| WorkspaceError::Unusable(e.to_string()))?,
+        };
+        self.add_sealed(caller, id, file, content).await
+    }
+
+    /// Records the file (its hash taken now) and seals its content. The number the file gets
+    /// is known only once it is recorded; a content sealed under the wrong number would not
+    /// open at release, so the record comes first and the seal follows at once.
+    async fn add_sealed(&self, caller: &Caller, id: &str, file: NewOutputFile, content: &[u8]) -> Result<OutputRequest> {
+        let sha = file.sha256.clone();
+        let (req, n) = self.inner.research.outputs().add(caller, id, &file).await?;
+        self.seal_file(id, n, &sha, content)?;
+        Ok(req)
+    }
+
+    /// Releases request `id` for `caller`, a custodian outside the project, through the gate
+    /// (under the write lock): each file opened again and checked against its hash, the
+    /// package written; then the release entry's `.tlog-proof` beside it.
+    pub async fn output_release(&self, caller: &Caller, id: &str) -> Result<(OutputRequest, std::result::Result<PathBuf, String>)> {
+        let gate = Gate { ws: self };
+        let req = self.inner.research.outputs().release(caller, id, &gate).await?;
+        let index = self.inner.research.outputs().ledger_index(id, OutStep::Release).await?;
+        let proof = match index.and_then(|i| u64::try_from(i).ok()) {
+            Some(i) => self.prove_entry(i, &self.release_dir(id).join("release.tlog-proof")).await,
+            None => Err("no release entry".into()),
+        };
+        Ok((req, proof))
+    }
+
+    /// Copies the released package of request `id` into `out` for `caller`, a member of its
+    /// project: the files, `manifest.json` and `release.tlog-proof`. Returns the paths written.
+    pub async fn output_download(&self, caller: &Caller, id: &str, out: &Path) -> Result<Vec<PathBuf>> {
+        let outputs = self.inner.research.outputs();
+        let req = outputs.request(Viewer::User(caller.login()), id).await?;
+        let project = self.inner.research.project(Viewer::Owner, &req.project).await?;
+        if !project.members.iter().any(|m| m == caller.login()) {
+            return Err(WorkflowError::NotFound { what: "出力依頼", what_en: "output request", cmd: "output", id: id.into() }.into());
+        }
+        if req.state != OutState::Released {
+            return Err(WorkflowError::OutputWrongState { id: id.into(), from: req.state, step: OutStep::Release }.into());
+        }
+        let dir = self.release_dir(id);
+        std::fs::create_dir_all(out).map_err(|e| WorkspaceError::io(out, e))?;
+        let mut written = Vec::new();
+        let mut names: Vec<String> = req.files.iter().map(|f| f.name.clone()).collect();
+        names.push("manifest.json".into());
+        if dir.join("release.tlog-proof").is_file() {
+            names.push("release.tlog-proof".into());
+        }
+        for name in names {
+            let from = dir.join(&name);
+            let to = out.join(&name);
+            std::fs::copy(&from, &to).map_err(|e| WorkspaceError::io(&from, e))?;
+            written.push(to);
+        }
+        let package = req.package_sha256.clone().unwrap_or_default();
+        self.inner.research.record_workspace(caller, &req.project, "output.download", &package, "ok", id).await?;
+        Ok(written)
+    }
+}
+
+/// A request's name as a file name stem: letters, digits, `-` and `_` kept, the rest `_`.
+fn file_stem(name: &str) -> String {
+    let s: String = name.chars().take(60).map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    if s.is_empty() { "output".into() } else { s }
+}
+
+/// The release gate over this home's files (see the module documentation).
+struct Gate<'a> {
+    ws: &'a Workspaces,
+}
+
+impl ReleaseGate for Gate<'_> {
+    async fn check(&self, req: &OutputRequest) -> std::result::Result<String, (String, String)> {
+        let tmp = self.ws.inner.dirs.airlock.join("releases").join(format!("{}.partial", req.id));
+        let made = self.package(req, &tmp);
+        if made.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        made
+    }
+}
+
+impl Gate<'_> {
+    /// Checks every file and writes the package into `tmp`, then moves it in place.
+    fn package(&self, req: &OutputRequest, tmp: &Path) -> std::result::Result<String, (String, String)> {
+        let ws = self.ws;
+        let blocked = |ja: String, en: String| (ja, en);
+        let dir = ws.release_dir(&req.id);
+        let _ = std::fs::remove_dir_all(tmp);
+        let _ = std::fs::remove_dir_all(&dir);
+        let made = kura_store::home::mkdir_private(&ws.inner.dirs.airlock)
+            .and_then(|()| kura_store::home::mkdir_private(&ws.inner.dirs.airlock.join("releases")))
+            .and_then(|()| kura_store::home::mkdir_private(tmp));
+        made.map_err(|e| blocked(format!("パッケージを作れません（{e}）"), format!("the package cannot be written: {e}")))?;
+        let mut files = Vec::new();
+        for f in &req.files {
+            // A file changed after its hash was taken is refused (issue 22 §4).
+            let content = ws.open_file(&req.id, f.n, &f.sha256).map_err(|why| {
+                blocked(
+                    format!("ファイル {} は作成時のハッシュと一致しません（{why}）", f.name),
+                    format!("file {} is not the one made: {why}", f.name),
+                )
+            })?;
+            let path = tmp.join(&f.name);
+            kura_crypto::write_atomic(&path, &content, 0o644)
+                .map_err(|e| blocked(format!("{}: {e}", f.name), format!("{}: {e}", f.name)))?;
+            let verdict: Option<TableVerdict> = serde_json::from_str(&f.verdict).ok();
+            let (rules, suppressed, rounded) = match &verdict {
+                Some(v) => rule_summary(v),
+                None => (serde_json::from_str::<crate::values::FileVerdict>(&f.verdict).map(|v| v.rules()).unwrap_or_default(), 0, 0),
+            };
+            files.push(ManifestFile {
+                name: f.name.clone(),
+                kind: f.kind.clone(),
+                bytes: content.len() as u64,
+                sha256: f.sha256.clone(),
+                status: f.status.clone(),
+                rules,
+                suppressed,
+                rounded,
+            });
+        }
+        let reviewers: Vec<String> = req
+            .reviews
+            .iter()
+            .filter(|r| r.submission == req.submission)
+            .map(|r| format!("R-{}", &sha256_hex(format!("kura/output-reviewer/v1\0{}\0{}", req.id, r.reviewer).as_bytes())[..8]))
+            .collect();
+        let manifest = Manifest {
+            kind: "kura-output-release".into(),
+            request: req.id.clone(),
+            project: req.project.clone(),
+            name: req.name.clone(),
+            policy: req.policy.clone(),
+            files,
+            reviewers,
+            exception: req.exception.is_some(),
+        };
+        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| blocked(e.to_string(), e.to_string()))?;
+        kura_crypto::write_atomic(&tmp.join("manifest.json"), &json, 0o644).map_err(|e| blocked(e.to_string(), e.to_string()))?;
+        std::fs::rename(tmp, &dir).map_err(|e| blocked(e.to_string(), e.to_string()))?;
+        Ok(sha256_hex(&json))
+    }
+}
