@@ -77,6 +77,9 @@ pub mod rule {
     pub const UNCHECKED_FILE: &str = "file.unchecked";
     /// A file over the size or row limit.
     pub const LIMITS: &str = "file.limits";
+    /// Together with what is already released (by the project, or by any of its members in
+    /// any project), the cell isolates 1 to threshold−1 persons.
+    pub const DIFFERENCING: &str = "differencing.released";
 }
 
 /// One rule that fired on a cell.

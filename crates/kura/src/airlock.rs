@@ -78,7 +78,8 @@ enum OutCmd {
         #[arg(long, default_value = "")]
         note: String,
     },
-    /// セルごとの判定を表示（すべて合格のときだけ終了コード 0）/ per-cell verdicts (exit 0 only if every cell passes)
+    /// セルごとの判定を表示（持ち出される内容がすべて合格のときだけ終了コード 0。不合格のセルは抑制）/ per-cell
+    /// verdicts (exit 0 only if everything that would leave passes: failing cells are suppressed)
     Check {
         /// 依頼ID / request id
         id: String,
@@ -222,7 +223,8 @@ fn print_verdict(v: &TableVerdict, file: &str) {
     }
     for (i, row) in v.cells.iter().enumerate() {
         for (j, c) in row.iter().enumerate() {
-            let rules: Vec<&str> = c.findings.iter().map(|f| f.rule.as_str()).collect();
+            let mut rules: Vec<&str> = c.findings.iter().map(|f| f.rule.as_str()).collect();
+            rules.dedup();
             let action = match c.action {
                 Action::Shown => "shown",
                 Action::Rounded => "rounded",
@@ -237,6 +239,10 @@ fn print_verdict(v: &TableVerdict, file: &str) {
                 action,
                 if rules.is_empty() { "-".to_string() } else { rules.join(",") }
             );
+            // The release a differencing finding combines with (its message names no count).
+            for f in c.findings.iter().filter(|f| f.rule == kura_disclosure::check::rule::DIFFERENCING) {
+                println!("      {}", f.message);
+            }
         }
     }
 }

@@ -238,3 +238,271 @@ fn a_file_changed_after_it_was_made_is_not_released() {
     assert!(e.contains("cannot be released") && e.contains("is not the one made"), "{e}");
     assert!(!home.join("airlock").join("releases").join(&id).exists(), "nothing was released");
 }
+
+/// `(age, cumulative persons)` from one end of the ages.
+type Tail = Vec<(i64, i64)>;
+
+/// Owner's SQL: persons (valid ID5) whose oldest receipt age is at most `x`, for every `x`,
+/// as `(x, cumulative persons)`; and the same for the youngest age from the top.
+fn age_tails(home: &Path) -> (Tail, Tail) {
+    let read = |sql: &str| -> Tail {
+        let csv = ok(&kura(home, &["sql", "--format", "csv", sql]));
+        csv.lines()
+            .skip(1)
+            .map(|l| {
+                let (a, b) = l.split_once(',').unwrap();
+                (a.parse().unwrap(), b.parse().unwrap())
+            })
+            .collect()
+    };
+    let low = read(
+        "SELECT m, sum(count(*)) OVER (ORDER BY m) FROM (SELECT id5, max(age) AS m FROM re WHERE length(id5) = 64 GROUP BY id5) GROUP BY m ORDER BY m",
+    );
+    let high = read(
+        "SELECT m, sum(count(*)) OVER (ORDER BY m DESC) FROM (SELECT id5, min(age) AS m FROM re WHERE length(id5) = 64 GROUP BY id5) GROUP BY m ORDER BY m DESC",
+    );
+    (low, high)
+}
+
+/// A query that differs from `SELECT sex, count(*) … GROUP BY sex` by 1 to 9 persons, derived
+/// from the population: leave out everyone whose receipts are all of the youngest (or oldest)
+/// ages.
+fn nearly_everyone(home: &Path) -> String {
+    let (low, high) = age_tails(home);
+    if let Some((x, _)) = low.iter().rev().find(|(_, n)| (1..10).contains(n)) {
+        return format!("SELECT sex, count(*) AS receipts FROM re WHERE age > {x} GROUP BY sex");
+    }
+    let (x, _) = high.iter().rev().find(|(_, n)| (1..10).contains(n)).expect("the population has 1 to 9 persons at one end of the ages");
+    format!("SELECT sex, count(*) AS receipts FROM re WHERE age < {x} GROUP BY sex")
+}
+
+/// An output through to review: made by `sql` in `project` by `author`, submitted and approved
+/// by both reviewers. Returns its id.
+fn reviewed(home: &Path, project: &str, author: &str, name: &str, sql: &str) -> String {
+    let id = last_line(&ok(&kura(home, &["output", "new", "--project", project, "--as", author, "--name", name, "--query", sql])));
+    ok(&kura(home, &["output", "submit", &id, "--as", author]));
+    ok(&kura(home, &["output", "review", &id, "--as", "v1", "--approve"]));
+    ok(&kura(home, &["output", "review", &id, "--as", "v2", "--approve"]));
+    id
+}
+
+/// The differencing memory (issue 17 §2, issue 22 §1, §2, §4), through the CLI on a population
+/// where the answer is known: two tables by sex, one of which leaves out 1 to 9 persons, each
+/// pass on their own (every cell stands for many persons), but not together.
+/// - §4: approved in parallel and released at the same moment, exactly one leaves; the other is
+///   refused naming the first.
+/// - §1: the same researcher's other project is compared with what the first released (the
+///   attacker is a person; pseudonyms differ between projects, the memory's person keys do not);
+///   a researcher with no project in common is not.
+/// - §2: the new table is compared with the released one both ways (it holds fewer persons).
+#[test]
+fn outputs_that_together_isolate_persons_do_not_both_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    ok(&kura(&home, &["init"]));
+    ok(&kura(&home, &["synth", "--persons", "400", "--seed", "5", "--months", "2"]));
+    add_users(
+        &home,
+        &[
+            ("r1", "researcher", "1310000001"),
+            ("r3", "researcher", "1310000001"),
+            ("c1", "custodian", "1300000000"),
+            ("v1", "reviewer", "3310000003"),
+            ("v2", "reviewer", "3310000003"),
+        ],
+    );
+    let columns = ["re.receipt_id", "re.sex", "re.age"];
+    let p1 = provision(&home, "r1", &columns);
+    let p2 = provision(&home, "r1", &columns);
+    let p3 = provision(&home, "r3", &columns);
+    let all = "SELECT sex, count(*) AS receipts FROM re GROUP BY sex";
+    let fewer = nearly_everyone(&home);
+
+    // Each passes on its own.
+    let a = reviewed(&home, &p1, "r1", "all", all);
+    let b = reviewed(&home, &p1, "r1", "fewer", &fewer);
+    for id in [&a, &b] {
+        let check = ok(&kura(&home, &["output", "check", id]));
+        assert!(!check.contains("differencing"), "{check}");
+    }
+
+    // Released at the same moment: exactly one leaves, the other names it.
+    let release = |id: String| {
+        let home = home.clone();
+        std::thread::spawn(move || kura(&home, &["output", "release", &id, "--as", "c1"]))
+    };
+    let (ra, rb) = (release(a.clone()), release(b.clone()));
+    let (ra, rb) = (ra.join().unwrap(), rb.join().unwrap());
+    assert!(ra.status.success() != rb.status.success(), "exactly one of two releases that isolate persons together leaves");
+    let (left, refused) = if ra.status.success() { (&a, rb) } else { (&b, ra) };
+    let e = String::from_utf8_lossy(&refused.stderr);
+    assert!(e.contains(left.as_str()) && e.contains("isolates fewer than 10 persons"), "{e}");
+    // The evidence stays inside: no count is said.
+    assert!(!e.contains("persons apart"), "{e}");
+    let other = if left == &a { &b } else { &a };
+    assert!(!home.join("airlock").join("releases").join(other).exists());
+
+    // The same researcher's second project: the other table fails against the first release.
+    let other_sql = if left == &a { fewer.clone() } else { all.to_string() };
+    let id = last_line(&ok(&kura(&home, &["output", "new", "--project", &p2, "--as", "r1", "--name", "again", "--query", &other_sql])));
+    let e = fails(&kura(&home, &["output", "check", &id]));
+    assert!(e.contains("differencing.released") && e.contains(left.as_str()), "{e}");
+    // Released only with an exception both reviewers approve (issue 22 §3).
+    ok(&kura(&home, &["output", "submit", &id, "--as", "r1"]));
+    ok(&kura(&home, &["output", "review", &id, "--as", "v1", "--approve"]));
+    ok(&kura(&home, &["output", "review", &id, "--as", "v2", "--approve"]));
+    let e = fails(&kura(&home, &["output", "release", &id, "--as", "c1"]));
+    assert!(e.contains("exception"), "{e}");
+
+    // Someone who shares no project with r1 is not held to r1's releases.
+    let id = last_line(&ok(&kura(&home, &["output", "new", "--project", &p3, "--as", "r3", "--name", "theirs", "--query", &other_sql])));
+    let check = ok(&kura(&home, &["output", "check", &id]));
+    assert!(!check.contains("differencing"), "{check}");
+}
+
+/// The owner's answer to one SQL of one row and one column.
+fn scalar(home: &Path, sql: &str) -> String {
+    let csv = ok(&kura(home, &["sql", "--format", "csv", sql]));
+    csv.lines().nth(1).unwrap_or_default().to_owned()
+}
+
+/// The smallest age x such that 1 to 9 persons (valid ID5) have a receipt at age x or older.
+fn oldest_few(home: &Path) -> i64 {
+    let csv = ok(&kura(
+        home,
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "SELECT m, sum(count(*)) OVER (ORDER BY m DESC) FROM (SELECT id5, max(age) AS m FROM re WHERE length(id5) = 64 GROUP BY id5) GROUP BY m ORDER BY m DESC",
+        ],
+    ));
+    csv.lines()
+        .skip(1)
+        .map(|l| {
+            let (a, b) = l.split_once(',').unwrap();
+            (a.parse::<i64>().unwrap(), b.parse::<i64>().unwrap())
+        })
+        .take_while(|(_, n)| *n < 10)
+        .last()
+        .expect("1 to 9 persons at the oldest ages")
+        .0
+}
+
+/// A share whose numerator stands for 1 to 9 persons fails, however many persons its
+/// denominator has (issue 22 §5), while the same share over many persons passes.
+#[test]
+fn a_share_of_few_persons_fails_over_a_large_denominator() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    ok(&kura(&home, &["init"]));
+    ok(&kura(&home, &["synth", "--persons", "400", "--seed", "5", "--months", "2"]));
+    add_users(
+        &home,
+        &[
+            ("r1", "researcher", "1310000001"),
+            ("c1", "custodian", "1300000000"),
+            ("v1", "reviewer", "3310000003"),
+            ("v2", "reviewer", "3310000003"),
+        ],
+    );
+    let project = provision(&home, "r1", &["re.receipt_id", "re.age"]);
+    // The oldest ages: the smallest x with 1 to 9 persons who have a receipt at age ≥ x.
+    let x = oldest_few(&home);
+    let total: u64 = scalar(&home, "SELECT count(DISTINCT id5) FROM re WHERE length(id5) = 64").parse().unwrap();
+    assert!(total >= 100);
+    let share = format!("SELECT count(*) FILTER (WHERE age >= {x}) * 1.0 / count(*) AS share FROM re");
+    let id = last_line(&ok(&kura(&home, &["output", "new", "--project", &project, "--as", "r1", "--name", "share", "--query", &share])));
+    // It fails and is suppressed: what would leave is an empty cell.
+    let e = ok(&kura(&home, &["output", "check", &id]));
+    assert!(e.contains("row 1 measure 1  fail  suppressed  persons.threshold"), "{e}");
+    // The same share with a numerator of everyone under 200: passes.
+    let wide = "SELECT count(*) FILTER (WHERE age < 200) * 1.0 / count(*) AS share FROM re";
+    let id = last_line(&ok(&kura(&home, &["output", "new", "--project", &project, "--as", "r1", "--name", "wide", "--query", wide])));
+    let check = ok(&kura(&home, &["output", "check", &id]));
+    assert!(check.contains("row 1 measure 1  pass"), "{check}");
+}
+
+/// A table of one medical institution, one pharmacy or one insurer fails under the 1–2 rule
+/// however many persons stand behind it (issue 22 §7), even where the grant has no such
+/// column to show and the researcher selects the unit by its code.
+#[test]
+fn institutions_pharmacies_and_insurers_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    ok(&kura(&home, &["init"]));
+    ok(&kura(&home, &["synth", "--persons", "400", "--seed", "5", "--months", "2"]));
+    add_users(
+        &home,
+        &[
+            ("r1", "researcher", "1310000001"),
+            ("c1", "custodian", "1300000000"),
+            ("v1", "reviewer", "3310000003"),
+            ("v2", "reviewer", "3310000003"),
+        ],
+    );
+    let project = provision(&home, "r1", &["re.receipt_id", "re.receipt_kind", "re.institution_code", "re.insurer_number"]);
+    // The two units of each kind with the most persons behind them (the owner's view).
+    for (column, filter, kind) in [
+        ("institution_code", "receipt_kind <> '調剤'", "institution"),
+        ("institution_code", "receipt_kind = '調剤'", "pharmacy"),
+        ("insurer_number", "true", "insurer"),
+    ] {
+        let top = ok(&kura(
+            &home,
+            &[
+                "sql",
+                "--format",
+                "csv",
+                &format!(
+                    "SELECT {column} FROM re WHERE length(id5) = 64 AND {filter} GROUP BY {column} ORDER BY count(DISTINCT id5) DESC, {column} LIMIT 2"
+                ),
+            ],
+        ));
+        let units: Vec<String> = top.lines().skip(1).map(|u| format!("'{u}'")).collect();
+        let units = units.join(", ");
+        let persons: u64 =
+            scalar(&home, &format!("SELECT count(DISTINCT id5) FROM re WHERE length(id5) = 64 AND {filter} AND {column} IN ({units})"))
+                .parse()
+                .unwrap();
+        assert!(persons >= 10, "two {kind}s with at least 10 persons together");
+        let sql = format!("SELECT count(*) AS receipts FROM re WHERE {filter} AND {column} IN ({units})");
+        let id = last_line(&ok(&kura(&home, &["output", "new", "--project", &project, "--as", "r1", "--name", kind, "--query", &sql])));
+        let e = ok(&kura(&home, &["output", "check", &id]));
+        assert!(e.contains("row 1 measure 1  fail  suppressed  units.threshold"), "{kind}: {e}");
+    }
+}
+
+/// Records without a valid person key never count as persons (issue 22 §6): a cell of many
+/// receipts whose known persons are 1 to 9 — the rest have no ID5 — does not pass, and
+/// neither does a cell of records without a person key only.
+#[test]
+fn records_without_a_person_key_are_no_persons() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    ok(&kura(&home, &["init"]));
+    ok(&kura(&home, &["synth", "--persons", "400", "--seed", "5", "--months", "2"]));
+    add_users(
+        &home,
+        &[
+            ("r1", "researcher", "1310000001"),
+            ("c1", "custodian", "1300000000"),
+            ("v1", "reviewer", "3310000003"),
+            ("v2", "reviewer", "3310000003"),
+        ],
+    );
+    let project = provision(&home, "r1", &["re.receipt_id", "re.id5", "re.age"]);
+    let unknown: u64 = scalar(&home, "SELECT count(*) FROM re WHERE id5 IS NULL").parse().unwrap();
+    assert!(unknown >= 10, "the population has at least 10 receipts without an ID5");
+    let x = oldest_few(&home);
+    for (name, sql) in [
+        ("few_known", format!("SELECT count(*) AS receipts FROM re WHERE id5 IS NULL OR age >= {x}")),
+        ("none_known", "SELECT count(*) AS receipts FROM re WHERE id5 IS NULL".to_string()),
+    ] {
+        let id = last_line(&ok(&kura(&home, &["output", "new", "--project", &project, "--as", "r1", "--name", name, "--query", &sql])));
+        let out = kura(&home, &["output", "check", &id]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().find(|l| l.contains("row 1 measure 1")).unwrap_or_default().to_owned();
+        assert!(!line.contains("  pass  ") && line.contains("persons."), "{name}: {text}");
+    }
+}

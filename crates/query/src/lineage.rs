@@ -32,6 +32,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchemaRef, ScalarValue};
 use datafusion::error::DataFusionError;
+use datafusion::functions_aggregate::array_agg::array_agg_udaf;
 use datafusion::functions_aggregate::count::count_udaf;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -72,6 +73,59 @@ pub struct Evidenced {
     pub batches: Vec<RecordBatch>,
     /// Whether the evidence comes from the data (false: value-based checks only).
     pub lineage: bool,
+    /// The persons behind every cell, `sets[row][measure]`: one sorted set of platform person
+    /// keys (the hidden column's hashes) per aggregate the cell is built from — what the
+    /// differencing memory compares (issue 17 §2, issue 22 §1–§2). Empty without lineage.
+    /// These never leave the platform.
+    pub sets: Vec<Vec<CellSets>>,
+}
+
+/// The person sets of one cell: one per aggregate it is built from (a share has two).
+pub type CellSets = Vec<Vec<u64>>;
+
+/// Encodes a sorted person set compactly: each key's difference from the one before as a
+/// LEB128 varint (sets are stored and cross the checker's pipe this way).
+pub fn encode_set(set: &[u64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(set.len() * 8);
+    let mut prev = 0u64;
+    for &x in set {
+        let mut d = x.wrapping_sub(prev);
+        prev = x;
+        loop {
+            let byte = (d & 0x7f) as u8;
+            d >>= 7;
+            if d == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    out
+}
+
+/// Decodes [`encode_set`]'s bytes; `None` where they are cut off or not ascending.
+pub fn decode_set(bytes: &[u8]) -> Option<Vec<u64>> {
+    let mut out = Vec::new();
+    let (mut prev, mut d, mut shift) = (0u64, 0u64, 0u32);
+    for &b in bytes {
+        if shift > 63 {
+            return None;
+        }
+        d |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            let x = prev.wrapping_add(d);
+            if !out.is_empty() && x <= prev {
+                return None;
+            }
+            out.push(x);
+            prev = x;
+            (d, shift) = (0, 0);
+        } else {
+            shift += 7;
+        }
+    }
+    (shift == 0).then_some(out)
 }
 
 /// Refuses SQL that names the hidden columns (the researcher's worker does not have them; the
@@ -139,7 +193,7 @@ pub async fn evidence(ctx: &SessionContext, sql: &str) -> Result<Evidenced> {
     match rewritten {
         Ok(Rewritten { plan: rewritten, origins, aggs, complete, grouping }) => {
             let batches = ctx.execute_logical_plan(rewritten).await.map_err(df)?.collect().await.map_err(df)?;
-            let mut table = build_table(&output_fields, &origins, &aggs, &batches, complete, grouping)?;
+            let (mut table, sets) = build_table(&output_fields, &origins, &aggs, &batches, complete, grouping)?;
             // Aggregates the output does not show but that choose or order its rows (HAVING,
             // ORDER BY … LIMIT): their persons are not in any cell.
             let shown: BTreeSet<usize> = origins
@@ -169,13 +223,13 @@ pub async fn evidence(ctx: &SessionContext, sql: &str) -> Result<Evidenced> {
                 .map(|b| b.project(&(0..output_fields.len()).collect::<Vec<_>>()))
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| df(e.into()))?;
-            Ok(Evidenced { table, batches, lineage: true })
+            Ok(Evidenced { table, batches, lineage: true, sets })
         }
         Err(lost) => {
             // Lineage unknown: the query's own result, checked on its values.
             let batches = ctx.execute_logical_plan(plan).await.map_err(df)?.collect().await.map_err(df)?;
             let table = value_table(&output_fields, &batches, lost)?;
-            Ok(Evidenced { table, batches, lineage: false })
+            Ok(Evidenced { table, batches, lineage: false, sets: Vec::new() })
         }
     }
 }
@@ -323,6 +377,18 @@ fn rewrite(plan: LogicalPlan) -> std::result::Result<Rewritten, Lost> {
                         .alias(format!("{EVIDENCE_PREFIX}{i}_contrib")),
                     );
                 }
+                // The persons themselves, for the differencing memory.
+                aggr_expr.push(
+                    Expr::AggregateFunction(AggregateFunction::new_udf(
+                        array_agg_udaf(),
+                        vec![first.clone()],
+                        true,
+                        Some(Box::new(cond.clone().and(first.clone().is_not_null()))),
+                        vec![],
+                        None,
+                    ))
+                    .alias(format!("{EVIDENCE_PREFIX}{i}_set")),
+                );
                 infos.push(AggInfo {
                     statistic: class.statistic,
                     contributions: class.contributions,
@@ -729,10 +795,11 @@ fn build_table(
     batches: &[RecordBatch],
     complete: bool,
     grouping: Option<usize>,
-) -> Result<Table> {
+) -> Result<(Table, Vec<Vec<CellSets>>)> {
     let dims: Vec<usize> = (0..names.len()).filter(|i| matches!(origins.get(*i), Some(Origin::Dim(_)))).collect();
     let measures: Vec<usize> = (0..names.len()).filter(|i| !matches!(origins.get(*i), Some(Origin::Dim(_)))).collect();
     let mut rows = Vec::new();
+    let mut sets = Vec::new();
     for batch in batches {
         let gid = batch.column_by_name(GROUPING_ID).and_then(|a| datafusion::arrow::compute::cast(a, &DataType::UInt64).ok());
         for r in 0..batch.num_rows() {
@@ -785,15 +852,42 @@ fn build_table(
                 })
                 .collect();
             rows.push(Row { keys, cells, persons: row_persons(batch, r) });
+            sets.push(
+                measures
+                    .iter()
+                    .map(|&m| match origins.get(m) {
+                        Some(Origin::Agg { aggs: set, .. }) => set.iter().map(|&i| person_set(batch, i, r)).collect(),
+                        _ => Vec::new(),
+                    })
+                    .collect(),
+            );
         }
     }
-    Ok(Table {
+    let table = Table {
         dims: dims.iter().filter_map(|&i| names.get(i).cloned()).collect(),
         measures: measures.iter().filter_map(|&i| names.get(i).cloned()).collect(),
         rows,
         complete,
         findings: Vec::new(),
-    })
+    };
+    Ok((table, sets))
+}
+
+/// The sorted person keys behind aggregate `i` in row `r`.
+fn person_set(batch: &RecordBatch, i: usize, r: usize) -> Vec<u64> {
+    let Some(list) = batch.column_by_name(&format!("{EVIDENCE_PREFIX}{i}_set")).and_then(|a| a.as_any().downcast_ref::<ListArray>()) else {
+        return Vec::new();
+    };
+    if list.is_null(r) {
+        return Vec::new();
+    }
+    let values = list.value(r);
+    let Some(v) = values.as_any().downcast_ref::<Int64Array>() else { return Vec::new() };
+    // The hash's bits as they are (a u64 read as i64 by Arrow).
+    let mut out: Vec<u64> = v.iter().flatten().map(|x| x as u64).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// A table checked on its values only: numbers are counts of unknown lineage.
@@ -978,6 +1072,16 @@ impl Accumulator for ContributionsAcc {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn person_sets_encode_and_decode() {
+        for set in [vec![], vec![0], vec![1, 2, 3], vec![5, 1 << 40, u64::MAX - 1, u64::MAX]] {
+            assert_eq!(super::decode_set(&super::encode_set(&set)), Some(set.clone()));
+        }
+        // Cut off, or not ascending: refused.
+        assert_eq!(super::decode_set(&[0x80]), None);
+        assert_eq!(super::decode_set(&[5, 0]), None);
+    }
+
     use super::*;
     use datafusion::arrow::array::StringArray;
     use datafusion::arrow::datatypes::Schema;

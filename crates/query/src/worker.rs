@@ -148,6 +148,9 @@ struct Answer {
 struct EvidenceHead {
     table: kura_disclosure::Table,
     lineage: bool,
+    /// Each cell's person sets ([`crate::lineage::encode_set`], hex).
+    #[serde(default)]
+    sets: Vec<Vec<Vec<String>>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -660,7 +663,14 @@ impl Session {
         let (Some(head), Some(output)) = (evidence, outputs.into_iter().next()) else {
             return Err(broken("the checker answered without evidence"));
         };
-        Ok(crate::lineage::Evidenced { table: head.table, batches: output.batches, lineage: head.lineage })
+        let decode = |h: &String| hex::decode(h).ok().and_then(|b| crate::lineage::decode_set(&b));
+        let sets = head
+            .sets
+            .iter()
+            .map(|row| row.iter().map(|cell| cell.iter().map(decode).collect::<Option<Vec<_>>>()).collect::<Option<Vec<_>>>())
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| broken("the checker's person sets do not decode"))?;
+        Ok(crate::lineage::Evidenced { table: head.table, batches: output.batches, lineage: head.lineage, sets })
     }
 
     fn exchange(&mut self, job: Job) -> Result<(Vec<StatementOutput>, Option<EvidenceHead>)> {
@@ -925,7 +935,17 @@ fn answer_evidence(rt: &tokio::runtime::Runtime, engine: &QueryEngine, sql: &str
                 outputs: vec![head],
                 saved: engine.saved_tables(),
                 error: None,
-                evidence: Some(EvidenceHead { table: ev.table, lineage: ev.lineage }),
+                evidence: Some(EvidenceHead {
+                    table: ev.table,
+                    lineage: ev.lineage,
+                    sets: ev
+                        .sets
+                        .iter()
+                        .map(|row| {
+                            row.iter().map(|cell| cell.iter().map(|set| hex::encode(crate::lineage::encode_set(set))).collect()).collect()
+                        })
+                        .collect(),
+                }),
             };
             (answer, Some(ipc))
         }

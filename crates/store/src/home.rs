@@ -398,6 +398,12 @@ pub struct KeysLock {
     _file: Option<std::fs::File>,
 }
 
+/// Takes the exclusive lock of the lock file at `path` (made if missing, mode 0600), waiting
+/// for whoever holds it; released when the returned value is dropped.
+pub fn lock_exclusive(path: &Path) -> Result<KeysLock> {
+    lock_file(path, true)
+}
+
 /// Takes a lock file's lock. A shared (reader's) lock opens the file read-only, so a home
 /// mounted read-only can still be read; on a read-only file system where the file was never
 /// made, nobody can write either, so a reader goes without.

@@ -22,6 +22,7 @@
 //!   `kura proof verify release.tlog-proof --data DIR` checks the manifest against the ledger
 //!   and every file against the manifest.
 
+use crate::memory::{MemCell, Memory};
 use crate::{Result, WorkspaceError, Workspaces};
 use kura_disclosure::LoadedPolicy;
 use kura_disclosure::check::Status;
@@ -47,6 +48,8 @@ pub struct CheckedTable {
     pub verdict: TableVerdict,
     /// Whether the evidence came from the data.
     pub lineage: bool,
+    /// The persons behind each cell that would leave, for the differencing memory.
+    pub sets: Vec<MemCell>,
 }
 
 /// The manifest of a released package (what `manifest.json` holds).
@@ -192,20 +195,51 @@ impl Workspaces {
         Ok(plain.to_vec())
     }
 
+    /// The differencing memory.
+    fn memory(&self) -> Result<Memory> {
+        Ok(Memory::new(&self.inner.dirs.airlock, &self.inner.home.airlock_key()?))
+    }
+
+    /// The members of project `project`.
+    async fn members(&self, project: &str) -> Result<Vec<String>> {
+        Ok(self.inner.research.project(Viewer::Owner, project).await?.members)
+    }
+
+    /// The sets the cells of a new table of `project` are compared with: everything released
+    /// by the project or by any of its members ([`Memory::relevant`]), and the other tables of
+    /// request `request` (`None`: a new request).
+    async fn compared_with(&self, project: &str, request: Option<&OutputRequest>) -> Result<Vec<(String, MemCell)>> {
+        let members = self.members(project).await?;
+        let mem = self.memory()?;
+        let mut with = mem.relevant(project, &members)?;
+        if let Some(req) = request {
+            for f in req.files.iter().filter(|f| f.kind == "table") {
+                let pending = mem.pending(&self.outputs_dir(&req.id), &req.id, f.n)?;
+                with.extend(pending.into_iter().map(|c| (format!("{} (この依頼 this request)", req.id), c)));
+            }
+        }
+        Ok(with)
+    }
+
     /// Runs `sql` in project `project`'s checker for `caller`, an active member, and checks the
-    /// table it makes against the policy. Recorded in the ledger by the script's keyed digest.
-    pub async fn check_query(&self, caller: &Caller, project: &str, sql: &str) -> Result<CheckedTable> {
+    /// table it makes against the policy and the differencing memory (`request`: the request
+    /// it is added to). Recorded in the ledger by the script's keyed digest.
+    pub async fn check_query(&self, caller: &Caller, project: &str, sql: &str, request: Option<&OutputRequest>) -> Result<CheckedTable> {
         let ev = self.evidence(caller, project, sql).await?;
-        let verdict = kura_disclosure::table::check_table(&self.inner.policy, &ev.table)
+        let mut verdict = kura_disclosure::table::check_table(&self.inner.policy, &ev.table)
             .map_err(|e| WorkspaceError::Unusable(format!("開示チェック / disclosure check: {e}")))?;
+        let sets = crate::memory::leaving_sets("", &ev.table, &verdict, &ev.sets);
+        let threshold = self.inner.policy.policy.persons.threshold;
+        let hits = crate::memory::compare(&sets, &self.compared_with(project, request).await?, threshold);
+        crate::memory::apply(&mut verdict, &hits, threshold);
         let csv = mitigated_csv(&ev, &verdict);
-        Ok(CheckedTable { csv, verdict, lineage: ev.lineage })
+        Ok(CheckedTable { csv, verdict, lineage: ev.lineage, sets })
     }
 
     /// Starts an output request in `project` for `caller` with one table made by `sql` (the
     /// contract's `kura output new`). Returns the request.
     pub async fn output_new(&self, caller: &Caller, project: &str, name: &str, sql: &str, note: &str) -> Result<OutputRequest> {
-        let checked = self.check_query(caller, project, sql).await?;
+        let checked = self.check_query(caller, project, sql, None).await?;
         let outputs = self.inner.research.outputs();
         let req = outputs.create(caller, project, name, &self.inner.policy.identity()).await?;
         self.add_checked(caller, &req.id, &format!("{}.csv", file_stem(name)), note, Some(sql), checked).await
@@ -214,7 +248,7 @@ impl Workspaces {
     /// Adds a table made by `sql` to request `id` (its author).
     pub async fn output_add_query(&self, caller: &Caller, id: &str, file_name: &str, sql: &str, note: &str) -> Result<OutputRequest> {
         let req = self.inner.research.outputs().request(Viewer::User(caller.login()), id).await?;
-        let checked = self.check_query(caller, &req.project, sql).await?;
+        let checked = self.check_query(caller, &req.project, sql, Some(&req)).await?;
         self.add_checked(caller, id, file_name, note, Some(sql), checked).await
     }
 
@@ -228,6 +262,10 @@ impl Workspaces {
         checked: CheckedTable,
     ) -> Result<OutputRequest> {
         let sha = sha256_hex(&checked.csv);
+        let mut sets = checked.sets;
+        for c in &mut sets {
+            c.file = file_name.to_owned();
+        }
         let verdict = serde_json::to_string(&checked.verdict).map_err(|e| WorkspaceError::Unusable(e.to_string()))?;
         let file = NewOutputFile {
             kind: "table".into(),
@@ -239,7 +277,9 @@ impl Workspaces {
             status: status_str(checked.verdict.released_status).into(),
             verdict,
         };
-        self.add_sealed(caller, id, file, &checked.csv).await
+        let (req, n) = self.add_sealed(caller, id, file, &checked.csv).await?;
+        self.memory()?.save_pending(&self.outputs_dir(id), id, n, &sets)?;
+        Ok(req)
     }
 
     /// Adds a file no Kura query produced to request `id` (its author): hashed now, checked on
@@ -264,17 +304,17 @@ impl Workspaces {
             status: status.into(),
             verdict: serde_json::to_string(&verdict).map_err(|e| WorkspaceError::Unusable(e.to_string()))?,
         };
-        self.add_sealed(caller, id, file, content).await
+        Ok(self.add_sealed(caller, id, file, content).await?.0)
     }
 
     /// Records the file (its hash taken now) and seals its content. The number the file gets
     /// is known only once it is recorded; a content sealed under the wrong number would not
     /// open at release, so the record comes first and the seal follows at once.
-    async fn add_sealed(&self, caller: &Caller, id: &str, file: NewOutputFile, content: &[u8]) -> Result<OutputRequest> {
+    async fn add_sealed(&self, caller: &Caller, id: &str, file: NewOutputFile, content: &[u8]) -> Result<(OutputRequest, i64)> {
         let sha = file.sha256.clone();
         let (req, n) = self.inner.research.outputs().add(caller, id, &file).await?;
         self.seal_file(id, n, &sha, content)?;
-        Ok(req)
+        Ok((req, n))
     }
 
     /// Releases request `id` for `caller`, a custodian outside the project, through the gate
@@ -336,16 +376,86 @@ struct Gate<'a> {
 
 impl ReleaseGate for Gate<'_> {
     async fn check(&self, req: &OutputRequest) -> std::result::Result<String, (String, String)> {
-        let tmp = self.ws.inner.dirs.airlock.join("releases").join(format!("{}.partial", req.id));
+        let ws = self.ws;
+        let fail = |e: WorkspaceError| (format!("持ち出しの確認ができません（{e}）"), format!("the release cannot be checked: {e}"));
+        // One release at a time, in this process and any other over the same home (issue 22 §4).
+        kura_store::home::mkdir_private(&ws.inner.dirs.airlock).map_err(|e| fail(e.into()))?;
+        let lock_path = ws.inner.dirs.airlock.join("release.lock");
+        let lock = tokio::task::spawn_blocking(move || kura_store::home::lock_exclusive(&lock_path))
+            .await
+            .map_err(|e| fail(WorkspaceError::Unusable(e.to_string())))?
+            .map_err(|e| fail(e.into()))?;
+        let members = ws.members(&req.project).await.map_err(fail)?;
+        let leaving = self.differencing(req, &members).map_err(|e| match e {
+            Blocked::Check(e) => fail(e),
+            Blocked::Found(ja, en) => (ja, en),
+        })?;
+        let tmp = ws.inner.dirs.airlock.join("releases").join(format!("{}.partial", req.id));
         let made = self.package(req, &tmp);
         if made.is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
         }
-        made
+        let package = made?;
+        // Remembered before the lock is let go: the next release is compared with this one.
+        // (Should the release's own commit fail after this, the memory is only stricter.)
+        ws.memory().and_then(|m| m.remember(&req.id, &req.project, &members, leaving)).map_err(fail)?;
+        drop(lock);
+        Ok(package)
+    }
+}
+
+/// Why the gate's differencing check stops a release.
+enum Blocked {
+    Check(WorkspaceError),
+    Found(String, String),
+}
+
+impl From<WorkspaceError> for Blocked {
+    fn from(e: WorkspaceError) -> Self {
+        Blocked::Check(e)
     }
 }
 
 impl Gate<'_> {
+    /// Compares every leaving cell of the request's tables with everything released up to now
+    /// by its project or its members (issue 22 §4): a combination that was not there when the
+    /// reviewers saw the request (an output released since) stops it. Returns the sets to
+    /// remember.
+    fn differencing(&self, req: &OutputRequest, members: &[String]) -> std::result::Result<Vec<MemCell>, Blocked> {
+        let ws = self.ws;
+        let mem = ws.memory()?;
+        let released = mem.relevant(&req.project, members)?;
+        let threshold = ws.inner.policy.policy.persons.threshold;
+        let mut leaving = Vec::new();
+        let mut found = Vec::new();
+        for f in req.files.iter().filter(|f| f.kind == "table") {
+            let pending = mem.pending(&ws.outputs_dir(&req.id), &req.id, f.n)?;
+            let verdict: Option<TableVerdict> = serde_json::from_str(&f.verdict).ok();
+            for hit in crate::memory::compare(&pending, &released, threshold) {
+                // Seen already at the check (the cell fails, and its exception was approved).
+                let release = hit.with.split(' ').next().unwrap_or_default();
+                let seen = verdict.as_ref().and_then(|v| v.cells.get(hit.at.0)?.get(hit.at.1)).is_some_and(|c| {
+                    c.findings.iter().any(|x| x.rule == kura_disclosure::check::rule::DIFFERENCING && x.message.contains(release))
+                });
+                if !seen {
+                    let label = pending.iter().find(|c| c.at == Some(hit.at)).map(|c| c.label.clone()).unwrap_or_default();
+                    found.push(format!("{} «{label}» + {}", f.name, hit.with));
+                }
+            }
+            leaving.extend(pending);
+        }
+        if !found.is_empty() {
+            let list = found.join("; ");
+            return Err(Blocked::Found(
+                format!("既に持ち出された出力と合わせると {threshold} 人未満の人が特定されます（{list}）。依頼を作り直してください"),
+                format!(
+                    "together with outputs already released it isolates fewer than {threshold} persons ({list}): make the request again, so that its checks and reviewers see it"
+                ),
+            ));
+        }
+        Ok(leaving)
+    }
+
     /// Checks every file and writes the package into `tmp`, then moves it in place.
     fn package(&self, req: &OutputRequest, tmp: &Path) -> std::result::Result<String, (String, String)> {
         let ws = self.ws;

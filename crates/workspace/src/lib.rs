@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 pub mod airlock;
+pub mod memory;
 pub mod values;
 
 use kura_crypto::Purpose;

@@ -1,0 +1,276 @@
+//! The airlock's differencing memory (issue 17 §2, issue 22 §1, §2, §4).
+//!
+//! Every cell that leaves in a release is remembered with the set of persons behind it — the
+//! platform's person keys from the checker's hidden lineage column, the same in every project
+//! (project pseudonyms differ, so they cannot be used) — together with the release's project
+//! and the project's members at that moment. Per measure of each released table the union of
+//! its cells is remembered too: what the cells add up to (a total someone can compute).
+//!
+//! A new cell C is compared, both ways, with every remembered set R of its own project and of
+//! every project that shares a member with it (the attacker is a person, not a project), and
+//! with the other tables of its own request: where |C \ R| or |R \ C| is between 1 and the
+//! policy's person threshold − 1, the two together isolate that few persons, and the cell fails
+//! under rule `differencing.released`, naming the release it combines with. The count itself is
+//! never said (it is evidence below the threshold, issue 22 §8).
+//!
+//! The memory lives in `airlock/memory/`, one file per release, sealed (AES-256-GCM) under a key
+//! derived from the platform's airlock key with the release's id in the associated data. The
+//! release gate compares again under an exclusive lock (`airlock/release.lock`) against
+//! everything released up to that moment and writes the release's memory before the lock is
+//! let go, so two outputs approved in parallel cannot both leave when together they isolate
+//! persons (issue 22 §4).
+
+use crate::{Result, WorkspaceError};
+use kura_crypto::SecretKey;
+use kura_disclosure::check::{Finding, Status, rule};
+use kura_disclosure::table::{Action, Table, TableVerdict};
+use kura_query::lineage::{CellSets, decode_set, encode_set};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// The first bytes of a sealed memory or person-set file.
+const MAGIC: &[u8; 8] = b"KURAMEM1";
+
+/// One remembered (or pending) person set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemCell {
+    /// The file it belongs to.
+    pub file: String,
+    /// What it is, as people read it: `row keys / measure`, or `measure (合計 total)`.
+    pub label: String,
+    /// The cell's row and measure in its table (`None` for a union of a measure's cells).
+    pub at: Option<(usize, usize)>,
+    /// The persons ([`encode_set`], hex).
+    pub set: String,
+}
+
+impl MemCell {
+    fn persons(&self) -> Option<Vec<u64>> {
+        hex::decode(&self.set).ok().and_then(|b| decode_set(&b))
+    }
+}
+
+/// The memory of one release.
+#[derive(Debug, Serialize, Deserialize)]
+struct Entry {
+    release: String,
+    project: String,
+    members: Vec<String>,
+    cells: Vec<MemCell>,
+}
+
+/// The sets of a table that would leave: every cell that is released (not suppressed, its row
+/// shown) with one set per aggregate it is built from, and per measure the union of them.
+pub fn leaving_sets(file: &str, table: &Table, verdict: &TableVerdict, sets: &[Vec<CellSets>]) -> Vec<MemCell> {
+    let keys: Vec<&Vec<Option<String>>> = table.rows.iter().map(|r| &r.keys).collect();
+    let measures = &table.measures;
+    let mut out = Vec::new();
+    let mut unions: Vec<BTreeSet<u64>> = vec![BTreeSet::new(); measures.len()];
+    for (r, (row_sets, row_verdict)) in sets.iter().zip(&verdict.cells).enumerate() {
+        if verdict.masked_rows.contains(&r) {
+            continue;
+        }
+        let key =
+            keys.get(r).map(|k| k.iter().map(|v| v.as_deref().unwrap_or("(計 total)")).collect::<Vec<_>>().join(" · ")).unwrap_or_default();
+        for (m, (cell_sets, v)) in row_sets.iter().zip(row_verdict).enumerate() {
+            if matches!(v.action, Action::Suppressed | Action::SecondarySuppressed) || v.released.is_none() {
+                continue;
+            }
+            let measure = measures.get(m).map(String::as_str).unwrap_or("?");
+            for set in cell_sets {
+                if set.is_empty() {
+                    continue;
+                }
+                // A total row of grouping sets is a union already: it takes no part in one.
+                if !keys.get(r).is_some_and(|k| k.iter().any(Option::is_none))
+                    && let Some(u) = unions.get_mut(m)
+                {
+                    u.extend(set.iter().copied());
+                }
+                out.push(MemCell {
+                    file: file.into(),
+                    label: format!("{key} / {measure}"),
+                    at: Some((r, m)),
+                    set: hex::encode(encode_set(set)),
+                });
+            }
+        }
+    }
+    for (m, u) in unions.into_iter().enumerate() {
+        if !u.is_empty() {
+            let set: Vec<u64> = u.into_iter().collect();
+            let measure = measures.get(m).map(String::as_str).unwrap_or("?");
+            out.push(MemCell {
+                file: file.into(), label: format!("{measure} (合計 total)"), at: None, set: hex::encode(encode_set(&set))
+            });
+        }
+    }
+    out
+}
+
+/// |a \ b| and |b \ a| of two sorted sets.
+fn differences(a: &[u64], b: &[u64]) -> (u64, u64) {
+    let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
+    let (mut only_a, mut only_b) = (0u64, 0u64);
+    while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+        match x.cmp(y) {
+            std::cmp::Ordering::Less => {
+                only_a += 1;
+                a.next();
+            }
+            std::cmp::Ordering::Greater => {
+                only_b += 1;
+                b.next();
+            }
+            std::cmp::Ordering::Equal => {
+                a.next();
+                b.next();
+            }
+        }
+    }
+    (only_a + a.count() as u64, only_b + b.count() as u64)
+}
+
+/// A differencing finding: the new cell at `at` combines with `with` (a release and its cell).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Hit {
+    /// The new cell's row and measure.
+    pub at: (usize, usize),
+    /// `OUT-… file «label»`.
+    pub with: String,
+}
+
+/// Compares the new cells (`fresh`, those with a position) with `released` (a source name and
+/// its sets): every pair whose difference either way holds 1 to `threshold` − 1 persons.
+pub fn compare(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64) -> Vec<Hit> {
+    let released: Vec<(&String, &MemCell, Vec<u64>)> = released.iter().filter_map(|(src, c)| c.persons().map(|p| (src, c, p))).collect();
+    let mut hits = BTreeSet::new();
+    for c in fresh {
+        let (Some(at), Some(mine)) = (c.at, c.persons()) else { continue };
+        for (src, r, theirs) in &released {
+            let (a, b) = differences(&mine, theirs);
+            if (1..threshold).contains(&a) || (1..threshold).contains(&b) {
+                hits.insert(Hit { at, with: format!("{src} {} «{}»", r.file, r.label) });
+            }
+        }
+    }
+    hits.into_iter().collect()
+}
+
+/// Marks the cells `hits` names as failing in `verdict` (the rule, the release they combine
+/// with; never the count).
+pub fn apply(verdict: &mut TableVerdict, hits: &[Hit], threshold: u64) {
+    for h in hits {
+        let Some(cell) = verdict.cells.get_mut(h.at.0).and_then(|r| r.get_mut(h.at.1)) else { continue };
+        cell.findings.push(Finding {
+            rule: rule::DIFFERENCING.to_owned(),
+            status: Status::Fail,
+            message: format!(
+                "既に持ち出された {} と合わせると {} 人未満の人が特定されます / together with {}, already released, it isolates fewer than {} persons",
+                h.with, threshold, h.with, threshold
+            ),
+        });
+        cell.status = Status::Fail;
+        verdict.status = Status::Fail;
+        verdict.released_status = Status::Fail;
+    }
+}
+
+/// The memory and pending sets on disk.
+pub struct Memory {
+    dir: PathBuf,
+    key: SecretKey,
+}
+
+impl Memory {
+    /// The memory under `airlock` (the airlock directory), sealed under keys from `airlock_key`.
+    pub fn new(airlock: &Path, airlock_key: &SecretKey) -> Memory {
+        Memory { dir: airlock.join("memory"), key: airlock_key.derive(b"kura/airlock-memory/v1") }
+    }
+
+    fn seal(&self, path: &Path, aad: &str, json: &[u8]) -> Result<()> {
+        let sealed = kura_crypto::seal(&self.key, aad.as_bytes(), json)?;
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&sealed);
+        kura_crypto::write_atomic(path, &bytes, 0o600).map_err(|e| WorkspaceError::io(path, e))
+    }
+
+    fn open(&self, path: &Path, aad: &str) -> Result<Vec<u8>> {
+        let bytes = std::fs::read(path).map_err(|e| WorkspaceError::io(path, e))?;
+        let bad = || {
+            WorkspaceError::Unusable(format!("{}: 開けません（改変または置き換え）/ does not open: altered or replaced", path.display()))
+        };
+        let sealed = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(bad)?;
+        Ok(kura_crypto::open_sealed(&self.key, aad.as_bytes(), sealed).map_err(|_| bad())?.to_vec())
+    }
+
+    /// Seals the sets of file `n` of request `id` (in the request's own directory `dir`).
+    pub fn save_pending(&self, dir: &Path, id: &str, n: i64, cells: &[MemCell]) -> Result<()> {
+        let json = serde_json::to_vec(cells).map_err(|e| WorkspaceError::Unusable(e.to_string()))?;
+        self.seal(&dir.join(format!("{n}.sets")), &format!("kura/output-sets/v1\0{id}\0{n}"), &json)
+    }
+
+    /// The sets of file `n` of request `id`.
+    pub fn pending(&self, dir: &Path, id: &str, n: i64) -> Result<Vec<MemCell>> {
+        let json = self.open(&dir.join(format!("{n}.sets")), &format!("kura/output-sets/v1\0{id}\0{n}"))?;
+        serde_json::from_slice(&json).map_err(|e| WorkspaceError::Unusable(format!("{id}/{n}.sets: {e}")))
+    }
+
+    /// Every remembered set that a new output of `project`, whose members are `members`, is
+    /// compared with: releases of the same project and of every project sharing a member.
+    pub fn relevant(&self, project: &str, members: &[String]) -> Result<Vec<(String, MemCell)>> {
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(WorkspaceError::io(&self.dir, e)),
+        };
+        let mut names: Vec<String> =
+            entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.ends_with(".sealed")).collect();
+        names.sort();
+        for name in names {
+            let release = name.trim_end_matches(".sealed");
+            let json = self.open(&self.dir.join(&name), &format!("kura/airlock-memory/v1\0{release}"))?;
+            let entry: Entry = serde_json::from_slice(&json).map_err(|e| WorkspaceError::Unusable(format!("{name}: {e}")))?;
+            if entry.release != release {
+                return Err(WorkspaceError::Unusable(format!("{name}: 別の持ち出しの記憶です / holds another release's memory")));
+            }
+            if entry.project == project || entry.members.iter().any(|m| members.contains(m)) {
+                out.extend(entry.cells.into_iter().map(|c| (entry.release.clone(), c)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Remembers release `release` of `project` (members `members`) with its leaving sets.
+    pub fn remember(&self, release: &str, project: &str, members: &[String], cells: Vec<MemCell>) -> Result<()> {
+        kura_store::home::mkdir_private(&self.dir)?;
+        let entry = Entry { release: release.into(), project: project.into(), members: members.to_vec(), cells };
+        let json = serde_json::to_vec(&entry).map_err(|e| WorkspaceError::Unusable(e.to_string()))?;
+        self.seal(&self.dir.join(format!("{release}.sealed")), &format!("kura/airlock-memory/v1\0{release}"), &json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(at: Option<(usize, usize)>, set: &[u64]) -> MemCell {
+        MemCell { file: "t.csv".into(), label: "x".into(), at, set: hex::encode(encode_set(set)) }
+    }
+
+    #[test]
+    fn both_directions_below_the_threshold_are_found() {
+        let big: Vec<u64> = (0..100).collect();
+        let less: Vec<u64> = (3..100).collect();
+        let more: Vec<u64> = (0..103).collect();
+        let far: Vec<u64> = (50..200).collect();
+        let released = vec![("OUT-1".to_string(), cell(None, &big))];
+        assert_eq!(compare(&[cell(Some((0, 0)), &less)], &released, 10).len(), 1, "R \\ C = 3");
+        assert_eq!(compare(&[cell(Some((0, 0)), &more)], &released, 10).len(), 1, "C \\ R = 3");
+        assert!(compare(&[cell(Some((0, 0)), &big)], &released, 10).is_empty(), "the same persons");
+        assert!(compare(&[cell(Some((0, 0)), &far)], &released, 10).is_empty(), "50 and 100 apart");
+        assert_eq!(differences(&[1, 2, 3], &[2, 3, 4, 5]), (1, 2));
+    }
+}
