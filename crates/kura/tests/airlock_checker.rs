@@ -139,6 +139,18 @@ fn the_checker_counts_persons_and_units_the_grant_does_not_show() {
     // The checker names no hidden column either.
     let e = checker.evidence("SELECT count(DISTINCT __kura_person) FROM re").unwrap_err().to_string();
     assert!(e.contains("__kura_"), "{e}");
+    // Nor reaches one unnamed: through `*` renamed by a derived table's column list, or a
+    // wildcard inside a subquery (an insider's attack on the platform's person key).
+    for sql in [
+        "SELECT max(p) AS maxp, count(DISTINCT p) AS persons FROM (SELECT * FROM re) AS t(a, b, c, d, e, p, i, ph, ins)",
+        "SELECT count(DISTINCT i) AS institutions FROM (SELECT * FROM re) AS t(a, b, c, d, e, p, i, ph, ins)",
+        "SELECT count(*) AS n FROM re WHERE receipt_id IN (SELECT x FROM (SELECT * FROM re) AS t(x, b, c, d, e, p, i, ph, ins))",
+    ] {
+        let e = checker.evidence(sql).map(|ev| format!("{:?}", ev.table.rows)).unwrap_err().to_string();
+        assert!(e.contains("Kura's own columns"), "{sql}: {e}");
+    }
+    // Naming the columns still works.
+    assert!(checker.evidence("SELECT count(*) AS n FROM (SELECT sex, age FROM re) AS t(s, a) WHERE a > 20").is_ok());
     drop(checker);
 
     // The researcher's worker over the same extract: no hidden column in its tables, no way to

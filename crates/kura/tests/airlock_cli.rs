@@ -506,3 +506,65 @@ fn records_without_a_person_key_are_no_persons() {
         assert!(!line.contains("  pass  ") && line.contains("persons."), "{name}: {text}");
     }
 }
+
+/// The smallest age x at which 1 to 9 persons have a receipt at age x or older while at least
+/// one of them has no receipt below x (owner's SQL).
+fn oldest_split(home: &Path) -> i64 {
+    scalar(
+        home,
+        "WITH p AS (SELECT id5, min(age) AS mn, max(age) AS mx FROM re WHERE length(id5) = 64 GROUP BY id5), a AS (SELECT DISTINCT age AS x FROM re) \
+         SELECT x FROM a CROSS JOIN p GROUP BY x \
+         HAVING count(*) FILTER (WHERE mx >= x) BETWEEN 1 AND 9 AND count(*) FILTER (WHERE mn >= x) >= 1 ORDER BY x LIMIT 1",
+    )
+    .parse()
+    .expect("an age that splits off 1 to 9 persons")
+}
+
+/// Differences inside one output, and unions of cells (issue 22 §2): two measures of one row
+/// that differ by a few persons fail; cells of a new table that add up to a released total
+/// but for a few persons fail; and a deleted memory stops the airlock instead of forgetting.
+#[test]
+fn differences_inside_an_output_and_unions_of_cells_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    ok(&kura(&home, &["init"]));
+    ok(&kura(&home, &["synth", "--persons", "400", "--seed", "5", "--months", "2"]));
+    add_users(
+        &home,
+        &[
+            ("r1", "researcher", "1310000001"),
+            ("c1", "custodian", "1300000000"),
+            ("v1", "reviewer", "3310000003"),
+            ("v2", "reviewer", "3310000003"),
+        ],
+    );
+    let project = provision(&home, "r1", &["re.receipt_id", "re.age"]);
+    let x = oldest_split(&home);
+    assert!(x > 50, "{x}");
+
+    // One row, two measures: everyone, and everyone but the oldest few.
+    let sql = format!("SELECT count(*) AS all_receipts, count(*) FILTER (WHERE age < {x}) AS younger FROM re");
+    let id = last_line(&ok(&kura(&home, &["output", "new", "--project", &project, "--as", "r1", "--name", "two", "--query", &sql])));
+    let e = fails(&kura(&home, &["output", "check", &id]));
+    assert!(e.contains("differencing.released") && e.contains("this output"), "{e}");
+
+    // A released total, then bands that add up to it but for the oldest few (their band is
+    // suppressed): the bands fail against the total.
+    let everyone = reviewed(&home, &project, "r1", "everyone", "SELECT count(*) AS receipts FROM re");
+    ok(&kura(&home, &["output", "release", &everyone, "--as", "c1"]));
+    let bands =
+        format!("SELECT CASE WHEN age < 50 THEN 'a' WHEN age < {x} THEN 'b' ELSE 'c' END AS band, count(*) AS receipts FROM re GROUP BY 1");
+    let id = last_line(&ok(&kura(&home, &["output", "new", "--project", &project, "--as", "r1", "--name", "bands", "--query", &bands])));
+    let e = fails(&kura(&home, &["output", "check", &id]));
+    assert!(e.contains("suppressed  persons.threshold"), "the oldest band is suppressed: {e}");
+    assert!(e.contains("differencing.released") && e.contains(&everyone), "{e}");
+
+    // The memory of a release deleted: nothing is checked until it is restored.
+    let memory = home.join("airlock").join("memory").join(format!("{everyone}.sealed"));
+    let saved = std::fs::read(&memory).unwrap();
+    std::fs::remove_file(&memory).unwrap();
+    let e = fails(&kura(&home, &["output", "new", "--project", &project, "--as", "r1", "--name", "again", "--query", &bands]));
+    assert!(e.contains("differencing memory") && e.contains(&everyone), "{e}");
+    std::fs::write(&memory, saved).unwrap();
+    ok(&kura(&home, &["output", "new", "--project", &project, "--as", "r1", "--name", "again", "--query", &bands]));
+}

@@ -140,6 +140,95 @@ pub fn refuse_hidden(sql: &str) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a plan in which any expression the researcher wrote reads a hidden column, however
+/// it was reached: by name (refused before planning), through `*`, or renamed by a derived
+/// table's column list (`(SELECT * FROM re) AS t(a, b, p)`). Hidden columns are followed by
+/// position from the scans up; a node that passes its input's columns on keeps their taint;
+/// an expression that reads a tainted column is refused, so nothing computed from one exists.
+pub fn refuse_hidden_in_plan(plan: &LogicalPlan) -> Result<()> {
+    taint(plan).map(|_| ())
+}
+
+fn hidden_refused() -> QueryError {
+    QueryError::Refused {
+        class: HIDDEN_PREFIX.to_owned(),
+        reason: "問い合わせが Kura の内部の列を読みます。* ではなく列を名前で選んでください / the query reads Kura's own columns: name the columns instead of *".to_owned(),
+    }
+}
+
+/// Which columns of `plan`'s output carry a hidden column as it is.
+fn taint(plan: &LogicalPlan) -> Result<Vec<bool>> {
+    let inputs = plan.inputs();
+    let input_taints = inputs.iter().map(|p| taint(p)).collect::<Result<Vec<_>>>()?;
+    // Every expression of this node: none may read a tainted column of an input.
+    let mut bad = false;
+    for e in plan.expressions() {
+        e.apply(|x| {
+            match x {
+                Expr::Column(c) => {
+                    for (input, t) in inputs.iter().zip(&input_taints) {
+                        if let Ok(i) = input.schema().index_of_column(c)
+                            && t.get(i).copied().unwrap_or(false)
+                        {
+                            bad = true;
+                        }
+                    }
+                }
+                Expr::ScalarSubquery(q) | Expr::Exists(datafusion::logical_expr::expr::Exists { subquery: q, .. })
+                    if taint(&q.subquery).is_err() =>
+                {
+                    bad = true;
+                }
+                Expr::InSubquery(q) if taint(&q.subquery.subquery).is_err() => bad = true,
+                _ => {}
+            }
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        })
+        .map_err(df)?;
+    }
+    if bad {
+        return Err(hidden_refused());
+    }
+    let n = plan.schema().fields().len();
+    let concat = || input_taints.iter().flatten().copied().collect::<Vec<bool>>();
+    Ok(match plan {
+        LogicalPlan::TableScan(scan) => {
+            let names: Vec<bool> = scan.projected_schema.fields().iter().map(|f| f.name().starts_with(HIDDEN_PREFIX)).collect();
+            names
+        }
+        // Expressions: none read a tainted column, so nothing they make is tainted.
+        LogicalPlan::Projection(_) | LogicalPlan::Aggregate(_) | LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => vec![false; n],
+        LogicalPlan::Window(_) => {
+            let mut t = concat();
+            t.resize(n, false);
+            t
+        }
+        LogicalPlan::Union(_) => {
+            let mut t = vec![false; n];
+            for it in &input_taints {
+                for (i, v) in it.iter().enumerate() {
+                    if let Some(slot) = t.get_mut(i) {
+                        *slot |= *v;
+                    }
+                }
+            }
+            t
+        }
+        _ => {
+            // Filters, sorts, limits, aliases, joins, DISTINCT: the inputs' columns in order.
+            let t = concat();
+            if t.len() == n {
+                t
+            } else if t.iter().any(|x| *x) {
+                // A node Kura does not follow over columns that hold hidden ones.
+                return Err(hidden_refused());
+            } else {
+                vec![false; n]
+            }
+        }
+    })
+}
+
 /// Where an output column comes from.
 #[derive(Debug, Clone, PartialEq)]
 enum Origin {
@@ -172,6 +261,7 @@ pub async fn evidence(ctx: &SessionContext, sql: &str) -> Result<Evidenced> {
     refuse_hidden(sql)?;
     let state = ctx.state();
     let plan = state.create_logical_plan(sql).await.map_err(df)?;
+    refuse_hidden_in_plan(&plan)?;
     if !matches!(plan, LogicalPlan::Projection(_) | LogicalPlan::Sort(_) | LogicalPlan::Limit(_) | LogicalPlan::Aggregate(_)) {
         // Not a query (the workspace's statement policy refuses the rest anyway).
         if !matches!(plan, LogicalPlan::Filter(_) | LogicalPlan::Window(_) | LogicalPlan::SubqueryAlias(_) | LogicalPlan::Distinct(_)) {

@@ -464,14 +464,14 @@ impl Outputs {
             w => w
                 .strip_prefix("file:")
                 .and_then(|n| n.parse::<i64>().ok())
-                .is_some_and(|n| req.files.iter().any(|f| f.n == n && f.kind == "file")),
+                .is_some_and(|n| req.files.iter().any(|f| f.n == n && (f.kind == "file" || f.status == "review"))),
         };
         if !valid {
             let detail = if what == "exception" {
                 "この依頼には例外の申請がありません / the request asks for no exception".to_string()
             } else {
                 format!(
-                    "'{what}' はこの依頼のクエリ外のファイルではありません / '{what}' is not a file of this request that no query produced"
+                    "'{what}' は確認が必要なこの依頼のファイルではありません / '{what}' is not a file of this request that needs confirmation (made by no query, or checked as review)"
                 )
             };
             return Err(self.refused(tx, WorkflowError::Invalid { field: "confirm", detail }).await);
@@ -527,15 +527,19 @@ impl Outputs {
         let unconfirmed: Vec<String> = req
             .files
             .iter()
-            .filter(|f| f.kind == "file" && confirmed(&format!("file:{}", f.n)) < REVIEWERS)
+            // Files no query produced, and tables the checks could not settle (lineage lost,
+            // a statistic to look at): both reviewers confirm each (issue 22 §3).
+            .filter(|f| (f.kind == "file" || f.status == "review") && confirmed(&format!("file:{}", f.n)) < REVIEWERS)
             .map(|f| format!("{} {}", f.n, f.name))
             .collect();
         if !unconfirmed.is_empty() {
             let list = unconfirmed.join(", ");
             let e = WorkflowError::ReleaseBlocked {
                 id: id.into(),
-                why_ja: format!("クエリで作られていないファイル（{list}）は審査者二人の確認が必要です"),
-                why_en: format!("files no query produced ({list}) need both reviewers' confirmation (kura output confirm {id} --file N)"),
+                why_ja: format!("クエリで作られていないファイル・審査が必要な表（{list}）は審査者二人の確認が必要です"),
+                why_en: format!(
+                    "files no query produced and tables whose checks say review ({list}) need both reviewers' confirmation (kura output confirm {id} --file N)"
+                ),
             };
             return Err(self.refused_step(tx, caller, id, OutStep::Release, e).await);
         }

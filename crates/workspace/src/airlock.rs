@@ -200,6 +200,23 @@ impl Workspaces {
         Ok(Memory::new(&self.inner.dirs.airlock, &self.inner.home.airlock_key()?))
     }
 
+    /// The differencing memory, checked to hold every release the store of record knows.
+    async fn memory_checked(&self) -> Result<Memory> {
+        let released: Vec<String> = self
+            .inner
+            .research
+            .outputs()
+            .list(Viewer::Owner)
+            .await?
+            .into_iter()
+            .filter(|r| r.state == OutState::Released)
+            .map(|r| r.id)
+            .collect();
+        let mem = self.memory()?;
+        mem.complete(&released)?;
+        Ok(mem)
+    }
+
     /// The members of project `project`.
     async fn members(&self, project: &str) -> Result<Vec<String>> {
         Ok(self.inner.research.project(Viewer::Owner, project).await?.members)
@@ -210,7 +227,7 @@ impl Workspaces {
     /// request `request` (`None`: a new request).
     async fn compared_with(&self, project: &str, request: Option<&OutputRequest>) -> Result<Vec<(String, MemCell)>> {
         let members = self.members(project).await?;
-        let mem = self.memory()?;
+        let mem = self.memory_checked().await?;
         let mut with = mem.relevant(project, &members)?;
         if let Some(req) = request {
             for f in req.files.iter().filter(|f| f.kind == "table") {
@@ -224,11 +241,18 @@ impl Workspaces {
     /// Runs `sql` in project `project`'s checker for `caller`, an active member, and checks the
     /// table it makes against the policy and the differencing memory (`request`: the request
     /// it is added to). Recorded in the ledger by the script's keyed digest.
-    pub async fn check_query(&self, caller: &Caller, project: &str, sql: &str, request: Option<&OutputRequest>) -> Result<CheckedTable> {
+    pub async fn check_query(
+        &self,
+        caller: &Caller,
+        project: &str,
+        sql: &str,
+        file: &str,
+        request: Option<&OutputRequest>,
+    ) -> Result<CheckedTable> {
         let ev = self.evidence(caller, project, sql).await?;
         let mut verdict = kura_disclosure::table::check_table(&self.inner.policy, &ev.table)
             .map_err(|e| WorkspaceError::Unusable(format!("開示チェック / disclosure check: {e}")))?;
-        let sets = crate::memory::leaving_sets("", &ev.table, &verdict, &ev.sets);
+        let sets = crate::memory::leaving_sets(file, &ev.table, &verdict, &ev.sets);
         let threshold = self.inner.policy.policy.persons.threshold;
         let hits = crate::memory::compare(&sets, &self.compared_with(project, request).await?, threshold);
         crate::memory::apply(&mut verdict, &hits, threshold);
@@ -239,16 +263,17 @@ impl Workspaces {
     /// Starts an output request in `project` for `caller` with one table made by `sql` (the
     /// contract's `kura output new`). Returns the request.
     pub async fn output_new(&self, caller: &Caller, project: &str, name: &str, sql: &str, note: &str) -> Result<OutputRequest> {
-        let checked = self.check_query(caller, project, sql, None).await?;
+        let file = format!("{}.csv", file_stem(name));
+        let checked = self.check_query(caller, project, sql, &file, None).await?;
         let outputs = self.inner.research.outputs();
         let req = outputs.create(caller, project, name, &self.inner.policy.identity()).await?;
-        self.add_checked(caller, &req.id, &format!("{}.csv", file_stem(name)), note, Some(sql), checked).await
+        self.add_checked(caller, &req.id, &file, note, Some(sql), checked).await
     }
 
     /// Adds a table made by `sql` to request `id` (its author).
     pub async fn output_add_query(&self, caller: &Caller, id: &str, file_name: &str, sql: &str, note: &str) -> Result<OutputRequest> {
         let req = self.inner.research.outputs().request(Viewer::User(caller.login()), id).await?;
-        let checked = self.check_query(caller, &req.project, sql, Some(&req)).await?;
+        let checked = self.check_query(caller, &req.project, sql, file_name, Some(&req)).await?;
         self.add_checked(caller, id, file_name, note, Some(sql), checked).await
     }
 
@@ -262,10 +287,7 @@ impl Workspaces {
         checked: CheckedTable,
     ) -> Result<OutputRequest> {
         let sha = sha256_hex(&checked.csv);
-        let mut sets = checked.sets;
-        for c in &mut sets {
-            c.file = file_name.to_owned();
-        }
+        let sets = checked.sets;
         let verdict = serde_json::to_string(&checked.verdict).map_err(|e| WorkspaceError::Unusable(e.to_string()))?;
         let file = NewOutputFile {
             kind: "table".into(),
@@ -386,6 +408,7 @@ impl ReleaseGate for Gate<'_> {
             .map_err(|e| fail(WorkspaceError::Unusable(e.to_string())))?
             .map_err(|e| fail(e.into()))?;
         let members = ws.members(&req.project).await.map_err(fail)?;
+        ws.memory_checked().await.map_err(fail)?;
         let leaving = self.differencing(req, &members).map_err(|e| match e {
             Blocked::Check(e) => fail(e),
             Blocked::Found(ja, en) => (ja, en),
@@ -433,9 +456,8 @@ impl Gate<'_> {
             let verdict: Option<TableVerdict> = serde_json::from_str(&f.verdict).ok();
             for hit in crate::memory::compare(&pending, &released, threshold) {
                 // Seen already at the check (the cell fails, and its exception was approved).
-                let release = hit.with.split(' ').next().unwrap_or_default();
                 let seen = verdict.as_ref().and_then(|v| v.cells.get(hit.at.0)?.get(hit.at.1)).is_some_and(|c| {
-                    c.findings.iter().any(|x| x.rule == kura_disclosure::check::rule::DIFFERENCING && x.message.contains(release))
+                    c.findings.iter().any(|x| x.rule == kura_disclosure::check::rule::DIFFERENCING && x.message.contains(&hit.with))
                 });
                 if !seen {
                     let label = pending.iter().find(|c| c.at == Some(hit.at)).map(|c| c.label.clone()).unwrap_or_default();

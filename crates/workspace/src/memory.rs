@@ -141,18 +141,63 @@ pub struct Hit {
     pub with: String,
 }
 
-/// Compares the new cells (`fresh`, those with a position) with `released` (a source name and
-/// its sets): every pair whose difference either way holds 1 to `threshold` − 1 persons.
+/// Compares the new cells (`fresh`, those with a position; their table's unions take part as
+/// what they add up to) with `released` (a source name and its sets) and with each other:
+///
+/// - every pair, one fresh and one released or two fresh (two measures of a row, two parts of
+///   a share or difference, two rows, a row and the table's total), whose difference either way
+///   holds 1 to `threshold` − 1 persons;
+/// - unions: a set C (fresh or released) less the union of the other sets that lie within it
+///   (released cells that add up to a new total, new cells under a released total) holding 1 to
+///   `threshold` − 1 persons.
 pub fn compare(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64) -> Vec<Hit> {
-    let released: Vec<(&String, &MemCell, Vec<u64>)> = released.iter().filter_map(|(src, c)| c.persons().map(|p| (src, c, p))).collect();
+    let few = |n: u64| (1..threshold).contains(&n);
+    let released: Vec<(String, &MemCell, Vec<u64>)> =
+        released.iter().filter_map(|(src, c)| c.persons().map(|p| (format!("{src} {} «{}»", c.file, c.label), c, p))).collect();
+    let fresh: Vec<(String, &MemCell, Vec<u64>)> =
+        fresh.iter().filter_map(|c| c.persons().map(|p| (format!("{} «{}»", c.file, c.label), c, p))).collect();
     let mut hits = BTreeSet::new();
-    for c in fresh {
-        let (Some(at), Some(mine)) = (c.at, c.persons()) else { continue };
-        for (src, r, theirs) in &released {
-            let (a, b) = differences(&mine, theirs);
-            if (1..threshold).contains(&a) || (1..threshold).contains(&b) {
-                hits.insert(Hit { at, with: format!("{src} {} «{}»", r.file, r.label) });
+    // The fresh cell a finding is reported on: the given one, or the first cell of its file
+    // (a finding on a table's total).
+    let at_of = |c: &MemCell| c.at.or_else(|| fresh.iter().find(|(_, f, _)| f.file == c.file && f.at.is_some()).and_then(|(_, f, _)| f.at));
+    for (i, (name, c, mine)) in fresh.iter().enumerate() {
+        let Some(at) = at_of(c) else { continue };
+        for (src, _, theirs) in &released {
+            let (a, b) = differences(mine, theirs);
+            if few(a) || few(b) {
+                hits.insert(Hit { at, with: src.clone() });
             }
+        }
+        for (other_name, _, theirs) in fresh.iter().skip(i + 1) {
+            let (a, b) = differences(mine, theirs);
+            if few(a) || few(b) {
+                hits.insert(Hit { at, with: format!("{other_name} (この出力 this output, {name})") });
+            }
+        }
+    }
+    // Unions of the sets that lie within a set.
+    let all: Vec<(&String, Option<&MemCell>, &Vec<u64>)> =
+        fresh.iter().map(|(n, c, p)| (n, Some(*c), p)).chain(released.iter().map(|(n, _, p)| (n, None, p))).collect();
+    for (k, (name, own, big)) in all.iter().enumerate() {
+        let within: Vec<usize> = all
+            .iter()
+            .enumerate()
+            .filter(|(j, (_, _, small))| *j != k && !small.is_empty() && small.len() < big.len() && differences(small, big).0 == 0)
+            .map(|(j, _)| j)
+            .collect();
+        if within.len() < 2 {
+            continue; // one set within another is the pairwise check above
+        }
+        let union: BTreeSet<u64> = within.iter().filter_map(|&j| all.get(j)).flat_map(|(_, _, p)| p.iter().copied()).collect();
+        let rest = big.len() as u64 - union.len() as u64;
+        if !few(rest) {
+            continue;
+        }
+        // Reported on a fresh cell taking part: the big one, or one within it.
+        let fresh_part = own.and_then(at_of).or_else(|| within.iter().find_map(|&j| all.get(j).and_then(|(_, c, _)| c.and_then(at_of))));
+        if let Some(at) = fresh_part {
+            let parts: Vec<&str> = within.iter().take(4).filter_map(|&j| all.get(j)).map(|(n, _, _)| n.as_str()).collect();
+            hits.insert(Hit { at, with: format!("{name} = {} …", parts.join(" + ")) });
         }
     }
     hits.into_iter().collect()
@@ -241,6 +286,24 @@ impl Memory {
             }
         }
         Ok(out)
+    }
+
+    /// Checks that every release in `released` (the store of record's released requests) has
+    /// its memory: a memory file deleted or moved away would let a later output difference it
+    /// unnoticed, so the airlock stops until it is restored.
+    pub fn complete(&self, released: &[String]) -> Result<()> {
+        let missing: Vec<&str> =
+            released.iter().filter(|id| !self.dir.join(format!("{id}.sealed")).is_file()).map(String::as_str).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(WorkspaceError::Unusable(format!(
+            "持ち出しの記憶がありません（{}）。バックアップから {} に戻してください / the differencing memory of {} is missing: restore it into {} from a backup; until then nothing is checked or released",
+            missing.join(", "),
+            self.dir.display(),
+            missing.join(", "),
+            self.dir.display()
+        )))
     }
 
     /// Remembers release `release` of `project` (members `members`) with its leaving sets.
