@@ -78,8 +78,8 @@ enum OutCmd {
         #[arg(long, default_value = "")]
         note: String,
     },
-    /// セルごとの判定を表示（持ち出される内容がすべて合格のときだけ終了コード 0。不合格のセルは抑制）/ per-cell
-    /// verdicts (exit 0 only if everything that would leave passes: failing cells are suppressed)
+    /// セルごとの判定を表示（すべてのセルが合格のときだけ終了コード 0。不合格のセルは持ち出し時に抑制）/ per-cell
+    /// verdicts (exit 0 only if every cell passes; failing cells are suppressed in what leaves)
     Check {
         /// 依頼ID / request id
         id: String,
@@ -292,7 +292,10 @@ pub fn output(home: &Home, a: OutputArgs) -> Result<()> {
                 let mut all_pass = true;
                 let mut out = Vec::new();
                 for f in &r.files {
-                    if f.status != Status::Pass.as_str() {
+                    // Every cell as checked, before suppression (the contract: exit 0 only if
+                    // every cell passes), and what would leave.
+                    let cells_pass = serde_json::from_str::<TableVerdict>(&f.verdict).map_or(true, |v| v.status == Status::Pass);
+                    if f.status != Status::Pass.as_str() || !cells_pass {
                         all_pass = false;
                     }
                     if json {
