@@ -568,3 +568,57 @@ fn differences_inside_an_output_and_unions_of_cells_fail() {
     std::fs::write(&memory, saved).unwrap();
     ok(&kura(&home, &["output", "new", "--project", &project, "--as", "r1", "--name", "again", "--query", &bands]));
 }
+
+/// An aggregate weighted by a condition in arithmetic (`avg(x * CAST(age = 94 AS DOUBLE) +
+/// 1000)`) is one person's value among everyone's: its lineage is not followed, so it is at
+/// best review and needs both reviewers' confirmation (an insider's attack).
+#[test]
+fn a_weighted_aggregate_is_not_a_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    ok(&kura(&home, &["init"]));
+    ok(&kura(&home, &["synth", "--persons", "400", "--seed", "5", "--months", "2"]));
+    add_users(
+        &home,
+        &[
+            ("r1", "researcher", "1310000001"),
+            ("c1", "custodian", "1300000000"),
+            ("v1", "reviewer", "3310000003"),
+            ("v2", "reviewer", "3310000003"),
+        ],
+    );
+    let project = provision(&home, "r1", &["re.receipt_id", "re.age", "re.total_points"]);
+    let x = oldest_few(&home);
+    for sql in [
+        format!("SELECT count(*) AS n, avg(total_points * CAST(age >= {x} AS DOUBLE) + 1000) AS m FROM re"),
+        format!("SELECT count(*) AS n, avg(CAST(age >= {x} AS DOUBLE) + 1000) AS share FROM re"),
+        "SELECT count(*) AS n, avg(age / 94) AS share FROM re".to_string(),
+    ] {
+        let id = last_line(&ok(&kura(&home, &["output", "new", "--project", &project, "--as", "r1", "--name", "w", "--query", &sql])));
+        let e = fails(&kura(&home, &["output", "check", &id]));
+        assert!(e.contains("review") && e.contains("lineage.unknown"), "{sql}: {e}");
+        ok(&kura(&home, &["output", "submit", &id, "--as", "r1"]));
+        ok(&kura(&home, &["output", "review", &id, "--as", "v1", "--approve"]));
+        ok(&kura(&home, &["output", "review", &id, "--as", "v2", "--approve"]));
+        let e = fails(&kura(&home, &["output", "release", &id, "--as", "c1"]));
+        assert!(e.contains("confirmation"), "{e}");
+    }
+    // A linear transform of one column is followed as before.
+    let id = last_line(&ok(&kura(
+        &home,
+        &[
+            "output",
+            "new",
+            "--project",
+            &project,
+            "--as",
+            "r1",
+            "--name",
+            "plain",
+            "--query",
+            "SELECT count(*) AS n, avg(total_points * 10 + 5) AS m FROM re",
+        ],
+    )));
+    let check = ok(&kura(&home, &["output", "check", &id]));
+    assert!(!check.contains("lineage.unknown"), "{check}");
+}

@@ -391,6 +391,10 @@ impl QueryEngine {
                     continue;
                 }
                 let (schema, batches) = crate::workspace::load_table(ws, &name)?;
+                // A table with a column named as Kura's own is never read (see `run_each`).
+                if schema.fields().iter().any(|f| f.name().to_ascii_lowercase().starts_with(crate::lineage::HIDDEN_PREFIX)) {
+                    continue;
+                }
                 engine.register_saved(&name, schema, batches)?;
             }
         }
@@ -453,6 +457,12 @@ impl QueryEngine {
     /// [`QueryEngine::run`], telling `starting` the number of each statement as it begins (a
     /// worker reports it, so that its parent can hold each statement to its own time limit).
     pub async fn run_each(&self, sql: &str, starting: &(dyn Fn(usize) + Sync)) -> Result<Vec<StatementOutput>> {
+        // In a workspace no statement names Kura's own columns: a saved table or view with a
+        // column called `__kura_person` would pose as the platform's persons to the airlock's
+        // checker (issue 22 §8).
+        if self.workspace.is_some() {
+            crate::lineage::refuse_hidden(sql)?;
+        }
         let statements = parse(sql)?;
         let mut out = Vec::new();
         for (i, stmt) in statements.into_iter().enumerate() {

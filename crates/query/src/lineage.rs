@@ -429,6 +429,16 @@ fn rewrite(plan: LogicalPlan) -> std::result::Result<Rewritten, Lost> {
             let mut infos = Vec::new();
             for (i, e) in agg.aggr_expr.iter().enumerate() {
                 let Some(af) = aggregate_of(e) else { return Err(lost("an aggregate expression Kura cannot read")) };
+                // A count's persons are those of the rows it counts; any other aggregate's value
+                // can be weighted by its argument (`avg(x * CAST(age = 94 AS DOUBLE) + 1000)`
+                // is one person's x among everyone), so its argument must be one column under
+                // linear arithmetic with constants, or a CASE whose branches are such (each
+                // branch is a person set of its own).
+                if !af.func.name().eq_ignore_ascii_case("count") && !af.params.args.iter().all(|a| linear_argument(a, true)) {
+                    return Err(lost(
+                        "an aggregate's argument that is not one column with constant arithmetic (write conditions as CASE or FILTER)",
+                    ));
+                }
                 let class = classify(af);
                 let mut cond = class.contributes.clone();
                 if let Some(f) = &af.params.filter {
@@ -673,6 +683,35 @@ fn find_all(schema: &DFSchemaRef, name: &str) -> Vec<Column> {
         .into_iter()
         .filter(|c| c.name == name || c.name.strip_prefix(name).and_then(|r| r.strip_prefix('_')).is_some_and(|n| n.parse::<u32>().is_ok()))
         .collect()
+}
+
+/// Whether `e` is a column under `+`, `-`, `*` with constants (and casts), or — where
+/// `case_allowed` — a CASE whose results are such: an aggregate of it carries nothing but that
+/// column's values, linearly.
+fn linear_argument(e: &Expr, case_allowed: bool) -> bool {
+    use datafusion::logical_expr::Operator;
+    fn columns(e: &Expr) -> usize {
+        e.column_refs().len()
+    }
+    match e {
+        Expr::Column(_) | Expr::Literal(..) => true,
+        Expr::Alias(a) => linear_argument(&a.expr, case_allowed),
+        Expr::Cast(c) => linear_argument(&c.expr, case_allowed),
+        Expr::TryCast(c) => linear_argument(&c.expr, case_allowed),
+        Expr::Negative(x) => linear_argument(x, case_allowed),
+        Expr::BinaryExpr(b) => {
+            matches!(b.op, Operator::Plus | Operator::Minus | Operator::Multiply)
+                && linear_argument(&b.left, false)
+                && linear_argument(&b.right, false)
+                && (columns(&b.left) == 0 || columns(&b.right) == 0)
+        }
+        Expr::Case(c) if case_allowed => {
+            c.expr.is_none()
+                && c.when_then_expr.iter().all(|(_, then)| linear_argument(then, false))
+                && c.else_expr.as_deref().is_none_or(|x| linear_argument(x, false))
+        }
+        _ => false,
+    }
 }
 
 fn aggregate_of(e: &Expr) -> Option<&AggregateFunction> {

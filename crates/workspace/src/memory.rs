@@ -145,13 +145,17 @@ pub struct Hit {
 /// what they add up to) with `released` (a source name and its sets) and with each other:
 ///
 /// - every pair, one fresh and one released or two fresh (two measures of a row, two parts of
-///   a share or difference, two rows, a row and the table's total), whose difference either way
-///   holds 1 to `threshold` − 1 persons;
+///   a share or difference, two rows, a row and the table's total), whose difference one way
+///   holds 1 to `threshold` − 1 persons while the other way holds fewer than `threshold`;
 /// - unions: a set C (fresh or released) less the union of the other sets that lie within it
 ///   (released cells that add up to a new total, new cells under a released total) holding 1 to
 ///   `threshold` − 1 persons.
 pub fn compare(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64) -> Vec<Hit> {
     let few = |n: u64| (1..threshold).contains(&n);
+    // Two sets that differ by a few persons one way and by fewer than the threshold the other
+    // (nested, or nearly): their values' difference is those few persons'. Two overlapping
+    // categories that each hold many persons the other lacks (a cross-tab's cells) are not.
+    let close = |a: u64, b: u64| (few(a) && b < threshold) || (few(b) && a < threshold);
     let released: Vec<(String, &MemCell, Vec<u64>)> =
         released.iter().filter_map(|(src, c)| c.persons().map(|p| (format!("{src} {} «{}»", c.file, c.label), c, p))).collect();
     let fresh: Vec<(String, &MemCell, Vec<u64>)> =
@@ -164,13 +168,13 @@ pub fn compare(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64
         let Some(at) = at_of(c) else { continue };
         for (src, _, theirs) in &released {
             let (a, b) = differences(mine, theirs);
-            if few(a) || few(b) {
+            if close(a, b) {
                 hits.insert(Hit { at, with: src.clone() });
             }
         }
         for (other_name, _, theirs) in fresh.iter().skip(i + 1) {
             let (a, b) = differences(mine, theirs);
-            if few(a) || few(b) {
+            if close(a, b) {
                 hits.insert(Hit { at, with: format!("{other_name} (この出力 this output, {name})") });
             }
         }
@@ -335,5 +339,11 @@ mod tests {
         assert!(compare(&[cell(Some((0, 0)), &big)], &released, 10).is_empty(), "the same persons");
         assert!(compare(&[cell(Some((0, 0)), &far)], &released, 10).is_empty(), "50 and 100 apart");
         assert_eq!(differences(&[1, 2, 3], &[2, 3, 4, 5]), (1, 2));
+        // Two overlapping categories (cells of a cross-tab): 6 persons only in one, 50 only in
+        // the other: their counts single out nobody.
+        let dpc: Vec<u64> = (0..28).collect();
+        let outpatient: Vec<u64> = (6..78).collect();
+        let released = vec![("OUT-1".to_string(), cell(None, &outpatient))];
+        assert!(compare(&[cell(Some((0, 0)), &dpc)], &released, 10).is_empty());
     }
 }
