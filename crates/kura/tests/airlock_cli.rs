@@ -70,6 +70,24 @@ fn provision(home: &Path, applicant: &str, columns: &[&str]) -> String {
     last_line(&ok(&kura(home, &["application", "accept", &id, "--as", applicant])))
 }
 
+/// A home under `dir` with 400 synthetic persons (seed 5, two months) and the users r1
+/// (researcher), c1 (custodian), v1 and v2 (reviewers).
+fn population(dir: &Path) -> std::path::PathBuf {
+    let home = dir.join("home");
+    ok(&kura(&home, &["init"]));
+    ok(&kura(&home, &["synth", "--persons", "400", "--seed", "5", "--months", "2"]));
+    add_users(
+        &home,
+        &[
+            ("r1", "researcher", "1310000001"),
+            ("c1", "custodian", "1300000000"),
+            ("v1", "reviewer", "3310000003"),
+            ("v2", "reviewer", "3310000003"),
+        ],
+    );
+    home
+}
+
 /// The main path of a take-out through the contract's commands (issue 17 §3): a table made by
 /// a query and checked from the data (the grant holds no person ID), a figure that needs both
 /// reviewers' confirmation, two blind reviewers outside the project, a custodian's release, and
@@ -394,18 +412,7 @@ fn oldest_few(home: &Path) -> i64 {
 #[test]
 fn a_share_of_few_persons_fails_over_a_large_denominator() {
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    ok(&kura(&home, &["init"]));
-    ok(&kura(&home, &["synth", "--persons", "400", "--seed", "5", "--months", "2"]));
-    add_users(
-        &home,
-        &[
-            ("r1", "researcher", "1310000001"),
-            ("c1", "custodian", "1300000000"),
-            ("v1", "reviewer", "3310000003"),
-            ("v2", "reviewer", "3310000003"),
-        ],
-    );
+    let home = population(dir.path());
     let project = provision(&home, "r1", &["re.receipt_id", "re.age"]);
     // The oldest ages: the smallest x with 1 to 9 persons who have a receipt at age ≥ x.
     let x = oldest_few(&home);
@@ -429,18 +436,7 @@ fn a_share_of_few_persons_fails_over_a_large_denominator() {
 #[test]
 fn institutions_pharmacies_and_insurers_alike() {
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    ok(&kura(&home, &["init"]));
-    ok(&kura(&home, &["synth", "--persons", "400", "--seed", "5", "--months", "2"]));
-    add_users(
-        &home,
-        &[
-            ("r1", "researcher", "1310000001"),
-            ("c1", "custodian", "1300000000"),
-            ("v1", "reviewer", "3310000003"),
-            ("v2", "reviewer", "3310000003"),
-        ],
-    );
+    let home = population(dir.path());
     let project = provision(&home, "r1", &["re.receipt_id", "re.receipt_kind", "re.institution_code", "re.insurer_number"]);
     // The two units of each kind with the most persons behind them (the owner's view).
     for (column, filter, kind) in [
@@ -479,18 +475,7 @@ fn institutions_pharmacies_and_insurers_alike() {
 #[test]
 fn records_without_a_person_key_are_no_persons() {
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    ok(&kura(&home, &["init"]));
-    ok(&kura(&home, &["synth", "--persons", "400", "--seed", "5", "--months", "2"]));
-    add_users(
-        &home,
-        &[
-            ("r1", "researcher", "1310000001"),
-            ("c1", "custodian", "1300000000"),
-            ("v1", "reviewer", "3310000003"),
-            ("v2", "reviewer", "3310000003"),
-        ],
-    );
+    let home = population(dir.path());
     let project = provision(&home, "r1", &["re.receipt_id", "re.id5", "re.age"]);
     let unknown: u64 = scalar(&home, "SELECT count(*) FROM re WHERE id5 IS NULL").parse().unwrap();
     assert!(unknown >= 10, "the population has at least 10 receipts without an ID5");
@@ -526,18 +511,7 @@ fn oldest_split(home: &Path) -> i64 {
 #[test]
 fn differences_inside_an_output_and_unions_of_cells_fail() {
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    ok(&kura(&home, &["init"]));
-    ok(&kura(&home, &["synth", "--persons", "400", "--seed", "5", "--months", "2"]));
-    add_users(
-        &home,
-        &[
-            ("r1", "researcher", "1310000001"),
-            ("c1", "custodian", "1300000000"),
-            ("v1", "reviewer", "3310000003"),
-            ("v2", "reviewer", "3310000003"),
-        ],
-    );
+    let home = population(dir.path());
     let project = provision(&home, "r1", &["re.receipt_id", "re.age"]);
     let x = oldest_split(&home);
     assert!(x > 50, "{x}");
@@ -575,18 +549,7 @@ fn differences_inside_an_output_and_unions_of_cells_fail() {
 #[test]
 fn a_weighted_aggregate_is_not_a_pass() {
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    ok(&kura(&home, &["init"]));
-    ok(&kura(&home, &["synth", "--persons", "400", "--seed", "5", "--months", "2"]));
-    add_users(
-        &home,
-        &[
-            ("r1", "researcher", "1310000001"),
-            ("c1", "custodian", "1300000000"),
-            ("v1", "reviewer", "3310000003"),
-            ("v2", "reviewer", "3310000003"),
-        ],
-    );
+    let home = population(dir.path());
     let project = provision(&home, "r1", &["re.receipt_id", "re.age", "re.total_points"]);
     let x = oldest_few(&home);
     for sql in [

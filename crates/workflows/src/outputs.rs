@@ -723,20 +723,7 @@ impl Outputs {
         step: OutStep,
         err: WorkflowError,
     ) -> WorkflowError {
-        if let Err(e) = tx.rollback().await {
-            return e.into();
-        }
-        if err.is_refusal()
-            && let Err(e) = self
-                .research
-                .inner
-                .accounts
-                .record_refusal(&caller.who, &format!("output.{step}"), id, &proxy_note(caller, &err.to_string()))
-                .await
-        {
-            return e.into();
-        }
-        err
+        self.research.refused(tx, caller, &format!("output.{step}"), id, err).await
     }
 
     /// Records a step (state, history, ledger entry) inside `conn`'s transaction.

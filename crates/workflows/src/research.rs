@@ -1418,15 +1418,24 @@ impl Research {
         step: Step,
         err: WorkflowError,
     ) -> WorkflowError {
+        self.refused(tx, caller, &format!("application.{step}"), id, err).await
+    }
+
+    /// Rolls `tx` back, records the refusal of `action` on `id` (when `err` is one) and gives
+    /// the error back: one path for applications and output requests alike.
+    pub(crate) async fn refused(
+        &self,
+        tx: sqlx::Transaction<'static, sqlx::Any>,
+        caller: &Caller,
+        action: &str,
+        id: &str,
+        err: WorkflowError,
+    ) -> WorkflowError {
         if let Err(e) = tx.rollback().await {
             return e.into();
         }
         if err.is_refusal()
-            && let Err(e) = self
-                .inner
-                .accounts
-                .record_refusal(&caller.who, &format!("application.{step}"), id, &proxy_note(caller, &err.to_string()))
-                .await
+            && let Err(e) = self.inner.accounts.record_refusal(&caller.who, action, id, &proxy_note(caller, &err.to_string())).await
         {
             return e.into();
         }
