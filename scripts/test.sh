@@ -15,7 +15,8 @@ step "system tools the tests use"
 # PostgreSQL is the second backend of the store of record (crates/db): the whole suite runs
 # against both; chromium, chromium-driver and libnss3-tools (certutil, pk12util) run the
 # browser test (crates/kura/tests/browser.rs), fonts-noto-cjk draws its Japanese; testssl.sh scans `kura serve`
-# (crates/kura/tests/testssl.rs).
+# (crates/kura/tests/testssl.rs); clamav-daemon is the airlock's malware scanner, which the tests
+# start with signatures they generate (crates/scan/tests/support/clamd.rs).
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
@@ -25,6 +26,7 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v pk12util >/dev/null 2>&1 || missing+=(libnss3-tools)
 command -v testssl >/dev/null 2>&1 || missing+=(testssl.sh)
+[ -x /usr/sbin/clamd ] || command -v clamd >/dev/null 2>&1 || missing+=(clamav-daemon)
 # Japanese glyphs for the browser (its screenshots of the portal), not boxes.
 dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -35,6 +37,7 @@ fi
 openssl version
 chromium --version
 dpkg-query -W -f='testssl.sh ${Version}\n' testssl.sh
+dpkg-query -W -f='clamav-daemon ${Version}\n' clamav-daemon
 # The browser test needs Chromium to choose its client certificate without a dialog. Chromium
 # on Linux reads that only from a managed policy; this one covers loopback and certificates
 # issued by a CA named "Kura browser test CA" (the test's own), nothing else.

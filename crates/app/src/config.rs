@@ -114,6 +114,10 @@ pub struct KuraConfig {
     pub server: ServerConfig,
     /// The research lifecycle: committee, deadlines, service target.
     pub research: ResearchConfig,
+    /// The airlock: its disclosure policy.
+    pub airlock: kura_workspace::airlock::AirlockConfig,
+    /// The malware scanner of the airlock.
+    pub scanner: kura_scan::ScannerConfig,
 }
 
 impl KuraConfig {
@@ -216,6 +220,20 @@ default_period_days = 365
 max_period_days = 1095
 # 申請の添付（研究計画書の PDF）の上限（MiB）/ the largest attachment (protocol PDF) of an application, in MiB
 attachment_max_mb = 10
+
+[airlock]
+# 持出し審査のポリシー：プリセット名（ndb・opensafely・acro・cms-vrdc）またはポリシーファイルのパス（ホームからの相対）。
+# `kura policy check FILE` で確かめてから指定してください。
+# The disclosure policy: a preset (ndb, opensafely, acro, cms-vrdc) or a policy file's path (relative to the home);
+# check a file with `kura policy check FILE` first.
+policy = "ndb"
+
+[scanner]
+# ClamAV（clamd）のソケット。検査できないときは持込み・持出しを止めます（kura scanner status で確認）。
+# clamd's Unix socket; without a working scanner bring-in and release are blocked (see kura scanner status).
+socket = "/run/clamav/clamd.ctl"
+# 1回の検査の制限時間（秒）/ time limit of one scan (seconds)
+timeout_secs = 120
 "#;
 
 #[cfg(test)]

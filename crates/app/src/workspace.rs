@@ -13,6 +13,12 @@ impl App {
         let cmd = kura_query::worker::WorkerCommand::current_exe().map_err(|e| AppError::Setup(e.to_string()))?;
         let layout = self.layout();
         let dirs = Dirs { workspaces: layout.workspaces(), certificates: layout.certificates(), airlock: layout.airlock() };
-        Ok(Workspaces::new(self.home.clone(), research, dirs, cmd))
+        let policy = self
+            .config
+            .airlock
+            .load(self.home.root())
+            .map_err(|e| AppError::Setup(format!("{}: {e}", self.home.root().join("kura.toml").display())))?;
+        let scanner = kura_scan::Scanner::new(&self.config.scanner);
+        Ok(Workspaces::configured(self.home.clone(), research, dirs, cmd, policy, scanner))
     }
 }

@@ -133,6 +133,12 @@ const STEPS: &[Step] = &[
         sqlite: include_str!("../migrations/sqlite/0008_outputs.sql"),
         postgres: include_str!("../migrations/postgres/0008_outputs.sql"),
     },
+    Step {
+        version: 9,
+        description: "bringin",
+        sqlite: include_str!("../migrations/sqlite/0009_bringin.sql"),
+        postgres: include_str!("../migrations/postgres/0009_bringin.sql"),
+    },
 ];
 
 /// The versions of the embedded migrations, in order.

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod airlock;
+pub mod bringin;
 pub mod demo;
 pub mod front;
 pub mod ledger;
@@ -141,6 +142,11 @@ enum Command {
     Output(airlock::OutputArgs),
     /// 公表基準（持出し審査のポリシー）の表示と検査 / the disclosure policy: show the rules, check a policy file
     Policy(policy::PolicyArgs),
+    /// 持ち込み：ファイルのウイルス検査・データ管理者の承認・作業環境への配置 / bring-in: files scanned, approved by a
+    /// custodian, placed in the workspace
+    Bringin(bringin::BringinArgs),
+    /// ウイルス検査エンジン（ClamAV）の状態と検出記録 / the malware scanner (ClamAV): state and detections
+    Scanner(bringin::ScannerArgs),
     /// 見本データ：申請なしで試せる合成データ / sample datasets: synthetic data to try without an application
     Sample(sample::SampleArgs),
     /// 性能測定（`kura bench query|ledger|server|workspace`、同じ場所の kura-bench が実行）/ benchmarks
@@ -391,6 +397,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sample(a) => sample::sample(&open_home(&cli.home)?, a),
         Command::Output(a) => airlock::output(&open_home(&cli.home)?, a),
         Command::Policy(a) => policy::policy(a),
+        Command::Bringin(a) => bringin::bringin(&open_home(&cli.home)?, a),
+        Command::Scanner(a) => bringin::scanner(&open_home(&cli.home)?, a),
         Command::QueryWorker => std::process::exit(kura_query::worker::serve_stdio()),
         Command::Bench { args } => bench(&args),
     }

@@ -1,9 +1,33 @@
 //! The airlock's command line (issues 17 and 22), through the real binary: the disclosure
 //! policy (HIC-IO2).
 
+#[path = "../../scan/tests/support/clamd.rs"]
+mod clamd;
 mod common;
+use clamd::{Clamd, EICAR_SIGNATURE, YARA_MARKER, YARA_RULE, zip_stored};
 use common::{add_users, fails, kura, last_line, ok};
 use std::path::Path;
+use std::sync::OnceLock;
+
+/// One clamd for this test binary, with the test signatures (EICAR by hash, a YARA rule).
+fn clamd() -> &'static Clamd {
+    static CLAMD: OnceLock<Clamd> = OnceLock::new();
+    CLAMD.get_or_init(Clamd::start)
+}
+
+/// Points `home`'s scanner at `socket` (`[scanner] socket` in kura.toml).
+fn use_scanner(home: &Path, socket: &Path) {
+    let path = home.join("kura.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text.lines().find(|l| l.starts_with("socket = ")).unwrap().to_string();
+    std::fs::write(&path, text.replace(&line, &format!("socket = \"{}\"", socket.display()))).unwrap();
+}
+
+/// `kura init`, with the scanner of this test binary.
+fn init(home: &Path) {
+    ok(&kura(home, &["init"]));
+    use_scanner(home, &clamd().socket);
+}
 
 /// `kura policy show` prints the NDB rules by default, with Kura's addition said; every preset
 /// shows its own version and hash; `--file` prints a file that `kura policy check` accepts.
@@ -74,7 +98,7 @@ fn provision(home: &Path, applicant: &str, columns: &[&str]) -> String {
 /// (researcher), c1 (custodian), v1 and v2 (reviewers).
 fn population(dir: &Path) -> std::path::PathBuf {
     let home = dir.join("home");
-    ok(&kura(&home, &["init"]));
+    init(&home);
     ok(&kura(&home, &["synth", "--persons", "400", "--seed", "5", "--months", "2"]));
     add_users(
         &home,
@@ -96,7 +120,7 @@ fn population(dir: &Path) -> std::path::PathBuf {
 fn take_out_from_a_query_to_a_package_that_verifies_offline() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    ok(&kura(&home, &["init"]));
+    init(&home);
     ok(&kura(&home, &["synth", "--persons", "400", "--seed", "5", "--months", "2"]));
     add_users(
         &home,
@@ -227,7 +251,7 @@ fn take_out_from_a_query_to_a_package_that_verifies_offline() {
 fn a_file_changed_after_it_was_made_is_not_released() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    ok(&kura(&home, &["init"]));
+    init(&home);
     ok(&kura(&home, &["synth", "--persons", "300", "--seed", "6", "--months", "2"]));
     add_users(
         &home,
@@ -317,7 +341,7 @@ fn reviewed(home: &Path, project: &str, author: &str, name: &str, sql: &str) -> 
 fn outputs_that_together_isolate_persons_do_not_both_leave() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    ok(&kura(&home, &["init"]));
+    init(&home);
     ok(&kura(&home, &["synth", "--persons", "400", "--seed", "5", "--months", "2"]));
     add_users(
         &home,
@@ -584,4 +608,192 @@ fn a_weighted_aggregate_is_not_a_pass() {
     )));
     let check = ok(&kura(&home, &["output", "check", &id]));
     assert!(!check.contains("lineage.unknown"), "{check}");
+}
+
+/// Bring-in (issue 17 §4): each file scanned on upload — EICAR plain and inside a zip is caught
+/// and recorded for the operators — a custodian outside the project approves (scanned again),
+/// and a master (CSV) becomes a table the workspace queries; another file is read back as it
+/// was brought. Every step is in the ledger.
+#[test]
+fn bring_in_is_scanned_approved_by_a_custodian_and_lands_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = population(dir.path());
+    add_users(&home, &[("r2", "researcher", "1310000001"), ("c2", "custodian", "1300000000")]);
+    let project = provision(&home, "r1", &["re.receipt_id", "re.sex"]);
+    let file = |name: &str, content: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let upload = |login: &str, path: &str| kura(&home, &["bringin", "upload", "--project", &project, "--as", login, path]);
+
+    // Malware on the way in: refused, named, recorded — plain and zipped.
+    let eicar = file("tool.com", &kura_scan::eicar());
+    let e = fails(&upload("r1", &eicar));
+    assert!(e.contains(EICAR_SIGNATURE) && e.contains("IN-000001") && e.contains("malware found"), "{e}");
+    let zip = file("tools.zip", &zip_stored(&[("readme.txt", b"hi".as_slice()), ("bin/tool.com", kura_scan::eicar().as_slice())]));
+    let e = fails(&upload("r1", &zip));
+    assert!(e.contains(EICAR_SIGNATURE) && e.contains("IN-000002"), "{e}");
+    let infected = ok(&kura(&home, &["bringin", "show", "IN-000001"]));
+    assert!(infected.contains("infected") && infected.contains("found Kura.Test.EICAR"), "{infected}");
+    // An infected request goes nowhere.
+    let e = fails(&kura(&home, &["bringin", "review", "IN-000001", "--as", "c1", "--approve"]));
+    assert!(e.contains("IN-000001") && e.contains("infected"), "{e}");
+    let status = ok(&kura(&home, &["scanner", "status"]));
+    assert!(
+        status.contains("scanner: ok") && status.contains("engine: ClamAV") && status.contains("self-test: EICAR detected"),
+        "{status}"
+    );
+    assert!(status.contains("detections: 2") && status.contains("tool.com") && status.contains("tools.zip"), "{status}");
+    let json: serde_json::Value = serde_json::from_str(&ok(&kura(&home, &["scanner", "status", "--json"]))).unwrap();
+    assert_eq!(json["ok"], true);
+    assert_eq!(json["detections"][0]["direction"], "in");
+
+    // A master: only a member brings it in; a CSV that is not a table is refused with its line.
+    let master = file("drug_master.csv", "code,name\n0101,アスピリン\n0202,\"メトホルミン, 500mg\"\n".as_bytes());
+    let e = fails(&upload("r2", &master));
+    assert!(e.contains("not a member"), "{e}");
+    let broken = file("broken_master.csv", b"code,name\n0101\n");
+    let e = fails(&upload("r1", &broken));
+    assert!(e.contains("broken_master.csv:2:"), "{e}");
+    let id = last_line(&ok(&upload("r1", &master)));
+    assert_eq!(id, "IN-000003");
+    // Not the author, nor a reviewer, nor a custodian inside the project approves it.
+    let e = fails(&kura(&home, &["bringin", "review", &id, "--as", "r1", "--approve"]));
+    assert!(e.contains("only a custodian"), "{e}");
+    let e = fails(&kura(&home, &["bringin", "review", &id, "--as", "v1", "--approve"]));
+    assert!(e.contains("no bring-in request"), "a reviewer does not even see it: {e}");
+    let e = fails(&kura(&home, &["workspace", "sql", "--project", &project, "--as", "r1", "SELECT count(*) FROM drug_master"]));
+    assert!(e.contains("drug_master"), "not in the workspace before approval: {e}");
+    let approved = ok(&kura(&home, &["bringin", "review", &id, "--as", "c1", "--approve", "--comment", "OK"]));
+    assert!(approved.contains("approved"), "{approved}");
+    let rows = ok(&kura(
+        &home,
+        &["workspace", "sql", "--project", &project, "--as", "r1", "--format", "csv", "SELECT code, name FROM drug_master ORDER BY code"],
+    ));
+    assert!(rows.contains("0101,アスピリン") && rows.contains("0202"), "codes keep their zeros: {rows}");
+    // A second master of the same name is not placed over the first.
+    let again = last_line(&ok(&upload("r1", &master)));
+    let e = fails(&kura(&home, &["bringin", "review", &again, "--as", "c1", "--approve"]));
+    assert!(e.contains("drug_master"), "{e}");
+    let waiting = ok(&kura(&home, &["bringin", "show", &again]));
+    assert!(waiting.contains("submitted"), "a file that could not be placed stays waiting: {waiting}");
+
+    // Another file: placed sealed in the workspace, read back by a member as it was.
+    let script = "-- 解析スクリプト\nSELECT sex, count(*) FROM re GROUP BY sex;\n";
+    let sql = file("analysis.sql", script.as_bytes());
+    let id = last_line(&ok(&upload("r1", &sql)));
+    let e = fails(&kura(&home, &["bringin", "show", &id, "--as", "r1", "--out", dir.path().join("x").to_str().unwrap()]));
+    assert!(e.contains("not an approved file"), "{e}");
+    ok(&kura(&home, &["bringin", "review", &id, "--as", "c1", "--approve"]));
+    let back = dir.path().join("analysis-back.sql");
+    ok(&kura(&home, &["bringin", "show", &id, "--as", "r1", "--out", back.to_str().unwrap()]));
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), script);
+    let e = fails(&kura(&home, &["bringin", "show", &id, "--as", "r2", "--out", back.to_str().unwrap()]));
+    assert!(e.contains("no bring-in request"), "{e}");
+
+    // Rejected and withdrawn requests stay closed.
+    let other = file("notes.txt", b"notes");
+    let id = last_line(&ok(&upload("r1", &other)));
+    ok(&kura(&home, &["bringin", "review", &id, "--as", "c2", "--reject", "--comment", "不要"]));
+    let e = fails(&kura(&home, &["bringin", "review", &id, "--as", "c1", "--approve"]));
+    assert!(e.contains("rejected"), "{e}");
+    let id = last_line(&ok(&upload("r1", &other)));
+    let e = fails(&kura(&home, &["bringin", "withdraw", &id, "--as", "c1"]));
+    assert!(e.contains("author"), "{e}");
+    ok(&kura(&home, &["bringin", "withdraw", &id, "--as", "r1"]));
+
+    // Every step is an entry of the ledger, each request's history names them.
+    let shown = ok(&kura(&home, &["bringin", "show", "IN-000003"]));
+    assert!(shown.contains("upload  - -> submitted") && shown.contains("approve  submitted -> approved"), "{shown}");
+    ok(&kura(&home, &["ledger", "verify"]));
+}
+
+/// A scanner that is missing, or has no signatures, blocks bring-in and release with a clear
+/// error, never a silent pass (issue 17 §4).
+#[test]
+fn a_missing_scanner_blocks_bring_in_and_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = population(dir.path());
+    let project = provision(&home, "r1", &["re.receipt_id", "re.sex"]);
+    let id = reviewed(&home, &project, "r1", "by_sex", "SELECT sex, count(*) AS receipts FROM re GROUP BY sex");
+    let gone = dir.path().join("no-clamd.sock");
+    use_scanner(&home, &gone);
+    let e = fails(&kura(&home, &["output", "release", &id, "--as", "c1"]));
+    assert!(e.contains("cannot be scanned") && e.contains("no-clamd.sock"), "{e}");
+    let sql = dir.path().join("a.sql");
+    std::fs::write(&sql, "SELECT 1").unwrap();
+    let e = fails(&kura(&home, &["bringin", "upload", "--project", &project, "--as", "r1", sql.to_str().unwrap()]));
+    assert!(e.contains("does not answer") && e.contains("kura scanner status"), "{e}");
+    let out = kura(&home, &["scanner", "status"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("scanner: unavailable"));
+
+    // A scanner without signatures: it answers, but would find nothing.
+    let empty = Clamd::with_signatures(&[("other.yar", clamd::yara_rule("Nothing", "no-file-holds-this-4c1e"))]);
+    use_scanner(&home, &empty.socket);
+    let e = fails(&kura(&home, &["output", "release", &id, "--as", "c1"]));
+    assert!(e.contains("no signatures loaded"), "{e}");
+    let e = fails(&kura(&home, &["scanner", "status"]));
+    assert!(e.contains("EICAR"), "{e}");
+
+    // The scanner back: the same request leaves, and its manifest names the engine.
+    use_scanner(&home, &clamd().socket);
+    ok(&kura(&home, &["output", "release", &id, "--as", "c1"]));
+    let out = dir.path().join("package");
+    ok(&kura(&home, &["output", "download", &id, "--as", "r1", "--out", out.to_str().unwrap()]));
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert!(m["scanner"].as_str().unwrap().starts_with("ClamAV "), "{m}");
+}
+
+/// Malware on the way out (issue 17 §3): a file with EICAR, plain or zipped, is not added; a
+/// file that was clean when added but matches a signature loaded since is stopped at release,
+/// and the detection is recorded for the operators.
+#[test]
+fn malware_is_caught_on_the_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = population(dir.path());
+    let project = provision(&home, "r1", &["re.receipt_id", "re.sex"]);
+    let id = last_line(&ok(&kura(
+        &home,
+        &[
+            "output",
+            "new",
+            "--project",
+            &project,
+            "--as",
+            "r1",
+            "--name",
+            "t",
+            "--query",
+            "SELECT sex, count(*) AS receipts FROM re GROUP BY sex",
+        ],
+    )));
+    let eicar = dir.path().join("figure.png");
+    std::fs::write(&eicar, kura_scan::eicar()).unwrap();
+    let e = fails(&kura(&home, &["output", "add", &id, "--as", "r1", eicar.to_str().unwrap()]));
+    assert!(e.contains(EICAR_SIGNATURE) && e.contains("figure.png"), "{e}");
+    let zip = dir.path().join("figures.zip");
+    std::fs::write(&zip, zip_stored(&[("f.png", kura_scan::eicar().as_slice())])).unwrap();
+    let e = fails(&kura(&home, &["output", "add", &id, "--as", "r1", zip.to_str().unwrap()]));
+    assert!(e.contains(EICAR_SIGNATURE), "{e}");
+
+    // Signatures of yesterday: the marker is not known yet, the file is added.
+    let older = Clamd::with_signatures(&[("kura-test.hsb", clamd::hash_signature(&kura_scan::eicar(), EICAR_SIGNATURE))]);
+    use_scanner(&home, &older.socket);
+    let text = dir.path().join("summary.txt");
+    std::fs::write(&text, format!("model summary\n{YARA_MARKER}\n")).unwrap();
+    ok(&kura(&home, &["output", "add", &id, "--as", "r1", text.to_str().unwrap()]));
+    ok(&kura(&home, &["output", "submit", &id, "--as", "r1"]));
+    for v in ["v1", "v2"] {
+        ok(&kura(&home, &["output", "review", &id, "--as", v, "--approve"]));
+        ok(&kura(&home, &["output", "confirm", &id, "--as", v, "--file", "2"]));
+    }
+    // Today's signatures at release: stopped, named, recorded.
+    use_scanner(&home, &clamd().socket);
+    let e = fails(&kura(&home, &["output", "release", &id, "--as", "c1"]));
+    assert!(e.contains(YARA_RULE) && e.contains("summary.txt"), "{e}");
+    let status = ok(&kura(&home, &["scanner", "status"]));
+    assert!(status.contains("detections: 3") && status.contains(&format!("out  {id}  summary.txt")), "{status}");
+    assert!(!home.join("airlock").join("releases").join(&id).exists(), "nothing was released");
 }

@@ -23,6 +23,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 #![forbid(unsafe_code)]
 
+pub mod bringin;
 pub mod clock;
 pub mod config;
 pub mod output_state;
@@ -30,6 +31,7 @@ mod outputs;
 mod research;
 pub mod state;
 
+pub use bringin::{Bringin, Bringins, Detection, InEvent, InState, InStep, NewBringin};
 pub use config::ResearchConfig;
 pub use output_state::{OutParty, OutState, OutStep};
 pub use outputs::{
@@ -153,6 +155,16 @@ pub enum WorkflowError {
         /// The same in English, with what to do.
         why_en: String,
     },
+    /// A bring-in request's step was refused: the wrong party or the wrong state (issue 17 §4).
+    #[error("持込み依頼 {id}: {why_ja} / bring-in request {id}: {why_en}")]
+    BringinRefused {
+        /// The request.
+        id: String,
+        /// Why, in Japanese.
+        why_ja: String,
+        /// The same in English, with what to do.
+        why_en: String,
+    },
     /// The caller is not a member of the project whose workspace they asked for (HTTP 403).
     #[error(
         "プロジェクト {id} のメンバーではありません。作業環境はメンバーだけが使えます / you are not a member of project {id}: only its members may use its workspace"
@@ -229,6 +241,7 @@ impl WorkflowError {
                 | WorkflowError::OutputWrongState { .. }
                 | WorkflowError::OutputNotPermitted { .. }
                 | WorkflowError::ReleaseBlocked { .. }
+                | WorkflowError::BringinRefused { .. }
                 | WorkflowError::NotMember { .. }
                 | WorkflowError::Ended { .. }
                 | WorkflowError::PeriodOver { .. }

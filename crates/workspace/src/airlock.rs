@@ -33,6 +33,34 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
+/// The `[airlock]` section of `kura.toml`.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AirlockConfig {
+    /// The disclosure policy: a preset's name (`ndb`, `opensafely`, `acro`, `cms-vrdc`) or the
+    /// path of a policy file (relative to the home), checked as `kura policy check` does.
+    pub policy: String,
+}
+
+impl Default for AirlockConfig {
+    fn default() -> Self {
+        Self { policy: "ndb".into() }
+    }
+}
+
+impl AirlockConfig {
+    /// The policy this section names; a file is read relative to `root`.
+    pub fn load(&self, root: &Path) -> std::result::Result<LoadedPolicy, String> {
+        let name = self.policy.trim();
+        if kura_disclosure::policy::preset_names().contains(&name) {
+            return LoadedPolicy::preset(name).map_err(|e| e.to_string());
+        }
+        let path = root.join(name);
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("[airlock] policy: {}: {e}", path.display()))?;
+        LoadedPolicy::parse(&path.display().to_string(), &text).map_err(|e| format!("[airlock] policy: {e}"))
+    }
+}
+
 /// Largest file one output may hold (bytes).
 pub const MAX_OUTPUT_BYTES: u64 = 16 << 20;
 
@@ -72,6 +100,9 @@ pub struct Manifest {
     pub reviewers: Vec<String>,
     /// Whether the author's exception was approved by both reviewers.
     pub exception: bool,
+    /// The malware scanner that scanned every file at release (clamd's version line).
+    #[serde(default)]
+    pub scanner: String,
 }
 
 /// One file of a released package.
@@ -314,6 +345,24 @@ impl Workspaces {
                 MAX_OUTPUT_BYTES >> 20
             )));
         }
+        // Only the request's author scans into it: nobody else records detections under it.
+        let req = self.inner.research.outputs().request(Viewer::User(caller.login()), id).await?;
+        if req.author != caller.login() {
+            return Err(WorkflowError::OutputNotPermitted {
+                id: id.into(),
+                step: OutStep::Add,
+                why_ja: format!("依頼者は '{}' です", req.author),
+                why_en: format!("the request's author is '{}'", req.author),
+            }
+            .into());
+        }
+        // Scanned on the way out when it is added, and again at release (issue 17 §3–§4).
+        let scanned = self.inner.scanner.scan(content).await?;
+        if let kura_scan::Verdict::Found { signature } = &scanned.verdict {
+            let sha = sha256_hex(content);
+            self.inner.research.record_detection(caller, id, file_name, &sha, &scanned.engine.version, signature).await?;
+            return Err(WorkspaceError::Malware { file: file_name.into(), signature: signature.clone() });
+        }
         let verdict = crate::values::check_file(&self.inner.policy, file_name, content);
         let status = if verdict.status == Status::Fail { "fail" } else { "review" };
         let file = NewOutputFile {
@@ -343,8 +392,15 @@ impl Workspaces {
     /// (under the write lock): each file opened again and checked against its hash, the
     /// package written; then the release entry's `.tlog-proof` beside it.
     pub async fn output_release(&self, caller: &Caller, id: &str) -> Result<(OutputRequest, std::result::Result<PathBuf, String>)> {
-        let gate = Gate { ws: self };
-        let req = self.inner.research.outputs().release(caller, id, &gate).await?;
+        let gate = Gate { ws: self, found: std::sync::Mutex::new(None) };
+        let released = self.inner.research.outputs().release(caller, id, &gate).await;
+        // A detection stops the release (refused and recorded with it); the operators see it
+        // among the detections too, recorded once the release's transaction has ended.
+        let found = gate.found.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(d) = found {
+            self.inner.research.record_detection(caller, id, &d.file, &d.sha256, &d.engine, &d.signature).await?;
+        }
+        let req = released?;
         let index = self.inner.research.outputs().ledger_index(id, OutStep::Release).await?;
         let proof = match index.and_then(|i| u64::try_from(i).ok()) {
             Some(i) => self.prove_entry(i, &self.release_dir(id).join("release.tlog-proof")).await,
@@ -394,6 +450,16 @@ fn file_stem(name: &str) -> String {
 /// The release gate over this home's files (see the module documentation).
 struct Gate<'a> {
     ws: &'a Workspaces,
+    /// Malware found by the gate's scan, recorded after the release's transaction.
+    found: std::sync::Mutex<Option<Found>>,
+}
+
+/// A detection at the gate.
+struct Found {
+    file: String,
+    sha256: String,
+    engine: String,
+    signature: String,
 }
 
 impl ReleaseGate for Gate<'_> {
@@ -407,6 +473,7 @@ impl ReleaseGate for Gate<'_> {
             .await
             .map_err(|e| fail(WorkspaceError::Unusable(e.to_string())))?
             .map_err(|e| fail(e.into()))?;
+        let engine = self.scan(req).await?;
         let members = ws.members(&req.project).await.map_err(fail)?;
         ws.memory_checked().await.map_err(fail)?;
         let leaving = self.differencing(req, &members).map_err(|e| match e {
@@ -414,7 +481,7 @@ impl ReleaseGate for Gate<'_> {
             Blocked::Found(ja, en) => (ja, en),
         })?;
         let tmp = ws.inner.dirs.airlock.join("releases").join(format!("{}.partial", req.id));
-        let made = self.package(req, &tmp);
+        let made = self.package(req, &tmp, &engine);
         if made.is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
         }
@@ -440,6 +507,36 @@ impl From<WorkspaceError> for Blocked {
 }
 
 impl Gate<'_> {
+    /// Scans every file of the request as it is now, with the scanner's signatures of this
+    /// moment (issue 17 §3): a scanner that cannot scan, and malware, stop the release.
+    /// Returns the engine's version line.
+    async fn scan(&self, req: &OutputRequest) -> std::result::Result<String, (String, String)> {
+        let ws = self.ws;
+        let mut engine = String::new();
+        for f in &req.files {
+            let content = ws.open_file(&req.id, f.n, &f.sha256).map_err(|why| {
+                (
+                    format!("ファイル {} は作成時のハッシュと一致しません（{why}）", f.name),
+                    format!("file {} is not the one made: {why}", f.name),
+                )
+            })?;
+            let scanned = ws.inner.scanner.scan(&content).await.map_err(|e| {
+                (format!("ウイルス検査ができないため持ち出せません（{e}）"), format!("the files cannot be scanned, so nothing leaves: {e}"))
+            })?;
+            if let kura_scan::Verdict::Found { signature } = scanned.verdict {
+                let why = (
+                    format!("ファイル {} にマルウェアを検出しました（{signature}）", f.name),
+                    format!("malware found in file {} ({signature})", f.name),
+                );
+                *self.found.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(Found { file: f.name.clone(), sha256: f.sha256.clone(), engine: scanned.engine.version, signature });
+                return Err(why);
+            }
+            engine = scanned.engine.version;
+        }
+        Ok(engine)
+    }
+
     /// Compares every leaving cell of the request's tables with everything released up to now
     /// by its project or its members (issue 22 §4): a combination that was not there when the
     /// reviewers saw the request (an output released since) stops it. Returns the sets to
@@ -479,7 +576,7 @@ impl Gate<'_> {
     }
 
     /// Checks every file and writes the package into `tmp`, then moves it in place.
-    fn package(&self, req: &OutputRequest, tmp: &Path) -> std::result::Result<String, (String, String)> {
+    fn package(&self, req: &OutputRequest, tmp: &Path, scanner: &str) -> std::result::Result<String, (String, String)> {
         let ws = self.ws;
         let blocked = |ja: String, en: String| (ja, en);
         let dir = ws.release_dir(&req.id);
@@ -532,6 +629,7 @@ impl Gate<'_> {
             files,
             reviewers,
             exception: req.exception.is_some(),
+            scanner: scanner.into(),
         };
         let json = serde_json::to_vec_pretty(&manifest).map_err(|e| blocked(e.to_string(), e.to_string()))?;
         kura_crypto::write_atomic(&tmp.join("manifest.json"), &json, 0o644).map_err(|e| blocked(e.to_string(), e.to_string()))?;

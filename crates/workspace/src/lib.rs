@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 pub mod airlock;
+pub mod bringin;
 pub mod memory;
 pub mod values;
 
@@ -68,6 +69,19 @@ pub enum WorkspaceError {
         path: String,
         /// The error.
         source: std::io::Error,
+    },
+    /// The malware scanner could not scan: nothing passes (issue 17 §4).
+    #[error(transparent)]
+    Scan(#[from] kura_scan::ScanError),
+    /// Malware was found in a file (recorded for the operators and in the ledger).
+    #[error(
+        "{file}: マルウェアを検出しました（{signature}）。ファイルは受け付けません / malware found in {file} ({signature}): the file is refused"
+    )]
+    Malware {
+        /// The file.
+        file: String,
+        /// The signature found.
+        signature: String,
     },
     /// The workspace cannot be used as it stands; says why and what to do.
     #[error("{0}")]
@@ -181,6 +195,8 @@ struct Inner {
     pool: Mutex<HashMap<String, Slot>>,
     /// The airlock's disclosure policy.
     policy: kura_disclosure::LoadedPolicy,
+    /// The malware scanner of the airlock's both directions.
+    scanner: kura_scan::Scanner,
 }
 
 /// The workspaces of a home (see the crate documentation).
@@ -226,20 +242,24 @@ fn blocking_failed(e: tokio::task::JoinError) -> WorkspaceError {
 
 impl Workspaces {
     /// The workspaces of `home`, checked by `research`'s rules, whose workers `cmd` starts (the
-    /// `kura` binary with its worker argument).
+    /// `kura` binary with its worker argument); the airlock applies the NDB rules and scans
+    /// through clamd at its default socket.
     pub fn new(home: Home, research: Research, dirs: Dirs, cmd: WorkerCommand) -> Workspaces {
-        Self::with_policy(home, research, dirs, cmd, kura_disclosure::LoadedPolicy::default_ndb())
+        let scanner = kura_scan::Scanner::new(&kura_scan::ScannerConfig::default());
+        Self::configured(home, research, dirs, cmd, kura_disclosure::LoadedPolicy::default_ndb(), scanner)
     }
 
-    /// [`Workspaces::new`] whose airlock applies `policy` (issue 17 §1).
-    pub fn with_policy(
+    /// [`Workspaces::new`] whose airlock applies `policy` (issue 17 §1) and scans with
+    /// `scanner` (issue 17 §4).
+    pub fn configured(
         home: Home,
         research: Research,
         dirs: Dirs,
         cmd: WorkerCommand,
         policy: kura_disclosure::LoadedPolicy,
+        scanner: kura_scan::Scanner,
     ) -> Workspaces {
-        Workspaces { inner: Arc::new(Inner { home, research, dirs, cmd, pool: Mutex::new(HashMap::new()), policy }) }
+        Workspaces { inner: Arc::new(Inner { home, research, dirs, cmd, pool: Mutex::new(HashMap::new()), policy, scanner }) }
     }
 
     /// The research service whose rules apply.

@@ -109,7 +109,8 @@ pub fn leaving_sets(file: &str, table: &Table, verdict: &TableVerdict, sets: &[V
     out
 }
 
-/// |a \ b| and |b \ a| of two sorted sets.
+/// |a \ b| and |b \ a| of two sorted sets (the tests' reference for [`compare`]).
+#[cfg(test)]
 fn differences(a: &[u64], b: &[u64]) -> (u64, u64) {
     let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
     let (mut only_a, mut only_b) = (0u64, 0u64);
@@ -156,52 +157,148 @@ pub fn compare(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64
     // (nested, or nearly): their values' difference is those few persons'. Two overlapping
     // categories that each hold many persons the other lacks (a cross-tab's cells) are not.
     let close = |a: u64, b: u64| (few(a) && b < threshold) || (few(b) && a < threshold);
-    let released: Vec<(String, &MemCell, Vec<u64>)> =
-        released.iter().filter_map(|(src, c)| c.persons().map(|p| (format!("{src} {} «{}»", c.file, c.label), c, p))).collect();
-    let fresh: Vec<(String, &MemCell, Vec<u64>)> =
-        fresh.iter().filter_map(|c| c.persons().map(|p| (format!("{} «{}»", c.file, c.label), c, p))).collect();
+    // Every set, the fresh ones first: its name, its fresh cell (if fresh), its persons.
+    let mut items: Vec<(String, Option<&MemCell>, Vec<u64>)> =
+        fresh.iter().filter_map(|c| c.persons().map(|p| (format!("{} «{}»", c.file, c.label), Some(c), p))).collect();
+    let n_fresh = items.len();
+    items.extend(released.iter().filter_map(|(src, c)| c.persons().map(|p| (format!("{src} {} «{}»", c.file, c.label), None, p))));
+    // An empty set stands for nobody: comparing with it is the threshold rule's business.
+    let sizes: Vec<u64> = items.iter().map(|(_, _, p)| p.len() as u64).collect();
+    // The sets each person is in (an inverted index): two sets that differ by fewer than the
+    // threshold share persons, so only the sets found through a set's persons are compared
+    // with it — one pass over its persons' lists instead of one comparison per set.
+    let mut pairs: Vec<(u64, u32)> = Vec::with_capacity(items.iter().map(|(_, _, p)| p.len()).sum());
+    for (j, (_, _, p)) in items.iter().enumerate() {
+        let j = j as u32;
+        pairs.extend(p.iter().map(|&person| (person, j)));
+    }
+    pairs.sort_unstable();
+    let mut index: std::collections::HashMap<u64, (usize, usize)> = std::collections::HashMap::new();
+    let mut at = 0;
+    while let Some(&(person, _)) = pairs.get(at) {
+        let len = pairs.get(at..).map_or(0, |rest| rest.iter().take_while(|(p, _)| *p == person).count());
+        index.insert(person, (at, len));
+        at += len;
+    }
+    let postings = |person: &u64| index.get(person).and_then(|&(s, l)| pairs.get(s..s + l)).unwrap_or(&[]);
+    // |S_k ∩ S_j| for every j sharing a person with S_k: (j, count), counted in `counts`.
+    let mut counts = vec![0u64; items.len()];
+    let mut overlaps = |k: usize| -> Vec<(usize, u64)> {
+        let mut touched = Vec::new();
+        for person in items.get(k).map_or(&[][..], |(_, _, p)| p.as_slice()) {
+            for &(_, j) in postings(person) {
+                let j = j as usize;
+                if j == k {
+                    continue;
+                }
+                if let Some(c) = counts.get_mut(j) {
+                    if *c == 0 {
+                        touched.push(j);
+                    }
+                    *c += 1;
+                }
+            }
+        }
+        let out: Vec<(usize, u64)> = touched.iter().map(|&j| (j, counts.get(j).copied().unwrap_or(0))).collect();
+        for j in touched {
+            if let Some(c) = counts.get_mut(j) {
+                *c = 0;
+            }
+        }
+        out
+    };
+    let small: Vec<usize> = (0..items.len()).filter(|&j| sizes.get(j).is_some_and(|&s| s > 0 && s < threshold)).collect();
     let mut hits = BTreeSet::new();
     // The fresh cell a finding is reported on: the given one, or the first cell of its file
     // (a finding on a table's total).
-    let at_of = |c: &MemCell| c.at.or_else(|| fresh.iter().find(|(_, f, _)| f.file == c.file && f.at.is_some()).and_then(|(_, f, _)| f.at));
-    for (i, (name, c, mine)) in fresh.iter().enumerate() {
-        let Some(at) = at_of(c) else { continue };
-        for (src, _, theirs) in &released {
-            let (a, b) = differences(mine, theirs);
-            if close(a, b) {
-                hits.insert(Hit { at, with: src.clone() });
+    let at_of = |c: &MemCell| c.at.or_else(|| fresh.iter().find(|f| f.file == c.file && f.at.is_some()).and_then(|f| f.at));
+    let size = |j: usize| sizes.get(j).copied().unwrap_or(0);
+    let name = |j: usize| items.get(j).map_or("", |(n, _, _)| n.as_str());
+    // Union candidates: each with the sets lying within it.
+    let mut unions: Vec<(usize, Vec<usize>)> = Vec::new();
+    let mut released_supersets = BTreeSet::new();
+    for i in 0..n_fresh {
+        let Some((_, Some(c), _)) = items.get(i) else { continue };
+        let mine = size(i);
+        if mine == 0 {
+            continue;
+        }
+        let shared = overlaps(i);
+        let mut within = Vec::new();
+        let mut seen = BTreeSet::new();
+        for &(j, common) in &shared {
+            seen.insert(j);
+            let theirs = size(j);
+            if common == theirs && theirs < mine {
+                within.push(j);
+            }
+            if j >= n_fresh && common == mine && theirs > mine {
+                released_supersets.insert(j);
+            }
+            if let Some(at) = at_of(c)
+                && close(mine - common, theirs - common)
+            {
+                if j >= n_fresh {
+                    hits.insert(Hit { at, with: name(j).to_string() });
+                } else if j > i {
+                    hits.insert(Hit { at, with: format!("{} (この出力 this output, {})", name(j), name(i)) });
+                }
             }
         }
-        for (other_name, _, theirs) in fresh.iter().skip(i + 1) {
-            let (a, b) = differences(mine, theirs);
-            if close(a, b) {
-                hits.insert(Hit { at, with: format!("{other_name} (この出力 this output, {name})") });
+        // Sets that share nobody with this one are close only when both are tiny.
+        if let Some(at) = at_of(c)
+            && mine < threshold
+        {
+            for &j in small.iter().filter(|j| !seen.contains(*j) && **j != i) {
+                if close(mine, size(j)) {
+                    if j >= n_fresh {
+                        hits.insert(Hit { at, with: name(j).to_string() });
+                    } else if j > i {
+                        hits.insert(Hit { at, with: format!("{} (この出力 this output, {})", name(j), name(i)) });
+                    }
+                }
             }
         }
+        within.sort_unstable();
+        unions.push((i, within));
     }
-    // Unions of the sets that lie within a set.
-    let all: Vec<(&String, Option<&MemCell>, &Vec<u64>)> =
-        fresh.iter().map(|(n, c, p)| (n, Some(*c), p)).chain(released.iter().map(|(n, _, p)| (n, None, p))).collect();
-    for (k, (name, own, big)) in all.iter().enumerate() {
-        let within: Vec<usize> = all
-            .iter()
-            .enumerate()
-            .filter(|(j, (_, _, small))| *j != k && !small.is_empty() && small.len() < big.len() && differences(small, big).0 == 0)
-            .map(|(j, _)| j)
-            .collect();
+    // A released set with a fresh one within it: what the sets within it add up to now.
+    for k in released_supersets {
+        let big = size(k);
+        let mut within: Vec<usize> =
+            overlaps(k).into_iter().filter(|&(j, common)| common == size(j) && size(j) < big).map(|(j, _)| j).collect();
+        within.sort_unstable();
+        unions.push((k, within));
+    }
+    // Unions of the sets that lie within a set: the persons of the set no part covers.
+    let mut part = vec![false; items.len()];
+    for (k, within) in unions {
         if within.len() < 2 {
             continue; // one set within another is the pairwise check above
         }
-        let union: BTreeSet<u64> = within.iter().filter_map(|&j| all.get(j)).flat_map(|(_, _, p)| p.iter().copied()).collect();
-        let rest = big.len() as u64 - union.len() as u64;
+        for &j in &within {
+            if let Some(p) = part.get_mut(j) {
+                *p = true;
+            }
+        }
+        let persons = items.get(k).map_or(&[][..], |(_, _, p)| p.as_slice());
+        let covered =
+            persons.iter().filter(|person| postings(person).iter().any(|&(_, j)| part.get(j as usize).copied().unwrap_or(false))).count();
+        for &j in &within {
+            if let Some(p) = part.get_mut(j) {
+                *p = false;
+            }
+        }
+        let rest = size(k) - covered as u64;
         if !few(rest) {
             continue;
         }
         // Reported on a fresh cell taking part: the big one, or one within it.
-        let fresh_part = own.and_then(at_of).or_else(|| within.iter().find_map(|&j| all.get(j).and_then(|(_, c, _)| c.and_then(at_of))));
+        let own = items.get(k).and_then(|(_, c, _)| c.and_then(at_of));
+        let fresh_part = own.or_else(|| within.iter().find_map(|&j| items.get(j).and_then(|(_, c, _)| c.and_then(at_of))));
         if let Some(at) = fresh_part {
-            let parts: Vec<&str> = within.iter().take(4).filter_map(|&j| all.get(j)).map(|(n, _, _)| n.as_str()).collect();
-            hits.insert(Hit { at, with: format!("{name} = {} …", parts.join(" + ")) });
+            let parts: Vec<&str> = within.iter().take(4).map(|&j| name(j)).collect();
+            hits.insert(Hit { at, with: format!("{} = {} …", name(k), parts.join(" + ")) });
         }
     }
     hits.into_iter().collect()
@@ -345,5 +442,69 @@ mod tests {
         let outpatient: Vec<u64> = (6..78).collect();
         let released = vec![("OUT-1".to_string(), cell(None, &outpatient))];
         assert!(compare(&[cell(Some((0, 0)), &dpc)], &released, 10).is_empty());
+    }
+
+    /// The definition [`compare`] implements with an index, written out as pairs and unions
+    /// over every set.
+    #[allow(clippy::indexing_slicing, clippy::type_complexity)] // a test's plain definition
+    fn reference(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64) -> BTreeSet<((usize, usize), bool)> {
+        let few = |n: u64| (1..threshold).contains(&n);
+        let close = |a: u64, b: u64| (few(a) && b < threshold) || (few(b) && a < threshold);
+        let mut all: Vec<(Option<(usize, usize)>, Vec<u64>, bool)> =
+            fresh.iter().map(|c| (c.at, c.persons().unwrap_or_default(), true)).collect();
+        let n_fresh = all.len();
+        all.extend(released.iter().map(|(_, c)| (None, c.persons().unwrap_or_default(), false)));
+        all.retain(|(_, p, _)| !p.is_empty());
+        let n_fresh = all.iter().take(n_fresh).filter(|x| x.2).count();
+        let mut out = BTreeSet::new();
+        for i in 0..n_fresh {
+            let (Some(at), a, _) = &all[i] else { continue };
+            for (j, (_, b, _)) in all.iter().enumerate() {
+                if j == i || (j < n_fresh && j < i) {
+                    continue;
+                }
+                let (x, y) = differences(a, b);
+                if close(x, y) {
+                    out.insert((*at, false));
+                }
+            }
+        }
+        for (k, (own, big, _)) in all.iter().enumerate() {
+            let within: Vec<usize> =
+                (0..all.len()).filter(|&j| j != k && all[j].1.len() < big.len() && differences(&all[j].1, big).0 == 0).collect();
+            if within.len() < 2 {
+                continue;
+            }
+            let union: BTreeSet<u64> = within.iter().flat_map(|&j| all[j].1.iter().copied()).collect();
+            if few(big.len() as u64 - union.len() as u64) {
+                let at = own.or_else(|| within.iter().find_map(|&j| all[j].0));
+                if let Some(at) = at {
+                    out.insert((at, true));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_index_finds_what_every_pair_and_union_finds() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+        let mut found = 0;
+        for round in 0..300 {
+            let universe = rng.random_range(5..60u64);
+            let set = |rng: &mut rand_chacha::ChaCha8Rng| -> Vec<u64> {
+                let keep = rng.random_range(0.05..1.0);
+                (0..universe).filter(|_| rng.random_bool(keep)).collect()
+            };
+            let fresh: Vec<MemCell> = (0..rng.random_range(1..6)).map(|i| cell(Some((i, 0)), &set(&mut rng))).collect();
+            let released: Vec<(String, MemCell)> =
+                (0..rng.random_range(0..6)).map(|i| (format!("OUT-{i}"), cell(None, &set(&mut rng)))).collect();
+            let want: BTreeSet<(usize, usize)> = reference(&fresh, &released, 10).into_iter().map(|(at, _)| at).collect();
+            let got: BTreeSet<(usize, usize)> = compare(&fresh, &released, 10).into_iter().map(|h| h.at).collect();
+            assert_eq!(got, want, "round {round}");
+            found += want.len();
+        }
+        assert!(found > 50, "the rounds exercise findings: {found}");
     }
 }
