@@ -3,7 +3,7 @@
 //! 性能測定は出荷用の `kura` に含めない別の実行ファイル。`kura bench …` はこれを呼び出す。
 //! The benchmarks are a program of their own, so that the `kura` binary that ships never
 //! installs packages (the query benchmark installs DuckDB from PyPI) nor exports a dataset's
-//! columns decrypted (the peer engine's copy). `kura bench query|ledger|server|workspace …` runs this
+//! columns decrypted (the peer engine's copy). `kura bench query|ledger|server|workspace|airlock …` runs this
 //! program when it is installed beside `kura` (`cargo build --release` builds both into
 //! `target/release/`); it can also be run directly as `kura-bench query|ledger|server …`.
 //!
@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+mod airlock;
 mod ledger;
 mod query;
 mod report;
@@ -49,6 +50,10 @@ enum What {
     /// 作業環境：起動時間、作業プロセス経由の問い合わせの負担、待機中のメモリ / workspaces: start time, the
     /// worker's overhead on the query suite, memory of idle workers
     Workspace(workspace::WorkspaceBenchArgs),
+    /// 持ち出し審査：1万セル・100万人の表の自動検査（根拠の問い合わせ込み）と元の問い合わせの比、過去100件の持ち出し
+    /// との差分比較 / the airlock: checking a table of 10,000 cells over 1,000,000 persons (evidence queries
+    /// included) against the plain query, and differencing against 100 earlier releases
+    Airlock(airlock::AirlockBenchArgs),
 }
 
 /// The `kura` binary the benchmarks drive (`kura serve` as a child process): the one beside
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
         What::Ledger(l) => ledger::ledger(l),
         What::Server(s) => server::server(s),
         What::Workspace(w) => workspace::workspace(w),
+        What::Airlock(a) => airlock::airlock(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

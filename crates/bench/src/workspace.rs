@@ -59,7 +59,7 @@ fn bench_err(what: &str) -> impl Fn(kura_query::QueryError) -> CliError + '_ {
 }
 
 /// The specification of a workspace of project `project` over the suite's grant.
-fn workspace_spec(home: &Home, project: &str, dir: &Path, key: &SecretKey) -> Result<EngineSpec> {
+pub(crate) fn workspace_spec(home: &Home, project: &str, dir: &Path, key: &SecretKey) -> Result<EngineSpec> {
     let entry = home.catalog()?.datasets.get("ndb").cloned().ok_or_else(|| CliError::Bench("no dataset".into()))?;
     let grant = Grant::parse(&entry, GRANT)?;
     let mut spec = EngineSpec::from_home(home, "ndb", Some(grant))?;

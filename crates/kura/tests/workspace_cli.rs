@@ -412,6 +412,30 @@ fn workspace_benchmark_runs() {
     }
 }
 
+/// `kura bench airlock` runs end to end on a small population and prints every figure with
+/// its target (issue 17, "Performance"; the figures themselves come from the release build).
+#[test]
+fn airlock_benchmark_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_kura"))
+        .args(["bench", "airlock", "--persons", "300", "--runs", "1", "--releases", "5", "--dir"])
+        .arg(dir.path().join("bench"))
+        .output()
+        .unwrap();
+    let out = common::bench_ran(&o);
+    for row in [
+        "cells of the output table",
+        "the plain query",
+        "the check: evidence query",
+        "earlier releases read back",
+        "differencing against",
+        "the whole check",
+    ] {
+        assert!(out.contains(row), "{row} missing from:\n{out}");
+    }
+    assert!(out.contains("(5 releases"), "{out}");
+}
+
 /// Waits until `ready` holds, for at most 60 seconds.
 fn wait_for(what: &str, ready: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
