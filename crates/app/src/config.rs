@@ -231,6 +231,8 @@ policy = "ndb"
 [scanner]
 # ClamAV（clamd）のソケット。検査できないときは持込み・持出しを止めます（kura scanner status で確認）。
 # clamd's Unix socket; without a working scanner bring-in and release are blocked (see kura scanner status).
+# clamd.conf に AlertExceedsMax yes と AlertEncrypted yes が必要です（開けない圧縮ファイルを通さないため）。
+# clamd.conf needs AlertExceedsMax yes and AlertEncrypted yes (archives it cannot open are never passed).
 socket = "/run/clamav/clamd.ctl"
 # 1回の検査の制限時間（秒）/ time limit of one scan (seconds)
 timeout_secs = 120

@@ -7,7 +7,7 @@
 use crate::{CliError, Result, runtime};
 use clap::{Args, Subcommand};
 use kura_store::Home;
-use kura_workflows::{Bringin, Caller, InStep, Viewer};
+use kura_workflows::{Bringin, Caller, Viewer};
 use std::path::PathBuf;
 
 /// `kura bringin`
@@ -173,7 +173,7 @@ pub fn bringin(home: &Home, a: BringinArgs) -> Result<()> {
                 print_request(&r);
             }
             InCmd::Withdraw { id, login } => {
-                let r = bringins.close(&Caller::console_as(&login), &id, InStep::Withdraw, "").await.map_err(wf)?;
+                let r = ws.bringin_withdraw(&Caller::console_as(&login), &id).await.map_err(crate::workspace::ws_err)?;
                 print_request(&r);
             }
             InCmd::Show { id, login, out } => {
@@ -236,14 +236,25 @@ pub fn scanner(home: &Home, a: ScannerArgs) -> Result<()> {
                     );
                     println!("signatures: {sigs}");
                     println!("self-test: EICAR detected as {}", e.self_test);
+                    println!("self-test: an archive too deep to open flagged as {}", e.deep_archives);
+                    println!("self-test: an encrypted archive flagged as {}", e.encrypted_archives);
                 }
                 Err(_) => println!("scanner: unavailable"),
             }
             println!("detections: {}", found.len());
+            // Names as text, never as terminal commands.
+            let shown = |t: &str| t.chars().flat_map(char::escape_debug).collect::<String>();
             for d in &found {
                 println!(
                     "  {}  {}  {}  {}  {}  sha256 {}  by {}  (ledger {})",
-                    d.at, d.direction, d.object, d.file_name, d.signature, d.sha256, d.actor, d.ledger_index
+                    d.at,
+                    d.direction,
+                    d.object,
+                    shown(&d.file_name),
+                    shown(&d.signature),
+                    d.sha256,
+                    d.actor,
+                    d.ledger_index
                 );
             }
         }

@@ -634,6 +634,16 @@ fn bring_in_is_scanned_approved_by_a_custodian_and_lands_read_only() {
     let zip = file("tools.zip", &zip_stored(&[("readme.txt", b"hi".as_slice()), ("bin/tool.com", kura_scan::eicar().as_slice())]));
     let e = fails(&upload("r1", &zip));
     assert!(e.contains(EICAR_SIGNATURE) && e.contains("IN-000002"), "{e}");
+    // What the scanner cannot look into does not come in either: 20 zips deep, or encrypted.
+    let mut deep = kura_scan::eicar();
+    for _ in 0..20 {
+        deep = zip_stored(&[("inner.zip", deep.as_slice())]);
+    }
+    let e = fails(&upload("r1", &file("deep.zip", &deep)));
+    assert!(e.contains("Exceeded") && e.contains("IN-000003"), "{e}");
+    let locked = kura_scan::stored_zip(&[("tool.com", kura_scan::eicar().as_slice())], true);
+    let e = fails(&upload("r1", &file("locked.zip", &locked)));
+    assert!(e.contains("Encrypted") && e.contains("IN-000004"), "{e}");
     let infected = ok(&kura(&home, &["bringin", "show", "IN-000001"]));
     assert!(infected.contains("infected") && infected.contains("found Kura.Test.EICAR"), "{infected}");
     // An infected request goes nowhere.
@@ -644,7 +654,8 @@ fn bring_in_is_scanned_approved_by_a_custodian_and_lands_read_only() {
         status.contains("scanner: ok") && status.contains("engine: ClamAV") && status.contains("self-test: EICAR detected"),
         "{status}"
     );
-    assert!(status.contains("detections: 2") && status.contains("tool.com") && status.contains("tools.zip"), "{status}");
+    assert!(status.contains("detections: 4") && status.contains("tool.com") && status.contains("tools.zip"), "{status}");
+    assert!(status.contains("too deep to open flagged") && status.contains("encrypted archive flagged"), "{status}");
     let json: serde_json::Value = serde_json::from_str(&ok(&kura(&home, &["scanner", "status", "--json"]))).unwrap();
     assert_eq!(json["ok"], true);
     assert_eq!(json["detections"][0]["direction"], "in");
@@ -657,7 +668,7 @@ fn bring_in_is_scanned_approved_by_a_custodian_and_lands_read_only() {
     let e = fails(&upload("r1", &broken));
     assert!(e.contains("broken_master.csv:2:"), "{e}");
     let id = last_line(&ok(&upload("r1", &master)));
-    assert_eq!(id, "IN-000003");
+    assert_eq!(id, "IN-000005");
     // Not the author, nor a reviewer, nor a custodian inside the project approves it.
     let e = fails(&kura(&home, &["bringin", "review", &id, "--as", "r1", "--approve"]));
     assert!(e.contains("only a custodian"), "{e}");
@@ -672,6 +683,11 @@ fn bring_in_is_scanned_approved_by_a_custodian_and_lands_read_only() {
         &["workspace", "sql", "--project", &project, "--as", "r1", "--format", "csv", "SELECT code, name FROM drug_master ORDER BY code"],
     ));
     assert!(rows.contains("0101,アスピリン") && rows.contains("0202"), "codes keep their zeros: {rows}");
+    // Read-only: the workspace neither replaces nor drops it.
+    let e = fails(&kura(&home, &["workspace", "sql", "--project", &project, "--as", "r1", "--save", "drug_master", "SELECT 'x' AS code"]));
+    assert!(e.contains("read-only"), "{e}");
+    let e = fails(&kura(&home, &["workspace", "drop", "--project", &project, "--as", "r1", "drug_master"]));
+    assert!(e.contains("read-only"), "{e}");
     // A second master of the same name is not placed over the first.
     let again = last_line(&ok(&upload("r1", &master)));
     let e = fails(&kura(&home, &["bringin", "review", &again, "--as", "c1", "--approve"]));
@@ -703,8 +719,20 @@ fn bring_in_is_scanned_approved_by_a_custodian_and_lands_read_only() {
     assert!(e.contains("author"), "{e}");
     ok(&kura(&home, &["bringin", "withdraw", &id, "--as", "r1"]));
 
+    // Signatures loaded after an upload: the file is caught when a custodian approves it,
+    // rejected, and recorded as coming in.
+    let older = Clamd::with_signatures(&[("kura-test.hsb", clamd::hash_signature(&kura_scan::eicar(), EICAR_SIGNATURE))]);
+    use_scanner(&home, &older.socket);
+    let later = file("later.txt", format!("notes\n{YARA_MARKER}\n").as_bytes());
+    let id = last_line(&ok(&upload("r1", &later)));
+    use_scanner(&home, &clamd().socket);
+    let e = fails(&kura(&home, &["bringin", "review", &id, "--as", "c1", "--approve"]));
+    assert!(e.contains(YARA_RULE), "{e}");
+    assert!(ok(&kura(&home, &["bringin", "show", &id])).contains("rejected"));
+    let status = ok(&kura(&home, &["scanner", "status"]));
+    assert!(status.contains(&format!("in  {id}  later.txt")), "{status}");
     // Every step is an entry of the ledger, each request's history names them.
-    let shown = ok(&kura(&home, &["bringin", "show", "IN-000003"]));
+    let shown = ok(&kura(&home, &["bringin", "show", "IN-000005"]));
     assert!(shown.contains("upload  - -> submitted") && shown.contains("approve  submitted -> approved"), "{shown}");
     ok(&kura(&home, &["ledger", "verify"]));
 }

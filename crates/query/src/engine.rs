@@ -439,6 +439,7 @@ impl QueryEngine {
             taken.extend(v.keys().cloned());
         }
         crate::workspace::check_table_name(name, &taken)?;
+        crate::workspace::check_not_protected(&ws.dir, name)?;
         crate::workspace::save_table(ws, name, &output.schema, &output.batches)?;
         self.register_saved(name, output.schema.clone(), output.batches.clone())
     }

@@ -359,6 +359,37 @@ pub fn save_table(ws: &WorkspaceSpec, name: &str, schema: &SchemaRef, batches: &
     Ok(())
 }
 
+/// The list of tables a custodian placed in the workspace (bring-in masters, issue 17 §4).
+fn protected_path(dir: &Path) -> PathBuf {
+    tables_dir(dir).join(".bringin")
+}
+
+/// The saved tables that are bring-in masters: read-only, never replaced or dropped.
+pub fn protected_names(dir: &Path) -> std::collections::HashSet<String> {
+    std::fs::read_to_string(protected_path(dir)).map(|t| t.lines().map(str::to_string).collect()).unwrap_or_default()
+}
+
+/// Refuses to replace or drop `name` when it is a bring-in master.
+pub fn check_not_protected(dir: &Path, name: &str) -> Result<()> {
+    if protected_names(dir).contains(name) {
+        return Err(QueryError::BadGrant(format!(
+            "'{name}' は持ち込まれたマスターです（読み取り専用）。別の名前にしてください / '{name}' is a master brought in (read-only): choose another name"
+        )));
+    }
+    Ok(())
+}
+
+/// Marks saved table `name` as a bring-in master (after it was saved).
+pub fn protect(dir: &Path, name: &str) -> Result<()> {
+    let mut names = protected_names(dir);
+    names.insert(name.to_string());
+    let mut list: Vec<String> = names.into_iter().collect();
+    list.sort();
+    let path = protected_path(dir);
+    kura_crypto::write_atomic(&path, format!("{}\n", list.join("\n")).as_bytes(), 0o600)
+        .map_err(|e| kura_store::StoreError::io(&path, e).into())
+}
+
 /// The names of the workspace's saved tables, sorted.
 pub fn saved_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(tables_dir(dir))

@@ -12,6 +12,11 @@
 //! - a scanner with no signatures loaded is caught by a **self-test** before every scan: the
 //!   industry's EICAR test file ([`eicar`], assembled at run time so that no file of Kura holds
 //!   it) must be detected, or the scan fails with [`ScanError::NoSignatures`];
+//! - a scanner that would pass what it cannot look into is caught by the same self-test: clamd
+//!   answers `OK` for an archive nested deeper than its limits or an encrypted archive unless it
+//!   is told to alert (`AlertExceedsMax yes`, `AlertEncrypted yes`); two harmless canaries (a zip
+//!   nested 24 deep, a zip marked encrypted) must be flagged, or the scan fails with
+//!   [`ScanError::Permissive`] naming the setting;
 //! - the engine's version (with the official database's version and date where it has one) is
 //!   part of every outcome, so that each scan's record names what scanned it.
 //!
@@ -74,6 +79,20 @@ pub enum ScanError {
         /// The engine's version line.
         engine: String,
     },
+    /// The scanner lets through what it cannot look into (archives too deep, encrypted).
+    #[error(
+        "ウイルス検査エンジン（{engine}）は{what_ja}を検査できないまま通します。clamd.conf に「{setting}」を設定してください / the malware scanner ({engine}) passes {what_en} it cannot look into: set `{setting}` in clamd.conf"
+    )]
+    Permissive {
+        /// The engine's version line.
+        engine: String,
+        /// What it lets through, in Japanese.
+        what_ja: &'static str,
+        /// The same in English.
+        what_en: &'static str,
+        /// The clamd setting that stops it.
+        setting: &'static str,
+    },
     /// The scan took longer than the configured limit.
     #[error("ウイルス検査が {0} 秒以内に終わりませんでした / the malware scan did not finish within {0} s")]
     Timeout(u64),
@@ -92,6 +111,10 @@ pub struct Engine {
     pub version: String,
     /// The signature that detected the EICAR test file.
     pub self_test: String,
+    /// What flagged the archive nested too deep to open.
+    pub deep_archives: String,
+    /// What flagged the encrypted archive.
+    pub encrypted_archives: String,
 }
 
 /// What a scan found.
@@ -123,6 +146,71 @@ pub fn eicar() -> Vec<u8> {
     // tree would flag it).
     let parts: [&str; 3] = [r"X5O!P%@AP[4\PZX54(P^)7CC)7}$", "EICAR-STANDARD-ANTIVIRUS-", "TEST-FILE!$H+H*"];
     parts.concat().into_bytes()
+}
+
+/// A zip archive holding `files` uncompressed ("stored"), every entry marked encrypted if
+/// `encrypted`: the self-test's canaries, and test files.
+pub fn stored_zip(files: &[(&str, &[u8])], encrypted: bool) -> Vec<u8> {
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+    let flags: u16 = if encrypted { 1 } else { 0 };
+    let le16 = |v: usize| u16::try_from(v).unwrap_or(u16::MAX).to_le_bytes();
+    let le32 = |v: usize| u32::try_from(v).unwrap_or(u32::MAX).to_le_bytes();
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, data) in files {
+        let offset = out.len();
+        let head = |central: bool| {
+            let mut h = Vec::new();
+            h.extend_from_slice(if central { b"PK\x01\x02" } else { b"PK\x03\x04" });
+            if central {
+                h.extend_from_slice(&20u16.to_le_bytes()); // made by
+            }
+            h.extend_from_slice(&20u16.to_le_bytes()); // needed to extract
+            h.extend_from_slice(&flags.to_le_bytes());
+            h.extend_from_slice(&0u16.to_le_bytes()); // stored
+            h.extend_from_slice(&0u32.to_le_bytes()); // time, date
+            h.extend_from_slice(&crc.checksum(data).to_le_bytes());
+            h.extend_from_slice(&le32(data.len()));
+            h.extend_from_slice(&le32(data.len()));
+            h.extend_from_slice(&le16(name.len()));
+            h.extend_from_slice(&0u16.to_le_bytes()); // extra
+            if central {
+                h.extend_from_slice(&[0; 10]); // comment length, disk, internal and external attributes
+                h.extend_from_slice(&le32(offset));
+            }
+            h.extend_from_slice(name.as_bytes());
+            h
+        };
+        out.extend(head(false));
+        out.extend_from_slice(data);
+        central.extend(head(true));
+    }
+    let cd_offset = out.len();
+    let cd_len = central.len();
+    out.extend(central);
+    out.extend_from_slice(b"PK\x05\x06");
+    out.extend_from_slice(&[0; 4]); // disks
+    out.extend_from_slice(&le16(files.len()));
+    out.extend_from_slice(&le16(files.len()));
+    out.extend_from_slice(&le32(cd_len));
+    out.extend_from_slice(&le32(cd_offset));
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+/// A harmless text nested in zips deeper than any scanner's default recursion limit.
+fn deep_canary() -> Vec<u8> {
+    let mut data = b"kura-scan canary: an archive too deep to open".to_vec();
+    for level in 0..24 {
+        let name = if level == 0 { "canary.txt" } else { "canary.zip" };
+        data = stored_zip(&[(name, &data)], false);
+    }
+    data
+}
+
+/// A harmless text in a zip whose entry is marked encrypted.
+fn encrypted_canary() -> Vec<u8> {
+    stored_zip(&[("canary.txt", b"\0\0\0\0\0\0\0\0\0\0\0\0kura-scan canary: an encrypted archive")], true)
 }
 
 /// A connection to clamd (see the crate documentation).
@@ -196,10 +284,33 @@ impl Scanner {
         if !version.starts_with("ClamAV ") {
             return Err(ScanError::BadReply(version.chars().take(200).collect()));
         }
-        match self.instream(&eicar()).await? {
-            Verdict::Found { signature } => Ok(Engine { socket: path.display().to_string(), version, self_test: signature }),
-            Verdict::Clean => Err(ScanError::NoSignatures { engine: version }),
-        }
+        let self_test = match self.instream(&eicar()).await? {
+            Verdict::Found { signature } => signature,
+            Verdict::Clean => return Err(ScanError::NoSignatures { engine: version }),
+        };
+        let deep_archives = match self.instream(&deep_canary()).await? {
+            Verdict::Found { signature } => signature,
+            Verdict::Clean => {
+                return Err(ScanError::Permissive {
+                    engine: version,
+                    what_ja: "深く入れ子になった圧縮ファイル",
+                    what_en: "archives nested too deep",
+                    setting: "AlertExceedsMax yes",
+                });
+            }
+        };
+        let encrypted_archives = match self.instream(&encrypted_canary()).await? {
+            Verdict::Found { signature } => signature,
+            Verdict::Clean => {
+                return Err(ScanError::Permissive {
+                    engine: version,
+                    what_ja: "暗号化された圧縮ファイル",
+                    what_en: "encrypted archives",
+                    setting: "AlertEncrypted yes",
+                });
+            }
+        };
+        Ok(Engine { socket: path.display().to_string(), version, self_test, deep_archives, encrypted_archives })
     }
 
     /// Scans `bytes` (archives are opened by clamd: a zip holding malware is found) after the

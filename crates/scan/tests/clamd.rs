@@ -35,6 +35,18 @@ async fn eicar_plain_and_zipped_the_yara_rule_and_a_clean_file() {
     // The same zip without the test file is clean: what was found was the file inside.
     let harmless = zip_stored(&[("readme.txt", b"hello".as_slice())]);
     assert_eq!(s.scan(&harmless).await.unwrap().verdict, Verdict::Clean);
+    // What the scanner cannot look into is not clean: the test file 20 zips deep, or in a zip
+    // marked encrypted.
+    let mut deep = eicar();
+    for _ in 0..20 {
+        deep = zip_stored(&[("inner.zip", deep.as_slice())]);
+    }
+    let v = s.scan(&deep).await.unwrap().verdict;
+    assert!(found(&v).contains("Exceeded"), "{v:?}");
+    let locked = kura_scan::stored_zip(&[("tool.com", eicar().as_slice())], true);
+    let v = s.scan(&locked).await.unwrap().verdict;
+    assert!(found(&v).contains("Encrypted"), "{v:?}");
+    assert!(status.deep_archives.contains("Exceeded") && status.encrypted_archives.contains("Encrypted"), "{status:?}");
 
     // The scanner goes away: the next scan is an error, not a pass.
     d.stop();
@@ -54,4 +66,17 @@ async fn a_scanner_without_signatures_blocks() {
     assert!(e.to_string().contains("EICAR"), "{e}");
     let e = s.scan(&eicar()).await.unwrap_err();
     assert!(matches!(e, ScanError::NoSignatures { .. }), "even the test file is not let through as clean: {e}");
+}
+
+#[tokio::test]
+async fn a_scanner_that_passes_what_it_cannot_open_blocks() {
+    // clamd's defaults: an archive too deep or encrypted is answered OK.
+    let eicar_sig = ("kura-test.hsb", clamd::hash_signature(&eicar(), EICAR_SIGNATURE));
+    let lax = Clamd::configured(std::slice::from_ref(&eicar_sig), "");
+    let e = Scanner::at(&lax.socket).scan(b"hello").await.unwrap_err();
+    assert!(matches!(e, ScanError::Permissive { setting: "AlertExceedsMax yes", .. }), "{e}");
+    let half = Clamd::configured(&[eicar_sig], "AlertExceedsMax yes\n");
+    let e = Scanner::at(&half.socket).scan(b"hello").await.unwrap_err();
+    assert!(matches!(e, ScanError::Permissive { setting: "AlertEncrypted yes", .. }), "{e}");
+    assert!(e.to_string().contains("clamd.conf"), "{e}");
 }

@@ -25,6 +25,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 
 pub mod actions;
+pub mod airlock_api;
 pub mod api;
 pub mod client;
 pub mod front;

@@ -30,9 +30,14 @@ pub fn workflow_status(e: &WorkflowError) -> StatusCode {
         WorkflowError::NotFound { .. } => StatusCode::NOT_FOUND,
         WorkflowError::NotPermitted { .. }
         | WorkflowError::ProjectNotPermitted { .. }
+        | WorkflowError::OutputNotPermitted { .. }
         | WorkflowError::NotMember { .. }
         | WorkflowError::PeriodOver { .. } => StatusCode::FORBIDDEN,
-        WorkflowError::WrongState { .. } | WorkflowError::ProjectWrongState { .. } => StatusCode::CONFLICT,
+        WorkflowError::WrongState { .. }
+        | WorkflowError::ProjectWrongState { .. }
+        | WorkflowError::OutputWrongState { .. }
+        | WorkflowError::ReleaseBlocked { .. }
+        | WorkflowError::BringinRefused { .. } => StatusCode::CONFLICT,
         WorkflowError::Ended { .. } => StatusCode::GONE,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
@@ -50,6 +55,10 @@ pub fn workspace_error(e: WorkspaceError) -> WebError {
             other => WebError::bilingual(StatusCode::UNPROCESSABLE_ENTITY, other.to_string()),
         },
         WorkspaceError::Unusable(m) => WebError::bilingual(StatusCode::CONFLICT, m),
+        // A scanner that cannot scan blocks, and says so (issue 17 §4); malware is the
+        // upload's fault.
+        e @ WorkspaceError::Scan(_) => WebError::bilingual(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        e @ WorkspaceError::Malware { .. } => WebError::bilingual(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
         other => WebError::internal(&other),
     }
 }

@@ -27,7 +27,7 @@ use crate::pages;
 use crate::portal::random_hex;
 use crate::web::Peer;
 use crate::web::{Ctx, Lang, Listener, PRE_COOKIE, SIGN_IN_API, Unrendered, WebError, cookie, is_api, set_cookie};
-use crate::{api, portal, research_api, research_pages};
+use crate::{airlock_api, api, portal, research_api, research_pages};
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -83,6 +83,8 @@ const CUSTODIAN: &[Role] = &[Role::Custodian];
 const RESEARCHER: &[Role] = &[Role::Researcher];
 const LIFECYCLE: &[Role] = &[Role::Researcher, Role::Custodian, Role::Reviewer, Role::Auditor];
 const STEPS: &[Role] = &[Role::Researcher, Role::Custodian, Role::Reviewer];
+const BRINGIN: &[Role] = &[Role::Researcher, Role::Custodian];
+const SCANNER: &[Role] = &[Role::Custodian, Role::Operator];
 const CERTIFICATE: &[Role] = &[Role::Researcher, Role::Custodian, Role::Auditor];
 const PROJECT_STEPS: &[Role] = &[Role::Researcher, Role::Custodian];
 
@@ -164,6 +166,21 @@ pub static ROUTES: &[Rule] = &[
     rule("GET", "/api/v1/projects/{id}/tables", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::tables)),
     rule("GET", "/api/v1/projects/{id}/workspace", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::status)),
     rule("POST", "/api/v1/projects/{id}/tables/{name}/drop", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::drop_table)),
+    // The airlock (issues 17 and 22): who may take a step is the domain's rule; the roles
+    // here only keep other roles out.
+    rule("POST", "/api/v1/projects/{id}/outputs", Access::Roles(RESEARCHER), true, false, |m| on(m, airlock_api::output_new)),
+    rule("GET", "/api/v1/outputs", Access::Roles(STEPS), true, false, |m| on(m, airlock_api::outputs)),
+    rule("GET", "/api/v1/outputs/{id}", Access::Roles(STEPS), true, false, |m| on(m, airlock_api::output)),
+    rule("POST", "/api/v1/outputs/{id}/tables", Access::Roles(RESEARCHER), true, false, |m| on(m, airlock_api::output_table)),
+    rule("POST", "/api/v1/outputs/{id}/files", Access::Roles(RESEARCHER), true, false, |m| on(m, airlock_api::output_file)),
+    rule("GET", "/api/v1/outputs/{id}/package/{name}", Access::Roles(RESEARCHER), true, false, |m| on(m, airlock_api::output_package)),
+    rule("POST", "/api/v1/outputs/{id}/{step}", Access::Roles(STEPS), true, false, |m| on(m, airlock_api::output_step)),
+    rule("POST", "/api/v1/projects/{id}/bringin", Access::Roles(RESEARCHER), true, false, |m| on(m, airlock_api::bringin_upload)),
+    rule("GET", "/api/v1/bringin", Access::Roles(BRINGIN), true, false, |m| on(m, airlock_api::bringins)),
+    rule("GET", "/api/v1/bringin/{id}", Access::Roles(BRINGIN), true, false, |m| on(m, airlock_api::bringin)),
+    rule("GET", "/api/v1/bringin/{id}/content", Access::Roles(RESEARCHER), true, false, |m| on(m, airlock_api::bringin_content)),
+    rule("POST", "/api/v1/bringin/{id}/{step}", Access::Roles(BRINGIN), true, false, |m| on(m, airlock_api::bringin_step)),
+    rule("GET", "/api/v1/scanner", Access::Roles(SCANNER), true, true, |m| on(m, airlock_api::scanner)),
     // Sample datasets (HIC-P2).
     rule("GET", "/api/v1/samples", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_api::samples)),
     rule("POST", "/api/v1/samples/{dataset}/sql", Access::Roles(RESEARCHER), true, false, |m| on(m, research_api::sample_sql)),
@@ -309,14 +326,26 @@ fn from_listed_site(portal: &Portal, headers: &HeaderMap) -> bool {
 /// Largest request body accepted (forms and JSON).
 const MAX_BODY: usize = 64 * 1024;
 
-/// Largest body of an attachment upload: the configured attachment size plus room for the
-/// form around it (the domain checks the size exactly).
+/// Largest body of an upload: an application's attachment (the configured attachment size), an
+/// output's file (the airlock's file limit) or a bring-in file (the policy's limit), plus room
+/// for a form around it (the domains check the sizes exactly).
 fn upload_limit(portal: &Portal, method: &Method, path: &str) -> Option<usize> {
-    let upload = method == Method::POST
-        && path.ends_with("/attachments")
-        && (path.starts_with("/applications/") || path.starts_with("/api/v1/applications/"));
-    let mb = portal.research.as_ref()?.config().attachment_max_mb;
-    upload.then(|| ((mb as usize) << 20) + MAX_BODY)
+    if method != Method::POST {
+        return None;
+    }
+    let attachment = path.ends_with("/attachments") && (path.starts_with("/applications/") || path.starts_with("/api/v1/applications/"));
+    if attachment {
+        let mb = portal.research.as_ref()?.config().attachment_max_mb;
+        return Some(((mb as usize) << 20) + MAX_BODY);
+    }
+    if path.starts_with("/api/v1/outputs/") && path.ends_with("/files") {
+        return Some(kura_workspace::airlock::MAX_OUTPUT_BYTES as usize + MAX_BODY);
+    }
+    if path.starts_with("/api/v1/projects/") && path.ends_with("/bringin") {
+        let max = portal.workspaces.as_ref()?.policy().policy.limits.bringin_max_bytes;
+        return Some(usize::try_from(max).unwrap_or(usize::MAX).saturating_add(MAX_BODY));
+    }
+    None
 }
 
 /// The `csrf` field of a multipart form (the portal's upload form), read from its body.
@@ -566,6 +595,31 @@ fn summary(method: &str, path: &str) -> &'static str {
         ("GET", "/api/v1/projects/{id}/tables") => "作業環境に保存した表 / the workspace's saved tables",
         ("POST", "/api/v1/projects/{id}/tables/{name}/drop") => "保存した表の削除（メンバー）/ remove a saved table (members)",
         ("GET", "/api/v1/projects/{id}/workspace") => "作業環境のプロセスの隔離状態 / the workspace worker's confinement",
+        ("POST", "/api/v1/projects/{id}/outputs") => {
+            "出力依頼の作成（作業環境の SELECT から表、セルごとに自動検査）/ start an output request with a table made by a SELECT in the workspace, checked cell by cell"
+        }
+        ("GET", "/api/v1/outputs") => "出力依頼の一覧 / output requests",
+        ("GET", "/api/v1/outputs/{id}") => {
+            "出力依頼とセルごとの判定（票は両者の投票まで非表示）/ an output request with its verdicts (votes blind until both voted)"
+        }
+        ("POST", "/api/v1/outputs/{id}/tables") => "問い合わせの表を追加 / add a query's table",
+        ("POST", "/api/v1/outputs/{id}/files") => {
+            "ファイルを追加（本文がファイル、?name=、ウイルス検査）/ add a file: the body is the file, ?name=, scanned"
+        }
+        ("GET", "/api/v1/outputs/{id}/package/{name}") => {
+            "持ち出したパッケージのファイル（メンバー）/ a file of the released package (members)"
+        }
+        ("POST", "/api/v1/outputs/{id}/{step}") => {
+            "出力依頼の手続き：submit・withdraw・exception・review・confirm・release / a step: submit, withdraw, exception, review, confirm, release"
+        }
+        ("POST", "/api/v1/projects/{id}/bringin") => {
+            "ファイルの持ち込み（本文がファイル、?name=、ウイルス検査）/ bring a file in: the body is the file, ?name=, scanned"
+        }
+        ("GET", "/api/v1/bringin") => "持込み依頼の一覧 / bring-in requests",
+        ("GET", "/api/v1/bringin/{id}") => "持込み依頼 / a bring-in request",
+        ("GET", "/api/v1/bringin/{id}/content") => "承認済みの持込みファイル（メンバー）/ an approved bring-in file (members)",
+        ("POST", "/api/v1/bringin/{id}/{step}") => "持込みの承認・却下（データ管理者）、取り下げ / review (a custodian) or withdraw",
+        ("GET", "/api/v1/scanner") => "ウイルス検査エンジンの状態と検出記録 / the malware scanner: state and detections",
         ("GET", "/api/v1/samples") => "見本データの一覧（申請なしで試せる合成データ）/ sample datasets, to try without an application",
         ("POST", "/api/v1/samples/{dataset}/sql") => "見本データに SQL（研究者）/ SQL on a sample dataset (researchers)",
         ("POST", "/api/v1/samples/{dataset}/{action}") => {

@@ -3,6 +3,8 @@
 //! HIC-S13, HIC-IO3): apply → check → two votes → approve fewer columns → accept → SQL in the
 //! workspace → notice → end, with the wrong party, a non-member and the ended project refused.
 
+#[path = "../../scan/tests/support/clamd.rs"]
+mod clamd;
 mod common;
 use common::*;
 use kura_accounts::{NewUser, Role, Who};
@@ -50,6 +52,8 @@ async fn user(w: &World, login: &str, ip: u8) -> User {
 #[tokio::test]
 async fn from_application_to_the_end_of_use_over_the_api() {
     let scratch = tempfile::tempdir().unwrap();
+    // The airlock's malware scanner (issue 17 §4): a real clamd with the tests' signatures.
+    let scanner = clamd::Clamd::start();
     for db in kura_db::testing::databases(scratch.path()).await {
         let mut kept = None;
         let mut home_root = None;
@@ -77,7 +81,14 @@ async fn from_application_to_the_end_of_use_over_the_api() {
                     certificates: layout.certificates(),
                     airlock: layout.airlock(),
                 };
-                let ws = kura_workspace::Workspaces::new(app.home().clone(), research, dirs, cmd);
+                let ws = kura_workspace::Workspaces::configured(
+                    app.home().clone(),
+                    research,
+                    dirs,
+                    cmd,
+                    kura_disclosure::LoadedPolicy::default_ndb(),
+                    kura_scan::Scanner::at(&scanner.socket),
+                );
                 kept = Some(ws.clone());
                 s.workspaces = Some(ws);
             },
@@ -233,6 +244,79 @@ async fn from_application_to_the_end_of_use_over_the_api() {
         let (status, _) = c2.call("POST", &ws("sql"), Some(json!({"sql": "SELECT 1"}))).await;
         assert_eq!(status, 403);
 
+        // The airlock over the API (issues 17 and 22): a table checked cell by cell, two blind
+        // reviewers outside the project, a custodian's release, the package for members only;
+        // a file brought in, scanned and approved by a custodian outside the project.
+        let (status, v) = r1
+            .call("POST", &ws("outputs"), Some(json!({"name": "by_sex", "query": "SELECT sex, count(*) AS n FROM re", "bogus": 1})))
+            .await;
+        assert_eq!(status, 422, "unknown fields are refused: {v}");
+        let v = r1
+            .ok("POST", &ws("outputs"), Some(json!({"name": "by_sex", "query": "SELECT sex, count(*) AS receipts FROM re GROUP BY sex"})))
+            .await;
+        let out = v["output"]["id"].as_str().unwrap().to_string();
+        let verdict = &v["output"]["files"][0]["verdict"];
+        assert_eq!(verdict["status"], "pass", "{v}");
+        assert!(verdict["cells"][0][0]["findings"].is_array(), "verdicts cell by cell: {v}");
+        let o = |what: &str| format!("/api/v1/outputs/{out}/{what}");
+        let (status, _) = x1.call("GET", &format!("/api/v1/outputs/{out}"), None).await;
+        assert_eq!(status, 404, "a researcher outside the project does not see it");
+        let eicar = String::from_utf8(kura_scan::eicar()).unwrap();
+        let r =
+            r1.c.request("POST", &(o("files") + "?name=figure.svg"), Some((eicar.clone(), "image/svg+xml")), &[("x-csrf-token", &r1.csrf)])
+                .await
+                .unwrap();
+        assert!(r.status == 422 && r.body.contains(clamd::EICAR_SIGNATURE), "malware on the way out: {} {}", r.status, r.body);
+        r1.ok("POST", &o("submit"), None).await;
+        let (status, v) = r1.call("POST", &o("review"), Some(json!({"decision": "approve"}))).await;
+        assert_eq!(status, 403, "the author does not review: {v}");
+        v2.ok("POST", &o("review"), Some(json!({"decision": "approve", "comment": "OK"}))).await;
+        let seen = v3.ok("GET", &format!("/api/v1/outputs/{out}"), None).await;
+        assert_eq!(seen["output"]["reviews"], json!([]), "blind to the first vote: {seen}");
+        assert_eq!(seen["output"]["hidden_votes"], 1);
+        v3.ok("POST", &o("review"), Some(json!({"decision": "approve"}))).await;
+        let (status, _) = v2.call("POST", &o("release"), None).await;
+        assert_eq!(status, 403, "reviewers do not release");
+        let v = c2.ok("POST", &o("release"), None).await;
+        assert_eq!(v["output"]["state"], "released", "{v}");
+        let r = r1.c.request("GET", &o("package/by_sex.csv"), None, &[]).await.unwrap();
+        assert!(r.status == 200 && r.body.starts_with("sex,receipts"), "{} {}", r.status, r.body);
+        assert!(r.headers["content-disposition"].to_str().unwrap().starts_with("attachment;"));
+        let manifest: Value =
+            serde_json::from_str(&r1.c.request("GET", &o("package/manifest.json"), None, &[]).await.unwrap().body).unwrap();
+        assert!(manifest["scanner"].as_str().unwrap().starts_with("ClamAV"), "{manifest}");
+        let r = r1.c.request("GET", &o("package/..%2Fkura.toml"), None, &[]).await.unwrap();
+        assert!(r.status == 422 || r.status == 404, "only the package's own names: {} {}", r.status, r.body);
+        let (status, _) = c2.call("GET", &o("package/by_sex.csv"), None).await;
+        assert_eq!(status, 403, "the package is the researchers'");
+
+        // Bring-in: a master, scanned, approved by a custodian outside the project, a table.
+        let upload = ws("bringin") + "?name=codes.csv&note=master";
+        let master = "code,label\n01,a\n02,b\n".to_string();
+        let r = r1.c.request("POST", &upload, Some((master, "text/csv")), &[("x-csrf-token", &r1.csrf)]).await.unwrap();
+        assert_eq!(r.status, 201, "{}", r.body);
+        let bin: Value = serde_json::from_str(&r.body).unwrap();
+        let bid = bin["bringin"]["id"].as_str().unwrap().to_string();
+        let r = r1
+            .c
+            .request("POST", &(ws("bringin") + "?name=tool.com"), Some((eicar, "application/octet-stream")), &[("x-csrf-token", &r1.csrf)])
+            .await
+            .unwrap();
+        assert!(r.status == 422 && r.body.contains(clamd::EICAR_SIGNATURE), "{} {}", r.status, r.body);
+        let b = |what: &str| format!("/api/v1/bringin/{bid}/{what}");
+        let (status, v) = r1.call("POST", &b("review"), Some(json!({"approve": true}))).await;
+        assert!(status == 409 && v["error"].as_str().unwrap().contains("only a custodian"), "{status} {v}");
+        let v = c2.ok("POST", &b("review"), Some(json!({"approve": true, "comment": "OK"}))).await;
+        assert_eq!(v["bringin"]["state"], "approved", "{v}");
+        let v = r1.ok("POST", &ws("sql"), Some(json!({"sql": "SELECT count(*) AS n FROM codes"}))).await;
+        assert_eq!(v["statements"][0]["rows"][0]["n"], 2, "{v}");
+        // The scanner's state and detections: custodians (and operators), not researchers.
+        let (status, _) = r1.call("GET", "/api/v1/scanner", None).await;
+        assert_eq!(status, 403);
+        let v = c2.ok("GET", "/api/v1/scanner", None).await;
+        assert_eq!(v["ok"], true, "{v}");
+        assert_eq!(v["detections"].as_array().unwrap().len(), 2, "one each way: {v}");
+
         // End of use: notice by the applicant, end by a custodian; then 410 for the members.
         let (status, _) = c2.call("POST", &ws("notice"), None).await;
         assert_eq!(status, 403, "only researchers give notice");
@@ -242,7 +326,7 @@ async fn from_application_to_the_end_of_use_over_the_api() {
         let end = c2.ok("POST", &ws("end"), None).await;
         assert_eq!(end["project"]["state"], "ended");
         let cert: Value = serde_json::from_str(end["certificate"].as_str().unwrap()).unwrap();
-        assert_eq!(cert["destroyed"]["saved_tables"], 1);
+        assert_eq!(cert["destroyed"]["saved_tables"], 2, "by_sex and the master brought in");
         assert!(end["proof"].as_str().unwrap().starts_with("c2sp.org/tlog-proof@v1\n"), "{end}");
         let (status, v) = r1.call("POST", &ws("sql"), Some(json!({"sql": "SELECT 1"}))).await;
         assert_eq!(status, 410, "{v}");
@@ -279,6 +363,10 @@ async fn from_application_to_the_end_of_use_over_the_api() {
             "/api/v1/projects/{id}/sql",
             "/api/v1/projects/{id}/end",
             "/api/v1/samples/{dataset}/sql",
+            "/api/v1/projects/{id}/outputs",
+            "/api/v1/outputs/{id}/{step}",
+            "/api/v1/projects/{id}/bringin",
+            "/api/v1/scanner",
         ] {
             assert!(doc["paths"][p].is_object(), "{p} missing from the OpenAPI document");
         }

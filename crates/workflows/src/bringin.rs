@@ -16,11 +16,9 @@
 //!  (upload, malware found) ──▶ infected
 //! ```
 
-use crate::research::{Caller, Research, Viewer, person, proxy_note, text};
+use crate::research::{Caller, Research, Viewer, person, text};
 use crate::{Result, WorkflowError};
 use kura_accounts::Role;
-use kura_ledger::entry::{AuditEvent, ENTRY_VERSION, Entry};
-use kura_ledger::store::append_in;
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
@@ -265,18 +263,8 @@ impl Research {
         engine: &str,
         signature: &str,
     ) -> Result<i64> {
-        let entry = Entry::Audit(AuditEvent {
-            v: ENTRY_VERSION,
-            time: self.log().now(),
-            actor: caller.who.actor.clone(),
-            action: "scan.detected".into(),
-            object: object.into(),
-            object_hash: Some(sha256.into()),
-            outcome: "refused".into(),
-            request: caller.who.request.clone(),
-            detail: Some(proxy_note(caller, &format!("{direction} {file_name}: {signature} ({engine})"))),
-        });
-        let idx = i64::try_from(append_in(conn, &entry.encode()?).await?).map_err(|e| WorkflowError::Internal(e.to_string()))?;
+        let detail = format!("{direction} {file_name}: {signature} ({engine})");
+        let idx = self.append_entry(conn, caller, "scan.detected".into(), object, Some(sha256.into()), "refused", &detail).await?;
         let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM scan_detections").fetch_one(&mut *conn).await?;
         sqlx::query(
             "INSERT INTO scan_detections (seq, at, direction, object, file_name, sha256, engine, signature, actor, ledger_idx) \
@@ -297,19 +285,24 @@ impl Research {
         Ok(idx)
     }
 
-    /// Records a malware detection in a file leaving request `object` (the release gate's or
-    /// an added file's scan).
+    /// Records a malware detection in a file of request `object`: `out` for a file leaving (an
+    /// added file's or the release gate's scan), `in` for one coming in (a bring-in's approval).
+    #[allow(clippy::too_many_arguments)] // as record_detection_in
     pub async fn record_detection(
         &self,
         caller: &Caller,
+        direction: &str,
         object: &str,
         file_name: &str,
         sha256: &str,
         engine: &str,
         signature: &str,
     ) -> Result<()> {
+        if !matches!(direction, "in" | "out") {
+            return Err(WorkflowError::Internal(format!("scan direction '{direction}'")));
+        }
         let mut tx = self.db().begin_write().await?;
-        self.record_detection_in(&mut tx, caller, "out", object, file_name, sha256, engine, signature).await?;
+        self.record_detection_in(&mut tx, caller, direction, object, file_name, sha256, engine, signature).await?;
         tx.commit().await?;
         self.log().sync().await?;
         Ok(())
@@ -359,6 +352,14 @@ fn not_found(id: &str) -> WorkflowError {
 fn check_id(id: &str) -> Result<()> {
     let ok = id.len() == 9 && id.starts_with("IN-") && id.get(3..).is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()));
     if ok { Ok(()) } else { Err(not_found(id)) }
+}
+
+/// Checks a file's name and note as an upload (bring-in, or a file added to an output) will
+/// record them, before anything is scanned or recorded: what a detection names is clean text.
+pub fn check_upload(name: &str, note: &str) -> Result<()> {
+    file_name(name)?;
+    text("note", note, MAX_NOTE, true)?;
+    Ok(())
 }
 
 /// A file name: one line, no path, not hidden.
@@ -586,18 +587,10 @@ impl Bringins {
         }
         let req = load(conn, id).await?.ok_or_else(|| not_found(id))?;
         let from_s = from.map_or("-", InState::as_str);
-        let entry = Entry::Audit(AuditEvent {
-            v: ENTRY_VERSION,
-            time: self.research.log().now(),
-            actor: caller.who.actor.clone(),
-            action: format!("bringin.{step}"),
-            object: id.into(),
-            object_hash: Some(req.sha256.clone()),
-            outcome: if to == InState::Infected { "refused".into() } else { "ok".into() },
-            request: caller.who.request.clone(),
-            detail: Some(proxy_note(caller, &format!("{from_s} -> {to}; {detail}"))),
-        });
-        let idx = append_in(conn, &entry.encode()?).await?;
+        let outcome = if to == InState::Infected { "refused" } else { "ok" };
+        let detail = format!("{from_s} -> {to}; {detail}");
+        let idx =
+            self.research.append_entry(conn, caller, format!("bringin.{step}"), id, Some(req.sha256.clone()), outcome, &detail).await?;
         let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM bringin_events WHERE request_id = $1")
             .bind(id)
             .fetch_one(&mut *conn)
@@ -612,7 +605,7 @@ impl Bringins {
         .bind(step.as_str())
         .bind(from_s)
         .bind(to.as_str())
-        .bind(i64::try_from(idx).map_err(|e| WorkflowError::Internal(format!("ledger index: {e}")))?)
+        .bind(idx)
         .execute(&mut *conn)
         .await?;
         Ok(())

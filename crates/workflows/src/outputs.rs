@@ -17,11 +17,9 @@
 //! (its files by their hashes); a refused step is recorded too.
 
 use crate::output_state::{OutParty, OutState, OutStep};
-use crate::research::{Caller, Research, Viewer, person, proxy_note, sha256_hex, text};
+use crate::research::{Caller, Research, Viewer, person, sha256_hex, text};
 use crate::{Result, WorkflowError};
 use kura_accounts::Role;
-use kura_ledger::entry::{AuditEvent, ENTRY_VERSION, Entry};
-use kura_ledger::store::append_in;
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 use std::collections::BTreeSet;
@@ -751,23 +749,14 @@ impl Outputs {
             return Err(WorkflowError::Internal(format!("output request {id} was not in state {from}")));
         }
         let content = load(conn, id).await?.ok_or_else(|| not_found(id))?;
-        let entry = Entry::Audit(AuditEvent {
-            v: ENTRY_VERSION,
-            time: self.research.log().now(),
-            actor: caller.who.actor.clone(),
-            action: format!("output.{step}"),
-            object: id.into(),
-            // The release names its package by the manifest's hash: `kura proof verify --data
-            // manifest.json` checks a downloaded package against the ledger.
-            object_hash: Some(match (step, &content.package_sha256) {
-                (OutStep::Release, Some(p)) => p.clone(),
-                _ => content_hash(&content)?,
-            }),
-            outcome: "ok".into(),
-            request: caller.who.request.clone(),
-            detail: Some(proxy_note(caller, &format!("{from} -> {to}; {detail}"))),
-        });
-        let idx = append_in(conn, &entry.encode()?).await?;
+        // The release names its package by the manifest's hash: `kura proof verify --data
+        // manifest.json` checks a downloaded package against the ledger.
+        let hash = match (step, &content.package_sha256) {
+            (OutStep::Release, Some(p)) => p.clone(),
+            _ => content_hash(&content)?,
+        };
+        let detail = format!("{from} -> {to}; {detail}");
+        let idx = self.research.append_entry(conn, caller, format!("output.{step}"), id, Some(hash), "ok", &detail).await?;
         let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM output_events WHERE request_id = $1")
             .bind(id)
             .fetch_one(&mut *conn)
@@ -782,7 +771,7 @@ impl Outputs {
         .bind(step.as_str())
         .bind(from.as_str())
         .bind(to.as_str())
-        .bind(i64::try_from(idx).map_err(|e| WorkflowError::Internal(format!("ledger index: {e}")))?)
+        .bind(idx)
         .execute(&mut *conn)
         .await?;
         Ok(())

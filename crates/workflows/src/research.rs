@@ -1309,6 +1309,34 @@ impl Research {
         }
     }
 
+    /// Appends the ledger entry of `caller`'s `action` on `object` inside `conn`'s transaction
+    /// (its `detail` noted as done by proxy where it was); returns its index.
+    #[allow(clippy::too_many_arguments)] // an entry's fields, each named where it is made
+    pub(crate) async fn append_entry(
+        &self,
+        conn: &mut AnyConnection,
+        caller: &Caller,
+        action: String,
+        object: &str,
+        object_hash: Option<String>,
+        outcome: &str,
+        detail: &str,
+    ) -> Result<i64> {
+        let entry = Entry::Audit(AuditEvent {
+            v: ENTRY_VERSION,
+            time: self.inner.accounts.log().now(),
+            actor: caller.who.actor.clone(),
+            action,
+            object: object.into(),
+            object_hash,
+            outcome: outcome.into(),
+            request: caller.who.request.clone(),
+            detail: Some(proxy_note(caller, detail)),
+        });
+        let idx = append_in(conn, &entry.encode()?).await?;
+        i64::try_from(idx).map_err(|e| WorkflowError::Internal(format!("ledger index: {e}")))
+    }
+
     async fn sample_entry(&self, conn: &mut AnyConnection, caller: &Caller, dataset: &str, action: &str) -> Result<u64> {
         let entry = Entry::Audit(AuditEvent {
             v: ENTRY_VERSION,

@@ -345,6 +345,8 @@ impl Workspaces {
                 MAX_OUTPUT_BYTES >> 20
             )));
         }
+        // The name and note as they would be recorded, before a scan could record them.
+        kura_workflows::check_upload(file_name, note)?;
         // Only the request's author scans into it: nobody else records detections under it.
         let req = self.inner.research.outputs().request(Viewer::User(caller.login()), id).await?;
         if req.author != caller.login() {
@@ -360,7 +362,7 @@ impl Workspaces {
         let scanned = self.inner.scanner.scan(content).await?;
         if let kura_scan::Verdict::Found { signature } = &scanned.verdict {
             let sha = sha256_hex(content);
-            self.inner.research.record_detection(caller, id, file_name, &sha, &scanned.engine.version, signature).await?;
+            self.inner.research.record_detection(caller, "out", id, file_name, &sha, &scanned.engine.version, signature).await?;
             return Err(WorkspaceError::Malware { file: file_name.into(), signature: signature.clone() });
         }
         let verdict = crate::values::check_file(&self.inner.policy, file_name, content);
@@ -398,7 +400,7 @@ impl Workspaces {
         // among the detections too, recorded once the release's transaction has ended.
         let found = gate.found.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(d) = found {
-            self.inner.research.record_detection(caller, id, &d.file, &d.sha256, &d.engine, &d.signature).await?;
+            self.inner.research.record_detection(caller, "out", id, &d.file, &d.sha256, &d.engine, &d.signature).await?;
         }
         let req = released?;
         let index = self.inner.research.outputs().ledger_index(id, OutStep::Release).await?;
@@ -412,15 +414,7 @@ impl Workspaces {
     /// Copies the released package of request `id` into `out` for `caller`, a member of its
     /// project: the files, `manifest.json` and `release.tlog-proof`. Returns the paths written.
     pub async fn output_download(&self, caller: &Caller, id: &str, out: &Path) -> Result<Vec<PathBuf>> {
-        let outputs = self.inner.research.outputs();
-        let req = outputs.request(Viewer::User(caller.login()), id).await?;
-        let project = self.inner.research.project(Viewer::Owner, &req.project).await?;
-        if !project.members.iter().any(|m| m == caller.login()) {
-            return Err(WorkflowError::NotFound { what: "出力依頼", what_en: "output request", cmd: "output", id: id.into() }.into());
-        }
-        if req.state != OutState::Released {
-            return Err(WorkflowError::OutputWrongState { id: id.into(), from: req.state, step: OutStep::Release }.into());
-        }
+        let req = self.released_to_member(caller, id).await?;
         let dir = self.release_dir(id);
         std::fs::create_dir_all(out).map_err(|e| WorkspaceError::io(out, e))?;
         let mut written = Vec::new();
@@ -438,6 +432,42 @@ impl Workspaces {
         let package = req.package_sha256.clone().unwrap_or_default();
         self.inner.research.record_workspace(caller, &req.project, "output.download", &package, "ok", id).await?;
         Ok(written)
+    }
+}
+
+impl Workspaces {
+    /// Request `id`, released, for `caller`, a member of its project (only they take a
+    /// package); anyone else does not learn that it exists.
+    async fn released_to_member(&self, caller: &Caller, id: &str) -> Result<OutputRequest> {
+        let req = self.inner.research.outputs().request(Viewer::User(caller.login()), id).await?;
+        let project = self.inner.research.project(Viewer::Owner, &req.project).await?;
+        if !project.members.iter().any(|m| m == caller.login()) {
+            return Err(WorkflowError::NotFound { what: "出力依頼", what_en: "output request", cmd: "output", id: id.into() }.into());
+        }
+        if req.state != OutState::Released {
+            return Err(WorkflowError::OutputWrongState { id: id.into(), from: req.state, step: OutStep::Release }.into());
+        }
+        Ok(req)
+    }
+
+    /// One file of the released package of request `id` for `caller`, a member of its project:
+    /// one of its files, `manifest.json` or `release.tlog-proof` (the API's download).
+    pub async fn output_package_file(&self, caller: &Caller, id: &str, name: &str) -> Result<Vec<u8>> {
+        let req = self.released_to_member(caller, id).await?;
+        // Only the package's own names: never a path.
+        let known = req.files.iter().any(|f| f.name == name) || name == "manifest.json" || name == "release.tlog-proof";
+        if !known {
+            return Err(WorkflowError::Invalid {
+                field: "file",
+                detail: format!("パッケージに '{}' はありません / the package holds no '{}'", name.escape_debug(), name.escape_debug()),
+            }
+            .into());
+        }
+        let path = self.release_dir(id).join(name);
+        let content = std::fs::read(&path).map_err(|e| WorkspaceError::io(&path, e))?;
+        let package = req.package_sha256.clone().unwrap_or_default();
+        self.inner.research.record_workspace(caller, &req.project, "output.download", &package, "ok", &format!("{id} {name}")).await?;
+        Ok(content)
     }
 }
 

@@ -69,12 +69,12 @@ fn csv_field(line: &str, at: usize) -> std::result::Result<(String, Option<usize
                 chars.next();
                 continue;
             }
-            // The closing quote: a comma or the end must follow.
+            // The closing quote: a comma or the end of the line must follow.
             let after = at + 1 + i + 1;
-            return match line.get(after..after + 1) {
-                None | Some("") => Ok((out, None)),
-                Some(",") => Ok((out, Some(after + 1))),
-                Some(_) => Err("text after a closing quote"),
+            return match line.get(after..).map(|rest| rest.chars().next()) {
+                Some(None) => Ok((out, None)),
+                Some(Some(',')) => Ok((out, Some(after + 1))),
+                _ => Err("text after a closing quote"),
             };
         }
         Err("a quote that is not closed (a master's fields stay on one line)")
@@ -175,8 +175,18 @@ impl Workspaces {
         Ok(keyring.unwrap_as(&master, &kura_crypto::KeyId::new(workspace_key_id(project))?, Purpose::Workspace)?)
     }
 
-    fn inbox_path(&self, project: &str, sha256: &str) -> PathBuf {
-        self.inner.dirs.airlock.join("inbox").join(project).join(format!("{sha256}.sealed"))
+    fn inbox_dir(&self, project: &str) -> PathBuf {
+        self.inner.dirs.airlock.join("inbox").join(project)
+    }
+
+    fn inbox_path(&self, project: &str, id: &str) -> PathBuf {
+        self.inbox_dir(project).join(format!("{id}.sealed"))
+    }
+
+    /// Removes request `req`'s waiting file once it was placed, rejected or withdrawn: nothing
+    /// stays in the inbox longer than it waits.
+    fn clear_inbox(&self, req: &Bringin) {
+        let _ = std::fs::remove_file(self.inbox_path(&req.project, &req.id));
     }
 
     fn seal_with(key: &SecretKey, aad: &str, content: &[u8], path: &std::path::Path) -> Result<()> {
@@ -201,8 +211,11 @@ impl Workspaces {
 
     /// `caller`, an active member of `project`, brings in `content` as `file_name` (the
     /// contract's `kura bringin upload`). Returns the request, waiting for a custodian; malware
-    /// gives [`WorkspaceError::Malware`] after the detection is recorded.
+    /// gives [`WorkspaceError::Malware`] after the detection is recorded; a scanner that cannot
+    /// scan refuses the upload, and the refusal is recorded.
     pub async fn bringin_upload(&self, caller: &Caller, project: &str, file_name: &str, content: &[u8], note: &str) -> Result<Bringin> {
+        // What would be recorded is checked first, so that every scan can be recorded.
+        kura_workflows::check_upload(file_name, note)?;
         self.inner.research.workspace(caller, project).await?;
         let max = self.inner.policy.policy.limits.bringin_max_bytes;
         if content.is_empty() || content.len() as u64 > max {
@@ -215,81 +228,109 @@ impl Workspaces {
                 ),
             ));
         }
-        let master = is_master(file_name);
-        if master {
-            master_table(file_name)?;
-            read_master(file_name, content)?;
-        }
-        let scanned = self.inner.scanner.scan(content).await?;
         let sha = sha256_hex(content);
-        let found = match scanned.verdict {
-            kura_scan::Verdict::Clean => None,
-            kura_scan::Verdict::Found { signature } => Some(signature),
+        let scanned = match self.inner.scanner.scan(content).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.inner.research.record_workspace(caller, project, "bringin.upload", &sha, "refused", &e.to_string()).await?;
+                return Err(e.into());
+            }
         };
-        if found.is_none() {
-            let path = self.inbox_path(project, &sha);
-            let airlock = &self.inner.dirs.airlock;
-            kura_store::home::mkdir_private(airlock)?;
-            kura_store::home::mkdir_private(&airlock.join("inbox"))?;
-            kura_store::home::mkdir_private(&airlock.join("inbox").join(project))?;
-            Self::seal_with(&self.inbox_key(project)?, &format!("kura/bringin/v1\0{project}\0{sha}"), content, &path)?;
-        }
-        let file = NewBringin {
+        let master = is_master(file_name);
+        let mut file = NewBringin {
             name: file_name.into(),
             kind: if master { "table" } else { "file" }.into(),
             note: note.into(),
             bytes: content.len() as u64,
-            sha256: sha,
+            sha256: sha.clone(),
             engine: scanned.engine.version,
-            found: found.clone(),
+            found: None,
         };
-        let req = self.inner.research.bringins().upload(caller, project, &file).await?;
-        match found {
-            Some(signature) => Err(WorkspaceError::Malware { file: format!("{file_name} ({})", req.id), signature }),
-            None => Ok(req),
+        if let kura_scan::Verdict::Found { signature } = scanned.verdict {
+            // Malware is recorded whatever else is wrong with the file; the file is not kept.
+            file.found = Some(signature.clone());
+            let req = self.inner.research.bringins().upload(caller, project, &file).await?;
+            return Err(WorkspaceError::Malware { file: format!("{file_name} ({})", req.id), signature });
         }
+        if master {
+            master_table(file_name)?;
+            read_master(file_name, content)?;
+        }
+        // Sealed first under a name of its own, recorded, then named by the request.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let airlock = &self.inner.dirs.airlock;
+        kura_store::home::mkdir_private(airlock)?;
+        kura_store::home::mkdir_private(&airlock.join("inbox"))?;
+        kura_store::home::mkdir_private(&self.inbox_dir(project))?;
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let partial = self.inbox_dir(project).join(format!("{sha}.{}.{n}.partial", std::process::id()));
+        Self::seal_with(&self.inbox_key(project)?, &format!("kura/bringin/v1\0{project}\0{sha}"), content, &partial)?;
+        let req = match self.inner.research.bringins().upload(caller, project, &file).await {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e.into());
+            }
+        };
+        let path = self.inbox_path(project, &req.id);
+        std::fs::rename(&partial, &path).map_err(|e| WorkspaceError::io(&path, e))?;
+        Ok(req)
     }
 
     /// A custodian outside the project approves (`approve`) or rejects request `id`. Approval
-    /// scans the file again and places it in the workspace in the step's transaction: a file
-    /// that cannot be scanned or placed stays waiting; malware found now is recorded and the
-    /// request rejected.
+    /// scans the file again first — outside the step's transaction, so that a slow scanner
+    /// holds no lock — then places it in the workspace inside the transaction: a file that
+    /// cannot be scanned or placed stays waiting; malware found now rejects the request and is
+    /// recorded.
     pub async fn bringin_review(&self, caller: &Caller, id: &str, approve: bool, comment: &str) -> Result<Bringin> {
         let bringins = self.inner.research.bringins();
         if !approve {
-            return Ok(bringins.close(caller, id, InStep::Reject, comment).await?);
+            let r = bringins.close(caller, id, InStep::Reject, comment).await?;
+            self.clear_inbox(&r);
+            return Ok(r);
         }
-        let found = std::sync::Mutex::new(None);
-        let placed = bringins.approve(caller, id, comment, |req| self.place(req, &found)).await;
-        let detection = found.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some((req, engine, signature)) = detection {
-            let req: Bringin = req;
-            self.inner.research.record_detection(caller, id, &req.name, &req.sha256, &engine, &signature).await?;
-            let note = format!("malware found at approval: {signature}");
-            bringins.close(caller, id, InStep::Reject, &note).await?;
-            return Err(WorkspaceError::Malware { file: format!("{} ({id})", req.name), signature });
+        let req = bringins.request(Viewer::User(caller.login()), id).await?;
+        let mut content = None;
+        if req.state == InState::Submitted {
+            let bytes = self.inbox_content(&req)?;
+            let scanned = self.inner.scanner.scan(&bytes).await?;
+            if let kura_scan::Verdict::Found { signature } = scanned.verdict {
+                // The rejection is the custodian's step (refused for anyone else); the
+                // detection is recorded once it is taken.
+                let note = format!("malware found at approval: {signature}");
+                let r = bringins.close(caller, id, InStep::Reject, &note).await?;
+                self.inner.research.record_detection(caller, "in", id, &r.name, &r.sha256, &scanned.engine.version, &signature).await?;
+                self.clear_inbox(&r);
+                return Err(WorkspaceError::Malware { file: format!("{} ({id})", r.name), signature });
+            }
+            content = Some(bytes);
         }
-        Ok(placed?)
+        let placed = bringins.approve(caller, id, comment, |req| self.place(req, content)).await?;
+        self.clear_inbox(&placed);
+        Ok(placed)
     }
 
-    /// Scans request `req`'s file again and puts it into the workspace (see the module
-    /// documentation). Malware found is left in `found` for the caller to record.
-    async fn place(
-        &self,
-        req: Bringin,
-        found: &std::sync::Mutex<Option<(Bringin, String, String)>>,
-    ) -> std::result::Result<(), (String, String)> {
+    /// Its author withdraws request `id`; its waiting file is removed.
+    pub async fn bringin_withdraw(&self, caller: &Caller, id: &str) -> Result<Bringin> {
+        let r = self.inner.research.bringins().close(caller, id, InStep::Withdraw, "").await?;
+        self.clear_inbox(&r);
+        Ok(r)
+    }
+
+    /// The waiting file of request `req`, if it opens and has the hash recorded at upload.
+    fn inbox_content(&self, req: &Bringin) -> Result<Vec<u8>> {
+        let key = self.inbox_key(&req.project)?;
+        let aad = format!("kura/bringin/v1\0{}\0{}", req.project, req.sha256);
+        Self::open_with(&key, &aad, &self.inbox_path(&req.project, &req.id), &req.sha256)
+            .map_err(|why| WorkspaceError::Unusable(format!("{} を開けません（{why}）/ {} does not open: {why}", req.name, req.name)))
+    }
+
+    /// Puts request `req`'s file, scanned just before (`content`), into the workspace (see the
+    /// module documentation).
+    async fn place(&self, req: Bringin, content: Option<Vec<u8>>) -> std::result::Result<(), (String, String)> {
         let fail = |e: WorkspaceError| (format!("作業環境に置けません（{e}）"), format!("the file cannot be placed in the workspace: {e}"));
-        let inbox = self.inbox_path(&req.project, &req.sha256);
-        let key = self.inbox_key(&req.project).map_err(fail)?;
-        let content = Self::open_with(&key, &format!("kura/bringin/v1\0{}\0{}", req.project, req.sha256), &inbox, &req.sha256)
-            .map_err(|why| (format!("{} を開けません（{why}）", req.name), format!("{} does not open: {why}", req.name)))?;
-        let scanned = self.inner.scanner.scan(&content).await.map_err(|e| fail(e.into()))?;
-        if let kura_scan::Verdict::Found { signature } = scanned.verdict {
-            let why = (format!("マルウェアを検出しました（{signature}）"), format!("malware found ({signature})"));
-            *found.lock().unwrap_or_else(|e| e.into_inner()) = Some((req, scanned.engine.version, signature));
-            return Err(why);
-        }
+        // A request that was not waiting is refused by the step itself: nothing to place.
+        let Some(content) = content else { return Err(fail(WorkspaceError::Unusable("not waiting".into()))) };
         let project = self.inner.research.project(Viewer::Owner, &req.project).await.map_err(|e| fail(e.into()))?;
         let spec = self.spec(&project).map_err(fail)?;
         let ws = spec.workspace.as_ref().ok_or_else(|| fail(WorkspaceError::Unusable("no workspace".into())))?;
@@ -300,6 +341,7 @@ impl Workspaces {
             kura_query::workspace::check_table_name(&table, &taken).map_err(|e| fail(e.into()))?;
             let (schema, batch) = read_master(&req.name, &content).map_err(fail)?;
             kura_query::workspace::save_table(ws, &table, &schema, &[batch]).map_err(|e| fail(e.into()))?;
+            kura_query::workspace::protect(&ws.dir, &table).map_err(|e| fail(e.into()))?;
             // The running worker loaded the saved tables when it started: the next one sees it.
             self.stop(&req.project).await;
         } else {
@@ -362,6 +404,7 @@ mod tests {
         assert!(err(b"code,code\n").contains("column 2"));
         assert!(err(b"code\n\"open\n").contains("m.csv:2:"));
         assert!(err(b"code\n\xff\n").contains("m.csv:2:"));
+        assert!(err("code\n\"x\"é,IGNORED\n".as_bytes()).contains("m.csv:2:"), "nothing after a closing quote is dropped");
         assert!(err(b"").contains("empty") || err(b"").contains("column"));
         assert_eq!(master_table("drug_master.csv").ok().as_deref(), Some("drug_master"));
         assert!(master_table("Drug Master.csv").is_err());

@@ -410,6 +410,7 @@ impl Workspaces {
         // into the ledger.
         if let Some(name) = save_as {
             kura_query::workspace::check_table_name(name, &Default::default())?;
+            kura_query::workspace::check_not_protected(&self.workspace_dir(&p.id), name)?;
         }
         let hash = self.script_digest(sql)?;
         let (text, save) = (sql.to_string(), save_as.map(str::to_string));
@@ -498,6 +499,7 @@ impl Workspaces {
         let research = &self.inner.research;
         let p = research.workspace(caller, project).await?;
         kura_query::workspace::check_table_name(name, &Default::default())?;
+        kura_query::workspace::check_not_protected(&self.workspace_dir(&p.id), name)?;
         if !kura_query::workspace::saved_names(&self.workspace_dir(&p.id)).iter().any(|n| n == name) {
             return Err(WorkspaceError::Unusable(format!("保存した表 '{name}' はありません / no saved table '{name}'")));
         }

@@ -61,8 +61,14 @@ impl Clamd {
         ])
     }
 
-    /// clamd with only the given signature files (name, content).
+    /// clamd with only the given signature files (name, content), alerting on what it cannot
+    /// open (as production must be set up).
     pub fn with_signatures(files: &[(&str, String)]) -> Clamd {
+        Clamd::configured(files, "AlertExceedsMax yes\nAlertEncrypted yes\n")
+    }
+
+    /// clamd with the given signature files and extra `clamd.conf` lines.
+    pub fn configured(files: &[(&str, String)], extra: &str) -> Clamd {
         let dir = tempfile::Builder::new().prefix("kura-clamd").tempdir().expect("clamd dir");
         let db = dir.path().join("db");
         std::fs::create_dir(&db).expect("db dir");
@@ -75,7 +81,7 @@ impl Clamd {
         std::fs::write(
             &conf,
             format!(
-                "LocalSocket {}\nDatabaseDirectory {}\nTemporaryDirectory {}\nLogFile {}\nForeground yes\nMaxThreads 4\nConcurrentDatabaseReload no\n",
+                "LocalSocket {}\nDatabaseDirectory {}\nTemporaryDirectory {}\nLogFile {}\nForeground yes\nMaxThreads 4\nConcurrentDatabaseReload no\n{extra}",
                 p(&socket),
                 p(&db),
                 p(dir.path()),
@@ -128,53 +134,7 @@ impl Drop for Clamd {
     }
 }
 
-/// A zip archive holding `files` uncompressed (method "stored"), written by hand so that the
-/// tests need no archiver: local headers, the central directory, its end record.
+/// A zip archive holding `files` uncompressed (kura-scan's own writer).
 pub fn zip_stored(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
-    let mut out = Vec::new();
-    let mut central = Vec::new();
-    for (name, data) in files {
-        let offset = out.len() as u32;
-        let sum = crc.checksum(data);
-        let head = |sig: u32, central: bool| {
-            let mut h = Vec::new();
-            h.extend_from_slice(&sig.to_le_bytes());
-            if central {
-                h.extend_from_slice(&20u16.to_le_bytes()); // made by
-            }
-            h.extend_from_slice(&20u16.to_le_bytes()); // needed to extract
-            h.extend_from_slice(&0u16.to_le_bytes()); // flags
-            h.extend_from_slice(&0u16.to_le_bytes()); // stored
-            h.extend_from_slice(&0u32.to_le_bytes()); // time, date
-            h.extend_from_slice(&sum.to_le_bytes());
-            h.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            h.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            h.extend_from_slice(&(name.len() as u16).to_le_bytes());
-            h.extend_from_slice(&0u16.to_le_bytes()); // extra
-            if central {
-                h.extend_from_slice(&0u16.to_le_bytes()); // comment
-                h.extend_from_slice(&0u16.to_le_bytes()); // disk
-                h.extend_from_slice(&0u16.to_le_bytes()); // internal attributes
-                h.extend_from_slice(&0u32.to_le_bytes()); // external attributes
-                h.extend_from_slice(&offset.to_le_bytes());
-            }
-            h.extend_from_slice(name.as_bytes());
-            h
-        };
-        out.extend(head(0x0403_4b50, false));
-        out.extend_from_slice(data);
-        central.extend(head(0x0201_4b50, true));
-    }
-    let cd_offset = out.len() as u32;
-    out.extend_from_slice(&central);
-    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&(files.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(files.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
-    out.extend_from_slice(&cd_offset.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out
+    kura_scan::stored_zip(files, false)
 }
