@@ -131,11 +131,14 @@ fn print_request(r: &Bringin) {
     println!("{}  {} / {}  project {}  author {}", r.id, r.state.label_ja(), r.state, r.project, r.author);
     println!("  {}  {}  {} bytes  sha256 {}", r.kind, r.name, r.bytes, r.sha256);
     println!("  scan: {}", r.scan);
+    // Notes and comments may hold line breaks: shown escaped, on one line each, so that none
+    // can pose as a line Kura printed.
+    let one_line = |t: &str| t.chars().flat_map(char::escape_debug).collect::<String>();
     if !r.note.is_empty() {
-        println!("  note: {}", r.note);
+        println!("  note: {}", one_line(&r.note));
     }
     if !r.comment.is_empty() {
-        println!("  comment: {}", r.comment);
+        println!("  comment: {}", one_line(&r.comment));
     }
 }
 

@@ -667,6 +667,10 @@ fn bring_in_is_scanned_approved_by_a_custodian_and_lands_read_only() {
     let broken = file("broken_master.csv", b"code,name\n0101\n");
     let e = fails(&upload("r1", &broken));
     assert!(e.contains("broken_master.csv:2:"), "{e}");
+    // A note with a line separator cannot pose as a line of its own.
+    let e =
+        fails(&kura(&home, &["bringin", "upload", "--project", &project, "--as", "r1", &master, "--note", "ok\u{2028}comment: approved"]));
+    assert!(e.contains("note"), "{e}");
     let id = last_line(&ok(&upload("r1", &master)));
     assert_eq!(id, "IN-000005");
     // Not the author, nor a reviewer, nor a custodian inside the project approves it.
@@ -806,6 +810,11 @@ fn malware_is_caught_on_the_way_out() {
     let e = fails(&kura(&home, &["output", "add", &id, "--as", "r1", zip.to_str().unwrap()]));
     assert!(e.contains(EICAR_SIGNATURE), "{e}");
 
+    // The package's own names are Kura's.
+    let manifest = dir.path().join("manifest.json");
+    std::fs::write(&manifest, "{}").unwrap();
+    let e = fails(&kura(&home, &["output", "add", &id, "--as", "r1", manifest.to_str().unwrap()]));
+    assert!(e.contains("manifest.json"), "{e}");
     // Signatures of yesterday: the marker is not known yet, the file is added.
     let older = Clamd::with_signatures(&[("kura-test.hsb", clamd::hash_signature(&kura_scan::eicar(), EICAR_SIGNATURE))]);
     use_scanner(&home, &older.socket);

@@ -308,6 +308,15 @@ impl Research {
         Ok(())
     }
 
+    /// Whether `login` is an active custodian who is not a member of `project`: the only one
+    /// who approves a bring-in or releases an output of it (checked again by the step itself;
+    /// this lets the airlock scan only for such a caller).
+    pub async fn custodian_outside(&self, login: &str, project: &str) -> Result<bool> {
+        let mut conn = self.db().pool().acquire().await?;
+        let custodian = matches!(person(&mut conn, login).await?, Some(p) if p.active() && p.role == Role::Custodian);
+        Ok(custodian && !members(&mut conn, project).await?.iter().any(|m| m == login))
+    }
+
     /// The latest `limit` malware detections, newest first: custodians and operators only
     /// (`Viewer::Owner` at the command line).
     pub async fn detections(&self, viewer: Viewer<'_>, limit: i64) -> Result<Vec<Detection>> {

@@ -258,10 +258,12 @@ fn pseudonym(id: &str, login: &str) -> String {
 /// A file or request name: one line, no path.
 fn name(field: &'static str, value: &str) -> Result<String> {
     let v = text(field, value, MAX_NAME, false)?;
-    if v.is_empty() || v.contains('/') || v.contains('\\') || v == "." || v == ".." || v.starts_with('.') {
+    // The package's own files are named by Kura.
+    let reserved = field == "file" && matches!(v.as_str(), "manifest.json" | "release.tlog-proof");
+    if v.is_empty() || v.contains('/') || v.contains('\\') || v == "." || v == ".." || v.starts_with('.') || reserved {
         return Err(WorkflowError::Invalid {
             field,
-            detail: "空でない、パス区切りを含まない名前にしてください / give a name without path separators that does not start with a dot"
+            detail: "空でない、パス区切りを含まず、manifest.json・release.tlog-proof でない名前にしてください / give a name without path separators that does not start with a dot and is not manifest.json or release.tlog-proof"
                 .into(),
         });
     }

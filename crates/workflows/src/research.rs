@@ -1912,7 +1912,26 @@ pub(crate) fn text(field: &'static str, value: &str, max: usize, multiline: bool
         return Err(WorkflowError::Invalid { field, detail: format!("{max} 文字までです / at most {max} characters") });
     }
     let allowed = |c: char| multiline && matches!(c, '\n' | '\t' | '\r');
-    let hidden = |c: char| matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}');
+    // Characters that show nothing or change how text around them reads: zero-width and
+    // direction marks, line and paragraph separators, the soft hyphen, Hangul fillers, tags.
+    let hidden = |c: char| {
+        matches!(
+            c,
+            '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+                | '\u{061c}'
+                | '\u{00ad}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{115f}'
+                | '\u{1160}'
+                | '\u{3164}'
+                | '\u{ffa0}'
+                | '\u{e0000}'..='\u{e007f}'
+        )
+    };
     if v.chars().any(|c| (c.is_control() && !allowed(c)) || hidden(c)) {
         let what = if multiline {
             "制御文字や文字の向きを変える文字"

@@ -358,8 +358,18 @@ impl Workspaces {
             }
             .into());
         }
-        // Scanned on the way out when it is added, and again at release (issue 17 §3–§4).
-        let scanned = self.inner.scanner.scan(content).await?;
+        // Scanned on the way out when it is added, and again at release (issue 17 §3–§4); a
+        // scanner that cannot scan refuses the file, and the refusal is recorded.
+        let scanned = match self.inner.scanner.scan(content).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.inner
+                    .research
+                    .record_workspace(caller, &req.project, "output.add", &sha256_hex(content), "refused", &e.to_string())
+                    .await?;
+                return Err(e.into());
+            }
+        };
         if let kura_scan::Verdict::Found { signature } = &scanned.verdict {
             let sha = sha256_hex(content);
             self.inner.research.record_detection(caller, "out", id, file_name, &sha, &scanned.engine.version, signature).await?;
@@ -394,7 +404,17 @@ impl Workspaces {
     /// (under the write lock): each file opened again and checked against its hash, the
     /// package written; then the release entry's `.tlog-proof` beside it.
     pub async fn output_release(&self, caller: &Caller, id: &str) -> Result<(OutputRequest, std::result::Result<PathBuf, String>)> {
-        let gate = Gate { ws: self, found: std::sync::Mutex::new(None) };
+        // The files are scanned before the release's transaction opens (a slow scanner holds no
+        // lock), for a custodian outside the project only (anyone else is refused by the step).
+        let mut prescan = None;
+        let found = std::sync::Mutex::new(None);
+        if let Ok(req) = self.inner.research.outputs().request(Viewer::User(caller.login()), id).await
+            && req.state == OutState::Approved
+            && self.inner.research.custodian_outside(caller.login(), &req.project).await?
+        {
+            prescan = Some(Gate::scan(self, &req, &found).await);
+        }
+        let gate = Gate { ws: self, prescan, found };
         let released = self.inner.research.outputs().release(caller, id, &gate).await;
         // A detection stops the release (refused and recorded with it); the operators see it
         // among the detections too, recorded once the release's transaction has ended.
@@ -480,6 +500,9 @@ fn file_stem(name: &str) -> String {
 /// The release gate over this home's files (see the module documentation).
 struct Gate<'a> {
     ws: &'a Workspaces,
+    /// The files' scan, made before the release's transaction: the engine, or why the files
+    /// cannot leave.
+    prescan: Option<std::result::Result<String, (String, String)>>,
     /// Malware found by the gate's scan, recorded after the release's transaction.
     found: std::sync::Mutex<Option<Found>>,
 }
@@ -503,7 +526,10 @@ impl ReleaseGate for Gate<'_> {
             .await
             .map_err(|e| fail(WorkspaceError::Unusable(e.to_string())))?
             .map_err(|e| fail(e.into()))?;
-        let engine = self.scan(req).await?;
+        let engine = match &self.prescan {
+            Some(scanned) => scanned.clone()?,
+            None => Gate::scan(ws, req, &self.found).await?,
+        };
         let members = ws.members(&req.project).await.map_err(fail)?;
         ws.memory_checked().await.map_err(fail)?;
         let leaving = self.differencing(req, &members).map_err(|e| match e {
@@ -540,8 +566,11 @@ impl Gate<'_> {
     /// Scans every file of the request as it is now, with the scanner's signatures of this
     /// moment (issue 17 §3): a scanner that cannot scan, and malware, stop the release.
     /// Returns the engine's version line.
-    async fn scan(&self, req: &OutputRequest) -> std::result::Result<String, (String, String)> {
-        let ws = self.ws;
+    async fn scan(
+        ws: &Workspaces,
+        req: &OutputRequest,
+        found: &std::sync::Mutex<Option<Found>>,
+    ) -> std::result::Result<String, (String, String)> {
         let mut engine = String::new();
         for f in &req.files {
             let content = ws.open_file(&req.id, f.n, &f.sha256).map_err(|why| {
@@ -558,7 +587,7 @@ impl Gate<'_> {
                     format!("ファイル {} にマルウェアを検出しました（{signature}）", f.name),
                     format!("malware found in file {} ({signature})", f.name),
                 );
-                *self.found.lock().unwrap_or_else(|e| e.into_inner()) =
+                *found.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some(Found { file: f.name.clone(), sha256: f.sha256.clone(), engine: scanned.engine.version, signature });
                 return Err(why);
             }

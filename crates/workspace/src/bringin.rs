@@ -236,7 +236,8 @@ impl Workspaces {
                 return Err(e.into());
             }
         };
-        let master = is_master(file_name);
+        // As recorded: the name trimmed.
+        let master = is_master(file_name.trim());
         let mut file = NewBringin {
             name: file_name.into(),
             kind: if master { "table" } else { "file" }.into(),
@@ -253,8 +254,8 @@ impl Workspaces {
             return Err(WorkspaceError::Malware { file: format!("{file_name} ({})", req.id), signature });
         }
         if master {
-            master_table(file_name)?;
-            read_master(file_name, content)?;
+            master_table(file_name.trim())?;
+            read_master(file_name.trim(), content)?;
         }
         // Sealed first under a name of its own, recorded, then named by the request.
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -291,9 +292,20 @@ impl Workspaces {
         }
         let req = bringins.request(Viewer::User(caller.login()), id).await?;
         let mut content = None;
-        if req.state == InState::Submitted {
+        // Scanned only for the one who may approve (anyone else is refused by the step, and
+        // learns nothing from a scan).
+        if req.state == InState::Submitted && self.inner.research.custodian_outside(caller.login(), &req.project).await? {
             let bytes = self.inbox_content(&req)?;
-            let scanned = self.inner.scanner.scan(&bytes).await?;
+            let scanned = match self.inner.scanner.scan(&bytes).await {
+                Ok(s) => s,
+                Err(e) => {
+                    self.inner
+                        .research
+                        .record_workspace(caller, &req.project, "bringin.approve", &req.sha256, "refused", &e.to_string())
+                        .await?;
+                    return Err(e.into());
+                }
+            };
             if let kura_scan::Verdict::Found { signature } = scanned.verdict {
                 // The rejection is the custodian's step (refused for anyone else); the
                 // detection is recorded once it is taken.
