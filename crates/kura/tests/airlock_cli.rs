@@ -635,10 +635,7 @@ fn bring_in_is_scanned_approved_by_a_custodian_and_lands_read_only() {
     let e = fails(&upload("r1", &zip));
     assert!(e.contains(EICAR_SIGNATURE) && e.contains("IN-000002"), "{e}");
     // What the scanner cannot look into does not come in either: 20 zips deep, or encrypted.
-    let mut deep = kura_scan::eicar();
-    for _ in 0..20 {
-        deep = zip_stored(&[("inner.zip", deep.as_slice())]);
-    }
+    let deep = clamd::nested_zip(&kura_scan::eicar(), 20);
     let e = fails(&upload("r1", &file("deep.zip", &deep)));
     assert!(e.contains("Exceeded") && e.contains("IN-000003"), "{e}");
     let locked = kura_scan::stored_zip(&[("tool.com", kura_scan::eicar().as_slice())], true);
@@ -725,7 +722,7 @@ fn bring_in_is_scanned_approved_by_a_custodian_and_lands_read_only() {
 
     // Signatures loaded after an upload: the file is caught when a custodian approves it,
     // rejected, and recorded as coming in.
-    let older = Clamd::with_signatures(&[("kura-test.hsb", clamd::hash_signature(&kura_scan::eicar(), EICAR_SIGNATURE))]);
+    let older = Clamd::eicar_only();
     use_scanner(&home, &older.socket);
     let later = file("later.txt", format!("notes\n{YARA_MARKER}\n").as_bytes());
     let id = last_line(&ok(&upload("r1", &later)));
@@ -735,6 +732,13 @@ fn bring_in_is_scanned_approved_by_a_custodian_and_lands_read_only() {
     assert!(ok(&kura(&home, &["bringin", "show", &id])).contains("rejected"));
     let status = ok(&kura(&home, &["scanner", "status"]));
     assert!(status.contains(&format!("in  {id}  later.txt")), "{status}");
+    // Nothing stays in the inbox but what still waits: placed, rejected and withdrawn files
+    // are gone.
+    let inbox: Vec<String> = std::fs::read_dir(home.join("airlock").join("inbox").join(&project))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(inbox, vec![format!("{again}.sealed")]);
     // Every step is an entry of the ledger, each request's history names them.
     let shown = ok(&kura(&home, &["bringin", "show", "IN-000005"]));
     assert!(shown.contains("upload  - -> submitted") && shown.contains("approve  submitted -> approved"), "{shown}");
@@ -816,7 +820,7 @@ fn malware_is_caught_on_the_way_out() {
     let e = fails(&kura(&home, &["output", "add", &id, "--as", "r1", manifest.to_str().unwrap()]));
     assert!(e.contains("manifest.json"), "{e}");
     // Signatures of yesterday: the marker is not known yet, the file is added.
-    let older = Clamd::with_signatures(&[("kura-test.hsb", clamd::hash_signature(&kura_scan::eicar(), EICAR_SIGNATURE))]);
+    let older = Clamd::eicar_only();
     use_scanner(&home, &older.socket);
     let text = dir.path().join("summary.txt");
     std::fs::write(&text, format!("model summary\n{YARA_MARKER}\n")).unwrap();

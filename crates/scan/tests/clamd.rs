@@ -37,11 +37,7 @@ async fn eicar_plain_and_zipped_the_yara_rule_and_a_clean_file() {
     assert_eq!(s.scan(&harmless).await.unwrap().verdict, Verdict::Clean);
     // What the scanner cannot look into is not clean: the test file 20 zips deep, or in a zip
     // marked encrypted.
-    let mut deep = eicar();
-    for _ in 0..20 {
-        deep = zip_stored(&[("inner.zip", deep.as_slice())]);
-    }
-    let v = s.scan(&deep).await.unwrap().verdict;
+    let v = s.scan(&clamd::nested_zip(&eicar(), 20)).await.unwrap().verdict;
     assert!(found(&v).contains("Exceeded"), "{v:?}");
     let locked = kura_scan::stored_zip(&[("tool.com", eicar().as_slice())], true);
     let v = s.scan(&locked).await.unwrap().verdict;
@@ -71,7 +67,7 @@ async fn a_scanner_without_signatures_blocks() {
 #[tokio::test]
 async fn a_scanner_that_passes_what_it_cannot_open_blocks() {
     // clamd's defaults: an archive too deep or encrypted is answered OK.
-    let eicar_sig = ("kura-test.hsb", clamd::hash_signature(&eicar(), EICAR_SIGNATURE));
+    let eicar_sig = clamd::eicar_signature();
     let lax = Clamd::configured(std::slice::from_ref(&eicar_sig), "");
     let e = Scanner::at(&lax.socket).scan(b"hello").await.unwrap_err();
     assert!(matches!(e, ScanError::Permissive { setting: "AlertExceedsMax yes", .. }), "{e}");

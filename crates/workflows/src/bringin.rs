@@ -197,21 +197,24 @@ pub struct Bringin {
     pub events: Vec<InEvent>,
 }
 
-/// One step in a bring-in request's history.
-#[derive(Clone, Debug, Serialize)]
-pub struct InEvent {
-    /// When (Unix seconds).
-    pub at: i64,
-    /// Who.
-    pub actor: String,
-    /// The step.
-    pub step: String,
-    /// From state (`-` for a new request).
-    pub from: String,
-    /// To state.
-    pub to: String,
-    /// The ledger entry that records it.
-    pub ledger_index: i64,
+/// One step in a bring-in request's history: the same line as an output request's.
+pub type InEvent = crate::OutputEvent;
+
+/// Malware a scan found, as it is recorded.
+#[derive(Clone, Copy, Debug)]
+pub struct Found<'a> {
+    /// `in` (bring-in) or `out` (take-out).
+    pub direction: &'a str,
+    /// The request (`IN-…` or `OUT-…`).
+    pub object: &'a str,
+    /// The file's name.
+    pub file_name: &'a str,
+    /// The file's SHA-256.
+    pub sha256: &'a str,
+    /// The engine's version line.
+    pub engine: &'a str,
+    /// The signature found.
+    pub signature: &'a str,
 }
 
 /// A malware detection as operators see it (HIC-S1).
@@ -249,20 +252,13 @@ impl Research {
         Bringins { research: self.clone() }
     }
 
-    /// Records a malware detection (HIC-S1) inside `conn`'s transaction: a row the operators
-    /// see and a ledger entry. Returns the entry's index.
-    #[allow(clippy::too_many_arguments)] // a detection's facts, each named where it is recorded
-    pub(crate) async fn record_detection_in(
-        &self,
-        conn: &mut AnyConnection,
-        caller: &Caller,
-        direction: &str,
-        object: &str,
-        file_name: &str,
-        sha256: &str,
-        engine: &str,
-        signature: &str,
-    ) -> Result<i64> {
+    /// Records malware `found` (HIC-S1) inside `conn`'s transaction: a row the operators see
+    /// and a ledger entry. Returns the entry's index.
+    pub(crate) async fn record_detection_in(&self, conn: &mut AnyConnection, caller: &Caller, found: &Found<'_>) -> Result<i64> {
+        let Found { direction, object, file_name, sha256, engine, signature } = *found;
+        if !matches!(direction, "in" | "out") {
+            return Err(WorkflowError::Internal(format!("scan direction '{direction}'")));
+        }
         let detail = format!("{direction} {file_name}: {signature} ({engine})");
         let idx = self.append_entry(conn, caller, "scan.detected".into(), object, Some(sha256.into()), "refused", &detail).await?;
         let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM scan_detections").fetch_one(&mut *conn).await?;
@@ -285,24 +281,11 @@ impl Research {
         Ok(idx)
     }
 
-    /// Records a malware detection in a file of request `object`: `out` for a file leaving (an
-    /// added file's or the release gate's scan), `in` for one coming in (a bring-in's approval).
-    #[allow(clippy::too_many_arguments)] // as record_detection_in
-    pub async fn record_detection(
-        &self,
-        caller: &Caller,
-        direction: &str,
-        object: &str,
-        file_name: &str,
-        sha256: &str,
-        engine: &str,
-        signature: &str,
-    ) -> Result<()> {
-        if !matches!(direction, "in" | "out") {
-            return Err(WorkflowError::Internal(format!("scan direction '{direction}'")));
-        }
+    /// Records malware `found` in its own transaction (the scan of an added output file, of
+    /// the release gate, of a bring-in's approval).
+    pub async fn record_detection(&self, caller: &Caller, found: &Found<'_>) -> Result<()> {
         let mut tx = self.db().begin_write().await?;
-        self.record_detection_in(&mut tx, caller, direction, object, file_name, sha256, engine, signature).await?;
+        self.record_detection_in(&mut tx, caller, found).await?;
         tx.commit().await?;
         self.log().sync().await?;
         Ok(())
@@ -429,7 +412,9 @@ impl Bringins {
         .execute(&mut *tx)
         .await?;
         if let Some(sig) = &file.found {
-            self.research.record_detection_in(&mut tx, caller, "in", &id, &name, &file.sha256, &file.engine, sig).await?;
+            let found =
+                Found { direction: "in", object: &id, file_name: &name, sha256: &file.sha256, engine: &file.engine, signature: sig };
+            self.research.record_detection_in(&mut tx, caller, &found).await?;
         }
         self.record(&mut tx, caller, &id, step, None, to, &format!("project {project} {} {} bytes; {scan}", file.kind, file.bytes)).await?;
         tx.commit().await?;

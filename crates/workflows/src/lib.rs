@@ -31,7 +31,7 @@ mod outputs;
 mod research;
 pub mod state;
 
-pub use bringin::{Bringin, Bringins, Detection, InEvent, InState, InStep, NewBringin, check_upload};
+pub use bringin::{Bringin, Bringins, Detection, Found, InEvent, InState, InStep, NewBringin, check_upload};
 pub use config::ResearchConfig;
 pub use output_state::{OutParty, OutState, OutStep};
 pub use outputs::{

@@ -372,7 +372,9 @@ impl Workspaces {
         };
         if let kura_scan::Verdict::Found { signature } = &scanned.verdict {
             let sha = sha256_hex(content);
-            self.inner.research.record_detection(caller, "out", id, file_name, &sha, &scanned.engine.version, signature).await?;
+            let found =
+                kura_workflows::Found { direction: "out", object: id, file_name, sha256: &sha, engine: &scanned.engine.version, signature };
+            self.inner.research.record_detection(caller, &found).await?;
             return Err(WorkspaceError::Malware { file: file_name.into(), signature: signature.clone() });
         }
         let verdict = crate::values::check_file(&self.inner.policy, file_name, content);
@@ -420,7 +422,15 @@ impl Workspaces {
         // among the detections too, recorded once the release's transaction has ended.
         let found = gate.found.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(d) = found {
-            self.inner.research.record_detection(caller, "out", id, &d.file, &d.sha256, &d.engine, &d.signature).await?;
+            let found = kura_workflows::Found {
+                direction: "out",
+                object: id,
+                file_name: &d.file,
+                sha256: &d.sha256,
+                engine: &d.engine,
+                signature: &d.signature,
+            };
+            self.inner.research.record_detection(caller, &found).await?;
         }
         let req = released?;
         let index = self.inner.research.outputs().ledger_index(id, OutStep::Release).await?;
@@ -504,11 +514,11 @@ struct Gate<'a> {
     /// cannot leave.
     prescan: Option<std::result::Result<String, (String, String)>>,
     /// Malware found by the gate's scan, recorded after the release's transaction.
-    found: std::sync::Mutex<Option<Found>>,
+    found: std::sync::Mutex<Option<Detected>>,
 }
 
 /// A detection at the gate.
-struct Found {
+struct Detected {
     file: String,
     sha256: String,
     engine: String,
@@ -569,7 +579,7 @@ impl Gate<'_> {
     async fn scan(
         ws: &Workspaces,
         req: &OutputRequest,
-        found: &std::sync::Mutex<Option<Found>>,
+        found: &std::sync::Mutex<Option<Detected>>,
     ) -> std::result::Result<String, (String, String)> {
         let mut engine = String::new();
         for f in &req.files {
@@ -588,7 +598,7 @@ impl Gate<'_> {
                     format!("malware found in file {} ({signature})", f.name),
                 );
                 *found.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(Found { file: f.name.clone(), sha256: f.sha256.clone(), engine: scanned.engine.version, signature });
+                    Some(Detected { file: f.name.clone(), sha256: f.sha256.clone(), engine: scanned.engine.version, signature });
                 return Err(why);
             }
             engine = scanned.engine.version;

@@ -22,7 +22,7 @@ use datafusion::arrow::array::{ArrayRef, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use kura_crypto::{Purpose, SecretKey};
-use kura_workflows::{Bringin, Caller, InState, InStep, NewBringin, Viewer, WorkflowError};
+use kura_workflows::{Bringin, Caller, Found, InState, InStep, NewBringin, Viewer, WorkflowError};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -311,7 +311,15 @@ impl Workspaces {
                 // detection is recorded once it is taken.
                 let note = format!("malware found at approval: {signature}");
                 let r = bringins.close(caller, id, InStep::Reject, &note).await?;
-                self.inner.research.record_detection(caller, "in", id, &r.name, &r.sha256, &scanned.engine.version, &signature).await?;
+                let found = Found {
+                    direction: "in",
+                    object: id,
+                    file_name: &r.name,
+                    sha256: &r.sha256,
+                    engine: &scanned.engine.version,
+                    signature: &signature,
+                };
+                self.inner.research.record_detection(caller, &found).await?;
                 self.clear_inbox(&r);
                 return Err(WorkspaceError::Malware { file: format!("{} ({id})", r.name), signature });
             }

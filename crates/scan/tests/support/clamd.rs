@@ -46,6 +46,16 @@ pub fn hash_signature(data: &[u8], name: &str) -> String {
     format!("{}:{}:{name}\n", hex::encode(sha2::Sha256::digest(data)), data.len())
 }
 
+/// The signature file of the EICAR file alone.
+pub fn eicar_signature() -> (&'static str, String) {
+    ("kura-test.hsb", hash_signature(&kura_scan::eicar(), EICAR_SIGNATURE))
+}
+
+/// `inner` wrapped in `depth` zips, one inside the other.
+pub fn nested_zip(inner: &[u8], depth: usize) -> Vec<u8> {
+    (0..depth).fold(inner.to_vec(), |data, _| zip_stored(&[("inner.zip", data.as_slice())]))
+}
+
 /// A YARA rule that matches files holding `marker`.
 pub fn yara_rule(name: &str, marker: &str) -> String {
     format!("rule {name}\n{{\n    strings:\n        $a = \"{marker}\"\n    condition:\n        $a\n}}\n")
@@ -59,6 +69,11 @@ impl Clamd {
             ("kura-test.hsb", hash_signature(&eicar, EICAR_SIGNATURE)),
             ("kura-test.yar", yara_rule(YARA_RULE, YARA_MARKER)),
         ])
+    }
+
+    /// clamd that knows only the EICAR file (as yesterday's signatures, before a rule was added).
+    pub fn eicar_only() -> Clamd {
+        Clamd::with_signatures(&[eicar_signature()])
     }
 
     /// clamd with only the given signature files (name, content), alerting on what it cannot
