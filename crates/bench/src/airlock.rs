@@ -22,7 +22,7 @@ use kura_crypto::SecretKey;
 use kura_query::worker::{Session, WORKER_ARG, WorkerCommand};
 use kura_store::{Home, WriteOptions};
 use kura_synth::SynthConfig;
-use kura_workspace::memory::{MemCell, Memory, compare, leaving_sets};
+use kura_workspace::memory::{MemCell, Memory, Persons, compare, leaving_sets};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -126,7 +126,7 @@ fn earlier_releases(ev: &kura_query::lineage::Evidenced, releases: usize) -> Vec
                         file: format!("earlier-{r}.csv"),
                         label: format!("{}0s · {sex} / receipts", band),
                         at: None,
-                        set: hex::encode(kura_query::lineage::encode_set(&p)),
+                        set: Persons::new(p),
                     }
                 })
                 .collect();
@@ -136,7 +136,7 @@ fn earlier_releases(ev: &kura_query::lineage::Evidenced, releases: usize) -> Vec
                 file: format!("earlier-{r}.csv"),
                 label: "receipts (合計 total)".into(),
                 at: None,
-                set: hex::encode(kura_query::lineage::encode_set(&total)),
+                set: Persons::new(total),
             });
             Some(out)
         })

@@ -26,6 +26,7 @@ pub mod bounds;
 pub mod config;
 pub mod confine;
 mod engine;
+pub mod evidence;
 pub mod extract;
 mod grant;
 pub mod hidden;

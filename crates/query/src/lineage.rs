@@ -12,9 +12,9 @@
 //!   groups by the person (`GROUP BY id5`), which leaves its rows as they were.
 //! - The outermost aggregate node gains, for each of its aggregates, the evidence aggregates
 //!   over exactly the rows that contribute to it (its own FILTER, and non-null arguments;
-//!   non-zero ones for sums): `count(DISTINCT person)`, the records without a person key,
-//!   `count(DISTINCT unit)` per kind, and for sums and means the per-person contributions
-//!   (`kura_contributions`).
+//!   non-zero ones for sums): the distinct persons, the records without a person key, the
+//!   distinct units per kind, for sums and means the per-person contributions, and the person
+//!   set — all of them from one aggregate, [`crate::evidence`], in one pass over the rows.
 //! - The nodes above (HAVING, window functions, projections, ORDER BY, LIMIT) pass the evidence
 //!   columns through, so each output row carries the evidence of its own group — the values
 //!   and the evidence come from one execution and cannot be misaligned.
@@ -25,23 +25,21 @@
 //! never better than review (issue 22 §3). A SELECT without an aggregate is individual
 //! records and fails.
 
+use crate::evidence::{AggShape, EvidenceUdaf, GroupEvidence, Shape};
 use crate::{QueryError, Result};
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, ListArray};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Float64Array};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, DFSchemaRef, ScalarValue};
+use datafusion::common::{Column, DFSchemaRef};
 use datafusion::error::DataFusionError;
-use datafusion::functions_aggregate::array_agg::array_agg_udaf;
-use datafusion::functions_aggregate::count::count_udaf;
 use datafusion::logical_expr::expr::AggregateFunction;
-use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, Expr, LogicalPlan, Projection, Signature, Volatility, lit};
+use datafusion::logical_expr::{AggregateUDF, Expr, LogicalPlan, Projection, lit};
 use datafusion::prelude::SessionContext;
 use kura_disclosure::Cell;
 use kura_disclosure::check::{Contributions, Evidence, Finding, Statistic, Status, rule};
 use kura_disclosure::table::{Row, Table};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// The prefix of the hidden lineage columns; researchers' SQL may not name it.
@@ -58,10 +56,10 @@ pub const UNITS: [(&str, &str); 3] =
 /// Columns by which an inner aggregate groups per person (the project pseudonym).
 pub const PSEUDONYM_COLUMNS: [&str; 1] = ["id5"];
 
-/// The name of the per-person contributions aggregate.
-pub const CONTRIBUTIONS: &str = "kura_contributions";
-
 const EVIDENCE_PREFIX: &str = "__kura_ev";
+
+/// The column of the evidence aggregate ([`crate::evidence`]).
+const EVIDENCE_COLUMN: &str = "__kura_ev";
 
 /// A table with its evidence, ready for [`kura_disclosure::check_table`].
 #[derive(Debug, Clone)]
@@ -248,10 +246,6 @@ enum Origin {
 struct AggInfo {
     statistic: Statistic,
     contributions: bool,
-    /// How many person columns reach the aggregate.
-    persons: usize,
-    /// How many CASE branches have evidence of their own.
-    branches: usize,
     distinct_values: bool,
 }
 
@@ -281,9 +275,9 @@ pub async fn evidence(ctx: &SessionContext, sql: &str) -> Result<Evidenced> {
     }
     let rewritten = if has_subquery(&plan) { Err(lost("a subquery")) } else { rewrite(plan.clone()) };
     match rewritten {
-        Ok(Rewritten { plan: rewritten, origins, aggs, complete, grouping }) => {
+        Ok(Rewritten { plan: rewritten, origins, aggs, complete, grouping, shape, kinds }) => {
             let batches = ctx.execute_logical_plan(rewritten).await.map_err(df)?.collect().await.map_err(df)?;
-            let (mut table, sets) = build_table(&output_fields, &origins, &aggs, &batches, complete, grouping)?;
+            let (mut table, sets) = build_table(&output_fields, &origins, &aggs, (&shape, &kinds), &batches, complete, grouping)?;
             // Aggregates the output does not show but that choose or order its rows (HAVING,
             // ORDER BY … LIMIT): their persons are not in any cell.
             let shown: BTreeSet<usize> = origins
@@ -393,6 +387,10 @@ struct Rewritten {
     complete: bool,
     /// With grouping sets (ROLLUP, CUBE, GROUPING SETS): how many group expressions there are.
     grouping: Option<usize>,
+    /// The evidence aggregate's argument layout.
+    shape: Shape,
+    /// The unit kinds among its arguments, in order.
+    kinds: Vec<&'static str>,
 }
 
 /// The evidence column that carries the grouping id of grouping sets.
@@ -421,13 +419,14 @@ fn rewrite(plan: LogicalPlan) -> std::result::Result<Rewritten, Lost> {
             }
             let units: Vec<(&str, Column)> =
                 UNITS.iter().filter_map(|(kind, name)| find_all(input.schema(), name).into_iter().next().map(|c| (*kind, c))).collect();
-            let count = |arg: Expr, distinct: bool, cond: Expr, name: String| {
-                Expr::AggregateFunction(AggregateFunction::new_udf(count_udaf(), vec![arg], distinct, Some(Box::new(cond)), vec![], None))
-                    .alias(name)
-            };
-            let mut aggr_expr = agg.aggr_expr.clone();
+            // One evidence aggregate for the whole node (crate::evidence): the person and unit
+            // columns, then per aggregate the condition under which a row is behind it, its
+            // CASE branches, and its value where contributions are kept.
+            let mut args: Vec<Expr> = persons.iter().map(|p| Expr::Column(p.clone())).collect();
+            args.extend(units.iter().map(|(_, c)| Expr::Column(c.clone())));
+            let mut shape = Shape { persons: persons.len(), units: units.len(), aggs: Vec::new() };
             let mut infos = Vec::new();
-            for (i, e) in agg.aggr_expr.iter().enumerate() {
+            for e in &agg.aggr_expr {
                 let Some(af) = aggregate_of(e) else { return Err(lost("an aggregate expression Kura cannot read")) };
                 // A count's persons are those of the rows it counts; any other aggregate's value
                 // can be weighted by its argument (`avg(x * CAST(age = 94 AS DOUBLE) + 1000)`
@@ -444,63 +443,33 @@ fn rewrite(plan: LogicalPlan) -> std::result::Result<Rewritten, Lost> {
                 if let Some(f) = &af.params.filter {
                     cond = cond.and((**f).clone());
                 }
-                for (j, p) in persons.iter().enumerate() {
-                    aggr_expr.push(count(Expr::Column(p.clone()), true, cond.clone(), format!("{EVIDENCE_PREFIX}{i}_persons_{j}")));
-                }
-                let first = Expr::Column(persons.first().cloned().unwrap_or_else(|| Column::from_name(PERSON)));
-                aggr_expr.push(count(lit(1i64), false, cond.clone().and(first.clone().is_null()), format!("{EVIDENCE_PREFIX}{i}_unknown")));
-                for (kind, c) in &units {
-                    aggr_expr.push(count(Expr::Column(c.clone()), true, cond.clone(), format!("{EVIDENCE_PREFIX}{i}_unit_{kind}")));
-                }
-                // The branches of CASE expressions in the arguments: each branch's rows are a
-                // person set of their own (`sum(CASE WHEN … THEN 2 ELSE 1 END)`).
-                for (b, branch) in class.branches.iter().enumerate() {
-                    aggr_expr.push(count(
-                        first.clone(),
-                        true,
-                        cond.clone().and(branch.clone()),
-                        format!("{EVIDENCE_PREFIX}{i}_branch_{b}"),
-                    ));
-                }
-                if class.contributions
-                    && let Some(arg) = af.params.args.first()
-                {
-                    aggr_expr.push(
-                        Expr::AggregateFunction(AggregateFunction::new_udf(
-                            Arc::new(AggregateUDF::from(ContributionsUdaf::new())),
-                            vec![first.clone(), arg.clone()],
-                            false,
-                            Some(Box::new(cond.clone())),
-                            vec![],
-                            None,
-                        ))
-                        .alias(format!("{EVIDENCE_PREFIX}{i}_contrib")),
-                    );
-                }
-                // The persons themselves, for the differencing memory.
-                aggr_expr.push(
-                    Expr::AggregateFunction(AggregateFunction::new_udf(
-                        array_agg_udaf(),
-                        vec![first.clone()],
-                        true,
-                        Some(Box::new(cond.clone().and(first.clone().is_not_null()))),
-                        vec![],
-                        None,
-                    ))
-                    .alias(format!("{EVIDENCE_PREFIX}{i}_set")),
-                );
+                args.push(cond);
+                args.extend(class.branches.iter().cloned());
+                let value = if class.contributions { af.params.args.first().cloned() } else { None };
+                shape.aggs.push(AggShape { branches: class.branches.len(), contributions: value.is_some() });
+                args.extend(value);
                 infos.push(AggInfo {
                     statistic: class.statistic,
                     contributions: class.contributions,
-                    persons: persons.len(),
-                    branches: class.branches.len(),
                     distinct_values: class.distinct_values,
                 });
             }
-            // The persons of each row's whole group: a row of too few shows nothing.
-            for (j, p) in persons.iter().enumerate() {
-                aggr_expr.push(count(Expr::Column(p.clone()), true, lit(true), format!("{EVIDENCE_PREFIX}row_persons_{j}")));
+            let kinds: Vec<&'static str> = units.iter().map(|(k, _)| *k).collect();
+            if shape.bits() > crate::evidence::MAX_BITS {
+                return Err(lost("more than 64 aggregates and CASE branches in one query"));
             }
+            let mut aggr_expr = agg.aggr_expr.clone();
+            aggr_expr.push(
+                Expr::AggregateFunction(AggregateFunction::new_udf(
+                    Arc::new(AggregateUDF::from(EvidenceUdaf::new(shape.clone()))),
+                    args,
+                    false,
+                    None,
+                    vec![],
+                    None,
+                ))
+                .alias(EVIDENCE_COLUMN),
+            );
             let new = datafusion::logical_expr::Aggregate::try_new(Arc::new(input), agg.group_expr.clone(), aggr_expr)
                 .map_err(|e| lost(&format!("the rewritten aggregate does not plan: {e}")))?;
             let mut origins: Vec<Origin> = (0..n_groups).map(|i| Origin::Dim(BTreeSet::from([i]))).collect();
@@ -512,7 +481,7 @@ fn rewrite(plan: LogicalPlan) -> std::result::Result<Rewritten, Lost> {
                     *last = Origin::Other;
                 }
             }
-            Ok(Rewritten { plan: LogicalPlan::Aggregate(new), origins, aggs: infos, complete: true, grouping })
+            Ok(Rewritten { plan: LogicalPlan::Aggregate(new), origins, aggs: infos, complete: true, grouping, shape, kinds })
         }
         LogicalPlan::Projection(p) => {
             let input_schema = p.input.schema().clone();
@@ -839,56 +808,18 @@ fn origin_of(e: &Expr, schema: &DFSchemaRef, origins: &[Origin]) -> Origin {
     }
 }
 
-/// The evidence of aggregate `i` in row `r` of a batch.
-fn evidence_at(batch: &RecordBatch, info: Option<&AggInfo>, i: usize, r: usize) -> Evidence {
-    let int = |name: &str| -> Option<u64> {
-        let a = batch.column_by_name(name)?;
-        let a = a.as_any().downcast_ref::<Int64Array>()?;
-        (!a.is_null(r)).then(|| a.value(r).max(0) as u64)
-    };
-    let (n_persons, n_branches) = info.map_or((1, 0), |a| (a.persons, a.branches));
-    // The fewest persons of any person column (the sides of a join).
-    let persons = (0..n_persons)
-        .map(|j| int(&format!("{EVIDENCE_PREFIX}{i}_persons_{j}")))
-        .collect::<Option<Vec<_>>>()
-        .and_then(|v| v.into_iter().min());
-    let parts =
-        (0..n_branches).map(|b| Evidence { persons: int(&format!("{EVIDENCE_PREFIX}{i}_branch_{b}")), ..Evidence::default() }).collect();
-    let unknown = int(&format!("{EVIDENCE_PREFIX}{i}_unknown")).unwrap_or(0);
-    let units =
-        UNITS.iter().filter_map(|(kind, _)| int(&format!("{EVIDENCE_PREFIX}{i}_unit_{kind}")).map(|n| ((*kind).to_owned(), n))).collect();
-    let contributions = batch.column_by_name(&format!("{EVIDENCE_PREFIX}{i}_contrib")).and_then(|a| {
-        let list = a.as_any().downcast_ref::<ListArray>()?;
-        if list.is_null(r) {
-            return None;
-        }
-        let values = list.value(r);
-        let v = values.as_primitive_opt::<Float64Type>()?;
-        (v.len() == 3).then(|| Contributions { total: v.value(0), largest: v.value(1), second: v.value(2) })
-    });
+/// The evidence of aggregate `i` of a group.
+fn evidence_at(group: Option<&GroupEvidence>, kinds: &[&str], info: Option<&AggInfo>, i: usize) -> Evidence {
+    let Some(ev) = group.and_then(|g| g.aggs.get(i)) else { return Evidence::default() };
     Evidence {
-        persons,
-        unknown_person_records: unknown,
-        units,
-        contributions,
-        parts,
+        // The fewest persons of any person column (the sides of a join).
+        persons: ev.persons.iter().copied().min(),
+        unknown_person_records: ev.unknown,
+        units: kinds.iter().zip(&ev.units).map(|(k, n)| ((*k).to_owned(), *n)).collect(),
+        contributions: ev.contributions.map(|(total, largest, second)| Contributions { total, largest, second }),
+        parts: ev.branches.iter().map(|&n| Evidence { persons: Some(n), ..Evidence::default() }).collect(),
         distinct_values: info.is_some_and(|a| a.distinct_values),
     }
-}
-
-/// The fewest persons of a row's whole group over its person columns.
-fn row_persons(batch: &RecordBatch, r: usize) -> Option<u64> {
-    let mut fewest: Option<u64> = None;
-    for j in 0.. {
-        let Some(a) = batch.column_by_name(&format!("{EVIDENCE_PREFIX}row_persons_{j}")) else { break };
-        let a = a.as_any().downcast_ref::<Int64Array>()?;
-        if a.is_null(r) {
-            return None;
-        }
-        let n = a.value(r).max(0) as u64;
-        fewest = Some(fewest.map_or(n, |f| f.min(n)));
-    }
-    fewest
 }
 
 fn value_at(a: &ArrayRef, r: usize) -> (Option<f64>, Option<String>) {
@@ -921,6 +852,7 @@ fn build_table(
     names: &[String],
     origins: &[Origin],
     aggs: &[AggInfo],
+    (shape, kinds): (&Shape, &[&'static str]),
     batches: &[RecordBatch],
     complete: bool,
     grouping: Option<usize>,
@@ -931,7 +863,19 @@ fn build_table(
     let mut sets = Vec::new();
     for batch in batches {
         let gid = batch.column_by_name(GROUPING_ID).and_then(|a| datafusion::arrow::compute::cast(a, &DataType::UInt64).ok());
+        let evidence = batch
+            .column_by_name(EVIDENCE_COLUMN)
+            .and_then(|a| a.as_any().downcast_ref::<BinaryArray>())
+            .ok_or_else(|| QueryError::Engine("lineage: the evidence column is missing".to_owned()))?;
         for r in 0..batch.num_rows() {
+            let group = if evidence.is_null(r) {
+                None
+            } else {
+                Some(
+                    crate::evidence::decode(shape, evidence.value(r))
+                        .ok_or_else(|| QueryError::Engine("lineage: the evidence of a row does not decode".to_owned()))?,
+                )
+            };
             let id = gid.as_ref().and_then(|a| a.as_primitive_opt::<datafusion::arrow::datatypes::UInt64Type>().map(|a| a.value(r)));
             let keys = dims
                 .iter()
@@ -952,7 +896,7 @@ fn build_table(
                     let (value, _) = value_at(batch.column(m), r);
                     match origins.get(m) {
                         Some(Origin::Agg { aggs: set, windowed, bare }) => {
-                            let parts: Vec<Evidence> = set.iter().map(|&i| evidence_at(batch, aggs.get(i), i, r)).collect();
+                            let parts: Vec<Evidence> = set.iter().map(|&i| evidence_at(group.as_ref(), kinds, aggs.get(i), i)).collect();
                             // Arithmetic on an aggregate (`count(*) * 1000`) is not a count:
                             // neither rounded as one nor summed into totals.
                             let single = set.len() == 1 && !windowed && *bare;
@@ -980,12 +924,17 @@ fn build_table(
                     }
                 })
                 .collect();
-            rows.push(Row { keys, cells, persons: row_persons(batch, r) });
+            // The fewest persons of the row's whole group over its person columns.
+            let persons = group.as_ref().and_then(|g| g.row_persons.iter().copied().min());
+            rows.push(Row { keys, cells, persons });
             sets.push(
                 measures
                     .iter()
                     .map(|&m| match origins.get(m) {
-                        Some(Origin::Agg { aggs: set, .. }) => set.iter().map(|&i| person_set(batch, i, r)).collect(),
+                        Some(Origin::Agg { aggs: set, .. }) => set
+                            .iter()
+                            .map(|&i| group.as_ref().and_then(|g| g.aggs.get(i)).map(|a| a.set.clone()).unwrap_or_default())
+                            .collect(),
                         _ => Vec::new(),
                     })
                     .collect(),
@@ -1000,23 +949,6 @@ fn build_table(
         findings: Vec::new(),
     };
     Ok((table, sets))
-}
-
-/// The sorted person keys behind aggregate `i` in row `r`.
-fn person_set(batch: &RecordBatch, i: usize, r: usize) -> Vec<u64> {
-    let Some(list) = batch.column_by_name(&format!("{EVIDENCE_PREFIX}{i}_set")).and_then(|a| a.as_any().downcast_ref::<ListArray>()) else {
-        return Vec::new();
-    };
-    if list.is_null(r) {
-        return Vec::new();
-    }
-    let values = list.value(r);
-    let Some(v) = values.as_any().downcast_ref::<Int64Array>() else { return Vec::new() };
-    // The hash's bits as they are (a u64 read as i64 by Arrow).
-    let mut out: Vec<u64> = v.iter().flatten().map(|x| x as u64).collect();
-    out.sort_unstable();
-    out.dedup();
-    out
 }
 
 /// A table checked on its values only: numbers are counts of unknown lineage.
@@ -1048,157 +980,6 @@ fn value_table(names: &[String], batches: &[RecordBatch], lost: Lost) -> Result<
     Ok(Table { dims: Vec::new(), measures: names.to_vec(), rows, complete: false, findings: vec![finding] })
 }
 
-/// `kura_contributions(person, value)`: the total of absolute values, and the largest and second
-/// largest per-person sums of absolute values, as a list of three floats. Records without a
-/// person key count each as a contributor of their own (the cautious reading).
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct ContributionsUdaf {
-    signature: Signature,
-}
-
-impl ContributionsUdaf {
-    /// The aggregate.
-    pub fn new() -> Self {
-        Self { signature: Signature::any(2, Volatility::Immutable) }
-    }
-}
-
-impl Default for ContributionsUdaf {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-fn result_type() -> DataType {
-    DataType::List(Arc::new(Field::new("item", DataType::Float64, true)))
-}
-
-impl AggregateUDFImpl for ContributionsUdaf {
-    fn name(&self) -> &str {
-        CONTRIBUTIONS
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> datafusion::common::Result<DataType> {
-        Ok(result_type())
-    }
-
-    fn accumulator(&self, _acc_args: AccumulatorArgs) -> datafusion::common::Result<Box<dyn Accumulator>> {
-        Ok(Box::new(ContributionsAcc::default()))
-    }
-
-    fn state_fields(&self, _args: StateFieldsArgs) -> datafusion::common::Result<Vec<FieldRef>> {
-        Ok(vec![
-            Arc::new(Field::new("persons", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), true)),
-            Arc::new(Field::new("sums", DataType::List(Arc::new(Field::new("item", DataType::Float64, true))), true)),
-            Arc::new(Field::new("unknown", DataType::List(Arc::new(Field::new("item", DataType::Float64, true))), true)),
-        ])
-    }
-}
-
-/// Per-person sums (by the person key's text) and the contributions of records without one.
-#[derive(Debug, Default)]
-struct ContributionsAcc {
-    by_person: HashMap<String, f64>,
-    unknown: Vec<f64>,
-}
-
-impl ContributionsAcc {
-    fn add(&mut self, person: Option<String>, v: f64) {
-        let v = v.abs();
-        match person {
-            Some(p) => *self.by_person.entry(p).or_insert(0.0) += v,
-            // Records without a person key may all be one person's: pooled as one contributor.
-            None => match self.unknown.first_mut() {
-                Some(u) => *u += v,
-                None => self.unknown.push(v),
-            },
-        }
-    }
-}
-
-fn as_f64(a: &ArrayRef) -> datafusion::common::Result<ArrayRef> {
-    Ok(datafusion::arrow::compute::cast(a, &DataType::Float64)?)
-}
-
-impl Accumulator for ContributionsAcc {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> datafusion::common::Result<()> {
-        let [persons, amounts] = values else {
-            return Err(DataFusionError::Internal("kura_contributions takes two arguments".to_owned()));
-        };
-        let persons = datafusion::arrow::compute::cast(persons, &DataType::Utf8)?;
-        let persons = persons.as_string::<i32>();
-        let amounts = as_f64(amounts)?;
-        let amounts = amounts.as_primitive::<Float64Type>();
-        for r in 0..amounts.len() {
-            if amounts.is_null(r) {
-                continue;
-            }
-            let p = (!persons.is_null(r)).then(|| persons.value(r).to_owned());
-            self.add(p, amounts.value(r));
-        }
-        Ok(())
-    }
-
-    fn evaluate(&mut self) -> datafusion::common::Result<ScalarValue> {
-        let mut all: Vec<f64> = self.by_person.values().copied().chain(self.unknown.iter().copied()).collect();
-        all.sort_by(|a, b| b.total_cmp(a));
-        let total: f64 = all.iter().sum();
-        let largest = all.first().copied().unwrap_or(0.0);
-        let second = all.get(1).copied().unwrap_or(0.0);
-        let values: Vec<ScalarValue> = [total, largest, second].into_iter().map(|v| ScalarValue::Float64(Some(v))).collect();
-        Ok(ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Float64)))
-    }
-
-    fn size(&self) -> usize {
-        std::mem::size_of_val(self)
-            + self.by_person.keys().map(|k| k.len() + 32).sum::<usize>()
-            + self.unknown.len() * std::mem::size_of::<f64>()
-    }
-
-    fn state(&mut self) -> datafusion::common::Result<Vec<ScalarValue>> {
-        let persons: Vec<ScalarValue> = self.by_person.keys().map(|k| ScalarValue::Utf8(Some(k.clone()))).collect();
-        let sums: Vec<ScalarValue> = self.by_person.values().map(|v| ScalarValue::Float64(Some(*v))).collect();
-        let unknown: Vec<ScalarValue> = self.unknown.iter().map(|v| ScalarValue::Float64(Some(*v))).collect();
-        Ok(vec![
-            ScalarValue::List(ScalarValue::new_list_nullable(&persons, &DataType::Utf8)),
-            ScalarValue::List(ScalarValue::new_list_nullable(&sums, &DataType::Float64)),
-            ScalarValue::List(ScalarValue::new_list_nullable(&unknown, &DataType::Float64)),
-        ])
-    }
-
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> datafusion::common::Result<()> {
-        let [persons, sums, unknown] = states else {
-            return Err(DataFusionError::Internal("kura_contributions: malformed state".to_owned()));
-        };
-        let (persons, sums, unknown) = (persons.as_list::<i32>(), sums.as_list::<i32>(), unknown.as_list::<i32>());
-        for r in 0..persons.len() {
-            if persons.is_null(r) || sums.is_null(r) {
-                continue;
-            }
-            let p = persons.value(r);
-            let p = p.as_string::<i32>();
-            let s = sums.value(r);
-            let s = s.as_primitive::<Float64Type>();
-            for j in 0..p.len().min(s.len()) {
-                *self.by_person.entry(p.value(j).to_owned()).or_insert(0.0) += s.value(j);
-            }
-            if !unknown.is_null(r) {
-                let u = unknown.value(r);
-                let pooled: f64 = u.as_primitive::<Float64Type>().values().iter().sum();
-                match self.unknown.first_mut() {
-                    Some(x) => *x += pooled,
-                    None => self.unknown.push(pooled),
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -1212,8 +993,8 @@ mod tests {
     }
 
     use super::*;
-    use datafusion::arrow::array::StringArray;
-    use datafusion::arrow::datatypes::Schema;
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
     use datafusion::datasource::MemTable;
     use kura_disclosure::check::Status;
     use kura_disclosure::{LoadedPolicy, check_table};
@@ -1247,12 +1028,16 @@ mod tests {
         for i in 0..12 {
             push(None, "03", 50, &format!("H{}", 5 + i % 3));
         }
+        // The hidden columns hold keyed 64-bit hashes: here a fixed stand-in for the key.
+        let key = |s: &str| s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)) as i64;
+        let person: Vec<Option<i64>> = person.iter().map(|p| p.as_deref().map(key)).collect();
+        let inst: Vec<i64> = inst.iter().map(|i| key(i)).collect();
         let schema = Arc::new(Schema::new(vec![
             Field::new("id5", DataType::Utf8, true),
             Field::new("prefecture", DataType::Utf8, false),
             Field::new("points", DataType::Int64, false),
-            Field::new(PERSON, DataType::Utf8, true),
-            Field::new("__kura_institution", DataType::Utf8, false),
+            Field::new(PERSON, DataType::Int64, true),
+            Field::new("__kura_institution", DataType::Int64, false),
         ]));
         let batch = RecordBatch::try_new(
             schema.clone(),
@@ -1260,8 +1045,8 @@ mod tests {
                 Arc::new(StringArray::from(id5)),
                 Arc::new(StringArray::from(pref)),
                 Arc::new(Int64Array::from(points)),
-                Arc::new(StringArray::from(person)),
-                Arc::new(StringArray::from(inst)),
+                Arc::new(Int64Array::from(person)),
+                Arc::new(Int64Array::from(inst)),
             ],
         )
         .unwrap();

@@ -148,9 +148,47 @@ struct Answer {
 struct EvidenceHead {
     table: kura_disclosure::Table,
     lineage: bool,
-    /// Each cell's person sets ([`crate::lineage::encode_set`], hex).
+    /// How many person sets each cell has, per row; the sets themselves follow as a second
+    /// output (one list of person keys per set, row by row, cell by cell).
     #[serde(default)]
-    sets: Vec<Vec<Vec<String>>>,
+    shape: Vec<Vec<u32>>,
+}
+
+/// The output kind of the checker's person sets.
+const SETS: &str = "sets";
+
+/// The person sets of every cell as one Arrow batch: a list of person keys per set, in order.
+fn sets_batch(sets: &[Vec<crate::lineage::CellSets>]) -> std::result::Result<datafusion::arrow::record_batch::RecordBatch, String> {
+    use datafusion::arrow::array::{ListArray, UInt64Array};
+    use datafusion::arrow::buffer::OffsetBuffer;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let all = sets.iter().flatten().flatten();
+    let values: Vec<u64> = all.clone().flatten().copied().collect();
+    let field = Arc::new(Field::new("item", DataType::UInt64, false));
+    let list = ListArray::try_new(field.clone(), OffsetBuffer::from_lengths(all.map(Vec::len)), Arc::new(UInt64Array::from(values)), None)
+        .map_err(|e| e.to_string())?;
+    let schema = Arc::new(Schema::new(vec![Field::new("persons", DataType::List(field), false)]));
+    datafusion::arrow::record_batch::RecordBatch::try_new(schema, vec![Arc::new(list)]).map_err(|e| e.to_string())
+}
+
+/// The person sets back in their cells; `None` where they do not fit `shape`.
+fn sets_from(shape: &[Vec<u32>], batches: &[datafusion::arrow::record_batch::RecordBatch]) -> Option<Vec<Vec<crate::lineage::CellSets>>> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::UInt64Type;
+    let mut flat: Vec<Vec<u64>> = Vec::new();
+    for b in batches {
+        let list = b.columns().first()?.as_list_opt::<i32>()?;
+        for i in 0..list.len() {
+            let v = list.value(i);
+            flat.push(v.as_primitive_opt::<UInt64Type>()?.values().to_vec());
+        }
+    }
+    let mut it = flat.into_iter();
+    let out = shape
+        .iter()
+        .map(|row| row.iter().map(|&n| (0..n).map(|_| it.next()).collect::<Option<Vec<_>>>()).collect::<Option<Vec<_>>>())
+        .collect::<Option<Vec<_>>>()?;
+    it.next().is_none().then_some(out)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -660,16 +698,11 @@ impl Session {
     /// result with the evidence of every cell, held to the statement's time limit.
     pub fn evidence(&mut self, sql: &str) -> Result<crate::lineage::Evidenced> {
         let (outputs, evidence) = self.exchange(Job { sql: sql.to_string(), save_as: None, evidence: true })?;
-        let (Some(head), Some(output)) = (evidence, outputs.into_iter().next()) else {
+        let mut outputs = outputs.into_iter();
+        let (Some(head), Some(output), Some(sets)) = (evidence, outputs.next(), outputs.next()) else {
             return Err(broken("the checker answered without evidence"));
         };
-        let decode = |h: &String| hex::decode(h).ok().and_then(|b| crate::lineage::decode_set(&b));
-        let sets = head
-            .sets
-            .iter()
-            .map(|row| row.iter().map(|cell| cell.iter().map(decode).collect::<Option<Vec<_>>>()).collect::<Option<Vec<_>>>())
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| broken("the checker's person sets do not decode"))?;
+        let sets = sets_from(&head.shape, &sets.batches).ok_or_else(|| broken("the checker's person sets do not fit its cells"))?;
         Ok(crate::lineage::Evidenced { table: head.table, batches: output.batches, lineage: head.lineage, sets })
     }
 
@@ -701,7 +734,11 @@ impl Session {
         let mut total = 0u64;
         let cap = (self.limits.max_result_bytes as u64).saturating_mul(2).saturating_add(64 << 20);
         for o in head.outputs {
-            total = total.saturating_add(o.ipc_bytes);
+            // The checker's person sets are the platform's own evidence, not a result: they
+            // grow with the persons behind the output, not with its rows.
+            if o.kind != SETS {
+                total = total.saturating_add(o.ipc_bytes);
+            }
             if total > cap {
                 self.kill("result too large");
                 return Err(QueryError::ResultTooLarge(format!("> {} MiB", self.limits.max_result_bytes >> 20)));
@@ -917,46 +954,52 @@ fn answer_evidence(rt: &tokio::runtime::Runtime, engine: &QueryEngine, sql: &str
     let (answer, blob) = match outcome {
         Ok(ev) => {
             let schema = ev.batches.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(datafusion::arrow::datatypes::Schema::empty()));
-            let mut ipc = Vec::new();
-            let mut w = StreamWriter::try_new(&mut ipc, &schema).map_err(std::io::Error::other)?;
-            for b in &ev.batches {
-                w.write(b).map_err(std::io::Error::other)?;
-            }
-            w.finish().map_err(std::io::Error::other)?;
-            drop(w);
-            let head = OutputHead {
+            let ipc = to_ipc(&schema, &ev.batches)?;
+            let sets = sets_batch(&ev.sets).map_err(std::io::Error::other)?;
+            let sets_ipc = to_ipc(&sets.schema(), std::slice::from_ref(&sets))?;
+            let elapsed_us = started.elapsed().as_micros() as u64;
+            let head = |kind: &str, ipc: &Vec<u8>| OutputHead {
                 sql: sql.to_string(),
-                kind: "query".into(),
+                kind: kind.into(),
                 view: None,
-                elapsed_us: started.elapsed().as_micros() as u64,
+                elapsed_us,
                 ipc_bytes: ipc.len() as u64,
             };
             let answer = Answer {
-                outputs: vec![head],
+                outputs: vec![head("query", &ipc), head(SETS, &sets_ipc)],
                 saved: engine.saved_tables(),
                 error: None,
                 evidence: Some(EvidenceHead {
                     table: ev.table,
                     lineage: ev.lineage,
-                    sets: ev
-                        .sets
-                        .iter()
-                        .map(|row| {
-                            row.iter().map(|cell| cell.iter().map(|set| hex::encode(crate::lineage::encode_set(set))).collect()).collect()
-                        })
-                        .collect(),
+                    shape: ev.sets.iter().map(|row| row.iter().map(|cell| cell.len() as u32).collect()).collect(),
                 }),
             };
-            (answer, Some(ipc))
+            (answer, Some([ipc, sets_ipc]))
         }
         Err(e) => (Answer { outputs: Vec::new(), saved: engine.saved_tables(), error: Some(e.into()), evidence: None }, None),
     };
     let head = serde_json::to_vec(&answer).map_err(std::io::Error::other)?;
     write_frame(out, &head)?;
-    match blob {
-        Some(b) => write_frame(out, &b),
-        None => Ok(()),
+    for b in blob.iter().flatten() {
+        write_frame(out, b)?;
     }
+    Ok(())
+}
+
+/// Batches as one Arrow IPC stream.
+fn to_ipc(
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+    batches: &[datafusion::arrow::record_batch::RecordBatch],
+) -> std::io::Result<Vec<u8>> {
+    let mut ipc = Vec::new();
+    let mut w = StreamWriter::try_new(&mut ipc, schema).map_err(std::io::Error::other)?;
+    for b in batches {
+        w.write(b).map_err(std::io::Error::other)?;
+    }
+    w.finish().map_err(std::io::Error::other)?;
+    drop(w);
+    Ok(ipc)
 }
 
 fn protect_self() -> std::io::Result<()> {

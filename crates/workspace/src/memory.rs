@@ -41,13 +41,45 @@ pub struct MemCell {
     pub label: String,
     /// The cell's row and measure in its table (`None` for a union of a measure's cells).
     pub at: Option<(usize, usize)>,
-    /// The persons ([`encode_set`], hex).
-    pub set: String,
+    /// The persons.
+    pub set: Persons,
 }
 
-impl MemCell {
-    fn persons(&self) -> Option<Vec<u64>> {
-        hex::decode(&self.set).ok().and_then(|b| decode_set(&b))
+/// A sorted set of platform person keys. Stored as the hex of [`encode_set`]; a stored set that
+/// does not decode makes its whole memory file unreadable (never a set silently left out).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Persons(Vec<u64>);
+
+impl Persons {
+    /// The set of `keys` (sorted and deduplicated here).
+    pub fn new(mut keys: Vec<u64>) -> Persons {
+        if !keys.is_sorted_by(|a, b| a < b) {
+            keys.sort_unstable();
+            keys.dedup();
+        }
+        Persons(keys)
+    }
+
+    /// The keys, ascending.
+    pub fn keys(&self) -> &[u64] {
+        &self.0
+    }
+}
+
+impl Serialize for Persons {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(encode_set(&self.0)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Persons {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Persons, D::Error> {
+        let text = String::deserialize(d)?;
+        hex::decode(&text)
+            .ok()
+            .and_then(|b| decode_set(&b))
+            .map(Persons)
+            .ok_or_else(|| serde::de::Error::custom("a remembered person set does not decode"))
     }
 }
 
@@ -66,7 +98,7 @@ pub fn leaving_sets(file: &str, table: &Table, verdict: &TableVerdict, sets: &[V
     let keys: Vec<&Vec<Option<String>>> = table.rows.iter().map(|r| &r.keys).collect();
     let measures = &table.measures;
     let mut out = Vec::new();
-    let mut unions: Vec<BTreeSet<u64>> = vec![BTreeSet::new(); measures.len()];
+    let mut unions: Vec<Vec<u64>> = vec![Vec::new(); measures.len()];
     for (r, (row_sets, row_verdict)) in sets.iter().zip(&verdict.cells).enumerate() {
         if verdict.masked_rows.contains(&r) {
             continue;
@@ -92,18 +124,15 @@ pub fn leaving_sets(file: &str, table: &Table, verdict: &TableVerdict, sets: &[V
                     file: file.into(),
                     label: format!("{key} / {measure}"),
                     at: Some((r, m)),
-                    set: hex::encode(encode_set(set)),
+                    set: Persons::new(set.clone()),
                 });
             }
         }
     }
     for (m, u) in unions.into_iter().enumerate() {
         if !u.is_empty() {
-            let set: Vec<u64> = u.into_iter().collect();
             let measure = measures.get(m).map(String::as_str).unwrap_or("?");
-            out.push(MemCell {
-                file: file.into(), label: format!("{measure} (合計 total)"), at: None, set: hex::encode(encode_set(&set))
-            });
+            out.push(MemCell { file: file.into(), label: format!("{measure} (合計 total)"), at: None, set: Persons::new(u) });
         }
     }
     out
@@ -158,10 +187,10 @@ pub fn compare(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64
     // categories that each hold many persons the other lacks (a cross-tab's cells) are not.
     let close = |a: u64, b: u64| (few(a) && b < threshold) || (few(b) && a < threshold);
     // Every set, the fresh ones first: its name, its fresh cell (if fresh), its persons.
-    let mut items: Vec<(String, Option<&MemCell>, Vec<u64>)> =
-        fresh.iter().filter_map(|c| c.persons().map(|p| (format!("{} «{}»", c.file, c.label), Some(c), p))).collect();
+    let mut items: Vec<(String, Option<&MemCell>, &[u64])> =
+        fresh.iter().map(|c| (format!("{} «{}»", c.file, c.label), Some(c), c.set.keys())).collect();
     let n_fresh = items.len();
-    items.extend(released.iter().filter_map(|(src, c)| c.persons().map(|p| (format!("{src} {} «{}»", c.file, c.label), None, p))));
+    items.extend(released.iter().map(|(src, c)| (format!("{src} {} «{}»", c.file, c.label), None, c.set.keys())));
     // An empty set stands for nobody: comparing with it is the threshold rule's business.
     let sizes: Vec<u64> = items.iter().map(|(_, _, p)| p.len() as u64).collect();
     // The sets each person is in (an inverted index): two sets that differ by fewer than the
@@ -185,7 +214,7 @@ pub fn compare(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64
     let mut counts = vec![0u64; items.len()];
     let mut overlaps = |k: usize| -> Vec<(usize, u64)> {
         let mut touched = Vec::new();
-        for person in items.get(k).map_or(&[][..], |(_, _, p)| p.as_slice()) {
+        for person in items.get(k).map_or(&[][..], |(_, _, p)| *p) {
             for &(_, j) in postings(person) {
                 let j = j as usize;
                 if j == k {
@@ -281,7 +310,7 @@ pub fn compare(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64
                 *p = true;
             }
         }
-        let persons = items.get(k).map_or(&[][..], |(_, _, p)| p.as_slice());
+        let persons = items.get(k).map_or(&[][..], |(_, _, p)| *p);
         let covered =
             persons.iter().filter(|person| postings(person).iter().any(|&(_, j)| part.get(j as usize).copied().unwrap_or(false))).count();
         for &j in &within {
@@ -421,7 +450,7 @@ mod tests {
     use super::*;
 
     fn cell(at: Option<(usize, usize)>, set: &[u64]) -> MemCell {
-        MemCell { file: "t.csv".into(), label: "x".into(), at, set: hex::encode(encode_set(set)) }
+        MemCell { file: "t.csv".into(), label: "x".into(), at, set: Persons::new(set.to_vec()) }
     }
 
     #[test]
@@ -450,10 +479,9 @@ mod tests {
     fn reference(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64) -> BTreeSet<((usize, usize), bool)> {
         let few = |n: u64| (1..threshold).contains(&n);
         let close = |a: u64, b: u64| (few(a) && b < threshold) || (few(b) && a < threshold);
-        let mut all: Vec<(Option<(usize, usize)>, Vec<u64>, bool)> =
-            fresh.iter().map(|c| (c.at, c.persons().unwrap_or_default(), true)).collect();
+        let mut all: Vec<(Option<(usize, usize)>, Vec<u64>, bool)> = fresh.iter().map(|c| (c.at, c.set.keys().to_vec(), true)).collect();
         let n_fresh = all.len();
-        all.extend(released.iter().map(|(_, c)| (None, c.persons().unwrap_or_default(), false)));
+        all.extend(released.iter().map(|(_, c)| (None, c.set.keys().to_vec(), false)));
         all.retain(|(_, p, _)| !p.is_empty());
         let n_fresh = all.iter().take(n_fresh).filter(|x| x.2).count();
         let mut out = BTreeSet::new();
