@@ -15,6 +15,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+#[path = "../../scan/tests/support/clamd.rs"]
+mod clamd;
 mod common;
 use common::{PASSWORD, Served, add_users, kura_with_input as kura, ok};
 
@@ -125,6 +127,15 @@ async fn fill(c: &Client, fields: &[(&str, &str)]) {
         field.send_keys(value).await.unwrap();
     }
     click_and_wait(c, Locator::Id("submit")).await;
+}
+
+/// Types into the fields by id (clearing them first), without sending the form.
+async fn type_in(c: &Client, fields: &[(&str, &str)]) {
+    for (id, value) in fields {
+        let field = c.find(Locator::Id(id)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
 }
 
 /// Clicks and waits for the next page: the old document's root goes stale, the new one loads.
@@ -275,6 +286,12 @@ async fn the_research_path_in_the_portal() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     ok(&kura(&home, &["init"], None));
+    // The airlock's scanner: a clamd of this test's own, with the test signatures.
+    let scanner = clamd::Clamd::start();
+    let config = home.join("kura.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    let line = toml.lines().find(|l| l.starts_with("socket = ")).unwrap().to_string();
+    std::fs::write(&config, toml.replace(&line, &format!("socket = \"{}\"", scanner.socket.display()))).unwrap();
     ok(&kura(&home, &["ca", "init", "--name", CA_NAME], None));
     ok(&kura(&home, &["synth", "--persons", "200", "--seed", "11", "--months", "1"], None));
     add_users(
@@ -359,6 +376,9 @@ async fn the_research_path_in_the_portal() {
     r1.find(Locator::Id("sql")).await.unwrap().send_keys("SELECT age FROM re").await.unwrap();
     click_and_wait(&r1, Locator::Id("run")).await;
     assert!(text(&r1, "#message").await.contains("許可されていません"), "{}", r1.source().await.unwrap());
+    airlock_path(&base, dir.path(), &r1, &c2, &v1, &v2).await;
+
+    r1.goto(&format!("{base}/projects/PRJ-000001")).await.unwrap();
     click_and_wait(&r1, Locator::Id("notice")).await;
     assert_eq!(text(&r1, "#project-state").await, "利用終了の届出済み");
 
@@ -376,4 +396,98 @@ async fn the_research_path_in_the_portal() {
     drop(server);
     let log = ok(&kura(&home, &["ledger", "verify"], None));
     assert!(log.contains("OK"), "{log}");
+}
+
+/// The airlock's main path in the portal (issue 17 "Interfaces", HIC-IO1, HIC-IO2, HIC-S14):
+/// the researcher builds an output request from a query on the project page and sees every
+/// cell coloured by its verdict (a table of identifiers fails, cell by cell); two reviewers
+/// outside the project vote, the second without seeing the first's vote (blind); a custodian
+/// outside the project releases it from the release queue; the researcher finds the package.
+/// Bring-in: a code master uploaded on the project page, scanned, approved by the custodian
+/// from the bring-in queue, lands in the workspace as a table.
+async fn airlock_path(base: &str, dir: &Path, r1: &Client, c2: &Client, v1: &Client, v2: &Client) {
+    let project = "/projects/PRJ-000001";
+    r1.goto(&format!("{base}{project}")).await.unwrap();
+    type_in(
+        r1,
+        &[
+            ("output-name", "sex-persons"),
+            ("output-query", "SELECT sex, count(DISTINCT id5) AS persons FROM re GROUP BY sex"),
+            ("output-note", "性別の人数（合成データ、1か月）"),
+        ],
+    )
+    .await;
+    click_and_wait(r1, Locator::Id("new-output")).await;
+    assert_eq!(r1.current_url().await.unwrap().path(), "/outputs/OUT-000001", "{}", r1.source().await.unwrap());
+    assert_eq!(text(r1, "#out-state").await, "作成中");
+    let passing = r1.find_all(Locator::Css("#table-1 td.cell.pass")).await.unwrap();
+    assert!(passing.len() >= 2, "every sex's count is a passing cell: {}", r1.source().await.unwrap());
+    assert!(r1.find_all(Locator::Css("#table-1 td.cell.fail")).await.unwrap().is_empty());
+    click_and_wait(r1, Locator::Id("submit-output")).await;
+    assert_eq!(text(r1, "#out-state").await, "審査待ち", "{}", r1.source().await.unwrap());
+
+    // A table of identifiers: each cell fails, shown as failing and suppressed.
+    r1.goto(&format!("{base}{project}")).await.unwrap();
+    type_in(
+        r1,
+        &[("output-name", "ids"), ("output-query", "SELECT sex, string_agg(id5, ',') AS ids FROM re GROUP BY sex"), ("output-note", "x")],
+    )
+    .await;
+    click_and_wait(r1, Locator::Id("new-output")).await;
+    assert_eq!(r1.current_url().await.unwrap().path(), "/outputs/OUT-000002");
+    let failing = r1.find_all(Locator::Css("#table-1 td.cell.fail.suppressed")).await.unwrap();
+    assert!(!failing.is_empty(), "the identifiers fail and are suppressed: {}", r1.source().await.unwrap());
+    assert!(!r1.source().await.unwrap().contains("pseud"), "no identifier is on the page");
+    let shot = r1.screenshot().await.unwrap();
+    assert!(shot.starts_with(b"\x89PNG"), "a screenshot of the request builder");
+    if let Ok(keep) = std::env::var("KURA_TEST_AIRLOCK_SCREENSHOT") {
+        std::fs::write(keep, &shot).unwrap();
+    }
+
+    // The reviewers' queue holds the submitted request, not the draft.
+    v1.goto(&format!("{base}/outputs")).await.unwrap();
+    assert!(text(v1, "#out-OUT-000001").await.contains("sex-persons"), "{}", v1.source().await.unwrap());
+    assert!(v1.find(Locator::Id("out-OUT-000002")).await.is_err(), "a draft is not in the queue");
+    v1.goto(&format!("{base}/outputs/OUT-000001")).await.unwrap();
+    assert!(!v1.find_all(Locator::Css("#table-1 td.cell.pass")).await.unwrap().is_empty(), "the reviewer sees the cells");
+    type_in(v1, &[("review-comment", "first-reviewer-note")]).await;
+    click_and_wait(v1, Locator::Id("review-approve")).await;
+    assert!(text(v1, "#message").await.contains("投票しました"), "{}", v1.source().await.unwrap());
+    assert_eq!(text(v1, "#out-state").await, "審査中（1人目済み）");
+    // Blind: the second reviewer does not see the first vote.
+    v2.goto(&format!("{base}/outputs/OUT-000001")).await.unwrap();
+    let page = v2.source().await.unwrap();
+    assert!(!page.contains("first-reviewer-note"), "the first vote's comment is hidden: {page}");
+    assert!(v2.find(Locator::Css("#reviews li")).await.is_err(), "no vote is listed: {page}");
+    assert!(text(v2, "#hidden-votes").await.contains("両者が投票するまで"));
+    click_and_wait(v2, Locator::Id("review-approve")).await;
+    assert_eq!(text(v2, "#out-state").await, "承認（持ち出し待ち）", "{}", v2.source().await.unwrap());
+    assert!(v2.source().await.unwrap().contains("first-reviewer-note"), "both have voted: the votes are shown");
+
+    // The custodian's release queue, then the release (hashes, scan, differencing again).
+    c2.goto(&format!("{base}/outputs")).await.unwrap();
+    assert!(text(c2, "#out-OUT-000001").await.contains("承認"), "{}", c2.source().await.unwrap());
+    press(c2, base, "/outputs/OUT-000001", "release-output").await;
+    assert_eq!(text(c2, "#out-state").await, "持ち出し済み", "{}", c2.source().await.unwrap());
+    assert_eq!(text(c2, "#package").await.len(), 64, "the package manifest's SHA-256");
+    r1.goto(&format!("{base}/outputs/OUT-000001")).await.unwrap();
+    let files = text(r1, "#package-files").await;
+    assert!(files.contains("sex-persons.csv") && files.contains("manifest.json") && files.contains("release.tlog-proof"), "{files}");
+
+    // Bring-in: a code master through the upload form, approved from the custodian's queue.
+    let master = dir.join("m_codes.csv");
+    std::fs::write(&master, "code,name\r\nA1,テスト\r\nB2,検査\r\n").unwrap();
+    r1.goto(&format!("{base}{project}")).await.unwrap();
+    r1.find(Locator::Id("bringin-file")).await.unwrap().send_keys(master.to_str().unwrap()).await.unwrap();
+    type_in(r1, &[("bringin-note", "コード表")]).await;
+    click_and_wait(r1, Locator::Id("upload-bringin")).await;
+    assert_eq!(r1.current_url().await.unwrap().path(), "/bringin/IN-000001", "{}", r1.source().await.unwrap());
+    assert_eq!(text(r1, "#in-state").await, "確認待ち");
+    assert!(text(r1, "#in-scan").await.contains("ClamAV"), "{}", r1.source().await.unwrap());
+    c2.goto(&format!("{base}/bringin")).await.unwrap();
+    assert!(text(c2, "#in-IN-000001").await.contains("m_codes.csv"), "{}", c2.source().await.unwrap());
+    press(c2, base, "/bringin/IN-000001", "in-approve").await;
+    assert_eq!(text(c2, "#in-state").await, "承認（作業環境にあり）", "{}", c2.source().await.unwrap());
+    r1.goto(&format!("{base}{project}")).await.unwrap();
+    assert!(text(r1, "#saved-tables").await.contains("m_codes"), "{}", r1.source().await.unwrap());
 }

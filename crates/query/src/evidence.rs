@@ -108,9 +108,13 @@ pub struct GroupEvidence {
     pub row_persons: Vec<u64>,
 }
 
-/// Hashes a keyed 64-bit hash with one multiplication (Fibonacci hashing: a bijection).
+/// Hashes a keyed 64-bit hash with one multiplication (Fibonacci hashing: a bijection). Only
+/// for keys nobody can choose (the hidden columns' HMAC values).
 #[derive(Default, Clone, Copy)]
-struct KeyHasher(u64);
+pub struct KeyHasher(u64);
+
+/// [`KeyHasher`] for `HashMap`s of person keys.
+pub type KeyBuild = BuildHasherDefault<KeyHasher>;
 
 impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {
@@ -126,7 +130,7 @@ impl Hasher for KeyHasher {
     }
 }
 
-type KeyMap = HashMap<i64, u32, BuildHasherDefault<KeyHasher>>;
+type KeyMap = HashMap<i64, u32, KeyBuild>;
 
 /// The keys of one column in one group, each with its mask.
 #[derive(Debug, Default, Clone)]

@@ -26,6 +26,7 @@
 
 pub mod actions;
 pub mod airlock_api;
+pub mod airlock_pages;
 pub mod api;
 pub mod client;
 pub mod front;

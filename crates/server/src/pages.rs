@@ -25,7 +25,13 @@ table{border-collapse:collapse;width:100%;background:#fff}td,th{border:1px solid
 .codes{font-family:monospace;font-size:1.2em}.inline{display:inline;background:none;border:0;padding:0;margin:0}\
 .inline button{padding:.2em .5em;margin:0;font-size:.85em}\
 textarea{font-size:1em;width:100%;box-sizing:border-box;font-family:monospace}.overdue{color:#a00;font-weight:bold}\
-.cols label{display:inline-block;margin:.2em .8em .2em 0}.cols input{width:auto}";
+.cols label{display:inline-block;margin:.2em .8em .2em 0}.cols input{width:auto}\
+.cell{text-align:right;font-variant-numeric:tabular-nums}.cell.pass{background:#e3f1e3}.cell.review{background:#fff1c2}\
+.cell.fail{background:#f6c9cd;font-weight:bold}.cell.suppressed,.cell.secondary{color:#777;font-style:italic}\
+.cell.rounded{text-decoration:underline dotted}span.cell{display:inline-block;padding:.1em .5em;border:1px solid #ccc}\
+th.key{background:#faf9f6;font-weight:normal}tr.masked td{color:#777;font-style:italic}\
+.badge{font-size:.8em;padding:.1em .5em;border-radius:3px;border:1px solid #ccc}.badge.pass{background:#e3f1e3}\
+.badge.review{background:#fff1c2}.badge.fail{background:#f6c9cd}";
 
 /// The frame of every page: header (who is signed in, the language switch) and the title.
 pub(crate) fn layout(lang: Lang, title: &str, session: Option<&Session>, body: Markup, status: StatusCode) -> Response {
@@ -249,6 +255,12 @@ pub fn home(lang: Lang, s: &Session, operator_listener: bool) -> Response {
             @if matches!(s.role, Role::Researcher | Role::Custodian | Role::Reviewer | Role::Auditor) {
                 li { a #applications href="/applications" { (lang.t("利用申請", "Applications")) } }
                 li { a #projects href="/projects" { (lang.t("プロジェクト（作業環境）", "Projects (workspaces)")) } }
+            }
+            @if matches!(s.role, Role::Researcher | Role::Custodian | Role::Reviewer) {
+                li { a #outputs href="/outputs" { (lang.t("持ち出し依頼（審査・持ち出し）", "Output requests (review, release)")) } }
+            }
+            @if matches!(s.role, Role::Researcher | Role::Custodian) {
+                li { a #bringin href="/bringin" { (lang.t("持ち込み依頼", "Bring-in requests")) } }
             }
             li { a href="/account" { (lang.t("アカウント", "Your account")) } }
             @if operator_listener && s.role == Role::Operator {

@@ -469,6 +469,13 @@ pub(crate) async fn project(State(portal): State<Portal>, ctx: Signed, Path(id):
     project_page(&portal, &ctx, &p, shown, StatusCode::OK).await
 }
 
+/// The project page with a message (the airlock's forms answer with it when they refuse).
+pub(crate) async fn project_with(portal: &Portal, ctx: &Signed, id: &str, said: Option<(String, bool)>, status: StatusCode) -> WebResult {
+    let p = research(portal)?.project(Viewer::User(&ctx.session.login), id).await.map_err(workflow_error)?;
+    let (msg, error) = said.map_or((None, false), |(m, e)| (Some(m), e));
+    project_page(portal, ctx, &p, Shown { msg, error, sql: String::new(), results: Vec::new() }, status).await
+}
+
 async fn project_page(portal: &Portal, ctx: &Signed, p: &Project, shown: Shown, status: StatusCode) -> WebResult {
     let (lang, s) = (ctx.lang, &ctx.session);
     let member = p.members.contains(&s.login);
@@ -514,6 +521,9 @@ async fn project_page(portal: &Portal, ctx: &Signed, p: &Project, shown: Shown, 
                     }
                 }
             }
+        }
+        @if member && !ended {
+            (crate::airlock_pages::project_forms(lang, &s.csrf, &p.id))
         }
         @if member && !ended && s.login == p.applicant && p.state == "active" {
             form method="post" action=(path("notice")) {

@@ -27,7 +27,7 @@ use crate::pages;
 use crate::portal::random_hex;
 use crate::web::Peer;
 use crate::web::{Ctx, Lang, Listener, PRE_COOKIE, SIGN_IN_API, Unrendered, WebError, cookie, is_api, set_cookie};
-use crate::{airlock_api, api, portal, research_api, research_pages};
+use crate::{airlock_api, airlock_pages, api, portal, research_api, research_pages};
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -145,6 +145,17 @@ pub static ROUTES: &[Rule] = &[
     rule("GET", "/projects/{id}", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_pages::project)),
     rule("POST", "/projects/{id}/sql", Access::Roles(RESEARCHER), true, false, |m| on(m, research_pages::sql)),
     rule("POST", "/projects/{id}/{step}", Access::Roles(PROJECT_STEPS), true, false, |m| on(m, research_pages::project_step)),
+    // The airlock's pages (issues 17 and 22): the request builder, the reviewers' and the
+    // custodians' queues, bring-in.
+    rule("POST", "/projects/{id}/outputs", Access::Roles(RESEARCHER), true, false, |m| on(m, airlock_pages::output_new)),
+    rule("POST", "/projects/{id}/bringin", Access::Roles(RESEARCHER), true, false, |m| on(m, airlock_pages::bringin_upload)),
+    rule("GET", "/outputs", Access::Roles(STEPS), true, false, |m| on(m, airlock_pages::outputs)),
+    rule("GET", "/outputs/{id}", Access::Roles(STEPS), true, false, |m| on(m, airlock_pages::output)),
+    rule("POST", "/outputs/{id}/tables", Access::Roles(RESEARCHER), true, false, |m| on(m, airlock_pages::output_table)),
+    rule("POST", "/outputs/{id}/{step}", Access::Roles(STEPS), true, false, |m| on(m, airlock_pages::output_step)),
+    rule("GET", "/bringin", Access::Roles(BRINGIN), true, false, |m| on(m, airlock_pages::bringins)),
+    rule("GET", "/bringin/{id}", Access::Roles(BRINGIN), true, false, |m| on(m, airlock_pages::bringin)),
+    rule("POST", "/bringin/{id}/{step}", Access::Roles(BRINGIN), true, false, |m| on(m, airlock_pages::bringin_step)),
     // The research lifecycle (WG-6, HIC-P1, HIC-P3, HIC-IO3): which party may take a step is
     // the domain's rule (kura-workflows); the roles here only keep other roles out.
     rule("GET", "/api/v1/applications", Access::Roles(LIFECYCLE), true, false, |m| on(m, research_api::list)),
@@ -341,7 +352,7 @@ fn upload_limit(portal: &Portal, method: &Method, path: &str) -> Option<usize> {
     if path.starts_with("/api/v1/outputs/") && path.ends_with("/files") {
         return Some(kura_workspace::airlock::MAX_OUTPUT_BYTES as usize + MAX_BODY);
     }
-    if path.starts_with("/api/v1/projects/") && path.ends_with("/bringin") {
+    if (path.starts_with("/api/v1/projects/") || path.starts_with("/projects/")) && path.ends_with("/bringin") {
         let max = portal.workspaces.as_ref()?.policy().policy.limits.bringin_max_bytes;
         return Some(usize::try_from(max).unwrap_or(usize::MAX).saturating_add(MAX_BODY));
     }

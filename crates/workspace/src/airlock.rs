@@ -501,6 +501,75 @@ impl Workspaces {
     }
 }
 
+impl Workspaces {
+    /// File `n` of request `id` for `caller`, anyone the request is visible to (its project's
+    /// members; reviewers and custodians once submitted — they review what they see): the
+    /// content, opened and checked against the hash taken when it was made. Recorded in the
+    /// ledger.
+    pub async fn output_file(&self, caller: &Caller, id: &str, n: i64) -> Result<(OutputRequest, Vec<u8>)> {
+        let req = self.inner.research.outputs().request(Viewer::User(caller.login()), id).await?;
+        let Some(file) = req.files.iter().find(|f| f.n == n) else {
+            return Err(WorkflowError::Invalid {
+                field: "file",
+                detail: format!("依頼 {id} にファイル {n} はありません / request {id} has no file {n}"),
+            }
+            .into());
+        };
+        let content = self.open_file(id, n, &file.sha256).map_err(WorkspaceError::Unusable)?;
+        let sha = file.sha256.clone();
+        self.inner.research.record_workspace(caller, &req.project, "output.view", &sha, "ok", &format!("{id} {n}")).await?;
+        Ok((req, content))
+    }
+}
+
+/// A table file as reviewers and its author see it: each released value beside its cell's
+/// automatic verdict (rows left out for too few persons are listed as such).
+#[derive(Debug, Clone)]
+pub struct TableView {
+    /// The columns: dimensions first.
+    pub header: Vec<String>,
+    /// How many of them are dimensions.
+    pub dims: usize,
+    /// The rows in the table's order.
+    pub rows: Vec<ViewRow>,
+    /// The verdict.
+    pub verdict: TableVerdict,
+}
+
+/// One row of a [`TableView`].
+#[derive(Debug, Clone)]
+pub struct ViewRow {
+    /// The dimension keys (`None`: the row is left out of the release).
+    pub keys: Option<Vec<String>>,
+    /// Each measure's released text (empty: suppressed) and verdict.
+    pub cells: Vec<(String, kura_disclosure::table::CellVerdict)>,
+}
+
+/// Joins a table file's CSV (as [`mitigated_csv`] writes it) with its verdict; `None` where
+/// they do not fit each other.
+pub fn table_view(csv: &[u8], verdict: &str) -> Option<TableView> {
+    let verdict: TableVerdict = serde_json::from_str(verdict).ok()?;
+    let text = std::str::from_utf8(csv).ok()?;
+    let mut lines = text.split("\r\n").filter(|l| !l.is_empty());
+    let header = crate::bringin::csv_line(lines.next()?).ok()?;
+    let measures = verdict.cells.first().map_or(0, Vec::len);
+    let dims = header.len().checked_sub(measures)?;
+    let mut rows = Vec::new();
+    for (i, cells) in verdict.cells.iter().enumerate() {
+        if verdict.masked_rows.contains(&i) {
+            rows.push(ViewRow { keys: None, cells: cells.iter().map(|c| (String::new(), c.clone())).collect() });
+            continue;
+        }
+        let fields = crate::bringin::csv_line(lines.next()?).ok()?;
+        if fields.len() != header.len() {
+            return None;
+        }
+        let (keys, values) = fields.split_at(dims);
+        rows.push(ViewRow { keys: Some(keys.to_vec()), cells: values.iter().cloned().zip(cells.iter().cloned()).collect() });
+    }
+    lines.next().is_none().then_some(TableView { header, dims, rows, verdict })
+}
+
 /// A request's name as a file name stem: letters, digits, `-` and `_` kept, the rest `_`.
 fn file_stem(name: &str) -> String {
     let s: String = name.chars().take(60).map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();

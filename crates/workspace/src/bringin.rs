@@ -93,7 +93,7 @@ fn csv_field(line: &str, at: usize) -> std::result::Result<(String, Option<usize
     }
 }
 
-fn csv_line(line: &str) -> std::result::Result<Vec<String>, &'static str> {
+pub(crate) fn csv_line(line: &str) -> std::result::Result<Vec<String>, &'static str> {
     let mut fields = Vec::new();
     let mut at = Some(0);
     while let Some(i) = at {

@@ -196,26 +196,59 @@ pub fn compare(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64
     // The sets each person is in (an inverted index): two sets that differ by fewer than the
     // threshold share persons, so only the sets found through a set's persons are compared
     // with it — one pass over its persons' lists instead of one comparison per set.
-    let mut pairs: Vec<(u64, u32)> = Vec::with_capacity(items.iter().map(|(_, _, p)| p.len()).sum());
-    for (j, (_, _, p)) in items.iter().enumerate() {
-        let j = j as u32;
-        pairs.extend(p.iter().map(|&person| (person, j)));
+    // Each distinct person a dense number, each set its persons' numbers; then the sets of
+    // each number, laid out one after another (`start[d]..start[d + 1]` in `post`).
+    let total: usize = items.iter().map(|(_, _, p)| p.len()).sum();
+    let mut ids: std::collections::HashMap<u64, u32, kura_query::evidence::KeyBuild> =
+        std::collections::HashMap::with_capacity_and_hasher(total / 2, Default::default());
+    let dense: Vec<Vec<u32>> = items
+        .iter()
+        .map(|(_, _, p)| {
+            p.iter()
+                .map(|&person| {
+                    let next = ids.len() as u32;
+                    *ids.entry(person).or_insert(next)
+                })
+                .collect()
+        })
+        .collect();
+    let n_persons = ids.len();
+    drop(ids);
+    let mut start = vec![0u32; n_persons + 1];
+    for &d in dense.iter().flatten() {
+        if let Some(s) = start.get_mut(d as usize + 1) {
+            *s += 1;
+        }
     }
-    pairs.sort_unstable();
-    let mut index: std::collections::HashMap<u64, (usize, usize)> = std::collections::HashMap::new();
-    let mut at = 0;
-    while let Some(&(person, _)) = pairs.get(at) {
-        let len = pairs.get(at..).map_or(0, |rest| rest.iter().take_while(|(p, _)| *p == person).count());
-        index.insert(person, (at, len));
-        at += len;
+    for d in 0..n_persons {
+        let before = start.get(d).copied().unwrap_or(0);
+        if let Some(s) = start.get_mut(d + 1) {
+            *s += before;
+        }
     }
-    let postings = |person: &u64| index.get(person).and_then(|&(s, l)| pairs.get(s..s + l)).unwrap_or(&[]);
+    let mut fill = start.clone();
+    let mut post = vec![0u32; total];
+    for (j, set) in dense.iter().enumerate() {
+        for &d in set {
+            if let Some(at) = fill.get_mut(d as usize) {
+                if let Some(slot) = post.get_mut(*at as usize) {
+                    *slot = j as u32;
+                }
+                *at += 1;
+            }
+        }
+    }
+    drop(fill);
+    let postings = |d: &u32| {
+        let (a, b) = (start.get(*d as usize).copied().unwrap_or(0), start.get(*d as usize + 1).copied().unwrap_or(0));
+        post.get(a as usize..b as usize).unwrap_or(&[])
+    };
     // |S_k ∩ S_j| for every j sharing a person with S_k: (j, count), counted in `counts`.
     let mut counts = vec![0u64; items.len()];
     let mut overlaps = |k: usize| -> Vec<(usize, u64)> {
         let mut touched = Vec::new();
-        for person in items.get(k).map_or(&[][..], |(_, _, p)| *p) {
-            for &(_, j) in postings(person) {
+        for person in dense.get(k).map_or(&[][..], Vec::as_slice) {
+            for &j in postings(person) {
                 let j = j as usize;
                 if j == k {
                     continue;
@@ -310,9 +343,8 @@ pub fn compare(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64
                 *p = true;
             }
         }
-        let persons = items.get(k).map_or(&[][..], |(_, _, p)| *p);
-        let covered =
-            persons.iter().filter(|person| postings(person).iter().any(|&(_, j)| part.get(j as usize).copied().unwrap_or(false))).count();
+        let persons = dense.get(k).map_or(&[][..], Vec::as_slice);
+        let covered = persons.iter().filter(|d| postings(d).iter().any(|&j| part.get(j as usize).copied().unwrap_or(false))).count();
         for &j in &within {
             if let Some(p) = part.get_mut(j) {
                 *p = false;
