@@ -5,10 +5,10 @@
 //! the researcher's query — distinct counts of persons and of each unit kind, the records
 //! without a person key, CASE branches, per-person contributions and the person set itself —
 //! each with a hash table of its own, most of them DataFusion's per-group slow path. This one
-//! aggregate replaces them all: per group it keeps **one** table of the persons seen, where each
-//! person carries a bit mask of the researcher's aggregates (and CASE branches) whose rows they
-//! are behind, plus that person's sum for each aggregate that needs contributions; and one such
-//! table per unit kind. Every evidence value is read off these tables at the end:
+//! aggregate replaces them all: per group it keeps **one** ascending list of the persons seen,
+//! where each person carries a bit mask of the researcher's aggregates (and CASE branches) whose
+//! rows they are behind, plus that person's sum for each aggregate that needs contributions;
+//! and one such list per unit kind. Every evidence value is read off these lists at the end:
 //!
 //! | evidence of aggregate *i* | from |
 //! |---|---|
@@ -20,9 +20,10 @@
 //! | the person set (differencing memory) | persons whose mask has bit *i*, sorted |
 //! | the row's persons | every person of the group |
 //!
-//! The keys are the hidden columns' keyed hashes (HMAC-SHA-256, [`crate::hidden`]): uniformly
-//! distributed and unknown to anyone who could choose them, so the tables hash them with one
-//! multiplication instead of SipHash.
+//! The extract's rows come in a keyed random order, so a hash table per group would cost a
+//! cache miss per row. Instead the rows' keys are gathered per column (about a million at a
+//! time), sorted by group and key, and merged into each group's ascending list: sequential
+//! memory access, and the person sets come out sorted.
 //!
 //! Arguments, in order: the `persons` person columns, the `units` unit columns (all Int64),
 //! then per aggregate its condition (Boolean: the row contributes to it), one Boolean per CASE
@@ -35,7 +36,6 @@ use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility};
-use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -130,75 +130,84 @@ impl Hasher for KeyHasher {
     }
 }
 
-type KeyMap = HashMap<i64, u32, KeyBuild>;
-
-/// The keys of one column in one group, each with its mask.
+/// One column's keys in one group, ascending (as unsigned numbers, the order of the person
+/// sets), each with its mask and — for the first person column — its `k` sums.
 #[derive(Debug, Default, Clone)]
-struct Keyed {
-    index: KeyMap,
-    keys: Vec<i64>,
+struct Keys {
+    keys: Vec<u64>,
     masks: Vec<u64>,
-    /// The key last seen and its slot: rows of one person usually come together.
-    last: Option<(i64, u32)>,
+    sums: Vec<f64>,
 }
 
-impl Keyed {
-    /// Adds `mask` to `key`'s; returns its slot and whether it is new.
-    fn add(&mut self, key: i64, mask: u64) -> (usize, bool) {
-        if let Some((k, slot)) = self.last
-            && k == key
-        {
-            if let Some(m) = self.masks.get_mut(slot as usize) {
-                *m |= mask;
-            }
-            return (slot as usize, false);
-        }
-        let next = self.keys.len() as u32;
-        let slot = *self.index.entry(key).or_insert(next);
-        let new = slot == next;
-        if new {
-            self.keys.push(key);
-            self.masks.push(mask);
-        } else if let Some(m) = self.masks.get_mut(slot as usize) {
-            *m |= mask;
-        }
-        self.last = Some((key, slot));
-        (slot as usize, new)
-    }
-
+impl Keys {
     fn count(&self, bit: u64) -> u64 {
         self.masks.iter().filter(|m| *m & bit != 0).count() as u64
     }
+
+    /// Appends `key` (not below the last), or adds to it where it is the last.
+    fn push(&mut self, key: u64, mask: u64, sums: &[f64]) {
+        if self.keys.last() == Some(&key) {
+            if let Some(m) = self.masks.last_mut() {
+                *m |= mask;
+            }
+            let at = self.sums.len().saturating_sub(sums.len());
+            for (s, v) in self.sums.get_mut(at..).unwrap_or(&mut []).iter_mut().zip(sums) {
+                *s += v;
+            }
+        } else {
+            self.keys.push(key);
+            self.masks.push(mask);
+            self.sums.extend_from_slice(sums);
+        }
+    }
 }
 
-/// One group's tables.
+/// One group's keys and counters.
 #[derive(Debug, Clone)]
 struct Group {
-    persons: Vec<Keyed>,
-    units: Vec<Keyed>,
+    /// Per person column, then per unit column.
+    tables: Vec<Keys>,
     /// Records without a person key, per aggregate.
     unknown: Vec<u64>,
     /// Their pooled contribution, per contributions aggregate.
     unknown_sum: Vec<f64>,
-    /// The first person column's sums: `slot × k + c`.
-    sums: Vec<f64>,
 }
 
 impl Group {
     fn new(shape: &Shape) -> Group {
         Group {
-            persons: vec![Keyed::default(); shape.persons],
-            units: vec![Keyed::default(); shape.units],
+            tables: vec![Keys::default(); shape.persons + shape.units],
             unknown: vec![0; shape.aggs.len()],
             unknown_sum: vec![0.0; shape.sums()],
-            sums: Vec::new(),
         }
     }
 
     fn entries(&self) -> usize {
-        self.persons.iter().chain(&self.units).map(|k| k.keys.len()).sum()
+        self.tables.iter().map(|k| k.keys.len()).sum()
     }
 }
+
+/// A row's key waiting to be sorted into its group: rows arrive in no order (the extract's
+/// rows are shuffled), so instead of a hash table per group — a cache miss per row — keys are
+/// gathered and sorted in bulk, then merged into each group's ascending keys.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    group: u32,
+    /// Its sums' place in the buffer's values (`at × k`).
+    at: u32,
+    key: u64,
+    mask: u64,
+}
+
+/// The keys of one column waiting, with their sums (`k` per key, first person column only).
+#[derive(Debug, Default)]
+struct Buffer {
+    rows: Vec<Pending>,
+    values: Vec<f64>,
+}
+
+/// Keys gathered per column before they are sorted into the groups.
+const FLUSH_AT: usize = 1 << 20;
 
 fn internal(what: &str) -> DataFusionError {
     DataFusionError::Internal(format!("{NAME}: {what}"))
@@ -209,14 +218,17 @@ fn internal(what: &str) -> DataFusionError {
 pub struct EvidenceGroups {
     shape: Shape,
     groups: Vec<Group>,
-    /// Entries held (for [`GroupsAccumulator::size`]).
+    /// Per table (person columns, then unit columns).
+    buffers: Vec<Buffer>,
+    /// Entries held in the groups (for [`GroupsAccumulator::size`]).
     entries: usize,
 }
 
 impl EvidenceGroups {
     /// An empty accumulator for `shape`.
     pub fn new(shape: Shape) -> Self {
-        EvidenceGroups { shape, groups: Vec::new(), entries: 0 }
+        let tables = shape.persons + shape.units;
+        EvidenceGroups { shape, groups: Vec::new(), buffers: (0..tables).map(|_| Buffer::default()).collect(), entries: 0 }
     }
 
     fn grow(&mut self, total: usize) {
@@ -226,10 +238,83 @@ impl EvidenceGroups {
         }
     }
 
+    /// Sums kept per key of table `t`.
+    fn k(&self, t: usize) -> usize {
+        if t == 0 { self.shape.sums() } else { 0 }
+    }
+
+    /// Sorts table `t`'s waiting keys into their groups.
+    fn flush(&mut self, t: usize) {
+        let k = self.k(t);
+        let Some(buf) = self.buffers.get_mut(t) else { return };
+        let Buffer { mut rows, values } = std::mem::take(buf);
+        if rows.is_empty() {
+            return;
+        }
+        let at = |i: u32| values.get(i as usize * k..i as usize * k + k).unwrap_or(&[]);
+        rows.sort_unstable_by_key(|r| (r.group, r.key));
+        let mut i = 0;
+        while let Some(&first) = rows.get(i) {
+            let end = i + rows.get(i..).map_or(0, |rest| rest.iter().take_while(|r| r.group == first.group).count());
+            let run = rows.get(i..end).unwrap_or(&[]);
+            i = end;
+            let Some(table) = self.groups.get_mut(first.group as usize).and_then(|g| g.tables.get_mut(t)) else { continue };
+            let old = std::mem::take(table);
+            let mut new = Keys {
+                keys: Vec::with_capacity(old.keys.len() + run.len()),
+                masks: Vec::with_capacity(old.keys.len() + run.len()),
+                sums: Vec::with_capacity(old.sums.len() + run.len() * k),
+            };
+            let (mut a, mut b) = (0, 0);
+            loop {
+                let from_old = match (old.keys.get(a), run.get(b)) {
+                    (Some(x), Some(r)) => *x <= r.key,
+                    (Some(_), None) => true,
+                    (None, Some(_)) => false,
+                    (None, None) => break,
+                };
+                if from_old {
+                    let (key, mask) = (old.keys.get(a).copied().unwrap_or(0), old.masks.get(a).copied().unwrap_or(0));
+                    new.push(key, mask, old.sums.get(a * k..a * k + k).unwrap_or(&[]));
+                    a += 1;
+                } else if let Some(r) = run.get(b) {
+                    new.push(r.key, r.mask, at(r.at));
+                    b += 1;
+                }
+            }
+            self.entries += new.keys.len() - old.keys.len();
+            *table = new;
+        }
+    }
+
+    fn flush_all(&mut self) {
+        for t in 0..self.buffers.len() {
+            self.flush(t);
+        }
+    }
+
     fn take(&mut self, emit_to: EmitTo) -> Vec<Group> {
+        self.flush_all();
         let taken = emit_to.take_needed(&mut self.groups);
         self.entries = self.groups.iter().map(Group::entries).sum();
         taken
+    }
+
+    /// Queues `key` of table `t` for `group`, with its sums.
+    fn queue(&mut self, t: usize, group: usize, key: u64, mask: u64, sums: &[f64]) {
+        if let Some(buf) = self.buffers.get_mut(t) {
+            let at = if sums.is_empty() { 0 } else { (buf.values.len() / sums.len()) as u32 };
+            buf.rows.push(Pending { group: group as u32, at, key, mask });
+            buf.values.extend_from_slice(sums);
+        }
+    }
+
+    fn flush_full(&mut self) {
+        for t in 0..self.buffers.len() {
+            if self.buffers.get(t).is_some_and(|b| b.rows.len() >= FLUSH_AT) {
+                self.flush(t);
+            }
+        }
     }
 }
 
@@ -300,11 +385,16 @@ impl GroupsAccumulator for EvidenceGroups {
         }
         let values: Vec<Option<&datafusion::arrow::array::PrimitiveArray<Float64Type>>> =
             cols.aggs.iter().map(|(_, _, v)| v.as_ref().map(|v| v.as_primitive::<Float64Type>())).collect();
+        let agg_bits = if n_aggs >= 64 { u64::MAX } else { (1u64 << n_aggs) - 1 };
+        let n_persons = cols.persons.len();
+        let mut sums = vec![0.0f64; k];
         for (r, &g) in group_indices.iter().enumerate() {
             if opt_filter.is_some_and(|f| !holds(f, r)) {
                 continue;
             }
-            let Some(group) = self.groups.get_mut(g) else { return Err(internal("a group index out of range")) };
+            if g >= self.groups.len() {
+                return Err(internal("a group index out of range"));
+            }
             let mut mask = 0u64;
             for (i, (cond, branches, _)) in cols.aggs.iter().enumerate() {
                 if holds(cond, r) {
@@ -317,62 +407,44 @@ impl GroupsAccumulator for EvidenceGroups {
                     }
                 }
             }
-            let agg_bits = if n_aggs >= 64 { u64::MAX } else { (1u64 << n_aggs) - 1 };
-            match cols.persons.first().and_then(|p| key(p, r)) {
-                Some(person) => {
-                    let persons = group.persons.first_mut().ok_or_else(|| internal("no person column"))?;
-                    let (slot, new) = persons.add(person, mask);
-                    if new {
-                        self.entries += 1;
-                        group.sums.resize(group.sums.len() + k, 0.0);
-                    }
-                    let mut c = 0;
-                    for (i, v) in values.iter().enumerate() {
-                        let Some(v) = v else { continue };
-                        if mask & (1 << i) != 0
-                            && v.is_valid(r)
-                            && let Some(s) = group.sums.get_mut(slot * k + c)
-                        {
-                            *s += v.value(r).abs();
-                        }
-                        c += 1;
-                    }
+            // The row's contribution to each contributions aggregate it is behind.
+            let mut c = 0;
+            for (i, v) in values.iter().enumerate() {
+                let Some(v) = v else { continue };
+                if let Some(s) = sums.get_mut(c) {
+                    *s = if mask & (1 << i) != 0 && v.is_valid(r) { v.value(r).abs() } else { 0.0 };
                 }
+                c += 1;
+            }
+            match cols.persons.first().and_then(|p| key(p, r)) {
+                // Every row's person is kept (the row's persons), whichever aggregate it is behind.
+                Some(person) => self.queue(0, g, person as u64, mask, &sums),
                 None => {
-                    let mut c = 0;
-                    for (i, v) in values.iter().enumerate() {
-                        if mask & (1 << i) != 0
-                            && let Some(u) = group.unknown.get_mut(i)
-                        {
+                    let Some(group) = self.groups.get_mut(g) else { continue };
+                    for (i, u) in group.unknown.iter_mut().enumerate() {
+                        if mask & (1 << i) != 0 {
                             *u += 1;
                         }
-                        let Some(v) = v else { continue };
-                        if mask & (1 << i) != 0
-                            && v.is_valid(r)
-                            && let Some(s) = group.unknown_sum.get_mut(c)
-                        {
-                            *s += v.value(r).abs();
-                        }
-                        c += 1;
+                    }
+                    for (u, v) in group.unknown_sum.iter_mut().zip(&sums) {
+                        *u += v;
                     }
                 }
             }
             for (p, col) in cols.persons.iter().enumerate().skip(1) {
-                if let (Some(person), Some(t)) = (key(col, r), group.persons.get_mut(p))
-                    && t.add(person, mask & agg_bits).1
-                {
-                    self.entries += 1;
+                if let Some(person) = key(col, r) {
+                    self.queue(p, g, person as u64, mask & agg_bits, &[]);
                 }
             }
-            for (u, col) in cols.units.iter().enumerate() {
-                if let (Some(unit), Some(t)) = (key(col, r), group.units.get_mut(u))
-                    && mask & agg_bits != 0
-                    && t.add(unit, mask & agg_bits).1
-                {
-                    self.entries += 1;
+            if mask & agg_bits != 0 {
+                for (u, col) in cols.units.iter().enumerate() {
+                    if let Some(unit) = key(col, r) {
+                        self.queue(n_persons + u, g, unit as u64, mask & agg_bits, &[]);
+                    }
                 }
             }
         }
+        self.flush_full();
         Ok(())
     }
 
@@ -403,16 +475,13 @@ impl GroupsAccumulator for EvidenceGroups {
     fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> datafusion::common::Result<()> {
         self.grow(total_num_groups);
         let states = values.first().and_then(|a| a.as_any().downcast_ref::<BinaryArray>()).ok_or_else(|| internal("malformed state"))?;
-        let k = self.shape.sums();
         for (r, &g) in group_indices.iter().enumerate() {
             if states.is_null(r) {
                 continue;
             }
-            let Some(group) = self.groups.get_mut(g) else { return Err(internal("a group index out of range")) };
-            let before = group.entries();
-            merge_state(group, k, states.value(r)).ok_or_else(|| internal("malformed state"))?;
-            self.entries += group.entries() - before;
+            self.merge_state(g, states.value(r)).ok_or_else(|| internal("malformed state"))?;
         }
+        self.flush_full();
         Ok(())
     }
 
@@ -425,8 +494,9 @@ impl GroupsAccumulator for EvidenceGroups {
     }
 
     fn size(&self) -> usize {
-        // Keys, masks and an index slot per entry; the sums; the groups themselves.
-        self.entries * 40 + self.groups.len() * std::mem::size_of::<Group>() + self.groups.iter().map(|g| g.sums.len() * 8).sum::<usize>()
+        // Keys, masks and sums per entry; the waiting keys; the groups.
+        let waiting: usize = self.buffers.iter().map(|b| b.rows.capacity() * 24 + b.values.capacity() * 8).sum();
+        self.entries * (16 + 8 * self.shape.sums()) + waiting + self.groups.len() * std::mem::size_of::<Group>()
     }
 }
 
@@ -438,17 +508,19 @@ fn put_f64(buf: &mut Vec<u8>, v: f64) {
     buf.extend_from_slice(&v.to_le_bytes());
 }
 
-/// A partial group as it moves between DataFusion's partial and final aggregation.
+/// A partial group as it moves between DataFusion's partial and final aggregation: per table
+/// its keys and masks, then the first table's sums, the unknown counters and their sums.
 fn encode_state(g: &Group, buf: &mut Vec<u8>) {
-    for t in g.persons.iter().chain(&g.units) {
+    for t in &g.tables {
         put_u64(buf, t.keys.len() as u64);
         for (k, m) in t.keys.iter().zip(&t.masks) {
-            put_u64(buf, *k as u64);
+            put_u64(buf, *k);
             put_u64(buf, *m);
         }
     }
-    put_u64(buf, g.sums.len() as u64);
-    for s in &g.sums {
+    let sums = g.tables.first().map_or(&[][..], |t| t.sums.as_slice());
+    put_u64(buf, sums.len() as u64);
+    for s in sums {
         put_f64(buf, *s);
     }
     for u in &g.unknown {
@@ -478,40 +550,39 @@ impl Reader<'_> {
     }
 }
 
-fn merge_state(g: &mut Group, k: usize, bytes: &[u8]) -> Option<()> {
-    let mut r = Reader(bytes);
-    let mut slots: Vec<usize> = Vec::new();
-    for (t, table) in g.persons.iter_mut().chain(g.units.iter_mut()).enumerate() {
+impl EvidenceGroups {
+    /// Queues a partial group's state (`bytes`) into group `g`.
+    fn merge_state(&mut self, g: usize, bytes: &[u8]) -> Option<()> {
+        let k = self.shape.sums();
+        let mut r = Reader(bytes);
+        let mut tables: Vec<Vec<(u64, u64)>> = Vec::with_capacity(self.buffers.len());
+        for _ in 0..self.buffers.len() {
+            let n = r.len()?;
+            tables.push((0..n).map(|_| Some((r.u64()?, r.u64()?))).collect::<Option<Vec<_>>>()?);
+        }
         let n = r.len()?;
-        for _ in 0..n {
-            let key = r.u64()? as i64;
-            let mask = r.u64()?;
-            let (slot, new) = table.add(key, mask);
-            if t == 0 {
-                slots.push(slot);
-                if new {
-                    g.sums.resize(g.sums.len() + k, 0.0);
-                }
+        if n != tables.first().map_or(0, Vec::len) * k {
+            return None;
+        }
+        let sums = (0..n).map(|_| r.f64()).collect::<Option<Vec<_>>>()?;
+        let group = self.groups.get_mut(g)?;
+        for u in group.unknown.iter_mut() {
+            *u += r.u64()?;
+        }
+        for s in group.unknown_sum.iter_mut() {
+            *s += r.f64()?;
+        }
+        if !r.0.is_empty() {
+            return None;
+        }
+        for (t, entries) in tables.into_iter().enumerate() {
+            for (i, (key, mask)) in entries.into_iter().enumerate() {
+                let s = if t == 0 { sums.get(i * k..i * k + k)? } else { &[][..] };
+                self.queue(t, g, key, mask, s);
             }
         }
+        Some(())
     }
-    let n = r.len()?;
-    if n != slots.len() * k {
-        return None;
-    }
-    for slot in &slots {
-        for c in 0..k {
-            let v = r.f64()?;
-            *g.sums.get_mut(slot * k + c)? += v;
-        }
-    }
-    for u in g.unknown.iter_mut() {
-        *u += r.u64()?;
-    }
-    for s in g.unknown_sum.iter_mut() {
-        *s += r.f64()?;
-    }
-    r.0.is_empty().then_some(())
 }
 
 /// A group's evidence: per aggregate its counts, contributions and set; then the row's persons.
@@ -519,15 +590,17 @@ fn encode_result(shape: &Shape, g: &Group, buf: &mut Vec<u8>) {
     let k = shape.sums();
     let mut next_branch = shape.aggs.len();
     let mut c = 0;
-    let none = Keyed::default();
-    let first = g.persons.first().unwrap_or(&none);
+    let none = Keys::default();
+    let persons = g.tables.get(..shape.persons).unwrap_or(&[]);
+    let units = g.tables.get(shape.persons..).unwrap_or(&[]);
+    let first = persons.first().unwrap_or(&none);
     for (i, a) in shape.aggs.iter().enumerate() {
         let bit = 1u64 << i;
-        for t in &g.persons {
+        for t in persons {
             put_u64(buf, t.count(bit));
         }
         put_u64(buf, g.unknown.get(i).copied().unwrap_or(0));
-        for t in &g.units {
+        for t in units {
             put_u64(buf, t.count(bit));
         }
         for b in 0..a.branches {
@@ -547,7 +620,7 @@ fn encode_result(shape: &Shape, g: &Group, buf: &mut Vec<u8>) {
             };
             for (slot, m) in first.masks.iter().enumerate() {
                 if m & bit != 0 {
-                    consider(g.sums.get(slot * k + c).copied().unwrap_or(0.0));
+                    consider(first.sums.get(slot * k + c).copied().unwrap_or(0.0));
                 }
             }
             // Records without a person key may all be one person's: pooled as one contributor.
@@ -559,14 +632,15 @@ fn encode_result(shape: &Shape, g: &Group, buf: &mut Vec<u8>) {
             put_f64(buf, second);
             c += 1;
         }
-        let mut set: Vec<u64> = first.keys.iter().zip(&first.masks).filter(|(_, m)| *m & bit != 0).map(|(k, _)| *k as u64).collect();
-        set.sort_unstable();
-        put_u64(buf, set.len() as u64);
-        for p in set {
-            put_u64(buf, p);
+        // Ascending already: the keys are kept sorted.
+        put_u64(buf, first.count(bit));
+        for (key, m) in first.keys.iter().zip(&first.masks) {
+            if m & bit != 0 {
+                put_u64(buf, *key);
+            }
         }
     }
-    for t in &g.persons {
+    for t in persons {
         put_u64(buf, t.keys.len() as u64);
     }
 }
@@ -765,6 +839,29 @@ mod tests {
                 fin.merge_batch(&state, &[0, 1], 2).unwrap();
             }
             assert_eq!(evaluate(&mut fin), want, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn keys_sorted_in_one_flush_or_many_give_the_same_evidence() {
+        let mut whole = EvidenceGroups::new(shape());
+        let (values, groups) = batch(&ROWS);
+        whole.update_batch(&values, &groups, None, 2).unwrap();
+        let want = evaluate(&mut whole);
+        // One row at a time, each sorted into the groups before the next (merging the waiting
+        // keys with the kept ones, equal keys across flushes), in both orders.
+        for reversed in [false, true] {
+            let mut rows = ROWS.to_vec();
+            if reversed {
+                rows.reverse();
+            }
+            let mut acc = EvidenceGroups::new(shape());
+            for row in &rows {
+                let (values, groups) = batch(std::slice::from_ref(row));
+                acc.update_batch(&values, &groups, None, 2).unwrap();
+                acc.flush_all();
+            }
+            assert_eq!(evaluate(&mut acc), want, "reversed: {reversed}");
         }
     }
 
