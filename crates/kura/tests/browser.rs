@@ -450,6 +450,7 @@ async fn airlock_path(base: &str, dir: &Path, r1: &Client, c2: &Client, v1: &Cli
     assert!(v1.find(Locator::Id("out-OUT-000002")).await.is_err(), "a draft is not in the queue");
     v1.goto(&format!("{base}/outputs/OUT-000001")).await.unwrap();
     assert!(!v1.find_all(Locator::Css("#table-1 td.cell.pass")).await.unwrap().is_empty(), "the reviewer sees the cells");
+    assert!(v1.find(Locator::Id("open-file-1")).await.is_ok(), "and can open the file itself");
     type_in(v1, &[("review-comment", "first-reviewer-note")]).await;
     click_and_wait(v1, Locator::Id("review-approve")).await;
     assert!(text(v1, "#message").await.contains("投票しました"), "{}", v1.source().await.unwrap());

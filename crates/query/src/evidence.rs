@@ -21,9 +21,8 @@
 //! | the row's persons | every person of the group |
 //!
 //! The extract's rows come in a keyed random order, so a hash table per group would cost a
-//! cache miss per row. Instead the rows' keys are gathered per column (about a million at a
-//! time), sorted by group and key, and merged into each group's ascending list: sequential
-//! memory access, and the person sets come out sorted.
+//! cache miss per row. Instead each group gathers its rows' keys in a short list and sorts them
+//! into its ascending list from time to time (see `Keys`): the person sets come out sorted.
 //!
 //! Arguments, in order: the `persons` person columns, the `units` unit columns (all Int64),
 //! then per aggregate its condition (Boolean: the row contributes to it), one Boolean per CASE
@@ -130,14 +129,33 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// One column's keys in one group, ascending (as unsigned numbers, the order of the person
-/// sets), each with its mask and — for the first person column — its `k` sums.
+/// One column's keys in one group: those sorted in so far, ascending (as unsigned numbers, the
+/// order of the person sets), each with its mask and — for the first person column — its `k`
+/// sums; and those waiting to be sorted in.
+///
+/// The extract's rows come in a keyed random order, so a hash table per group would cost a
+/// cache miss per row. Appending to a group's waiting list touches only that list's end (all
+/// the groups' ends together fit in the cache); once the waiting list is as long as the sorted
+/// one (at least [`MIN_WAITING`]), it is sorted — small, in the cache — and merged in.
 #[derive(Debug, Default, Clone)]
 struct Keys {
     keys: Vec<u64>,
     masks: Vec<u64>,
     sums: Vec<f64>,
+    waiting: Vec<Pending>,
+    waiting_sums: Vec<f64>,
 }
+
+/// A key waiting to be sorted in, with its sums' place in `waiting_sums` (`at × k`).
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    key: u64,
+    mask: u64,
+    at: u32,
+}
+
+/// Waiting keys a group's column gathers before they are sorted in, at least.
+const MIN_WAITING: usize = 256;
 
 impl Keys {
     fn count(&self, bit: u64) -> u64 {
@@ -145,20 +163,67 @@ impl Keys {
     }
 
     /// Appends `key` (not below the last), or adds to it where it is the last.
-    fn push(&mut self, key: u64, mask: u64, sums: &[f64]) {
-        if self.keys.last() == Some(&key) {
-            if let Some(m) = self.masks.last_mut() {
+    fn push_sorted(keys: &mut Vec<u64>, masks: &mut Vec<u64>, all: &mut Vec<f64>, key: u64, mask: u64, sums: &[f64]) {
+        if keys.last() == Some(&key) {
+            if let Some(m) = masks.last_mut() {
                 *m |= mask;
             }
-            let at = self.sums.len().saturating_sub(sums.len());
-            for (s, v) in self.sums.get_mut(at..).unwrap_or(&mut []).iter_mut().zip(sums) {
+            let at = all.len().saturating_sub(sums.len());
+            for (s, v) in all.get_mut(at..).unwrap_or(&mut []).iter_mut().zip(sums) {
                 *s += v;
             }
         } else {
-            self.keys.push(key);
-            self.masks.push(mask);
-            self.sums.extend_from_slice(sums);
+            keys.push(key);
+            masks.push(mask);
+            all.extend_from_slice(sums);
         }
+    }
+
+    /// Adds `key` with `mask` and its `k` sums; returns how many keys were sorted in anew.
+    fn add(&mut self, key: u64, mask: u64, sums: &[f64]) -> usize {
+        let at = if sums.is_empty() { 0 } else { (self.waiting_sums.len() / sums.len()) as u32 };
+        self.waiting.push(Pending { key, mask, at });
+        self.waiting_sums.extend_from_slice(sums);
+        if self.waiting.len() >= self.keys.len().max(MIN_WAITING) { self.settle(sums.len()) } else { 0 }
+    }
+
+    /// Sorts the waiting keys in; returns how many keys are new.
+    fn settle(&mut self, k: usize) -> usize {
+        if self.waiting.is_empty() {
+            return 0;
+        }
+        let before = self.keys.len();
+        let mut waiting = std::mem::take(&mut self.waiting);
+        let waiting_sums = std::mem::take(&mut self.waiting_sums);
+        waiting.sort_unstable_by_key(|p| p.key);
+        let sums_of = |p: &Pending| waiting_sums.get(p.at as usize * k..p.at as usize * k + k).unwrap_or(&[]);
+        let (mut keys, mut masks, mut all) = (
+            Vec::with_capacity(before + waiting.len()),
+            Vec::with_capacity(before + waiting.len()),
+            Vec::with_capacity(self.sums.len() + waiting.len() * k),
+        );
+        let (mut a, mut b) = (0, 0);
+        loop {
+            let from_old = match (self.keys.get(a), waiting.get(b)) {
+                (Some(x), Some(p)) => *x <= p.key,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if from_old {
+                let (key, mask) = (self.keys.get(a).copied().unwrap_or(0), self.masks.get(a).copied().unwrap_or(0));
+                Self::push_sorted(&mut keys, &mut masks, &mut all, key, mask, self.sums.get(a * k..a * k + k).unwrap_or(&[]));
+                a += 1;
+            } else if let Some(p) = waiting.get(b) {
+                Self::push_sorted(&mut keys, &mut masks, &mut all, p.key, p.mask, sums_of(p));
+                b += 1;
+            }
+        }
+        (self.keys, self.masks, self.sums) = (keys, masks, all);
+        // The waiting list's room is kept for the next keys.
+        waiting.clear();
+        self.waiting = waiting;
+        self.keys.len() - before
     }
 }
 
@@ -183,31 +248,9 @@ impl Group {
     }
 
     fn entries(&self) -> usize {
-        self.tables.iter().map(|k| k.keys.len()).sum()
+        self.tables.iter().map(|k| k.keys.len() + k.waiting.len()).sum()
     }
 }
-
-/// A row's key waiting to be sorted into its group: rows arrive in no order (the extract's
-/// rows are shuffled), so instead of a hash table per group — a cache miss per row — keys are
-/// gathered and sorted in bulk, then merged into each group's ascending keys.
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    group: u32,
-    /// Its sums' place in the buffer's values (`at × k`).
-    at: u32,
-    key: u64,
-    mask: u64,
-}
-
-/// The keys of one column waiting, with their sums (`k` per key, first person column only).
-#[derive(Debug, Default)]
-struct Buffer {
-    rows: Vec<Pending>,
-    values: Vec<f64>,
-}
-
-/// Keys gathered per column before they are sorted into the groups.
-const FLUSH_AT: usize = 1 << 20;
 
 fn internal(what: &str) -> DataFusionError {
     DataFusionError::Internal(format!("{NAME}: {what}"))
@@ -218,17 +261,14 @@ fn internal(what: &str) -> DataFusionError {
 pub struct EvidenceGroups {
     shape: Shape,
     groups: Vec<Group>,
-    /// Per table (person columns, then unit columns).
-    buffers: Vec<Buffer>,
-    /// Entries held in the groups (for [`GroupsAccumulator::size`]).
+    /// Keys held in the groups, sorted in (for [`GroupsAccumulator::size`]).
     entries: usize,
 }
 
 impl EvidenceGroups {
     /// An empty accumulator for `shape`.
     pub fn new(shape: Shape) -> Self {
-        let tables = shape.persons + shape.units;
-        EvidenceGroups { shape, groups: Vec::new(), buffers: (0..tables).map(|_| Buffer::default()).collect(), entries: 0 }
+        EvidenceGroups { shape, groups: Vec::new(), entries: 0 }
     }
 
     fn grow(&mut self, total: usize) {
@@ -238,58 +278,13 @@ impl EvidenceGroups {
         }
     }
 
-    /// Sums kept per key of table `t`.
-    fn k(&self, t: usize) -> usize {
-        if t == 0 { self.shape.sums() } else { 0 }
-    }
-
-    /// Sorts table `t`'s waiting keys into their groups.
-    fn flush(&mut self, t: usize) {
-        let k = self.k(t);
-        let Some(buf) = self.buffers.get_mut(t) else { return };
-        let Buffer { mut rows, values } = std::mem::take(buf);
-        if rows.is_empty() {
-            return;
-        }
-        let at = |i: u32| values.get(i as usize * k..i as usize * k + k).unwrap_or(&[]);
-        rows.sort_unstable_by_key(|r| (r.group, r.key));
-        let mut i = 0;
-        while let Some(&first) = rows.get(i) {
-            let end = i + rows.get(i..).map_or(0, |rest| rest.iter().take_while(|r| r.group == first.group).count());
-            let run = rows.get(i..end).unwrap_or(&[]);
-            i = end;
-            let Some(table) = self.groups.get_mut(first.group as usize).and_then(|g| g.tables.get_mut(t)) else { continue };
-            let old = std::mem::take(table);
-            let mut new = Keys {
-                keys: Vec::with_capacity(old.keys.len() + run.len()),
-                masks: Vec::with_capacity(old.keys.len() + run.len()),
-                sums: Vec::with_capacity(old.sums.len() + run.len() * k),
-            };
-            let (mut a, mut b) = (0, 0);
-            loop {
-                let from_old = match (old.keys.get(a), run.get(b)) {
-                    (Some(x), Some(r)) => *x <= r.key,
-                    (Some(_), None) => true,
-                    (None, Some(_)) => false,
-                    (None, None) => break,
-                };
-                if from_old {
-                    let (key, mask) = (old.keys.get(a).copied().unwrap_or(0), old.masks.get(a).copied().unwrap_or(0));
-                    new.push(key, mask, old.sums.get(a * k..a * k + k).unwrap_or(&[]));
-                    a += 1;
-                } else if let Some(r) = run.get(b) {
-                    new.push(r.key, r.mask, at(r.at));
-                    b += 1;
-                }
-            }
-            self.entries += new.keys.len() - old.keys.len();
-            *table = new;
-        }
-    }
-
+    /// Sorts every waiting key in.
     fn flush_all(&mut self) {
-        for t in 0..self.buffers.len() {
-            self.flush(t);
+        let k = self.shape.sums();
+        for g in &mut self.groups {
+            for (t, table) in g.tables.iter_mut().enumerate() {
+                self.entries += table.settle(if t == 0 { k } else { 0 });
+            }
         }
     }
 
@@ -300,20 +295,10 @@ impl EvidenceGroups {
         taken
     }
 
-    /// Queues `key` of table `t` for `group`, with its sums.
+    /// Adds `key` of table `t` for `group`, with its sums.
     fn queue(&mut self, t: usize, group: usize, key: u64, mask: u64, sums: &[f64]) {
-        if let Some(buf) = self.buffers.get_mut(t) {
-            let at = if sums.is_empty() { 0 } else { (buf.values.len() / sums.len()) as u32 };
-            buf.rows.push(Pending { group: group as u32, at, key, mask });
-            buf.values.extend_from_slice(sums);
-        }
-    }
-
-    fn flush_full(&mut self) {
-        for t in 0..self.buffers.len() {
-            if self.buffers.get(t).is_some_and(|b| b.rows.len() >= FLUSH_AT) {
-                self.flush(t);
-            }
+        if let Some(table) = self.groups.get_mut(group).and_then(|g| g.tables.get_mut(t)) {
+            self.entries += table.add(key, mask, sums);
         }
     }
 }
@@ -444,7 +429,6 @@ impl GroupsAccumulator for EvidenceGroups {
                 }
             }
         }
-        self.flush_full();
         Ok(())
     }
 
@@ -481,7 +465,6 @@ impl GroupsAccumulator for EvidenceGroups {
             }
             self.merge_state(g, states.value(r)).ok_or_else(|| internal("malformed state"))?;
         }
-        self.flush_full();
         Ok(())
     }
 
@@ -495,8 +478,8 @@ impl GroupsAccumulator for EvidenceGroups {
 
     fn size(&self) -> usize {
         // Keys, masks and sums per entry; the waiting keys; the groups.
-        let waiting: usize = self.buffers.iter().map(|b| b.rows.capacity() * 24 + b.values.capacity() * 8).sum();
-        self.entries * (16 + 8 * self.shape.sums()) + waiting + self.groups.len() * std::mem::size_of::<Group>()
+        // Keys, masks and sums per key (and as much room again for those waiting); the groups.
+        self.entries * 2 * (16 + 8 * self.shape.sums()) + self.groups.len() * std::mem::size_of::<Group>()
     }
 }
 
@@ -555,8 +538,9 @@ impl EvidenceGroups {
     fn merge_state(&mut self, g: usize, bytes: &[u8]) -> Option<()> {
         let k = self.shape.sums();
         let mut r = Reader(bytes);
-        let mut tables: Vec<Vec<(u64, u64)>> = Vec::with_capacity(self.buffers.len());
-        for _ in 0..self.buffers.len() {
+        let n_tables = self.shape.persons + self.shape.units;
+        let mut tables: Vec<Vec<(u64, u64)>> = Vec::with_capacity(n_tables);
+        for _ in 0..n_tables {
             let n = r.len()?;
             tables.push((0..n).map(|_| Some((r.u64()?, r.u64()?))).collect::<Option<Vec<_>>>()?);
         }
@@ -862,6 +846,60 @@ mod tests {
                 acc.flush_all();
             }
             assert_eq!(evaluate(&mut acc), want, "reversed: {reversed}");
+        }
+    }
+
+    /// Thousands of seeded random rows (many more than a waiting list holds before it is
+    /// sorted in) give what the definition gives, computed plainly.
+    #[test]
+    fn random_rows_match_the_plain_definition() {
+        use std::collections::{BTreeMap, BTreeSet};
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let rows: Vec<Row> = (0..6000)
+            .map(|_| {
+                let person = (next(20) != 0).then(|| next(900) as i64 - 450);
+                let unit = (next(10) != 0).then(|| next(40) as i64);
+                let value = (next(8) != 0).then(|| next(1000) as f64 - 300.0);
+                (next(3) as usize, person, unit, next(3) != 0, next(2) == 0, next(2) == 0, next(3) == 0, value)
+            })
+            .collect();
+        let mut acc = EvidenceGroups::new(shape());
+        for chunk in rows.chunks(700) {
+            let (values, groups) = batch(chunk);
+            acc.update_batch(&values, &groups, None, 3).unwrap();
+        }
+        let got = evaluate(&mut acc);
+        for g in 0..3usize {
+            let mine: Vec<&Row> = rows.iter().filter(|r| r.0 == g).collect();
+            let persons = |f: &dyn Fn(&Row) -> bool| -> Vec<u64> {
+                mine.iter().filter(|r| f(r)).filter_map(|r| r.1).map(|p| p as u64).collect::<BTreeSet<_>>().into_iter().collect()
+            };
+            let units = |f: &dyn Fn(&Row) -> bool| mine.iter().filter(|r| f(r)).filter_map(|r| r.2).collect::<BTreeSet<_>>().len() as u64;
+            let ev = got.get(g).unwrap();
+            let count = ev.aggs.first().unwrap();
+            assert_eq!(count.set, persons(&|r| r.3), "group {g}");
+            assert_eq!(count.persons, vec![count.set.len() as u64]);
+            assert_eq!(count.unknown, mine.iter().filter(|r| r.3 && r.1.is_none()).count() as u64);
+            assert_eq!(count.units, vec![units(&|r| r.3)]);
+            let sum = ev.aggs.get(1).unwrap();
+            assert_eq!(sum.set, persons(&|r| r.4));
+            assert_eq!(sum.units, vec![units(&|r| r.4)]);
+            assert_eq!(sum.branches, vec![persons(&|r| r.4 && r.5).len() as u64, persons(&|r| r.4 && r.6).len() as u64]);
+            let mut by: BTreeMap<Option<i64>, f64> = BTreeMap::new();
+            for r in mine.iter().filter(|r| r.4) {
+                *by.entry(r.1).or_default() += r.7.map_or(0.0, f64::abs);
+            }
+            let mut all: Vec<f64> = by.values().copied().collect();
+            all.sort_by(|a, b| b.total_cmp(a));
+            let want = (all.iter().sum::<f64>(), all.first().copied().unwrap_or(0.0), all.get(1).copied().unwrap_or(0.0));
+            assert_eq!(sum.contributions, Some(want), "group {g}");
+            assert_eq!(ev.row_persons, vec![persons(&|_| true).len() as u64]);
         }
     }
 

@@ -177,6 +177,15 @@ pub(crate) async fn output_package(State(portal): State<Portal>, ctx: Signed, Pa
     Ok(download(&name, content))
 }
 
+/// `GET /api/v1/outputs/{id}/files/{n}` (and the portal's `/outputs/{id}/files/{n}`): file `n`
+/// of a request, for whoever may see the request (its members; reviewers and custodians once it
+/// is submitted), as a download; recorded in the ledger.
+pub(crate) async fn output_file_content(State(portal): State<Portal>, ctx: Signed, Path((id, n)): Path<(String, i64)>) -> WebResult {
+    let (req, content) = workspaces(&portal)?.output_file(&caller(&ctx), &id, n).await.map_err(workspace_error)?;
+    let name = req.files.iter().find(|f| f.n == n).map_or("file", |f| f.name.as_str());
+    Ok(download(name, content))
+}
+
 /// A file as a download, never shown in the portal's origin.
 fn download(name: &str, content: Vec<u8>) -> axum::response::Response {
     let ascii: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();

@@ -205,7 +205,10 @@ async fn output_page(portal: &Portal, ctx: &Signed, id: &str, said: Said, status
             section.file id=(format!("file-{}", f.n)) {
                 h3 { (f.n) ". " (f.name) " " span class=(format!("badge {}", f.status)) id=(format!("file-{}-status", f.n)) title=(lang.t("持ち出す内容の判定", "verdict on what leaves")) { (status_label(lang, &f.status)) } }
                 p.note { (f.note) }
-                p.meta { (f.kind) " · " (f.bytes) " bytes · SHA-256 " code { (f.sha256) } }
+                p.meta {
+                    (f.kind) " · " (f.bytes) " bytes · SHA-256 " code { (f.sha256) } " · "
+                    a id=(format!("open-file-{}", f.n)) href=(format!("/outputs/{id}/files/{}", f.n)) download=(f.name) { (lang.t("ファイルを開く", "Open the file")) }
+                }
                 @if f.kind == "table" {
                     @match grids.iter().find(|(n, _)| *n == f.n).and_then(|(_, v)| v.as_ref()) {
                         Some(view) => { (table_grid(lang, f.n, view)) }

@@ -151,6 +151,7 @@ pub static ROUTES: &[Rule] = &[
     rule("POST", "/projects/{id}/bringin", Access::Roles(RESEARCHER), true, false, |m| on(m, airlock_pages::bringin_upload)),
     rule("GET", "/outputs", Access::Roles(STEPS), true, false, |m| on(m, airlock_pages::outputs)),
     rule("GET", "/outputs/{id}", Access::Roles(STEPS), true, false, |m| on(m, airlock_pages::output)),
+    rule("GET", "/outputs/{id}/files/{n}", Access::Roles(STEPS), true, false, |m| on(m, airlock_api::output_file_content)),
     rule("POST", "/outputs/{id}/tables", Access::Roles(RESEARCHER), true, false, |m| on(m, airlock_pages::output_table)),
     rule("POST", "/outputs/{id}/{step}", Access::Roles(STEPS), true, false, |m| on(m, airlock_pages::output_step)),
     rule("GET", "/bringin", Access::Roles(BRINGIN), true, false, |m| on(m, airlock_pages::bringins)),
@@ -184,6 +185,7 @@ pub static ROUTES: &[Rule] = &[
     rule("GET", "/api/v1/outputs/{id}", Access::Roles(STEPS), true, false, |m| on(m, airlock_api::output)),
     rule("POST", "/api/v1/outputs/{id}/tables", Access::Roles(RESEARCHER), true, false, |m| on(m, airlock_api::output_table)),
     rule("POST", "/api/v1/outputs/{id}/files", Access::Roles(RESEARCHER), true, false, |m| on(m, airlock_api::output_file)),
+    rule("GET", "/api/v1/outputs/{id}/files/{n}", Access::Roles(STEPS), true, false, |m| on(m, airlock_api::output_file_content)),
     rule("GET", "/api/v1/outputs/{id}/package/{name}", Access::Roles(RESEARCHER), true, false, |m| on(m, airlock_api::output_package)),
     rule("POST", "/api/v1/outputs/{id}/{step}", Access::Roles(STEPS), true, false, |m| on(m, airlock_api::output_step)),
     rule("POST", "/api/v1/projects/{id}/bringin", Access::Roles(RESEARCHER), true, false, |m| on(m, airlock_api::bringin_upload)),
@@ -596,6 +598,9 @@ fn summary(method: &str, path: &str) -> &'static str {
         ("POST", "/api/v1/applications/{id}/attachments/{n}/remove") => "添付を外す / remove an attachment",
         ("POST", "/api/v1/applications/{id}/{step}") => {
             "申請の手続き：submit・join・withdraw・check・vote・decide・accept / a step: submit, join, withdraw, check, vote, decide, accept"
+        }
+        ("GET", "/api/v1/outputs/{id}/files/{n}") => {
+            "出力依頼のファイル n（プロジェクトのメンバー、提出後は審査者・管理者）/ file n of an output request, for its members and, once submitted, reviewers and custodians"
         }
         ("GET", "/api/v1/projects") => "プロジェクトの一覧 / projects",
         ("GET", "/api/v1/projects/{id}") => "プロジェクトの詳細 / a project",

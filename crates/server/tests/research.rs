@@ -270,6 +270,14 @@ async fn from_application_to_the_end_of_use_over_the_api() {
         r1.ok("POST", &o("submit"), None).await;
         let (status, v) = r1.call("POST", &o("review"), Some(json!({"decision": "approve"}))).await;
         assert_eq!(status, 403, "the author does not review: {v}");
+        // The reviewers open the file they review; a researcher outside the project cannot.
+        let r = v2.c.request("GET", &o("files/1"), None, &[]).await.unwrap();
+        assert!(r.status == 200 && r.body.starts_with("sex,receipts"), "the reviewer reads the table: {} {}", r.status, r.body);
+        assert!(r.headers["content-disposition"].to_str().unwrap().starts_with("attachment;"));
+        let (status, _) = x1.call("GET", &o("files/1"), None).await;
+        assert_eq!(status, 404, "not for a researcher outside the project");
+        let (status, _) = v2.call("GET", &o("files/9"), None).await;
+        assert_eq!(status, 422, "no such file");
         v2.ok("POST", &o("review"), Some(json!({"decision": "approve", "comment": "OK"}))).await;
         let seen = v3.ok("GET", &format!("/api/v1/outputs/{out}"), None).await;
         assert_eq!(seen["output"]["reviews"], json!([]), "blind to the first vote: {seen}");
