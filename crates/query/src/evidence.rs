@@ -21,8 +21,9 @@
 //! | the row's persons | every person of the group |
 //!
 //! The extract's rows come in a keyed random order, so a hash table per group would cost a
-//! cache miss per row. Instead each group gathers its rows' keys in a short list and sorts them
-//! into its ascending list from time to time (see `Keys`): the person sets come out sorted.
+//! cache miss per row. Instead the rows' keys are gathered per column (about a million at a
+//! time), sorted by group and key, and merged into each group's ascending list: sequential
+//! memory access, and the person sets come out sorted.
 //!
 //! Arguments, in order: the `persons` person columns, the `units` unit columns (all Int64),
 //! then per aggregate its condition (Boolean: the row contributes to it), one Boolean per CASE
@@ -129,33 +130,14 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// One column's keys in one group: those sorted in so far, ascending (as unsigned numbers, the
-/// order of the person sets), each with its mask and — for the first person column — its `k`
-/// sums; and those waiting to be sorted in.
-///
-/// The extract's rows come in a keyed random order, so a hash table per group would cost a
-/// cache miss per row. Appending to a group's waiting list touches only that list's end (all
-/// the groups' ends together fit in the cache); once the waiting list is as long as the sorted
-/// one (at least [`MIN_WAITING`]), it is sorted — small, in the cache — and merged in.
+/// One column's keys in one group, ascending (as unsigned numbers, the order of the person
+/// sets), each with its mask and — for the first person column — its `k` sums.
 #[derive(Debug, Default, Clone)]
 struct Keys {
     keys: Vec<u64>,
     masks: Vec<u64>,
     sums: Vec<f64>,
-    waiting: Vec<Pending>,
-    waiting_sums: Vec<f64>,
 }
-
-/// A key waiting to be sorted in, with its sums' place in `waiting_sums` (`at × k`).
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    key: u64,
-    mask: u64,
-    at: u32,
-}
-
-/// Waiting keys a group's column gathers before they are sorted in, at least.
-const MIN_WAITING: usize = 256;
 
 impl Keys {
     fn count(&self, bit: u64) -> u64 {
@@ -163,67 +145,20 @@ impl Keys {
     }
 
     /// Appends `key` (not below the last), or adds to it where it is the last.
-    fn push_sorted(keys: &mut Vec<u64>, masks: &mut Vec<u64>, all: &mut Vec<f64>, key: u64, mask: u64, sums: &[f64]) {
-        if keys.last() == Some(&key) {
-            if let Some(m) = masks.last_mut() {
+    fn push(&mut self, key: u64, mask: u64, sums: &[f64]) {
+        if self.keys.last() == Some(&key) {
+            if let Some(m) = self.masks.last_mut() {
                 *m |= mask;
             }
-            let at = all.len().saturating_sub(sums.len());
-            for (s, v) in all.get_mut(at..).unwrap_or(&mut []).iter_mut().zip(sums) {
+            let at = self.sums.len().saturating_sub(sums.len());
+            for (s, v) in self.sums.get_mut(at..).unwrap_or(&mut []).iter_mut().zip(sums) {
                 *s += v;
             }
         } else {
-            keys.push(key);
-            masks.push(mask);
-            all.extend_from_slice(sums);
+            self.keys.push(key);
+            self.masks.push(mask);
+            self.sums.extend_from_slice(sums);
         }
-    }
-
-    /// Adds `key` with `mask` and its `k` sums; returns how many keys were sorted in anew.
-    fn add(&mut self, key: u64, mask: u64, sums: &[f64]) -> usize {
-        let at = if sums.is_empty() { 0 } else { (self.waiting_sums.len() / sums.len()) as u32 };
-        self.waiting.push(Pending { key, mask, at });
-        self.waiting_sums.extend_from_slice(sums);
-        if self.waiting.len() >= self.keys.len().max(MIN_WAITING) { self.settle(sums.len()) } else { 0 }
-    }
-
-    /// Sorts the waiting keys in; returns how many keys are new.
-    fn settle(&mut self, k: usize) -> usize {
-        if self.waiting.is_empty() {
-            return 0;
-        }
-        let before = self.keys.len();
-        let mut waiting = std::mem::take(&mut self.waiting);
-        let waiting_sums = std::mem::take(&mut self.waiting_sums);
-        waiting.sort_unstable_by_key(|p| p.key);
-        let sums_of = |p: &Pending| waiting_sums.get(p.at as usize * k..p.at as usize * k + k).unwrap_or(&[]);
-        let (mut keys, mut masks, mut all) = (
-            Vec::with_capacity(before + waiting.len()),
-            Vec::with_capacity(before + waiting.len()),
-            Vec::with_capacity(self.sums.len() + waiting.len() * k),
-        );
-        let (mut a, mut b) = (0, 0);
-        loop {
-            let from_old = match (self.keys.get(a), waiting.get(b)) {
-                (Some(x), Some(p)) => *x <= p.key,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => break,
-            };
-            if from_old {
-                let (key, mask) = (self.keys.get(a).copied().unwrap_or(0), self.masks.get(a).copied().unwrap_or(0));
-                Self::push_sorted(&mut keys, &mut masks, &mut all, key, mask, self.sums.get(a * k..a * k + k).unwrap_or(&[]));
-                a += 1;
-            } else if let Some(p) = waiting.get(b) {
-                Self::push_sorted(&mut keys, &mut masks, &mut all, p.key, p.mask, sums_of(p));
-                b += 1;
-            }
-        }
-        (self.keys, self.masks, self.sums) = (keys, masks, all);
-        // The waiting list's room is kept for the next keys.
-        waiting.clear();
-        self.waiting = waiting;
-        self.keys.len() - before
     }
 }
 
@@ -248,9 +183,31 @@ impl Group {
     }
 
     fn entries(&self) -> usize {
-        self.tables.iter().map(|k| k.keys.len() + k.waiting.len()).sum()
+        self.tables.iter().map(|k| k.keys.len()).sum()
     }
 }
+
+/// A row's key waiting to be sorted into its group: rows arrive in no order (the extract's
+/// rows are shuffled), so instead of a hash table per group — a cache miss per row — keys are
+/// gathered and sorted in bulk, then merged into each group's ascending keys.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    group: u32,
+    /// Its sums' place in the buffer's values (`at × k`).
+    at: u32,
+    key: u64,
+    mask: u64,
+}
+
+/// The keys of one column waiting, with their sums (`k` per key, first person column only).
+#[derive(Debug, Default)]
+struct Buffer {
+    rows: Vec<Pending>,
+    values: Vec<f64>,
+}
+
+/// Keys gathered per column before they are sorted into the groups.
+const FLUSH_AT: usize = 1 << 20;
 
 fn internal(what: &str) -> DataFusionError {
     DataFusionError::Internal(format!("{NAME}: {what}"))
@@ -261,14 +218,17 @@ fn internal(what: &str) -> DataFusionError {
 pub struct EvidenceGroups {
     shape: Shape,
     groups: Vec<Group>,
-    /// Keys held in the groups, sorted in (for [`GroupsAccumulator::size`]).
+    /// Per table (person columns, then unit columns).
+    buffers: Vec<Buffer>,
+    /// Entries held in the groups (for [`GroupsAccumulator::size`]).
     entries: usize,
 }
 
 impl EvidenceGroups {
     /// An empty accumulator for `shape`.
     pub fn new(shape: Shape) -> Self {
-        EvidenceGroups { shape, groups: Vec::new(), entries: 0 }
+        let tables = shape.persons + shape.units;
+        EvidenceGroups { shape, groups: Vec::new(), buffers: (0..tables).map(|_| Buffer::default()).collect(), entries: 0 }
     }
 
     fn grow(&mut self, total: usize) {
@@ -278,13 +238,94 @@ impl EvidenceGroups {
         }
     }
 
-    /// Sorts every waiting key in.
-    fn flush_all(&mut self) {
-        let k = self.shape.sums();
-        for g in &mut self.groups {
-            for (t, table) in g.tables.iter_mut().enumerate() {
-                self.entries += table.settle(if t == 0 { k } else { 0 });
+    /// Sums kept per key of table `t`.
+    fn k(&self, t: usize) -> usize {
+        if t == 0 { self.shape.sums() } else { 0 }
+    }
+
+    /// Sorts table `t`'s waiting keys into their groups.
+    fn flush(&mut self, t: usize) {
+        let k = self.k(t);
+        let Some(buf) = self.buffers.get_mut(t) else { return };
+        let Buffer { mut rows, values } = std::mem::take(buf);
+        if rows.is_empty() {
+            return;
+        }
+        let at = |i: u32| values.get(i as usize * k..i as usize * k + k).unwrap_or(&[]);
+        // By group first, counting (the groups are numbered densely), then each group's run by
+        // key: small runs, sorted in the cache.
+        let n_groups = self.groups.len();
+        let mut start = vec![0usize; n_groups + 1];
+        for r in &rows {
+            if let Some(c) = start.get_mut(r.group as usize + 1) {
+                *c += 1;
             }
+        }
+        for g in 0..n_groups {
+            let before = start.get(g).copied().unwrap_or(0);
+            if let Some(c) = start.get_mut(g + 1) {
+                *c += before;
+            }
+        }
+        let mut fill = start.clone();
+        let mut sorted = vec![Pending { group: 0, at: 0, key: 0, mask: 0 }; start.last().copied().unwrap_or(0)];
+        for r in &rows {
+            if let Some(f) = fill.get_mut(r.group as usize) {
+                if let Some(slot) = sorted.get_mut(*f) {
+                    *slot = *r;
+                }
+                *f += 1;
+            }
+        }
+        drop(fill);
+        rows.clear();
+        for g in 0..n_groups {
+            let (from, to) = (start.get(g).copied().unwrap_or(0), start.get(g + 1).copied().unwrap_or(0));
+            let Some(run) = sorted.get_mut(from..to) else { continue };
+            if run.is_empty() {
+                continue;
+            }
+            run.sort_unstable_by_key(|r| r.key);
+            let run = &*run;
+            let first = Pending { group: g as u32, at: 0, key: 0, mask: 0 };
+            let Some(table) = self.groups.get_mut(first.group as usize).and_then(|g| g.tables.get_mut(t)) else { continue };
+            let old = std::mem::take(table);
+            let mut new = Keys {
+                keys: Vec::with_capacity(old.keys.len() + run.len()),
+                masks: Vec::with_capacity(old.keys.len() + run.len()),
+                sums: Vec::with_capacity(old.sums.len() + run.len() * k),
+            };
+            let (mut a, mut b) = (0, 0);
+            loop {
+                let from_old = match (old.keys.get(a), run.get(b)) {
+                    (Some(x), Some(r)) => *x <= r.key,
+                    (Some(_), None) => true,
+                    (None, Some(_)) => false,
+                    (None, None) => break,
+                };
+                if from_old {
+                    let (key, mask) = (old.keys.get(a).copied().unwrap_or(0), old.masks.get(a).copied().unwrap_or(0));
+                    new.push(key, mask, old.sums.get(a * k..a * k + k).unwrap_or(&[]));
+                    a += 1;
+                } else if let Some(r) = run.get(b) {
+                    new.push(r.key, r.mask, at(r.at));
+                    b += 1;
+                }
+            }
+            self.entries += new.keys.len() - old.keys.len();
+            *table = new;
+        }
+        // The buffer's room is kept for the next keys.
+        let mut values = values;
+        values.clear();
+        if let Some(buf) = self.buffers.get_mut(t) {
+            *buf = Buffer { rows, values };
+        }
+    }
+
+    fn flush_all(&mut self) {
+        for t in 0..self.buffers.len() {
+            self.flush(t);
         }
     }
 
@@ -295,10 +336,20 @@ impl EvidenceGroups {
         taken
     }
 
-    /// Adds `key` of table `t` for `group`, with its sums.
+    /// Queues `key` of table `t` for `group`, with its sums.
     fn queue(&mut self, t: usize, group: usize, key: u64, mask: u64, sums: &[f64]) {
-        if let Some(table) = self.groups.get_mut(group).and_then(|g| g.tables.get_mut(t)) {
-            self.entries += table.add(key, mask, sums);
+        if let Some(buf) = self.buffers.get_mut(t) {
+            let at = if sums.is_empty() { 0 } else { (buf.values.len() / sums.len()) as u32 };
+            buf.rows.push(Pending { group: group as u32, at, key, mask });
+            buf.values.extend_from_slice(sums);
+        }
+    }
+
+    fn flush_full(&mut self) {
+        for t in 0..self.buffers.len() {
+            if self.buffers.get(t).is_some_and(|b| b.rows.len() >= FLUSH_AT) {
+                self.flush(t);
+            }
         }
     }
 }
@@ -429,6 +480,7 @@ impl GroupsAccumulator for EvidenceGroups {
                 }
             }
         }
+        self.flush_full();
         Ok(())
     }
 
@@ -465,6 +517,7 @@ impl GroupsAccumulator for EvidenceGroups {
             }
             self.merge_state(g, states.value(r)).ok_or_else(|| internal("malformed state"))?;
         }
+        self.flush_full();
         Ok(())
     }
 
@@ -478,8 +531,8 @@ impl GroupsAccumulator for EvidenceGroups {
 
     fn size(&self) -> usize {
         // Keys, masks and sums per entry; the waiting keys; the groups.
-        // Keys, masks and sums per key (and as much room again for those waiting); the groups.
-        self.entries * 2 * (16 + 8 * self.shape.sums()) + self.groups.len() * std::mem::size_of::<Group>()
+        let waiting: usize = self.buffers.iter().map(|b| b.rows.capacity() * 24 + b.values.capacity() * 8).sum();
+        self.entries * (16 + 8 * self.shape.sums()) + waiting + self.groups.len() * std::mem::size_of::<Group>()
     }
 }
 
@@ -538,9 +591,8 @@ impl EvidenceGroups {
     fn merge_state(&mut self, g: usize, bytes: &[u8]) -> Option<()> {
         let k = self.shape.sums();
         let mut r = Reader(bytes);
-        let n_tables = self.shape.persons + self.shape.units;
-        let mut tables: Vec<Vec<(u64, u64)>> = Vec::with_capacity(n_tables);
-        for _ in 0..n_tables {
+        let mut tables: Vec<Vec<(u64, u64)>> = Vec::with_capacity(self.buffers.len());
+        for _ in 0..self.buffers.len() {
             let n = r.len()?;
             tables.push((0..n).map(|_| Some((r.u64()?, r.u64()?))).collect::<Option<Vec<_>>>()?);
         }
