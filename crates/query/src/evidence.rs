@@ -150,14 +150,18 @@ impl Keys {
             if let Some(m) = self.masks.last_mut() {
                 *m |= mask;
             }
-            let at = self.sums.len().saturating_sub(sums.len());
-            for (s, v) in self.sums.get_mut(at..).unwrap_or(&mut []).iter_mut().zip(sums) {
-                *s += v;
+            if !sums.is_empty() {
+                let at = self.sums.len().saturating_sub(sums.len());
+                for (s, v) in self.sums.get_mut(at..).unwrap_or(&mut []).iter_mut().zip(sums) {
+                    *s += v;
+                }
             }
         } else {
             self.keys.push(key);
             self.masks.push(mask);
-            self.sums.extend_from_slice(sums);
+            if !sums.is_empty() {
+                self.sums.extend_from_slice(sums);
+            }
         }
     }
 }
@@ -279,6 +283,7 @@ impl EvidenceGroups {
         }
         drop(fill);
         rows.clear();
+        let mut scratch = Keys::default();
         for g in 0..n_groups {
             let (from, to) = (start.get(g).copied().unwrap_or(0), start.get(g + 1).copied().unwrap_or(0));
             let Some(run) = sorted.get_mut(from..to) else { continue };
@@ -289,12 +294,12 @@ impl EvidenceGroups {
             let run = &*run;
             let first = Pending { group: g as u32, at: 0, key: 0, mask: 0 };
             let Some(table) = self.groups.get_mut(first.group as usize).and_then(|g| g.tables.get_mut(t)) else { continue };
-            let old = std::mem::take(table);
-            let mut new = Keys {
-                keys: Vec::with_capacity(old.keys.len() + run.len()),
-                masks: Vec::with_capacity(old.keys.len() + run.len()),
-                sums: Vec::with_capacity(old.sums.len() + run.len() * k),
-            };
+            // Merged into the scratch lists, which then change places with the group's: the
+            // group's old lists are the next group's scratch (no allocation per group).
+            let (old, new) = (&*table, &mut scratch);
+            new.keys.clear();
+            new.masks.clear();
+            new.sums.clear();
             let (mut a, mut b) = (0, 0);
             loop {
                 let from_old = match (old.keys.get(a), run.get(b)) {
@@ -313,7 +318,7 @@ impl EvidenceGroups {
                 }
             }
             self.entries += new.keys.len() - old.keys.len();
-            *table = new;
+            std::mem::swap(table, &mut scratch);
         }
         // The buffer's room is kept for the next keys.
         let mut values = values;
