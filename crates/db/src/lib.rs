@@ -139,6 +139,12 @@ const STEPS: &[Step] = &[
         sqlite: include_str!("../migrations/sqlite/0009_bringin.sql"),
         postgres: include_str!("../migrations/postgres/0009_bringin.sql"),
     },
+    Step {
+        version: 10,
+        description: "secrets",
+        sqlite: include_str!("../migrations/sqlite/0010_secrets.sql"),
+        postgres: include_str!("../migrations/postgres/0010_secrets.sql"),
+    },
 ];
 
 /// The versions of the embedded migrations, in order.

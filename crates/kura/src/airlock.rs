@@ -337,8 +337,15 @@ pub fn output(home: &Home, a: OutputArgs) -> Result<()> {
                     _ => return Err(CliError::Usage("--approve・--changes・--reject のどれかを指定 / give --approve, --changes or --reject".into())),
                 };
                 let r = outputs.review(&Caller::console_as(&login), &id, decision, &comment).await.map_err(wf_err)?;
-                // The reviewer sees what a reviewer sees: not the other vote until both voted.
-                print_request(&outputs.request(Viewer::User(&login), &r.id).await.map_err(wf_err)?);
+                // The reviewer sees what a reviewer sees: not the other vote until both voted;
+                // nothing more of a request the votes sent back to its author.
+                match outputs.request(Viewer::User(&login), &r.id).await {
+                    Ok(seen) => print_request(&seen),
+                    Err(kura_workflows::WorkflowError::NotFound { .. }) => {
+                        println!("{}  {}（{}）/ {}: 作成者に戻りました / back with its author", r.id, r.state.label_ja(), r.name, r.state)
+                    }
+                    Err(e) => return Err(wf_err(e)),
+                }
             }
             OutCmd::Confirm { id, login, file, exception } => {
                 let what = match (file, exception) {

@@ -6,6 +6,7 @@ mod clamd;
 mod common;
 use clamd::{Clamd, EICAR_SIGNATURE, YARA_MARKER, YARA_RULE, zip_stored};
 use common::{add_users, fails, kura, last_line, ok};
+use sha2::Digest;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -177,6 +178,25 @@ fn take_out_from_a_query_to_a_package_that_verifies_offline() {
     let released = ok(&kura(&home, &["output", "release", &id, "--as", "c1"]));
     assert!(released.contains("released") && released.contains("release.tlog-proof"), "{released}");
 
+    // Reviewers and custodians see only what the author submitted: not a draft withdrawn
+    // before it was submitted, not a request back with its author for changes (its new files
+    // are work in progress) until it is submitted again.
+    let draft = last_line(&ok(&kura(&home, &["output", "new", "--project", &project, "--as", "r1", "--name", "wip", "--query", &query])));
+    ok(&kura(&home, &["output", "withdraw", &draft, "--as", "r1"]));
+    for who in ["v1", "c1"] {
+        let e = fails(&kura(&home, &["output", "show", &draft, "--as", who]));
+        assert!(e.contains("no output request"), "{who}: {e}");
+        assert!(!ok(&kura(&home, &["output", "list", "--as", who])).contains(&draft), "{who}");
+    }
+    let back = last_line(&ok(&kura(&home, &["output", "new", "--project", &project, "--as", "r1", "--name", "again", "--query", &query])));
+    ok(&kura(&home, &["output", "submit", &back, "--as", "r1"]));
+    ok(&kura(&home, &["output", "review", &back, "--as", "v1", "--changes", "--comment", "bands"]));
+    ok(&kura(&home, &["output", "review", &back, "--as", "v2", "--changes"]));
+    let e = fails(&kura(&home, &["output", "show", &back, "--as", "v2"]));
+    assert!(e.contains("no output request"), "returned: the author's again: {e}");
+    ok(&kura(&home, &["output", "submit", &back, "--as", "r1"]));
+    assert!(ok(&kura(&home, &["output", "show", &back, "--as", "v2"])).contains("submitted"));
+
     // Only the project's members download it: the files, the manifest and the proof.
     let out = dir.path().join("package");
     let e = fails(&kura(&home, &["output", "download", &id, "--as", "v1", "--out", out.to_str().unwrap()]));
@@ -190,6 +210,14 @@ fn take_out_from_a_query_to_a_package_that_verifies_offline() {
     assert_eq!(m["request"], "OUT-000001");
     assert_eq!(m["files"].as_array().unwrap().len(), 2);
     assert_eq!(m["reviewers"].as_array().unwrap().len(), 2);
+    // The members see the reviewers by pseudonym, keyed by a secret of the home: not a hash of
+    // the login that a member could recompute for candidate logins.
+    let seen = ok(&kura(&home, &["output", "show", &id, "--as", "r1"]));
+    assert!(seen.contains("review R-") && !seen.contains("v1") && !seen.contains("v2"), "{seen}");
+    for login in ["v1", "v2"] {
+        let unkeyed = hex::encode(sha2::Sha256::digest(format!("kura/output-reviewer/v1\0{id}\0{login}").as_bytes()));
+        assert!(!seen.contains(&unkeyed[..8]), "{seen}");
+    }
     // Verdicts by rule name only: no person counts or evidence (issue 22 §8).
     assert!(!manifest.contains("persons\"") && !manifest.contains("evidence") && !manifest.contains("largest"), "{manifest}");
 

@@ -57,7 +57,7 @@ pub(crate) async fn output_new(
     JsonBody(t): JsonBody<TableJson>,
 ) -> WebResult {
     let r = workspaces(&portal)?.output_new(&caller(&ctx), &project, &t.name, &t.query, &t.note).await.map_err(workspace_error)?;
-    Ok((StatusCode::CREATED, Json(json!({ "output": request_json(&r) }))).into_response())
+    Ok((StatusCode::CREATED, Json(json!({ "output": as_seen(&research(&portal)?.outputs(), &ctx, &r).await? }))).into_response())
 }
 
 /// `GET /api/v1/outputs`: the requests the user may see.
@@ -81,7 +81,7 @@ pub(crate) async fn output_table(
     JsonBody(t): JsonBody<TableJson>,
 ) -> WebResult {
     let r = workspaces(&portal)?.output_add_query(&caller(&ctx), &id, &t.name, &t.query, &t.note).await.map_err(workspace_error)?;
-    Ok((StatusCode::CREATED, Json(json!({ "output": request_json(&r) }))).into_response())
+    Ok((StatusCode::CREATED, Json(json!({ "output": as_seen(&research(&portal)?.outputs(), &ctx, &r).await? }))).into_response())
 }
 
 /// Query of the file uploads: `?name=F&note=N`.
@@ -105,7 +105,7 @@ pub(crate) async fn output_file(
     body: axum::body::Bytes,
 ) -> WebResult {
     let r = workspaces(&portal)?.output_add_file(&caller(&ctx), &id, &q.name, &body, &q.note).await.map_err(workspace_error)?;
-    Ok((StatusCode::CREATED, Json(json!({ "output": request_json(&r) }))).into_response())
+    Ok((StatusCode::CREATED, Json(json!({ "output": as_seen(&research(&portal)?.outputs(), &ctx, &r).await? }))).into_response())
 }
 
 /// Body of `POST /api/v1/outputs/{id}/{step}`.
@@ -163,11 +163,22 @@ pub(crate) async fn output_step(
         }
         "release" => {
             let (r, proof) = workspaces(&portal)?.output_release(&c, &id).await.map_err(workspace_error)?;
-            return Ok(Json(json!({ "output": request_json(&r), "proof": proof.is_ok() })).into_response());
+            return Ok(Json(json!({ "output": as_seen(&outputs, &ctx, &r).await?, "proof": proof.is_ok() })).into_response());
         }
         _ => return Err(WebError::refused(StatusCode::NOT_FOUND, "その手続きはありません", "no such step")),
     };
-    Ok(Json(json!({ "output": request_json(&r) })).into_response())
+    Ok(Json(json!({ "output": as_seen(&outputs, &ctx, &r).await? })).into_response())
+}
+
+/// The request after a step as the caller may see it (reviewers by pseudonym for the
+/// project's members, votes blind): only its id and state where the step took it out of the
+/// caller's sight (votes that sent it back to its author).
+async fn as_seen(outputs: &kura_workflows::Outputs, ctx: &Signed, r: &OutputRequest) -> std::result::Result<Value, WebError> {
+    match outputs.request(Viewer::User(&ctx.session.login), &r.id).await {
+        Ok(seen) => Ok(request_json(&seen)),
+        Err(kura_workflows::WorkflowError::NotFound { .. }) => Ok(json!({ "id": r.id, "state": r.state })),
+        Err(e) => Err(workflow_error(e)),
+    }
 }
 
 /// `GET /api/v1/outputs/{id}/package/{name}`: one file of a released package (its files,

@@ -48,6 +48,13 @@ fn status_label(lang: Lang, s: &str) -> &'static str {
     }
 }
 
+/// `name` as one path segment: every byte but letters, digits and `-._~` percent-encoded.
+fn path_segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
 fn caller(ctx: &Signed) -> Caller {
     Caller::user(ctx.who.clone())
 }
@@ -154,8 +161,9 @@ fn table_grid(lang: Lang, n: i64, view: &TableView) -> Markup {
         }
         @if !view.verdict.table_findings.is_empty() {
             ul.findings {
+                // Rule names and statuses only, as in the CLI (a message may carry evidence).
                 @for f in &view.verdict.table_findings {
-                    li class=(f.status.as_str()) { code { (f.rule) } " " (f.message) }
+                    li class=(f.status.as_str()) { code { (f.rule) } " " (status_label(lang, f.status.as_str())) }
                 }
             }
         }
@@ -179,6 +187,11 @@ async fn output_page(portal: &Portal, ctx: &Signed, id: &str, said: Said, status
     }
     let path = |what: &str| format!("/outputs/{id}/{what}");
     let reviewer = s.role == Role::Reviewer && !member && r.state.in_review();
+    // Files no query made and the exception are confirmed until the request leaves (the domain
+    // takes confirmations after the votes too: the release waits for them).
+    let confirmer = s.role == Role::Reviewer
+        && !member
+        && matches!(r.state, OutState::Submitted | OutState::PartiallyReviewed | OutState::Reviewed | OutState::Approved);
     let body = html! {
         @if let Some((m, error)) = &said { (message(Some(m), *error)) }
         table #output {
@@ -216,7 +229,7 @@ async fn output_page(portal: &Portal, ctx: &Signed, id: &str, said: Said, status
                     }
                 } @else {
                     p { (lang.t("Kura の問い合わせで作られていないファイル：審査者二人の確認が必要です。", "A file no Kura query made: both reviewers must confirm it.")) }
-                    @if reviewer {
+                    @if confirmer {
                         form method="post" action=(path("confirm")) {
                             (csrf_field(&s.csrf))
                             input type="hidden" name="file" value=(f.n);
@@ -281,12 +294,12 @@ async fn output_page(portal: &Portal, ctx: &Signed, id: &str, said: Said, status
                 " "
                 button #review-reject type="submit" name="decision" value="reject" { (lang.t("不承認", "Reject")) }
             }
-            @if r.exception.is_some() {
-                form method="post" action=(path("confirm")) {
-                    (csrf_field(&s.csrf))
-                    input type="hidden" name="exception" value="true";
-                    button #confirm-exception type="submit" { (lang.t("例外を認める", "Approve the exception")) }
-                }
+        }
+        @if confirmer && r.exception.is_some() {
+            form method="post" action=(path("confirm")) {
+                (csrf_field(&s.csrf))
+                input type="hidden" name="exception" value="true";
+                button #confirm-exception type="submit" { (lang.t("例外を認める", "Approve the exception")) }
             }
         }
         @if s.role == Role::Custodian && !member && r.state == OutState::Approved {
@@ -300,7 +313,7 @@ async fn output_page(portal: &Portal, ctx: &Signed, id: &str, said: Said, status
             h3 { (lang.t("パッケージ", "Package")) }
             ul #package-files {
                 @for name in r.files.iter().map(|f| f.name.as_str()).chain(["manifest.json", "release.tlog-proof"]) {
-                    li { a href=(format!("/api/v1/outputs/{id}/package/{name}")) download=(name) { (name) } }
+                    li { a href=(format!("/api/v1/outputs/{id}/package/{}", path_segment(name))) download=(name) { (name) } }
                 }
             }
         }
@@ -421,7 +434,11 @@ pub(crate) async fn output_step(
         _ => return Err(WebError::refused(StatusCode::NOT_FOUND, "その手続きはありません", "no such step")),
     };
     match done {
-        Ok(m) => output_page(&portal, &ctx, &id, Some((m.to_string(), false)), StatusCode::OK).await,
+        Ok(m) => match output_page(&portal, &ctx, &id, Some((m.to_string(), false)), StatusCode::OK).await {
+            // The votes sent it back to its author: it is the project's own again.
+            Err(e) if e.status() == StatusCode::NOT_FOUND => Ok(Redirect::to("/outputs").into_response()),
+            page => page,
+        },
         Err(e) => {
             let (text, status) = said(lang, e)?;
             output_page(&portal, &ctx, &id, Some((text, true)), status).await
@@ -499,7 +516,7 @@ async fn bringin_page(portal: &Portal, ctx: &Signed, id: &str, said: Said, statu
                 button #in-withdraw type="submit" { (lang.t("取り下げ", "Withdraw")) }
             }
         }
-        @if member && b.state == InState::Approved {
+        @if member && b.state == InState::Approved && b.kind == "file" {
             p { a #in-content href=(format!("/api/v1/bringin/{id}/content")) download=(b.name) { (lang.t("承認されたファイル", "The approved file")) } }
         }
         h3 { (lang.t("履歴", "History")) }

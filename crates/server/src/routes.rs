@@ -361,18 +361,28 @@ fn upload_limit(portal: &Portal, method: &Method, path: &str) -> Option<usize> {
     None
 }
 
-/// The `csrf` field of a multipart form (the portal's upload form), read from its body.
+/// The `csrf` field of a multipart form (the portal's upload form), read from its body. The
+/// body is already whole and within the route's upload limit ([`upload_limit`]): read with
+/// `multer` directly, without axum's own 2 MiB default for extractors.
 async fn multipart_field(headers: &HeaderMap, body: &axum::body::Bytes, name: &str) -> Option<String> {
-    use axum::extract::FromRequest;
-    let mut req = Request::new(Body::from(body.clone()));
-    *req.headers_mut() = headers.clone();
-    let mut form = axum::extract::Multipart::from_request(req, &()).await.ok()?;
+    let boundary = multer::parse_boundary(headers.get(header::CONTENT_TYPE)?.to_str().ok()?).ok()?;
+    let body = body.clone();
+    let stream = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+    let mut form = multer::Multipart::new(stream, boundary);
     while let Ok(Some(field)) = form.next_field().await {
         if field.name() == Some(name) {
             return field.text().await.ok();
         }
     }
     None
+}
+
+/// Whether the request's body is a multipart form.
+fn is_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("multipart/form-data")))
 }
 
 /// Access control and CSRF (deny by default): the request, with its [`Ctx`], if admitted.
@@ -499,10 +509,9 @@ async fn admit(portal: &Portal, mut req: Request, request_id: &str) -> Result<Re
             None => cookie(req.headers(), PRE_COOKIE).filter(|c| c.len() >= 32),
         };
         let header_token = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let form_token = match form_field(&bytes, "csrf") {
-            Some(t) => Some(t),
-            None => multipart_field(req.headers(), &bytes, "csrf").await,
-        };
+        // A multipart body is read as multipart only: a file inside it may hold `&csrf=`.
+        let form_token =
+            if is_multipart(req.headers()) { multipart_field(req.headers(), &bytes, "csrf").await } else { form_field(&bytes, "csrf") };
         let given = header_token.or(form_token);
         let ok = matches!((&expected, &given), (Some(e), Some(g)) if constant_eq(e.as_bytes(), g.as_bytes()));
         if !ok {

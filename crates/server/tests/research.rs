@@ -274,6 +274,8 @@ async fn from_application_to_the_end_of_use_over_the_api() {
         let r = v2.c.request("GET", &o("files/1"), None, &[]).await.unwrap();
         assert!(r.status == 200 && r.body.starts_with("sex,receipts"), "the reviewer reads the table: {} {}", r.status, r.body);
         assert!(r.headers["content-disposition"].to_str().unwrap().starts_with("attachment;"));
+        let csp = r.headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.starts_with("sandbox"), "a download keeps its own sandbox policy: {csp}");
         let (status, _) = x1.call("GET", &o("files/1"), None).await;
         assert_eq!(status, 404, "not for a researcher outside the project");
         let (status, _) = v2.call("GET", &o("files/9"), None).await;
@@ -318,6 +320,22 @@ async fn from_application_to_the_end_of_use_over_the_api() {
         assert_eq!(v["bringin"]["state"], "approved", "{v}");
         let v = r1.ok("POST", &ws("sql"), Some(json!({"sql": "SELECT count(*) AS n FROM codes"}))).await;
         assert_eq!(v["statements"][0]["rows"][0]["n"], 2, "{v}");
+        // The portal's upload form: the token inside the multipart body, a file of 3 MiB (more
+        // than an extractor's 2 MiB default) whose content holds `&csrf=` (read as multipart
+        // only, never as a urlencoded form).
+        let project_id = project.as_str();
+        let boundary = "kura-test-boundary";
+        let script = format!("# analysis\nx <- 'a=1&csrf=zzz&b=2'\n{}", "#".repeat(3 << 20));
+        let form = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"analysis.R\"\r\nContent-Type: text/plain\r\n\r\n{script}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nR code\r\n--{boundary}--\r\n",
+            r1.csrf
+        );
+        let ctype = format!("multipart/form-data; boundary={boundary}");
+        let r = r1.c.request("POST", &format!("/projects/{project_id}/bringin"), Some((form, &ctype)), &[]).await.unwrap();
+        assert_eq!(r.status, 303, "{}", r.body);
+        assert!(r.headers["location"].to_str().unwrap().starts_with("/bringin/IN-"), "{:?}", r.headers);
         // The scanner's state and detections: custodians (and operators), not researchers.
         let (status, _) = r1.call("GET", "/api/v1/scanner", None).await;
         assert_eq!(status, 403);

@@ -250,9 +250,37 @@ fn check_request_id(id: &str) -> Result<()> {
 }
 
 /// A reviewer's pseudonym in what the project's members see: stable per request, says nothing
-/// of who it is.
-fn pseudonym(id: &str, login: &str) -> String {
-    format!("R-{}", &sha256_hex(format!("kura/output-reviewer/v1\0{id}\0{login}").as_bytes())[..8])
+/// of who it is — keyed by a secret of the store of record ([`reviewer_key`]), so that nobody
+/// can test candidate logins against it.
+fn pseudonym(key: &kura_crypto::SecretKey, id: &str, login: &str) -> String {
+    let derived = key.derive(format!("kura/output-reviewer/v2\0{id}\0{login}").as_bytes());
+    format!("R-{}", hex::encode(derived.expose().get(..4).unwrap_or(&[])))
+}
+
+/// The key of reviewers' pseudonyms: made at random on first use and kept in the store of record.
+async fn reviewer_key(conn: &mut AnyConnection) -> Result<kura_crypto::SecretKey> {
+    const NAME: &str = "output-reviewer-pseudonym";
+    let read = |v: String| -> Result<kura_crypto::SecretKey> {
+        let bytes: [u8; 32] = hex::decode(&v)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| WorkflowError::Internal("the stored pseudonym key is malformed".into()))?;
+        Ok(kura_crypto::SecretKey::from_bytes(bytes))
+    };
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT value FROM workflow_secrets WHERE name = $1").bind(NAME).fetch_optional(&mut *conn).await?;
+    if let Some(v) = stored {
+        return read(v);
+    }
+    let fresh = kura_crypto::SecretKey::generate().map_err(|e| WorkflowError::Internal(e.to_string()))?;
+    sqlx::query("INSERT INTO workflow_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+        .bind(NAME)
+        .bind(hex::encode(fresh.expose()))
+        .execute(&mut *conn)
+        .await?;
+    // Whoever wrote first wins: read it back.
+    let v: String = sqlx::query_scalar("SELECT value FROM workflow_secrets WHERE name = $1").bind(NAME).fetch_one(&mut *conn).await?;
+    read(v)
 }
 
 /// A file or request name: one line, no path.
@@ -588,6 +616,7 @@ impl Outputs {
             Viewer::Owner => Seat::Owner,
             Viewer::User(login) => seat(&mut conn, &req, login).await?.ok_or_else(|| not_found(id))?,
         };
+        let key = if seat == Seat::Member { Some(reviewer_key(&mut conn).await?) } else { None };
         drop(conn);
         Ok(shown(
             req,
@@ -596,6 +625,7 @@ impl Outputs {
                 Viewer::Owner => "",
                 Viewer::User(l) => l,
             },
+            key.as_ref(),
         ))
     }
 
@@ -603,7 +633,7 @@ impl Outputs {
     pub async fn list(&self, viewer: Viewer<'_>) -> Result<Vec<OutputSummary>> {
         let mut conn = self.research.db().pool().acquire().await?;
         let rows = sqlx::query(
-            "SELECT r.id, r.project_id, r.author, r.name, r.state, r.updated_at, \
+            "SELECT r.id, r.project_id, r.author, r.name, r.state, r.updated_at, r.submission, \
              (SELECT COUNT(*) FROM output_files f WHERE f.request_id = r.id) AS files FROM output_requests r ORDER BY r.updated_at DESC, r.seq DESC",
         )
         .fetch_all(&mut *conn)
@@ -625,8 +655,9 @@ impl Outputs {
                 Viewer::User(login) => {
                     let members = project_members(&mut conn, &s.project).await?;
                     let role = person(&mut conn, login).await?.map(|p| p.role);
+                    let submission: i64 = r.try_get("submission")?;
                     members.iter().any(|m| m == login)
-                        || (s.state != OutState::Draft && matches!(role, Some(Role::Reviewer | Role::Custodian)))
+                        || (staff_may_see(s.state, submission) && matches!(role, Some(Role::Reviewer | Role::Custodian)))
                 }
             };
             if visible {
@@ -679,7 +710,7 @@ impl Outputs {
         // Someone who is neither of the project nor a reviewer or custodian learns nothing,
         // not even that the request exists.
         let member = members.contains(&user.login);
-        let staff = matches!(user.role, Role::Reviewer | Role::Custodian) && req.state != OutState::Draft;
+        let staff = matches!(user.role, Role::Reviewer | Role::Custodian) && staff_may_see(req.state, req.submission);
         if !member && !staff {
             return Err(not_found(&req.id));
         }
@@ -799,12 +830,19 @@ impl Outputs {
 }
 
 /// The viewer's seat at a request, or `None` where they may not see it.
+/// Whether reviewers and custodians see a request at all: only what its author has submitted.
+/// A request never submitted (a draft, or one withdrawn before it was submitted) and one back
+/// with its author for changes (its new files are work in progress) are the project's own.
+fn staff_may_see(state: OutState, submission: i64) -> bool {
+    submission > 0 && !state.is_editable()
+}
+
 async fn seat(conn: &mut AnyConnection, req: &OutputRequest, login: &str) -> Result<Option<Seat>> {
     let members = project_members(conn, &req.project).await?;
     if members.iter().any(|m| m == login) {
         return Ok(Some(Seat::Member));
     }
-    if req.state == OutState::Draft {
+    if !staff_may_see(req.state, req.submission) {
         return Ok(None);
     }
     Ok(match person(conn, login).await?.map(|p| p.role) {
@@ -817,7 +855,7 @@ async fn seat(conn: &mut AnyConnection, req: &OutputRequest, login: &str) -> Res
 /// What `seat` sees of `req`: votes and confirmations on the current submission, and the
 /// history entries that would betray them, are the owner's and their giver's only until both
 /// have voted (blind review); the project's members see reviewers by pseudonym.
-fn shown(mut req: OutputRequest, seat: Seat, login: &str) -> OutputRequest {
+fn shown(mut req: OutputRequest, seat: Seat, login: &str, key: Option<&kura_crypto::SecretKey>) -> OutputRequest {
     if seat != Seat::Owner && req.state.in_review() {
         let current = req.submission;
         let before = req.reviews.len();
@@ -826,17 +864,19 @@ fn shown(mut req: OutputRequest, seat: Seat, login: &str) -> OutputRequest {
         req.confirmations.retain(|c| c.submission != current || c.reviewer == login);
         req.events.retain(|e| !matches!(e.step.as_str(), "review" | "confirm") || e.actor == login);
     }
-    if seat == Seat::Member {
+    if seat == Seat::Member
+        && let Some(key) = key
+    {
         let id = req.id.clone();
         for r in &mut req.reviews {
-            r.reviewer = pseudonym(&id, &r.reviewer);
+            r.reviewer = pseudonym(key, &id, &r.reviewer);
         }
         for c in &mut req.confirmations {
-            c.reviewer = pseudonym(&id, &c.reviewer);
+            c.reviewer = pseudonym(key, &id, &c.reviewer);
         }
         for e in &mut req.events {
             if matches!(e.step.as_str(), "review" | "confirm" | "decide" | "release") {
-                e.actor = pseudonym(&id, &e.actor);
+                e.actor = pseudonym(key, &id, &e.actor);
             }
         }
     }
