@@ -351,7 +351,12 @@ pub fn application(home: &Home, a: ApplicationArgs) -> Result<()> {
                 let max = u64::from(r.config().attachment_max_mb) << 20;
                 let content = read_limited(&file, max)?;
                 let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-                let a = r.attach(&Caller::console_as(&who.login), &id, &name, &content).await.map_err(app_err)?;
+                // Scanned for malware first (HIC-S1), like every file that comes in.
+                let a = app
+                    .workspaces(r.clone())?
+                    .application_attach(&Caller::console_as(&who.login), &id, &name, &content)
+                    .await
+                    .map_err(crate::workspace::ws_err)?;
                 if let Some(l) = a.attachments.last() {
                     println!("添付しました / attached {} as #{} ({} bytes, sha256 {})", l.name, l.n, l.bytes, l.sha256);
                 }

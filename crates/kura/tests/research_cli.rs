@@ -1,14 +1,26 @@
 //! The research lifecycle through the real `kura` binary: the contract commands of
 //! `kura application …` and `kura project …` (WG-6, HIC-P1, HIC-P3).
 
+#[path = "../../scan/tests/support/clamd.rs"]
+mod clamd;
 mod common;
 use common::{add_users, fails, kura, last_line, ok};
+
+/// Points `home`'s scanner at a clamd of this test's own (attachments are scanned).
+fn use_scanner(home: &std::path::Path, clamd: &clamd::Clamd) {
+    let path = home.join("kura.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text.lines().find(|l| l.starts_with("socket = ")).unwrap().to_string();
+    std::fs::write(&path, text.replace(&line, &format!("socket = \"{}\"", clamd.socket.display()))).unwrap();
+}
 
 #[test]
 fn apply_review_decide_and_provision_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     ok(&kura(&home, &["init"]));
+    let scanner = clamd::Clamd::start();
+    use_scanner(&home, &scanner);
     ok(&kura(&home, &["synth", "--persons", "300", "--seed", "5", "--months", "2"]));
     add_users(
         &home,
@@ -62,6 +74,14 @@ fn apply_review_decide_and_provision_from_the_command_line() {
     std::fs::write(&pdf, doc).unwrap();
     let out = ok(&kura(&home, &["application", "attach", &id, "--as", "r1", pdf.to_str().unwrap()]));
     assert!(out.contains("attached protocol.pdf as #1"), "{out}");
+    // A PDF carrying malware (here the tests' YARA marker) is refused and the detection
+    // recorded (HIC-S1), as every file that comes in.
+    let bad = dir.path().join("bad.pdf");
+    std::fs::write(&bad, format!("%PDF-1.7\n{}\n%%EOF\n", clamd::YARA_MARKER)).unwrap();
+    let e = fails(&kura(&home, &["application", "attach", &id, "--as", "r1", bad.to_str().unwrap()]));
+    assert!(e.contains(clamd::YARA_RULE), "{e}");
+    let status = ok(&kura(&home, &["scanner", "status"]));
+    assert!(status.contains("bad.pdf") && status.contains(&id), "the detection is listed: {status}");
     let fake = dir.path().join("fake.pdf");
     std::fs::write(&fake, b"MZ\x90\x00 not a pdf").unwrap();
     let e = fails(&kura(&home, &["application", "attach", &id, "--as", "r1", fake.to_str().unwrap()]));

@@ -186,7 +186,7 @@ pub(crate) async fn attach(
     axum::extract::Query(q): axum::extract::Query<AttachQuery>,
     body: axum::body::Bytes,
 ) -> WebResult {
-    let a = research(&portal)?.attach(&caller(&ctx), &id, &q.name, &body).await.map_err(workflow_error)?;
+    let a = workspaces(&portal)?.application_attach(&caller(&ctx), &id, &q.name, &body).await.map_err(workspace_error)?;
     Ok((StatusCode::CREATED, Json(json!({ "application": a }))).into_response())
 }
 

@@ -426,13 +426,23 @@ pub(crate) async fn attach(
     let lang = ctx.lang;
     let outcome = match &file {
         Some((name, content)) if !content.is_empty() => {
-            research(&portal)?.attach(&Caller::user(ctx.who.clone()), &id, name, content).await.map(|_| lang.t("添付しました", "Attached"))
+            // Scanned for malware first (HIC-S1), then the domain's rules.
+            workspaces(&portal)?.application_attach(&Caller::user(ctx.who.clone()), &id, name, content).await.map_err(workspace_error)
         }
-        _ => Err(WorkflowError::Invalid {
-            field: "attachment", detail: "PDF ファイルを選んでください / choose a PDF file".into()
-        }),
+        _ => Err(workflow_error(WorkflowError::Invalid {
+            field: "attachment",
+            detail: "PDF ファイルを選んでください / choose a PDF file".into(),
+        })),
     };
-    answer(&portal, &ctx, &id, outcome).await
+    match outcome {
+        Ok(_) => answer(&portal, &ctx, &id, Ok(lang.t("添付しました", "Attached"))).await,
+        Err(WebError::Internal(e)) => Err(WebError::Internal(e)),
+        Err(e) => {
+            let a = research(&portal)?.application(Viewer::User(&ctx.session.login), &id).await.map_err(workflow_error)?;
+            let (ja, en) = e.texts();
+            Ok(app_page(lang, &ctx.session, &a, Some(if lang == Lang::Ja { &ja } else { &en }), e.status()))
+        }
+    }
 }
 
 /// `GET /projects`: the projects the user may see.

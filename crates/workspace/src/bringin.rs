@@ -209,6 +209,36 @@ impl Workspaces {
         Ok(self.workspace_key(project)?.derive(b"kura/bringin-inbox/v1"))
     }
 
+    /// `caller`, the applicant, attaches `content` as `name` to application `id` (the protocol
+    /// PDF, issue 16 §1): scanned first like every file that comes in (HIC-S1); malware is
+    /// refused and recorded ([`WorkspaceError::Malware`]), a scanner that cannot scan refuses
+    /// the attachment. The application's own rules (who, when, PDF, size) are the domain's.
+    pub async fn application_attach(&self, caller: &Caller, id: &str, name: &str, content: &[u8]) -> Result<kura_workflows::Application> {
+        let research = &self.inner.research;
+        // Only the applicant's file is scanned: nobody else makes scans (or learns from them).
+        let app = research.application(Viewer::User(caller.login()), id).await?;
+        let max = u64::from(research.config().attachment_max_mb) << 20;
+        if app.applicant != caller.login() || content.is_empty() || content.len() as u64 > max {
+            // The domain refuses it with its own words (only the applicant edits; size).
+            return Ok(research.attach(caller, id, name, content).await?);
+        }
+        let sha = sha256_hex(content);
+        let scanned = self.inner.scanner.scan(content).await?;
+        if let kura_scan::Verdict::Found { signature } = scanned.verdict {
+            let found = Found {
+                direction: "in",
+                object: id,
+                file_name: name,
+                sha256: &sha,
+                engine: &scanned.engine.version,
+                signature: &signature,
+            };
+            research.record_detection(caller, &found).await?;
+            return Err(WorkspaceError::Malware { file: format!("{name} ({id})"), signature });
+        }
+        Ok(research.attach(caller, id, name, content).await?)
+    }
+
     /// `caller`, an active member of `project`, brings in `content` as `file_name` (the
     /// contract's `kura bringin upload`). Returns the request, waiting for a custodian; malware
     /// gives [`WorkspaceError::Malware`] after the detection is recorded; a scanner that cannot
