@@ -227,6 +227,10 @@ attachment_max_mb = 10
 # The disclosure policy: a preset (ndb, opensafely, acro, cms-vrdc) or a policy file's path (relative to the home);
 # check a file with `kura policy check FILE` first.
 policy = "ndb"
+# 24時間にマルウェアがこの件数検出された利用者の持込み・出力ファイル・申請の添付を止めます（0 で無効）。
+# After this many malware detections in a user's files within 24 hours, that user's uploads
+# (bring-in, output files, application attachments) are refused until the window has passed (0: off).
+detections_per_day = 3
 
 [scanner]
 # ClamAV（clamd）のソケット。検査できないときは持込み・持出しを止めます（kura scanner status で確認）。

@@ -19,6 +19,7 @@ impl App {
             .load(self.home.root())
             .map_err(|e| AppError::Setup(format!("{}: {e}", self.home.root().join("kura.toml").display())))?;
         let scanner = kura_scan::Scanner::new(&self.config.scanner);
-        Ok(Workspaces::configured(self.home.clone(), research, dirs, cmd, policy, scanner))
+        Ok(Workspaces::configured(self.home.clone(), research, dirs, cmd, policy, scanner)
+            .with_detection_limit(self.config.airlock.detections_per_day))
     }
 }

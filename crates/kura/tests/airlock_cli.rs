@@ -24,6 +24,14 @@ fn use_scanner(home: &Path, socket: &Path) {
     std::fs::write(&path, text.replace(&line, &format!("socket = \"{}\"", socket.display()))).unwrap();
 }
 
+/// Sets `[airlock] detections_per_day` in `home`'s kura.toml.
+fn detection_limit(home: &Path, n: u32) {
+    let path = home.join("kura.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text.lines().find(|l| l.starts_with("detections_per_day = ")).unwrap().to_string();
+    std::fs::write(&path, text.replace(&line, &format!("detections_per_day = {n}"))).unwrap();
+}
+
 /// `kura init`, with the scanner of this test binary.
 fn init(home: &Path) {
     ok(&kura(home, &["init"]));
@@ -638,6 +646,45 @@ fn a_weighted_aggregate_is_not_a_pass() {
     assert!(!check.contains("lineage.unknown"), "{check}");
 }
 
+/// Abuse is detected and blocked (HIC-S1): a user whose files held malware three times within
+/// 24 hours (`[airlock] detections_per_day`) has every upload refused — bring-in, output files,
+/// application attachments — with a clear error, recorded; other users are not affected.
+#[test]
+fn malware_again_and_again_blocks_the_uploader() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = population(dir.path());
+    add_users(&home, &[("r2", "researcher", "1310000001")]);
+    let project = provision(&home, "r1", &["re.receipt_id", "re.sex"]);
+    let other = provision(&home, "r2", &["re.receipt_id", "re.sex"]);
+    let file = |name: &str, content: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let eicar = file("tool.com", &kura_scan::eicar());
+    let clean = file("notes.txt", b"notes");
+    let upload = |login: &str, project: &str, path: &str| kura(&home, &["bringin", "upload", "--project", project, "--as", login, path]);
+    for _ in 0..3 {
+        assert!(fails(&upload("r1", &project, &eicar)).contains("malware found"));
+    }
+    // The fourth file, clean or not, is refused before any scan; the refusal is recorded.
+    let e = fails(&upload("r1", &project, &clean));
+    assert!(e.contains("uploads are refused") && e.contains("3 times"), "{e}");
+    let q = file("q.sql", b"SELECT sex, count(*) AS n FROM re GROUP BY sex");
+    let out =
+        last_line(&ok(&kura(&home, &["output", "new", "--project", &project, "--as", "r1", "--name", "t", "--query", &format!("@{q}")])));
+    let e = fails(&kura(&home, &["output", "add", &out, "--as", "r1", &clean]));
+    assert!(e.contains("uploads are refused"), "{e}");
+    let log = ok(&kura(&home, &["ledger", "show", "--json"]));
+    assert!(log.contains("\"bringin.upload\"") && log.contains("malware detections in 24 hours"), "recorded");
+    // Another researcher is not held to it.
+    let id = last_line(&ok(&upload("r2", &other, &clean)));
+    assert!(id.starts_with("IN-"), "{id}");
+    // Off when set to 0.
+    detection_limit(&home, 0);
+    assert!(last_line(&ok(&upload("r1", &project, &clean))).starts_with("IN-"));
+}
+
 /// Bring-in (issue 17 §4): each file scanned on upload — EICAR plain and inside a zip is caught
 /// and recorded for the operators — a custodian outside the project approves (scanned again),
 /// and a master (CSV) becomes a table the workspace queries; another file is read back as it
@@ -646,6 +693,9 @@ fn a_weighted_aggregate_is_not_a_pass() {
 fn bring_in_is_scanned_approved_by_a_custodian_and_lands_read_only() {
     let dir = tempfile::tempdir().unwrap();
     let home = population(dir.path());
+    // Four detections below: more than a user may cause in a day by default (see
+    // `malware_again_and_again_blocks_the_uploader`).
+    detection_limit(&home, 10);
     add_users(&home, &[("r2", "researcher", "1310000001"), ("c2", "custodian", "1300000000")]);
     let project = provision(&home, "r1", &["re.receipt_id", "re.sex"]);
     let file = |name: &str, content: &[u8]| {

@@ -59,6 +59,7 @@ pub fn workspace_error(e: WorkspaceError) -> WebError {
         // upload's fault.
         e @ WorkspaceError::Scan(_) => WebError::bilingual(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         e @ WorkspaceError::Malware { .. } => WebError::bilingual(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        WorkspaceError::Blocked(m) => WebError::bilingual(StatusCode::TOO_MANY_REQUESTS, m),
         other => WebError::internal(&other),
     }
 }

@@ -281,6 +281,16 @@ impl Research {
         Ok(idx)
     }
 
+    /// How many malware detections were recorded in files `login` brought, added or attached
+    /// since `since` (Unix seconds): what blocks a user's uploads (HIC-S1).
+    pub async fn detections_by(&self, login: &str, since: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM scan_detections WHERE actor = $1 AND at >= $2")
+            .bind(login)
+            .bind(since)
+            .fetch_one(self.db().pool())
+            .await?)
+    }
+
     /// Records malware `found` in its own transaction (the scan of an added output file, of
     /// the release gate, of a bring-in's approval).
     pub async fn record_detection(&self, caller: &Caller, found: &Found<'_>) -> Result<()> {

@@ -40,11 +40,15 @@ pub struct AirlockConfig {
     /// The disclosure policy: a preset's name (`ndb`, `opensafely`, `acro`, `cms-vrdc`) or the
     /// path of a policy file (relative to the home), checked as `kura policy check` does.
     pub policy: String,
+    /// Malware detections in a user's files within 24 hours after which that user's uploads
+    /// (bring-in, output files, application attachments) are refused until the window has
+    /// passed: abuse is detected and blocked (HIC-S1). 0 turns the block off.
+    pub detections_per_day: u32,
 }
 
 impl Default for AirlockConfig {
     fn default() -> Self {
-        Self { policy: "ndb".into() }
+        Self { policy: "ndb".into(), detections_per_day: 3 }
     }
 }
 
@@ -358,6 +362,7 @@ impl Workspaces {
             }
             .into());
         }
+        self.check_not_blocked(caller, &req.project, "output.add", &sha256_hex(content)).await?;
         // Scanned on the way out when it is added, and again at release (issue 17 §3–§4); a
         // scanner that cannot scan refuses the file, and the refusal is recorded.
         let scanned = match self.inner.scanner.scan(content).await {

@@ -223,6 +223,7 @@ impl Workspaces {
             return Ok(research.attach(caller, id, name, content).await?);
         }
         let sha = sha256_hex(content);
+        self.check_not_blocked(caller, id, "application.attach", &sha).await?;
         let scanned = self.inner.scanner.scan(content).await?;
         if let kura_scan::Verdict::Found { signature } = scanned.verdict {
             let found = Found {
@@ -259,6 +260,7 @@ impl Workspaces {
             ));
         }
         let sha = sha256_hex(content);
+        self.check_not_blocked(caller, project, "bringin.upload", &sha).await?;
         let scanned = match self.inner.scanner.scan(content).await {
             Ok(s) => s,
             Err(e) => {

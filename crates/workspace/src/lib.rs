@@ -86,6 +86,9 @@ pub enum WorkspaceError {
     /// The workspace cannot be used as it stands; says why and what to do.
     #[error("{0}")]
     Unusable(String),
+    /// The user's uploads are refused for now: their files held malware too often.
+    #[error("{0}")]
+    Blocked(String),
 }
 
 impl WorkspaceError {
@@ -197,6 +200,8 @@ struct Inner {
     policy: kura_disclosure::LoadedPolicy,
     /// The malware scanner of the airlock's both directions.
     scanner: kura_scan::Scanner,
+    /// Detections in a user's files within 24 hours that block their uploads (0: never).
+    detections_per_day: u32,
 }
 
 /// The workspaces of a home (see the crate documentation).
@@ -259,7 +264,42 @@ impl Workspaces {
         policy: kura_disclosure::LoadedPolicy,
         scanner: kura_scan::Scanner,
     ) -> Workspaces {
-        Workspaces { inner: Arc::new(Inner { home, research, dirs, cmd, pool: Mutex::new(HashMap::new()), policy, scanner }) }
+        let detections_per_day = airlock::AirlockConfig::default().detections_per_day;
+        Workspaces {
+            inner: Arc::new(Inner { home, research, dirs, cmd, pool: Mutex::new(HashMap::new()), policy, scanner, detections_per_day }),
+        }
+    }
+
+    /// The same workspaces blocking a user's uploads after `n` malware detections in their
+    /// files within 24 hours (`[airlock] detections_per_day`; 0: never). Only while nothing else
+    /// holds these workspaces (right after they are made); otherwise unchanged.
+    pub fn with_detection_limit(mut self, n: u32) -> Workspaces {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.detections_per_day = n;
+        }
+        self
+    }
+
+    /// Refuses `caller`'s upload while their files held malware `detections_per_day` times in
+    /// the last 24 hours (abuse detected and blocked, HIC-S1); the refusal is recorded against
+    /// `object` (the project or the application) with the file's hash.
+    pub(crate) async fn check_not_blocked(&self, caller: &Caller, object: &str, what: &str, sha256: &str) -> Result<()> {
+        let limit = self.inner.detections_per_day;
+        if limit == 0 {
+            return Ok(());
+        }
+        let research = &self.inner.research;
+        let since = research.now_secs() - 24 * 3600;
+        let n = research.detections_by(caller.login(), since).await?;
+        if n < i64::from(limit) {
+            return Ok(());
+        }
+        let detail = format!("{n} malware detections in 24 hours");
+        research.record_workspace(caller, object, what, sha256, "refused", &detail).await?;
+        Err(WorkspaceError::Blocked(format!(
+            "過去24時間にあなたのファイルからマルウェアが {n} 件検出されたため、ファイルの受け付けを止めています。24時間たつまで待つか、管理者に連絡してください / \
+             your files held malware {n} times in the last 24 hours: uploads are refused until that has passed; ask a custodian"
+        )))
     }
 
     /// The research service whose rules apply.
