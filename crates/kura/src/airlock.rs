@@ -185,6 +185,22 @@ enum OutCmd {
         #[arg(long = "as", value_name = "LOGIN")]
         login: Option<String>,
     },
+    /// 基盤自身が公表する表（人口表など）を持ち出し済みとして記憶。以後すべてのプロジェクトの出力と比較します
+    /// （ホームの管理者）/ remember a table the platform publishes itself (a population table, …) as released:
+    /// every later output of every project is compared with it (the home's owner; issue 22 §2)
+    Publish {
+        /// 公表表の名前（英小文字・数字・_・-、記憶では PUB-名前）/ the table's name (lower case, digits, _ and -;
+        /// remembered as PUB-name)
+        #[arg(long)]
+        name: String,
+        /// 集計に検査役を使うプロジェクト（その許可にこの表の列が必要。全員の行で数えます）/ the project whose checker
+        /// computes it (its grant must hold the table's columns; every person of the dataset counts)
+        #[arg(long)]
+        project: String,
+        /// SELECT 文一つ（`@FILE` でファイル、`-` で標準入力）/ one SELECT (`@FILE` reads a file, `-` standard input)
+        #[arg(long)]
+        query: String,
+    },
 }
 
 fn ws_err(e: kura_workspace::WorkspaceError) -> CliError {
@@ -376,6 +392,16 @@ pub fn output(home: &Home, a: OutputArgs) -> Result<()> {
                     None => Viewer::Owner,
                 };
                 print_request(&outputs.request(viewer, &id).await.map_err(wf_err)?);
+            }
+            OutCmd::Publish { name, project, query } => {
+                let sql = read_query(&query)?;
+                let caller = Caller::user(kura_accounts::Who::console());
+                let n = ws.publish(&caller, &project, &name, &sql).await.map_err(ws_err)?;
+                println!(
+                    "公表表 {}{name} を記憶しました（{n} 集合）。以後の出力はこれと比較されます / remembered the public table {}{name} ({n} sets): every later output is compared with it",
+                    kura_workspace::memory::PUBLIC_PREFIX,
+                    kura_workspace::memory::PUBLIC_PREFIX
+                );
             }
             OutCmd::List { login } => {
                 let viewer = match &login {

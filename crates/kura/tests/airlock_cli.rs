@@ -646,6 +646,74 @@ fn a_weighted_aggregate_is_not_a_pass() {
     assert!(!check.contains("lineage.unknown"), "{check}");
 }
 
+/// Counts the platform publishes itself count as released (issue 22 §2, "a public table"): once
+/// the home's owner publishes a population table (receipts by sex, every person of the dataset),
+/// an output that leaves out the oldest few persons of one sex — harmless on its own — fails,
+/// naming the public table; the same output checked before the table was published has no such
+/// finding.
+#[test]
+fn a_public_table_counts_as_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = population(dir.path());
+    let project = provision(&home, "r1", &["re.receipt_id", "re.sex", "re.age", "re.id5"]);
+    let query = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        format!("@{}", p.display())
+    };
+    // Per sex, the persons whose every receipt is at age ≥ X, from the oldest down: the first X
+    // at which a sex holds 1 to 9 of them (derived from the data, not assumed).
+    let ages = ok(&kura(
+        &home,
+        &[
+            "workspace",
+            "sql",
+            "--project",
+            &project,
+            "--as",
+            "r1",
+            "--format",
+            "csv",
+            "SELECT a, sex, count(*) AS n FROM (SELECT id5, sex, min(age) AS a FROM re GROUP BY id5, sex) t GROUP BY a, sex ORDER BY a DESC",
+        ],
+    ));
+    let mut total: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut cut = None;
+    for line in ages.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (Some(a), Some(sex), Some(n)) = (f.first(), f.get(1), f.get(2)) else { continue };
+        let (Ok(a), Ok(n)) = (a.parse::<i64>(), n.parse::<u64>()) else { continue };
+        let t = total.entry(sex.to_string()).or_default();
+        *t += n;
+        if (1..10).contains(t) {
+            cut = Some(a);
+            break;
+        }
+    }
+    let cut = cut.expect("a few oldest persons of one sex");
+    let younger = format!("SELECT sex, count(*) AS receipts FROM re WHERE age < {cut} GROUP BY sex");
+    let new = |name: &str| {
+        let q = query(&format!("{name}.sql"), &younger);
+        last_line(&ok(&kura(&home, &["output", "new", "--project", &project, "--as", "r1", "--name", name, "--query", &q])))
+    };
+    // Before the table is public: nothing to combine with.
+    let before = new("before");
+    let check = kura(&home, &["output", "check", &before]);
+    let text = String::from_utf8_lossy(&check.stdout).to_string() + &String::from_utf8_lossy(&check.stderr);
+    assert!(!text.contains("differencing"), "{text}");
+    // Only the home's owner publishes (no --as); the project lends its checker.
+    let pop = query("population.sql", "SELECT sex, count(*) AS receipts FROM re GROUP BY sex");
+    let e = fails(&kura(&home, &["output", "publish", "--name", "Population!", "--project", &project, "--query", &pop]));
+    assert!(e.contains("name"), "{e}");
+    let published = ok(&kura(&home, &["output", "publish", "--name", "population", "--project", &project, "--query", &pop]));
+    assert!(published.contains("PUB-population"), "{published}");
+    let after = new("after");
+    let e = fails(&kura(&home, &["output", "check", &after]));
+    assert!(e.contains("differencing") && e.contains("PUB-population"), "the public table counts as released: {e}");
+    let log = ok(&kura(&home, &["ledger", "show", "--json"]));
+    assert!(log.contains("airlock.publish"), "recorded");
+}
+
 /// Abuse is detected and blocked (HIC-S1): a user whose files held malware three times within
 /// 24 hours (`[airlock] detections_per_day`) has every upload refused — bring-in, output files,
 /// application attachments — with a clear error, recorded; other users are not affected.

@@ -507,6 +507,42 @@ impl Workspaces {
 }
 
 impl Workspaces {
+    /// Publishes a table the platform makes public itself (issue 22 §2: counts the platform
+    /// publishes count as released), as the home's owner (`caller`: the console): `sql` runs in
+    /// project `project`'s checker over its extract — every person of the dataset; the project
+    /// only lends its checker, and its grant must hold the table's columns — and every cell's
+    /// persons, with each measure's total, are remembered as `PUB-name`, compared with every new
+    /// output of every project from then on. Publishing a name again replaces it. Recorded in
+    /// the ledger. Returns the number of sets remembered.
+    pub async fn publish(&self, caller: &Caller, project: &str, name: &str, sql: &str) -> Result<usize> {
+        let valid = !name.is_empty()
+            && name.len() <= 40
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !valid {
+            return Err(WorkflowError::Invalid {
+                field: "name",
+                detail: "公表表の名前は英小文字・数字・_・- で 40 文字まで / a public table's name is up to 40 lower-case letters, digits, _ and -".into(),
+            }
+            .into());
+        }
+        let p = self.inner.research.project(Viewer::Owner, project).await?;
+        let ev = self.checker_evidence(&p, sql).await?;
+        if !ev.lineage {
+            return Err(WorkspaceError::Unusable(
+                "公表表の人を追えません（集計でない、または追えない形の問い合わせ）/ the public table's persons cannot be followed: write it as one aggregate over the data".into(),
+            ));
+        }
+        let cells = crate::memory::public_sets(&format!("{name}.csv"), &ev.table, &ev.sets);
+        let n = cells.len();
+        self.memory()?.remember_public(name, cells)?;
+        let hash = self.script_digest(sql)?;
+        self.inner
+            .research
+            .record_workspace(caller, project, "airlock.publish", &hash, "ok", &format!("{}{name}: {n} sets", crate::memory::PUBLIC_PREFIX))
+            .await?;
+        Ok(n)
+    }
+
     /// File `n` of request `id` for `caller`, anyone the request is visible to (its project's
     /// members; reviewers and custodians once submitted — they review what they see): the
     /// content, opened and checked against the hash taken when it was made. Recorded in the

@@ -90,23 +90,45 @@ struct Entry {
     project: String,
     members: Vec<String>,
     cells: Vec<MemCell>,
+    /// A table the platform publishes itself (issue 22 §2): released to everyone, so every new
+    /// output of every project is compared with it.
+    #[serde(default)]
+    public: bool,
 }
+
+/// The prefix of the memory's public tables (`PUB-name`).
+pub const PUBLIC_PREFIX: &str = "PUB-";
 
 /// The sets of a table that would leave: every cell that is released (not suppressed, its row
 /// shown) with one set per aggregate it is built from, and per measure the union of them.
 pub fn leaving_sets(file: &str, table: &Table, verdict: &TableVerdict, sets: &[Vec<CellSets>]) -> Vec<MemCell> {
+    cell_sets(file, table, sets, |r, m| {
+        !verdict.masked_rows.contains(&r)
+            && verdict
+                .cells
+                .get(r)
+                .and_then(|row| row.get(m))
+                .is_some_and(|v| !matches!(v.action, Action::Suppressed | Action::SecondarySuppressed) && v.released.is_some())
+    })
+}
+
+/// The sets of every cell of a table the platform publishes itself, and per measure the union
+/// of them (issue 22 §2): all of it counts as released.
+pub fn public_sets(file: &str, table: &Table, sets: &[Vec<CellSets>]) -> Vec<MemCell> {
+    cell_sets(file, table, sets, |_, _| true)
+}
+
+/// The sets of the cells `shown(row, measure)` of a table, and per measure their union.
+fn cell_sets(file: &str, table: &Table, sets: &[Vec<CellSets>], shown: impl Fn(usize, usize) -> bool) -> Vec<MemCell> {
     let keys: Vec<&Vec<Option<String>>> = table.rows.iter().map(|r| &r.keys).collect();
     let measures = &table.measures;
     let mut out = Vec::new();
     let mut unions: Vec<Vec<u64>> = vec![Vec::new(); measures.len()];
-    for (r, (row_sets, row_verdict)) in sets.iter().zip(&verdict.cells).enumerate() {
-        if verdict.masked_rows.contains(&r) {
-            continue;
-        }
+    for (r, row_sets) in sets.iter().enumerate() {
         let key =
             keys.get(r).map(|k| k.iter().map(|v| v.as_deref().unwrap_or("(計 total)")).collect::<Vec<_>>().join(" · ")).unwrap_or_default();
-        for (m, (cell_sets, v)) in row_sets.iter().zip(row_verdict).enumerate() {
-            if matches!(v.action, Action::Suppressed | Action::SecondarySuppressed) || v.released.is_none() {
+        for (m, cell_sets) in row_sets.iter().enumerate() {
+            if !shown(r, m) {
                 continue;
             }
             let measure = measures.get(m).map(String::as_str).unwrap_or("?");
@@ -443,7 +465,7 @@ impl Memory {
             if entry.release != release {
                 return Err(WorkspaceError::Unusable(format!("{name}: 別の持ち出しの記憶です / holds another release's memory")));
             }
-            if entry.project == project || entry.members.iter().any(|m| members.contains(m)) {
+            if entry.public || entry.project == project || entry.members.iter().any(|m| members.contains(m)) {
                 out.extend(entry.cells.into_iter().map(|c| (entry.release.clone(), c)));
             }
         }
@@ -468,10 +490,20 @@ impl Memory {
         )))
     }
 
+    /// Remembers a table the platform publishes itself as `PUB-name` (replacing one of that
+    /// name): compared with every new output of every project.
+    pub fn remember_public(&self, name: &str, cells: Vec<MemCell>) -> Result<()> {
+        kura_store::home::mkdir_private(&self.dir)?;
+        let release = format!("{PUBLIC_PREFIX}{name}");
+        let entry = Entry { release: release.clone(), project: String::new(), members: Vec::new(), cells, public: true };
+        let json = serde_json::to_vec(&entry).map_err(|e| WorkspaceError::Unusable(e.to_string()))?;
+        self.seal(&self.dir.join(format!("{release}.sealed")), &format!("kura/airlock-memory/v1\0{release}"), &json)
+    }
+
     /// Remembers release `release` of `project` (members `members`) with its leaving sets.
     pub fn remember(&self, release: &str, project: &str, members: &[String], cells: Vec<MemCell>) -> Result<()> {
         kura_store::home::mkdir_private(&self.dir)?;
-        let entry = Entry { release: release.into(), project: project.into(), members: members.to_vec(), cells };
+        let entry = Entry { release: release.into(), project: project.into(), members: members.to_vec(), cells, public: false };
         let json = serde_json::to_vec(&entry).map_err(|e| WorkspaceError::Unusable(e.to_string()))?;
         self.seal(&self.dir.join(format!("{release}.sealed")), &format!("kura/airlock-memory/v1\0{release}"), &json)
     }
