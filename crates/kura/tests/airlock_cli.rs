@@ -204,6 +204,19 @@ fn take_out_from_a_query_to_a_package_that_verifies_offline() {
     assert!(e.contains("no output request"), "returned: the author's again: {e}");
     ok(&kura(&home, &["output", "submit", &back, "--as", "r1"]));
     assert!(ok(&kura(&home, &["output", "show", &back, "--as", "v2"])).contains("submitted"));
+    // Back with its author, given new work, then withdrawn: the new work stays the project's.
+    let gone = last_line(&ok(&kura(&home, &["output", "new", "--project", &project, "--as", "r1", "--name", "gone", "--query", &query])));
+    ok(&kura(&home, &["output", "submit", &gone, "--as", "r1"]));
+    ok(&kura(&home, &["output", "review", &gone, "--as", "v1", "--changes"]));
+    ok(&kura(&home, &["output", "review", &gone, "--as", "v2", "--changes"]));
+    let wip = dir.path().join("wip.txt");
+    std::fs::write(&wip, "work in progress").unwrap();
+    ok(&kura(&home, &["output", "add", &gone, "--as", "r1", wip.to_str().unwrap()]));
+    ok(&kura(&home, &["output", "withdraw", &gone, "--as", "r1"]));
+    for who in ["v1", "v2", "c1"] {
+        let e = fails(&kura(&home, &["output", "show", &gone, "--as", who]));
+        assert!(e.contains("no output request"), "{who}: {e}");
+    }
 
     // Only the project's members download it: the files, the manifest and the proof.
     let out = dir.path().join("package");
@@ -222,6 +235,10 @@ fn take_out_from_a_query_to_a_package_that_verifies_offline() {
     // the login that a member could recompute for candidate logins.
     let seen = ok(&kura(&home, &["output", "show", &id, "--as", "r1"]));
     assert!(seen.contains("review R-") && !seen.contains("v1") && !seen.contains("v2"), "{seen}");
+    // The manifest names them as the members see them.
+    for r in m["reviewers"].as_array().unwrap() {
+        assert!(seen.contains(r.as_str().unwrap()), "{r} in {seen}");
+    }
     for login in ["v1", "v2"] {
         let unkeyed = hex::encode(sha2::Sha256::digest(format!("kura/output-reviewer/v1\0{id}\0{login}").as_bytes()));
         assert!(!seen.contains(&unkeyed[..8]), "{seen}");

@@ -82,6 +82,12 @@ fn apply_review_decide_and_provision_from_the_command_line() {
     assert!(e.contains(clamd::YARA_RULE), "{e}");
     let status = ok(&kura(&home, &["scanner", "status"]));
     assert!(status.contains("bad.pdf") && status.contains(&id), "the detection is listed: {status}");
+    // A name the step would refuse is refused before any scan (every scan is recorded).
+    let long = dir.path().join(format!("{}.pdf", "x".repeat(200)));
+    std::fs::write(&long, format!("%PDF-1.7\n{}\n%%EOF\n", clamd::YARA_MARKER)).unwrap();
+    let e = fails(&kura(&home, &["application", "attach", &id, "--as", "r1", long.to_str().unwrap()]));
+    assert!(e.contains("attachment") && !e.contains(clamd::YARA_RULE), "{e}");
+    assert_eq!(ok(&kura(&home, &["scanner", "status"])).matches(".pdf").count(), status.matches(".pdf").count());
     let fake = dir.path().join("fake.pdf");
     std::fs::write(&fake, b"MZ\x90\x00 not a pdf").unwrap();
     let e = fails(&kura(&home, &["application", "attach", &id, "--as", "r1", fake.to_str().unwrap()]));

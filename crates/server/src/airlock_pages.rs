@@ -227,14 +227,19 @@ async fn output_page(portal: &Portal, ctx: &Signed, id: &str, said: Said, status
                         Some(view) => { (table_grid(lang, f.n, view)) }
                         None => { p.msg.error { (lang.t("表を開けません（改変の疑い）。", "The table does not open (it may have been altered).")) } }
                     }
+                    @if f.status == "review" {
+                        p { (lang.t("自動検査が「要確認」とした表：審査者二人の確認が必要です。", "The checks say review: both reviewers must confirm this table.")) }
+                    }
                 } @else {
                     p { (lang.t("Kura の問い合わせで作られていないファイル：審査者二人の確認が必要です。", "A file no Kura query made: both reviewers must confirm it.")) }
-                    @if confirmer {
-                        form method="post" action=(path("confirm")) {
-                            (csrf_field(&s.csrf))
-                            input type="hidden" name="file" value=(f.n);
-                            button id=(format!("confirm-file-{}", f.n)) type="submit" { (lang.t("このファイルを確認した", "I have checked this file")) }
-                        }
+                }
+                // What the release waits for: both reviewers' confirmation of files no query
+                // made and of tables the checks say review.
+                @if confirmer && (f.kind != "table" || f.status == "review") {
+                    form method="post" action=(path("confirm")) {
+                        (csrf_field(&s.csrf))
+                        input type="hidden" name="file" value=(f.n);
+                        button id=(format!("confirm-file-{}", f.n)) type="submit" { (lang.t("このファイルを確認した", "I have checked this file")) }
                     }
                 }
             }

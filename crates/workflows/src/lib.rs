@@ -39,7 +39,7 @@ pub use outputs::{
 };
 pub use research::{
     Application, AttachmentLine, Caller, Catalogue, ColumnLine, ColumnRequest, Decision, Event, MAX_ATTACHMENTS, NewApplication, Project,
-    Research, Sample, Summary, Viewer, VoteLine,
+    Research, Sample, Summary, Viewer, VoteLine, check_attachment,
 };
 pub use state::{AppState, Party, ProjectState, ProjectStep, Step};
 

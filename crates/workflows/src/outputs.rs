@@ -257,6 +257,17 @@ fn pseudonym(key: &kura_crypto::SecretKey, id: &str, login: &str) -> String {
     format!("R-{}", hex::encode(derived.expose().get(..4).unwrap_or(&[])))
 }
 
+impl Outputs {
+    /// The pseudonyms of request `id`'s reviewers `logins` as the project's members see them
+    /// (the release's manifest names them so). Call it outside a write transaction: the key
+    /// may be made on first use.
+    pub async fn reviewer_pseudonyms(&self, id: &str, logins: &[String]) -> Result<Vec<String>> {
+        let mut conn = self.research.db().pool().acquire().await?;
+        let key = reviewer_key(&mut conn).await?;
+        Ok(logins.iter().map(|l| pseudonym(&key, id, l)).collect())
+    }
+}
+
 /// The key of reviewers' pseudonyms: made at random on first use and kept in the store of record.
 async fn reviewer_key(conn: &mut AnyConnection) -> Result<kura_crypto::SecretKey> {
     const NAME: &str = "output-reviewer-pseudonym";
@@ -830,11 +841,12 @@ impl Outputs {
 }
 
 /// The viewer's seat at a request, or `None` where they may not see it.
-/// Whether reviewers and custodians see a request at all: only what its author has submitted.
-/// A request never submitted (a draft, or one withdrawn before it was submitted) and one back
-/// with its author for changes (its new files are work in progress) are the project's own.
+/// Whether reviewers and custodians see a request at all: only what its author has submitted
+/// and not taken back. A request never submitted, one back with its author for changes (its new
+/// files are work in progress) and a withdrawn one (it may have been withdrawn while back with
+/// its author) are the project's own.
 fn staff_may_see(state: OutState, submission: i64) -> bool {
-    submission > 0 && !state.is_editable()
+    submission > 0 && !state.is_editable() && state != OutState::Withdrawn
 }
 
 async fn seat(conn: &mut AnyConnection, req: &OutputRequest, login: &str) -> Result<Option<Seat>> {

@@ -1775,6 +1775,12 @@ impl Research {
 
 /// Checks an attachment: a PDF (its header and its end-of-file marker) of at most `max`
 /// bytes, under a plain file name ending in `.pdf`. Returns the name as stored.
+/// Checks an application attachment as [`Research::attach`] will (its name, size, that it is a
+/// PDF), so that a file can be refused — or scanned and its scan recorded — before the step.
+pub fn check_attachment(name: &str, content: &[u8], max: u64) -> Result<String> {
+    checked_attachment(name, content, max)
+}
+
 fn checked_attachment(name: &str, content: &[u8], max: u64) -> Result<String> {
     let invalid = |detail: String| WorkflowError::Invalid { field: "attachment", detail };
     // Only the last component of a path the client sent.

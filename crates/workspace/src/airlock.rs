@@ -421,7 +421,17 @@ impl Workspaces {
         {
             prescan = Some(Gate::scan(self, &req, &found).await);
         }
-        let gate = Gate { ws: self, prescan, found };
+        // The reviewers' pseudonyms for the manifest, as the project's members see them (keyed;
+        // fetched before the release's transaction, which holds the write lock).
+        let reviewers = match self.inner.research.outputs().request(Viewer::Owner, id).await {
+            Ok(req) => {
+                let logins: Vec<String> =
+                    req.reviews.iter().filter(|r| r.submission == req.submission).map(|r| r.reviewer.clone()).collect();
+                self.inner.research.outputs().reviewer_pseudonyms(id, &logins).await?
+            }
+            Err(_) => Vec::new(),
+        };
+        let gate = Gate { ws: self, prescan, found, reviewers };
         let released = self.inner.research.outputs().release(caller, id, &gate).await;
         // A detection stops the release (refused and recorded with it); the operators see it
         // among the detections too, recorded once the release's transaction has ended.
@@ -625,6 +635,8 @@ struct Gate<'a> {
     prescan: Option<std::result::Result<String, (String, String)>>,
     /// Malware found by the gate's scan, recorded after the release's transaction.
     found: std::sync::Mutex<Option<Detected>>,
+    /// The reviewers of the current submission by pseudonym (keyed, as the members see them).
+    reviewers: Vec<String>,
 }
 
 /// A detection at the gate.
@@ -793,12 +805,7 @@ impl Gate<'_> {
                 rounded,
             });
         }
-        let reviewers: Vec<String> = req
-            .reviews
-            .iter()
-            .filter(|r| r.submission == req.submission)
-            .map(|r| format!("R-{}", &sha256_hex(format!("kura/output-reviewer/v1\0{}\0{}", req.id, r.reviewer).as_bytes())[..8]))
-            .collect();
+        let reviewers = self.reviewers.clone();
         let manifest = Manifest {
             kind: "kura-output-release".into(),
             request: req.id.clone(),

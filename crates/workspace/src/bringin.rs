@@ -215,16 +215,28 @@ impl Workspaces {
     /// the attachment. The application's own rules (who, when, PDF, size) are the domain's.
     pub async fn application_attach(&self, caller: &Caller, id: &str, name: &str, content: &[u8]) -> Result<kura_workflows::Application> {
         let research = &self.inner.research;
-        // Only the applicant's file is scanned: nobody else makes scans (or learns from them).
+        // Only the applicant's file for an application they may still change is scanned:
+        // nobody else makes scans (or learns from them), and nothing is scanned that the step
+        // would refuse anyway (its name, size and PDF form checked first, so that every scan
+        // can be recorded).
         let app = research.application(Viewer::User(caller.login()), id).await?;
         let max = u64::from(research.config().attachment_max_mb) << 20;
-        if app.applicant != caller.login() || content.is_empty() || content.len() as u64 > max {
-            // The domain refuses it with its own words (only the applicant edits; size).
+        let editable = matches!(app.state, kura_workflows::AppState::Draft | kura_workflows::AppState::Returned);
+        if app.applicant != caller.login() || !editable {
+            // The domain refuses it with its own words.
             return Ok(research.attach(caller, id, name, content).await?);
         }
+        let name = kura_workflows::check_attachment(name, content, max)?;
+        let name = name.as_str();
         let sha = sha256_hex(content);
         self.check_not_blocked(caller, id, "application.attach", &sha).await?;
-        let scanned = self.inner.scanner.scan(content).await?;
+        let scanned = match self.inner.scanner.scan(content).await {
+            Ok(s) => s,
+            Err(e) => {
+                research.record_workspace(caller, id, "application.attach", &sha, "refused", &e.to_string()).await?;
+                return Err(e.into());
+            }
+        };
         if let kura_scan::Verdict::Found { signature } = scanned.verdict {
             let found = Found {
                 direction: "in",
