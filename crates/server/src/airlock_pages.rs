@@ -48,6 +48,19 @@ fn status_label(lang: Lang, s: &str) -> &'static str {
     }
 }
 
+/// A request's history (output or bring-in: the same lines), each step with its ledger entry.
+fn history(lang: Lang, id: &str, events: &[kura_workflows::OutputEvent]) -> Markup {
+    html! {
+        h3 { (lang.t("履歴", "History")) }
+        table id=(id) {
+            tr { th { (lang.t("日時", "When")) } th { (lang.t("誰", "Who")) } th { (lang.t("手続き", "Step")) } th { (lang.t("台帳", "Ledger")) } }
+            @for e in events {
+                tr { td { (time_text(e.at)) } td { (e.actor) } td { (e.step) " " (e.from) " → " (e.to) } td { (e.ledger_index) } }
+            }
+        }
+    }
+}
+
 /// `name` as one path segment: every byte but letters, digits and `-._~` percent-encoded.
 fn path_segment(name: &str) -> String {
     name.bytes()
@@ -322,13 +335,7 @@ async fn output_page(portal: &Portal, ctx: &Signed, id: &str, said: Said, status
                 }
             }
         }
-        h3 { (lang.t("履歴", "History")) }
-        table #out-history {
-            tr { th { (lang.t("日時", "When")) } th { (lang.t("誰", "Who")) } th { (lang.t("手続き", "Step")) } th { (lang.t("台帳", "Ledger")) } }
-            @for e in &r.events {
-                tr { td { (time_text(e.at)) } td { (e.actor) } td { (e.step) " " (e.from) " → " (e.to) } td { (e.ledger_index) } }
-            }
-        }
+        (history(lang, "out-history", &r.events))
     };
     Ok(layout(lang, &format!("{} — {}", r.id, lang.t("持ち出し依頼", "output request")), Some(s), body, status))
 }
@@ -524,13 +531,7 @@ async fn bringin_page(portal: &Portal, ctx: &Signed, id: &str, said: Said, statu
         @if member && b.state == InState::Approved && b.kind == "file" {
             p { a #in-content href=(format!("/api/v1/bringin/{id}/content")) download=(b.name) { (lang.t("承認されたファイル", "The approved file")) } }
         }
-        h3 { (lang.t("履歴", "History")) }
-        table #in-history {
-            tr { th { (lang.t("日時", "When")) } th { (lang.t("誰", "Who")) } th { (lang.t("手続き", "Step")) } th { (lang.t("台帳", "Ledger")) } }
-            @for e in &b.events {
-                tr { td { (time_text(e.at)) } td { (e.actor) } td { (e.step) " " (e.from) " → " (e.to) } td { (e.ledger_index) } }
-            }
-        }
+        (history(lang, "in-history", &b.events))
     };
     Ok(layout(lang, &format!("{} — {}", b.id, lang.t("持ち込み", "bring-in")), Some(s), body, status))
 }
