@@ -145,6 +145,12 @@ const STEPS: &[Step] = &[
         sqlite: include_str!("../migrations/sqlite/0010_secrets.sql"),
         postgres: include_str!("../migrations/postgres/0010_secrets.sql"),
     },
+    Step {
+        version: 11,
+        description: "public_tables",
+        sqlite: include_str!("../migrations/sqlite/0011_public_tables.sql"),
+        postgres: include_str!("../migrations/postgres/0011_public_tables.sql"),
+    },
 ];
 
 /// The versions of the embedded migrations, in order.

@@ -729,6 +729,15 @@ fn a_public_table_counts_as_released() {
     assert!(e.contains("differencing") && e.contains("PUB-population"), "the public table counts as released: {e}");
     let log = ok(&kura(&home, &["ledger", "show", "--json"]));
     assert!(log.contains("airlock.publish"), "recorded");
+    // A public table's memory that went missing is noticed: nothing is checked until it is back.
+    let sealed = home.join("airlock/memory/PUB-population.sealed");
+    let kept = std::fs::read(&sealed).unwrap();
+    std::fs::remove_file(&sealed).unwrap();
+    let q = query("again.sql", &younger);
+    let e = fails(&kura(&home, &["output", "new", "--project", &project, "--as", "r1", "--name", "again", "--query", &q]));
+    assert!(e.contains("PUB-population") && e.contains("missing"), "{e}");
+    std::fs::write(&sealed, kept).unwrap();
+    ok(&kura(&home, &["output", "new", "--project", &project, "--as", "r1", "--name", "again", "--query", &q]));
 }
 
 /// Abuse is detected and blocked (HIC-S1): a user whose files held malware three times within

@@ -281,6 +281,28 @@ impl Research {
         Ok(idx)
     }
 
+    /// Records that the platform published table `name` (the airlock remembers it as
+    /// `PUB-name`, released to everyone; issue 22 §2), with its ledger entry, in one transaction.
+    pub async fn record_public_table(&self, caller: &Caller, project: &str, name: &str, script_digest: &str, detail: &str) -> Result<()> {
+        let mut tx = self.db().begin_write().await?;
+        let idx = self.append_entry(&mut tx, caller, "airlock.publish".into(), project, Some(script_digest.into()), "ok", detail).await?;
+        sqlx::query("DELETE FROM airlock_public_tables WHERE name = $1").bind(name).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO airlock_public_tables (name, published_at, ledger_idx) VALUES ($1, $2, $3)")
+            .bind(name)
+            .bind(self.now())
+            .bind(idx)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.log().sync().await?;
+        Ok(())
+    }
+
+    /// The names of the tables the platform published (see [`Research::record_public_table`]).
+    pub async fn public_tables(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT name FROM airlock_public_tables ORDER BY name").fetch_all(self.db().pool()).await?)
+    }
+
     /// How many malware detections were recorded in files `login` brought, added or attached
     /// since `since` (Unix seconds): what blocks a user's uploads (HIC-S1).
     pub async fn detections_by(&self, login: &str, since: i64) -> Result<i64> {

@@ -246,6 +246,7 @@ impl Workspaces {
             .into_iter()
             .filter(|r| r.state == OutState::Released)
             .map(|r| r.id)
+            .chain(self.inner.research.public_tables().await?.into_iter().map(|n| format!("{}{n}", crate::memory::PUBLIC_PREFIX)))
             .collect();
         let mem = self.memory()?;
         mem.complete(&released)?;
@@ -546,10 +547,8 @@ impl Workspaces {
         let n = cells.len();
         self.memory()?.remember_public(name, cells)?;
         let hash = self.script_digest(sql)?;
-        self.inner
-            .research
-            .record_workspace(caller, project, "airlock.publish", &hash, "ok", &format!("{}{name}: {n} sets", crate::memory::PUBLIC_PREFIX))
-            .await?;
+        let detail = format!("{}{name}: {n} sets", crate::memory::PUBLIC_PREFIX);
+        self.inner.research.record_public_table(caller, project, name, &hash, &detail).await?;
         Ok(n)
     }
 
