@@ -5,7 +5,7 @@
 mod clamd;
 mod common;
 use clamd::{Clamd, EICAR_SIGNATURE, YARA_MARKER, YARA_RULE, zip_stored};
-use common::{add_users, fails, kura, last_line, ok};
+use common::{add_users, fails, kura, last_line, ok, set_config, use_scanner};
 use sha2::Digest;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -16,20 +16,9 @@ fn clamd() -> &'static Clamd {
     CLAMD.get_or_init(Clamd::start)
 }
 
-/// Points `home`'s scanner at `socket` (`[scanner] socket` in kura.toml).
-fn use_scanner(home: &Path, socket: &Path) {
-    let path = home.join("kura.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let line = text.lines().find(|l| l.starts_with("socket = ")).unwrap().to_string();
-    std::fs::write(&path, text.replace(&line, &format!("socket = \"{}\"", socket.display()))).unwrap();
-}
-
 /// Sets `[airlock] detections_per_day` in `home`'s kura.toml.
 fn detection_limit(home: &Path, n: u32) {
-    let path = home.join("kura.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let line = text.lines().find(|l| l.starts_with("detections_per_day = ")).unwrap().to_string();
-    std::fs::write(&path, text.replace(&line, &format!("detections_per_day = {n}"))).unwrap();
+    set_config(home, "detections_per_day", &n.to_string());
 }
 
 /// `kura init`, with the scanner of this test binary.

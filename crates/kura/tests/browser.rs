@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 #[path = "../../scan/tests/support/clamd.rs"]
 mod clamd;
 mod common;
-use common::{PASSWORD, Served, add_users, kura_with_input as kura, ok};
+use common::{PASSWORD, Served, add_users, kura_with_input as kura, ok, use_scanner};
 
 const CA_NAME: &str = "Kura browser test CA";
 const POLICY: &str = "/etc/chromium/policies/managed/kura-tests.json";
@@ -288,10 +288,7 @@ async fn the_research_path_in_the_portal() {
     ok(&kura(&home, &["init"], None));
     // The airlock's scanner: a clamd of this test's own, with the test signatures.
     let scanner = clamd::Clamd::start();
-    let config = home.join("kura.toml");
-    let toml = std::fs::read_to_string(&config).unwrap();
-    let line = toml.lines().find(|l| l.starts_with("socket = ")).unwrap().to_string();
-    std::fs::write(&config, toml.replace(&line, &format!("socket = \"{}\"", scanner.socket.display()))).unwrap();
+    use_scanner(&home, &scanner.socket);
     ok(&kura(&home, &["ca", "init", "--name", CA_NAME], None));
     ok(&kura(&home, &["synth", "--persons", "200", "--seed", "11", "--months", "1"], None));
     add_users(

@@ -4,15 +4,7 @@
 #[path = "../../scan/tests/support/clamd.rs"]
 mod clamd;
 mod common;
-use common::{add_users, fails, kura, last_line, ok};
-
-/// Points `home`'s scanner at a clamd of this test's own (attachments are scanned).
-fn use_scanner(home: &std::path::Path, clamd: &clamd::Clamd) {
-    let path = home.join("kura.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let line = text.lines().find(|l| l.starts_with("socket = ")).unwrap().to_string();
-    std::fs::write(&path, text.replace(&line, &format!("socket = \"{}\"", clamd.socket.display()))).unwrap();
-}
+use common::{add_users, fails, kura, last_line, ok, use_scanner};
 
 #[test]
 fn apply_review_decide_and_provision_from_the_command_line() {
@@ -20,7 +12,7 @@ fn apply_review_decide_and_provision_from_the_command_line() {
     let home = dir.path().join("home");
     ok(&kura(&home, &["init"]));
     let scanner = clamd::Clamd::start();
-    use_scanner(&home, &scanner);
+    use_scanner(&home, &scanner.socket);
     ok(&kura(&home, &["synth", "--persons", "300", "--seed", "5", "--months", "2"]));
     add_users(
         &home,

@@ -617,24 +617,15 @@ impl Bringins {
         let detail = format!("{from_s} -> {to}; {detail}");
         let idx =
             self.research.append_entry(conn, caller, format!("bringin.{step}"), id, Some(req.sha256.clone()), outcome, &detail).await?;
-        let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM bringin_events WHERE request_id = $1")
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?;
-        sqlx::query(
-            "INSERT INTO bringin_events (request_id, seq, at, actor, step, from_state, to_state, ledger_idx) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(id)
-        .bind(seq)
-        .bind(now)
-        .bind(caller.login())
-        .bind(step.as_str())
-        .bind(from_s)
-        .bind(to.as_str())
-        .bind(idx)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+        let line = InEvent {
+            at: now,
+            actor: caller.login().into(),
+            step: step.as_str().into(),
+            from: from_s.into(),
+            to: to.as_str().into(),
+            ledger_index: idx,
+        };
+        crate::outputs::append_event(conn, crate::outputs::History::Bringin, id, &line).await
     }
 }
 
@@ -648,23 +639,7 @@ async fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Bringin>> {
     else {
         return Ok(None);
     };
-    let events =
-        sqlx::query("SELECT at, actor, step, from_state, to_state, ledger_idx FROM bringin_events WHERE request_id = $1 ORDER BY seq")
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|e| {
-                Ok(InEvent {
-                    at: e.try_get("at")?,
-                    actor: e.try_get("actor")?,
-                    step: e.try_get("step")?,
-                    from: e.try_get("from_state")?,
-                    to: e.try_get("to_state")?,
-                    ledger_index: e.try_get("ledger_idx")?,
-                })
-            })
-            .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?;
+    let events = crate::outputs::load_events(conn, crate::outputs::History::Bringin, id).await?;
     let state: String = r.try_get("state")?;
     Ok(Some(Bringin {
         id: r.try_get("id")?,

@@ -801,24 +801,15 @@ impl Outputs {
         };
         let detail = format!("{from} -> {to}; {detail}");
         let idx = self.research.append_entry(conn, caller, format!("output.{step}"), id, Some(hash), "ok", &detail).await?;
-        let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM output_events WHERE request_id = $1")
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?;
-        sqlx::query(
-            "INSERT INTO output_events (request_id, seq, at, actor, step, from_state, to_state, note, ledger_idx) VALUES ($1, $2, $3, $4, $5, $6, $7, '', $8)",
-        )
-        .bind(id)
-        .bind(seq)
-        .bind(now)
-        .bind(caller.login())
-        .bind(step.as_str())
-        .bind(from.as_str())
-        .bind(to.as_str())
-        .bind(idx)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+        let line = OutputEvent {
+            at: now,
+            actor: caller.login().into(),
+            step: step.as_str().into(),
+            from: from.as_str().into(),
+            to: to.as_str().into(),
+            ledger_index: idx,
+        };
+        append_event(conn, History::Outputs, id, &line).await
     }
 
     /// Records the last step of `tx`, commits, and has the log integrate the entries.
@@ -895,6 +886,70 @@ fn shown(mut req: OutputRequest, seat: Seat, login: &str, key: Option<&kura_cryp
     req
 }
 
+/// The history tables of the airlock's requests (both hold the same lines).
+#[derive(Clone, Copy)]
+pub(crate) enum History {
+    /// `output_events`.
+    Outputs,
+    /// `bringin_events`.
+    Bringin,
+}
+
+/// Appends `line` to request `id`'s history (in the step's transaction).
+pub(crate) async fn append_event(conn: &mut AnyConnection, table: History, id: &str, line: &OutputEvent) -> Result<()> {
+    let (next, insert) = match table {
+        History::Outputs => (
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM output_events WHERE request_id = $1",
+            "INSERT INTO output_events (request_id, seq, at, actor, step, from_state, to_state, note, ledger_idx) VALUES ($1, $2, $3, $4, $5, $6, $7, '', $8)",
+        ),
+        History::Bringin => (
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM bringin_events WHERE request_id = $1",
+            "INSERT INTO bringin_events (request_id, seq, at, actor, step, from_state, to_state, ledger_idx) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        ),
+    };
+    let seq: i64 = sqlx::query_scalar(next).bind(id).fetch_one(&mut *conn).await?;
+    sqlx::query(insert)
+        .bind(id)
+        .bind(seq)
+        .bind(line.at)
+        .bind(&line.actor)
+        .bind(&line.step)
+        .bind(&line.from)
+        .bind(&line.to)
+        .bind(line.ledger_index)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The history of request `id`, in order.
+pub(crate) async fn load_events(conn: &mut AnyConnection, table: History, id: &str) -> Result<Vec<OutputEvent>> {
+    let sql = match table {
+        History::Outputs => {
+            "SELECT at, actor, step, from_state, to_state, ledger_idx FROM output_events WHERE request_id = $1 ORDER BY seq"
+        }
+        History::Bringin => {
+            "SELECT at, actor, step, from_state, to_state, ledger_idx FROM bringin_events WHERE request_id = $1 ORDER BY seq"
+        }
+    };
+    Ok(sqlx::query(sql)
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|e| {
+            Ok(OutputEvent {
+                at: e.try_get("at")?,
+                actor: e.try_get("actor")?,
+                step: e.try_get("step")?,
+                from: e.try_get("from_state")?,
+                to: e.try_get("to_state")?,
+                ledger_index: e.try_get("ledger_idx")?,
+            })
+        })
+        .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?)
+}
+
 /// The whole request as stored (the owner's view).
 async fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<OutputRequest>> {
     let Some(r) = sqlx::query(
@@ -964,23 +1019,7 @@ async fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<OutputRequest
         })
     })
     .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?;
-    let events =
-        sqlx::query("SELECT at, actor, step, from_state, to_state, ledger_idx FROM output_events WHERE request_id = $1 ORDER BY seq")
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|e| {
-                Ok(OutputEvent {
-                    at: e.try_get("at")?,
-                    actor: e.try_get("actor")?,
-                    step: e.try_get("step")?,
-                    from: e.try_get("from_state")?,
-                    to: e.try_get("to_state")?,
-                    ledger_index: e.try_get("ledger_idx")?,
-                })
-            })
-            .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?;
+    let events = load_events(conn, History::Outputs, id).await?;
     Ok(Some(OutputRequest {
         id: r.try_get("id")?,
         project: r.try_get("project_id")?,

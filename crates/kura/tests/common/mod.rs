@@ -5,6 +5,21 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
+/// Sets `key = value` in `home`'s kura.toml (the line `kura init` wrote for that key; `value`
+/// as TOML: quote strings). Panics where there is no such line.
+pub fn set_config(home: &Path, key: &str, value: &str) {
+    let path = home.join("kura.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let prefix = format!("{key} = ");
+    let line = text.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no {key} in kura.toml")).to_string();
+    std::fs::write(&path, text.replace(&line, &format!("{prefix}{value}"))).unwrap();
+}
+
+/// Points `home`'s malware scanner at `socket` (`[scanner] socket`).
+pub fn use_scanner(home: &Path, socket: &Path) {
+    set_config(home, "socket", &format!("\"{}\"", socket.display()));
+}
+
 /// Runs `kura --home HOME ARGS…` with nothing on stdin.
 pub fn kura(home: &Path, args: &[&str]) -> Output {
     kura_with_input(home, args, None)
