@@ -11,7 +11,10 @@
 //!   writes every granted table into `extract/` of the workspace: person IDs already replaced
 //!   by the project's pseudonyms, record ids already renumbered, and the rows **sorted by a
 //!   keyed hash of their values** under a key of the project ([`kura_crypto::RowOrder`]), so
-//!   their order says nothing of the platform's order and differs between projects.
+//!   their order says nothing of the platform's order and differs between projects. Where the
+//!   grant shows the person pseudonym (or the record id a detail row reaches its person by),
+//!   the rows are first clustered by that value: still keyed per project, and a person's rows
+//!   lie together (`clustering_column`).
 //! - The files are Parquet with every column and the footer encrypted (AES-GCM) under a key
 //!   derived from the workspace key and the file's path, the path bound into the associated
 //!   data: a file moved, swapped or altered fails. A manifest sealed under the workspace key
@@ -186,7 +189,8 @@ fn file_aad(ws: &WorkspaceSpec, path: &str) -> Vec<u8> {
 /// hashes) and each granted column — keyed by the workspace key, so that an extract is rebuilt
 /// when any of it changes and the value says nothing outside the workspace.
 pub fn fingerprint(ws: &WorkspaceSpec, dataset: &DatasetEntry, grant: &crate::Grant) -> String {
-    let mut text = format!("kura/extract/v1\n{}\n{}\n", ws.project, dataset.name);
+    // "clustered": rows ordered by the clustering column first (an older extract is rebuilt).
+    let mut text = format!("kura/extract/v1\nclustered\n{}\n{}\n", ws.project, dataset.name);
     for t in &dataset.tables {
         let cols = grant.columns(t);
         if cols.is_empty() || t.files.is_empty() {
@@ -335,9 +339,15 @@ async fn build_tables(
             .map(|f| Expr::Column(datafusion::common::Column::new(Some(TableReference::bare(s.name.as_str())), f.name())))
             .collect();
         let source = datafusion::catalog::default_table_source::provider_as_source(s.provider.clone());
-        // The rows' order is keyed by their visible values only.
+        // The rows' order is keyed by their visible values only: a visible person pseudonym
+        // (or record id) first, then the keyed hash of the whole row.
+        let mut sort = Vec::new();
+        if let Some(c) = clustering_column(&s.name, &s.schema) {
+            sort.push(Expr::Column(datafusion::common::Column::new(Some(TableReference::bare(s.name.as_str())), c)).sort(true, false));
+        }
+        sort.push(order.call(columns).sort(true, false));
         let plan = LogicalPlanBuilder::scan(TableReference::bare(s.name.as_str()), source, None)
-            .and_then(|b| b.sort(vec![order.call(columns).sort(true, false)]))
+            .and_then(|b| b.sort(sort))
             .and_then(|b| b.build())
             .map_err(explain)?;
         let work = async {
@@ -381,6 +391,19 @@ async fn build_tables(
     }
     sync_dir(&root.join(generation))?;
     Ok(tables)
+}
+
+/// The visible column whose value the extract's rows of `table` are clustered by: the person
+/// pseudonym where the grant shows it, else the record id through which the rows reach their
+/// person (a detail table's receipt). Both values are the project's own (keyed per project),
+/// so the order they give links nothing across projects, and it shows nothing the column does
+/// not: where the grant withholds the column, the rows are not clustered by it. Clustering
+/// keeps a person's rows together, which the airlock's evidence aggregate folds as they come
+/// ([`crate::evidence`]) and which compresses the person's repeated values.
+fn clustering_column(table: &str, schema: &Schema) -> Option<&'static str> {
+    let lineage = kura_store::tables::lineage(table)?;
+    let visible = |c: &str| schema.field_with_name(c).is_ok();
+    lineage.person.filter(|p| visible(p)).or_else(|| lineage.parent.map(|(_, key)| key).filter(|k| visible(k)))
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
