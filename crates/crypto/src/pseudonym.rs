@@ -103,8 +103,9 @@ impl PseudonymKey {
 
     /// The keyed order of a project's extract (call it on a key from
     /// [`PseudonymKey::for_project`]): rows are sorted by [`RowOrder::key`] of their encoded
-    /// values, so the extract's order says nothing of the platform's order and two projects
-    /// order the same rows differently.
+    /// values (after the project's pseudonym, where the extract clusters by it), so the
+    /// extract's order says nothing of the platform's order and two projects order the same
+    /// rows differently.
     pub fn row_order(&self) -> RowOrder {
         let mut k = self.mac(&[b"kura/row-order/v1\0"]);
         #[allow(clippy::expect_used, reason = "HMAC takes keys of any length (RFC 2104): new_from_slice cannot fail")]

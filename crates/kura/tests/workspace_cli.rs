@@ -124,9 +124,9 @@ fn a_workspace_from_provisioning_to_its_end() {
     assert!(ids1.is_disjoint(&ids0));
     // Row order (HIC-P3): a scan returns rows in stored order, so without more the n-th row
     // (`row_number() OVER ()`) would be the same receipt in every project and link their
-    // outputs. Each project reads an extract of its own whose rows are sorted by a keyed hash
-    // of their values: the same rows, in an order that matches neither the platform's nor the
-    // other project's. Joined on the row number, the two projects' rows disagree about as
+    // outputs. Each project reads an extract of its own whose rows are sorted by the project's
+    // pseudonym (where granted) and a keyed hash of their values: the same rows, in an order
+    // that matches neither the platform's nor the other project's. Joined on the row number, the two projects' rows disagree about as
     // often as two unrelated rows would (about half the time for sex).
     let order = "SELECT row_number() OVER () AS n, sex FROM re";
     let seq = |out: String| rows(&out).into_iter().map(|r| r[1].clone()).collect::<Vec<_>>();

@@ -359,6 +359,7 @@ impl QueryEngine {
                     };
                     sources.push(crate::extract::Source {
                         name: t.name.clone(),
+                        cluster: crate::extract::clustering_column(&t.name, &cols),
                         schema,
                         provider,
                         rows: Some(t.rows),

@@ -20,10 +20,11 @@
 //! | the person set (differencing memory) | persons whose mask has bit *i*, sorted |
 //! | the row's persons | every person of the group |
 //!
-//! The extract's rows come in a keyed random order, so a hash table per group would cost a
-//! cache miss per row. Instead the rows' keys are gathered per column (about a million at a
-//! time), sorted by group and key, and merged into each group's ascending list: sequential
-//! memory access, and the person sets come out sorted.
+//! The extract's rows come clustered by the project's pseudonym (a person's rows together) in
+//! a keyed order of persons, so a hash table per group would cost a cache miss per person.
+//! Instead the rows' keys are gathered per column (about a million at a time; a key its group
+//! is already waiting with is folded into that one), sorted by group and key, and merged into
+//! each group's ascending list: sequential memory access, and the person sets come out sorted.
 //!
 //! Arguments, in order: the `persons` person columns, the `units` unit columns (all Int64),
 //! then per aggregate its condition (Boolean: the row contributes to it), one Boolean per CASE
@@ -166,6 +167,36 @@ impl Keys {
     }
 }
 
+/// Merges the ascending lists `old` and `incoming` into `new` (emptied first); a key met in
+/// both is folded. `None` if `incoming` is not ascending (a malformed state).
+fn merge_sorted<'s>(new: &mut Keys, old: &Keys, k: usize, incoming: impl Iterator<Item = (u64, u64, &'s [f64])>) -> Option<()> {
+    new.keys.clear();
+    new.masks.clear();
+    new.sums.clear();
+    let mut incoming = incoming.peekable();
+    let mut last = None;
+    let mut a = 0;
+    loop {
+        let from_old = match (old.keys.get(a), incoming.peek()) {
+            (Some(x), Some(r)) => *x <= r.0,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return Some(()),
+        };
+        if from_old {
+            let (key, mask) = (old.keys.get(a).copied().unwrap_or(0), old.masks.get(a).copied().unwrap_or(0));
+            new.push(key, mask, old.sums.get(a * k..a * k + k).unwrap_or(&[]));
+            a += 1;
+        } else if let Some((key, mask, sums)) = incoming.next() {
+            if last.is_some_and(|l| key < l) {
+                return None;
+            }
+            last = Some(key);
+            new.push(key, mask, sums);
+        }
+    }
+}
+
 /// One group's keys and counters.
 #[derive(Debug, Clone)]
 struct Group {
@@ -191,8 +222,8 @@ impl Group {
     }
 }
 
-/// A row's key waiting to be sorted into its group: rows arrive in no order (the extract's
-/// rows are shuffled), so instead of a hash table per group — a cache miss per row — keys are
+/// A row's key waiting to be sorted into its group: persons arrive in no order (the extract
+/// orders them by a keyed hash), so instead of a hash table per group — a cache miss per row — keys are
 /// gathered and sorted in bulk, then merged into each group's ascending keys.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -230,6 +261,8 @@ pub struct EvidenceGroups {
     /// waiting one instead of queued again (the key is kept here, beside the others, so that
     /// telling costs no look into the buffer).
     latest: Vec<Vec<(u64, u32)>>,
+    /// Lists merged into, then swapped with a group's (no allocation per merge).
+    scratch: Keys,
     /// Entries held in the groups (for [`GroupsAccumulator::size`]).
     entries: usize,
 }
@@ -243,6 +276,7 @@ impl EvidenceGroups {
             groups: Vec::new(),
             buffers: (0..tables).map(|_| Buffer::default()).collect(),
             latest: vec![Vec::new(); tables],
+            scratch: Keys::default(),
             entries: 0,
         }
     }
@@ -310,32 +344,11 @@ impl EvidenceGroups {
             }
             run.sort_unstable_by_key(|r| r.key);
             let run = &*run;
-            let first = Pending { group: g as u32, at: 0, key: 0, mask: 0 };
-            let Some(table) = self.groups.get_mut(first.group as usize).and_then(|g| g.tables.get_mut(t)) else { continue };
+            let Some(table) = self.groups.get_mut(g).and_then(|g| g.tables.get_mut(t)) else { continue };
             // Merged into the scratch lists, which then change places with the group's: the
             // group's old lists are the next group's scratch (no allocation per group).
-            let (old, new) = (&*table, &mut scratch);
-            new.keys.clear();
-            new.masks.clear();
-            new.sums.clear();
-            let (mut a, mut b) = (0, 0);
-            loop {
-                let from_old = match (old.keys.get(a), run.get(b)) {
-                    (Some(x), Some(r)) => *x <= r.key,
-                    (Some(_), None) => true,
-                    (None, Some(_)) => false,
-                    (None, None) => break,
-                };
-                if from_old {
-                    let (key, mask) = (old.keys.get(a).copied().unwrap_or(0), old.masks.get(a).copied().unwrap_or(0));
-                    new.push(key, mask, old.sums.get(a * k..a * k + k).unwrap_or(&[]));
-                    a += 1;
-                } else if let Some(r) = run.get(b) {
-                    new.push(r.key, r.mask, at(r.at));
-                    b += 1;
-                }
-            }
-            self.entries += new.keys.len() - old.keys.len();
+            merge_sorted(&mut scratch, table, k, run.iter().map(|r| (r.key, r.mask, at(r.at))));
+            self.entries += scratch.keys.len() - table.keys.len();
             std::mem::swap(table, &mut scratch);
         }
         // The buffer's room is kept for the next keys.
@@ -365,9 +378,11 @@ impl EvidenceGroups {
     /// Queues `key` of table `t` for `group`, with its sums; a key the group's latest waiting
     /// one already has takes its mask and sums instead.
     fn queue(&mut self, t: usize, group: usize, key: u64, mask: u64, sums: &[f64]) {
-        let (Some(buf), Some(latest)) = (self.buffers.get_mut(t), self.latest.get_mut(t).and_then(|l| l.get_mut(group))) else {
-            return;
-        };
+        let Some(buf) = self.buffers.get_mut(t) else { return };
+        // `grow` sized `latest` for every group; were it not, the key is queued unfolded
+        // (never dropped).
+        let mut spare = (0, 0);
+        let latest = self.latest.get_mut(t).and_then(|l| l.get_mut(group)).unwrap_or(&mut spare);
         if latest.0 == key
             && let Some(p) = (latest.1 as usize).checked_sub(1).and_then(|i| buf.rows.get_mut(i))
         {
@@ -611,7 +626,7 @@ fn encode_state(g: &Group, buf: &mut Vec<u8>) {
 /// Reads little-endian words.
 struct Reader<'a>(&'a [u8]);
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn u64(&mut self) -> Option<u64> {
         let (head, rest) = self.0.split_first_chunk::<8>()?;
         self.0 = rest;
@@ -619,6 +634,11 @@ impl Reader<'_> {
     }
     fn f64(&mut self) -> Option<f64> {
         self.u64().map(f64::from_bits)
+    }
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
     }
     fn len(&mut self) -> Option<usize> {
         let n = usize::try_from(self.u64()?).ok()?;
@@ -628,35 +648,49 @@ impl Reader<'_> {
 }
 
 impl EvidenceGroups {
-    /// Queues a partial group's state (`bytes`) into group `g`.
+    /// Merges a partial group's state (`bytes`) into group `g`: each of its lists is ascending,
+    /// so it is merged with the group's directly (no waiting, no sort).
     fn merge_state(&mut self, g: usize, bytes: &[u8]) -> Option<()> {
         let k = self.shape.sums();
         let mut r = Reader(bytes);
-        let mut tables: Vec<Vec<(u64, u64)>> = Vec::with_capacity(self.buffers.len());
+        let mut tables: Vec<&[u8]> = Vec::with_capacity(self.buffers.len());
         for _ in 0..self.buffers.len() {
             let n = r.len()?;
-            tables.push((0..n).map(|_| Some((r.u64()?, r.u64()?))).collect::<Option<Vec<_>>>()?);
+            tables.push(r.take(n.checked_mul(16)?)?);
         }
         let n = r.len()?;
-        if n != tables.first().map_or(0, Vec::len) * k {
+        if n != tables.first().map_or(0, |t| t.len() / 16) * k {
             return None;
         }
-        let sums = (0..n).map(|_| r.f64()).collect::<Option<Vec<_>>>()?;
+        let sums = r.take(n.checked_mul(8)?)?;
         let group = self.groups.get_mut(g)?;
-        for u in group.unknown.iter_mut() {
-            *u += r.u64()?;
-        }
-        for s in group.unknown_sum.iter_mut() {
-            *s += r.f64()?;
-        }
+        let unknown = (0..group.unknown.len()).map(|_| r.u64()).collect::<Option<Vec<_>>>()?;
+        let unknown_sum = (0..group.unknown_sum.len()).map(|_| r.f64()).collect::<Option<Vec<_>>>()?;
         if !r.0.is_empty() {
             return None;
         }
-        for (t, entries) in tables.into_iter().enumerate() {
-            for (i, (key, mask)) in entries.into_iter().enumerate() {
-                let s = if t == 0 { sums.get(i * k..i * k + k)? } else { &[][..] };
-                self.queue(t, g, key, mask, s);
-            }
+        let mut values = Vec::with_capacity(n);
+        for chunk in sums.chunks_exact(8) {
+            values.push(f64::from_le_bytes(chunk.try_into().ok()?));
+        }
+        for (u, v) in group.unknown.iter_mut().zip(unknown) {
+            *u += v;
+        }
+        for (u, v) in group.unknown_sum.iter_mut().zip(unknown_sum) {
+            *u += v;
+        }
+        for (t, raw) in tables.into_iter().enumerate() {
+            let kt = if t == 0 { k } else { 0 };
+            let table = group.tables.get_mut(t)?;
+            let entries = raw.chunks_exact(16).enumerate().map(|(i, e)| {
+                let (key, mask) = e.split_at(8);
+                let word = |b: &[u8]| b.try_into().map(u64::from_le_bytes).unwrap_or(0);
+                (word(key), word(mask), values.get(i * kt..i * kt + kt).unwrap_or(&[]))
+            });
+            merge_sorted(&mut self.scratch, table, kt, entries)?;
+            self.entries += self.scratch.keys.len();
+            self.entries -= table.keys.len();
+            std::mem::swap(table, &mut self.scratch);
         }
         Some(())
     }
@@ -1019,5 +1053,26 @@ mod tests {
         let huge = u64::MAX.to_le_bytes().repeat(3);
         let state: ArrayRef = Arc::new(BinaryArray::from(vec![Some(huge.as_slice())]));
         assert!(EvidenceGroups::new(shape()).merge_batch(&[state], &[0], 1).is_err());
+        // A state whose persons are not ascending is refused, not merged out of order; the
+        // same state in order merges, and cut short anywhere it is refused.
+        let mut acc = EvidenceGroups::new(shape());
+        let (values, groups) = batch(&ROWS);
+        acc.update_batch(&values, &groups, None, 2).unwrap();
+        let state = acc.state(EmitTo::All).unwrap().remove(0);
+        let good = state.as_any().downcast_ref::<BinaryArray>().unwrap().value(0).to_vec();
+        let n = u64::from_le_bytes(good.get(..8).unwrap().try_into().unwrap());
+        assert!(n >= 2, "the test needs two persons in the group");
+        let mut swapped = good.clone();
+        let (first, second) = (good.get(8..24).unwrap(), good.get(24..40).unwrap());
+        swapped.splice(8..40, second.iter().chain(first).copied());
+        let merge = |bytes: &[u8]| {
+            let state: ArrayRef = Arc::new(BinaryArray::from(vec![Some(bytes)]));
+            EvidenceGroups::new(shape()).merge_batch(&[state], &[0], 1)
+        };
+        assert!(merge(&good).is_ok());
+        assert!(merge(&swapped).is_err(), "persons out of order");
+        for cut in 0..good.len() {
+            assert!(merge(good.get(..cut).unwrap()).is_err(), "cut at {cut}");
+        }
     }
 }

@@ -161,6 +161,8 @@ pub struct ExtractFile {
 /// pseudonymised view) and the schema the engine shows.
 pub(crate) struct Source {
     pub name: String,
+    /// The column its rows are clustered by ([`clustering_column`]).
+    pub cluster: Option<String>,
     pub schema: SchemaRef,
     pub provider: Arc<dyn TableProvider>,
     /// The rows the dataset's catalogue lists for the table (checked after the build).
@@ -189,7 +191,7 @@ fn file_aad(ws: &WorkspaceSpec, path: &str) -> Vec<u8> {
 /// hashes) and each granted column — keyed by the workspace key, so that an extract is rebuilt
 /// when any of it changes and the value says nothing outside the workspace.
 pub fn fingerprint(ws: &WorkspaceSpec, dataset: &DatasetEntry, grant: &crate::Grant) -> String {
-    // "clustered": rows ordered by the clustering column first (an older extract is rebuilt).
+    // "clustered": rows ordered by a clustering column first (an older extract is rebuilt).
     let mut text = format!("kura/extract/v1\nclustered\n{}\n{}\n", ws.project, dataset.name);
     for t in &dataset.tables {
         let cols = grant.columns(t);
@@ -197,6 +199,9 @@ pub fn fingerprint(ws: &WorkspaceSpec, dataset: &DatasetEntry, grant: &crate::Gr
             continue;
         }
         text.push_str(&format!("table {}\n", t.name));
+        if let Some(c) = clustering_column(&t.name, &cols) {
+            text.push_str(&format!("clustered by {c}\n"));
+        }
         for c in cols {
             text.push_str(&format!("column {} {} {} {:?}\n", c.name, c.data_type, c.nullable, c.sensitivity));
         }
@@ -342,7 +347,7 @@ async fn build_tables(
         // The rows' order is keyed by their visible values only: a visible person pseudonym
         // (or record id) first, then the keyed hash of the whole row.
         let mut sort = Vec::new();
-        if let Some(c) = clustering_column(&s.name, &s.schema) {
+        if let Some(c) = &s.cluster {
             sort.push(Expr::Column(datafusion::common::Column::new(Some(TableReference::bare(s.name.as_str())), c)).sort(true, false));
         }
         sort.push(order.call(columns).sort(true, false));
@@ -393,17 +398,26 @@ async fn build_tables(
     Ok(tables)
 }
 
-/// The visible column whose value the extract's rows of `table` are clustered by: the person
+/// The granted column whose value the extract's rows of `table` are clustered by: the person
 /// pseudonym where the grant shows it, else the record id through which the rows reach their
-/// person (a detail table's receipt). Both values are the project's own (keyed per project),
-/// so the order they give links nothing across projects, and it shows nothing the column does
-/// not: where the grant withholds the column, the rows are not clustered by it. Clustering
-/// keeps a person's rows together, which the airlock's evidence aggregate folds as they come
-/// ([`crate::evidence`]) and which compresses the person's repeated values.
-fn clustering_column(table: &str, schema: &Schema) -> Option<&'static str> {
+/// person (a detail table's receipt). Both are replaced by the project's own values (the
+/// project's pseudonym, the project's keyed renumbering: [`crate::workspace`]), so the order
+/// they give links nothing across projects, and it shows nothing the column does not: where
+/// the grant withholds the column, the rows are not clustered by it. Only a column the
+/// catalogue marks as a person ID or a record ID qualifies (those are the ones replaced).
+/// Clustering keeps a person's rows (a detail table: a receipt's rows) together, which the
+/// airlock's evidence aggregate folds as they come ([`crate::evidence`]) and which compresses
+/// the person's repeated values.
+pub(crate) fn clustering_column(table: &str, granted: &[&kura_store::ColumnEntry]) -> Option<String> {
     let lineage = kura_store::tables::lineage(table)?;
-    let visible = |c: &str| schema.field_with_name(c).is_ok();
-    lineage.person.filter(|p| visible(p)).or_else(|| lineage.parent.map(|(_, key)| key).filter(|k| visible(k)))
+    let find = |name: &str, ok: &dyn Fn(&kura_store::ColumnEntry) -> bool| {
+        granted.iter().find(|c| c.name == name && ok(c)).map(|c| c.name.clone())
+    };
+    let person = lineage.person.and_then(|p| find(p, &|c| crate::workspace::is_person_id(c.sensitivity)));
+    person.or_else(|| {
+        let (_, key) = lineage.parent?;
+        find(key, &|c| crate::workspace::is_record_id(c.sensitivity, &c.data_type))
+    })
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -651,5 +665,41 @@ impl ScalarUDFImpl for RowOrderFunction {
         let rows = converter.convert_columns(&arrays)?;
         let keys: UInt64Array = (0..rows.num_rows()).map(|i| self.order.key(rows.row(i).as_ref())).collect();
         Ok(ColumnarValue::Array(Arc::new(keys)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clustering_column;
+    use kura_store::{ColumnEntry, Sensitivity};
+
+    fn column(name: &str, data_type: &str, sensitivity: Sensitivity) -> ColumnEntry {
+        ColumnEntry {
+            name: name.into(),
+            data_type: data_type.into(),
+            nullable: true,
+            title_ja: String::new(),
+            title_en: String::new(),
+            code_system: None,
+            sensitivity,
+            key_id: String::new(),
+        }
+    }
+
+    /// HIC-P3: the rows are clustered only by a granted person ID or record ID, never by a
+    /// column the grant withholds, and never by a column the catalogue does not mark as one of
+    /// those (its values would not be the project's own).
+    #[test]
+    fn rows_cluster_only_by_a_granted_id_the_project_renumbered() {
+        let id5 = column("id5", "Utf8", Sensitivity::Identifier);
+        let receipt = column("receipt_id", "Int64", Sensitivity::Internal);
+        let sex = column("sex", "Utf8", Sensitivity::Quasi);
+        assert_eq!(clustering_column("re", &[&id5, &receipt, &sex]).as_deref(), Some("id5"));
+        assert_eq!(clustering_column("re", &[&receipt, &sex]), None, "re without its person ID");
+        assert_eq!(clustering_column("si", &[&receipt]).as_deref(), Some("receipt_id"));
+        assert_eq!(clustering_column("si", &[&sex]), None);
+        let plain_id5 = column("id5", "Utf8", Sensitivity::Quasi);
+        assert_eq!(clustering_column("re", &[&plain_id5]), None, "not marked as a person ID");
+        assert_eq!(clustering_column("m_drug", &[&id5]), None, "a master has no person");
     }
 }

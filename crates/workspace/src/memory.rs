@@ -193,6 +193,75 @@ pub struct Hit {
     pub with: String,
 }
 
+/// Numbers the distinct persons of `sets` densely and inverts them: per set its persons'
+/// numbers (ascending), and per number the sets holding it (`post[start[d]..start[d + 1]]`).
+///
+/// The (person, set) pairs are spread by the person key's top bits into parts small enough to
+/// sort in the cache (the keys are keyed hashes: evenly spread), each part is sorted, and the
+/// numbers are given in one walk: no hash table of a million persons, whose every look-up
+/// would miss the cache.
+fn invert<'a>(sets: impl Iterator<Item = &'a [u64]> + Clone) -> (Vec<Vec<u32>>, Vec<u32>, Vec<u32>) {
+    let sizes: Vec<usize> = sets.clone().map(<[u64]>::len).collect();
+    let total: usize = sizes.iter().sum();
+    // About 4,096 pairs per part.
+    let bits = (usize::BITS - (total / 4096).leading_zeros()).min(16);
+    let part_of = |key: u64| if bits == 0 { 0 } else { (key >> (64 - bits)) as usize };
+    let n_parts = 1usize << bits;
+    let mut begin = vec![0usize; n_parts + 1];
+    for set in sets.clone() {
+        for &key in set {
+            if let Some(c) = begin.get_mut(part_of(key) + 1) {
+                *c += 1;
+            }
+        }
+    }
+    for p in 0..n_parts {
+        let before = begin.get(p).copied().unwrap_or(0);
+        if let Some(c) = begin.get_mut(p + 1) {
+            *c += before;
+        }
+    }
+    let mut fill = begin.clone();
+    let mut pairs = vec![(0u64, 0u32); total];
+    for (j, set) in sets.enumerate() {
+        for &key in set {
+            if let Some(at) = fill.get_mut(part_of(key)) {
+                if let Some(slot) = pairs.get_mut(*at) {
+                    *slot = (key, j as u32);
+                }
+                *at += 1;
+            }
+        }
+    }
+    drop(fill);
+    let mut dense: Vec<Vec<u32>> = sizes.iter().map(|&n| Vec::with_capacity(n)).collect();
+    let mut start = Vec::with_capacity(total / 2 + 1);
+    let mut post = Vec::with_capacity(total);
+    start.push(0u32);
+    for p in 0..n_parts {
+        let (a, b) = (begin.get(p).copied().unwrap_or(0), begin.get(p + 1).copied().unwrap_or(0));
+        let Some(part) = pairs.get_mut(a..b) else { continue };
+        part.sort_unstable();
+        let mut last = None;
+        for &(key, j) in &*part {
+            if last != Some(key) {
+                if last.is_some() {
+                    start.push(post.len() as u32);
+                }
+                last = Some(key);
+            }
+            post.push(j);
+            if let Some(d) = dense.get_mut(j as usize) {
+                d.push(start.len() as u32 - 1);
+            }
+        }
+        if last.is_some() {
+            start.push(post.len() as u32);
+        }
+    }
+    (dense, start, post)
+}
+
 /// Compares the new cells (`fresh`, those with a position; their table's unions take part as
 /// what they add up to) with `released` (a source name and its sets) and with each other:
 ///
@@ -220,47 +289,7 @@ pub fn compare(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64
     // with it — one pass over its persons' lists instead of one comparison per set.
     // Each distinct person a dense number, each set its persons' numbers; then the sets of
     // each number, laid out one after another (`start[d]..start[d + 1]` in `post`).
-    let total: usize = items.iter().map(|(_, _, p)| p.len()).sum();
-    let mut ids: std::collections::HashMap<u64, u32, kura_query::evidence::KeyBuild> =
-        std::collections::HashMap::with_capacity_and_hasher(total / 2, Default::default());
-    let dense: Vec<Vec<u32>> = items
-        .iter()
-        .map(|(_, _, p)| {
-            p.iter()
-                .map(|&person| {
-                    let next = ids.len() as u32;
-                    *ids.entry(person).or_insert(next)
-                })
-                .collect()
-        })
-        .collect();
-    let n_persons = ids.len();
-    drop(ids);
-    let mut start = vec![0u32; n_persons + 1];
-    for &d in dense.iter().flatten() {
-        if let Some(s) = start.get_mut(d as usize + 1) {
-            *s += 1;
-        }
-    }
-    for d in 0..n_persons {
-        let before = start.get(d).copied().unwrap_or(0);
-        if let Some(s) = start.get_mut(d + 1) {
-            *s += before;
-        }
-    }
-    let mut fill = start.clone();
-    let mut post = vec![0u32; total];
-    for (j, set) in dense.iter().enumerate() {
-        for &d in set {
-            if let Some(at) = fill.get_mut(d as usize) {
-                if let Some(slot) = post.get_mut(*at as usize) {
-                    *slot = j as u32;
-                }
-                *at += 1;
-            }
-        }
-    }
-    drop(fill);
+    let (dense, start, post) = invert(items.iter().map(|(_, _, p)| *p));
     let postings = |d: &u32| {
         let (a, b) = (start.get(*d as usize).copied().unwrap_or(0), start.get(*d as usize + 1).copied().unwrap_or(0));
         post.get(a as usize..b as usize).unwrap_or(&[])
@@ -576,6 +605,41 @@ mod tests {
             }
         }
         out
+    }
+
+    /// The inverted index spread over many parts (keys over the whole 64-bit range, more pairs
+    /// than one part holds) numbers each person once and lists exactly the sets holding them.
+    #[test]
+    #[allow(clippy::indexing_slicing)] // a test's reference
+    fn the_inverted_index_numbers_each_person_once() {
+        use rand::{Rng, SeedableRng};
+        use std::collections::BTreeMap;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let pool: Vec<u64> = (0..10_000).map(|_| rng.random()).collect();
+        let sets: Vec<Vec<u64>> = (0..25)
+            .map(|_| {
+                let mut s: Vec<u64> = pool.iter().copied().filter(|_| rng.random_bool(0.2)).collect();
+                s.sort_unstable();
+                s
+            })
+            .collect();
+        let (dense, start, post) = invert(sets.iter().map(Vec::as_slice));
+        let mut number: BTreeMap<u64, u32> = BTreeMap::new();
+        let mut want: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+        for (j, (set, ds)) in sets.iter().zip(&dense).enumerate() {
+            assert_eq!(set.len(), ds.len());
+            for (key, d) in set.iter().zip(ds) {
+                assert_eq!(*number.entry(*key).or_insert(*d), *d, "one number per person");
+                want.entry(*key).or_default().push(j as u32);
+            }
+        }
+        let distinct: BTreeSet<u32> = number.values().copied().collect();
+        assert_eq!(distinct.len(), number.len(), "one person per number");
+        assert_eq!(start.len(), number.len() + 1);
+        for (key, d) in &number {
+            let (a, b) = (start[*d as usize] as usize, start[*d as usize + 1] as usize);
+            assert_eq!(&post[a..b], want[key].as_slice(), "the sets of {key}");
+        }
     }
 
     #[test]
