@@ -255,12 +255,6 @@ pub struct EvidenceGroups {
     groups: Vec<Group>,
     /// Per table (person columns, then unit columns).
     buffers: Vec<Buffer>,
-    /// Per table, per group: the group's latest waiting key and one more than its place in the
-    /// table's buffer (0: none since the last flush). A person's rows lie together in the
-    /// extract ([`crate::extract`]), so a key repeated within a group is folded into the
-    /// waiting one instead of queued again (the key is kept here, beside the others, so that
-    /// telling costs no look into the buffer).
-    latest: Vec<Vec<(u64, u32)>>,
     /// Lists merged into, then swapped with a group's (no allocation per merge).
     scratch: Keys,
     /// Entries held in the groups (for [`GroupsAccumulator::size`]).
@@ -275,7 +269,6 @@ impl EvidenceGroups {
             shape,
             groups: Vec::new(),
             buffers: (0..tables).map(|_| Buffer::default()).collect(),
-            latest: vec![Vec::new(); tables],
             scratch: Keys::default(),
             entries: 0,
         }
@@ -285,9 +278,6 @@ impl EvidenceGroups {
         if self.groups.len() < total {
             let shape = &self.shape;
             self.groups.resize_with(total, || Group::new(shape));
-            for l in &mut self.latest {
-                l.resize(total, (0, 0));
-            }
         }
     }
 
@@ -301,9 +291,6 @@ impl EvidenceGroups {
         let k = self.k(t);
         let Some(buf) = self.buffers.get_mut(t) else { return };
         let Buffer { mut rows, values } = std::mem::take(buf);
-        if let Some(l) = self.latest.get_mut(t) {
-            l.fill((0, 0));
-        }
         if rows.is_empty() {
             return;
         }
@@ -368,23 +355,19 @@ impl EvidenceGroups {
     fn take(&mut self, emit_to: EmitTo) -> Vec<Group> {
         self.flush_all();
         let taken = emit_to.take_needed(&mut self.groups);
-        for l in &mut self.latest {
-            l.truncate(self.groups.len());
-        }
         self.entries = self.groups.iter().map(Group::entries).sum();
         taken
     }
 
-    /// Queues `key` of table `t` for `group`, with its sums; a key the group's latest waiting
-    /// one already has takes its mask and sums instead.
+    /// Queues `key` of table `t` for `group`, with its sums. The same key for the same group
+    /// as the key queued just before takes its mask and sums instead: a person's rows lie
+    /// together in the extract ([`crate::extract`]), so most rows fold into the one before
+    /// (in the cache) rather than wait to be sorted.
     fn queue(&mut self, t: usize, group: usize, key: u64, mask: u64, sums: &[f64]) {
         let Some(buf) = self.buffers.get_mut(t) else { return };
-        // `grow` sized `latest` for every group; were it not, the key is queued unfolded
-        // (never dropped).
-        let mut spare = (0, 0);
-        let latest = self.latest.get_mut(t).and_then(|l| l.get_mut(group)).unwrap_or(&mut spare);
-        if latest.0 == key
-            && let Some(p) = (latest.1 as usize).checked_sub(1).and_then(|i| buf.rows.get_mut(i))
+        if let Some(p) = buf.rows.last_mut()
+            && p.key == key
+            && p.group as usize == group
         {
             p.mask |= mask;
             let k = sums.len();
@@ -397,7 +380,6 @@ impl EvidenceGroups {
         let at = if sums.is_empty() { 0 } else { (buf.values.len() / sums.len()) as u32 };
         buf.rows.push(Pending { group: group as u32, at, key, mask });
         buf.values.extend_from_slice(sums);
-        *latest = (key, buf.rows.len() as u32);
     }
 
     fn flush_full(&mut self) {
@@ -586,8 +568,7 @@ impl GroupsAccumulator for EvidenceGroups {
 
     fn size(&self) -> usize {
         // Keys, masks and sums per entry; the waiting keys; the groups.
-        let waiting: usize = self.buffers.iter().map(|b| b.rows.capacity() * 24 + b.values.capacity() * 8).sum::<usize>()
-            + self.latest.iter().map(|l| l.capacity() * 16).sum::<usize>();
+        let waiting: usize = self.buffers.iter().map(|b| b.rows.capacity() * 24 + b.values.capacity() * 8).sum();
         self.entries * (16 + 8 * self.shape.sums()) + waiting + self.groups.len() * std::mem::size_of::<Group>()
     }
 }
