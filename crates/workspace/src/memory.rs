@@ -193,6 +193,36 @@ pub struct Hit {
     pub with: String,
 }
 
+/// |a ∩ b| of two ascending sets.
+fn common_count(a: &[u64], b: &[u64]) -> u64 {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
+        match x.cmp(y) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                n += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Whether every key of the ascending `small` is in the ascending `big` (searched by halving
+/// what is left of `big`: a set that is not a superset is usually told at its first keys).
+fn is_subset(small: &[u64], big: &[u64]) -> bool {
+    let mut rest = big;
+    for key in small {
+        match rest.binary_search(key) {
+            Ok(at) => rest = rest.get(at + 1..).unwrap_or(&[]),
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
 /// Numbers the distinct persons of `sets` densely and inverts them: per set its persons'
 /// numbers (ascending), and per number the sets holding it (`post[start[d]..start[d + 1]]`).
 ///
@@ -324,7 +354,9 @@ pub fn compare(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64
     let mut hits = BTreeSet::new();
     // The fresh cell a finding is reported on: the given one, or the first cell of its file
     // (a finding on a table's total).
-    let at_of = |c: &MemCell| c.at.or_else(|| fresh.iter().find(|f| f.file == c.file && f.at.is_some()).and_then(|f| f.at));
+    let at_of = |c: &MemCell| {
+        c.at.or_else(|| fresh.iter().find(|f| f.file == c.file && f.at.is_some() && !f.set.keys().is_empty()).and_then(|f| f.at))
+    };
     let size = |j: usize| sizes.get(j).copied().unwrap_or(0);
     let name = |j: usize| items.get(j).map_or("", |(n, _, _)| n.as_str());
     // Union candidates: each with the sets lying within it.
@@ -334,6 +366,36 @@ pub fn compare(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64
         let Some((_, Some(c), _)) = items.get(i) else { continue };
         let mine = size(i);
         if mine == 0 {
+            continue;
+        }
+        // A fresh set without a cell is the union of this output's shown cells of a measure
+        // (`cell_sets`): those cells lie within it and cover it, so the union check has
+        // nothing to find, and only sets within the threshold of its size can be close to it.
+        // Its persons (every person of the table) are not walked through the index.
+        if c.at.is_none() && mine >= threshold {
+            let keys = |j: usize| items.get(j).map_or(&[][..], |(_, _, p)| *p);
+            for j in 0..items.len() {
+                let theirs = size(j);
+                if j == i || theirs == 0 {
+                    continue;
+                }
+                if j >= n_fresh && theirs > mine && is_subset(keys(i), keys(j)) {
+                    released_supersets.insert(j);
+                }
+                if theirs.abs_diff(mine) >= threshold {
+                    continue;
+                }
+                let common = common_count(keys(i), keys(j));
+                if let Some(at) = at_of(c)
+                    && close(mine - common, theirs - common)
+                {
+                    if j >= n_fresh {
+                        hits.insert(Hit { at, with: name(j).to_string() });
+                    } else if j > i {
+                        hits.insert(Hit { at, with: format!("{} (この出力 this output, {})", name(j), name(i)) });
+                    }
+                }
+            }
             continue;
         }
         let shared = overlaps(i);
@@ -578,8 +640,12 @@ mod tests {
         all.retain(|(_, p, _)| !p.is_empty());
         let n_fresh = all.iter().take(n_fresh).filter(|x| x.2).count();
         let mut out = BTreeSet::new();
+        // A fresh set without a cell (a table's total) is reported on the file's first cell.
+        let first = all.iter().take(n_fresh).find_map(|x| x.0);
         for i in 0..n_fresh {
-            let (Some(at), a, _) = &all[i] else { continue };
+            let (own, a, _) = &all[i];
+            let Some(at) = own.or(first) else { continue };
+            let at = &at;
             for (j, (_, b, _)) in all.iter().enumerate() {
                 if j == i || (j < n_fresh && j < i) {
                     continue;
@@ -598,7 +664,13 @@ mod tests {
             }
             let union: BTreeSet<u64> = within.iter().flat_map(|&j| all[j].1.iter().copied()).collect();
             if few(big.len() as u64 - union.len() as u64) {
-                let at = own.or_else(|| within.iter().find_map(|&j| all[j].0));
+                // A fresh total is the union of the output's cells: a finding on it is a
+                // finding on a cell with the same persons (else its cells cover it).
+                let at = if own.is_none() && k < n_fresh {
+                    all.iter().take(n_fresh).find(|x| x.0.is_some() && x.1 == *big).and_then(|x| x.0)
+                } else {
+                    own.or_else(|| within.iter().find_map(|&j| all[j].0))
+                };
                 if let Some(at) = at {
                     out.insert((at, true));
                 }
@@ -653,7 +725,13 @@ mod tests {
                 let keep = rng.random_range(0.05..1.0);
                 (0..universe).filter(|_| rng.random_bool(keep)).collect()
             };
-            let fresh: Vec<MemCell> = (0..rng.random_range(1..6)).map(|i| cell(Some((i, 0)), &set(&mut rng))).collect();
+            let mut fresh: Vec<MemCell> = (0..rng.random_range(1..6)).map(|i| cell(Some((i, 0)), &set(&mut rng))).collect();
+            // Every other round the output's total too, as `cell_sets` makes it: the union
+            // of its cells, without a cell of its own.
+            if round % 2 == 1 {
+                let total: Vec<u64> = fresh.iter().flat_map(|c| c.set.keys().iter().copied()).collect();
+                fresh.push(cell(None, &total));
+            }
             let released: Vec<(String, MemCell)> =
                 (0..rng.random_range(0..6)).map(|i| (format!("OUT-{i}"), cell(None, &set(&mut rng)))).collect();
             let want: BTreeSet<(usize, usize)> = reference(&fresh, &released, 10).into_iter().map(|(at, _)| at).collect();
