@@ -80,6 +80,10 @@ pub mod rule {
     /// Together with what is already released (by the project, or by any of its members in
     /// any project), the cell isolates 1 to threshold−1 persons.
     pub const DIFFERENCING: &str = "differencing.released";
+    /// An earlier release of the project or of one of its members holds a file whose persons
+    /// are not known (a table whose lineage was lost, a file no Kura query made): the memory
+    /// cannot compare with it, so the cell is at best review (issue 22 §3).
+    pub const DIFFERENCING_UNKNOWN: &str = "differencing.unknown";
 }
 
 /// One rule that fired on a cell.

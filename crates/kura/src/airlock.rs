@@ -256,7 +256,8 @@ fn print_verdict(v: &TableVerdict, file: &str) {
                 if rules.is_empty() { "-".to_string() } else { rules.join(",") }
             );
             // The release a differencing finding combines with (its message names no count).
-            for f in c.findings.iter().filter(|f| f.rule == kura_disclosure::check::rule::DIFFERENCING) {
+            let named = [kura_disclosure::check::rule::DIFFERENCING, kura_disclosure::check::rule::DIFFERENCING_UNKNOWN];
+            for f in c.findings.iter().filter(|f| named.contains(&f.rule.as_str())) {
                 println!("      {}", f.message);
             }
         }

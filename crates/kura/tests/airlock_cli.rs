@@ -652,6 +652,40 @@ fn a_weighted_aggregate_is_not_a_pass() {
     assert!(!check.contains("lineage.unknown"), "{check}");
 }
 
+/// A release whose persons the memory could not keep (issue 22 §3: a lineage that cannot be
+/// established is never a silent pass, and neither is what it makes possible): once a table
+/// whose lineage was lost has left — reviewed and confirmed by both reviewers — every later
+/// table of the researcher is at best review, naming that release, because the memory cannot
+/// tell what it adds to it; and a request checked before that release is refused at the gate.
+#[test]
+fn a_release_without_known_persons_leaves_later_outputs_to_reviewers() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = population(dir.path());
+    let project = provision(&home, "r1", &["re.receipt_id", "re.age", "re.total_points"]);
+    let plain = "SELECT count(*) AS receipts FROM re";
+    // Checked before: it passes, and is approved.
+    let early = reviewed(&home, &project, "r1", "early", plain);
+    let check = ok(&kura(&home, &["output", "check", &early]));
+    assert!(!check.contains("differencing"), "{check}");
+
+    // A table whose lineage is lost (a weighted mean the rewrite cannot follow), confirmed by
+    // both reviewers and released.
+    let x = oldest_few(&home);
+    let lost = format!("SELECT count(*) AS n, avg(CAST(age >= {x} AS DOUBLE) + 1000) AS share FROM re");
+    let id = reviewed(&home, &project, "r1", "lost", &lost);
+    ok(&kura(&home, &["output", "confirm", &id, "--as", "v1", "--file", "1"]));
+    ok(&kura(&home, &["output", "confirm", &id, "--as", "v2", "--file", "1"]));
+    ok(&kura(&home, &["output", "release", &id, "--as", "c1"]));
+
+    // The same plain table now goes to the reviewers, naming the release.
+    let later = last_line(&ok(&kura(&home, &["output", "new", "--project", &project, "--as", "r1", "--name", "later", "--query", plain])));
+    let e = fails(&kura(&home, &["output", "check", &later]));
+    assert!(e.contains("differencing.unknown") && e.contains(&id) && e.contains("review"), "{e}");
+    // The request checked before that release does not leave: its reviewers did not see it.
+    let e = fails(&kura(&home, &["output", "release", &early, "--as", "c1"]));
+    assert!(e.contains(&id) && e.contains("make the request again"), "{e}");
+}
+
 /// Counts the platform publishes itself count as released (issue 22 §2, "a public table"): once
 /// the home's owner publishes a population table (receipts by sex, every person of the dataset),
 /// an output that leaves out the oldest few persons of one sex — harmless on its own — fails,

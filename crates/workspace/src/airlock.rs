@@ -261,14 +261,14 @@ impl Workspaces {
     /// The sets the cells of a new table of `project` are compared with: everything released
     /// by the project or by any of its members ([`Memory::relevant`]), and the other tables of
     /// request `request` (`None`: a new request).
-    async fn compared_with(&self, project: &str, request: Option<&OutputRequest>) -> Result<Vec<(String, MemCell)>> {
+    async fn compared_with(&self, project: &str, request: Option<&OutputRequest>) -> Result<crate::memory::Recalled> {
         let members = self.members(project).await?;
         let mem = self.memory_checked().await?;
-        let mut with = mem.relevant(project, &members)?;
+        let mut with = mem.recall(project, &members)?;
         if let Some(req) = request {
             for f in req.files.iter().filter(|f| f.kind == "table") {
                 let pending = mem.pending(&self.outputs_dir(&req.id), &req.id, f.n)?;
-                with.extend(pending.into_iter().map(|c| (format!("{} (この依頼 this request)", req.id), c)));
+                with.sets.extend(pending.into_iter().map(|c| (format!("{} (この依頼 this request)", req.id), c)));
             }
         }
         Ok(with)
@@ -290,8 +290,10 @@ impl Workspaces {
             .map_err(|e| WorkspaceError::Unusable(format!("開示チェック / disclosure check: {e}")))?;
         let sets = crate::memory::leaving_sets(file, &ev.table, &verdict, &ev.sets);
         let threshold = self.inner.policy.policy.persons.threshold;
-        let hits = crate::memory::compare(&sets, &self.compared_with(project, request).await?, threshold);
+        let with = self.compared_with(project, request).await?;
+        let hits = crate::memory::compare(&sets, &with.sets, threshold);
         crate::memory::apply(&mut verdict, &hits, threshold);
+        crate::memory::apply_unknown(&mut verdict, &with.unknown);
         let csv = mitigated_csv(&ev, &verdict);
         Ok(CheckedTable { csv, verdict, lineage: ev.lineage, sets })
     }
@@ -675,10 +677,28 @@ impl ReleaseGate for Gate<'_> {
         let package = made?;
         // Remembered before the lock is let go: the next release is compared with this one.
         // (Should the release's own commit fail after this, the memory is only stricter.)
-        ws.memory().and_then(|m| m.remember(&req.id, &req.project, &members, leaving)).map_err(fail)?;
+        ws.memory().and_then(|m| m.remember(&req.id, &req.project, &members, leaving, unknown_files(req))).map_err(fail)?;
         drop(lock);
         Ok(package)
     }
+}
+
+/// The files of request `req` whose persons are not known: files no Kura query made, and
+/// tables whose lineage was lost (a `lineage.unknown` finding). Remembered with the release.
+fn unknown_files(req: &OutputRequest) -> Vec<String> {
+    req.files
+        .iter()
+        .filter(|f| {
+            f.kind != "table"
+                || serde_json::from_str::<TableVerdict>(&f.verdict).map_or(true, |v| {
+                    v.table_findings
+                        .iter()
+                        .chain(v.cells.iter().flatten().flat_map(|c| c.findings.iter()))
+                        .any(|x| x.rule == kura_disclosure::check::rule::LINEAGE)
+                })
+        })
+        .map(|f| f.name.clone())
+        .collect()
 }
 
 /// Why the gate's differencing check stops a release.
@@ -734,13 +754,27 @@ impl Gate<'_> {
     fn differencing(&self, req: &OutputRequest, members: &[String]) -> std::result::Result<Vec<MemCell>, Blocked> {
         let ws = self.ws;
         let mem = ws.memory()?;
-        let released = mem.relevant(&req.project, members)?;
+        let recalled = mem.recall(&req.project, members)?;
+        let released = recalled.sets;
         let threshold = ws.inner.policy.policy.persons.threshold;
         let mut leaving = Vec::new();
         let mut found = Vec::new();
         for f in req.files.iter().filter(|f| f.kind == "table") {
             let pending = mem.pending(&ws.outputs_dir(&req.id), &req.id, f.n)?;
             let verdict: Option<TableVerdict> = serde_json::from_str(&f.verdict).ok();
+            // A release without known persons made since the check: its reviewers did not see it.
+            for u in &recalled.unknown {
+                let seen = verdict.as_ref().is_some_and(|v| {
+                    v.cells.iter().flatten().any(|c| {
+                        c.findings
+                            .iter()
+                            .any(|x| x.rule == kura_disclosure::check::rule::DIFFERENCING_UNKNOWN && x.message.contains(u.as_str()))
+                    })
+                });
+                if !seen {
+                    found.push(format!("{} + {u}", f.name));
+                }
+            }
             for hit in crate::memory::compare(&pending, &released, threshold) {
                 // Seen already at the check (the cell fails, and its exception was approved).
                 let seen = verdict.as_ref().and_then(|v| v.cells.get(hit.at.0)?.get(hit.at.1)).is_some_and(|c| {

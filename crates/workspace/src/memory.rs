@@ -13,6 +13,11 @@
 //! under rule `differencing.released`, naming the release it combines with. The count itself is
 //! never said (it is evidence below the threshold, issue 22 §8).
 //!
+//! A release's files whose persons are not known (a table whose lineage was lost, a file no
+//! Kura query made) are remembered by name: while such a release is relevant to a new table,
+//! every passing cell of it is review under `differencing.unknown`, naming the release
+//! (issue 22 §3: what the memory cannot compare is never a silent pass).
+//!
 //! The memory lives in `airlock/memory/`, one file per release, sealed (AES-256-GCM) under a key
 //! derived from the platform's airlock key with the release's id in the associated data. The
 //! release gate compares again under an exclusive lock (`airlock/release.lock`) against
@@ -94,6 +99,21 @@ struct Entry {
     /// output of every project is compared with it.
     #[serde(default)]
     public: bool,
+    /// The release's files whose persons are not known (a table whose lineage was lost, a file
+    /// no Kura query made): nothing of them can be compared, so later outputs are at best
+    /// review while this release is relevant to them.
+    #[serde(default)]
+    unknown: Vec<String>,
+}
+
+/// What the memory holds for a new output: the remembered sets, and the released files whose
+/// persons are not known (as `release file`).
+#[derive(Debug, Default)]
+pub struct Recalled {
+    /// Every remembered set, with its release.
+    pub sets: Vec<(String, MemCell)>,
+    /// Released files without sets.
+    pub unknown: Vec<String>,
 }
 
 /// The prefix of the memory's public tables (`PUB-name`).
@@ -497,6 +517,38 @@ pub fn apply(verdict: &mut TableVerdict, hits: &[Hit], threshold: u64) {
     }
 }
 
+/// Marks every passing cell of `verdict` as review when `unknown` (released files whose
+/// persons are not known, [`Recalled::unknown`]) is not empty: the memory cannot tell what the
+/// cell adds to them, so reviewers compare by hand (issue 22 §3: never a silent pass).
+pub fn apply_unknown(verdict: &mut TableVerdict, unknown: &[String]) {
+    if unknown.is_empty() {
+        return;
+    }
+    let list = unknown.join(", ");
+    let mut any = false;
+    for cell in verdict.cells.iter_mut().flatten() {
+        if cell.status != Status::Pass || cell.released.is_none() {
+            continue;
+        }
+        cell.findings.push(Finding {
+            rule: rule::DIFFERENCING_UNKNOWN.to_owned(),
+            status: Status::Review,
+            message: format!(
+                "持ち出し済みの {list} は人を特定できないため、差分は審査者が確かめます / {list}, already released, has no known persons: reviewers compare with it by hand"
+            ),
+        });
+        cell.status = Status::Review;
+        any = true;
+    }
+    if any {
+        for s in [&mut verdict.status, &mut verdict.released_status] {
+            if *s == Status::Pass {
+                *s = Status::Review;
+            }
+        }
+    }
+}
+
 /// The memory and pending sets on disk.
 pub struct Memory {
     dir: PathBuf,
@@ -540,7 +592,13 @@ impl Memory {
     /// Every remembered set that a new output of `project`, whose members are `members`, is
     /// compared with: releases of the same project and of every project sharing a member.
     pub fn relevant(&self, project: &str, members: &[String]) -> Result<Vec<(String, MemCell)>> {
-        let mut out = Vec::new();
+        Ok(self.recall(project, members)?.sets)
+    }
+
+    /// What [`Memory::relevant`] gives, and the relevant released files whose persons are not
+    /// known.
+    pub fn recall(&self, project: &str, members: &[String]) -> Result<Recalled> {
+        let mut out = Recalled::default();
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
@@ -557,7 +615,8 @@ impl Memory {
                 return Err(WorkspaceError::Unusable(format!("{name}: 別の持ち出しの記憶です / holds another release's memory")));
             }
             if entry.public || entry.project == project || entry.members.iter().any(|m| members.contains(m)) {
-                out.extend(entry.cells.into_iter().map(|c| (entry.release.clone(), c)));
+                out.unknown.extend(entry.unknown.iter().map(|f| format!("{} {f}", entry.release)));
+                out.sets.extend(entry.cells.into_iter().map(|c| (entry.release.clone(), c)));
             }
         }
         Ok(out)
@@ -586,15 +645,17 @@ impl Memory {
     pub fn remember_public(&self, name: &str, cells: Vec<MemCell>) -> Result<()> {
         kura_store::home::mkdir_private(&self.dir)?;
         let release = format!("{PUBLIC_PREFIX}{name}");
-        let entry = Entry { release: release.clone(), project: String::new(), members: Vec::new(), cells, public: true };
+        let entry =
+            Entry { release: release.clone(), project: String::new(), members: Vec::new(), cells, public: true, unknown: Vec::new() };
         let json = serde_json::to_vec(&entry).map_err(|e| WorkspaceError::Unusable(e.to_string()))?;
         self.seal(&self.dir.join(format!("{release}.sealed")), &format!("kura/airlock-memory/v1\0{release}"), &json)
     }
 
-    /// Remembers release `release` of `project` (members `members`) with its leaving sets.
-    pub fn remember(&self, release: &str, project: &str, members: &[String], cells: Vec<MemCell>) -> Result<()> {
+    /// Remembers release `release` of `project` (members `members`) with its leaving sets and
+    /// the names of its files whose persons are not known (`unknown`).
+    pub fn remember(&self, release: &str, project: &str, members: &[String], cells: Vec<MemCell>, unknown: Vec<String>) -> Result<()> {
         kura_store::home::mkdir_private(&self.dir)?;
-        let entry = Entry { release: release.into(), project: project.into(), members: members.to_vec(), cells, public: false };
+        let entry = Entry { release: release.into(), project: project.into(), members: members.to_vec(), cells, public: false, unknown };
         let json = serde_json::to_vec(&entry).map_err(|e| WorkspaceError::Unusable(e.to_string()))?;
         self.seal(&self.dir.join(format!("{release}.sealed")), &format!("kura/airlock-memory/v1\0{release}"), &json)
     }
