@@ -86,6 +86,10 @@ pub struct TableVerdict {
     /// Rows whose keys are not released either (their group holds too few persons).
     #[serde(default)]
     pub masked_rows: Vec<usize>,
+    /// The airlock's differencing memory as the table was checked against it: the number of
+    /// its newest release then (0: none, or not checked against a memory).
+    #[serde(default)]
+    pub memory_through: u64,
 }
 
 impl TableVerdict {
@@ -293,7 +297,7 @@ pub fn check_table(loaded: &LoadedPolicy, table: &Table) -> Result<TableVerdict,
             .max()
             .unwrap_or(Status::Pass),
     );
-    Ok(TableVerdict { policy: loaded.identity(), table_findings, cells, status, released_status, masked_rows })
+    Ok(TableVerdict { policy: loaded.identity(), table_findings, cells, status, released_status, masked_rows, memory_through: 0 })
 }
 
 fn column_rules(policy: &Policy, table: &Table, out: &mut Vec<Finding>) {

@@ -236,6 +236,10 @@ fn print_verdict(v: &TableVerdict, file: &str) {
     println!("{file}: {} (released: {})  policy {}", v.status.as_str(), v.released_status.as_str(), v.policy);
     for f in &v.table_findings {
         println!("  table  {}  {}", f.status.as_str(), f.rule);
+        // The releases it could not be compared with (names only, never a count).
+        if f.rule == kura_disclosure::check::rule::DIFFERENCING_UNKNOWN {
+            println!("      {}", f.message);
+        }
     }
     for (i, row) in v.cells.iter().enumerate() {
         for (j, c) in row.iter().enumerate() {

@@ -684,6 +684,28 @@ fn a_release_without_known_persons_leaves_later_outputs_to_reviewers() {
     // The request checked before that release does not leave: its reviewers did not see it.
     let e = fails(&kura(&home, &["output", "release", &early, "--as", "c1"]));
     assert!(e.contains(&id) && e.contains("make the request again"), "{e}");
+
+    // Another table whose lineage is lost is told which releases it was not compared with.
+    let lost2 = reviewed(&home, &project, "r1", "lost2", &lost);
+    let check = fails(&kura(&home, &["output", "check", &lost2]));
+    assert!(check.contains("differencing.unknown") && check.contains(&format!("not compared with {id}")), "{check}");
+    // The other order: a plain table released after it was checked stops it at the gate …
+    let plain_again = reviewed(&home, &project, "r1", "plain-again", plain);
+    for v in ["v1", "v2"] {
+        ok(&kura(&home, &["output", "confirm", &plain_again, "--as", v, "--file", "1"]));
+        ok(&kura(&home, &["output", "confirm", &lost2, "--as", v, "--file", "1"]));
+    }
+    ok(&kura(&home, &["output", "release", &plain_again, "--as", "c1"]));
+    let e = fails(&kura(&home, &["output", "release", &lost2, "--as", "c1"]));
+    assert!(e.contains(&plain_again) && e.contains("released after this request was checked"), "{e}");
+    // … and made again, it is checked against it and can leave once its reviewers confirm it.
+    let lost3 = reviewed(&home, &project, "r1", "lost3", &lost);
+    let check = fails(&kura(&home, &["output", "check", &lost3]));
+    assert!(check.contains(&plain_again), "{check}");
+    for v in ["v1", "v2"] {
+        ok(&kura(&home, &["output", "confirm", &lost3, "--as", v, "--file", "1"]));
+    }
+    ok(&kura(&home, &["output", "release", &lost3, "--as", "c1"]));
 }
 
 /// Counts the platform publishes itself count as released (issue 22 §2, "a public table"): once

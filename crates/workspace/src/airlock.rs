@@ -293,7 +293,10 @@ impl Workspaces {
         let with = self.compared_with(project, request).await?;
         let hits = crate::memory::compare(&sets, &with.sets, threshold);
         crate::memory::apply(&mut verdict, &hits, threshold);
-        crate::memory::apply_unknown(&mut verdict, &with.unknown);
+        crate::memory::apply_unknown(&mut verdict, &with);
+        if !ev.lineage {
+            not_compared(&mut verdict.table_findings, &with);
+        }
         let csv = mitigated_csv(&ev, &verdict);
         Ok(CheckedTable { csv, verdict, lineage: ev.lineage, sets })
     }
@@ -385,7 +388,11 @@ impl Workspaces {
             self.inner.research.record_detection(caller, &found).await?;
             return Err(WorkspaceError::Malware { file: file_name.into(), signature: signature.clone() });
         }
-        let verdict = crate::values::check_file(&self.inner.policy, file_name, content);
+        let mut verdict = crate::values::check_file(&self.inner.policy, file_name, content);
+        // Its persons are not known: what it adds to earlier releases is the reviewers' to see.
+        let recalled = self.compared_with(&req.project, None).await?;
+        verdict.memory_through = recalled.newest;
+        not_compared(&mut verdict.findings, &recalled);
         let status = if verdict.status == Status::Fail { "fail" } else { "review" };
         let file = NewOutputFile {
             kind: "file".into(),
@@ -665,7 +672,7 @@ impl ReleaseGate for Gate<'_> {
         };
         let members = ws.members(&req.project).await.map_err(fail)?;
         ws.memory_checked().await.map_err(fail)?;
-        let leaving = self.differencing(req, &members).map_err(|e| match e {
+        let (leaving, unknown) = self.differencing(req, &members).map_err(|e| match e {
             Blocked::Check(e) => fail(e),
             Blocked::Found(ja, en) => (ja, en),
         })?;
@@ -677,28 +684,32 @@ impl ReleaseGate for Gate<'_> {
         let package = made?;
         // Remembered before the lock is let go: the next release is compared with this one.
         // (Should the release's own commit fail after this, the memory is only stricter.)
-        ws.memory().and_then(|m| m.remember(&req.id, &req.project, &members, leaving, unknown_files(req))).map_err(fail)?;
+        ws.memory().and_then(|m| m.remember(&req.id, &req.project, &members, leaving, unknown)).map_err(fail)?;
         drop(lock);
         Ok(package)
     }
 }
 
-/// The files of request `req` whose persons are not known: files no Kura query made, and
-/// tables whose lineage was lost (a `lineage.unknown` finding). Remembered with the release.
-fn unknown_files(req: &OutputRequest) -> Vec<String> {
-    req.files
-        .iter()
-        .filter(|f| {
-            f.kind != "table"
-                || serde_json::from_str::<TableVerdict>(&f.verdict).map_or(true, |v| {
-                    v.table_findings
-                        .iter()
-                        .chain(v.cells.iter().flatten().flat_map(|c| c.findings.iter()))
-                        .any(|x| x.rule == kura_disclosure::check::rule::LINEAGE)
-                })
-        })
-        .map(|f| f.name.clone())
-        .collect()
+/// A finding (review) on a table or file whose persons are not known: it was not compared with
+/// the relevant releases, which the reviewers then compare by hand (named, at most ten).
+fn not_compared(findings: &mut Vec<kura_disclosure::check::Finding>, recalled: &crate::memory::Recalled) {
+    if recalled.releases.is_empty() {
+        return;
+    }
+    let mut names: Vec<&str> = recalled.releases.iter().take(10).map(|(r, _)| r.as_str()).collect();
+    let more = recalled.releases.len().saturating_sub(names.len());
+    let rest = format!("… (+{more})");
+    if more > 0 {
+        names.push(&rest);
+    }
+    let list = names.join(", ");
+    findings.push(kura_disclosure::check::Finding {
+        rule: kura_disclosure::check::rule::DIFFERENCING_UNKNOWN.to_owned(),
+        status: Status::Review,
+        message: format!(
+            "人を特定できないため {list} と自動では比較できません。審査者が確かめます / its persons are not known, so it was not compared with {list}: reviewers compare by hand"
+        ),
+    });
 }
 
 /// Why the gate's differencing check stops a release.
@@ -751,31 +762,38 @@ impl Gate<'_> {
     /// by its project or its members (issue 22 §4): a combination that was not there when the
     /// reviewers saw the request (an output released since) stops it. Returns the sets to
     /// remember.
-    fn differencing(&self, req: &OutputRequest, members: &[String]) -> std::result::Result<Vec<MemCell>, Blocked> {
+    fn differencing(&self, req: &OutputRequest, members: &[String]) -> std::result::Result<(Vec<MemCell>, Vec<String>), Blocked> {
         let ws = self.ws;
         let mem = ws.memory()?;
         let recalled = mem.recall(&req.project, members)?;
-        let released = recalled.sets;
         let threshold = ws.inner.policy.policy.persons.threshold;
         let mut leaving = Vec::new();
         let mut found = Vec::new();
-        for f in req.files.iter().filter(|f| f.kind == "table") {
+        // Released since this request was checked, without known persons on one side or the
+        // other: its reviewers did not see them together.
+        let mut unseen = Vec::new();
+        let mut unknown = Vec::new();
+        // The memory as the request's files were checked against it (the oldest of them).
+        let mut through = u64::MAX;
+        for f in &req.files {
+            if f.kind != "table" {
+                unknown.push(f.name.clone());
+                let v: Option<crate::values::FileVerdict> = serde_json::from_str(&f.verdict).ok();
+                through = through.min(v.map_or(0, |v| v.memory_through));
+                continue;
+            }
             let pending = mem.pending(&ws.outputs_dir(&req.id), &req.id, f.n)?;
             let verdict: Option<TableVerdict> = serde_json::from_str(&f.verdict).ok();
-            // A release without known persons made since the check: its reviewers did not see it.
+            through = through.min(verdict.as_ref().map_or(0, |v| v.memory_through));
+            if crate::memory::table_unknown(verdict.as_ref(), &pending) {
+                unknown.push(f.name.clone());
+            }
             for u in &recalled.unknown {
-                let seen = verdict.as_ref().is_some_and(|v| {
-                    v.cells.iter().flatten().any(|c| {
-                        c.findings
-                            .iter()
-                            .any(|x| x.rule == kura_disclosure::check::rule::DIFFERENCING_UNKNOWN && x.message.contains(u.as_str()))
-                    })
-                });
-                if !seen {
-                    found.push(format!("{} + {u}", f.name));
+                if !verdict.as_ref().is_some_and(|v| crate::memory::told_of_unknown(v, u)) {
+                    unseen.push(u.clone());
                 }
             }
-            for hit in crate::memory::compare(&pending, &released, threshold) {
+            for hit in crate::memory::compare(&pending, &recalled.sets, threshold) {
                 // Seen already at the check (the cell fails, and its exception was approved).
                 let seen = verdict.as_ref().and_then(|v| v.cells.get(hit.at.0)?.get(hit.at.1)).is_some_and(|c| {
                     c.findings.iter().any(|x| x.rule == kura_disclosure::check::rule::DIFFERENCING && x.message.contains(&hit.with))
@@ -787,6 +805,11 @@ impl Gate<'_> {
             }
             leaving.extend(pending);
         }
+        if !unknown.is_empty() {
+            unseen.extend(recalled.releases.iter().filter(|(_, seq)| *seq > through).map(|(r, _)| r.clone()));
+        }
+        unseen.sort();
+        unseen.dedup();
         if !found.is_empty() {
             let list = found.join("; ");
             return Err(Blocked::Found(
@@ -796,7 +819,18 @@ impl Gate<'_> {
                 ),
             ));
         }
-        Ok(leaving)
+        if !unseen.is_empty() {
+            let list = unseen.join(", ");
+            return Err(Blocked::Found(
+                format!(
+                    "この依頼の検査の後に {list} が持ち出されました。どちらかの人を特定できないため自動では比較できません。依頼を作り直してください"
+                ),
+                format!(
+                    "{list} was released after this request was checked, and the persons of one of them are not known, so they were not compared: make the request again, so that its reviewers see both"
+                ),
+            ));
+        }
+        Ok((leaving, unknown))
     }
 
     /// Checks every file and writes the package into `tmp`, then moves it in place.

@@ -101,19 +101,35 @@ struct Entry {
     public: bool,
     /// The release's files whose persons are not known (a table whose lineage was lost, a file
     /// no Kura query made): nothing of them can be compared, so later outputs are at best
-    /// review while this release is relevant to them.
+    /// review while this release is relevant to them. Missing in a release remembered before
+    /// Kura kept it: such a release counts as not known at all.
     #[serde(default)]
-    unknown: Vec<String>,
+    unknown: Option<Vec<String>>,
+    /// The release's number in the memory (1, 2, …, in the order the gate remembered them).
+    #[serde(default)]
+    seq: u64,
 }
 
-/// What the memory holds for a new output: the remembered sets, and the released files whose
-/// persons are not known (as `release file`).
+/// What the memory holds for a new output.
 #[derive(Debug, Default)]
 pub struct Recalled {
     /// Every remembered set, with its release.
     pub sets: Vec<(String, MemCell)>,
-    /// Released files without sets.
+    /// The releases with files whose persons are not known (their ids; the file names stay
+    /// with the operators: another project's members read these).
     pub unknown: Vec<String>,
+    /// Every relevant release with its number.
+    pub releases: Vec<(String, u64)>,
+    /// The number of the newest release of all (relevant or not).
+    pub newest: u64,
+}
+
+/// The message of a `differencing.unknown` finding about release `release`: the gate compares
+/// it exactly (a file name cannot pass for another release's).
+pub fn unknown_message(release: &str) -> String {
+    format!(
+        "{release}: 持ち出し済みのこの依頼は人を特定できないファイルを含むため、差分は審査者が確かめます / {release}, already released, has files whose persons are not known: reviewers compare with it by hand"
+    )
 }
 
 /// The prefix of the memory's public tables (`PUB-name`).
@@ -517,36 +533,55 @@ pub fn apply(verdict: &mut TableVerdict, hits: &[Hit], threshold: u64) {
     }
 }
 
-/// Marks every passing cell of `verdict` as review when `unknown` (released files whose
-/// persons are not known, [`Recalled::unknown`]) is not empty: the memory cannot tell what the
-/// cell adds to them, so reviewers compare by hand (issue 22 §3: never a silent pass).
-pub fn apply_unknown(verdict: &mut TableVerdict, unknown: &[String]) {
-    if unknown.is_empty() {
+/// Marks a table checked against the memory (`recalled`): its `memory_through`, and for each
+/// relevant release with files whose persons are not known a table finding (review) naming it,
+/// with every passing cell at best review: the memory cannot tell what the table adds to that
+/// release, so reviewers compare by hand (issue 22 §3: never a silent pass).
+pub fn apply_unknown(verdict: &mut TableVerdict, recalled: &Recalled) {
+    verdict.memory_through = recalled.newest;
+    if recalled.unknown.is_empty() {
         return;
     }
-    let list = unknown.join(", ");
-    let mut any = false;
-    for cell in verdict.cells.iter_mut().flatten() {
-        if cell.status != Status::Pass || cell.released.is_none() {
-            continue;
-        }
-        cell.findings.push(Finding {
+    for release in &recalled.unknown {
+        verdict.table_findings.push(Finding {
             rule: rule::DIFFERENCING_UNKNOWN.to_owned(),
             status: Status::Review,
-            message: format!(
-                "持ち出し済みの {list} は人を特定できないため、差分は審査者が確かめます / {list}, already released, has no known persons: reviewers compare with it by hand"
-            ),
+            message: unknown_message(release),
         });
-        cell.status = Status::Review;
-        any = true;
     }
-    if any {
-        for s in [&mut verdict.status, &mut verdict.released_status] {
-            if *s == Status::Pass {
-                *s = Status::Review;
-            }
+    let list = recalled.unknown.join(", ");
+    for cell in verdict.cells.iter_mut().flatten() {
+        if cell.status == Status::Pass {
+            cell.findings.push(Finding {
+                rule: rule::DIFFERENCING_UNKNOWN.to_owned(),
+                status: Status::Review,
+                message: format!("{list}: 人を特定できない持ち出し済みのファイル / released files whose persons are not known"),
+            });
+            cell.status = Status::Review;
         }
     }
+    for s in [&mut verdict.status, &mut verdict.released_status] {
+        if *s == Status::Pass {
+            *s = Status::Review;
+        }
+    }
+}
+
+/// Whether a table's persons are not known to the memory: its lineage was lost, it is
+/// record-level, or none of its cells left a set to remember.
+pub fn table_unknown(verdict: Option<&TableVerdict>, pending: &[MemCell]) -> bool {
+    let Some(v) = verdict else { return true };
+    pending.is_empty()
+        || v.table_findings
+            .iter()
+            .chain(v.cells.iter().flatten().flat_map(|c| c.findings.iter()))
+            .any(|x| x.rule == rule::LINEAGE || x.rule == rule::RECORDS)
+}
+
+/// Whether `verdict` was told of release `release`'s unknown files ([`apply_unknown`]).
+pub fn told_of_unknown(verdict: &TableVerdict, release: &str) -> bool {
+    let want = unknown_message(release);
+    verdict.table_findings.iter().any(|f| f.rule == rule::DIFFERENCING_UNKNOWN && f.message == want)
 }
 
 /// The memory and pending sets on disk.
@@ -614,8 +649,16 @@ impl Memory {
             if entry.release != release {
                 return Err(WorkspaceError::Unusable(format!("{name}: 別の持ち出しの記憶です / holds another release's memory")));
             }
+            out.newest = out.newest.max(entry.seq);
             if entry.public || entry.project == project || entry.members.iter().any(|m| members.contains(m)) {
-                out.unknown.extend(entry.unknown.iter().map(|f| format!("{} {f}", entry.release)));
+                let unknown = match &entry.unknown {
+                    Some(files) => !files.is_empty(),
+                    None => !entry.public,
+                };
+                if unknown {
+                    out.unknown.push(entry.release.clone());
+                }
+                out.releases.push((entry.release.clone(), entry.seq));
                 out.sets.extend(entry.cells.into_iter().map(|c| (entry.release.clone(), c)));
             }
         }
@@ -645,17 +688,35 @@ impl Memory {
     pub fn remember_public(&self, name: &str, cells: Vec<MemCell>) -> Result<()> {
         kura_store::home::mkdir_private(&self.dir)?;
         let release = format!("{PUBLIC_PREFIX}{name}");
-        let entry =
-            Entry { release: release.clone(), project: String::new(), members: Vec::new(), cells, public: true, unknown: Vec::new() };
+        let seq = self.recall("", &[])?.newest + 1;
+        let entry = Entry {
+            release: release.clone(),
+            project: String::new(),
+            members: Vec::new(),
+            cells,
+            public: true,
+            unknown: Some(Vec::new()),
+            seq,
+        };
         let json = serde_json::to_vec(&entry).map_err(|e| WorkspaceError::Unusable(e.to_string()))?;
         self.seal(&self.dir.join(format!("{release}.sealed")), &format!("kura/airlock-memory/v1\0{release}"), &json)
     }
 
     /// Remembers release `release` of `project` (members `members`) with its leaving sets and
-    /// the names of its files whose persons are not known (`unknown`).
+    /// the names of its files whose persons are not known (`unknown`), as the memory's newest
+    /// release (the caller holds the release lock).
     pub fn remember(&self, release: &str, project: &str, members: &[String], cells: Vec<MemCell>, unknown: Vec<String>) -> Result<()> {
         kura_store::home::mkdir_private(&self.dir)?;
-        let entry = Entry { release: release.into(), project: project.into(), members: members.to_vec(), cells, public: false, unknown };
+        let seq = self.recall("", &[])?.newest + 1;
+        let entry = Entry {
+            release: release.into(),
+            project: project.into(),
+            members: members.to_vec(),
+            cells,
+            public: false,
+            unknown: Some(unknown),
+            seq,
+        };
         let json = serde_json::to_vec(&entry).map_err(|e| WorkspaceError::Unusable(e.to_string()))?;
         self.seal(&self.dir.join(format!("{release}.sealed")), &format!("kura/airlock-memory/v1\0{release}"), &json)
     }
@@ -667,6 +728,66 @@ mod tests {
 
     fn cell(at: Option<(usize, usize)>, set: &[u64]) -> MemCell {
         MemCell { file: "t.csv".into(), label: "x".into(), at, set: Persons::new(set.to_vec()) }
+    }
+
+    fn verdict(table_findings: Vec<Finding>) -> TableVerdict {
+        TableVerdict {
+            policy: String::new(),
+            table_findings,
+            cells: Vec::new(),
+            status: Status::Pass,
+            released_status: Status::Pass,
+            masked_rows: Vec::new(),
+            memory_through: 0,
+        }
+    }
+
+    fn finding(rule: &str, message: String) -> Finding {
+        Finding { rule: rule.into(), status: Status::Review, message }
+    }
+
+    /// Issue 22 §3 (reviewed by an insider): the gate tells a release apart by its exact
+    /// message, so a file name that holds another release's id does not stand for it; a
+    /// record-level table, a table whose lineage was lost and one that left no set are all
+    /// tables whose persons the memory does not know.
+    #[test]
+    fn releases_without_known_persons_are_told_apart_exactly() {
+        let v = verdict(vec![finding(rule::DIFFERENCING_UNKNOWN, unknown_message("OUT-000001 a.txt, OUT-000003"))]);
+        assert!(!told_of_unknown(&v, "OUT-000003"));
+        assert!(!told_of_unknown(&v, "OUT-000001"));
+        let v = verdict(vec![finding(rule::DIFFERENCING_UNKNOWN, unknown_message("OUT-000003"))]);
+        assert!(told_of_unknown(&v, "OUT-000003"));
+        let some = vec![cell(Some((0, 0)), &[1, 2, 3])];
+        assert!(!table_unknown(Some(&verdict(Vec::new())), &some));
+        assert!(table_unknown(Some(&verdict(Vec::new())), &[]), "no set left");
+        assert!(table_unknown(Some(&verdict(vec![finding(rule::RECORDS, String::new())])), &some), "records");
+        assert!(table_unknown(Some(&verdict(vec![finding(rule::LINEAGE, String::new())])), &some), "lineage");
+        assert!(table_unknown(None, &some), "a verdict that does not read");
+    }
+
+    /// A release remembered before the memory kept its unknown files counts as unknown (it may
+    /// have held a figure); a public table does not; numbers grow with each release.
+    #[test]
+    fn an_older_release_without_the_list_counts_as_unknown() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("kura-memory-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let key = SecretKey::from_bytes([7u8; 32]);
+        let mem = Memory::new(&dir, &key);
+        kura_store::home::mkdir_private(&dir)?;
+        kura_store::home::mkdir_private(&mem.dir)?;
+        let old = br#"{"release":"OUT-000001","project":"PRJ-1","members":["r1"],"cells":[]}"#;
+        mem.seal(&mem.dir.join("OUT-000001.sealed"), "kura/airlock-memory/v1\0OUT-000001", old)?;
+        let got = mem.recall("PRJ-9", &["r1".to_string()])?;
+        assert_eq!(got.unknown, vec!["OUT-000001".to_string()]);
+        mem.remember_public("population", vec![cell(None, &[1, 2])])?;
+        mem.remember("OUT-000002", "PRJ-1", &["r1".to_string()], vec![cell(None, &[1])], Vec::new())?;
+        let got = mem.recall("PRJ-1", &[])?;
+        assert_eq!(got.unknown, vec!["OUT-000001".to_string()], "the public table and a known release are not unknown");
+        let seqs: BTreeSet<u64> = got.releases.iter().map(|(_, s)| *s).collect();
+        assert_eq!(seqs, BTreeSet::from([0, 1, 2]));
+        assert_eq!(got.newest, 2);
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
     }
 
     #[test]

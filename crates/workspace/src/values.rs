@@ -20,6 +20,10 @@ pub struct FileVerdict {
     pub findings: Vec<Finding>,
     /// Cells whose value alone fails, as (line, column) counted from 1.
     pub failing_cells: Vec<(usize, usize)>,
+    /// The differencing memory's newest release when the file was added (see
+    /// `TableVerdict::memory_through`).
+    #[serde(default)]
+    pub memory_through: u64,
 }
 
 impl FileVerdict {
@@ -66,7 +70,7 @@ pub fn check_file(policy: &LoadedPolicy, name: &str, content: &[u8]) -> FileVerd
         }
     }
     let status = kura_disclosure::check::worst(&findings);
-    FileVerdict { status, findings, failing_cells }
+    FileVerdict { status, findings, failing_cells, memory_through: 0 }
 }
 
 #[cfg(test)]
