@@ -166,7 +166,7 @@ pub fn airlock(a: AirlockBenchArgs) -> Result<()> {
     let memory = Memory::new(&work.join("airlock"), &home.airlock_key()?);
     let members = vec!["r1".to_string()];
     for (r, cells) in earlier_releases(&ev, a.releases).into_iter().enumerate() {
-        memory.remember(&format!("OUT-{:06}", r + 1), project, &members, cells, Vec::new()).map_err(ws_err)?;
+        memory.remember(&format!("OUT-{:06}", r + 1), project, &members, cells, Vec::new(), r as u64 + 1).map_err(ws_err)?;
     }
     drop(ev);
 

@@ -672,7 +672,7 @@ impl ReleaseGate for Gate<'_> {
         };
         let members = ws.members(&req.project).await.map_err(fail)?;
         ws.memory_checked().await.map_err(fail)?;
-        let (leaving, unknown) = self.differencing(req, &members).map_err(|e| match e {
+        let (leaving, unknown, newest) = self.differencing(req, &members).map_err(|e| match e {
             Blocked::Check(e) => fail(e),
             Blocked::Found(ja, en) => (ja, en),
         })?;
@@ -684,7 +684,7 @@ impl ReleaseGate for Gate<'_> {
         let package = made?;
         // Remembered before the lock is let go: the next release is compared with this one.
         // (Should the release's own commit fail after this, the memory is only stricter.)
-        ws.memory().and_then(|m| m.remember(&req.id, &req.project, &members, leaving, unknown)).map_err(fail)?;
+        ws.memory().and_then(|m| m.remember(&req.id, &req.project, &members, leaving, unknown, newest + 1)).map_err(fail)?;
         drop(lock);
         Ok(package)
     }
@@ -760,9 +760,11 @@ impl Gate<'_> {
 
     /// Compares every leaving cell of the request's tables with everything released up to now
     /// by its project or its members (issue 22 §4): a combination that was not there when the
-    /// reviewers saw the request (an output released since) stops it. Returns the sets to
-    /// remember.
-    fn differencing(&self, req: &OutputRequest, members: &[String]) -> std::result::Result<(Vec<MemCell>, Vec<String>), Blocked> {
+    /// reviewers saw the request (an output released since) stops it, and so does a release
+    /// since its check where the persons of either side are not known. Returns the sets to
+    /// remember, the names of the files whose persons are not known, and the number of the
+    /// memory's newest release.
+    fn differencing(&self, req: &OutputRequest, members: &[String]) -> std::result::Result<(Vec<MemCell>, Vec<String>, u64), Blocked> {
         let ws = self.ws;
         let mem = ws.memory()?;
         let recalled = mem.recall(&req.project, members)?;
@@ -830,7 +832,7 @@ impl Gate<'_> {
                 ),
             ));
         }
-        Ok((leaving, unknown))
+        Ok((leaving, unknown, recalled.newest))
     }
 
     /// Checks every file and writes the package into `tmp`, then moves it in place.

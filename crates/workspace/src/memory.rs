@@ -703,11 +703,19 @@ impl Memory {
     }
 
     /// Remembers release `release` of `project` (members `members`) with its leaving sets and
-    /// the names of its files whose persons are not known (`unknown`), as the memory's newest
-    /// release (the caller holds the release lock).
-    pub fn remember(&self, release: &str, project: &str, members: &[String], cells: Vec<MemCell>, unknown: Vec<String>) -> Result<()> {
+    /// the names of its files whose persons are not known (`unknown`) as release number `seq`:
+    /// one more than [`Recalled::newest`] as read under the release lock, which the caller
+    /// holds.
+    pub fn remember(
+        &self,
+        release: &str,
+        project: &str,
+        members: &[String],
+        cells: Vec<MemCell>,
+        unknown: Vec<String>,
+        seq: u64,
+    ) -> Result<()> {
         kura_store::home::mkdir_private(&self.dir)?;
-        let seq = self.recall("", &[])?.newest + 1;
         let entry = Entry {
             release: release.into(),
             project: project.into(),
@@ -780,7 +788,8 @@ mod tests {
         let got = mem.recall("PRJ-9", &["r1".to_string()])?;
         assert_eq!(got.unknown, vec!["OUT-000001".to_string()]);
         mem.remember_public("population", vec![cell(None, &[1, 2])])?;
-        mem.remember("OUT-000002", "PRJ-1", &["r1".to_string()], vec![cell(None, &[1])], Vec::new())?;
+        let next = mem.recall("", &[])?.newest + 1;
+        mem.remember("OUT-000002", "PRJ-1", &["r1".to_string()], vec![cell(None, &[1])], Vec::new(), next)?;
         let got = mem.recall("PRJ-1", &[])?;
         assert_eq!(got.unknown, vec!["OUT-000001".to_string()], "the public table and a known release are not unknown");
         let seqs: BTreeSet<u64> = got.releases.iter().map(|(_, s)| *s).collect();
