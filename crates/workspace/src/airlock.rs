@@ -554,7 +554,15 @@ impl Workspaces {
         }
         let cells = crate::memory::public_sets(&format!("{name}.csv"), &ev.table, &ev.sets);
         let n = cells.len();
+        // Under the release lock, as a release: public tables take their number in the
+        // memory's order too.
+        kura_store::home::mkdir_private(&self.inner.dirs.airlock)?;
+        let lock_path = self.inner.dirs.airlock.join("release.lock");
+        let lock = tokio::task::spawn_blocking(move || kura_store::home::lock_exclusive(&lock_path))
+            .await
+            .map_err(|e| WorkspaceError::Unusable(e.to_string()))??;
         self.memory()?.remember_public(name, cells)?;
+        drop(lock);
         let hash = self.script_digest(sql)?;
         let detail = format!("{}{name}: {n} sets", crate::memory::PUBLIC_PREFIX);
         self.inner.research.record_public_table(caller, project, name, &hash, &detail).await?;
