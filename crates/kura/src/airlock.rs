@@ -326,6 +326,10 @@ pub fn output(home: &Home, a: OutputArgs) -> Result<()> {
                         print_verdict(&v, &f.name);
                     } else if let Ok(v) = serde_json::from_str::<kura_workspace::values::FileVerdict>(&f.verdict) {
                         println!("{}: {}  {}", f.name, v.status.as_str(), v.rules().join(","));
+                        // The releases it was not compared with (ids only).
+                        for x in v.findings.iter().filter(|x| x.rule == kura_disclosure::check::rule::DIFFERENCING_UNKNOWN) {
+                            println!("      {}", x.message);
+                        }
                         for (line, col) in &v.failing_cells {
                             println!("  line {line} column {col}  fail");
                         }

@@ -681,6 +681,12 @@ fn a_release_without_known_persons_leaves_later_outputs_to_reviewers() {
     let later = last_line(&ok(&kura(&home, &["output", "new", "--project", &project, "--as", "r1", "--name", "later", "--query", plain])));
     let e = fails(&kura(&home, &["output", "check", &later]));
     assert!(e.contains("differencing.unknown") && e.contains(&id) && e.contains("review"), "{e}");
+    // A file added to it is told which releases it was not compared with (ids, never counts).
+    let note = dir.path().join("note.txt");
+    std::fs::write(&note, "a note on the table\n").unwrap();
+    ok(&kura(&home, &["output", "add", &later, "--as", "r1", note.to_str().unwrap()]));
+    let e = fails(&kura(&home, &["output", "check", &later]));
+    assert!(e.contains(&format!("not compared with {id}")), "{e}");
     // The request checked before that release does not leave: its reviewers did not see it.
     let e = fails(&kura(&home, &["output", "release", &early, "--as", "c1"]));
     assert!(e.contains(&id) && e.contains("make the request again"), "{e}");

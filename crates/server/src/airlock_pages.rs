@@ -174,9 +174,13 @@ fn table_grid(lang: Lang, n: i64, view: &TableView) -> Markup {
         }
         @if !view.verdict.table_findings.is_empty() {
             ul.findings {
-                // Rule names and statuses only, as in the CLI (a message may carry evidence).
+                // Rule names and statuses only, as in the CLI (a message may carry evidence),
+                // except the releases a table was not compared with (ids only).
                 @for f in &view.verdict.table_findings {
-                    li class=(f.status.as_str()) { code { (f.rule) } " " (status_label(lang, f.status.as_str())) }
+                    li class=(f.status.as_str()) {
+                        code { (f.rule) } " " (status_label(lang, f.status.as_str()))
+                        @if f.rule == kura_disclosure::check::rule::DIFFERENCING_UNKNOWN { " — " (f.message) }
+                    }
                 }
             }
         }
@@ -245,6 +249,12 @@ async fn output_page(portal: &Portal, ctx: &Signed, id: &str, said: Said, status
                     }
                 } @else {
                     p { (lang.t("Kura の問い合わせで作られていないファイル：審査者二人の確認が必要です。", "A file no Kura query made: both reviewers must confirm it.")) }
+                    // The releases it was not compared with (ids only).
+                    @for x in serde_json::from_str::<kura_workspace::values::FileVerdict>(&f.verdict).map(|v| v.findings).unwrap_or_default() {
+                        @if x.rule == kura_disclosure::check::rule::DIFFERENCING_UNKNOWN {
+                            p.finding.review { code { (x.rule) } " — " (x.message) }
+                        }
+                    }
                 }
                 // What the release waits for: both reviewers' confirmation of files no query
                 // made and of tables the checks say review.

@@ -294,7 +294,7 @@ impl Workspaces {
         let hits = crate::memory::compare(&sets, &with.sets, threshold);
         crate::memory::apply(&mut verdict, &hits, threshold);
         crate::memory::apply_unknown(&mut verdict, &with);
-        if !ev.lineage {
+        if !ev.lineage || crate::memory::table_unknown(Some(&verdict), &sets) {
             not_compared(&mut verdict.table_findings, &with);
         }
         let csv = mitigated_csv(&ev, &verdict);
