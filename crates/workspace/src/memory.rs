@@ -395,6 +395,15 @@ pub fn compare(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64
     };
     let size = |j: usize| sizes.get(j).copied().unwrap_or(0);
     let name = |j: usize| items.get(j).map_or("", |(n, _, _)| n.as_str());
+    // A finding of fresh set `i` (reported on cell `at`) with set `j`: a release, or another
+    // set of this output (each pair once).
+    let report = |hits: &mut BTreeSet<Hit>, at: (usize, usize), i: usize, j: usize| {
+        if j >= n_fresh {
+            hits.insert(Hit { at, with: name(j).to_string() });
+        } else if j > i {
+            hits.insert(Hit { at, with: format!("{} (この出力 this output, {})", name(j), name(i)) });
+        }
+    };
     // Union candidates: each with the sets lying within it.
     let mut unions: Vec<(usize, Vec<usize>)> = Vec::new();
     let mut released_supersets = BTreeSet::new();
@@ -425,11 +434,7 @@ pub fn compare(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64
                 if let Some(at) = at_of(c)
                     && close(mine - common, theirs - common)
                 {
-                    if j >= n_fresh {
-                        hits.insert(Hit { at, with: name(j).to_string() });
-                    } else if j > i {
-                        hits.insert(Hit { at, with: format!("{} (この出力 this output, {})", name(j), name(i)) });
-                    }
+                    report(&mut hits, at, i, j);
                 }
             }
             continue;
@@ -449,11 +454,7 @@ pub fn compare(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64
             if let Some(at) = at_of(c)
                 && close(mine - common, theirs - common)
             {
-                if j >= n_fresh {
-                    hits.insert(Hit { at, with: name(j).to_string() });
-                } else if j > i {
-                    hits.insert(Hit { at, with: format!("{} (この出力 this output, {})", name(j), name(i)) });
-                }
+                report(&mut hits, at, i, j);
             }
         }
         // Sets that share nobody with this one are close only when both are tiny.
@@ -462,11 +463,7 @@ pub fn compare(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64
         {
             for &j in small.iter().filter(|j| !seen.contains(*j) && **j != i) {
                 if close(mine, size(j)) {
-                    if j >= n_fresh {
-                        hits.insert(Hit { at, with: name(j).to_string() });
-                    } else if j > i {
-                        hits.insert(Hit { at, with: format!("{} (この出力 this output, {})", name(j), name(i)) });
-                    }
+                    report(&mut hits, at, i, j);
                 }
             }
         }
