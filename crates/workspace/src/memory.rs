@@ -680,12 +680,26 @@ impl Memory {
         )))
     }
 
-    /// Remembers a table the platform publishes itself as `PUB-name` (replacing one of that
-    /// name): compared with every new output of every project.
+    /// Remembers a table the platform publishes itself as `PUB-name`: compared with every new
+    /// output of every project. Published again under its name, the earlier versions' sets are
+    /// kept beside the new ones (they were public too).
     pub fn remember_public(&self, name: &str, cells: Vec<MemCell>) -> Result<()> {
         kura_store::home::mkdir_private(&self.dir)?;
         let release = format!("{PUBLIC_PREFIX}{name}");
         let seq = self.recall("", &[])?.newest + 1;
+        let mut cells = cells;
+        let path = self.dir.join(format!("{release}.sealed"));
+        if path.is_file() {
+            let json = self.open(&path, &format!("kura/airlock-memory/v1\0{release}"))?;
+            let earlier: Entry = serde_json::from_slice(&json).map_err(|e| WorkspaceError::Unusable(format!("{release}: {e}")))?;
+            const EARLIER: &str = " (以前の版 an earlier version)";
+            cells.extend(earlier.cells.into_iter().map(|mut c| {
+                if !c.label.ends_with(EARLIER) {
+                    c.label.push_str(EARLIER);
+                }
+                c
+            }));
+        }
         let entry = Entry {
             release: release.clone(),
             project: String::new(),
@@ -792,6 +806,11 @@ mod tests {
         let seqs: BTreeSet<u64> = got.releases.iter().map(|(_, s)| *s).collect();
         assert_eq!(seqs, BTreeSet::from([0, 1, 2]));
         assert_eq!(got.newest, 2);
+        // Published again: the earlier version's sets stay (they were public).
+        mem.remember_public("population", vec![cell(None, &[5, 6, 7])])?;
+        let public: Vec<Vec<u64>> =
+            mem.recall("PRJ-7", &[])?.sets.into_iter().filter(|(r, _)| r == "PUB-population").map(|(_, c)| c.set.keys().to_vec()).collect();
+        assert_eq!(public, vec![vec![5, 6, 7], vec![1, 2]]);
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }
