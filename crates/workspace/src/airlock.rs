@@ -235,6 +235,17 @@ impl Workspaces {
         Ok(Memory::new(&self.inner.dirs.airlock, &self.inner.home.airlock_key()?))
     }
 
+    /// The airlock's release lock (`airlock/release.lock`), held while the memory takes a new
+    /// release or public table: one at a time, in this process and any other over the home.
+    async fn release_lock(&self) -> Result<kura_store::home::KeysLock> {
+        kura_store::home::mkdir_private(&self.inner.dirs.airlock)?;
+        let lock_path = self.inner.dirs.airlock.join("release.lock");
+        tokio::task::spawn_blocking(move || kura_store::home::lock_exclusive(&lock_path))
+            .await
+            .map_err(|e| WorkspaceError::Unusable(e.to_string()))?
+            .map_err(Into::into)
+    }
+
     /// The differencing memory, checked to hold every release the store of record knows.
     async fn memory_checked(&self) -> Result<Memory> {
         let released: Vec<String> = self
@@ -294,7 +305,8 @@ impl Workspaces {
         let hits = crate::memory::compare(&sets, &with.sets, threshold);
         crate::memory::apply(&mut verdict, &hits, threshold);
         crate::memory::apply_unknown(&mut verdict, &with);
-        if !ev.lineage || crate::memory::table_unknown(Some(&verdict), &sets) {
+        // Without lineage no set leaves, so this covers a lost lineage too.
+        if crate::memory::table_unknown(Some(&verdict), &sets) {
             not_compared(&mut verdict.table_findings, &with);
         }
         let csv = mitigated_csv(&ev, &verdict);
@@ -556,11 +568,7 @@ impl Workspaces {
         let n = cells.len();
         // Under the release lock, as a release: public tables take their number in the
         // memory's order too.
-        kura_store::home::mkdir_private(&self.inner.dirs.airlock)?;
-        let lock_path = self.inner.dirs.airlock.join("release.lock");
-        let lock = tokio::task::spawn_blocking(move || kura_store::home::lock_exclusive(&lock_path))
-            .await
-            .map_err(|e| WorkspaceError::Unusable(e.to_string()))??;
+        let lock = self.release_lock().await?;
         self.memory()?.remember_public(name, cells)?;
         drop(lock);
         let hash = self.script_digest(sql)?;
@@ -668,12 +676,7 @@ impl ReleaseGate for Gate<'_> {
         let ws = self.ws;
         let fail = |e: WorkspaceError| (format!("持ち出しの確認ができません（{e}）"), format!("the release cannot be checked: {e}"));
         // One release at a time, in this process and any other over the same home (issue 22 §4).
-        kura_store::home::mkdir_private(&ws.inner.dirs.airlock).map_err(|e| fail(e.into()))?;
-        let lock_path = ws.inner.dirs.airlock.join("release.lock");
-        let lock = tokio::task::spawn_blocking(move || kura_store::home::lock_exclusive(&lock_path))
-            .await
-            .map_err(|e| fail(WorkspaceError::Unusable(e.to_string())))?
-            .map_err(|e| fail(e.into()))?;
+        let lock = ws.release_lock().await.map_err(fail)?;
         let engine = match &self.prescan {
             Some(scanned) => scanned.clone()?,
             None => Gate::scan(ws, req, &self.found).await?,
