@@ -49,6 +49,10 @@ pub struct Persons {
     pub zeros: Zeros,
 }
 
+/// The highest `units.threshold` a policy may set: the checker counts distinct institutions,
+/// pharmacies and insurers exactly up to this many per cell, and "at least this many" beyond.
+pub const MAX_UNITS_THRESHOLD: u64 = 16;
+
 /// Medical institutions, pharmacies and insurers (医療機関・薬局・保険者; issue 22 §7).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -267,6 +271,14 @@ impl Policy {
         if self.units.enabled && self.units.threshold < 2 {
             return bad("units.threshold", "must be at least 2 when the rule is enabled");
         }
+        if self.units.enabled && self.units.threshold > MAX_UNITS_THRESHOLD {
+            return bad(
+                "units.threshold",
+                &format!(
+                    "must be at most {MAX_UNITS_THRESHOLD} (Kura counts institutions, pharmacies and insurers per cell up to that many)"
+                ),
+            );
+        }
         if let Some(d) = &self.dominance {
             if !(1..=2).contains(&d.n) {
                 return bad("dominance.n", "must be 1 or 2");
@@ -442,6 +454,15 @@ mod tests {
         let text = LoadedPolicy::preset("ndb").unwrap().text.replace("k = 0.9", "k = 1.5");
         let err = LoadedPolicy::parse("p.toml", &text).unwrap_err().to_string();
         assert!(err.contains("dominance.k"), "{err}");
+
+        // Institutions are counted up to MAX_UNITS_THRESHOLD: a higher threshold is refused.
+        let ndb = LoadedPolicy::preset("ndb").unwrap().text;
+        assert!(ndb.contains("enabled = true\nthreshold = 3\n"), "the test edits the units table");
+        let text = ndb.replace("enabled = true\nthreshold = 3\n", "enabled = true\nthreshold = 17\n");
+        let err = LoadedPolicy::parse("p.toml", &text).unwrap_err().to_string();
+        assert!(err.contains("units.threshold") && err.contains("16"), "{err}");
+        let text = ndb.replace("enabled = true\nthreshold = 3\n", "enabled = true\nthreshold = 16\n");
+        assert!(LoadedPolicy::parse("p.toml", &text).is_ok());
 
         let text = LoadedPolicy::preset("ndb").unwrap().text + "\n[surprise]\nx = 1\n";
         let err = LoadedPolicy::parse("p.toml", &text).unwrap_err().to_string();

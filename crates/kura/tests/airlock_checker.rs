@@ -5,6 +5,7 @@
 
 use kura_disclosure::LoadedPolicy;
 use kura_disclosure::check::{Status, rule};
+use kura_query::evidence::UNIT_CAP;
 use kura_query::worker::{Session, WORKER_ARG, WorkerCommand};
 use kura_query::{EngineSpec, Grant, QueryEngine, WorkspaceSpec};
 use kura_store::{Home, WriteOptions};
@@ -95,13 +96,32 @@ fn the_checker_counts_persons_and_units_the_grant_does_not_show() {
         assert_eq!(e.persons, Some(persons[&sex]), "persons behind sex {sex}");
         assert_eq!(e.unknown_person_records, unknown.get(&sex).copied().unwrap_or(0), "records without a person, sex {sex}");
         let unit = |k: &str| e.units.iter().find(|(kind, _)| kind == k).map(|(_, n)| *n);
-        assert_eq!(unit("institution"), Some(institutions[&sex]), "institutions, sex {sex}");
-        assert_eq!(unit("pharmacy"), Some(pharmacies[&sex]), "pharmacies, sex {sex}");
-        assert_eq!(unit("insurer"), Some(insurers[&sex]), "insurers, sex {sex}");
+        // Counted exactly up to UNIT_CAP (a count of UNIT_CAP means at least that many).
+        assert!(institutions[&sex] > UNIT_CAP, "the test crosses the cap");
+        assert_eq!(unit("institution"), Some(institutions[&sex].min(UNIT_CAP)), "institutions, sex {sex}");
+        assert_eq!(unit("pharmacy"), Some(pharmacies[&sex].min(UNIT_CAP)), "pharmacies, sex {sex}");
+        assert_eq!(unit("insurer"), Some(insurers[&sex].min(UNIT_CAP)), "insurers, sex {sex}");
         // The sum of points: its largest contributor is known.
         let points = row.cells[1].evidence.as_ref().unwrap();
         assert!(points.contributions.is_some_and(|c| c.largest > 0.0 && c.largest >= c.second), "{points:?}");
     }
+
+    // Small cells hold fewer institutions than the cap: counted exactly, cell by cell.
+    let ev = checker.evidence("SELECT prefecture, age, count(*) AS receipts FROM re GROUP BY prefecture, age").unwrap();
+    let institutions = owner_counts(
+        &home,
+        "SELECT CAST(prefecture AS VARCHAR) || '/' || CAST(age AS VARCHAR), count(DISTINCT institution_code) FROM re WHERE receipt_kind <> '調剤' GROUP BY prefecture, age",
+    );
+    let mut below = 0;
+    for row in &ev.table.rows {
+        let key = format!("{}/{}", row.keys[0].clone().unwrap(), row.keys[1].clone().unwrap());
+        let want = institutions.get(&key).copied().unwrap_or(0);
+        let e = row.cells[0].evidence.as_ref().unwrap();
+        let got = e.units.iter().find(|(kind, _)| kind == "institution").map(|(_, n)| *n);
+        assert_eq!(got, Some(want.min(UNIT_CAP)), "institutions of {key}");
+        below += usize::from(want < UNIT_CAP);
+    }
+    assert!(below > 10, "cells below the cap: {below} of {}", ev.table.rows.len());
 
     // A detail table reaches its persons through its receipt.
     let ev = checker.evidence("SELECT disease_code, count(*) AS n FROM sy GROUP BY disease_code").unwrap();

@@ -31,7 +31,7 @@ use kura_disclosure::check::{Finding, Status, rule};
 use kura_disclosure::table::{Action, Table, TableVerdict};
 use kura_query::lineage::{CellSets, decode_set, encode_set};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 /// The first bytes of a sealed memory or person-set file.
@@ -259,6 +259,38 @@ fn is_subset(small: &[u64], big: &[u64]) -> bool {
     true
 }
 
+/// Groups identical sets: per set the number of its distinct set, and per distinct set its
+/// sets (ascending). Sets are told apart by size and a hash of their keys, then compared.
+fn distinct_sets<'a>(sets: impl Iterator<Item = &'a [u64]>) -> (Vec<u32>, Vec<Vec<usize>>) {
+    let sets: Vec<&[u64]> = sets.collect();
+    let mut by_hash: HashMap<(usize, u64), Vec<u32>> = HashMap::new();
+    let mut rep = Vec::with_capacity(sets.len());
+    let mut twins: Vec<Vec<usize>> = Vec::new();
+    for (i, set) in sets.iter().enumerate() {
+        // The keys are keyed hashes already: mixing them in order is enough to tell sets apart.
+        let hash = set.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, k| (h ^ k).wrapping_mul(0x0100_0000_01b3).rotate_left(29));
+        let candidates = by_hash.entry((set.len(), hash)).or_default();
+        let found = candidates
+            .iter()
+            .copied()
+            .find(|&d| twins.get(d as usize).and_then(|m| m.first()).and_then(|&f| sets.get(f)).is_some_and(|other| other == set));
+        let d = match found {
+            Some(d) => d,
+            None => {
+                let d = twins.len() as u32;
+                twins.push(Vec::new());
+                candidates.push(d);
+                d
+            }
+        };
+        if let Some(m) = twins.get_mut(d as usize) {
+            m.push(i);
+        }
+        rep.push(d);
+    }
+    (rep, twins)
+}
+
 /// Numbers the distinct persons of `sets` densely and inverts them: per set its persons'
 /// numbers (ascending), and per number the sets holding it (`post[start[d]..start[d + 1]]`).
 ///
@@ -355,36 +387,46 @@ pub fn compare(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64
     // with it — one pass over its persons' lists instead of one comparison per set.
     // Each distinct person a dense number, each set its persons' numbers; then the sets of
     // each number, laid out one after another (`start[d]..start[d + 1]` in `post`).
-    let (dense, start, post) = invert(items.iter().map(|(_, _, p)| *p));
+    // Identical sets (a row's count beside its sum, two measures' totals) are indexed once:
+    // two identical sets differ by nobody, so comparing them finds nothing, and a set's twins
+    // take its overlaps. `rep[i]` is item i's distinct set, `twins[d]` the items of set d.
+    let (rep, twins) = distinct_sets(items.iter().map(|(_, _, p)| *p));
+    let (dense, start, post) = invert(twins.iter().map(|m| m.first().and_then(|&i| items.get(i)).map_or(&[][..], |(_, _, p)| *p)));
     let postings = |d: &u32| {
         let (a, b) = (start.get(*d as usize).copied().unwrap_or(0), start.get(*d as usize + 1).copied().unwrap_or(0));
         post.get(a as usize..b as usize).unwrap_or(&[])
     };
-    // |S_k ∩ S_j| for every j sharing a person with S_k: (j, count), counted in `counts`.
-    let mut counts = vec![0u64; items.len()];
+    let rep_of = |i: usize| rep.get(i).copied().unwrap_or(u32::MAX);
+    // |S_k ∩ S_j| for every j sharing a person with S_k but for its twins: (j, count), counted
+    // per distinct set in `counts` and remembered per distinct set.
+    let mut counts = vec![0u64; twins.len()];
+    let mut memo: HashMap<u32, Vec<(u32, u64)>> = HashMap::new();
     let mut overlaps = |k: usize| -> Vec<(usize, u64)> {
-        let mut touched = Vec::new();
-        for person in dense.get(k).map_or(&[][..], Vec::as_slice) {
-            for &j in postings(person) {
-                let j = j as usize;
-                if j == k {
-                    continue;
-                }
-                if let Some(c) = counts.get_mut(j) {
-                    if *c == 0 {
-                        touched.push(j);
+        let own = rep_of(k);
+        let shared = memo.entry(own).or_insert_with(|| {
+            let mut touched = Vec::new();
+            for person in dense.get(own as usize).map_or(&[][..], Vec::as_slice) {
+                for &d in postings(person) {
+                    if d == own {
+                        continue;
                     }
-                    *c += 1;
+                    if let Some(c) = counts.get_mut(d as usize) {
+                        if *c == 0 {
+                            touched.push(d);
+                        }
+                        *c += 1;
+                    }
                 }
             }
-        }
-        let out: Vec<(usize, u64)> = touched.iter().map(|&j| (j, counts.get(j).copied().unwrap_or(0))).collect();
-        for j in touched {
-            if let Some(c) = counts.get_mut(j) {
-                *c = 0;
+            let out: Vec<(u32, u64)> = touched.iter().map(|&d| (d, counts.get(d as usize).copied().unwrap_or(0))).collect();
+            for d in touched {
+                if let Some(c) = counts.get_mut(d as usize) {
+                    *c = 0;
+                }
             }
-        }
-        out
+            out
+        });
+        shared.iter().flat_map(|&(d, c)| twins.get(d as usize).map_or(&[][..], Vec::as_slice).iter().map(move |&j| (j, c))).collect()
     };
     let small: Vec<usize> = (0..items.len()).filter(|&j| sizes.get(j).is_some_and(|&s| s > 0 && s < threshold)).collect();
     let mut hits = BTreeSet::new();
@@ -461,7 +503,8 @@ pub fn compare(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64
         if let Some(at) = at_of(c)
             && mine < threshold
         {
-            for &j in small.iter().filter(|j| !seen.contains(*j) && **j != i) {
+            // (A twin shares everyone: it is not among them.)
+            for &j in small.iter().filter(|j| !seen.contains(*j) && rep_of(**j) != rep_of(i)) {
                 if close(mine, size(j)) {
                     report(&mut hits, at, i, j);
                 }
@@ -479,20 +522,20 @@ pub fn compare(fresh: &[MemCell], released: &[(String, MemCell)], threshold: u64
         unions.push((k, within));
     }
     // Unions of the sets that lie within a set: the persons of the set no part covers.
-    let mut part = vec![false; items.len()];
+    let mut part = vec![false; twins.len()];
     for (k, within) in unions {
         if within.len() < 2 {
             continue; // one set within another is the pairwise check above
         }
         for &j in &within {
-            if let Some(p) = part.get_mut(j) {
+            if let Some(p) = part.get_mut(rep_of(j) as usize) {
                 *p = true;
             }
         }
-        let persons = dense.get(k).map_or(&[][..], Vec::as_slice);
+        let persons = dense.get(rep_of(k) as usize).map_or(&[][..], Vec::as_slice);
         let covered = persons.iter().filter(|d| postings(d).iter().any(|&j| part.get(j as usize).copied().unwrap_or(false))).count();
         for &j in &within {
-            if let Some(p) = part.get_mut(j) {
+            if let Some(p) = part.get_mut(rep_of(j) as usize) {
                 *p = false;
             }
         }
@@ -933,6 +976,12 @@ mod tests {
                 (0..universe).filter(|_| rng.random_bool(keep)).collect()
             };
             let mut fresh: Vec<MemCell> = (0..rng.random_range(1..6)).map(|i| cell(Some((i, 0)), &set(&mut rng))).collect();
+            // Every third round a row's second measure with the same persons (a count beside
+            // its sum): twins, indexed once.
+            if round % 3 == 0 {
+                let twins: Vec<MemCell> = fresh.iter().filter_map(|c| Some(cell(Some((c.at?.0, 1)), c.set.keys()))).collect();
+                fresh.extend(twins);
+            }
             // Every other round the output's total too, as `cell_sets` makes it: the union
             // of its cells, without a cell of its own.
             if round % 2 == 1 {
