@@ -1,0 +1,805 @@
+//! The streaming reader.
+
+use super::MAX_LINE;
+use super::date::{parse_date, parse_month};
+use super::layout::{self, BURDEN_CODES, DPC_RECORDS, Field, FileKind, Kind, Layout, SI_DAYS, TO_DAYS};
+use crate::Problem;
+use encoding_rs::{DecoderResult, SHIFT_JIS};
+use std::io::BufRead;
+
+/// One record: its line and its fields, field 0 the record type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The line it was read from (1-based).
+    pub line: u64,
+    /// The fields as text (CP932 decoded), field 0 the record type.
+    pub fields: Vec<String>,
+}
+
+impl Record {
+    /// The record type (`RE`, `SY`, …).
+    pub fn id(&self) -> &str {
+        self.field(0)
+    }
+
+    /// Field `n`; empty where the record has fewer.
+    pub fn field(&self, n: usize) -> &str {
+        self.fields.get(n).map_or("", String::as_str)
+    }
+
+    /// Field `n` as a number, where it is one.
+    pub fn number(&self, n: usize) -> Option<u64> {
+        let s = self.field(n);
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+    }
+}
+
+/// A receipt that passed every check: its `RE` record first, then the records that followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// `RE` and its records, in file order.
+    pub records: Vec<Record>,
+    /// Whether it holds DPC records.
+    pub dpc: bool,
+}
+
+impl Receipt {
+    /// The `RE` record.
+    pub fn re(&self) -> Option<&Record> {
+        self.records.first()
+    }
+
+    /// Its records of type `id`.
+    pub fn of<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a Record> + 'a {
+        self.records.iter().filter(move |r| r.id() == id)
+    }
+}
+
+/// A receipt refused, with every problem found in it: listed for the sender, never loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The line of its `RE` record.
+    pub line: u64,
+    /// Its レセプト番号 as written.
+    pub number: String,
+    /// Its records' count.
+    pub records: usize,
+    /// What is wrong, each located.
+    pub problems: Vec<Problem>,
+}
+
+/// What a whole file held, once `GO` was read and checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// The file's kind.
+    pub kind: Option<FileKind>,
+    /// Receipts accepted.
+    pub accepted: u64,
+    /// Receipts rejected.
+    pub rejected: u64,
+    /// Records read (header and `GO` included).
+    pub records: u64,
+    /// `HO` and `KO` records (`GO`'s 総件数).
+    pub payer_records: u64,
+    /// Σ of the main payers' 合計点数 (`GO`'s 総合計点数).
+    pub total_points: u64,
+    /// `GO`'s マルチボリューム識別 (`99`: the last or only volume).
+    pub volume: String,
+}
+
+/// A line as read: a record, or a record that cannot be used (with its type where readable).
+enum Line {
+    Good(Record),
+    /// A line with problems: its fields as far as they could be read.
+    Bad {
+        line: u64,
+        id: Option<String>,
+        fields: Vec<String>,
+        problems: Vec<Problem>,
+    },
+}
+
+impl Line {
+    fn id(&self) -> Option<&str> {
+        match self {
+            Line::Good(r) => Some(r.id()),
+            Line::Bad { id, .. } => id.as_deref(),
+        }
+    }
+    fn line(&self) -> u64 {
+        match self {
+            Line::Good(r) => r.line,
+            Line::Bad { line, .. } => *line,
+        }
+    }
+    /// The line as a record, problems or not (for counting toward `GO`).
+    fn as_record(&self) -> Record {
+        match self {
+            Line::Good(r) => r.clone(),
+            Line::Bad { line, fields, .. } => Record { line: *line, fields: fields.clone() },
+        }
+    }
+}
+
+/// The reader's place in the file (an explicit state machine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Nothing read yet.
+    Start,
+    /// The header read; receipts (or `GO`) follow.
+    Receipts,
+    /// `GO` read and checked; only the end-of-file byte may follow.
+    Done,
+}
+
+/// Reads a UKE file receipt by receipt ([`Reader::next_receipt`]).
+pub struct Reader<R> {
+    file: String,
+    input: R,
+    line: u64,
+    buf: Vec<u8>,
+    state: State,
+    kind: Option<FileKind>,
+    header: Vec<Record>,
+    /// The line that starts the next receipt (or `GO`), read ahead.
+    ahead: Option<Line>,
+    last_number: Option<u64>,
+    summary: Summary,
+    /// Whether some main payer's 合計点数 could not be read (`GO`'s sum is then not compared).
+    points_unknown: bool,
+}
+
+impl<R: BufRead> Reader<R> {
+    /// A reader of `input`, whose problems name `file`.
+    pub fn new(file: &str, input: R) -> Reader<R> {
+        Reader {
+            file: file.to_owned(),
+            input,
+            line: 0,
+            buf: Vec::new(),
+            state: State::Start,
+            kind: None,
+            header: Vec::new(),
+            ahead: None,
+            last_number: None,
+            summary: Summary::default(),
+            points_unknown: false,
+        }
+    }
+
+    /// The file's kind, once its header was read.
+    pub fn kind(&self) -> Option<FileKind> {
+        self.kind
+    }
+
+    /// The header records (`IR`; `YK`; `UK` and `IR`), once read.
+    pub fn header(&self) -> &[Record] {
+        &self.header
+    }
+
+    /// What the file held; complete once [`Reader::next_receipt`] gave `Ok(None)`.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    fn problem(&self, line: u64, record: Option<&str>, field: Option<(usize, &'static str)>, message: impl Into<String>) -> Problem {
+        Problem { file: self.file.clone(), line, record: record.map(str::to_owned), field, message: message.into() }
+    }
+
+    /// The next receipt: `Ok(Some(Ok(receipt)))`, `Ok(Some(Err(rejected)))` for a receipt with
+    /// problems (the reader goes on), `Ok(None)` once `GO` was read and the file checked whole,
+    /// and `Err` for a problem that stops the file (after which the reader gives nothing more).
+    pub fn next_receipt(&mut self) -> Result<Option<Result<Receipt, Rejected>>, Problem> {
+        let out = self.step();
+        if out.is_err() {
+            self.state = State::Done;
+        }
+        out
+    }
+
+    fn step(&mut self) -> Result<Option<Result<Receipt, Rejected>>, Problem> {
+        match self.state {
+            State::Done => return Ok(None),
+            State::Start => self.read_header()?,
+            State::Receipts => {}
+        }
+        let first = match self.ahead.take() {
+            Some(l) => l,
+            None => self.next_line()?.ok_or_else(|| self.truncated())?,
+        };
+        match first.id() {
+            Some("GO") => {
+                self.finish(first)?;
+                Ok(None)
+            }
+            Some("RE") => self.receipt(first).map(Some),
+            Some(other) => Err(self.problem(
+                first.line(),
+                Some(other),
+                None,
+                format!("RE の前に {other} があります（レセプトの外）/ {other} before any RE: outside a receipt"),
+            )),
+            None => Err(self.unreadable(first)),
+        }
+    }
+
+    fn truncated(&self) -> Problem {
+        self.problem(
+            self.line,
+            None,
+            None,
+            format!(
+                "ファイルが途中で終わっています（GO レコードがない）。送信元で作り直してください / the file ends at line {} without a GO record: it is truncated; have the sender produce it again",
+                self.line
+            ),
+        )
+    }
+
+    fn unreadable(&self, line: Line) -> Problem {
+        match line {
+            Line::Bad { problems, .. } => {
+                problems.into_iter().next().unwrap_or_else(|| self.problem(self.line, None, None, "読めない行 / unreadable line"))
+            }
+            Line::Good(r) => self.problem(r.line, Some(r.id()), None, "予期しないレコード / unexpected record"),
+        }
+    }
+
+    /// Reads the header: `IR` (医科, 歯科 or 訪問看護), `YK` (調剤), or `UK` then `IR` (歯科).
+    fn read_header(&mut self) -> Result<(), Problem> {
+        let first = self.next_raw()?.ok_or_else(|| self.problem(0, None, None, "空のファイル / the file is empty"))?;
+        let id = first.fields.first().map(String::as_str).unwrap_or_default();
+        let kind = match id {
+            "IR" => match first.fields.get(3).map(String::as_str) {
+                Some("1") => FileKind::Medical,
+                Some("3") => FileKind::Dental,
+                Some("6") => FileKind::VisitingNursing,
+                other => {
+                    return Err(self.problem(
+                        first.line,
+                        Some("IR"),
+                        Some((3, "点数表")),
+                        format!(
+                            "点数表 '{}' は 1 医科・3 歯科・6 訪問看護 のいずれでもありません（調剤は YK で始まります）/ '{}' is not 1 (medical), 3 (dental) or 6 (visiting nursing); pharmacy files start with YK",
+                            other.unwrap_or(""),
+                            other.unwrap_or("")
+                        ),
+                    ));
+                }
+            },
+            "YK" => FileKind::Pharmacy,
+            "UK" => FileKind::Dental,
+            _ if id.len() == 2 && id.bytes().all(|b| b.is_ascii_uppercase()) => {
+                return Err(self.problem(
+                    first.line,
+                    Some(id),
+                    None,
+                    format!(
+                        "最初のレコードが IR・YK・UK ではなく {id} です / the file starts with {id}, not IR, YK or UK: not a claim file"
+                    ),
+                ));
+            }
+            _ => {
+                return Err(self.problem(
+                    first.line,
+                    None,
+                    Some((0, "レコード識別")),
+                    "項目 0 が2文字のレコード識別ではありません（審査支払機関側の形式など、請求ファイルではない）/ field 0 is not a two-letter record type: not a claim file (a payer-side format?)",
+                ));
+            }
+        };
+        self.kind = Some(kind);
+        self.summary.kind = Some(kind);
+        let first = self.check(first);
+        let first = self.header_record(first)?;
+        let dental_uk = first.id() == "UK";
+        self.header.push(first);
+        if dental_uk {
+            let ir = self.next_line()?.ok_or_else(|| self.truncated())?;
+            let ir = self.header_record(ir)?;
+            if ir.id() != "IR" {
+                return Err(self.problem(ir.line, Some(ir.id()), None, "UK の次は IR のはずです / UK must be followed by IR"));
+            }
+            self.header.push(ir);
+        }
+        self.state = State::Receipts;
+        Ok(())
+    }
+
+    fn header_record(&self, line: Line) -> Result<Record, Problem> {
+        match line {
+            Line::Good(r) => Ok(r),
+            bad => Err(self.unreadable(bad)),
+        }
+    }
+
+    /// Reads one receipt from its `RE` line up to the next `RE` or `GO` (read ahead).
+    fn receipt(&mut self, re: Line) -> Result<Result<Receipt, Rejected>, Problem> {
+        let re_line = re.line();
+        let mut problems = Vec::new();
+        let mut records = Vec::new();
+        // Every line as far as it could be read: what counts toward GO.
+        let mut seen = vec![re.as_record()];
+        match re {
+            Line::Good(r) => records.push(r),
+            Line::Bad { problems: p, .. } => problems.extend(p),
+        }
+        // Receipts are numbered 1, 2, 3 … in a file: a gap or a repeat means records were lost.
+        let number = seen.first().map(|r| r.field(1).to_owned()).unwrap_or_default();
+        if let Some(n) = seen.first().and_then(|r| r.number(1)) {
+            let want = self.last_number.map_or(n, |l| l + 1);
+            if n != want || n == 0 {
+                return Err(self.problem(
+                    re_line,
+                    Some("RE"),
+                    Some((1, "レセプト番号")),
+                    format!(
+                        "レセプト番号が {want} ではなく {n} です（レセプトの欠落または重複）/ receipt number {n} where {want} was expected: a receipt is missing or repeated"
+                    ),
+                ));
+            }
+            self.last_number = Some(n);
+        } else if let Some(l) = self.last_number.as_mut() {
+            *l += 1;
+        }
+        loop {
+            let Some(line) = self.next_line()? else { return Err(self.truncated()) };
+            match line.id() {
+                Some("RE") | Some("GO") => {
+                    self.ahead = Some(line);
+                    break;
+                }
+                Some(id @ ("IR" | "YK" | "UK")) => {
+                    return Err(self.problem(
+                        line.line(),
+                        Some(id),
+                        None,
+                        format!("{id} が2度目です（ファイルの連結？）/ a second {id}: two files joined?"),
+                    ));
+                }
+                _ => {}
+            }
+            seen.push(line.as_record());
+            match line {
+                Line::Good(r) => records.push(r),
+                Line::Bad { problems: p, .. } => problems.extend(p),
+            }
+        }
+        let count = seen.len();
+        self.tally(&seen);
+        if problems.is_empty() {
+            problems.extend(self.receipt_checks(&records));
+        }
+        if problems.is_empty() {
+            self.summary.accepted += 1;
+            let dpc = records.iter().any(|r| DPC_RECORDS.contains(&r.id()));
+            Ok(Ok(Receipt { records, dpc }))
+        } else {
+            self.summary.rejected += 1;
+            Ok(Err(Rejected { line: re_line, number, records: count, problems }))
+        }
+    }
+
+    /// Counts a receipt's payer records and its main payer's total toward `GO`.
+    fn tally(&mut self, records: &[Record]) {
+        let payers = records.iter().filter(|r| matches!(r.id(), "HO" | "KO")).count() as u64;
+        self.summary.payer_records += payers;
+        match main_payer(records) {
+            Some(r) => match r.number(5) {
+                Some(p) => self.summary.total_points += p,
+                None => self.points_unknown = true,
+            },
+            None => self.points_unknown |= payers > 0,
+        }
+    }
+
+    /// The checks of a receipt as a whole.
+    fn receipt_checks(&self, records: &[Record]) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let Some(re) = records.first() else { return out };
+        let kind = self.kind.unwrap_or(FileKind::Medical);
+        let payers = records.iter().filter(|r| matches!(r.id(), "HO" | "KO")).count();
+        let rtype = re.field(2).as_bytes();
+        if let Some(&d3) = rtype.get(2) {
+            let stated = usize::from(d3.wrapping_sub(b'0'));
+            if stated != payers {
+                out.push(self.problem(
+                    re.line,
+                    Some("RE"),
+                    Some((2, "レセプト種別")),
+                    format!(
+                        "種別の3桁目は支払者 {stated} 件ですが、HO・KO は {payers} 件です / the type's third digit says {stated} payer(s), the receipt has {payers} HO/KO record(s)"
+                    ),
+                ));
+            }
+        }
+        let table = match kind {
+            FileKind::Medical => b'1',
+            FileKind::Dental => b'3',
+            FileKind::Pharmacy => b'4',
+            FileKind::VisitingNursing => b'6',
+        };
+        if rtype.first().is_some_and(|d| *d != table) {
+            out.push(self.problem(
+                re.line,
+                Some("RE"),
+                Some((2, "レセプト種別")),
+                format!(
+                    "種別の1桁目が {} ファイルの点数表（{}）と違います / the type's first digit does not match the file's table ({}, {})",
+                    kind.name_ja(),
+                    char::from(table),
+                    kind.name_ja(),
+                    char::from(table)
+                ),
+            ));
+        }
+        if kind != FileKind::Medical {
+            return out;
+        }
+        // Days add up to the count, where days are written (from 2012-04 on).
+        let mut sum = 0u64;
+        let mut class = String::new();
+        for r in records {
+            let (first_day, count_at) = match r.id() {
+                "SI" | "IY" => (SI_DAYS, 6),
+                "TO" => (TO_DAYS, 6),
+                "CO" => {
+                    if !r.field(1).is_empty() {
+                        class = r.field(1).to_owned();
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            if !r.field(1).is_empty() {
+                class = r.field(1).to_owned();
+            }
+            let days: Vec<u64> = (first_day..first_day + 31).filter_map(|i| r.number(i)).collect();
+            let count = r.number(count_at).unwrap_or(0);
+            if !days.is_empty() && days.iter().sum::<u64>() != count {
+                out.push(self.problem(
+                    r.line,
+                    Some(r.id()),
+                    Some((count_at, "回数")),
+                    format!(
+                        "算定日の回数の和 {} が回数 {count} と違います / the days add up to {}, the count is {count}",
+                        days.iter().sum::<u64>(),
+                        days.iter().sum::<u64>()
+                    ),
+                ));
+            }
+            if class != "97"
+                && let Some(points) = r.number(5)
+            {
+                sum += points * count;
+            }
+        }
+        let dpc = records.iter().any(|r| DPC_RECORDS.contains(&r.id()));
+        if !dpc
+            && let Some(payer) = main_payer(records)
+            && let Some(total) = payer.number(5)
+            && total != sum
+        {
+            out.push(self.problem(
+                payer.line,
+                Some(payer.id()),
+                Some((5, "合計点数")),
+                format!(
+                    "合計点数 {total} が明細の点数×回数の和 {sum} と違います / the total {total} is not the lines' points × counts, {sum}"
+                ),
+            ));
+        }
+        out
+    }
+
+    /// Checks `GO` against the file.
+    fn finish(&mut self, go: Line) -> Result<(), Problem> {
+        let go = match go {
+            Line::Good(r) => r,
+            bad => return Err(self.unreadable(bad)),
+        };
+        let s = &self.summary;
+        if go.number(1) != Some(s.payer_records) {
+            return Err(self.problem(
+                go.line,
+                Some("GO"),
+                Some((1, "総件数")),
+                format!(
+                    "総件数 {} がファイルの HO・KO レコード数 {} と違います / the count {} is not the file's {} HO/KO records",
+                    go.field(1),
+                    s.payer_records,
+                    go.field(1),
+                    s.payer_records
+                ),
+            ));
+        }
+        if !self.points_unknown && go.number(2) != Some(s.total_points) {
+            return Err(self.problem(
+                go.line,
+                Some("GO"),
+                Some((2, "総合計点数")),
+                format!(
+                    "総合計点数 {} が各レセプトの合計点数の和 {} と違います / the total {} is not the receipts' sum {}",
+                    go.field(2),
+                    s.total_points,
+                    go.field(2),
+                    s.total_points
+                ),
+            ));
+        }
+        self.summary.volume = go.field(3).to_owned();
+        self.state = State::Done;
+        // Nothing but the end-of-file byte may follow.
+        if let Some(after) = self.next_raw()? {
+            return Err(self.problem(after.line, None, None, "GO の後にレコードがあります / records after GO"));
+        }
+        Ok(())
+    }
+
+    /// The next line, checked as a record of the file's kind; `None` at the end.
+    fn next_line(&mut self) -> Result<Option<Line>, Problem> {
+        Ok(self.next_raw()?.map(|raw| self.check(raw)))
+    }
+
+    /// Checks a raw line against its layout.
+    fn check(&self, raw: Raw) -> Line {
+        if let Some(p) = raw.problem {
+            return Line::Bad { line: raw.line, id: raw.fields.first().cloned(), fields: raw.fields, problems: vec![p] };
+        }
+        let id = raw.fields.first().cloned().unwrap_or_default();
+        let kind = self.kind.unwrap_or(FileKind::Medical);
+        let Some(layout) = layout::layout(kind, &id) else {
+            let problem = self.problem(
+                raw.line,
+                Some(&id),
+                Some((0, "レコード識別")),
+                format!(
+                    "{} ファイルにないレコード識別 '{id}' です / '{id}' is not a record type of a {} file",
+                    kind.name_ja(),
+                    kind.name_ja()
+                ),
+            );
+            let known = (id.len() == 2).then_some(id);
+            return Line::Bad { line: raw.line, id: known, fields: raw.fields, problems: vec![problem] };
+        };
+        let problems = self.check_fields(&layout, raw.line, &raw.fields);
+        let record = Record { line: raw.line, fields: raw.fields };
+        if problems.is_empty() {
+            Line::Good(record)
+        } else {
+            Line::Bad { line: record.line, id: Some(id), fields: record.fields, problems }
+        }
+    }
+
+    fn check_fields(&self, layout: &Layout, line: u64, fields: &[String]) -> Vec<Problem> {
+        let mut out = Vec::new();
+        if !layout.counts.is_empty() && !layout.counts.contains(&fields.len()) {
+            let want: Vec<String> = layout.counts.iter().map(usize::to_string).collect();
+            out.push(self.problem(
+                line,
+                Some(layout.id),
+                None,
+                format!(
+                    "項目数が {} です（{}レコードは {} 項目）/ {} fields where a {} record has {}",
+                    fields.len(),
+                    layout.name,
+                    want.join("・"),
+                    fields.len(),
+                    layout.id,
+                    want.join(" or ")
+                ),
+            ));
+            return out;
+        }
+        for (i, value) in fields.iter().enumerate() {
+            let name = layout.fields.iter().find(|f| f.at == i).map_or("", |f| f.name);
+            if let Some(c) = value.chars().find(|c| c.is_control()) {
+                out.push(self.problem(
+                    line,
+                    Some(layout.id),
+                    Some((i, name)),
+                    format!("制御文字 U+{:04X} があります / a control character U+{:04X}", u32::from(c), u32::from(c)),
+                ));
+            }
+            // CP932's user-defined area (0xF040–0xF9FC) decodes to private-use characters whose
+            // meaning only the sender's machine knows: the specification has no 外字.
+            if let Some(c) = value.chars().find(|c| ('\u{E000}'..='\u{F8FF}').contains(c)) {
+                out.push(self.problem(
+                    line,
+                    Some(layout.id),
+                    Some((i, name)),
+                    format!(
+                        "外字（利用者定義文字 U+{:04X}）は使えません。仕様の文字に置き換えてください / a user-defined character (U+{:04X}): UKE files carry none; replace it as the specification says",
+                        u32::from(c),
+                        u32::from(c)
+                    ),
+                ));
+            }
+        }
+        for field in layout.fields {
+            let value = fields.get(field.at).map_or("", String::as_str);
+            if let Err(why) = check_value(field, value) {
+                out.push(self.problem(line, Some(layout.id), Some((field.at, field.name)), why));
+            }
+        }
+        out
+    }
+
+    /// The next line's bytes, decoded and split; `None` at the end of the file.
+    fn next_raw(&mut self) -> Result<Option<Raw>, Problem> {
+        self.buf.clear();
+        let read = std::io::Read::take(&mut self.input, MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut self.buf)
+            .map_err(|e| self.problem(self.line + 1, None, None, format!("読めません / cannot read: {e}")))?;
+        if read == 0 {
+            return Ok(None);
+        }
+        self.line += 1;
+        let line = self.line;
+        if self.buf.len() > MAX_LINE {
+            return Err(self.problem(
+                line,
+                None,
+                None,
+                format!("行が {MAX_LINE} バイトを超えます（改行がない？）/ a line longer than {MAX_LINE} bytes: no line ends?"),
+            ));
+        }
+        // The end-of-file byte, last in the file.
+        if self.buf.first() == Some(&0x1A) {
+            let mut rest = [0u8; 1];
+            return match (self.buf.len(), std::io::Read::read(&mut self.input, &mut rest)) {
+                (1, Ok(0)) => {
+                    self.line -= 1;
+                    Ok(None)
+                }
+                _ => Err(self.problem(line, None, None, "0x1A の後にデータがあります / data after the end-of-file byte 0x1A")),
+            };
+        }
+        let Some(body) = self.buf.strip_suffix(b"\r\n") else {
+            let message = if self.buf.ends_with(b"\n") {
+                "行末が LF だけです（CRLF のはず）。送信元の出力のまま送ってください / the line ends in LF alone, not CRLF: send the file as the claims system wrote it"
+            } else {
+                "最後の行に改行がありません（途中で切れている）/ the last line has no CRLF: the file is cut short"
+            };
+            return Err(self.problem(line, None, None, message));
+        };
+        self.summary.records += 1;
+        // A UTF-8 file decodes as Shift_JIS without errors for many lines: refuse it positively.
+        if body.iter().any(|b| *b >= 0x80) && std::str::from_utf8(body).is_ok() {
+            return Err(self.problem(
+                line,
+                None,
+                None,
+                "UTF-8 の文字があります。UKE は Shift_JIS（CP932）です：レセコンの出力をそのまま送ってください / UTF-8 text: UKE files are Shift_JIS (CP932); send the file as the claims system wrote it",
+            ));
+        }
+        let text = match decode(body) {
+            Ok(t) => t,
+            Err(at) => {
+                let id = body.get(..2).and_then(|b| std::str::from_utf8(b).ok()).map(str::to_owned);
+                let problem = self.problem(
+                    line,
+                    id.as_deref(),
+                    None,
+                    format!("{} バイト目が Shift_JIS（CP932）として読めません / byte {} is not Shift_JIS (CP932)", at + 1, at + 1),
+                );
+                return Ok(Some(Raw { line, fields: id.into_iter().collect(), problem: Some(problem) }));
+            }
+        };
+        let fields: Vec<String> = text.split(',').map(str::to_owned).collect();
+        Ok(Some(Raw { line, fields, problem: None }))
+    }
+}
+
+/// A line split into fields, or a problem that made its fields unreadable.
+struct Raw {
+    line: u64,
+    fields: Vec<String>,
+    problem: Option<Problem>,
+}
+
+/// Decodes CP932; the offset of the first byte that is not, on failure.
+fn decode(bytes: &[u8]) -> Result<String, usize> {
+    let mut decoder = SHIFT_JIS.new_decoder_without_bom_handling();
+    let mut out = String::with_capacity(decoder.max_utf8_buffer_length_without_replacement(bytes.len()).unwrap_or(bytes.len() * 3));
+    let (result, read) = decoder.decode_to_string_without_replacement(bytes, &mut out, true);
+    match result {
+        DecoderResult::InputEmpty => Ok(out),
+        DecoderResult::Malformed(bad, extra) => Err(read.saturating_sub(usize::from(bad) + usize::from(extra))),
+        DecoderResult::OutputFull => Err(read),
+    }
+}
+
+/// The main payer of a receipt: its `HO`, else its first `KO`.
+fn main_payer(records: &[Record]) -> Option<&Record> {
+    records.iter().find(|r| r.id() == "HO").or_else(|| records.iter().find(|r| r.id() == "KO"))
+}
+
+fn all_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Checks one field's value; the message says what was expected.
+fn check_value(field: &Field, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return if field.required { Err("必須項目が空です / a required field is empty".to_owned()) } else { Ok(()) };
+    }
+    let bad = |want: &str| Err(format!("'{value}' は不正です：{want} / '{value}' is not valid: {want}"));
+    match field.kind {
+        Kind::Text => Ok(()),
+        Kind::Digits(n) if value.len() == n && all_digits(value) => Ok(()),
+        Kind::Digits(n) => bad(&format!("数字 {n} 桁 / {n} digits expected")),
+        Kind::Number(n) if value.len() <= n && all_digits(value) => Ok(()),
+        Kind::Number(n) => bad(&format!("数字 1〜{n} 桁 / 1 to {n} digits expected")),
+        Kind::Decimal => {
+            let mut parts = value.splitn(3, '.');
+            let whole = parts.next().unwrap_or("");
+            let frac = parts.next();
+            let ok = parts.next().is_none() && value.len() <= 16 && all_digits(whole) && frac.is_none_or(all_digits);
+            if ok { Ok(()) } else { bad("数量（数字、小数点は1つまで）/ a quantity: digits with at most one point") }
+        }
+        Kind::Date => parse_date(value).map(|_| ()),
+        Kind::Month => parse_month(value).map(|_| ()),
+        Kind::OneOf(list) if list.contains(&value) => Ok(()),
+        Kind::OneOf(list) => bad(&format!("{} のいずれか / one of {}", list.join("・"), list.join(", "))),
+        Kind::Prefecture => match value.parse::<u8>() {
+            Ok(1..=47) if value.len() == 2 => Ok(()),
+            _ => bad("都道府県番号 01〜47 / a prefecture number 01–47"),
+        },
+        Kind::ReceiptType => check_receipt_type(value),
+        Kind::Insurer => check_insurer(value),
+        Kind::Modifiers if value.len().is_multiple_of(4) && value.len() <= 80 && all_digits(value) => Ok(()),
+        Kind::Modifiers => bad("4桁の修飾語コードの連結（20個まで）/ 4-digit modifier codes joined, at most 20"),
+        Kind::Burden if BURDEN_CODES.contains(&value) => Ok(()),
+        Kind::Burden => bad("負担区分コード（1〜9, B, C, E, G〜Z）/ a burden code"),
+    }
+}
+
+/// レセプト種別, digit by digit (data.md §1.3).
+fn check_receipt_type(value: &str) -> Result<(), String> {
+    let d: Vec<u8> = value.bytes().map(|b| b.wrapping_sub(b'0')).collect();
+    let fail = |why: &str| {
+        Err(format!(
+            "レセプト種別 '{value}' が不正です（{why}）/ receipt type '{value}' is not valid ({why}): 4 digits: table, main payer 1–4, payers 1–5, patient class"
+        ))
+    };
+    let [table, payer, count, class] = d.as_slice() else { return fail("4桁でない / not 4 digits") };
+    if d.iter().any(|x| *x > 9) {
+        return fail("数字以外 / not digits");
+    }
+    if ![1, 3, 4, 6].contains(table) {
+        return fail("1桁目 / first digit");
+    }
+    if !(1..=4).contains(payer) {
+        return fail("2桁目 / second digit");
+    }
+    if !(1..=5).contains(count) {
+        return fail("3桁目 / third digit");
+    }
+    if *payer == 2 && !(1..=2).contains(class) {
+        return fail("公費単独の4桁目は 1 か 2 / a public-expense type ends in 1 or 2");
+    }
+    if *table == 4 && class % 2 == 1 {
+        return fail("調剤の4桁目は偶数 / a pharmacy type ends in an even digit");
+    }
+    Ok(())
+}
+
+/// 保険者番号: 8 digits, or 6 right-aligned with spaces; the last digit checks the others.
+fn check_insurer(value: &str) -> Result<(), String> {
+    let digits = value.trim_start_matches(' ');
+    if !(all_digits(digits) && (digits.len() == 8 || digits.len() == 6) && value.len() <= 8) {
+        return Err(format!(
+            "保険者番号 '{value}' は8桁（国保は右寄せの6桁）の数字ではありません / insurer number '{value}' is not 8 digits (or 6, right-aligned, for 国保)"
+        ));
+    }
+    let (body, check) = digits.split_at(digits.len() - 1);
+    let want = layout::insurer_check_digit(body);
+    if want.map(|w| char::from(b'0' + w).to_string()).as_deref() != Some(check) {
+        return Err(format!(
+            "保険者番号 '{value}' の検証番号が合いません（{} のはず）：番号の写し誤り / the check digit of insurer number '{value}' is wrong ({} expected): a mistyped number",
+            want.unwrap_or(0),
+            want.unwrap_or(0)
+        ));
+    }
+    Ok(())
+}
