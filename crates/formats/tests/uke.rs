@@ -131,7 +131,14 @@ fn broken(line: usize, f: impl Fn(&mut Vec<String>)) -> Outcome {
 fn rego(mut records: Vec<Vec<String>>) -> Vec<Vec<String>> {
     records.pop();
     let payers = records.iter().filter(|r| r[0] == "HO" || r[0] == "KO").count();
-    let points: u64 = records.iter().filter(|r| r[0] == "HO").filter_map(|r| r[5].parse::<u64>().ok()).sum();
+    // Each receipt's main payer: its HO, else its first KO.
+    let mut points = 0u64;
+    let starts: Vec<usize> = records.iter().enumerate().filter(|(_, r)| r[0] == "RE").map(|(i, _)| i).collect();
+    for (k, &at) in starts.iter().enumerate() {
+        let receipt = &records[at..starts.get(k + 1).copied().unwrap_or(records.len())];
+        let main = receipt.iter().find(|r| r[0] == "HO").or_else(|| receipt.iter().find(|r| r[0] == "KO"));
+        points += main.and_then(|r| r[5].parse::<u64>().ok()).unwrap_or(0);
+    }
     records.push(rec(4, &[(0, "GO"), (1, &payers.to_string()), (2, &points.to_string()), (3, "99")]));
     records
 }
@@ -333,4 +340,164 @@ fn the_writer_refuses_what_the_format_cannot_carry() {
     assert!(w.record(&["CO", "😀"]).is_err());
     w.record(&["CO", "－～"]).unwrap();
     assert_eq!(w.finish(false).unwrap(), b"CO,\x81\x7c\x81\x60\r\n");
+}
+
+#[test]
+fn rejected_lines_never_reach_a_neighbouring_receipt() {
+    let out = broken(8, |r| r[6] = "19701301".into());
+    let lines: Vec<u64> = out.accepted.iter().flat_map(|r| r.records.iter().map(|x| x.line)).collect();
+    assert_eq!(lines, [2, 3, 4, 5, 6, 7, 14, 15, 16, 17, 18, 19]);
+    assert_eq!(out.rejected[0].line, 8);
+}
+
+#[test]
+fn each_receipt_is_checked_as_a_whole() {
+    // Two HO records, or an HO on a public-expense-only receipt, or none on an insured one.
+    let mut records = three();
+    let ho = records[8].clone();
+    records.insert(9, ho);
+    records[7][2] = "1122".into();
+    let out = read(&write(&rego(records), false));
+    assert!(one_rejected(&out)[0].message.contains("2 HO record(s)"), "{:?}", out.rejected);
+    let out = broken(8, |r| r[2] = "1212".into());
+    assert!(one_rejected(&out).iter().any(|p| p.message.contains("1 HO record(s): the type's second digit 2 needs 0")));
+    // A receipt of another table than the file's.
+    let out = broken(8, |r| r[2] = "3112".into());
+    assert!(one_rejected(&out)[0].message.contains("not the 医科 file's table 1"));
+    // A burden code that does not exist (8 is unused).
+    let out = broken(12, |r| r[2] = "8".into());
+    assert_eq!(one_rejected(&out)[0].field, Some((2, "負担区分")));
+    // A drug code from another master (a procedure's leading 1).
+    let out = broken(13, |r| r[3] = "112007410".into());
+    assert!(one_rejected(&out)[0].message.contains("beginning with 6"));
+}
+
+#[test]
+fn control_characters_reject_the_receipt() {
+    let mut bytes = write(&three(), false);
+    let at = bytes.windows(3).position(|w| w == b"CO,").unwrap();
+    bytes.insert(at + 6, 0x07);
+    let out = read(&bytes);
+    let p = one_rejected(&out);
+    assert!(p[0].message.contains("control character U+0007"), "{}", p[0]);
+}
+
+#[test]
+fn meals_are_priced_apart_and_dpc_receipts_need_their_group() {
+    // A 食事 line (97) with its own price leaves the points total as it was; a blank 診療識別
+    // after a CO of class 97 is 97 too.
+    let mut records = three();
+    let meal = rec(44, &[(0, "SI"), (1, "97"), (2, "1"), (3, "197000470"), (5, "640"), (6, "3")]);
+    let co = rec(5, &[(0, "CO"), (1, "97"), (2, "1"), (3, "810000001")]);
+    let after = rec(44, &[(0, "SI"), (2, "1"), (3, "197000470"), (5, "110"), (6, "1")]);
+    records.splice(13..13, [meal, co, after]);
+    let out = read(&write(&rego(records), false));
+    assert!(out.fatal.is_none() && out.rejected.is_empty(), "{:?} {:?}", out.fatal, out.rejected);
+    // A DPC receipt (BU) is priced by its group: its lines need not add up to the total.
+    let mut records = three();
+    records[8][5] = "99999".into();
+    records.insert(9, rec(6, &[(0, "BU"), (1, "04008")]));
+    let out = read(&write(&rego(records.clone()), false));
+    assert!(out.fatal.is_none() && out.rejected.is_empty(), "{:?} {:?}", out.fatal, out.rejected);
+    assert!(out.accepted[1].dpc && !out.accepted[0].dpc);
+    // A DPC record without BU does not make a receipt DPC: refused.
+    records[9] = rec(3, &[(0, "GT"), (1, "1")]);
+    let out = read(&write(&rego(records), false));
+    assert!(one_rejected(&out).iter().any(|p| p.message.contains("without a BU")), "{:?}", out.rejected);
+}
+
+#[test]
+fn receipt_numbers_run_from_one_without_gaps() {
+    // A repeat.
+    let records = file(&[receipt(1, "19700101"), receipt(1, "19700101")]);
+    assert!(read(&write(&records, false)).fatal.unwrap().message.contains("number 1 where 2 was expected"));
+    // A first volume starting elsewhere: receipts 1–6 are missing.
+    let records = file(&[receipt(7, "19700101")]);
+    assert!(read(&write(&records, false)).fatal.unwrap().message.contains("number 7 where 1 was expected"));
+    // A later volume goes on from the earlier one.
+    let mut records = file(&[receipt(7, "19700101"), receipt(8, "19700101")]);
+    records[0][8] = "02".into();
+    let out = read(&write(&records, false));
+    assert!(out.fatal.is_none() && out.accepted.len() == 2, "{:?}", out.fatal);
+    // Receipt 0, and a file without receipts.
+    let records = file(&[receipt(0, "19700101")]);
+    assert!(read(&write(&records, false)).fatal.unwrap().message.contains("receipt number 0"));
+    assert!(read(&write(&file(&[]), false)).fatal.unwrap().message.contains("no receipt"));
+}
+
+#[test]
+fn the_header_decides_the_kind_and_is_checked() {
+    // A bad prefecture in IR stops the file, naming the field.
+    let mut records = three();
+    records[0][2] = "48".into();
+    let p = read(&write(&records, false)).fatal.unwrap();
+    assert_eq!((p.line, p.field), (1, Some((2, "都道府県"))));
+    records[0][2] = "+1".into();
+    assert!(read(&write(&records, false)).fatal.is_some());
+    // A 36-field RE (older specifications) reads.
+    let mut records = three();
+    records[1].truncate(36);
+    assert!(read(&write(&records, false)).rejected.is_empty());
+    // 調剤: YK, a 42-field RE, HO of 14 fields, a pharmacy IY.
+    let ins = insurer("0613001");
+    let pharmacy = vec![
+        rec(9, &[(0, "YK"), (1, "1"), (2, "13"), (3, "4"), (4, "7654321"), (5, "テスト薬局"), (6, "202405"), (7, "00")]),
+        rec(42, &[(0, "RE"), (1, "1"), (2, "4112"), (3, "202404"), (4, "山田　花子"), (5, "2"), (6, "19700101")]),
+        rec(14, &[(0, "HO"), (1, &ins), (4, "1"), (5, "120")]),
+        rec(10, &[(0, "IY"), (1, "1"), (2, "620000001"), (3, "3")]),
+        rec(4, &[(0, "GO"), (1, "1"), (2, "120"), (3, "99")]),
+    ];
+    let out = read(&write(&pharmacy, false));
+    assert!(out.fatal.is_none() && out.rejected.is_empty(), "{:?} {:?}", out.fatal, out.rejected);
+    assert_eq!(out.summary.kind, Some(FileKind::Pharmacy));
+    // … where a 医科 SI is no record type.
+    let mut with_si = pharmacy.clone();
+    with_si.insert(3, rec(44, &[(0, "SI")]));
+    assert!(read(&write(&with_si, false)).rejected[0].problems[0].message.contains("'SI' is not a record type of a 調剤 file"));
+    // 歯科: UK, then IR.
+    let dental = vec![
+        rec(10, &[(0, "UK"), (1, "1"), (2, "13"), (3, "3"), (4, "1234567")]),
+        rec(9, &[(0, "IR"), (1, "1"), (2, "13"), (3, "3"), (4, "1234567"), (6, "202405"), (8, "00")]),
+        rec(27, &[(0, "RE"), (1, "1"), (2, "3112"), (3, "202404"), (4, "山田　花子"), (5, "2"), (6, "19700101")]),
+        rec(14, &[(0, "HO"), (1, &ins), (4, "1"), (5, "300")]),
+        rec(4, &[(0, "GO"), (1, "1"), (2, "300"), (3, "99")]),
+    ];
+    let out = read(&write(&dental, false));
+    assert!(out.fatal.is_none() && out.rejected.is_empty(), "{:?} {:?}", out.fatal, out.rejected);
+    assert_eq!(out.summary.kind, Some(FileKind::Dental));
+    let mut no_ir = dental.clone();
+    no_ir.remove(1);
+    assert!(read(&write(&no_ir, false)).fatal.unwrap().message.contains("where IR was expected"));
+}
+
+#[test]
+fn a_receipt_too_large_is_rejected_and_still_counted() {
+    let mut records = three();
+    let line = rec(44, &[(0, "SI"), (1, "12"), (2, "1"), (3, "112007410"), (6, "1")]);
+    let copies = kura_formats::uke::MAX_RECEIPT_BYTES / (44 * 24) + 10;
+    records.splice(12..12, std::iter::repeat_n(line, copies));
+    let out = read(&write(&rego(records), false));
+    let p = one_rejected(&out);
+    assert!(p.iter().any(|p| p.message.contains("more than")), "{:?}", p.first());
+    assert_eq!(out.rejected[0].records, 6 + copies);
+    assert_eq!(out.summary.payer_records, 3);
+}
+
+#[test]
+fn cp932_text_that_happens_to_be_utf8_is_still_cp932() {
+    // A kanji whose second byte is 0x80–0xBF followed by half-width kana (0xE3 0x81 0xB1) is
+    // also valid UTF-8 (U+3071): one such chance does not make a file UTF-8.
+    let (text, _, bad) = encoding_rs::SHIFT_JIS.decode(&[0xE3, 0x81, 0xB1]);
+    assert!(!bad);
+    let text = text.into_owned();
+    let out = broken(11, |r| r[4] = text.clone());
+    assert!(out.fatal.is_none() && out.rejected.is_empty(), "{:?} {:?}", out.fatal, out.rejected);
+    assert_eq!(out.accepted[1].records[3].fields[4], text);
+}
+
+#[test]
+fn the_writer_refuses_what_the_reader_would() {
+    let mut w = Writer::new(Vec::new());
+    assert!(w.record(&["CO", "a\u{7}b"]).is_err());
+    assert!(w.record(&["CO", "\u{E000}"]).is_err());
 }

@@ -76,39 +76,39 @@ fn days_in(year: u16, month: u8) -> u8 {
 const DATE_EXPECTED: &str = "GYYMMDD（和暦）または YYYYMMDD（西暦）/ GYYMMDD (era) or YYYYMMDD expected";
 const MONTH_EXPECTED: &str = "GYYMM（和暦）または YYYYMM（西暦）/ GYYMM (era) or YYYYMM expected";
 
-fn era(digit: u32) -> Result<&'static Era, String> {
+fn era(digit: u32) -> Result<&'static Era, (String, String)> {
     ERAS.iter().find(|e| u32::from(e.digit) == digit).ok_or_else(|| {
-        format!("元号の桁 {digit} は 1 明治〜5 令和 のいずれでもありません / era digit {digit} is not 1 (Meiji) to 5 (Reiwa)")
+        (format!("元号の桁 {digit} は 1 明治〜5 令和 のいずれでもない"), format!("era digit {digit} is not 1 (Meiji) to 5 (Reiwa)"))
     })
 }
 
 /// Reads a date field: `GYYMMDD` or `YYYYMMDD`. The message says what is wrong and what was
 /// expected.
 pub fn parse_date(s: &str) -> Result<Date, String> {
-    let bad = |why: &str| format!("'{s}' は日付ではありません（{why}）/ '{s}' is not a date ({why}): {DATE_EXPECTED}");
-    let n = digits(s).ok_or_else(|| bad("数字以外 / not digits"))?;
+    let bad = |(ja, en): (&str, &str)| format!("'{s}' は日付ではありません（{ja}）/ '{s}' is not a date ({en}): {DATE_EXPECTED}");
+    let n = digits(s).ok_or_else(|| bad(("数字以外", "not digits")))?;
     let (date, era) = match s.len() {
         7 => {
-            let e = era(n / 1_000_000).map_err(|m| bad(&m))?;
+            let e = era(n / 1_000_000).map_err(|(ja, en)| bad((&ja, &en)))?;
             let yy = (n / 10_000 % 100) as u16;
             if yy == 0 {
-                return Err(bad("元号の年 00 / year 00 of an era"));
+                return Err(bad(("元号の年 00", "year 00 of an era")));
             }
             (Date { year: e.offset + yy, month: (n / 100 % 100) as u8, day: (n % 100) as u8 }, Some(e))
         }
         8 => (Date { year: (n / 10_000) as u16, month: (n / 100 % 100) as u8, day: (n % 100) as u8 }, None),
-        _ => return Err(bad("桁数 / length")),
+        _ => return Err(bad(("桁数", "length"))),
     };
     if !(1..=12).contains(&date.month) || date.day == 0 || date.day > days_in(date.year, date.month) {
-        return Err(bad("暦にない日 / no such day"));
+        return Err(bad(("暦にない日", "no such day")));
     }
     if !(1868..=2199).contains(&date.year) {
-        return Err(bad("1868〜2199年の外 / outside 1868–2199"));
+        return Err(bad(("1868〜2199年の外", "outside 1868–2199")));
     }
     if let Some(e) = era {
         let d = (date.year, date.month, date.day);
         if d < e.first || d > e.last {
-            return Err(bad(&format!("{}の期間外 / outside the {} era", e.name, e.name)));
+            return Err(bad((&format!("{}の期間外", e.name), &format!("outside the {} era", e.name))));
         }
     }
     Ok(date)
@@ -116,36 +116,36 @@ pub fn parse_date(s: &str) -> Result<Date, String> {
 
 /// Reads a month field: `GYYMM` or `YYYYMM`; gives `YYYYMM`.
 pub fn parse_month(s: &str) -> Result<u32, String> {
-    let bad = |why: &str| format!("'{s}' は年月ではありません（{why}）/ '{s}' is not a month ({why}): {MONTH_EXPECTED}");
-    let n = digits(s).ok_or_else(|| bad("数字以外 / not digits"))?;
+    let bad = |(ja, en): (&str, &str)| format!("'{s}' は年月ではありません（{ja}）/ '{s}' is not a month ({en}): {MONTH_EXPECTED}");
+    let n = digits(s).ok_or_else(|| bad(("数字以外", "not digits")))?;
     let (year, month, era) = match s.len() {
         5 => {
-            let e = era(n / 10_000).map_err(|m| bad(&m))?;
+            let e = era(n / 10_000).map_err(|(ja, en)| bad((&ja, &en)))?;
             let yy = (n / 100 % 100) as u16;
             if yy == 0 {
-                return Err(bad("元号の年 00 / year 00 of an era"));
+                return Err(bad(("元号の年 00", "year 00 of an era")));
             }
             (e.offset + yy, (n % 100) as u8, Some(e))
         }
         6 => ((n / 100) as u16, (n % 100) as u8, None),
-        _ => return Err(bad("桁数 / length")),
+        _ => return Err(bad(("桁数", "length"))),
     };
     if !(1..=12).contains(&month) {
-        return Err(bad("月が 1〜12 の外 / month outside 1–12"));
+        return Err(bad(("月が 1〜12 の外", "month outside 1–12")));
     }
     if !(1868..=2199).contains(&year) {
-        return Err(bad("1868〜2199年の外 / outside 1868–2199"));
+        return Err(bad(("1868〜2199年の外", "outside 1868–2199")));
     }
     if let Some(e) = era
         && ((year, month) < (e.first.0, e.first.1) || (year, month) > (e.last.0, e.last.1))
     {
-        return Err(bad(&format!("{}の期間外 / outside the {} era", e.name, e.name)));
+        return Err(bad((&format!("{}の期間外", e.name), &format!("outside the {} era", e.name))));
     }
     Ok(u32::from(year) * 100 + u32::from(month))
 }
 
-/// `YYYYMM` written as the older files do: `GYYMM`, in the era of the month's first day (the
-/// month an era began in is written in the new era).
+/// `YYYYMM` written as the older files do: `GYYMM` (a month in which an era began is written in
+/// the new era: 1989-01 as 平成元年1月).
 pub fn wareki_month(yyyymm: u32) -> Option<String> {
     let (year, month) = ((yyyymm / 100) as u16, (yyyymm % 100) as u8);
     let era = ERAS.iter().rev().find(|e| (year, month) >= (e.first.0, e.first.1))?;

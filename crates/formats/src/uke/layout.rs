@@ -58,6 +58,12 @@ pub enum Kind {
     Modifiers,
     /// 負担区分: one of the 31 codes.
     Burden,
+    /// A 9-digit code of a master, its first digit the master's (data.md §6.1: 診療行為 1,
+    /// 医薬品 6, 特定器材 7, コメント 8).
+    Code {
+        /// The first digit, as an ASCII byte.
+        lead: u8,
+    },
 }
 
 /// One checked field.
@@ -90,11 +96,17 @@ const fn f(at: usize, name: &'static str, kind: Kind, required: bool) -> Field {
     Field { at, name, kind, required }
 }
 
-/// The 31 負担区分 codes (data.md §1.3).
+/// The 31 負担区分 codes, one per non-empty set of {医保, 公1–4} (data.md §1.3; 8, A, D and F
+/// are unused).
 pub const BURDEN_CODES: &[&str] = &[
-    "1", "2", "3", "4", "5", "6", "7", "8", "9", "B", "C", "E", "G", "H", "I", "J", "K", "L", "M", "N", "O", "P", "Q", "R", "S", "T", "U",
-    "V", "W", "X", "Y", "Z",
+    "1", "2", "3", "4", "5", "6", "7", "9", "B", "C", "E", "G", "H", "I", "J", "K", "L", "M", "N", "O", "P", "Q", "R", "S", "T", "U", "V",
+    "W", "X", "Y", "Z",
 ];
+
+const PROCEDURE: Kind = Kind::Code { lead: b'1' };
+const DRUG: Kind = Kind::Code { lead: b'6' };
+const DEVICE: Kind = Kind::Code { lead: b'7' };
+const COMMENT: Kind = Kind::Code { lead: b'8' };
 
 const PAYER: Kind = Kind::OneOf(&["1", "2"]);
 const SEX: Kind = Kind::OneOf(&["1", "2"]);
@@ -147,7 +159,7 @@ pub const TO_DAYS: usize = 17;
 const SI_HEAD: [Field; 6] = [
     f(1, "診療識別", Kind::Digits(2), false),
     f(2, "負担区分", Kind::Burden, true),
-    f(3, "診療行為コード", Kind::Digits(9), true),
+    f(3, "診療行為コード", PROCEDURE, true),
     f(4, "数量データ", Kind::Decimal, false),
     f(5, "点数", Kind::Number(7), false),
     f(6, "回数", Kind::Number(3), true),
@@ -155,7 +167,7 @@ const SI_HEAD: [Field; 6] = [
 const IY_HEAD: [Field; 6] = [
     f(1, "診療識別", Kind::Digits(2), false),
     f(2, "負担区分", Kind::Burden, true),
-    f(3, "医薬品コード", Kind::Digits(9), true),
+    f(3, "医薬品コード", DRUG, true),
     f(4, "使用量", Kind::Decimal, false),
     f(5, "点数", Kind::Number(7), false),
     f(6, "回数", Kind::Number(3), true),
@@ -163,7 +175,7 @@ const IY_HEAD: [Field; 6] = [
 const TO_HEAD: [Field; 6] = [
     f(1, "診療識別", Kind::Digits(2), false),
     f(2, "負担区分", Kind::Burden, true),
-    f(3, "特定器材コード", Kind::Digits(9), true),
+    f(3, "特定器材コード", DEVICE, true),
     f(4, "使用量", Kind::Decimal, false),
     f(5, "点数", Kind::Number(7), false),
     f(6, "回数", Kind::Number(3), true),
@@ -371,20 +383,16 @@ const PHARMACY: &[Layout] = &[
         id: "IY",
         name: "医薬品",
         counts: &[10],
-        fields: &[f(1, "負担区分", Kind::Burden, true), f(2, "医薬品コード", Kind::Digits(9), true), f(3, "使用量", Kind::Decimal, false)],
+        fields: &[f(1, "負担区分", Kind::Burden, true), f(2, "医薬品コード", DRUG, true), f(3, "使用量", Kind::Decimal, false)],
     },
     Layout {
         id: "TO",
         name: "特定器材",
         counts: &[7],
-        fields: &[
-            f(1, "負担区分", Kind::Burden, true),
-            f(2, "特定器材コード", Kind::Digits(9), true),
-            f(3, "使用量", Kind::Decimal, false),
-        ],
+        fields: &[f(1, "負担区分", Kind::Burden, true), f(2, "特定器材コード", DEVICE, true), f(3, "使用量", Kind::Decimal, false)],
     },
-    Layout { id: "CO", name: "コメント", counts: &[3], fields: &[f(1, "コメントコード", Kind::Digits(9), true)] },
-    Layout { id: "TK", name: "摘要", counts: &[3], fields: &[f(1, "コメントコード", Kind::Digits(9), true)] },
+    Layout { id: "CO", name: "コメント", counts: &[3], fields: &[f(1, "コメントコード", COMMENT, true)] },
+    Layout { id: "TK", name: "摘要", counts: &[3], fields: &[f(1, "コメントコード", COMMENT, true)] },
     GO,
 ];
 
@@ -500,6 +508,7 @@ mod tests {
             }
         }
         assert!(layout(FileKind::Medical, "ZZ").is_none());
+        assert_eq!(BURDEN_CODES.len(), 31);
         assert!(layout(FileKind::Medical, "BU").is_some_and(|l| l.counts.is_empty()));
     }
 }

@@ -1,8 +1,8 @@
 //! The streaming reader.
 
-use super::MAX_LINE;
 use super::date::{parse_date, parse_month};
 use super::layout::{self, BURDEN_CODES, DPC_RECORDS, Field, FileKind, Kind, Layout, SI_DAYS, TO_DAYS};
+use super::{MAX_FIELDS, MAX_LINE, MAX_PROBLEMS, MAX_RECEIPT_BYTES};
 use crate::Problem;
 use encoding_rs::{DecoderResult, SHIFT_JIS};
 use std::io::BufRead;
@@ -27,10 +27,11 @@ impl Record {
         self.fields.get(n).map_or("", String::as_str)
     }
 
-    /// Field `n` as a number, where it is one.
+    /// Field `n` as a number, where it is one of at most 12 digits (the longest numeric field,
+    /// `GO`'s 総合計点数).
     pub fn number(&self, n: usize) -> Option<u64> {
         let s = self.field(n);
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+        (!s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
     }
 }
 
@@ -39,7 +40,7 @@ impl Record {
 pub struct Receipt {
     /// `RE` and its records, in file order.
     pub records: Vec<Record>,
-    /// Whether it holds DPC records.
+    /// Whether it is a DPC receipt (it holds a `BU` 診断群分類 record).
     pub dpc: bool,
 }
 
@@ -55,16 +56,17 @@ impl Receipt {
     }
 }
 
-/// A receipt refused, with every problem found in it: listed for the sender, never loaded.
+/// A receipt refused: listed for the sender, never loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {
     /// The line of its `RE` record.
     pub line: u64,
     /// Its レセプト番号 as written.
     pub number: String,
-    /// Its records' count.
+    /// Its lines.
     pub records: usize,
-    /// What is wrong, each located.
+    /// What is wrong, each located: the problems of its lines, or — where every line reads —
+    /// of the receipt as a whole; at most [`MAX_PROBLEMS`], then one saying how many more.
     pub problems: Vec<Problem>,
 }
 
@@ -77,17 +79,20 @@ pub struct Summary {
     pub accepted: u64,
     /// Receipts rejected.
     pub rejected: u64,
-    /// Records read (header and `GO` included).
+    /// Lines read (header and `GO` included).
     pub records: u64,
     /// `HO` and `KO` records (`GO`'s 総件数).
     pub payer_records: u64,
     /// Σ of the main payers' 合計点数 (`GO`'s 総合計点数).
     pub total_points: u64,
+    /// Whether `GO`'s 総合計点数 was compared: not where a rejected receipt's total could not
+    /// be read (the sender is told of that receipt).
+    pub total_checked: bool,
     /// `GO`'s マルチボリューム識別 (`99`: the last or only volume).
     pub volume: String,
 }
 
-/// A line as read: a record, or a record that cannot be used (with its type where readable).
+/// A line as read: a record, or a record that cannot be used.
 enum Line {
     Good(Record),
     /// A line with problems: its fields as far as they could be read.
@@ -112,12 +117,15 @@ impl Line {
             Line::Bad { line, .. } => *line,
         }
     }
-    /// The line as a record, problems or not (for counting toward `GO`).
-    fn as_record(&self) -> Record {
+    fn fields(&self) -> &[String] {
         match self {
-            Line::Good(r) => r.clone(),
-            Line::Bad { line, fields, .. } => Record { line: *line, fields: fields.clone() },
+            Line::Good(r) => &r.fields,
+            Line::Bad { fields, .. } => fields,
         }
+    }
+    fn number(&self, n: usize) -> Option<u64> {
+        let s = self.fields().get(n).map_or("", String::as_str);
+        (!s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
     }
 }
 
@@ -128,7 +136,7 @@ enum State {
     Start,
     /// The header read; receipts (or `GO`) follow.
     Receipts,
-    /// `GO` read and checked; only the end-of-file byte may follow.
+    /// `GO` read and checked, or the file stopped: nothing more is given.
     Done,
 }
 
@@ -143,9 +151,10 @@ pub struct Reader<R> {
     header: Vec<Record>,
     /// The line that starts the next receipt (or `GO`), read ahead.
     ahead: Option<Line>,
-    last_number: Option<u64>,
+    /// The レセプト番号 the next receipt must have (`None`: a later volume, any start).
+    expect: Option<u64>,
     summary: Summary,
-    /// Whether some main payer's 合計点数 could not be read (`GO`'s sum is then not compared).
+    /// Whether some rejected receipt's main payer total could not be read.
     points_unknown: bool,
 }
 
@@ -161,7 +170,7 @@ impl<R: BufRead> Reader<R> {
             kind: None,
             header: Vec::new(),
             ahead: None,
-            last_number: None,
+            expect: None,
             summary: Summary::default(),
             points_unknown: false,
         }
@@ -189,6 +198,10 @@ impl<R: BufRead> Reader<R> {
     /// The next receipt: `Ok(Some(Ok(receipt)))`, `Ok(Some(Err(rejected)))` for a receipt with
     /// problems (the reader goes on), `Ok(None)` once `GO` was read and the file checked whole,
     /// and `Err` for a problem that stops the file (after which the reader gives nothing more).
+    ///
+    /// Receipts given before `Ok(None)` are provisional: a problem that stops the file later
+    /// (a missing receipt, a wrong `GO`, a truncated end) means none of the file is to be
+    /// loaded. Stage them and commit only after `Ok(None)`.
     pub fn next_receipt(&mut self) -> Result<Option<Result<Receipt, Rejected>>, Problem> {
         let out = self.step();
         if out.is_err() {
@@ -217,7 +230,9 @@ impl<R: BufRead> Reader<R> {
                 first.line(),
                 Some(other),
                 None,
-                format!("RE の前に {other} があります（レセプトの外）/ {other} before any RE: outside a receipt"),
+                format!(
+                    "RE の前に {other} があります（レセプトの外）/ {other} before any RE: outside a receipt, where RE or GO was expected"
+                ),
             )),
             None => Err(self.unreadable(first)),
         }
@@ -229,24 +244,29 @@ impl<R: BufRead> Reader<R> {
             None,
             None,
             format!(
-                "ファイルが途中で終わっています（GO レコードがない）。送信元で作り直してください / the file ends at line {} without a GO record: it is truncated; have the sender produce it again",
-                self.line
+                "ファイルが途中で終わっています（{} 行目の後に GO レコードがない）。送信元で作り直してください / the file ends at line {} without a GO record: it is truncated; have the sender produce it again",
+                self.line, self.line
             ),
         )
     }
 
     fn unreadable(&self, line: Line) -> Problem {
         match line {
-            Line::Bad { problems, .. } => {
-                problems.into_iter().next().unwrap_or_else(|| self.problem(self.line, None, None, "読めない行 / unreadable line"))
+            Line::Bad { problems, line, .. } => {
+                problems.into_iter().next().unwrap_or_else(|| self.problem(line, None, None, "読めない行 / an unreadable line"))
             }
-            Line::Good(r) => self.problem(r.line, Some(r.id()), None, "予期しないレコード / unexpected record"),
+            Line::Good(r) => self.problem(r.line, Some(r.id()), None, "予期しないレコード / an unexpected record"),
         }
     }
 
     /// Reads the header: `IR` (医科, 歯科 or 訪問看護), `YK` (調剤), or `UK` then `IR` (歯科).
     fn read_header(&mut self) -> Result<(), Problem> {
-        let first = self.next_raw()?.ok_or_else(|| self.problem(0, None, None, "空のファイル / the file is empty"))?;
+        let first = self.next_raw()?.ok_or_else(|| {
+            self.problem(0, None, None, "空のファイルです。レセコンが出力した UKE ファイルを送ってください / the file is empty: send the UKE file the claims system wrote")
+        })?;
+        if let Some(p) = first.problem {
+            return Err(p);
+        }
         let id = first.fields.first().map(String::as_str).unwrap_or_default();
         let kind = match id {
             "IR" => match first.fields.get(3).map(String::as_str) {
@@ -254,14 +274,13 @@ impl<R: BufRead> Reader<R> {
                 Some("3") => FileKind::Dental,
                 Some("6") => FileKind::VisitingNursing,
                 other => {
+                    let v = other.unwrap_or("");
                     return Err(self.problem(
                         first.line,
                         Some("IR"),
                         Some((3, "点数表")),
                         format!(
-                            "点数表 '{}' は 1 医科・3 歯科・6 訪問看護 のいずれでもありません（調剤は YK で始まります）/ '{}' is not 1 (medical), 3 (dental) or 6 (visiting nursing); pharmacy files start with YK",
-                            other.unwrap_or(""),
-                            other.unwrap_or("")
+                            "点数表 '{v}' は 1 医科・3 歯科・6 訪問看護 のいずれでもありません（調剤は YK で始まります）/ '{v}' is not 1 (medical), 3 (dental) or 6 (visiting nursing); pharmacy files start with YK"
                         ),
                     ));
                 }
@@ -274,7 +293,7 @@ impl<R: BufRead> Reader<R> {
                     Some(id),
                     None,
                     format!(
-                        "最初のレコードが IR・YK・UK ではなく {id} です / the file starts with {id}, not IR, YK or UK: not a claim file"
+                        "最初のレコードが IR・YK・UK ではなく {id} です（請求ファイルではない）/ the file starts with {id}, not IR, YK or UK: not a claim file"
                     ),
                 ));
             }
@@ -297,10 +316,18 @@ impl<R: BufRead> Reader<R> {
             let ir = self.next_line()?.ok_or_else(|| self.truncated())?;
             let ir = self.header_record(ir)?;
             if ir.id() != "IR" {
-                return Err(self.problem(ir.line, Some(ir.id()), None, "UK の次は IR のはずです / UK must be followed by IR"));
+                return Err(self.problem(
+                    ir.line,
+                    Some(ir.id()),
+                    None,
+                    format!("UK の次が IR ではなく {} です / UK is followed by {}, where IR was expected", ir.id(), ir.id()),
+                ));
             }
             self.header.push(ir);
         }
+        // The first volume numbers its receipts from 1; a later one goes on from the last.
+        let volume = self.header.last().map(|h| if h.id() == "YK" { h.field(7) } else { h.field(8) }).unwrap_or("");
+        self.expect = matches!(volume, "" | "00" | "01").then_some(1);
         self.state = State::Receipts;
         Ok(())
     }
@@ -312,22 +339,24 @@ impl<R: BufRead> Reader<R> {
         }
     }
 
-    /// Reads one receipt from its `RE` line up to the next `RE` or `GO` (read ahead).
+    /// Reads one receipt from its `RE` line up to the next `RE` or `GO` (read ahead). Payer
+    /// records count toward `GO` as they arrive; past [`MAX_RECEIPT_BYTES`] the receipt's
+    /// lines are no longer kept (it is rejected) but still read and counted.
     fn receipt(&mut self, re: Line) -> Result<Result<Receipt, Rejected>, Problem> {
         let re_line = re.line();
-        let mut problems = Vec::new();
-        let mut records = Vec::new();
-        // Every line as far as it could be read: what counts toward GO.
-        let mut seen = vec![re.as_record()];
-        match re {
-            Line::Good(r) => records.push(r),
-            Line::Bad { problems: p, .. } => problems.extend(p),
-        }
+        let number = re.fields().get(1).cloned().unwrap_or_default();
         // Receipts are numbered 1, 2, 3 … in a file: a gap or a repeat means records were lost.
-        let number = seen.first().map(|r| r.field(1).to_owned()).unwrap_or_default();
-        if let Some(n) = seen.first().and_then(|r| r.number(1)) {
-            let want = self.last_number.map_or(n, |l| l + 1);
-            if n != want || n == 0 {
+        let n = re.number(1);
+        match (n, self.expect) {
+            (Some(0), _) => {
+                return Err(self.problem(
+                    re_line,
+                    Some("RE"),
+                    Some((1, "レセプト番号")),
+                    "レセプト番号 0 はありません（1 から）/ receipt number 0: receipts are numbered from 1",
+                ));
+            }
+            (Some(n), Some(want)) if n != want => {
                 return Err(self.problem(
                     re_line,
                     Some("RE"),
@@ -337,10 +366,12 @@ impl<R: BufRead> Reader<R> {
                     ),
                 ));
             }
-            self.last_number = Some(n);
-        } else if let Some(l) = self.last_number.as_mut() {
-            *l += 1;
+            _ => {}
         }
+        self.expect = n.or(self.expect).and_then(|n| n.checked_add(1));
+        let mut got = Gathered::default();
+        got.take(re);
+        let mut too_big = false;
         loop {
             let Some(line) = self.next_line()? else { return Err(self.truncated()) };
             match line.id() {
@@ -358,84 +389,112 @@ impl<R: BufRead> Reader<R> {
                 }
                 _ => {}
             }
-            seen.push(line.as_record());
-            match line {
-                Line::Good(r) => records.push(r),
-                Line::Bad { problems: p, .. } => problems.extend(p),
+            if too_big {
+                // Counted toward GO, not kept.
+                got.payers.see(&line);
+                got.lines += 1;
+                continue;
+            }
+            got.take(line);
+            if got.bytes > MAX_RECEIPT_BYTES {
+                too_big = true;
+                got.records.clear();
+                got.problems.push(self.problem(
+                    re_line,
+                    Some("RE"),
+                    None,
+                    format!(
+                        "レセプトが {MAX_RECEIPT_BYTES} バイトを超えます（レコードが多すぎる）/ the receipt holds more than {MAX_RECEIPT_BYTES} bytes of records: far more than any claim"
+                    ),
+                ));
             }
         }
-        let count = seen.len();
-        self.tally(&seen);
+        let Gathered { mut problems, dropped, records, lines, payers, .. } = got;
+        self.summary.payer_records += payers.count;
+        match payers.main_total {
+            Some(Some(p)) => self.summary.total_points = self.summary.total_points.saturating_add(p),
+            Some(None) => self.points_unknown = true,
+            None => {}
+        }
+        if dropped > 0 {
+            problems.push(self.problem(re_line, Some("RE"), None, format!("ほか {dropped} 件の問題 / and {dropped} more problems")));
+        }
         if problems.is_empty() {
             problems.extend(self.receipt_checks(&records));
         }
         if problems.is_empty() {
             self.summary.accepted += 1;
-            let dpc = records.iter().any(|r| DPC_RECORDS.contains(&r.id()));
+            let dpc = records.iter().any(|r| r.id() == "BU");
             Ok(Ok(Receipt { records, dpc }))
         } else {
             self.summary.rejected += 1;
-            Ok(Err(Rejected { line: re_line, number, records: count, problems }))
+            Ok(Err(Rejected { line: re_line, number, records: lines, problems }))
         }
     }
 
-    /// Counts a receipt's payer records and its main payer's total toward `GO`.
-    fn tally(&mut self, records: &[Record]) {
-        let payers = records.iter().filter(|r| matches!(r.id(), "HO" | "KO")).count() as u64;
-        self.summary.payer_records += payers;
-        match main_payer(records) {
-            Some(r) => match r.number(5) {
-                Some(p) => self.summary.total_points += p,
-                None => self.points_unknown = true,
-            },
-            None => self.points_unknown |= payers > 0,
-        }
-    }
-
-    /// The checks of a receipt as a whole.
+    /// The checks of a receipt as a whole (every line of it read).
     fn receipt_checks(&self, records: &[Record]) -> Vec<Problem> {
         let mut out = Vec::new();
         let Some(re) = records.first() else { return out };
         let kind = self.kind.unwrap_or(FileKind::Medical);
-        let payers = records.iter().filter(|r| matches!(r.id(), "HO" | "KO")).count();
+        let ho = records.iter().filter(|r| r.id() == "HO").count();
+        let ko = records.iter().filter(|r| r.id() == "KO").count();
         let rtype = re.field(2).as_bytes();
-        if let Some(&d3) = rtype.get(2) {
-            let stated = usize::from(d3.wrapping_sub(b'0'));
-            if stated != payers {
-                out.push(self.problem(
-                    re.line,
-                    Some("RE"),
-                    Some((2, "レセプト種別")),
-                    format!(
-                        "種別の3桁目は支払者 {stated} 件ですが、HO・KO は {payers} 件です / the type's third digit says {stated} payer(s), the receipt has {payers} HO/KO record(s)"
-                    ),
-                ));
+        let type_problem = |msg: String| self.problem(re.line, Some("RE"), Some((2, "レセプト種別")), msg);
+        if let [table, payer, count, _] = rtype {
+            let stated = usize::from(count.wrapping_sub(b'0'));
+            if stated != ho + ko {
+                out.push(type_problem(format!(
+                    "種別の3桁目は支払者 {stated} 件ですが、HO・KO は {} 件です / the type's third digit says {stated} payer(s), the receipt has {} HO/KO record(s)",
+                    ho + ko,
+                    ho + ko
+                )));
+            }
+            // 医保・後期・退職 are paid by an insurer (one HO); 公費単独 by public funds alone.
+            let insured = matches!(payer, b'1' | b'3' | b'4');
+            if ho > 1 || (insured && ho == 0) || (!insured && ho > 0) {
+                out.push(type_problem(format!(
+                    "HO が {ho} 件です（種別の2桁目 {} では {} 件のはず）/ {ho} HO record(s): the type's second digit {} needs {}",
+                    char::from(*payer),
+                    usize::from(insured),
+                    char::from(*payer),
+                    usize::from(insured)
+                )));
+            }
+            let want = match kind {
+                FileKind::Medical => b'1',
+                FileKind::Dental => b'3',
+                FileKind::Pharmacy => b'4',
+                FileKind::VisitingNursing => b'6',
+            };
+            if *table != want {
+                out.push(type_problem(format!(
+                    "種別の1桁目 {} が {} ファイルの点数表 {} と違います / the type's first digit {} is not the {} file's table {}",
+                    char::from(*table),
+                    kind.name_ja(),
+                    char::from(want),
+                    char::from(*table),
+                    kind.name_ja(),
+                    char::from(want)
+                )));
             }
         }
-        let table = match kind {
-            FileKind::Medical => b'1',
-            FileKind::Dental => b'3',
-            FileKind::Pharmacy => b'4',
-            FileKind::VisitingNursing => b'6',
-        };
-        if rtype.first().is_some_and(|d| *d != table) {
+        let main = main_payer(records);
+        if let Some(payer) = main
+            && payer.number(5).is_none()
+        {
             out.push(self.problem(
-                re.line,
-                Some("RE"),
-                Some((2, "レセプト種別")),
-                format!(
-                    "種別の1桁目が {} ファイルの点数表（{}）と違います / the type's first digit does not match the file's table ({}, {})",
-                    kind.name_ja(),
-                    char::from(table),
-                    kind.name_ja(),
-                    char::from(table)
-                ),
+                payer.line,
+                Some(payer.id()),
+                Some((5, "合計点数")),
+                "主たる支払者の合計点数が空です（数字が必要）/ the main payer's total is empty: a number is expected",
             ));
         }
         if kind != FileKind::Medical {
             return out;
         }
-        // Days add up to the count, where days are written (from 2012-04 on).
+        // Days add up to the count, where days are written (from 2012-04 on); a blank 診療識別
+        // is the one before (a CO's included).
         let mut sum = 0u64;
         let mut class = String::new();
         for r in records {
@@ -454,28 +513,37 @@ impl<R: BufRead> Reader<R> {
                 class = r.field(1).to_owned();
             }
             let days: Vec<u64> = (first_day..first_day + 31).filter_map(|i| r.number(i)).collect();
+            let total: u64 = days.iter().sum();
             let count = r.number(count_at).unwrap_or(0);
-            if !days.is_empty() && days.iter().sum::<u64>() != count {
+            if !days.is_empty() && total != count {
                 out.push(self.problem(
                     r.line,
                     Some(r.id()),
                     Some((count_at, "回数")),
-                    format!(
-                        "算定日の回数の和 {} が回数 {count} と違います / the days add up to {}, the count is {count}",
-                        days.iter().sum::<u64>(),
-                        days.iter().sum::<u64>()
-                    ),
+                    format!("算定日の回数の和 {total} が回数 {count} と違います / the days add up to {total}, the count is {count}"),
                 ));
             }
+            // 食事・生活療養 (97) is priced in yen, outside the points.
             if class != "97"
                 && let Some(points) = r.number(5)
             {
-                sum += points * count;
+                sum = sum.saturating_add(points.saturating_mul(count));
             }
         }
-        let dpc = records.iter().any(|r| DPC_RECORDS.contains(&r.id()));
+        let dpc = records.iter().any(|r| r.id() == "BU");
+        let stray: Vec<&str> = records.iter().map(Record::id).filter(|id| DPC_RECORDS.contains(id) && !dpc).collect();
+        if let Some(id) = stray.first() {
+            out.push(self.problem(
+                re.line,
+                Some("RE"),
+                None,
+                format!(
+                    "DPC の {id} レコードがあるのに BU（診断群分類）がありません / a DPC {id} record without a BU (diagnosis group) record"
+                ),
+            ));
+        }
         if !dpc
-            && let Some(payer) = main_payer(records)
+            && let Some(payer) = main
             && let Some(total) = payer.number(5)
             && total != sum
         {
@@ -498,6 +566,9 @@ impl<R: BufRead> Reader<R> {
             bad => return Err(self.unreadable(bad)),
         };
         let s = &self.summary;
+        if s.accepted + s.rejected == 0 {
+            return Err(self.problem(go.line, Some("GO"), None, "レセプトが1件もありません / the file holds no receipt"));
+        }
         if go.number(1) != Some(s.payer_records) {
             return Err(self.problem(
                 go.line,
@@ -526,11 +597,18 @@ impl<R: BufRead> Reader<R> {
                 ),
             ));
         }
+        self.summary.total_checked = !self.points_unknown;
         self.summary.volume = go.field(3).to_owned();
         self.state = State::Done;
         // Nothing but the end-of-file byte may follow.
         if let Some(after) = self.next_raw()? {
-            return Err(self.problem(after.line, None, None, "GO の後にレコードがあります / records after GO"));
+            let id = after.fields.first().cloned().unwrap_or_default();
+            return Err(self.problem(
+                after.line,
+                Some(&id),
+                None,
+                format!("GO の後に {id} があります（GO が最後のはず）/ {id} after GO, which must be last"),
+            ));
         }
         Ok(())
     }
@@ -597,12 +675,16 @@ impl<R: BufRead> Reader<R> {
                     line,
                     Some(layout.id),
                     Some((i, name)),
-                    format!("制御文字 U+{:04X} があります / a control character U+{:04X}", u32::from(c), u32::from(c)),
+                    format!(
+                        "制御文字 U+{:04X} があります（取り除いてください）/ a control character U+{:04X}: remove it",
+                        u32::from(c),
+                        u32::from(c)
+                    ),
                 ));
             }
             // CP932's user-defined area (0xF040–0xF9FC) decodes to private-use characters whose
             // meaning only the sender's machine knows: the specification has no 外字.
-            if let Some(c) = value.chars().find(|c| ('\u{E000}'..='\u{F8FF}').contains(c)) {
+            if let Some(c) = value.chars().find(|c| is_private(*c)) {
                 out.push(self.problem(
                     line,
                     Some(layout.id),
@@ -621,6 +703,7 @@ impl<R: BufRead> Reader<R> {
                 out.push(self.problem(line, Some(layout.id), Some((field.at, field.name)), why));
             }
         }
+        out.truncate(MAX_PROBLEMS);
         out
     }
 
@@ -651,7 +734,12 @@ impl<R: BufRead> Reader<R> {
                     self.line -= 1;
                     Ok(None)
                 }
-                _ => Err(self.problem(line, None, None, "0x1A の後にデータがあります / data after the end-of-file byte 0x1A")),
+                _ => Err(self.problem(
+                    line,
+                    None,
+                    None,
+                    "0x1A の後にデータがあります（0x1A は最後のはず）/ data after the end-of-file byte 0x1A, which must be last",
+                )),
             };
         }
         let Some(body) = self.buf.strip_suffix(b"\r\n") else {
@@ -663,8 +751,7 @@ impl<R: BufRead> Reader<R> {
             return Err(self.problem(line, None, None, message));
         };
         self.summary.records += 1;
-        // A UTF-8 file decodes as Shift_JIS without errors for many lines: refuse it positively.
-        if body.iter().any(|b| *b >= 0x80) && std::str::from_utf8(body).is_ok() {
+        if looks_like_utf8(body) {
             return Err(self.problem(
                 line,
                 None,
@@ -672,21 +759,94 @@ impl<R: BufRead> Reader<R> {
                 "UTF-8 の文字があります。UKE は Shift_JIS（CP932）です：レセコンの出力をそのまま送ってください / UTF-8 text: UKE files are Shift_JIS (CP932); send the file as the claims system wrote it",
             ));
         }
+        let id = body.get(..2).and_then(|b| std::str::from_utf8(b).ok()).map(str::to_owned);
         let text = match decode(body) {
             Ok(t) => t,
             Err(at) => {
-                let id = body.get(..2).and_then(|b| std::str::from_utf8(b).ok()).map(str::to_owned);
+                let field = body.get(..at).map_or(0, |b| b.iter().filter(|c| **c == b',').count());
                 let problem = self.problem(
                     line,
                     id.as_deref(),
-                    None,
+                    Some((field, "")),
                     format!("{} バイト目が Shift_JIS（CP932）として読めません / byte {} is not Shift_JIS (CP932)", at + 1, at + 1),
                 );
                 return Ok(Some(Raw { line, fields: id.into_iter().collect(), problem: Some(problem) }));
             }
         };
-        let fields: Vec<String> = text.split(',').map(str::to_owned).collect();
+        let fields: Vec<String> = text.split(',').take(MAX_FIELDS + 1).map(str::to_owned).collect();
+        if fields.len() > MAX_FIELDS {
+            let problem = self.problem(
+                line,
+                id.as_deref(),
+                None,
+                format!("項目が {MAX_FIELDS} を超えます（どのレコードより多い）/ more than {MAX_FIELDS} fields: more than any record has"),
+            );
+            return Ok(Some(Raw { line, fields: id.into_iter().collect(), problem: Some(problem) }));
+        }
         Ok(Some(Raw { line, fields, problem: None }))
+    }
+}
+
+/// A receipt's lines as they are read.
+#[derive(Default)]
+struct Gathered {
+    problems: Vec<Problem>,
+    /// Problems past [`MAX_PROBLEMS`], counted.
+    dropped: usize,
+    records: Vec<Record>,
+    /// About the memory its records take.
+    bytes: usize,
+    lines: usize,
+    payers: Payers,
+}
+
+impl Gathered {
+    fn take(&mut self, line: Line) {
+        self.lines += 1;
+        self.payers.see(&line);
+        self.bytes += line.fields().iter().map(|f| f.len() + 24).sum::<usize>();
+        match line {
+            Line::Good(r) => self.records.push(r),
+            Line::Bad { problems, .. } => {
+                for p in problems {
+                    if self.problems.len() < MAX_PROBLEMS {
+                        self.problems.push(p);
+                    } else {
+                        self.dropped += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A receipt's payer records as they arrive: their count, and its main payer's total (`HO`, else
+/// the first `KO`): `Some(None)` where that total does not read.
+#[derive(Default)]
+struct Payers {
+    count: u64,
+    ho_seen: bool,
+    main_total: Option<Option<u64>>,
+}
+
+impl Payers {
+    fn see(&mut self, line: &Line) {
+        match line.id() {
+            Some("HO") => {
+                self.count += 1;
+                if !self.ho_seen {
+                    self.ho_seen = true;
+                    self.main_total = Some(line.number(5));
+                }
+            }
+            Some("KO") => {
+                self.count += 1;
+                if self.main_total.is_none() {
+                    self.main_total = Some(line.number(5));
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -695,6 +855,18 @@ struct Raw {
     line: u64,
     fields: Vec<String>,
     problem: Option<Problem>,
+}
+
+/// Whether `c` is in a private-use area (CP932's user-defined characters decode there).
+pub(super) fn is_private(c: char) -> bool {
+    ('\u{E000}'..='\u{F8FF}').contains(&c)
+}
+
+/// A line of UTF-8 Japanese: valid UTF-8 with at least two characters of three bytes or more.
+/// CP932 text is seldom valid UTF-8 at all; two such characters by chance are far rarer still
+/// (one can be a kanji followed by half-width kana), while any Japanese word in UTF-8 has them.
+fn looks_like_utf8(bytes: &[u8]) -> bool {
+    bytes.iter().any(|b| *b >= 0x80) && std::str::from_utf8(bytes).is_ok_and(|s| s.chars().filter(|c| c.len_utf8() >= 3).nth(1).is_some())
 }
 
 /// Decodes CP932; the offset of the first byte that is not, on failure.
@@ -721,65 +893,78 @@ fn all_digits(s: &str) -> bool {
 /// Checks one field's value; the message says what was expected.
 fn check_value(field: &Field, value: &str) -> Result<(), String> {
     if value.is_empty() {
-        return if field.required { Err("必須項目が空です / a required field is empty".to_owned()) } else { Ok(()) };
+        return if field.required {
+            Err(format!("必須項目が空です（{} が必要）/ a required field is empty: a value is expected", field.name))
+        } else {
+            Ok(())
+        };
     }
-    let bad = |want: &str| Err(format!("'{value}' は不正です：{want} / '{value}' is not valid: {want}"));
+    let bad = |ja: &str, en: &str| Err(format!("'{value}' は不正です（{ja}）/ '{value}' is not valid: {en}"));
     match field.kind {
         Kind::Text => Ok(()),
         Kind::Digits(n) if value.len() == n && all_digits(value) => Ok(()),
-        Kind::Digits(n) => bad(&format!("数字 {n} 桁 / {n} digits expected")),
+        Kind::Digits(n) => bad(&format!("数字 {n} 桁のはず"), &format!("{n} digits expected")),
         Kind::Number(n) if value.len() <= n && all_digits(value) => Ok(()),
-        Kind::Number(n) => bad(&format!("数字 1〜{n} 桁 / 1 to {n} digits expected")),
+        Kind::Number(n) => bad(&format!("数字 1〜{n} 桁のはず"), &format!("1 to {n} digits expected")),
         Kind::Decimal => {
             let mut parts = value.splitn(3, '.');
             let whole = parts.next().unwrap_or("");
             let frac = parts.next();
             let ok = parts.next().is_none() && value.len() <= 16 && all_digits(whole) && frac.is_none_or(all_digits);
-            if ok { Ok(()) } else { bad("数量（数字、小数点は1つまで）/ a quantity: digits with at most one point") }
+            if ok {
+                Ok(())
+            } else {
+                bad("数字と小数点1つまでの数量のはず", "a quantity (digits, at most one point) expected")
+            }
         }
         Kind::Date => parse_date(value).map(|_| ()),
         Kind::Month => parse_month(value).map(|_| ()),
         Kind::OneOf(list) if list.contains(&value) => Ok(()),
-        Kind::OneOf(list) => bad(&format!("{} のいずれか / one of {}", list.join("・"), list.join(", "))),
+        Kind::OneOf(list) => bad(&format!("{} のいずれかのはず", list.join("・")), &format!("one of {} expected", list.join(", "))),
         Kind::Prefecture => match value.parse::<u8>() {
-            Ok(1..=47) if value.len() == 2 => Ok(()),
-            _ => bad("都道府県番号 01〜47 / a prefecture number 01–47"),
+            Ok(1..=47) if value.len() == 2 && all_digits(value) => Ok(()),
+            _ => bad("都道府県番号 01〜47 のはず", "a prefecture number 01–47 expected"),
         },
         Kind::ReceiptType => check_receipt_type(value),
         Kind::Insurer => check_insurer(value),
         Kind::Modifiers if value.len().is_multiple_of(4) && value.len() <= 80 && all_digits(value) => Ok(()),
-        Kind::Modifiers => bad("4桁の修飾語コードの連結（20個まで）/ 4-digit modifier codes joined, at most 20"),
+        Kind::Modifiers => bad("4桁の修飾語コードを20個まで連結したもののはず", "4-digit modifier codes joined, at most 20, expected"),
         Kind::Burden if BURDEN_CODES.contains(&value) => Ok(()),
-        Kind::Burden => bad("負担区分コード（1〜9, B, C, E, G〜Z）/ a burden code"),
+        Kind::Burden => bad("負担区分コード（1〜7, 9, B, C, E, G〜Z）のはず", "a burden code (1–7, 9, B, C, E, G–Z) expected"),
+        Kind::Code { lead } if value.len() == 9 && all_digits(value) && value.as_bytes().first() == Some(&lead) => Ok(()),
+        Kind::Code { lead } => bad(
+            &format!("{} で始まる9桁のコードのはず", char::from(lead)),
+            &format!("a 9-digit code beginning with {} expected", char::from(lead)),
+        ),
     }
 }
 
 /// レセプト種別, digit by digit (data.md §1.3).
 fn check_receipt_type(value: &str) -> Result<(), String> {
-    let d: Vec<u8> = value.bytes().map(|b| b.wrapping_sub(b'0')).collect();
-    let fail = |why: &str| {
+    let fail = |ja: &str, en: &str| {
         Err(format!(
-            "レセプト種別 '{value}' が不正です（{why}）/ receipt type '{value}' is not valid ({why}): 4 digits: table, main payer 1–4, payers 1–5, patient class"
+            "レセプト種別 '{value}' が不正です（{ja}）/ receipt type '{value}' is not valid ({en}): 4 digits — table, main payer 1–4, payers 1–5, patient class"
         ))
     };
-    let [table, payer, count, class] = d.as_slice() else { return fail("4桁でない / not 4 digits") };
-    if d.iter().any(|x| *x > 9) {
-        return fail("数字以外 / not digits");
+    if value.len() != 4 || !all_digits(value) {
+        return fail("4桁の数字でない", "not 4 digits");
     }
+    let d: Vec<u8> = value.bytes().map(|b| b - b'0').collect();
+    let [table, payer, count, class] = d.as_slice() else { return fail("4桁の数字でない", "not 4 digits") };
     if ![1, 3, 4, 6].contains(table) {
-        return fail("1桁目 / first digit");
+        return fail("1桁目は 1・3・4・6", "the first digit is 1, 3, 4 or 6");
     }
     if !(1..=4).contains(payer) {
-        return fail("2桁目 / second digit");
+        return fail("2桁目は 1〜4", "the second digit is 1–4");
     }
     if !(1..=5).contains(count) {
-        return fail("3桁目 / third digit");
+        return fail("3桁目は 1〜5", "the third digit is 1–5");
     }
     if *payer == 2 && !(1..=2).contains(class) {
-        return fail("公費単独の4桁目は 1 か 2 / a public-expense type ends in 1 or 2");
+        return fail("公費単独の4桁目は 1 か 2", "a public-expense type ends in 1 or 2");
     }
     if *table == 4 && class % 2 == 1 {
-        return fail("調剤の4桁目は偶数 / a pharmacy type ends in an even digit");
+        return fail("調剤の4桁目は偶数", "a pharmacy type ends in an even digit");
     }
     Ok(())
 }
@@ -793,12 +978,10 @@ fn check_insurer(value: &str) -> Result<(), String> {
         ));
     }
     let (body, check) = digits.split_at(digits.len() - 1);
-    let want = layout::insurer_check_digit(body);
-    if want.map(|w| char::from(b'0' + w).to_string()).as_deref() != Some(check) {
+    let want = layout::insurer_check_digit(body).unwrap_or(0);
+    if check != char::from(b'0' + want).to_string() {
         return Err(format!(
-            "保険者番号 '{value}' の検証番号が合いません（{} のはず）：番号の写し誤り / the check digit of insurer number '{value}' is wrong ({} expected): a mistyped number",
-            want.unwrap_or(0),
-            want.unwrap_or(0)
+            "保険者番号 '{value}' の検証番号が合いません（{want} のはず）：番号の写し誤り / the check digit of insurer number '{value}' is wrong ({want} expected): a mistyped number"
         ));
     }
     Ok(())

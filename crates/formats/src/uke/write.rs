@@ -4,9 +4,11 @@ use crate::FormatError;
 use encoding_rs::SHIFT_JIS;
 use std::io::Write;
 
-/// Writes a UKE file record by record. The writer checks only what it must to keep the file
-/// readable (no comma or line break in a field, every character in CP932); the records'
-/// meaning is the caller's, and [`super::Reader`] reads back what the caller wrote.
+/// Writes a UKE file record by record. The writer checks what keeps the file readable — no
+/// comma, line break or other control character in a field, every character in CP932 and none
+/// of its user-defined (外字) area — so that [`super::Reader`] reads back the fields written;
+/// whether the records make a valid claim (layouts, totals) is the caller's to get right, and
+/// the reader's to check.
 pub struct Writer<W: Write> {
     out: W,
     line: u64,
@@ -24,9 +26,15 @@ impl<W: Write> Writer<W> {
         let mut bytes = Vec::with_capacity(64 * fields.len());
         for (i, field) in fields.iter().enumerate() {
             let field = field.as_ref();
-            if field.contains([',', '\r', '\n']) {
+            if field.contains(',') || field.chars().any(char::is_control) {
                 return Err(FormatError::Value(format!(
-                    "行 {} 項目 {i}: 値にカンマか改行があります / line {} field {i}: a comma or line break in the value",
+                    "行 {} 項目 {i}: 値にカンマか改行・制御文字があります / line {} field {i}: a comma, line break or control character in the value",
+                    self.line, self.line
+                )));
+            }
+            if field.chars().any(super::read::is_private) {
+                return Err(FormatError::Value(format!(
+                    "行 {} 項目 {i}: 外字（利用者定義文字）は書けません / line {} field {i}: a user-defined (private-use) character",
                     self.line, self.line
                 )));
             }
