@@ -17,6 +17,8 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![forbid(unsafe_code)]
 
+pub mod archive;
+pub mod cda;
 pub mod uke;
 
 use std::fmt;
