@@ -5,13 +5,19 @@
 //! A zip from outside can lie about everything, so [`Archive::open`] looks at every entry
 //! before any is unpacked and refuses the archive for the first that:
 //!
+//! - is inconsistent: a local header that differs from the central directory's, two entries
+//!   with one name or overlapping bytes, an entry hidden outside the directory (zip's own
+//!   `validate_header_consistency`) — so nothing is inflated twice;
 //! - names a path that leaves the archive or is not plainly relative (`..`, an absolute path,
-//!   a drive letter, a backslash, a NUL), or is a symbolic link;
+//!   a drive letter, a backslash, a NUL, anything but ASCII letters, digits, `_`, `-` and `.`,
+//!   a component ending in a dot), or is a symbolic link;
 //! - is encrypted;
 //! - states a size above [`Limits::entry_bytes`], or a compression ratio above
 //!   [`Limits::ratio`] (a zip bomb), or brings the archive's total above
 //!   [`Limits::total_bytes`] or its entries above [`Limits::entries`];
-//! - lies outside the one root folder, or is a duplicate name.
+//! - lies outside the one root folder or is not among what that folder may hold
+//!   (`ix08_V08.xml`, `su08_V08.xml`, `DATA/*.xml`, `CLAIMS/`, `XSD/`), or repeats a name
+//!   (case ignored).
 //!
 //! Documents are then unpacked one at a time ([`Archive::documents`]) through a reader that
 //! stops at the stated size, so an entry whose header understates its size cannot grow past
@@ -63,12 +69,17 @@ fn bad(file: &str, entry: Option<&str>, message: String) -> Problem {
     Problem { file: file.to_owned(), line: 0, record: entry.map(str::to_owned), field: None, message }
 }
 
-/// Whether `name` is a plain relative path inside the archive.
+/// Whether `name` is a plain relative path inside the archive: components of ASCII letters,
+/// digits, `_`, `-` and `.`, none empty, none `.` or `..`, none ending in a dot (which some
+/// systems drop), so that the name means the same on every system it is unpacked on.
 fn safe_path(name: &str) -> bool {
+    let name = name.strip_suffix('/').unwrap_or(name);
     !name.is_empty()
-        && !name.starts_with('/')
-        && !name.contains(['\\', '\0', ':'])
-        && name.split('/').all(|part| part != ".." && part != ".")
+        && name.split('/').all(|part| {
+            !part.is_empty()
+                && !part.ends_with('.')
+                && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        })
 }
 
 impl<R: Read + Seek> Archive<R> {
@@ -79,6 +90,16 @@ impl<R: Read + Seek> Archive<R> {
         if zip.len() > limits.entries {
             return Err(bad(name, None, format!("項目が {} を超えます / more than {} entries", limits.entries, limits.entries)));
         }
+        // Every local header matches its central one, no two entries share a name or their
+        // bytes, and no entry hides outside the directory: what is checked below is what is
+        // unpacked, and no byte is inflated twice.
+        zip.validate_header_consistency().map_err(|e| {
+            bad(
+                name,
+                None,
+                format!("zip の構造が矛盾しています（重複・重なり・隠れた項目）/ the archive's structure is inconsistent (duplicates, overlapping or hidden entries): {e}"),
+            )
+        })?;
         let mut total = 0u64;
         let mut names = BTreeSet::new();
         let mut roots = BTreeSet::new();
@@ -92,7 +113,9 @@ impl<R: Read + Seek> Archive<R> {
                     name,
                     at,
                     format!(
-                        "項目名 '{entry}' はアーカイブの外を指すか相対パスではありません / the entry name '{entry}' leaves the archive or is not a plain relative path"
+                        "項目名 '{}' はアーカイブの外を指すか、英数字・_・-・. の相対パスではありません / the entry name '{}' leaves the archive or is not a plain relative path of ASCII letters, digits, _, - and .",
+                        entry.escape_debug(),
+                        entry.escape_debug()
                     ),
                 ));
             }
@@ -132,8 +155,15 @@ impl<R: Read + Seek> Archive<R> {
                 ));
             }
             let trimmed = entry.trim_end_matches('/').to_owned();
-            if !names.insert(trimmed.clone()) {
-                return Err(bad(name, at, format!("項目名 '{entry}' が重複しています / the entry name '{entry}' twice")));
+            // Names that differ only in case are one file on some systems.
+            if !names.insert(trimmed.to_ascii_lowercase()) {
+                return Err(bad(
+                    name,
+                    at,
+                    format!(
+                        "項目名 '{entry}' が重複しています（大文字小文字の違いだけを含む）/ the entry name '{entry}' twice (case ignored)"
+                    ),
+                ));
             }
             roots.insert(trimmed.split('/').next().unwrap_or_default().to_owned());
             entries.push((trimmed, i, f.is_dir()));
@@ -149,15 +179,41 @@ impl<R: Read + Seek> Archive<R> {
                 ));
             }
         };
+        // What the root folder may hold: the index, the summary, DATA/ (documents only), CLAIMS/
+        // and XSD/.
+        for (entry, _, dir) in &entries {
+            let Some(rest) = entry.strip_prefix(&format!("{root}/")) else {
+                if *dir && *entry == root {
+                    continue;
+                }
+                return Err(bad(
+                    name,
+                    Some(entry),
+                    format!("最上位の '{entry}' はフォルダのはず / the top-level '{entry}' must be the root folder"),
+                ));
+            };
+            let ok = match rest.split_once('/') {
+                None => (!dir && (rest == INDEX || rest == SUMMARY)) || (*dir && matches!(rest, "DATA" | "CLAIMS" | "XSD")),
+                Some(("DATA", doc)) => !dir && !doc.contains('/') && doc.ends_with(".xml"),
+                Some(("CLAIMS" | "XSD", _)) => true,
+                Some(_) => false,
+            };
+            if !ok {
+                return Err(bad(
+                    name,
+                    Some(entry),
+                    format!(
+                        "'{entry}' は送付用アーカイブにない項目です（{INDEX}・{SUMMARY}・DATA/*.xml・CLAIMS/・XSD/ のみ）/ '{entry}' does not belong in a submission archive: {INDEX}, {SUMMARY}, DATA/*.xml, CLAIMS/ and XSD/ only"
+                    ),
+                ));
+            }
+        }
         let find = |leaf: &str| entries.iter().find(|(n, _, dir)| !dir && *n == format!("{root}/{leaf}")).map(|(_, i, _)| *i);
         let index = find(INDEX).ok_or_else(|| bad(name, None, format!("索引 {root}/{INDEX} がありません / no index {root}/{INDEX}")))?;
         let summary = find(SUMMARY);
         let prefix = format!("{root}/DATA/");
-        let mut data: Vec<(String, usize)> = entries
-            .iter()
-            .filter(|(n, _, dir)| !dir && n.starts_with(&prefix) && n.to_ascii_lowercase().ends_with(".xml"))
-            .map(|(n, i, _)| (n.clone(), *i))
-            .collect();
+        let mut data: Vec<(String, usize)> =
+            entries.iter().filter(|(n, _, dir)| !dir && n.starts_with(&prefix)).map(|(n, i, _)| (n.clone(), *i)).collect();
         data.sort();
         Ok(Archive { name: name.to_owned(), zip, root, data, index, summary, limits })
     }

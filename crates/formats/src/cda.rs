@@ -104,28 +104,48 @@ pub enum Value {
     Text(String),
 }
 
-/// A result item as read: its line, its (code, code system), its value.
-type ScanItem = (u64, Option<(String, String)>, Option<Value>);
+/// The XML Schema instance namespace (`xsi:type`).
+pub const NS_XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
-/// What is being read at the moment.
+/// The most problems listed for one document (then one saying how many more).
+pub const MAX_PROBLEMS: usize = 100;
+
+/// 報告区分 codes read: 10 特定健診, 21–25 保健指導.
+const REPORTS: [&str; 6] = ["10", "21", "22", "23", "24", "25"];
+
+/// A value read once, with its line.
+type Once = Option<(String, u64)>;
+
+/// A result item as it is read.
+#[derive(Default)]
+struct Frame {
+    line: u64,
+    code: Option<(String, String)>,
+    value: Option<Value>,
+}
+
+/// What has been read so far.
 #[derive(Default)]
 struct Scan {
-    report: Option<(String, String)>,
-    institution: Option<String>,
-    service_date: Option<String>,
-    document_date: Option<String>,
-    ids: Vec<(String, String)>,
-    name: Option<String>,
-    sex: Option<String>,
-    birth: Option<String>,
-    items: Vec<ScanItem>,
+    report: Option<((String, String), u64)>,
+    institution: Once,
+    service_date: Once,
+    ids: Vec<(String, String, u64)>,
+    name: Once,
+    sex: Once,
+    birth: Once,
+    record_targets: usize,
+    items: Vec<Frame>,
+    /// The observation being read.
+    open: Option<Frame>,
     /// Text of the element being read (a name or an `ST` value).
     text: Option<String>,
+    roots: usize,
 }
 
 fn attr(e: &BytesStart<'_>, name: &str) -> Result<Option<String>, String> {
     for a in e.attributes() {
-        let a = a.map_err(|err| format!("属性が読めません / an unreadable attribute: {err}"))?;
+        let a = a.map_err(|err| format!("属性が読めません（{err}）/ an unreadable attribute ({err}): name=\"value\" expected"))?;
         if a.key.as_ref() == name {
             let v = a
                 .normalized_value(XmlVersion::Implicit1_0)
@@ -139,12 +159,23 @@ fn attr(e: &BytesStart<'_>, name: &str) -> Result<Option<String>, String> {
     Ok(None)
 }
 
-fn local(e: &BytesStart<'_>) -> String {
-    e.local_name().as_ref().to_owned()
+/// Sets `slot` once; a second, different value is a problem (two persons in one document).
+fn once(slot: &mut Once, value: Option<String>, line: u64, what: &str) -> Result<(), String> {
+    let Some(value) = value else { return Ok(()) };
+    match slot {
+        Some((v, _)) if *v != value => Err(format!(
+            "{what} が2つあります（'{v}' と '{value}'）：1文書は1人分のはず / two {what} values ('{v}' and '{value}'): a document holds one person"
+        )),
+        Some(_) => Ok(()),
+        None => {
+            *slot = Some((value, line));
+            Ok(())
+        }
+    }
 }
 
-/// Reads one CDA document. Every problem found is given, each with its line; `name` is the
-/// document's name (its path in the archive).
+/// Reads one CDA document. Every problem found is given (at most [`MAX_PROBLEMS`]), each with
+/// its line; `name` is the document's name (its path in the archive).
 pub fn read_document(name: &str, bytes: &[u8]) -> Result<Checkup, Vec<Problem>> {
     let problem = |line: u64, element: Option<&str>, message: String| Problem {
         file: name.to_owned(),
@@ -160,9 +191,11 @@ pub fn read_document(name: &str, bytes: &[u8]) -> Result<Checkup, Vec<Problem>> 
             format!("文書が {MAX_DOCUMENT} バイトを超えます / the document is larger than {MAX_DOCUMENT} bytes"),
         )]);
     }
-    let text = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)).map_err(|e| {
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = std::str::from_utf8(body).map_err(|e| {
+        let line = body.get(..e.valid_up_to()).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count() as u64) + 1;
         vec![problem(
-            line_of(bytes, e.valid_up_to()),
+            line,
             None,
             "UTF-8 ではありません（CDA 文書は UTF-8 で読みます）/ not UTF-8: CDA documents are read as UTF-8".to_owned(),
         )]
@@ -172,14 +205,29 @@ pub fn read_document(name: &str, bytes: &[u8]) -> Result<Checkup, Vec<Problem>> 
     let mut stack: Vec<String> = Vec::new();
     let mut scan = Scan::default();
     let mut problems = Vec::new();
+    let mut more = 0usize;
+    let mut push = |problems: &mut Vec<Problem>, p: Problem| {
+        if problems.len() < MAX_PROBLEMS {
+            problems.push(p);
+        } else {
+            more += 1;
+        }
+    };
+    // Lines counted as the reader moves on (never from the start again).
+    let (mut counted, mut line) = (0usize, 1u64);
     loop {
         let event = reader.read_event();
-        // The line where the event ends (an element's own line).
-        let at = line_of(text.as_bytes(), usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX));
+        let now = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX).min(text.len());
+        line += text.as_bytes().get(counted..now).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count() as u64);
+        counted = counted.max(now);
+        let at = line;
         let event = match event {
             Ok(e) => e,
             Err(e) => {
-                problems.push(problem(at, stack.last().map(String::as_str), format!("XML として読めません / not well-formed XML: {e}")));
+                push(
+                    &mut problems,
+                    problem(at, stack.last().map(String::as_str), format!("XML として読めません（{e}）/ not well-formed XML: {e}")),
+                );
                 return Err(problems);
             }
         };
@@ -189,16 +237,15 @@ pub fn read_document(name: &str, bytes: &[u8]) -> Result<Checkup, Vec<Problem>> 
                     && !enc.eq_ignore_ascii_case("utf-8")
                 {
                     let enc = enc.into_owned();
-                    problems.push(problem(
-                        at,
-                        None,
-                        format!("文字コード {enc} は読めません（UTF-8 のみ）/ encoding {enc}: only UTF-8 is read"),
-                    ));
+                    push(
+                        &mut problems,
+                        problem(at, None, format!("文字コード {enc} は読めません（UTF-8 のみ）/ encoding {enc}: only UTF-8 is read")),
+                    );
                     return Err(problems);
                 }
             }
             Event::DocType(_) => {
-                problems.push(problem(
+                push(&mut problems, problem(
                     at,
                     None,
                     "DOCTYPE は受け付けません（外部実体・実体展開の攻撃を防ぐため。CDA 文書には不要）/ a DOCTYPE is refused: CDA documents need none, and its entity declarations can reach outside (external entities) or expand without bound (billion laughs)".to_owned(),
@@ -219,11 +266,16 @@ pub fn read_document(name: &str, bytes: &[u8]) -> Result<Checkup, Vec<Problem>> 
                     }
                     None => {
                         let n = r.xml_content(XmlVersion::Implicit1_0).into_owned();
-                        problems.push(problem(
-                            at,
-                            stack.last().map(String::as_str),
-                            format!("実体参照 &{n}; は定義されていません（XML の5つと文字参照のみ）/ the entity &{n}; is not defined: only XML's five and character references are read"),
-                        ));
+                        push(
+                            &mut problems,
+                            problem(
+                                at,
+                                stack.last().map(String::as_str),
+                                format!(
+                                    "実体参照 &{n}; は定義されていません（XML の5つと文字参照のみ）/ the entity &{n}; is not defined: only XML's five and character references are read"
+                                ),
+                            ),
+                        );
                         return Err(problems);
                     }
                 }
@@ -239,24 +291,23 @@ pub fn read_document(name: &str, bytes: &[u8]) -> Result<Checkup, Vec<Problem>> 
                 }
             }
             Event::Start(e) => {
-                let n = local(&e);
+                let n = e.name().as_ref().to_owned();
                 if stack.len() >= MAX_DEPTH {
-                    problems.push(problem(
-                        at,
-                        Some(&n),
-                        format!("要素の入れ子が {MAX_DEPTH} 段を超えます / elements nested deeper than {MAX_DEPTH}"),
-                    ));
+                    push(
+                        &mut problems,
+                        problem(at, Some(&n), format!("要素の入れ子が {MAX_DEPTH} 段を超えます / elements nested deeper than {MAX_DEPTH}")),
+                    );
                     return Err(problems);
                 }
                 if let Err(m) = element(&mut scan, &stack, &n, &e, at) {
-                    problems.push(problem(at, Some(&n), m));
+                    push(&mut problems, problem(at, Some(&n), m));
                 }
                 stack.push(n);
             }
             Event::Empty(e) => {
-                let n = local(&e);
+                let n = e.name().as_ref().to_owned();
                 if let Err(m) = element(&mut scan, &stack, &n, &e, at) {
-                    problems.push(problem(at, Some(&n), m));
+                    push(&mut problems, problem(at, Some(&n), m));
                 }
                 end(&mut scan, &stack, &n);
             }
@@ -267,13 +318,16 @@ pub fn read_document(name: &str, bytes: &[u8]) -> Result<Checkup, Vec<Problem>> 
             }
             Event::Eof => {
                 if let Some(open) = stack.last() {
-                    problems.push(problem(
-                        at,
-                        Some(open),
-                        format!(
-                            "文書が </{open}> の前で終わっています（途中で切れている）/ the document ends before </{open}>: it is cut short"
+                    push(
+                        &mut problems,
+                        problem(
+                            at,
+                            Some(open),
+                            format!(
+                                "文書が </{open}> の前で終わっています（途中で切れている）/ the document ends before </{open}>: it is cut short"
+                            ),
                         ),
-                    ));
+                    );
                     return Err(problems);
                 }
                 break;
@@ -281,73 +335,107 @@ pub fn read_document(name: &str, bytes: &[u8]) -> Result<Checkup, Vec<Problem>> 
             Event::Comment(_) | Event::PI(_) => {}
         }
         if scan.items.len() > MAX_ITEMS {
-            problems.push(problem(at, None, format!("結果項目が {MAX_ITEMS} を超えます / more than {MAX_ITEMS} result items")));
+            push(&mut problems, problem(at, None, format!("結果項目が {MAX_ITEMS} を超えます / more than {MAX_ITEMS} result items")));
             return Err(problems);
         }
     }
     let checkup = finish(scan, &problem, &mut problems);
+    if more > 0 {
+        problems.push(problem(0, None, format!("ほか {more} 件の問題 / and {more} more problems")));
+    }
     match checkup {
         Some(c) if problems.is_empty() => Ok(c),
         _ => Err(problems),
     }
 }
-
-/// The line of byte `at`.
-fn line_of(bytes: &[u8], at: usize) -> u64 {
-    bytes.get(..at.min(bytes.len())).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count() as u64) + 1
-}
-
-/// Takes in element `n` (inside `stack`).
+/// Takes in element `n` (its ancestors in `stack`).
 fn element(scan: &mut Scan, stack: &[String], n: &str, e: &BytesStart<'_>, at: u64) -> Result<(), String> {
-    let parent = stack.last().map(String::as_str);
-    let inside = |x: &str| stack.iter().any(|s| s == x);
+    // Elements are CDA's own: no prefixed names, no other default namespace below the root.
+    if n.contains(':') {
+        return Err(format!(
+            "接頭辞付きの要素 {n} は読めません（CDA の名前空間のみ）/ a prefixed element {n}: only unprefixed CDA elements are read"
+        ));
+    }
     if stack.is_empty() {
+        scan.roots += 1;
+        if scan.roots > 1 {
+            return Err(format!("2つ目の最上位要素 {n} があります / a second root element {n}"));
+        }
         if n != "ClinicalDocument" {
             return Err(format!("最上位の要素が ClinicalDocument ではなく {n} です / the root element is {n}, not ClinicalDocument"));
         }
-        let ns = attr(e, "xmlns")?;
-        if ns.as_deref() != Some(NS_CDA) {
+        if attr(e, "xmlns")?.as_deref() != Some(NS_CDA) {
             return Err(format!("名前空間が {NS_CDA} ではありません / the namespace is not {NS_CDA}"));
+        }
+        if let Some(xsi) = attr(e, "xmlns:xsi")?
+            && xsi != NS_XSI
+        {
+            return Err(format!("xmlns:xsi が {NS_XSI} ではありません / xmlns:xsi is not {NS_XSI}"));
         }
         return Ok(());
     }
-    match (n, parent) {
-        ("code", Some("ClinicalDocument")) => {
-            scan.report = Some((attr(e, "code")?.unwrap_or_default(), attr(e, "codeSystem")?.unwrap_or_default()));
-        }
-        ("effectiveTime", Some("ClinicalDocument")) => scan.document_date = attr(e, "value")?,
-        ("effectiveTime", Some("serviceEvent")) => {
-            scan.service_date = attr(e, "value")?.or(attr(e, "low")?);
-        }
-        ("low", Some("effectiveTime")) if inside("serviceEvent") => {
-            scan.service_date = scan.service_date.take().or(attr(e, "value")?);
-        }
-        ("id", Some("patientRole")) => {
-            if let (Some(root), Some(ext)) = (attr(e, "root")?, attr(e, "extension")?) {
-                scan.ids.push((root, ext));
-            }
-        }
-        ("id", _) if !inside("recordTarget") && scan.institution.is_none() && attr(e, "root")?.as_deref() == Some(OID_INSTITUTION) => {
-            scan.institution = attr(e, "extension")?;
-        }
-        ("name", Some("patient")) => scan.text = Some(String::new()),
-        ("administrativeGenderCode", Some("patient")) => scan.sex = attr(e, "code")?,
-        ("birthTime", Some("patient")) => scan.birth = attr(e, "value")?,
-        ("observation", _) => scan.items.push((at, None, None)),
-        ("code", Some("observation")) => {
+    if let Some(ns) = attr(e, "xmlns")?
+        && ns != NS_CDA
+    {
+        return Err(format!("要素 {n} が別の名前空間 {ns} を宣言しています / element {n} declares another namespace, {ns}"));
+    }
+    let path = stack.iter().skip(1).map(String::as_str).chain(std::iter::once(n)).collect::<Vec<_>>().join("/");
+    let in_observation = stack.iter().any(|s| s == "observation");
+    match path.as_str() {
+        "code" => {
             let code = (attr(e, "code")?.unwrap_or_default(), attr(e, "codeSystem")?.unwrap_or_default());
-            if let Some(item) = scan.items.last_mut() {
-                item.1 = Some(code);
+            if scan.report.is_some() {
+                return Err("報告区分が2つあります / two report kinds".to_owned());
+            }
+            scan.report = Some((code, at));
+        }
+        "recordTarget" => {
+            scan.record_targets += 1;
+            if scan.record_targets > 1 {
+                return Err(
+                    "recordTarget が2つあります：1文書は1人分のはず / two recordTarget elements: a document holds one person".to_owned()
+                );
             }
         }
-        ("value", Some("observation")) => {
-            let kind = e
-                .attributes()
-                .flatten()
-                .find(|a| a.key.local_name().as_ref() == "type" && a.key.prefix().is_some())
-                .map(|a| a.value.into_owned())
-                .unwrap_or_default();
-            let value = match kind.as_str() {
+        "recordTarget/patientRole/id" => {
+            if let (Some(root), Some(ext)) = (attr(e, "root")?, attr(e, "extension")?) {
+                if scan.ids.iter().any(|(r, _, _)| *r == root) {
+                    return Err(format!("id {root} が2つあります / two ids of {root}"));
+                }
+                scan.ids.push((root, ext, at));
+            }
+        }
+        "recordTarget/patientRole/patient/name" => scan.text = Some(String::new()),
+        "recordTarget/patientRole/patient/administrativeGenderCode" => once(&mut scan.sex, attr(e, "code")?, at, "性別 / sex")?,
+        "recordTarget/patientRole/patient/birthTime" => once(&mut scan.birth, attr(e, "value")?, at, "生年月日 / birth date")?,
+        "documentationOf/serviceEvent/effectiveTime" => once(&mut scan.service_date, attr(e, "value")?, at, "健診日 / checkup date")?,
+        "documentationOf/serviceEvent/effectiveTime/low" => once(&mut scan.service_date, attr(e, "value")?, at, "健診日 / checkup date")?,
+        p if p.starts_with("author/") && n == "id" && attr(e, "root")?.as_deref() == Some(OID_INSTITUTION) => {
+            once(&mut scan.institution, attr(e, "extension")?, at, "健診機関番号 / checkup institution")?;
+        }
+        _ if n == "observation" => {
+            if in_observation {
+                return Err(
+                    "結果項目の中の結果項目は読めません（entryRelationship など）/ an observation inside an observation is not read"
+                        .to_owned(),
+                );
+            }
+            scan.open = Some(Frame { line: at, ..Frame::default() });
+        }
+        _ if stack.last().is_some_and(|p| p == "observation") && (n == "code" || n == "value") => {
+            let Some(frame) = scan.open.as_mut() else { return Ok(()) };
+            if n == "code" {
+                if frame.code.is_some() {
+                    return Err("結果項目に code が2つあります / an observation with two codes".to_owned());
+                }
+                frame.code = Some((attr(e, "code")?.unwrap_or_default(), attr(e, "codeSystem")?.unwrap_or_default()));
+                return Ok(());
+            }
+            if frame.value.is_some() {
+                return Err("結果項目に value が2つあります / an observation with two values".to_owned());
+            }
+            let kind = attr(e, "xsi:type")?.unwrap_or_default();
+            frame.value = Some(match kind.as_str() {
                 "PQ" => Value::Quantity { value: attr(e, "value")?.unwrap_or_default(), unit: attr(e, "unit")?.unwrap_or_default() },
                 "CD" | "CO" | "CE" => {
                     Value::Coded { code: attr(e, "code")?.unwrap_or_default(), system: attr(e, "codeSystem")?.unwrap_or_default() }
@@ -358,13 +446,10 @@ fn element(scan: &mut Scan, stack: &[String], n: &str, e: &BytesStart<'_>, at: u
                 }
                 other => {
                     return Err(format!(
-                        "値の型 '{other}' は読めません（PQ・CD・CO・ST）/ value type '{other}' is not read: PQ, CD, CO or ST expected"
+                        "値の型 xsi:type='{other}' は読めません（PQ・CD・CO・CE・ST）/ value type xsi:type='{other}' is not read: PQ, CD, CO, CE or ST expected"
                     ));
                 }
-            };
-            if let Some(item) = scan.items.last_mut() {
-                item.2 = Some(value);
-            }
+            });
         }
         _ => {}
     }
@@ -375,60 +460,92 @@ fn element(scan: &mut Scan, stack: &[String], n: &str, e: &BytesStart<'_>, at: u
 fn end(scan: &mut Scan, stack: &[String], n: &str) {
     let parent = stack.last().map(String::as_str);
     match (n, parent) {
-        // Values as written, without the indentation around them; a control character (a line
-        // break inside included) makes the value unusable, and `finish` refuses it.
-        ("name", Some("patient")) => scan.name = scan.text.take().map(|t| t.trim().to_owned()),
+        // Values as written, without the indentation around them.
+        ("name", Some("patient")) if stack.len() == 4 => {
+            let t = scan.text.take().map(|t| t.trim().to_owned()).unwrap_or_default();
+            if scan.name.is_none() {
+                scan.name = Some((t, 0));
+            }
+        }
         ("value", Some("observation")) => {
             if let Some(t) = scan.text.take()
-                && let Some((_, _, Some(Value::Text(v)))) = scan.items.last_mut()
+                && let Some(Frame { value: Some(Value::Text(v)), .. }) = scan.open.as_mut()
             {
                 *v = t.trim().to_owned();
+            }
+        }
+        ("observation", _) => {
+            if let Some(frame) = scan.open.take() {
+                scan.items.push(frame);
             }
         }
         _ => {}
     }
 }
 
+/// Whether `s` is a kana name: katakana (full- or half-width), the long vowel mark, the middle
+/// dot and spaces.
+fn is_kana_name(s: &str) -> bool {
+    s.chars().all(|c| matches!(c, '\u{30A1}'..='\u{30FC}' | '\u{FF66}'..='\u{FF9F}' | ' ' | '\u{3000}'))
+}
+
+/// An HL7 TS value as a date: `YYYYMMDD`, optionally followed by a time and zone.
+fn ts_date(v: &str) -> Result<Date, String> {
+    let ok = v.len() >= 8
+        && v.bytes().take(8).all(|b| b.is_ascii_digit())
+        && v.bytes().skip(8).all(|b| b.is_ascii_digit() || b == b'+' || b == b'-' || b == b'.');
+    if !ok {
+        return Err(format!("'{v}' は日付ではありません（YYYYMMDD のはず）/ '{v}' is not a date: YYYYMMDD expected"));
+    }
+    parse_date(v.get(..8).unwrap_or(v))
+}
+
 /// Checks what was read and builds the checkup.
 fn finish(scan: Scan, problem: &dyn Fn(u64, Option<&str>, String) -> Problem, problems: &mut Vec<Problem>) -> Option<Checkup> {
-    let mut need = |what: &str, en: &str| problems.push(problem(0, None, format!("{what}がありません / no {en}")));
     let report = match scan.report {
-        Some((code, system)) if system == OID_REPORT && (code == "10" || ("21"..="25").contains(&code.as_str())) => Some(code),
-        Some((code, system)) => {
+        Some(((code, system), _)) if system == OID_REPORT && REPORTS.contains(&code.as_str()) => Some(code),
+        Some(((code, system), line)) => {
             problems.push(problem(
-                0,
+                line,
                 Some("code"),
-                format!("報告区分 '{code}'（{system}）が不正です（{OID_REPORT} の 10・21〜25）/ report kind '{code}' ({system}) is not 10 or 21–25 of {OID_REPORT}"),
+                format!("報告区分 '{code}'（{system}）が不正です（{OID_REPORT} の 10・21〜25 のはず）/ report kind '{code}' ({system}) is not 10 or 21–25 of {OID_REPORT}"),
             ));
             None
         }
         None => {
-            need("報告区分（ClinicalDocument/code）", "report kind (ClinicalDocument/code)");
+            problems.push(problem(
+                0,
+                Some("code"),
+                "報告区分（ClinicalDocument/code）がありません / no report kind: ClinicalDocument/code expected".to_owned(),
+            ));
             None
         }
     };
-    let id = |root: &str| scan.ids.iter().find(|(r, _)| r == root).map(|(_, e)| e.clone());
-    let insurer = id(OID_INSURER);
-    let insurer = match insurer {
-        Some(i) if !i.is_empty() && i.len() <= 8 && i.bytes().all(|b| b.is_ascii_digit()) => Some(i),
-        Some(i) => {
+    let id = |root: &str| scan.ids.iter().find(|(r, _, _)| r == root).map(|(_, e, l)| (e.clone(), *l));
+    let insurer = match id(OID_INSURER) {
+        Some((i, _)) if !i.is_empty() && i.len() <= 8 && i.bytes().all(|b| b.is_ascii_digit()) => Some(i),
+        Some((i, line)) => {
             problems.push(problem(
-                0,
+                line,
                 Some("id"),
                 format!("保険者番号 '{i}' は8桁までの数字ではありません / insurer number '{i}' is not up to 8 digits"),
             ));
             None
         }
         None => {
-            problems.push(problem(0, Some("id"), format!("保険者番号（{OID_INSURER}）がありません / no insurer number ({OID_INSURER})")));
+            problems.push(problem(
+                0,
+                Some("id"),
+                format!("保険者番号（recordTarget/patientRole/id root={OID_INSURER}）がありません / no insurer number: recordTarget/patientRole/id root={OID_INSURER} expected"),
+            ));
             None
         }
     };
     let institution = match scan.institution {
-        Some(i) if i.len() == 10 && i.bytes().all(|b| b.is_ascii_digit()) => Some(i),
-        Some(i) => {
+        Some((i, _)) if i.len() == 10 && i.bytes().all(|b| b.is_ascii_digit()) => Some(i),
+        Some((i, line)) => {
             problems.push(problem(
-                0,
+                line,
                 Some("id"),
                 format!("健診機関番号 '{i}' は10桁の数字ではありません / checkup institution '{i}' is not 10 digits"),
             ));
@@ -438,55 +555,66 @@ fn finish(scan: Scan, problem: &dyn Fn(u64, Option<&str>, String) -> Problem, pr
             problems.push(problem(
                 0,
                 Some("id"),
-                format!("健診機関番号（{OID_INSTITUTION}）がありません / no checkup institution ({OID_INSTITUTION})"),
+                format!("健診機関番号（author の id root={OID_INSTITUTION}）がありません / no checkup institution: an id root={OID_INSTITUTION} under author expected"),
             ));
             None
         }
     };
-    let date_of = |v: &Option<String>, what: &str, problems: &mut Vec<Problem>| -> Option<Date> {
-        let v = v.as_deref()?;
-        match parse_date(v.get(..8).unwrap_or(v)) {
+    let mut date_of = |v: Once, what: &str, expected: &str| -> Option<Date> {
+        let Some((v, line)) = v else {
+            problems.push(problem(0, Some(what), format!("{expected} がありません / no {expected}")));
+            return None;
+        };
+        match ts_date(&v) {
             Ok(d) => Some(d),
             Err(m) => {
-                problems.push(problem(0, Some(what), m));
+                problems.push(problem(line, Some(what), m));
                 None
             }
         }
     };
-    let date = date_of(&scan.service_date.clone().or(scan.document_date.clone()), "effectiveTime", problems);
-    if scan.service_date.is_none() && scan.document_date.is_none() {
-        problems.push(problem(0, Some("effectiveTime"), "健診日がありません / no checkup date".to_owned()));
+    let date = date_of(scan.service_date, "effectiveTime", "documentationOf/serviceEvent/effectiveTime");
+    let birth = date_of(scan.birth.clone(), "birthTime", "recordTarget/patientRole/patient/birthTime");
+    if let (Some(d), Some(b)) = (date, birth)
+        && b > d
+    {
+        problems.push(problem(
+            scan.birth.as_ref().map_or(0, |(_, l)| *l),
+            Some("birthTime"),
+            format!("生年月日 {b} が健診日 {d} より後です / the birth date {b} is after the checkup date {d}"),
+        ));
     }
-    let birth = date_of(&scan.birth, "birthTime", problems);
-    if scan.birth.is_none() {
-        problems.push(problem(0, Some("birthTime"), "生年月日がありません / no birth date".to_owned()));
-    }
-    let sex = match scan.sex.as_deref() {
-        Some("1") => Some(1),
-        Some("2") => Some(2),
+    let sex = match scan.sex.as_ref().map(|(v, l)| (v.as_str(), *l)) {
+        Some(("1", _)) => Some(1),
+        Some(("2", _)) => Some(2),
         other => {
+            let (v, line) = other.unwrap_or(("", 0));
             problems.push(problem(
-                0,
+                line,
                 Some("administrativeGenderCode"),
-                format!("性別 '{}' が 1 か 2 ではありません / sex '{}' is not 1 or 2", other.unwrap_or(""), other.unwrap_or("")),
+                format!("性別 '{v}' が 1 か 2 ではありません / sex '{v}' is not 1 or 2"),
             ));
             None
         }
     };
-    let kana_name = scan.name.filter(|n| !n.trim().is_empty());
-    if kana_name.is_none() {
-        problems.push(problem(0, Some("name"), "カナ氏名がありません / no kana name".to_owned()));
-    }
-    if kana_name.as_deref().is_some_and(|n| n.chars().any(char::is_control)) {
-        problems.push(problem(
-            0,
-            Some("name"),
-            "カナ氏名に制御文字（改行など）があります / a control character (a line break?) in the kana name".to_owned(),
-        ));
-    }
+    let kana_name = match scan.name {
+        Some((n, _)) if !n.is_empty() && is_kana_name(&n) => Some(n),
+        Some((n, _)) if !n.is_empty() => {
+            problems.push(problem(0, Some("name"), format!("氏名 '{n}' がカナではありません / the name '{n}' is not kana")));
+            None
+        }
+        _ => {
+            problems.push(problem(
+                0,
+                Some("name"),
+                "カナ氏名（patient/name）がありません / no kana name: patient/name expected".to_owned(),
+            ));
+            None
+        }
+    };
     let mut items = Vec::with_capacity(scan.items.len());
     let mut seen = BTreeSet::new();
-    for (line, code, value) in scan.items {
+    for Frame { line, code, value } in scan.items {
         let Some((code, system)) = code else {
             problems.push(problem(line, Some("observation"), "結果項目に code がありません / a result item without a code".to_owned()));
             continue;
@@ -515,13 +643,20 @@ fn finish(scan: Scan, problem: &dyn Fn(u64, Option<&str>, String) -> Problem, pr
                 }
                 items.push(Item { code, value: Value::Quantity { value, unit } });
             }
-            Some(Value::Text(t)) if t.chars().any(char::is_control) => {
+            Some(Value::Coded { code: c, system: s }) if c.is_empty() || s.is_empty() => {
                 problems.push(problem(
                     line,
                     Some("value"),
                     format!(
-                        "項目 {code} の値に制御文字（改行など）があります / a control character (a line break?) in the value of {code}"
+                        "項目 {code} のコード値に code か codeSystem がありません / the coded value of {code} lacks its code or codeSystem"
                     ),
+                ));
+            }
+            Some(Value::Text(t)) if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => {
+                problems.push(problem(
+                    line,
+                    Some("value"),
+                    format!("項目 {code} の値に制御文字があります / a control character in the value of {code}"),
                 ));
             }
             Some(v) => items.push(Item { code, value: v }),
@@ -533,9 +668,9 @@ fn finish(scan: Scan, problem: &dyn Fn(u64, Option<&str>, String) -> Problem, pr
         institution: institution?,
         date: date?,
         insurer: insurer?,
-        kigo: id(OID_KIGO),
-        bango: id(OID_BANGO),
-        edaban: id(OID_EDABAN),
+        kigo: id(OID_KIGO).map(|(v, _)| v),
+        bango: id(OID_BANGO).map(|(v, _)| v),
+        edaban: id(OID_EDABAN).map(|(v, _)| v),
         kana_name: kana_name?,
         sex: sex?,
         birth: birth?,
@@ -558,6 +693,9 @@ pub fn write_document(c: &Checkup) -> Result<String, FormatError> {
     for (what, v) in [("report", &c.report), ("institution", &c.institution), ("insurer", &c.insurer), ("kana_name", &c.kana_name)] {
         check(what, v)?;
     }
+    if !is_kana_name(&c.kana_name) {
+        return Err(FormatError::Value("kana_name: カナ以外の文字 / characters other than kana".to_owned()));
+    }
     for item in &c.items {
         check(&item.code, &item.code)?;
         match &item.value {
@@ -569,7 +707,10 @@ pub fn write_document(c: &Checkup) -> Result<String, FormatError> {
                 check(&item.code, code)?;
                 check(&item.code, system)?;
             }
-            Value::Text(t) => check(&item.code, t)?,
+            Value::Text(t) if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => {
+                return Err(FormatError::Value(format!("{}: 制御文字は書けません / a control character cannot be written", item.code)));
+            }
+            Value::Text(_) => {}
         }
     }
     let mut x = String::with_capacity(4096 + 256 * c.items.len());

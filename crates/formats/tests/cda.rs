@@ -19,7 +19,7 @@ fn checkup() -> Checkup {
         kigo: Some("１９Ｄ".into()),
         bango: Some("０００１－２".into()),
         edaban: Some("00".into()),
-        kana_name: "ヤマダ ハナコ & <テスト>".into(),
+        kana_name: "ヤマダ ハナコ".into(),
         sex: 2,
         birth: Date { year: 1970, month: 1, day: 1 },
         items: vec![
@@ -27,7 +27,7 @@ fn checkup() -> Checkup {
             Item { code: "9N006000000000001".into(), value: Value::Quantity { value: "61.0".into(), unit: "kg".into() } },
             Item { code: "9A751000000000001".into(), value: Value::Quantity { value: "132".into(), unit: "mm[Hg]".into() } },
             Item { code: "9N736000000000011".into(), value: Value::Coded { code: "2".into(), system: "1.2.392.200119.6.2208".into() } },
-            Item { code: "9N511000000000049".into(), value: Value::Text("特記事項なし \"所見\"".into()) },
+            Item { code: "9N511000000000049".into(), value: Value::Text("特記事項なし & <所見> \"要観察\"\n二行目".into()) },
         ],
     }
 }
@@ -36,10 +36,10 @@ fn checkup() -> Checkup {
 fn a_written_document_reads_back() {
     let c = checkup();
     let xml = write_document(&c).unwrap();
-    assert!(xml.contains("&amp;") && xml.contains("&lt;テスト&gt;"), "escaped: {xml}");
+    assert!(xml.contains("&amp;") && xml.contains("&lt;所見&gt;"), "escaped: {xml}");
     assert_eq!(read_document("DATA/h1.xml", xml.as_bytes()).unwrap(), c);
     // Character references and the five predefined entities read; a BOM is allowed.
-    let xml = xml.replace("ヤマダ ハナコ &amp;", "&#x30E4;マダ ハナコ &amp;");
+    let xml = xml.replace("ヤマダ ハナコ", "&#x30E4;マダ ハナコ");
     let mut with_bom = b"\xEF\xBB\xBF".to_vec();
     with_bom.extend_from_slice(xml.as_bytes());
     assert_eq!(read_document("DATA/h1.xml", &with_bom).unwrap().kana_name, c.kana_name);
@@ -88,7 +88,7 @@ fn entities_from_outside_are_refused() {
 fn required_items_and_code_systems_are_checked() {
     let doc = write_document(&checkup()).unwrap();
     let m = refused(&doc.replace("<birthTime value=\"19700101\"/>", ""));
-    assert!(m.contains("no birth date"), "{m}");
+    assert!(m.contains("no recordTarget/patientRole/patient/birthTime"), "{m}");
     let m = refused(&doc.replace(
         "codeSystem=\"1.2.392.200119.6.1005\"/><value xsi:type=\"PQ\" value=\"61.0\"",
         "codeSystem=\"9.9\"/><value xsi:type=\"PQ\" value=\"61.0\"",
@@ -158,7 +158,7 @@ fn an_archive_opens_and_gives_its_documents() {
             read_document(&name, &bytes).unwrap().kana_name
         })
         .collect();
-    assert_eq!(names, ["ヤマダ ハナコ & <テスト>", "スズキ イチロウ"]);
+    assert_eq!(names, ["ヤマダ ハナコ", "スズキ イチロウ"]);
 }
 
 #[test]
@@ -200,4 +200,108 @@ fn hostile_archives_are_refused() {
     let evil_index = b"<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e SYSTEM \"http://example.invalid/\">]><index>&e;</index>";
     let mut archive = open(zip_of(&[(&index, evil_index)]), Limits::default()).unwrap();
     assert!(archive.index().unwrap_err().to_string().contains("DOCTYPE"));
+}
+
+#[test]
+fn one_person_per_document_read_from_fixed_places() {
+    let doc = write_document(&checkup()).unwrap();
+    // A second recordTarget, or a second patient's details.
+    let second = "<recordTarget><patientRole><id root=\"1.2.392.200119.6.101\" extension=\"01130012\"/><patient><name>ベツジン</name><administrativeGenderCode code=\"1\"/><birthTime value=\"19500101\"/></patient></patientRole></recordTarget>\n<author>";
+    let m = refused(&doc.replacen("<author>", second, 1));
+    assert!(m.contains("two recordTarget"), "{m}");
+    let m = refused(&doc.replace("<birthTime value=\"19700101\"/>", "<birthTime value=\"19700101\"/><birthTime value=\"19500101\"/>"));
+    assert!(m.contains("two 生年月日 / birth date values"), "{m}");
+    // A second root element.
+    let m = refused(&format!("{doc}{}", doc.split_once("?>\n").unwrap().1));
+    assert!(m.contains("a second root element") || m.contains("not well-formed"), "{m}");
+    // The 健診機関 only from author: an id of that root elsewhere is not taken, two under
+    // author that differ are refused.
+    let m = refused(&doc.replace(
+        "<author><time value=\"20240603\"/><assignedAuthor><id root=\"1.2.392.200119.6.102\" extension=\"1312345678\"/></assignedAuthor></author>",
+        "<informant><assignedEntity><id root=\"1.2.392.200119.6.102\" extension=\"1312345678\"/></assignedEntity></informant>",
+    ));
+    assert!(m.contains("no checkup institution"), "{m}");
+    let m = refused(&doc.replace(
+        "</assignedAuthor>",
+        "<representedOrganization><id root=\"1.2.392.200119.6.102\" extension=\"9999999999\"/></representedOrganization></assignedAuthor>",
+    ));
+    assert!(m.contains("two 健診機関番号"), "{m}");
+    // Two codes or two values in one observation; an observation inside another.
+    let m = refused(&doc.replace(
+        "<code code=\"9N006000000000001\"",
+        "<code code=\"9N001000000000002\" codeSystem=\"1.2.392.200119.6.1005\"/><code code=\"9N006000000000001\"",
+    ));
+    assert!(m.contains("two codes"), "{m}");
+    let m = refused(&doc.replace("unit=\"kg\"/>", "unit=\"kg\"/><value xsi:type=\"PQ\" value=\"99\" unit=\"kg\"/>"));
+    assert!(m.contains("two values"), "{m}");
+    let m = refused(&doc.replace("unit=\"kg\"/></observation>", "unit=\"kg\"/><entryRelationship><observation><code code=\"9N016160100000001\" codeSystem=\"1.2.392.200119.6.1005\"/><value xsi:type=\"PQ\" value=\"80\" unit=\"cm\"/></observation></entryRelationship></observation>"));
+    assert!(m.contains("an observation inside an observation"), "{m}");
+    // Namespace tricks: a prefixed element, another default namespace below the root.
+    let m = refused(&doc.replace("<patient>", "<x:patient xmlns:x=\"urn:evil\">").replace("</patient>", "</x:patient>"));
+    assert!(m.contains("prefixed element"), "{m}");
+    let m = refused(&doc.replace("<section>", "<section xmlns=\"urn:other\">"));
+    assert!(m.contains("another namespace"), "{m}");
+}
+
+#[test]
+fn codes_dates_and_names_are_exact() {
+    let doc = write_document(&checkup()).unwrap();
+    let m = refused(&doc.replace("code=\"10\" codeSystem=\"1.2.392.200119.6.1001\"", "code=\"21x\" codeSystem=\"1.2.392.200119.6.1001\""));
+    assert!(m.contains("report kind '21x'"), "{m}");
+    let m = refused(&doc.replace("<birthTime value=\"19700101\"/>", "<birthTime value=\"3450101\"/>"));
+    assert!(m.contains("'3450101' is not a date"), "{m}");
+    let m = refused(&doc.replace("<birthTime value=\"19700101\"/>", "<birthTime value=\"19700101junk\"/>"));
+    assert!(m.contains("is not a date"), "{m}");
+    let m = refused(&doc.replace("<birthTime value=\"19700101\"/>", "<birthTime value=\"20250101\"/>"));
+    assert!(m.contains("after the checkup date"), "{m}");
+    let m = refused(&doc.replace("<effectiveTime value=\"20240603\"/></serviceEvent>", "</serviceEvent>"));
+    assert!(m.contains("no documentationOf/serviceEvent/effectiveTime"), "{m}");
+    let m = refused(&doc.replace("ヤマダ ハナコ", "山田 花子"));
+    assert!(m.contains("is not kana"), "{m}");
+    let m = refused(&doc.replace("code=\"2\" codeSystem=\"1.2.392.200119.6.2208\"", "code=\"\" codeSystem=\"1.2.392.200119.6.2208\""));
+    assert!(m.contains("lacks its code"), "{m}");
+    // The header's problems carry their lines.
+    let problems =
+        read_document("DATA/h1.xml", doc.replace("administrativeGenderCode code=\"2\"", "administrativeGenderCode code=\"9\"").as_bytes())
+            .unwrap_err();
+    let line = doc.lines().position(|l| l.contains("administrativeGenderCode")).unwrap() as u64 + 1;
+    assert_eq!(problems[0].line, line, "{:?}", problems[0]);
+    // Size and item limits.
+    let big = format!("{doc}<!--{}-->", "x".repeat(kura_formats::cda::MAX_DOCUMENT));
+    assert!(refused(&big).contains("larger than"));
+    let entry = "<entry><observation><code code=\"9N001000000000001\" codeSystem=\"1.2.392.200119.6.1005\"/><value xsi:type=\"PQ\" value=\"1\" unit=\"cm\"/></observation></entry>\n";
+    let many = doc.replace("<section>\n", &format!("<section>\n{}", entry.repeat(kura_formats::cda::MAX_ITEMS + 1)));
+    assert!(refused(&many).contains("more than 2000 result items"));
+}
+
+#[test]
+fn archives_hold_only_what_a_submission_holds() {
+    let index = format!("{ROOT}/ix08_V08.xml");
+    let refuse = |entries: &[(&str, &[u8])]| open(zip_of(entries), Limits::default()).err().expect("refused").to_string();
+    // Names differing only in case, a lower-case data folder, anything but XML in DATA, a
+    // nested folder in DATA, a name with a space or non-ASCII, a component ending in a dot.
+    for entries in [
+        vec![(index.as_str(), INDEX), (&*format!("{ROOT}/DATA/A.xml"), b"a" as &[u8]), (&*format!("{ROOT}/DATA/a.xml"), b"a")],
+        vec![(index.as_str(), INDEX), (&*format!("{ROOT}/data/a.xml"), b"a")],
+        vec![(index.as_str(), INDEX), (&*format!("{ROOT}/DATA/a.exe"), b"a")],
+        vec![(index.as_str(), INDEX), (&*format!("{ROOT}/DATA/sub/a.xml"), b"a")],
+        vec![(index.as_str(), INDEX), (&*format!("{ROOT}/DATA/a b.xml"), b"a")],
+        vec![(index.as_str(), INDEX), (&*format!("{ROOT}/DATA/ａ.xml"), b"a")],
+        vec![(index.as_str(), INDEX), (&*format!("{ROOT}/DATA./a.xml"), b"a")],
+        vec![(index.as_str(), INDEX), (&*format!("{ROOT}/extra.txt"), b"a")],
+    ] {
+        let m = refuse(&entries);
+        assert!(m.contains("twice") || m.contains("does not belong") || m.contains("plain relative path"), "{:?}: {m}", entries[1].0);
+    }
+    // Two entries with one name (written, then renamed in place): refused before unpacking.
+    let mut bytes = zip_of(&[(&index, INDEX), (&format!("{ROOT}/DATA/a.xml"), b"first"), (&format!("{ROOT}/DATA/b.xml"), b"other")]);
+    let from = format!("{ROOT}/DATA/b.xml").into_bytes();
+    let to = format!("{ROOT}/DATA/a.xml").into_bytes();
+    let mut at = 0;
+    while let Some(p) = bytes[at..].windows(from.len()).position(|w| w == from.as_slice()) {
+        bytes[at + p..at + p + from.len()].copy_from_slice(&to);
+        at += p + from.len();
+    }
+    let m = open(bytes, Limits::default()).err().expect("refused").to_string();
+    assert!(m.contains("inconsistent") || m.contains("twice"), "{m}");
 }
