@@ -117,6 +117,15 @@ fn a_written_file_reads_back_field_for_field() {
         assert_eq!(out.summary.records, records.len() as u64);
         assert_eq!(out.summary.volume, "99");
         assert_eq!(out.accepted[1].re().unwrap().line, 8);
+        // Every record's hash is SHA-256 of its line as in the file; the file's, of every byte.
+        use sha2::{Digest, Sha256};
+        let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+        for r in out.accepted.iter().flat_map(|r| &r.records) {
+            let line = lines[(r.line - 1) as usize].strip_suffix(b"\r").unwrap();
+            assert_eq!(r.sha256, <[u8; 32]>::from(Sha256::digest(line)), "line {}", r.line);
+        }
+        assert_eq!(out.summary.sha256, <[u8; 32]>::from(Sha256::digest(&bytes)));
+        assert_eq!(out.summary.bytes, bytes.len() as u64);
     }
 }
 

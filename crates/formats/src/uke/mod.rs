@@ -28,6 +28,10 @@
 //! An empty 保険者番号 is read (ORCA writes `HO` records without one, data.md §3): the intake
 //! marks such a receipt unlinkable rather than hashing nothing into an ID.
 //!
+//! Each record carries the SHA-256 of its line as it is in the file (without the CRLF), and the
+//! summary the SHA-256 of the whole file: the hashes the ledger records (HX-12), which anyone
+//! holding the file can compute again.
+//!
 //! A problem in the header, the numbering or `GO` stops the file ([`Reader::next_receipt`]
 //! returns it as an error: nothing of the file is to be loaded, so receipts are staged until
 //! the end); a problem inside a receipt rejects that receipt ([`Rejected`], with the problems

@@ -5,6 +5,7 @@ use super::layout::{self, BURDEN_CODES, DPC_RECORDS, Field, FileKind, Kind, Layo
 use super::{MAX_FIELDS, MAX_LINE, MAX_PROBLEMS, MAX_RECEIPT_BYTES};
 use crate::Problem;
 use encoding_rs::{DecoderResult, SHIFT_JIS};
+use sha2::{Digest, Sha256};
 use std::io::BufRead;
 
 /// One record: its line and its fields, field 0 the record type.
@@ -14,6 +15,9 @@ pub struct Record {
     pub line: u64,
     /// The fields as text (CP932 decoded), field 0 the record type.
     pub fields: Vec<String>,
+    /// SHA-256 of the line's bytes as they are in the file, without its CRLF (HX-12: anyone
+    /// holding the file can compute it for any record).
+    pub sha256: [u8; 32],
 }
 
 impl Record {
@@ -90,6 +94,10 @@ pub struct Summary {
     pub total_checked: bool,
     /// `GO`'s マルチボリューム識別 (`99`: the last or only volume).
     pub volume: String,
+    /// The file's bytes.
+    pub bytes: u64,
+    /// SHA-256 of the whole file, every byte read (HX-12).
+    pub sha256: [u8; 32],
 }
 
 /// A line as read: a record, or a record that cannot be used.
@@ -156,6 +164,8 @@ pub struct Reader<R> {
     summary: Summary,
     /// Whether some rejected receipt's main payer total could not be read.
     points_unknown: bool,
+    /// Every byte read so far.
+    file_hash: Sha256,
 }
 
 impl<R: BufRead> Reader<R> {
@@ -173,6 +183,7 @@ impl<R: BufRead> Reader<R> {
             expect: None,
             summary: Summary::default(),
             points_unknown: false,
+            file_hash: Sha256::new(),
         }
     }
 
@@ -623,6 +634,7 @@ impl<R: BufRead> Reader<R> {
         if let Some(p) = raw.problem {
             return Line::Bad { line: raw.line, id: raw.fields.first().cloned(), fields: raw.fields, problems: vec![p] };
         }
+        let sha256 = raw.sha256;
         let id = raw.fields.first().cloned().unwrap_or_default();
         let kind = self.kind.unwrap_or(FileKind::Medical);
         let Some(layout) = layout::layout(kind, &id) else {
@@ -640,7 +652,7 @@ impl<R: BufRead> Reader<R> {
             return Line::Bad { line: raw.line, id: known, fields: raw.fields, problems: vec![problem] };
         };
         let problems = self.check_fields(&layout, raw.line, &raw.fields);
-        let record = Record { line: raw.line, fields: raw.fields };
+        let record = Record { line: raw.line, fields: raw.fields, sha256 };
         if problems.is_empty() {
             Line::Good(record)
         } else {
@@ -714,8 +726,11 @@ impl<R: BufRead> Reader<R> {
             .read_until(b'\n', &mut self.buf)
             .map_err(|e| self.problem(self.line + 1, None, None, format!("読めません / cannot read: {e}")))?;
         if read == 0 {
+            self.summary.sha256 = self.file_hash.clone().finalize().into();
             return Ok(None);
         }
+        self.file_hash.update(&self.buf);
+        self.summary.bytes += read as u64;
         self.line += 1;
         let line = self.line;
         if self.buf.len() > MAX_LINE {
@@ -732,6 +747,7 @@ impl<R: BufRead> Reader<R> {
             return match (self.buf.len(), std::io::Read::read(&mut self.input, &mut rest)) {
                 (1, Ok(0)) => {
                     self.line -= 1;
+                    self.summary.sha256 = self.file_hash.clone().finalize().into();
                     Ok(None)
                 }
                 _ => Err(self.problem(
@@ -751,6 +767,7 @@ impl<R: BufRead> Reader<R> {
             return Err(self.problem(line, None, None, message));
         };
         self.summary.records += 1;
+        let sha256: [u8; 32] = Sha256::digest(body).into();
         if looks_like_utf8(body) {
             return Err(self.problem(
                 line,
@@ -770,7 +787,7 @@ impl<R: BufRead> Reader<R> {
                     Some((field, "")),
                     format!("{} バイト目が Shift_JIS（CP932）として読めません / byte {} is not Shift_JIS (CP932)", at + 1, at + 1),
                 );
-                return Ok(Some(Raw { line, fields: id.into_iter().collect(), problem: Some(problem) }));
+                return Ok(Some(Raw { line, fields: id.into_iter().collect(), problem: Some(problem), sha256 }));
             }
         };
         let fields: Vec<String> = text.split(',').take(MAX_FIELDS + 1).map(str::to_owned).collect();
@@ -781,9 +798,9 @@ impl<R: BufRead> Reader<R> {
                 None,
                 format!("項目が {MAX_FIELDS} を超えます（どのレコードより多い）/ more than {MAX_FIELDS} fields: more than any record has"),
             );
-            return Ok(Some(Raw { line, fields: id.into_iter().collect(), problem: Some(problem) }));
+            return Ok(Some(Raw { line, fields: id.into_iter().collect(), problem: Some(problem), sha256 }));
         }
-        Ok(Some(Raw { line, fields, problem: None }))
+        Ok(Some(Raw { line, fields, problem: None, sha256 }))
     }
 }
 
@@ -855,6 +872,7 @@ struct Raw {
     line: u64,
     fields: Vec<String>,
     problem: Option<Problem>,
+    sha256: [u8; 32],
 }
 
 /// Whether `c` is in a private-use area (CP932's user-defined characters decode there).
