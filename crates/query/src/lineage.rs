@@ -102,12 +102,13 @@ pub fn encode_set(set: &[u64]) -> Vec<u8> {
     out
 }
 
-/// Decodes [`encode_set`]'s bytes; `None` where they are cut off or not ascending.
+/// Decodes [`encode_set`]'s bytes; `None` where they are cut off, not ascending, or not the
+/// one encoding [`encode_set`] writes (a padded varint, bits beyond 64).
 pub fn decode_set(bytes: &[u8]) -> Option<Vec<u64>> {
     let mut out = Vec::new();
     let (mut prev, mut d, mut shift) = (0u64, 0u64, 0u32);
     for &b in bytes {
-        if shift > 63 {
+        if shift > 63 || (shift == 63 && b > 1) || (shift > 0 && b == 0) {
             return None;
         }
         d |= u64::from(b & 0x7f) << shift;
@@ -990,6 +991,15 @@ mod tests {
         // Cut off, or not ascending: refused.
         assert_eq!(super::decode_set(&[0x80]), None);
         assert_eq!(super::decode_set(&[5, 0]), None);
+        // Only the encoding encode_set writes: no padded varint, no bits beyond 64.
+        assert_eq!(super::decode_set(&[0x83, 0x00]), None);
+        let max = super::encode_set(&[u64::MAX]);
+        assert_eq!(super::decode_set(&max), Some(vec![u64::MAX]));
+        let mut over = max.clone();
+        if let Some(last) = over.last_mut() {
+            *last = 0x03;
+        }
+        assert_eq!(super::decode_set(&over), None);
     }
 
     use super::*;

@@ -50,8 +50,9 @@ pub struct MemCell {
     pub set: Persons,
 }
 
-/// A sorted set of platform person keys. Stored as the hex of [`encode_set`]; a stored set that
-/// does not decode makes its whole memory file unreadable (never a set silently left out).
+/// A sorted set of platform person keys. Sealed as [`encode_set`]'s bytes in the packed form
+/// ([`PACKED`]; as hex in the older all-JSON form, still read); a stored set that does not
+/// decode makes its whole memory file unreadable (never a set silently left out).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Persons(Vec<u64>);
 
@@ -133,7 +134,10 @@ struct CellHead {
     file: String,
     label: String,
     at: Option<(usize, usize)>,
+    /// The length of its set's bytes.
     bytes: usize,
+    /// The number of persons in its set (checked: a shifted boundary between two sets fails).
+    persons: usize,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -148,7 +152,7 @@ fn pack<H: Serialize>(head: H, cells: &[MemCell]) -> Result<Vec<u8>> {
     let mut heads = Vec::with_capacity(cells.len());
     for c in cells {
         let bytes = encode_set(c.set.keys());
-        heads.push(CellHead { file: c.file.clone(), label: c.label.clone(), at: c.at, bytes: bytes.len() });
+        heads.push(CellHead { file: c.file.clone(), label: c.label.clone(), at: c.at, bytes: bytes.len(), persons: c.set.keys().len() });
         blob.extend_from_slice(&bytes);
     }
     let json = serde_json::to_vec(&Packed { head, cells: heads }).map_err(|e| WorkspaceError::Unusable(e.to_string()))?;
@@ -174,7 +178,7 @@ fn unpack<H: serde::de::DeserializeOwned>(bytes: &[u8], name: &str) -> Option<Re
         for c in packed.cells {
             let (set, next) = blob.split_at_checked(c.bytes).ok_or_else(|| bad("a set is cut off"))?;
             blob = next;
-            let keys = decode_set(set).ok_or_else(|| bad("a person set does not decode"))?;
+            let keys = decode_set(set).filter(|k| k.len() == c.persons).ok_or_else(|| bad("a person set does not decode"))?;
             cells.push(MemCell { file: c.file, label: c.label, at: c.at, set: Persons(keys) });
         }
         if !blob.is_empty() {
@@ -1012,7 +1016,32 @@ mod tests {
         assert!(mem.pending(&dir, "OUT-1", 3).is_err());
         packed.truncate(packed.len() - 1);
         mem.seal(&dir.join("4.sets"), "kura/output-sets/v1\0OUT-1\x004", &packed)?;
-        assert!(mem.pending(&dir, "OUT-1", 4).is_err(), "a set cut off");
+        let err = mem.pending(&dir, "OUT-1", 4).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("cut off"), "a set cut off: {err}");
+        // Bytes left over; a boundary between two sets moved (the persons counted apart).
+        let mut extra = pack((), &cells)?;
+        extra.push(0x01);
+        mem.seal(&dir.join("5.sets"), "kura/output-sets/v1\0OUT-1\x005", &extra)?;
+        let err = mem.pending(&dir, "OUT-1", 5).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("left over"), "{err}");
+        let two = vec![cell(Some((0, 0)), &[3]), cell(Some((0, 1)), &[9])];
+        let mut shifted = pack((), &two)?;
+        let pattern = b"\"bytes\":1,\"persons\":1";
+        let at = shifted
+            .windows(pattern.len())
+            .position(|w| w == pattern)
+            .ok_or_else(|| WorkspaceError::Unusable("the test's pattern is not in the packed head".into()))?;
+        if let Some(b) = shifted.get_mut(at + 8) {
+            *b = b'0';
+        }
+        mem.seal(&dir.join("6.sets"), "kura/output-sets/v1\0OUT-1\x006", &shifted)?;
+        assert!(mem.pending(&dir, "OUT-1", 6).is_err(), "a moved boundary");
+        // The older form of pending sets reads field for field.
+        let old_form = mem.pending(&dir, "OUT-1", 2)?;
+        assert_eq!(
+            old_form.iter().map(|c| (c.file.clone(), c.label.clone(), c.at, c.set.keys().to_vec())).collect::<Vec<_>>(),
+            cells.iter().map(|c| (c.file.clone(), c.label.clone(), c.at, c.set.keys().to_vec())).collect::<Vec<_>>()
+        );
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }
