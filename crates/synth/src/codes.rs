@@ -171,6 +171,9 @@ drugs! {
     EMPAGLIFLOZIN = ("699000102", "エンパグリフロジン錠10mg", "empagliflozin 10 mg", "3969", None, Oral, "錠", 181.5, 1.0, Synthetic);
     GLIMEPIRIDE = ("699000103", "グリメピリド錠1mg", "glimepiride 1 mg", "3961", None, Oral, "錠", 10.1, 1.0, Synthetic);
     INSULIN_GLARGINE = ("699000104", "インスリン グラルギン注", "insulin glargine", "2492", None, Injection, "キット", 1460.0, 0.1, Synthetic);
+    VOGLIBOSE = ("699000105", "ボグリボース錠0.3mg", "voglibose 0.3 mg (α-glucosidase inhibitor)", "3969", None, Oral, "錠", 10.1, 3.0, Synthetic);
+    MITIGLINIDE = ("699000106", "ミチグリニド錠10mg", "mitiglinide 10 mg (glinide)", "3969", None, Oral, "錠", 17.5, 3.0, Synthetic);
+    PIOGLITAZONE = ("699000107", "ピオグリタゾン錠15mg", "pioglitazone 15 mg (thiazolidinedione)", "3969", None, Oral, "錠", 25.8, 1.0, Synthetic);
     AMLODIPINE = ("699000201", "アムロジピン錠5mg", "amlodipine 5 mg", "2171", None, Oral, "錠", 10.1, 1.0, Synthetic);
     OLMESARTAN = ("699000202", "オルメサルタン錠20mg", "olmesartan 20 mg", "2149", None, Oral, "錠", 21.4, 1.0, Synthetic);
     TELMISARTAN = ("699000203", "テルミサルタン錠40mg", "telmisartan 40 mg", "2149", None, Oral, "錠", 17.8, 1.0, Synthetic);

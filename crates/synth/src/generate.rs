@@ -484,7 +484,7 @@ impl Generator {
                 (person.latent_dl, Chronic::Dl, &codes::DL),
             ] {
                 if slot == Some(m) {
-                    let drugs = regimen(&mut rng, kind, agef, &person, self.metformin_factor[usize::from(person.pref) - 1]);
+                    let drugs = regimen(&mut rng, kind, agef, &person, self.metformin_factor[usize::from(person.pref) - 1], true);
                     person.conditions.push(Condition { kind, disease, onset_day: first + rng.random_range(0..28), from_month: m, drugs });
                 }
             }

@@ -261,3 +261,165 @@ fn deaths_rise_with_age_and_most_are_75_plus() {
     let share_75 = deaths_by_band[3] / deaths_by_band.iter().sum::<f64>();
     assert!(share_75 > 0.7, "{share_75}");
 }
+
+/// Checkups with a value of `key`: (sex, age, value, the person's ID5).
+fn checkup_values(key: &str) -> Vec<(u8, u8, f64, Option<&'static str>)> {
+    let (_, chunks) = data();
+    let values: HashMap<i64, f64> = chunks
+        .iter()
+        .flat_map(|c| c.checkup_items.iter())
+        .filter(|i| i.item.key == key)
+        .filter_map(|i| Some((i.checkup_id, i.value?)))
+        .collect();
+    chunks
+        .iter()
+        .flat_map(|c| c.checkups.iter())
+        .filter_map(|c| {
+            let id5 = match &c.ids.id5 {
+                Id5::Hash(h) => Some(h.as_str()),
+                _ => None,
+            };
+            Some((c.sex, c.age, *values.get(&c.checkup_id)?, id5))
+        })
+        .collect()
+}
+
+/// The 10-year band of a checkup age: 0 = 40–49 … 3 = 70–74.
+fn band(age: u8) -> usize {
+    usize::from(age.clamp(40, 74) - 40) / 10
+}
+
+#[test]
+fn obesity_among_checkup_participants_follows_the_national_survey() {
+    // 国民健康・栄養調査 (平成29年), BMI ≥ 25 by sex and age: men 40–49 35.3, 50–59 31.7,
+    // 60–69 34.1, 70+ 25.7 %; women 17.4, 22.2, 25.8, 26.5 %. Checkups cover 40–74.
+    let want = [[35.3, 31.7, 34.1, 25.7], [17.4, 22.2, 25.8, 26.5]];
+    let mut n = [[0u32; 4]; 2];
+    let mut obese = [[0u32; 4]; 2];
+    for (sex, age, bmi, _) in checkup_values("bmi") {
+        let s = usize::from(sex == 2);
+        n[s][band(age)] += 1;
+        obese[s][band(age)] += u32::from(bmi >= 25.0);
+    }
+    let got: Vec<Vec<f64>> = (0..2).map(|s| (0..4).map(|b| 100.0 * f64::from(obese[s][b]) / f64::from(n[s][b].max(1))).collect()).collect();
+    println!("BMI ≥ 25 (%), men / women by 40s, 50s, 60s, 70–74: {got:?} (survey {want:?})");
+    for s in 0..2 {
+        for b in 0..4 {
+            assert!(n[s][b] > 300, "enough checkups in each cell");
+            assert!((got[s][b] - want[s][b]).abs() <= 7.0, "sex {s} band {b}: {:.1} % vs {:.1} %", got[s][b], want[s][b]);
+        }
+    }
+    let all = |s: usize| 100.0 * f64::from(obese[s].iter().sum::<u32>()) / f64::from(n[s].iter().sum::<u32>());
+    assert!(all(0) > all(1) + 5.0, "men more often obese than women");
+}
+
+#[test]
+fn blood_pressure_rises_with_age() {
+    // 国民健康・栄養調査 (平成28年): mean systolic pressure of adults men 134.3, women
+    // 127.3 mmHg, higher with every decade of age (平成15年: 70+ men 143.0, women 142.6).
+    let mut sum = [[0f64; 4]; 2];
+    let mut n = [[0f64; 4]; 2];
+    for (sex, age, sbp, _) in checkup_values("sbp") {
+        let s = usize::from(sex == 2);
+        sum[s][band(age)] += sbp;
+        n[s][band(age)] += 1.0;
+    }
+    let mean: Vec<Vec<f64>> = (0..2).map(|s| (0..4).map(|b| sum[s][b] / n[s][b].max(1.0)).collect()).collect();
+    println!("mean systolic (mmHg), men / women by 40s, 50s, 60s, 70–74: {mean:?}");
+    for s in 0..2 {
+        for b in 1..4 {
+            assert!(mean[s][b] > mean[s][b - 1], "sex {s}: rises from band {} to {b}: {mean:?}", b - 1);
+        }
+        assert!(mean[s][3] - mean[s][0] >= 8.0, "sex {s}: a gradient of at least 8 mmHg over 30 years: {mean:?}");
+        assert!((118.0..=150.0).contains(&mean[s][3]), "sex {s}: 70–74 mean {:.1}", mean[s][3]);
+    }
+    assert!(mean[0][0] > mean[1][0] + 3.0, "men above women in their 40s: {mean:?}");
+}
+
+#[test]
+fn diabetes_by_sex_and_age_follows_the_national_survey() {
+    // 国民健康・栄養調査 (平成28年), 「糖尿病が強く疑われる者」 (HbA1c ≥ 6.5 % or treated):
+    // men 50–59 12.6, 60–69 21.8, 70+ 23.2 %; women 6.1, 12.0, 16.8 %. Here among checkup
+    // participants: HbA1c ≥ 6.5 % at the checkup, or a diagnosis of type 2 diabetes treated
+    // with a drug in the period.
+    let (_, chunks) = data();
+    let receipt_person: HashMap<i64, &str> = receipts()
+        .filter_map(|r| match &r.ids.id5 {
+            Id5::Hash(h) => Some((r.receipt_id, h.as_str())),
+            _ => None,
+        })
+        .collect();
+    let treated: HashSet<&str> = chunks
+        .iter()
+        .flat_map(|c| c.drugs.iter())
+        .filter(|d| d.drug.efficacy_class.starts_with("396"))
+        .filter_map(|d| receipt_person.get(&d.receipt_id).copied())
+        .collect();
+    let want = [[12.6, 21.8, 23.2], [6.1, 12.0, 16.8]];
+    let mut n = [[0u32; 4]; 2];
+    let mut dm = [[0u32; 4]; 2];
+    for (sex, age, hba1c, id5) in checkup_values("hba1c") {
+        let s = usize::from(sex == 2);
+        n[s][band(age)] += 1;
+        dm[s][band(age)] += u32::from(hba1c >= 6.5 || id5.is_some_and(|p| treated.contains(p)));
+    }
+    let got: Vec<Vec<f64>> = (0..2).map(|s| (0..4).map(|b| 100.0 * f64::from(dm[s][b]) / f64::from(n[s][b].max(1))).collect()).collect();
+    println!("diabetes strongly suspected (%), men / women by 40s, 50s, 60s, 70–74: {got:?} (survey 50s–70+ {want:?})");
+    for s in 0..2 {
+        for b in 1..4 {
+            assert!(got[s][b] >= got[s][b - 1] - 1.0, "sex {s}: rises with age: {got:?}");
+            assert!((got[s][b] - want[s][b - 1]).abs() <= 7.0, "sex {s} band {b}: {:.1} % vs {:.1} %", got[s][b], want[s][b - 1]);
+        }
+    }
+}
+
+#[test]
+fn the_first_antidiabetic_drug_follows_national_claims() {
+    // Bouchi et al., J Diabetes Investig 2022;13:280–291 (NDB, 2014–2017, 1,136,723 new users):
+    // DPP-4 inhibitors 65.1 %, biguanides 15.9 %, SGLT2 inhibitors 7.6 %. New users here: a
+    // person whose first antidiabetic drug comes in the fourth month or later (a known patient
+    // is seen every month or two).
+    let (_, chunks) = data();
+    let month_of: HashMap<i64, (i32, &str)> = receipts()
+        .filter_map(|r| match &r.ids.id5 {
+            Id5::Hash(h) => Some((r.receipt_id, (r.service_month, h.as_str()))),
+            _ => None,
+        })
+        .collect();
+    let first_month = receipts().map(|r| r.service_month).min().unwrap_or(0);
+    let mut first: HashMap<&str, (i32, Vec<&str>)> = HashMap::new();
+    for d in chunks.iter().flat_map(|c| c.drugs.iter()).filter(|d| d.drug.efficacy_class.starts_with("396") || d.drug.code == "699000104") {
+        let Some(&(month, person)) = month_of.get(&d.receipt_id) else { continue };
+        let e = first.entry(person).or_insert((month, Vec::new()));
+        if month < e.0 {
+            *e = (month, Vec::new());
+        }
+        if month == e.0 && !e.1.contains(&d.drug.code) {
+            e.1.push(d.drug.code);
+        }
+    }
+    let late = |m: i32| (m / 100 - first_month / 100) * 12 + (m % 100 - first_month % 100) >= 3;
+    let new_users: Vec<&Vec<&str>> = first.values().filter(|(m, _)| late(*m)).map(|(_, d)| d).collect();
+    let class = |code: &str| match code {
+        "699000101" => "dpp4",
+        "621974701" | "622242501" | "620004480" | "620005570" => "biguanide",
+        "699000102" => "sglt2",
+        _ => "other",
+    };
+    let mut counts: HashMap<&str, u32> = HashMap::new();
+    for drugs in &new_users {
+        for d in drugs.iter() {
+            *counts.entry(class(d)).or_default() += 1;
+        }
+    }
+    let total: u32 = counts.values().sum();
+    let share = |c: &str| 100.0 * f64::from(counts.get(c).copied().unwrap_or(0)) / f64::from(total.max(1));
+    println!("first antidiabetic drug of {} new users (%): DPP-4 {:.1}, biguanide {:.1}, SGLT2 {:.1}, other {:.1}", new_users.len(), share("dpp4"), share("biguanide"), share("sglt2"), share("other"));
+    assert!(new_users.len() >= 100, "enough new users: {}", new_users.len());
+    let single = new_users.iter().filter(|d| d.len() == 1).count();
+    assert!(single * 10 >= new_users.len() * 9, "treatment starts with one drug: {single} of {}", new_users.len());
+    assert!((share("dpp4") - 65.1).abs() <= 10.0, "DPP-4 {:.1} %", share("dpp4"));
+    assert!((share("biguanide") - 15.9).abs() <= 7.0, "biguanides {:.1} %", share("biguanide"));
+    assert!((share("sglt2") - 7.6).abs() <= 5.0, "SGLT2 {:.1} %", share("sglt2"));
+    assert!(share("dpp4") > share("biguanide") && share("biguanide") > share("sglt2"));
+}

@@ -51,7 +51,15 @@ impl Generator {
         let noise = |rng: &mut ChaCha8Rng, sd: f64| gauss(rng) * sd;
 
         let height = if male { 171.0 - 0.12 * (agef - 40.0) + noise(rng, 6.0) } else { 158.0 - 0.12 * (agef - 40.0) + noise(rng, 5.5) };
-        let bmi = (if male { 24.0 } else { 22.3 }
+        // The base falls with age for men and rises gently for women, so that with the
+        // conditions' own weight the share with BMI ≥ 25 follows 国民健康・栄養調査 (平成29年)
+        // by sex and decade (docs/calibration.md).
+        let base = if male {
+            23.3 - 0.03 * (agef.min(65.0) - 45.0) - 0.13 * (agef - 65.0).max(0.0)
+        } else {
+            21.75 + 0.015 * (agef - 45.0)
+        };
+        let bmi = (base
             + person.bmi_z * 3.2
             + noise(rng, 0.4)
             + if dm || dm_latent { 1.8 } else { 0.0 }

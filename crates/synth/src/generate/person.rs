@@ -238,7 +238,7 @@ impl Generator {
         let pf = self.metformin_factor[pi];
         let mut regimens = Vec::new();
         for c in &person.conditions {
-            regimens.push(regimen(&mut rng, c.kind, age, &person, pf));
+            regimens.push(regimen(&mut rng, c.kind, age, &person, pf, false));
         }
         for (c, r) in person.conditions.iter_mut().zip(regimens) {
             c.drugs = r;
