@@ -414,7 +414,14 @@ fn the_first_antidiabetic_drug_follows_national_claims() {
     }
     let total: u32 = counts.values().sum();
     let share = |c: &str| 100.0 * f64::from(counts.get(c).copied().unwrap_or(0)) / f64::from(total.max(1));
-    println!("first antidiabetic drug of {} new users (%): DPP-4 {:.1}, biguanide {:.1}, SGLT2 {:.1}, other {:.1}", new_users.len(), share("dpp4"), share("biguanide"), share("sglt2"), share("other"));
+    println!(
+        "first antidiabetic drug of {} new users (%): DPP-4 {:.1}, biguanide {:.1}, SGLT2 {:.1}, other {:.1}",
+        new_users.len(),
+        share("dpp4"),
+        share("biguanide"),
+        share("sglt2"),
+        share("other")
+    );
     assert!(new_users.len() >= 100, "enough new users: {}", new_users.len());
     let single = new_users.iter().filter(|d| d.len() == 1).count();
     assert!(single * 10 >= new_users.len() * 9, "treatment starts with one drug: {single} of {}", new_users.len());

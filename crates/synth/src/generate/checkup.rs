@@ -54,11 +54,7 @@ impl Generator {
         // The base falls with age for men and rises gently for women, so that with the
         // conditions' own weight the share with BMI ≥ 25 follows 国民健康・栄養調査 (平成29年)
         // by sex and decade (docs/calibration.md).
-        let base = if male {
-            23.3 - 0.03 * (agef.min(65.0) - 45.0) - 0.13 * (agef - 65.0).max(0.0)
-        } else {
-            21.75 + 0.015 * (agef - 45.0)
-        };
+        let base = if male { 23.3 - 0.03 * (agef.min(65.0) - 45.0) - 0.13 * (agef - 65.0).max(0.0) } else { 21.75 + 0.015 * (agef - 45.0) };
         let bmi = (base
             + person.bmi_z * 3.2
             + noise(rng, 0.4)

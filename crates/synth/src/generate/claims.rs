@@ -499,7 +499,14 @@ impl Generator {
 /// α-glucosidase inhibitors, glinides and thiazolidinediones; fewer biguanides and SGLT2
 /// inhibitors from 75 and with kidney disease. A known patient has a second drug in half the
 /// cases and a third in some.
-pub(super) fn regimen(rng: &mut ChaCha8Rng, kind: Chronic, age: f64, person: &Person, metformin_factor: f64, new: bool) -> Vec<&'static Drug> {
+pub(super) fn regimen(
+    rng: &mut ChaCha8Rng,
+    kind: Chronic,
+    age: f64,
+    person: &Person,
+    metformin_factor: f64,
+    new: bool,
+) -> Vec<&'static Drug> {
     let mut v = Vec::new();
     let ckd = person.conditions.iter().any(|c| c.kind == Chronic::Ckd);
     match kind {
@@ -533,7 +540,10 @@ pub(super) fn regimen(rng: &mut ChaCha8Rng, kind: Chronic, age: f64, person: &Pe
                 // Added over the years: another class than those taken (metformin once).
                 for p_more in [0.5, 0.2] {
                     if rng.random_bool(p_more) {
-                        let taken = |d: &Drug| v.iter().any(|t: &&Drug| t.efficacy_class == d.efficacy_class && (t.efficacy_class == "3962" || t.code == d.code));
+                        let taken = |d: &Drug| {
+                            v.iter()
+                                .any(|t: &&Drug| t.efficacy_class == d.efficacy_class && (t.efficacy_class == "3962" || t.code == d.code))
+                        };
                         let open: Vec<(&'static Drug, f64)> = classes.iter().copied().filter(|(d, _)| !taken(d)).collect();
                         if !open.is_empty() {
                             v.push(pick(rng, &open));
