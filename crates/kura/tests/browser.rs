@@ -59,27 +59,41 @@ fn nss_database(browser_home: &Path, p12: &Path, p12_password: &str, ca: &Path) 
 struct Driver(Child, u16);
 
 impl Driver {
+    /// Starts chromedriver on a port of its choosing. A chromedriver that exits before it says
+    /// where it listens is started again (at most three times); what it wrote to stderr is in
+    /// the failure.
     fn start(browser_home: &Path) -> Driver {
-        let mut child = Command::new("chromedriver")
-            .arg("--port=0")
-            .env("HOME", browser_home)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let port = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|l| l.split("started successfully on port ").nth(1).and_then(|p| p.trim_end_matches('.').parse().ok()));
-        std::thread::spawn(move || lines.for_each(drop));
-        match port {
-            Some(port) => Driver(child, port),
-            None => {
-                let _ = child.kill();
-                panic!("chromedriver did not start");
+        let mut errors = Vec::new();
+        for _ in 0..3 {
+            let mut child = Command::new("chromedriver")
+                .arg("--port=0")
+                .env("HOME", browser_home)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            let port = lines
+                .by_ref()
+                .map_while(Result::ok)
+                .find_map(|l| l.split("started successfully on port ").nth(1).and_then(|p| p.trim_end_matches('.').parse().ok()));
+            std::thread::spawn(move || lines.for_each(drop));
+            let mut stderr = child.stderr.take().unwrap();
+            match port {
+                Some(port) => {
+                    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+                    return Driver(child, port);
+                }
+                None => {
+                    let _ = child.kill();
+                    let status = child.wait();
+                    let mut text = String::new();
+                    let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+                    errors.push(format!("{status:?}: {}", text.trim()));
+                }
             }
         }
+        panic!("chromedriver did not start: {errors:?}");
     }
 }
 

@@ -199,6 +199,32 @@ const fn join<const A: usize, const B: usize, const N: usize>(a: [Field; A], b: 
     out
 }
 
+/// The fields every kind's `RE` starts with; `month` names field 3 (診療年月, 調剤年月).
+const fn re_head(month: &'static str) -> [Field; 6] {
+    [
+        f(1, "レセプト番号", Kind::Number(6), true),
+        f(2, "レセプト種別", Kind::ReceiptType, true),
+        f(3, month, Kind::Month, true),
+        f(4, "氏名", Kind::Text, true),
+        f(5, "男女区分", SEX, true),
+        f(6, "生年月日", Kind::Date, true),
+    ]
+}
+
+const RE_MEDICAL: [Field; 9] = join(
+    re_head("診療年月"),
+    [f(7, "給付割合", Kind::Number(3), false), f(8, "入院年月日", Kind::Date, false), f(12, "病床数", Kind::Number(4), false)],
+);
+const RE_PHARMACY: [Field; 9] = join(
+    re_head("調剤年月"),
+    [
+        f(7, "給付割合", Kind::Number(3), false),
+        f(9, "処方医療機関 都道府県", Kind::Prefecture, false),
+        f(11, "処方医療機関コード", Kind::Digits(7), false),
+    ],
+);
+const RE_DENTAL: [Field; 8] = join(re_head("診療年月"), [f(9, "診療開始日", Kind::Date, false), f(10, "転帰区分", OUTCOME, false)]);
+
 const SI_FIELDS: [Field; 37] = join(SI_HEAD, days!(SI_DAYS));
 const IY_FIELDS: [Field; 37] = join(IY_HEAD, days!(SI_DAYS));
 const TO_FIELDS: [Field; 37] = join(TO_HEAD, days!(TO_DAYS));
@@ -218,22 +244,7 @@ const MEDICAL: &[Layout] = &[
             f(8, "マルチボリューム識別", Kind::Digits(2), true),
         ],
     },
-    Layout {
-        id: "RE",
-        name: "レセプト共通",
-        counts: &[38, 36],
-        fields: &[
-            f(1, "レセプト番号", Kind::Number(6), true),
-            f(2, "レセプト種別", Kind::ReceiptType, true),
-            f(3, "診療年月", Kind::Month, true),
-            f(4, "氏名", Kind::Text, true),
-            f(5, "男女区分", SEX, true),
-            f(6, "生年月日", Kind::Date, true),
-            f(7, "給付割合", Kind::Number(3), false),
-            f(8, "入院年月日", Kind::Date, false),
-            f(12, "病床数", Kind::Number(4), false),
-        ],
-    },
+    Layout { id: "RE", name: "レセプト共通", counts: &[38, 36], fields: &RE_MEDICAL },
     Layout {
         id: "HO",
         name: "保険者",
@@ -343,22 +354,7 @@ const PHARMACY: &[Layout] = &[
             f(7, "マルチボリューム識別", Kind::Digits(2), true),
         ],
     },
-    Layout {
-        id: "RE",
-        name: "レセプト共通",
-        counts: &[42],
-        fields: &[
-            f(1, "レセプト番号", Kind::Number(6), true),
-            f(2, "レセプト種別", Kind::ReceiptType, true),
-            f(3, "調剤年月", Kind::Month, true),
-            f(4, "氏名", Kind::Text, true),
-            f(5, "男女区分", SEX, true),
-            f(6, "生年月日", Kind::Date, true),
-            f(7, "給付割合", Kind::Number(3), false),
-            f(9, "処方医療機関 都道府県", Kind::Prefecture, false),
-            f(11, "処方医療機関コード", Kind::Digits(7), false),
-        ],
-    },
+    Layout { id: "RE", name: "レセプト共通", counts: &[42], fields: &RE_PHARMACY },
     Layout {
         id: "HO",
         name: "保険者",
@@ -412,21 +408,7 @@ const DENTAL: &[Layout] = &[
             f(4, "医療機関コード", Kind::Digits(7), true),
         ],
     },
-    Layout {
-        id: "RE",
-        name: "レセプト共通",
-        counts: &[27],
-        fields: &[
-            f(1, "レセプト番号", Kind::Number(6), true),
-            f(2, "レセプト種別", Kind::ReceiptType, true),
-            f(3, "診療年月", Kind::Month, true),
-            f(4, "氏名", Kind::Text, true),
-            f(5, "男女区分", SEX, true),
-            f(6, "生年月日", Kind::Date, true),
-            f(9, "診療開始日", Kind::Date, false),
-            f(10, "転帰区分", OUTCOME, false),
-        ],
-    },
+    Layout { id: "RE", name: "レセプト共通", counts: &[27], fields: &RE_DENTAL },
     Layout {
         id: "HO",
         name: "保険者",
