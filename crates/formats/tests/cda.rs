@@ -305,3 +305,39 @@ fn archives_hold_only_what_a_submission_holds() {
     let m = open(bytes, Limits::default()).err().expect("refused").to_string();
     assert!(m.contains("inconsistent") || m.contains("twice"), "{m}");
 }
+
+#[test]
+fn an_entry_larger_than_its_headers_say_is_not_unpacked_past_them() {
+    // A stored document of 100 bytes whose local and central headers both say 50: the
+    // headers agree, so the archive opens, but unpacking stops at the stated size and refuses.
+    let index = format!("{ROOT}/ix08_V08.xml");
+    let doc = format!("{ROOT}/DATA/a.xml");
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    w.start_file(index.as_str(), stored).unwrap();
+    w.write_all(INDEX).unwrap();
+    w.start_file(doc.as_str(), stored).unwrap();
+    w.write_all(&[b'x'; 100]).unwrap();
+    let mut bytes = w.finish().unwrap().into_inner();
+    let name = doc.as_bytes();
+    let mut patched = 0;
+    for (signature, size_at) in [(&b"PK\x03\x04"[..], 22usize), (&b"PK\x01\x02"[..], 24usize)] {
+        let name_at = if signature[2] == 3 { 30 } else { 46 };
+        let mut at = 0;
+        while let Some(p) = bytes[at..].windows(4).position(|w| w == signature) {
+            let h = at + p;
+            if bytes.get(h + name_at..h + name_at + name.len()) == Some(name) {
+                assert_eq!(u32::from_le_bytes(bytes[h + size_at..h + size_at + 4].try_into().unwrap()), 100);
+                bytes[h + size_at..h + size_at + 4].copy_from_slice(&50u32.to_le_bytes());
+                patched += 1;
+            }
+            at = h + 4;
+        }
+    }
+    assert_eq!(patched, 2, "both headers of the document");
+    let mut archive = open(bytes, Limits::default()).expect("the headers agree");
+    let got: Vec<_> = archive.documents().collect();
+    assert_eq!(got.len(), 1);
+    let err = got.into_iter().next().unwrap().expect_err("never more bytes than stated").to_string();
+    assert!(err.contains("a.xml") && (err.contains("says 50") || err.contains("does not unpack")), "{err}");
+}

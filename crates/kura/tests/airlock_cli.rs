@@ -76,6 +76,14 @@ fn policy_show_and_check() {
     let err = String::from_utf8_lossy(&out.stderr);
     let line = broken.lines().position(|l| l.contains("\"ten\"")).unwrap() + 1;
     assert!(!out.status.success() && err.contains(&format!("acro.toml:{line}:")), "{err}");
+
+    // The NDB policy with an institutions threshold above what the checker counts (16).
+    let ndb = ok(&kura(&home, &["policy", "show", "--preset", "ndb", "--file"]));
+    assert!(ndb.contains("enabled = true\nthreshold = 3\n"), "the test edits the units table");
+    std::fs::write(&file, ndb.replace("enabled = true\nthreshold = 3\n", "enabled = true\nthreshold = 17\n")).unwrap();
+    let out = kura(&home, &["policy", "check", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("units.threshold") && err.contains("16"), "{err}");
 }
 
 /// Files an application for `applicant` asking for `columns`, takes it through review and the

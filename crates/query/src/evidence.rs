@@ -189,12 +189,6 @@ struct Units {
     last: usize,
 }
 
-impl PartialEq for Units {
-    fn eq(&self, other: &Units) -> bool {
-        self.seen == other.seen && self.full == other.full
-    }
-}
-
 impl Units {
     /// Records `unit` behind the aggregates of `mask`; returns the entries added (1, 0, or
     /// fewer where units behind full aggregates only were forgotten).

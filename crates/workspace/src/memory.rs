@@ -89,13 +89,21 @@ impl<'de> Deserialize<'de> for Persons {
     }
 }
 
-/// The memory of one release.
+/// The memory of one release: its head, and the sets of its cells. Sealed in the packed form
+/// ([`PACKED`]); the older all-JSON form (the head's fields beside `cells`) is still read.
 #[derive(Debug, Serialize, Deserialize)]
 struct Entry {
+    #[serde(flatten)]
+    head: EntryHead,
+    cells: Vec<MemCell>,
+}
+
+/// What the memory keeps of a release besides its sets.
+#[derive(Debug, Serialize, Deserialize)]
+struct EntryHead {
     release: String,
     project: String,
     members: Vec<String>,
-    cells: Vec<MemCell>,
     /// A table the platform publishes itself (issue 22 §2): released to everyone, so every new
     /// output of every project is compared with it.
     #[serde(default)]
@@ -108,17 +116,6 @@ struct Entry {
     unknown: Option<Vec<String>>,
     /// The release's number in the memory (1, 2, …, in the order the gate remembered them).
     #[serde(default)]
-    seq: u64,
-}
-
-/// An [`Entry`] without its cells: the head of the packed form.
-#[derive(Debug, Serialize, Deserialize)]
-struct EntryHead {
-    release: String,
-    project: String,
-    members: Vec<String>,
-    public: bool,
-    unknown: Option<Vec<String>>,
     seq: u64,
 }
 
@@ -191,31 +188,10 @@ fn unpack<H: serde::de::DeserializeOwned>(bytes: &[u8], name: &str) -> Option<Re
 /// Reads a sealed entry in either form.
 fn read_entry(bytes: &[u8], name: &str) -> Result<Entry> {
     if let Some(unpacked) = unpack::<EntryHead>(bytes, name) {
-        let (h, cells) = unpacked?;
-        return Ok(Entry {
-            release: h.release,
-            project: h.project,
-            members: h.members,
-            cells,
-            public: h.public,
-            unknown: h.unknown,
-            seq: h.seq,
-        });
+        let (head, cells) = unpacked?;
+        return Ok(Entry { head, cells });
     }
     serde_json::from_slice(bytes).map_err(|e| WorkspaceError::Unusable(format!("{name}: {e}")))
-}
-
-/// Packs an entry.
-fn write_entry(entry: &Entry) -> Result<Vec<u8>> {
-    let head = EntryHead {
-        release: entry.release.clone(),
-        project: entry.project.clone(),
-        members: entry.members.clone(),
-        public: entry.public,
-        unknown: entry.unknown.clone(),
-        seq: entry.seq,
-    };
-    pack(head, &entry.cells)
 }
 
 /// What the memory holds for a new output.
@@ -797,21 +773,21 @@ impl Memory {
         for name in names {
             let release = name.trim_end_matches(".sealed");
             let bytes = self.open(&self.dir.join(&name), &format!("kura/airlock-memory/v1\0{release}"))?;
-            let entry = read_entry(&bytes, &name)?;
-            if entry.release != release {
+            let Entry { head, cells } = read_entry(&bytes, &name)?;
+            if head.release != release {
                 return Err(WorkspaceError::Unusable(format!("{name}: 別の持ち出しの記憶です / holds another release's memory")));
             }
-            out.newest = out.newest.max(entry.seq);
-            if entry.public || entry.project == project || entry.members.iter().any(|m| members.contains(m)) {
-                let unknown = match &entry.unknown {
+            out.newest = out.newest.max(head.seq);
+            if head.public || head.project == project || head.members.iter().any(|m| members.contains(m)) {
+                let unknown = match &head.unknown {
                     Some(files) => !files.is_empty(),
-                    None => !entry.public,
+                    None => !head.public,
                 };
                 if unknown {
-                    out.unknown.push(entry.release.clone());
+                    out.unknown.push(head.release.clone());
                 }
-                out.releases.push((entry.release.clone(), entry.seq));
-                out.sets.extend(entry.cells.into_iter().map(|c| (entry.release.clone(), c)));
+                out.releases.push((head.release.clone(), head.seq));
+                out.sets.extend(cells.into_iter().map(|c| (head.release.clone(), c)));
             }
         }
         Ok(out)
@@ -855,16 +831,15 @@ impl Memory {
                 c
             }));
         }
-        let entry = Entry {
+        let head = EntryHead {
             release: release.clone(),
             project: String::new(),
             members: Vec::new(),
-            cells,
             public: true,
             unknown: Some(Vec::new()),
             seq,
         };
-        let packed = write_entry(&entry)?;
+        let packed = pack(&head, &cells)?;
         self.seal(&self.dir.join(format!("{release}.sealed")), &format!("kura/airlock-memory/v1\0{release}"), &packed)
     }
 
@@ -882,16 +857,15 @@ impl Memory {
         seq: u64,
     ) -> Result<()> {
         kura_store::home::mkdir_private(&self.dir)?;
-        let entry = Entry {
+        let head = EntryHead {
             release: release.into(),
             project: project.into(),
             members: members.to_vec(),
-            cells,
             public: false,
             unknown: Some(unknown),
             seq,
         };
-        let packed = write_entry(&entry)?;
+        let packed = pack(&head, &cells)?;
         self.seal(&self.dir.join(format!("{release}.sealed")), &format!("kura/airlock-memory/v1\0{release}"), &packed)
     }
 }
@@ -994,13 +968,15 @@ mod tests {
         // A remembered release, packed, beside one in the older form.
         mem.remember("OUT-000002", "PRJ-1", &["r1".to_string()], cells.clone(), Vec::new(), 2)?;
         let old = Entry {
-            release: "OUT-000001".into(),
-            project: "PRJ-1".into(),
-            members: vec!["r1".into()],
+            head: EntryHead {
+                release: "OUT-000001".into(),
+                project: "PRJ-1".into(),
+                members: vec!["r1".into()],
+                public: false,
+                unknown: Some(Vec::new()),
+                seq: 1,
+            },
             cells: cells.clone(),
-            public: false,
-            unknown: Some(Vec::new()),
-            seq: 1,
         };
         let json = serde_json::to_vec(&old).map_err(|e| WorkspaceError::Unusable(e.to_string()))?;
         mem.seal(&mem.dir.join("OUT-000001.sealed"), "kura/airlock-memory/v1\0OUT-000001", &json)?;

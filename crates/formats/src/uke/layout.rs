@@ -19,6 +19,21 @@ pub enum FileKind {
 }
 
 impl FileKind {
+    /// The kind's 点数表 digit (`IR` 3, the first digit of every レセプト種別).
+    pub fn table(self) -> u8 {
+        match self {
+            FileKind::Medical => b'1',
+            FileKind::Dental => b'3',
+            FileKind::Pharmacy => b'4',
+            FileKind::VisitingNursing => b'6',
+        }
+    }
+
+    /// The kind an `IR` record's 点数表 names (調剤 files start with `YK`, not `IR`).
+    pub fn from_ir_table(table: &str) -> Option<FileKind> {
+        [FileKind::Medical, FileKind::Dental, FileKind::VisitingNursing].into_iter().find(|k| table.as_bytes() == [k.table()])
+    }
+
     /// The kind's Japanese name.
     pub fn name_ja(self) -> &'static str {
         match self {

@@ -34,8 +34,7 @@ impl Record {
     /// Field `n` as a number, where it is one of at most 12 digits (the longest numeric field,
     /// `GO`'s 総合計点数).
     pub fn number(&self, n: usize) -> Option<u64> {
-        let s = self.field(n);
-        (!s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+        number_of(self.field(n))
     }
 }
 
@@ -132,8 +131,7 @@ impl Line {
         }
     }
     fn number(&self, n: usize) -> Option<u64> {
-        let s = self.fields().get(n).map_or("", String::as_str);
-        (!s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+        number_of(self.fields().get(n).map_or("", String::as_str))
     }
 }
 
@@ -280,12 +278,10 @@ impl<R: BufRead> Reader<R> {
         }
         let id = first.fields.first().map(String::as_str).unwrap_or_default();
         let kind = match id {
-            "IR" => match first.fields.get(3).map(String::as_str) {
-                Some("1") => FileKind::Medical,
-                Some("3") => FileKind::Dental,
-                Some("6") => FileKind::VisitingNursing,
-                other => {
-                    let v = other.unwrap_or("");
+            "IR" => match first.fields.get(3).map(String::as_str).and_then(FileKind::from_ir_table) {
+                Some(kind) => kind,
+                None => {
+                    let v = first.fields.get(3).map_or("", String::as_str);
                     return Err(self.problem(
                         first.line,
                         Some("IR"),
@@ -472,12 +468,7 @@ impl<R: BufRead> Reader<R> {
                     usize::from(insured)
                 )));
             }
-            let want = match kind {
-                FileKind::Medical => b'1',
-                FileKind::Dental => b'3',
-                FileKind::Pharmacy => b'4',
-                FileKind::VisitingNursing => b'6',
-            };
+            let want = kind.table();
             if *table != want {
                 out.push(type_problem(format!(
                     "種別の1桁目 {} が {} ファイルの点数表 {} と違います / the type's first digit {} is not the {} file's table {}",
@@ -902,6 +893,12 @@ fn decode(bytes: &[u8]) -> Result<String, usize> {
 /// The main payer of a receipt: its `HO`, else its first `KO`.
 fn main_payer(records: &[Record]) -> Option<&Record> {
     records.iter().find(|r| r.id() == "HO").or_else(|| records.iter().find(|r| r.id() == "KO"))
+}
+
+/// `s` as a number, where it is one of at most 12 digits (the longest numeric field, `GO`'s
+/// 総合計点数): arithmetic on it cannot overflow.
+fn number_of(s: &str) -> Option<u64> {
+    (s.len() <= 12 && all_digits(s)).then(|| s.parse().ok()).flatten()
 }
 
 fn all_digits(s: &str) -> bool {
