@@ -35,7 +35,7 @@ mod keyring;
 mod pseudonym;
 
 pub use keyring::{Keyring, KeyringEntry};
-pub use pseudonym::{IdKind, IdPermutation, PseudonymKey, RowOrder, canonical_id_input};
+pub use pseudonym::{IdKind, IdPermutation, PseudonymKey, RowOrder, canonical_id_input, normalise_id_field};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};

@@ -44,6 +44,43 @@ impl IdKind {
     }
 }
 
+/// Normalises one identifying field the way Kura's generator and intake both do before
+/// hashing (data.md §3: MHLW's own rule is not published, so this one is Kura's):
+///
+/// - Unicode NFKC: full-width letters and digits (`１９Ｄ`) become ASCII, half-width kana
+///   (`ｻﾄｳ`) full-width (`サトウ`), and the ideographic space U+3000 an ASCII space;
+/// - dash-like characters (‐ ‑ − －, and ー between two digits) become `-`, so that the CP932
+///   minus sign 0x817C hashes alike whichever decoder read it;
+/// - runs of spaces become one space, and spaces at either end go.
+///
+/// One space between 姓 and 名 is **kept**: the NDB's IDs differ between `佐藤 太郎` and
+/// `佐藤太郎` (Okamoto, J Epidemiol 2014), and Kura's IDs link exactly as the NDB's would, so
+/// that linkage studies see the same breaks.
+pub fn normalise_id_field(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let nfkc: Vec<char> = s.nfkc().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut space = false;
+    for (i, &c) in nfkc.iter().enumerate() {
+        let digit_at = |j: Option<usize>| j.and_then(|j| nfkc.get(j)).is_some_and(char::is_ascii_digit);
+        let c = match c {
+            '\u{2010}' | '\u{2011}' | '\u{2012}' | '\u{2013}' | '\u{2212}' => '-',
+            'ー' if digit_at(i.checked_sub(1)) && digit_at(i.checked_add(1)) => '-',
+            c => c,
+        };
+        if c.is_whitespace() {
+            space = !out.is_empty();
+            continue;
+        }
+        if space {
+            out.push(' ');
+            space = false;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Joins identifying fields with U+001F (unit separator), so that field boundaries cannot be
 /// shifted to forge a collision ("AB"+"C" ≠ "A"+"BC").
 pub fn canonical_id_input(fields: &[&str]) -> String {
@@ -198,6 +235,26 @@ mod tests {
 
     fn key() -> PseudonymKey {
         PseudonymKey::new(SecretKey::from_bytes([42u8; 32]))
+    }
+
+    #[test]
+    fn identifying_fields_normalise_as_data_md_says() {
+        // Full-width digits and letters of 記号・番号 (every UKE sample writes them so).
+        assert_eq!(normalise_id_field("１９Ｄ０００１"), "19D0001");
+        // Half-width kana become full-width, the ideographic space one ASCII space.
+        assert_eq!(normalise_id_field("ｻﾄｳ　ﾀﾛｳ"), "サトウ タロウ");
+        assert_eq!(normalise_id_field("ｶﾞｯｺｳ"), "ガッコウ");
+        // Spaces: runs become one, the ends go; none is added where there was none.
+        assert_eq!(normalise_id_field("  佐藤　　太郎 "), "佐藤 太郎");
+        assert_eq!(normalise_id_field("佐藤太郎"), "佐藤太郎");
+        // The CP932 minus 0x817C (U+FF0D) and strict Shift_JIS's U+2212 fold alike; the long
+        // vowel mark folds only between digits.
+        assert_eq!(normalise_id_field("12\u{ff0d}34"), "12-34");
+        assert_eq!(normalise_id_field("12\u{2212}34"), "12-34");
+        assert_eq!(normalise_id_field("12ー34"), "12-34");
+        assert_eq!(normalise_id_field("サトー"), "サトー");
+        // 6-digit 国保 numbers right-aligned in 8 characters.
+        assert_eq!(normalise_id_field("  133066"), "133066");
     }
 
     #[test]

@@ -174,19 +174,35 @@ pub fn printable(s: &str) -> String {
 /// The entries that record a file: one [`FileRecord`], then its record hashes. A record is a
 /// line without its terminator (`\n` or `\r\n`); a last line without terminator counts.
 pub fn file_entries(name: &str, content: &[u8], actor: &Actor, time: &str) -> Vec<Entry> {
-    let file_hash = hex::encode(Sha256::digest(content));
-    let mut lines: Vec<&[u8]> = content.split(|b| *b == b'\n').collect();
-    if lines.last().is_some_and(|l| l.is_empty()) {
-        lines.pop();
-    }
-    let hashes: Vec<String> = lines.iter().map(|l| hex::encode(Sha256::digest(l.strip_suffix(b"\r").unwrap_or(l)))).collect();
+    let mut h = RecordHasher::new(content);
+    // Reading a slice cannot fail.
+    let _ = std::io::copy(&mut h, &mut std::io::sink());
+    hashed_file_entries(name, &h.finish(), actor, time)
+}
+
+/// A file's hashes as [`RecordHasher`] computed them while it was read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileHashes {
+    /// Bytes read.
+    pub bytes: u64,
+    /// SHA-256 of every byte.
+    pub sha256: [u8; 32],
+    /// SHA-256 of each record (a line without its `\n` or `\r\n`; a last line without a
+    /// terminator counts).
+    pub records: Vec<[u8; 32]>,
+}
+
+/// The entries of [`file_entries`] from hashes already computed (a file read once, streamed).
+pub fn hashed_file_entries(name: &str, h: &FileHashes, actor: &Actor, time: &str) -> Vec<Entry> {
+    let file_hash = hex::encode(h.sha256);
+    let hashes: Vec<String> = h.records.iter().map(hex::encode).collect();
     let mut out = vec![Entry::File(FileRecord {
         v: ENTRY_VERSION,
         time: time.to_string(),
         actor: actor.clone(),
         name: name.to_string(),
         sha256: file_hash.clone(),
-        bytes: content.len() as u64,
+        bytes: h.bytes,
         records: hashes.len() as u64,
     })];
     for (i, chunk) in hashes.chunks(RECORDS_PER_ENTRY).enumerate() {
@@ -198,6 +214,100 @@ pub fn file_entries(name: &str, content: &[u8], actor: &Actor, time: &str) -> Ve
         }));
     }
     out
+}
+
+/// Hashes a file as another reader reads it (it passes every byte through, as [`std::io::Read`]
+/// and [`std::io::BufRead`]): the whole file's SHA-256 and each record's, with the records of
+/// [`file_entries`], so that a parser and the ledger see one read of the same bytes (HX-12).
+/// Memory: 32 bytes a record.
+pub struct RecordHasher<R> {
+    inner: R,
+    file: Sha256,
+    line: Sha256,
+    /// Bytes of the current line seen (a `\r` held back included).
+    line_bytes: u64,
+    /// A `\r` not yet known to end its line.
+    held_cr: bool,
+    bytes: u64,
+    records: Vec<[u8; 32]>,
+}
+
+impl<R> RecordHasher<R> {
+    /// Hashes what is read from `inner`.
+    pub fn new(inner: R) -> RecordHasher<R> {
+        RecordHasher { inner, file: Sha256::new(), line: Sha256::new(), line_bytes: 0, held_cr: false, bytes: 0, records: Vec::new() }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        self.file.update(bytes);
+        self.bytes += bytes.len() as u64;
+        for part in bytes.split_inclusive(|b| *b == b'\n') {
+            let (body, ends) = match part.split_last() {
+                Some((b'\n', body)) => (body, true),
+                _ => (part, false),
+            };
+            if !body.is_empty() {
+                if self.held_cr {
+                    self.line.update(b"\r");
+                }
+                let (body, cr) = match body.split_last() {
+                    Some((b'\r', rest)) => (rest, true),
+                    _ => (body, false),
+                };
+                self.line.update(body);
+                self.held_cr = cr;
+                self.line_bytes += body.len() as u64 + u64::from(cr);
+            }
+            if ends {
+                self.end_line();
+            }
+        }
+    }
+
+    fn end_line(&mut self) {
+        let line = std::mem::replace(&mut self.line, Sha256::new());
+        self.records.push(line.finalize().into());
+        self.line_bytes = 0;
+        self.held_cr = false;
+    }
+
+    /// The hashes of everything read so far; a last line without a terminator counts.
+    pub fn finish(mut self) -> FileHashes {
+        if self.line_bytes > 0 {
+            self.end_line();
+        }
+        FileHashes { bytes: self.bytes, sha256: self.file.finalize().into(), records: self.records }
+    }
+}
+
+impl<R: std::io::BufRead> std::io::Read for RecordHasher<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = {
+            let available = self.inner.fill_buf()?;
+            let n = available.len().min(buf.len());
+            buf.get_mut(..n).unwrap_or_default().copy_from_slice(available.get(..n).unwrap_or_default());
+            n
+        };
+        std::io::BufRead::consume(self, n);
+        Ok(n)
+    }
+}
+
+impl<R: std::io::BufRead> std::io::BufRead for RecordHasher<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        // The bytes consumed are the front of the buffer `fill_buf` gave (a buffered reader
+        // returns the same buffer again without reading).
+        let taken = match self.inner.fill_buf() {
+            Ok(b) => b.get(..amt.min(b.len())).unwrap_or_default().to_vec(),
+            Err(_) => Vec::new(),
+        };
+        self.feed(&taken);
+        self.inner.consume(amt);
+    }
 }
 
 /// The log's one clock: UTC with microseconds, never going backwards even if the system clock
@@ -317,6 +427,47 @@ mod tests {
             text[..text.len() - 1].to_string(),
         ] {
             assert!(Entry::decode(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_streamed_hashes_are_the_whole_file_hashes() {
+        use std::io::{BufRead, Read};
+        // Cut anywhere, read in any pieces, the records are the lines of file_entries.
+        let cases: [&[u8]; 8] = [b"", b"a", b"a\r\nb\r\n", b"a\nb", b"\r", b"x\r\r\n\r\ny\r", b"\n\n", b"GO,1\r\n\x1a"];
+        for content in cases {
+            let whole = {
+                let mut lines: Vec<&[u8]> = content.split(|b| *b == b'\n').collect();
+                if lines.last().is_some_and(|l| l.is_empty()) {
+                    lines.pop();
+                }
+                lines.iter().map(|l| <[u8; 32]>::from(Sha256::digest(l.strip_suffix(b"\r").unwrap_or(l)))).collect::<Vec<_>>()
+            };
+            for cap in 1..=4 {
+                let mut h = RecordHasher::new(std::io::BufReader::with_capacity(cap, content));
+                let mut out = Vec::new();
+                // Mix the two ways a parser reads: whole buffers and single bytes.
+                loop {
+                    let n = h.fill_buf().unwrap().len();
+                    if n == 0 {
+                        break;
+                    }
+                    if out.len() % 2 == 0 {
+                        let mut one = [0u8; 1];
+                        h.read_exact(&mut one).unwrap();
+                        out.push(one[0]);
+                    } else {
+                        let b = h.fill_buf().unwrap().to_vec();
+                        out.extend_from_slice(&b);
+                        h.consume(b.len());
+                    }
+                }
+                assert_eq!(out, content);
+                let f = h.finish();
+                assert_eq!(f.records, whole, "{content:?} in pieces of {cap}");
+                assert_eq!(f.sha256, <[u8; 32]>::from(Sha256::digest(content)));
+                assert_eq!(f.bytes, content.len() as u64);
+            }
         }
     }
 

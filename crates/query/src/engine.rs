@@ -256,6 +256,17 @@ impl QueryEngine {
         Ok(engine)
     }
 
+    /// Every row of a granted table as a stream, in file order when the engine runs one
+    /// partition (`Limits::target_partitions = 1`): how a new generation carries the previous
+    /// one's rows over (`kura intake`). Not for workspaces: their tables are the extract's.
+    pub async fn scan(&self, table: &str) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
+        if self.workspace.is_some() || !self.granted_tables.contains(table) {
+            return Err(QueryError::Engine(format!("table {table} is not granted to this engine")));
+        }
+        let df = self.ctx.table(table).await.map_err(engine_err)?;
+        df.execute_stream().await.map_err(engine_err)
+    }
+
     /// The manifest of the extract this engine wrote (the builder's), for the parent to seal.
     pub fn built_extract(&self) -> Option<&crate::extract::Manifest> {
         self.built.as_ref()

@@ -11,6 +11,7 @@ mod care;
 mod checkup;
 mod claims;
 mod masters;
+pub mod uke;
 mod write;
 
 pub use care::*;
@@ -37,6 +38,17 @@ pub enum SynthDatasetError {
     /// The store refused a batch or failed to write.
     #[error(transparent)]
     Store(#[from] kura_store::StoreError),
+    /// A file could not be written.
+    #[error("{path}: 書き込めません / cannot write: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A record could not be written in its file format.
+    #[error(transparent)]
+    Format(#[from] kura_formats::FormatError),
     /// A table's rows did not make a batch (a programming error the crate's tests rule out).
     #[error("表 {table} のバッチを作れません / cannot build a batch of table {table}: {source}")]
     Batch {

@@ -10,7 +10,7 @@ use crate::codes::{self, Disease, DpcGroup, Drug, LabItem, Procedure};
 use crate::model::*;
 use crate::reference::{AGE_BANDS, InsurerKind, MEN_K, MEN_NAMES, PREFECTURES, SURNAMES, WOMEN_K, WOMEN_NAMES};
 use crate::world::{INSURER_KINDS, World};
-use kura_crypto::{IdKind, PseudonymKey, canonical_id_input};
+use kura_crypto::{IdKind, PseudonymKey, canonical_id_input, normalise_id_field};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::ops::Range;
@@ -39,6 +39,9 @@ struct MonthCtx<'a> {
     agef: f64,
     /// The institutions of the person's prefecture.
     pidx: &'a crate::world::PrefectureIndex,
+    /// The person's clear text as receipts write it, when asked for
+    /// ([`Generator::generate_chunk_written`]).
+    text: Option<&'a PersonText>,
 }
 
 /// Errors of the generator's configuration.
@@ -145,6 +148,21 @@ pub struct ClearIdentity {
     pub insurance_numbers: Vec<String>,
     /// The canonical input of every hashed ID of the person ([`canonical_id_input`]).
     pub id_inputs: Vec<(IdKind, String)>,
+    /// The same text structured as receipts write it.
+    pub(crate) text: PersonText,
+}
+
+/// A person's clear text as receipts write it, for [`Generator::generate_chunk_written`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PersonText {
+    /// [surname variant][style]: 氏名 with a full-width space (style 0) or without (style 1).
+    name: [[String; 2]; 2],
+    /// [surname variant]: カタカナ氏名 with a full-width space.
+    kana: [String; 2],
+    /// 生年月日 YYYYMMDD.
+    birth: String,
+    /// The oldest individual insured number (ID5's input).
+    origin: String,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -446,23 +464,34 @@ impl Generator {
 
     /// Generates all rows of one chunk.
     pub fn generate_chunk(&self, index: u64) -> Chunk {
+        self.chunk(index, false)
+    }
+
+    /// Generates all rows of one chunk and, for each receipt, the clear identity its
+    /// institution writes ([`Chunk::written`]): the input of `kura synth --format uke`. The
+    /// rows are exactly those of [`Generator::generate_chunk`].
+    pub fn generate_chunk_written(&self, index: u64) -> Chunk {
+        self.chunk(index, true)
+    }
+
+    fn chunk(&self, index: u64, written: bool) -> Chunk {
         let mut out = Chunk { index, population: vec![0; POPULATION_CELLS], ..Chunk::default() };
         let mut ids = IdCounters::default();
         for p in self.chunk_persons(index) {
-            let (person, _) = self.person(p);
+            let (person, clear) = self.person(p);
             out.persons += 1;
             out.population[population_index(person.pref, person.sex, person.age_on(self.period_start()))] += 1;
             if person.death_day.is_some() {
                 out.deaths += 1;
             }
-            self.life(p, person, &mut out, &mut ids);
+            self.life(p, person, written.then_some(&clear.text), &mut out, &mut ids);
         }
         out.id_counts = IdCounts { receipts: ids.receipt, checkups: ids.checkup, certs: ids.cert, claims: ids.claim };
         out
     }
 
     /// Generates one person's months.
-    fn life(&self, idx: u64, mut person: Person, out: &mut Chunk, ids: &mut IdCounters) {
+    fn life(&self, idx: u64, mut person: Person, text: Option<&PersonText>, out: &mut Chunk, ids: &mut IdCounters) {
         let mut rng = self.person_rng(idx, 1);
         let months = self.cfg.months as i32;
         let pidx = self.world.prefecture(person.pref).clone();
@@ -537,7 +566,7 @@ impl Generator {
             }
             let alive_days = person.death_day.map_or(month.days() as i32, |d| (d - first + 1).clamp(0, month.days() as i32));
 
-            let cx = MonthCtx { m, month, age, agef, pidx: &pidx };
+            let cx = MonthCtx { m, month, age, agef, pidx: &pidx, text };
 
             // Outpatient care (not while in hospital most of the month).
             if inpatient_days < 15 && alive_days > 7 {

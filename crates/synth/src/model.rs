@@ -65,6 +65,40 @@ impl Id5 {
     }
 }
 
+/// ID5 as the 履歴照会・回答システム answers for one receipt (data.md §3): the person's oldest
+/// 個人単位被保険者番号, or no answer (the NDB then holds null or the placeholder `9`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Id5Answer {
+    /// The oldest individual insured number (保険者番号 + 記号 + 番号 + 枝番), as answered.
+    Number(String),
+    /// No answer, recorded as `9`.
+    Nine,
+    /// No answer, recorded as null.
+    Null,
+}
+
+/// A person's identity as one institution writes it on one receipt: the clear text a UKE file
+/// carries (`kura synth --format uke`), from which the intake computes the same hashed IDs as
+/// the generator's direct path. Only [`crate::Generator::generate_chunk_written`] makes these;
+/// the datasets never hold them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrittenIdentity {
+    /// 氏名 as written by the institution (with or without the full-width space).
+    pub name: String,
+    /// カタカナ氏名, full-width, a full-width space between 姓 and 名.
+    pub kana: String,
+    /// 生年月日, YYYYMMDD.
+    pub birth_date: String,
+    /// 保険者番号 (8 digits, 6 for 国保).
+    pub insurer: String,
+    /// 被保険者証 記号 (ASCII digits; a writer may widen them).
+    pub kigo: String,
+    /// 被保険者証 番号.
+    pub bango: String,
+    /// What the 履歴照会 answers for ID5.
+    pub id5: Id5Answer,
+}
+
 /// Index of an institution in [`crate::World::institutions`].
 pub type InstitutionId = u32;
 /// Index of an insurer in [`crate::World::insurers`].
@@ -342,6 +376,9 @@ pub struct Chunk {
     pub care_claims: Vec<CareClaimLine>,
     /// How many ids of each kind the chunk used (its ids are 1..=count until rebased).
     pub id_counts: IdCounts,
+    /// The clear identity written on each receipt, parallel to `receipts`: filled only by
+    /// [`crate::Generator::generate_chunk_written`], empty otherwise.
+    pub written: Vec<WrittenIdentity>,
     /// Persons alive at the start of the period by prefecture × sex × 5-year age band
     /// (index `(pref − 1) × 42 + (sex − 1) × 21 + band`, bands 0–4 … 100+); the denominators
     /// researchers take from population statistics.

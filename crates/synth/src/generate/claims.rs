@@ -404,6 +404,22 @@ impl Generator {
             let receipt_id = ids.receipt;
             let style = usize::from((b.inst as f64 * 0.618_033_988_7).fract() < self.cfg.noise.name_without_space);
             let person_ids = self.identity(person, m, style, Some((b.kind, rng)));
+            if let Some(t) = cx.text {
+                let v = usize::from(person.marriage_month.is_some_and(|mm| m >= mm));
+                out.written.push(WrittenIdentity {
+                    name: t.name[v][style].clone(),
+                    kana: t.kana[v].clone(),
+                    birth_date: t.birth.clone(),
+                    insurer: self.world.insurer(e.insurer).number.clone(),
+                    kigo: e.kigo.clone(),
+                    bango: e.bango.clone(),
+                    id5: match person_ids.id5 {
+                        Id5::Hash(_) => Id5Answer::Number(t.origin.clone()),
+                        Id5::Nine => Id5Answer::Nine,
+                        Id5::Null => Id5Answer::Null,
+                    },
+                });
+            }
             let inpatient = b.kind.is_inpatient();
             let class = if age < 6 {
                 3

@@ -102,6 +102,7 @@ impl Generator {
             kana_names: Vec::new(),
             insurance_numbers: vec![origin.clone()],
             id_inputs: vec![(IdKind::Id5, canonical_id_input(&[&origin]))],
+            text: PersonText { birth: bdate.clone(), origin: origin.clone(), ..PersonText::default() },
         };
         let id1 = episodes
             .iter()
@@ -116,15 +117,20 @@ impl Generator {
         let mut id4 = [HexId([b'0'; 64]); 2];
         for (v, &s) in surnames.iter().enumerate() {
             let (sk, sn) = SURNAMES[s];
+            // As receipts write them; the IDs hash the normalised text (data.md §3), which
+            // keeps one space where the receipt has one.
             let spaced = format!("{sk}\u{3000}{gk}");
             let unspaced = format!("{sk}{gk}");
-            id2[v][0] = self.id(IdKind::Id2, &[&spaced, &bdate, sex_s]);
-            id2[v][1] = self.id(IdKind::Id2, &[&unspaced, &bdate, sex_s]);
-            let kana = format!("{sn} {gn}");
-            id4[v] = self.id(IdKind::Id4, &[&kana, &bdate, sex_s]);
-            clear.id_inputs.push((IdKind::Id2, canonical_id_input(&[&spaced, &bdate, sex_s])));
-            clear.id_inputs.push((IdKind::Id2, canonical_id_input(&[&unspaced, &bdate, sex_s])));
-            clear.id_inputs.push((IdKind::Id4, canonical_id_input(&[&kana, &bdate, sex_s])));
+            let kana = format!("{sn}\u{3000}{gn}");
+            let inputs = [normalise_id_field(&spaced), normalise_id_field(&unspaced), normalise_id_field(&kana)];
+            id2[v][0] = self.id(IdKind::Id2, &[&inputs[0], &bdate, sex_s]);
+            id2[v][1] = self.id(IdKind::Id2, &[&inputs[1], &bdate, sex_s]);
+            id4[v] = self.id(IdKind::Id4, &[&inputs[2], &bdate, sex_s]);
+            clear.id_inputs.push((IdKind::Id2, canonical_id_input(&[&inputs[0], &bdate, sex_s])));
+            clear.id_inputs.push((IdKind::Id2, canonical_id_input(&[&inputs[1], &bdate, sex_s])));
+            clear.id_inputs.push((IdKind::Id4, canonical_id_input(&[&inputs[2], &bdate, sex_s])));
+            clear.text.name[v] = [spaced.clone(), unspaced];
+            clear.text.kana[v] = kana.clone();
             clear.names.push(spaced);
             clear.kana_names.push(kana);
         }
