@@ -89,6 +89,10 @@ enum LedgerCmd {
         /// 記録済みファイルのSHA-256 / a recorded file's SHA-256 (hex)
         #[arg(long)]
         sha256: Option<String>,
+        /// ファイル全体ではなくレコード N（0始まりの行番号）のハッシュを含むエントリを証明 / prove the entry holding
+        /// record N's hash (0-based line number) rather than the file's
+        #[arg(long, value_name = "N", conflicts_with = "index")]
+        record: Option<u64>,
         /// 出力先（省略時は標準出力）/ output file [default: standard output]
         #[arg(long)]
         out: Option<PathBuf>,
@@ -173,6 +177,14 @@ enum ProofCmd {
         /// 証明対象のデータファイル（SHA-256 を照合）/ the data file the proof is for (its SHA-256 is checked)
         #[arg(long)]
         data: Option<PathBuf>,
+        /// レコードの証明：--data のファイルのレコード N（0始まり）のハッシュが記録にあることを確認 / a record's proof:
+        /// check that record N (0-based) of the --data file is the one recorded
+        #[arg(long, value_name = "N", requires = "data", conflicts_with = "record_data")]
+        record: Option<u64>,
+        /// レコードの証明：そのレコードだけを持つ場合（1行のファイル）/ a record's proof for whoever holds only that
+        /// record: a file holding its line
+        #[arg(long, value_name = "FILE", conflicts_with = "data")]
+        record_data: Option<PathBuf>,
         /// 葉ハッシュを直接指定 / the leaf hash, when the proof carries no entry
         #[arg(long)]
         leaf_hash: Option<String>,
@@ -439,11 +451,16 @@ async fn ledger_running(_home: &Home, log: &Log<SqlStore>, cmd: LedgerCmd) -> Re
             let note = log.checkpoint().await?;
             write_out(None, &note)
         }
-        LedgerCmd::Prove { index, file, sha256, out } => {
-            let index = match (index, file, sha256) {
+        LedgerCmd::Prove { index, file, sha256, record, out } => {
+            let sha = match (&file, &sha256) {
+                (Some(f), _) => Some(hex::encode(Sha256::digest(read_file(f)?))),
+                (None, Some(h)) => Some(h.to_ascii_lowercase()),
+                _ => None,
+            };
+            let index = match (index, sha, record) {
                 (Some(i), _, _) => i,
-                (None, Some(f), _) => find(log, &hex::encode(Sha256::digest(read_file(&f)?))).await?,
-                (None, None, Some(h)) => find(log, &h).await?,
+                (None, Some(h), None) => find(log, &h).await?,
+                (None, Some(h), Some(n)) => find_record(log, &h, n).await?,
                 _ => {
                     return Err(CliError::Usage(
                         "--index、--file、--sha256 のどれかを指定してください / give --index, --file or --sha256".into(),
@@ -484,6 +501,34 @@ async fn ledger_running(_home: &Home, log: &Log<SqlStore>, cmd: LedgerCmd) -> Re
         }
         LedgerCmd::Key | LedgerCmd::Verify | LedgerCmd::Show { .. } | LedgerCmd::Repair { .. } | LedgerCmd::Serve { .. } => Ok(()),
     }
+}
+
+/// The entry holding record `n`'s hash of the file recorded with SHA-256 `sha`: one of the
+/// record-hash entries after the file's own.
+async fn find_record(log: &Log<SqlStore>, sha: &str, n: u64) -> Result<u64> {
+    let file = find(log, sha).await?;
+    let records = match Entry::decode(&log.store_read(file).await?)? {
+        Entry::File(f) => f.records,
+        _ => 0,
+    };
+    if n >= records {
+        return Err(CliError::Usage(format!(
+            "レコード {n} はありません（このファイルは {records} レコード）/ no record {n}: the file has {records} records (0-based)"
+        )));
+    }
+    let size = log.size();
+    // Its record entries follow it; the log's other writers may have put entries between.
+    let mut i = file + 1;
+    while i < size {
+        if let Entry::Records(r) = Entry::decode(&log.store_read(i).await?)?
+            && r.file == sha
+            && (r.first..r.first + r.sha256.len() as u64).contains(&n)
+        {
+            return Ok(i);
+        }
+        i += 1;
+    }
+    Err(CliError::Check(format!("レコード {n} のハッシュが台帳にありません / record {n}'s hash is not in the log")))
 }
 
 async fn find(log: &Log<SqlStore>, sha: &str) -> Result<u64> {
@@ -570,7 +615,7 @@ pub fn proof(a: ProofArgs) -> Result<()> {
             println!("一貫性証明は正しい / consistency proof holds: the tree of size {size1} is a prefix of the tree of size {size2}");
             Ok(())
         }
-        ProofCmd::Verify { file, log_key, witness_keys, min_witnesses, data, leaf_hash: leaf_arg } => {
+        ProofCmd::Verify { file, log_key, witness_keys, min_witnesses, data, record, record_data, leaf_hash: leaf_arg } => {
             let p = ProofFile::parse(&read_file(&file)?)?;
             let log_key = VerifierKey::parse(&log_key)?;
             let ws = witness_keys.iter().map(|k| VerifierKey::parse(k)).collect::<std::result::Result<Vec<_>, _>>()?;
@@ -587,6 +632,59 @@ pub fn proof(a: ProofArgs) -> Result<()> {
             // The proof's root must follow from the leaf (already checked inside verify).
             let _ = root_from_inclusion(&leaf, p.index, signed.checkpoint.size, &p.proof)?;
             let entry = p.extra.as_deref().and_then(|e| Entry::decode(e).ok());
+            // A record's proof: the entry lists the record's hash at its place.
+            if record.is_some() || record_data.is_some() {
+                let Some(Entry::Records(r)) = &entry else {
+                    return Err(CliError::Check(
+                        "証明はレコードのハッシュの記録ではありません（kura ledger prove --record N）/ the proof is not of a record-hash entry (kura ledger prove --record N)".into(),
+                    ));
+                };
+                let (n, hash) = match (record, &data, &record_data) {
+                    (Some(n), Some(path), _) => {
+                        let bytes = read_file(path)?;
+                        let sha = hex::encode(Sha256::digest(&bytes));
+                        if sha != r.file {
+                            return Err(CliError::Check(format!(
+                                "{}: SHA-256 {sha} は記録されたファイル {} と違います / is not the recorded file {}",
+                                path.display(),
+                                r.file,
+                                r.file
+                            )));
+                        }
+                        let hashes = kura_ledger::entry::RecordHasher::new(bytes.as_slice());
+                        let mut hashes = hashes;
+                        let _ = std::io::copy(&mut hashes, &mut std::io::sink());
+                        let all = hashes.finish().records;
+                        let h = all
+                            .get(n as usize)
+                            .map(hex::encode)
+                            .ok_or_else(|| CliError::Check(format!("{}: レコード {n} がありません / has no record {n}", path.display())))?;
+                        (n, h)
+                    }
+                    (_, _, Some(path)) => {
+                        let bytes = read_file(path)?;
+                        let line = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+                        let line = line.strip_suffix(b"\r").unwrap_or(line);
+                        let at = r.sha256.iter().position(|h| *h == hex::encode(Sha256::digest(line)));
+                        let Some(at) = at else {
+                            return Err(CliError::Check(format!(
+                                "{}: このレコードのハッシュは証明のエントリにありません / this record's hash is not in the proof's entry",
+                                path.display()
+                            )));
+                        };
+                        (r.first + at as u64, hex::encode(Sha256::digest(line)))
+                    }
+                    _ => return Err(CliError::Usage("--record N には --data FILE が必要です / --record N needs --data FILE".into())),
+                };
+                let recorded = n.checked_sub(r.first).and_then(|k| r.sha256.get(k as usize));
+                if recorded != Some(&hash) {
+                    return Err(CliError::Check(format!(
+                        "レコード {n} のハッシュ {hash} は記録と違います / record {n}'s hash {hash} is not the one recorded"
+                    )));
+                }
+                println!("レコード {n} は記録のとおり / record {n} is as recorded: sha256 {hash}");
+            }
+            let data = if record.is_some() { None } else { data };
             // A released output package (a directory): its manifest is what the entry names,
             // and every file must be the one its manifest lists (issue 17 §3).
             let package = data.as_ref().filter(|p| p.is_dir()).cloned();

@@ -12,6 +12,7 @@ pub mod airlock;
 pub mod bringin;
 pub mod demo;
 pub mod front;
+pub mod intake;
 pub mod ledger;
 pub mod output;
 pub mod policy;
@@ -115,6 +116,9 @@ enum Command {
     Demo(DemoArgs),
     /// 合成データ（レセプト・健診・介護）を生成し暗号化して保存 / generate synthetic claims, checkups and care data, encrypted
     Synth(SynthArgs),
+    /// 受け入れ：UKE ファイルを検査・記録・仮名化してデータセットへ / take in UKE files: scanned, checked,
+    /// recorded in the ledger, pseudonymised, loaded
+    Intake(intake::IntakeArgs),
     /// データカタログ（情報提供一覧表）を表示 / print the data catalogue
     Catalog(CatalogArgs),
     /// 許可された範囲でSQLを実行（読み取り専用）/ run read-only SQL over a grant
@@ -195,6 +199,24 @@ struct SynthArgs {
     /// 書き込みスレッド数（0 = CPU数）/ writer threads (0 = CPUs)
     #[arg(long)]
     threads: Option<usize>,
+    /// 元ファイルの形式で書き出す（uke: レセプト電算ファイル）/ write the source files instead: uke (receipt
+    /// files; cda and care are not written yet)
+    #[arg(long, value_enum, requires = "out")]
+    format: Option<SourceFormat>,
+    /// --format の出力先（空のディレクトリ）/ where --format writes (an empty directory)
+    #[arg(long, value_name = "DIR", requires = "format")]
+    out: Option<std::path::PathBuf>,
+}
+
+/// The source formats `kura synth --format` names (a contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceFormat {
+    /// レセプト電算（UKE）/ UKE receipt files
+    Uke,
+    /// 特定健診 HL7 CDA（未実装）/ checkup CDA archives (not written yet)
+    Cda,
+    /// 介護給付費明細書（未実装）/ care claims (not written yet)
+    Care,
 }
 
 #[derive(Debug, Args)]
@@ -348,6 +370,35 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo(a) => demo::run(cli.home.clone().unwrap_or_else(default_home), a.persons, a.seed, a.fresh),
+        Command::Synth(a) if a.format.is_some() => {
+            let home = open_home_or_init(&cli.home)?;
+            let cfg = synth_config(&home, &a)?;
+            let out = a.out.clone().unwrap_or_default();
+            match a.format {
+                Some(SourceFormat::Uke) => {
+                    let g = kura_synth::Generator::new(cfg.clone(), home.platform_pseudonym_key()?)?;
+                    let pb = persons_bar(cfg.persons, "書き出し writing");
+                    let started = std::time::Instant::now();
+                    let written = kura_synth_dataset::uke::write_uke(&g, &out, &|n| pb.inc(n));
+                    pb.finish_and_clear();
+                    let written = written?;
+                    println!(
+                        "UKE ファイルを書き出しました / wrote UKE files to {}: {} ファイル files, {} 件 receipts, {:.1} MB, {:.1} s",
+                        out.display(),
+                        written.files,
+                        written.receipts,
+                        written.bytes as f64 / 1e6,
+                        started.elapsed().as_secs_f64()
+                    );
+                    Ok(())
+                }
+                _ => Err(CliError::Usage(
+                    "--format cda と care はまだ書き出せません（uke は書けます）/ --format cda and care are not written yet (uke is)"
+                        .into(),
+                )),
+            }
+        }
+        Command::Intake(a) => intake::intake(&open_home_or_init(&cli.home)?, a),
         Command::Synth(a) => {
             let home = open_home(&cli.home)?;
             let cfg = synth_config(&home, &a)?;

@@ -1,0 +1,292 @@
+//! `kura intake FILE…` (issue 18 §2, a contract): institutions' UKE files scanned for malware,
+//! parsed and validated, hashed with each record into the ledger (HX-12), pseudonymised and
+//! loaded as a new generation of the dataset; one result line per file; `--proofs DIR`
+//! writes `NAME.tlog-proof` for each accepted file.
+
+use crate::{CliError, Result};
+use clap::Args;
+use kura_intake::{FileOutcome, Id5Answers, load, read_uke};
+use kura_ledger::entry::{Actor, AuditEvent, ENTRY_VERSION, Entry, RecordHasher, hashed_file_entries};
+use kura_store::Home;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// `kura intake …`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+UKE ファイル（レセプト電算: 医科 RECEIPTC.UKE・DPC RECEIPTD.UKE・調剤）を受け入れます。各ファイルについて:
+ウイルス検査 → 読み取りと検査（レコード・項目・合計・件数）→ ファイルと各レコードの SHA-256 を台帳へ → ハッシュID
+（ID1/ID2/ID4/ID5）を計算（氏名・被保険者番号はメモリ上だけ）→ データセットの新しい世代へ追加。ID5 は同じ場所の
+NAME.ID5.CSV（履歴照会の回答: レセプト番号,番号）から。ディレクトリを指定すると中の *.UKE をすべて受け入れます。
+ファイルごとに1行の結果を表示し、拒否したファイルがあれば 0 以外で終了します。
+
+Takes in UKE receipt files. For each: a malware scan, then parsing and checks (records, fields, totals,
+counts), the SHA-256 of the file and of every record into the ledger, the hashed IDs computed (names and
+insurance numbers exist only in memory), and the rows added to a new generation of the dataset. ID5
+comes from NAME.ID5.CSV beside the file (the 履歴照会's answers: receipt number,insured number). A
+directory means every *.UKE file under it. One result line per file; exits non-zero if any file was
+refused.
+
+例 / example:
+  kura synth --persons 1000 --seed 7 --format uke --out claims/
+  kura intake --proofs proofs/ claims/
+  kura proof verify proofs/RECEIPTC.UKE.tlog-proof --log-key \"$(kura ledger key)\" --data claims/…/RECEIPTC.UKE")]
+pub struct IntakeArgs {
+    /// 提出する医療機関等コード（10桁）：他機関のファイルは拒否 / the submitting institution (10-digit code): files
+    /// billing as another are refused
+    #[arg(long, value_name = "CODE")]
+    institution: Option<String>,
+    /// 受け入れた各ファイルの包含証明 NAME.tlog-proof を書き出すディレクトリ / write NAME.tlog-proof for each
+    /// accepted file into DIR
+    #[arg(long, value_name = "DIR")]
+    proofs: Option<PathBuf>,
+    /// 追加するデータセット / the dataset to add to
+    #[arg(long, default_value = "receipts")]
+    dataset: String,
+    /// 記録する操作者 / the operator recorded [default: $USER]
+    #[arg(long = "as", value_name = "LOGIN")]
+    actor: Option<String>,
+    /// UKE ファイルかディレクトリ / UKE files or directories
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+}
+
+/// Files named, directories expanded to the `*.UKE` files under them (sorted), each with the
+/// name its proof gets: the file's name, or for a directory's files their path below it.
+fn expand(paths: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf)>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found = Vec::new();
+            let mut stack = vec![p.clone()];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).map_err(|e| CliError::Io { path: d.display().to_string(), source: e })? {
+                    let path = e.map_err(|e| CliError::Io { path: d.display().to_string(), source: e })?.path();
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else if path.extension().is_some_and(|x| x.eq_ignore_ascii_case("uke")) {
+                        found.push(path);
+                    }
+                }
+            }
+            found.sort();
+            out.extend(found.into_iter().map(|f| {
+                let rel = f.strip_prefix(p).map(Path::to_path_buf).unwrap_or_else(|_| f.clone());
+                (f, rel)
+            }));
+        } else if p.is_file() {
+            out.push((p.clone(), PathBuf::from(p.file_name().unwrap_or_default())));
+        } else {
+            return Err(CliError::Usage(format!("{}: ファイルもディレクトリもありません / no such file or directory", p.display())));
+        }
+    }
+    if out.is_empty() {
+        return Err(CliError::Usage("UKE ファイルがありません / no UKE file to take in".into()));
+    }
+    let mut names = std::collections::HashSet::new();
+    for (path, name) in &out {
+        if !names.insert(name.clone()) {
+            return Err(CliError::Usage(format!(
+                "{}: 同じ名前 {} のファイルが2つあります（証明のファイル名が重なります）。ディレクトリごと指定してください / two files named {}: their proofs would collide; give their directory instead",
+                path.display(),
+                name.display(),
+                name.display()
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// The ID5 answers beside a file (`NAME.ID5.CSV`); none (every ID5 null) where there is no
+/// such file.
+fn id5_answers(path: &Path) -> std::result::Result<Id5Answers, kura_formats::Problem> {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let p = path.with_file_name(format!("{stem}.ID5.CSV"));
+    match std::fs::read(&p) {
+        Ok(bytes) => {
+            let text = String::from_utf8(bytes).map_err(|_| kura_formats::Problem {
+                file: p.display().to_string(),
+                line: 0,
+                record: None,
+                field: None,
+                message: "ASCII の CSV ではありません / not an ASCII CSV file".into(),
+            })?;
+            Id5Answers::parse(&p.display().to_string(), &text)
+        }
+        Err(_) => Ok(Id5Answers::default()),
+    }
+}
+
+/// What one accepted file left for after the load: its ledger entry and name.
+struct Recorded {
+    name: String,
+    proof_name: PathBuf,
+    index: u64,
+    entry: Vec<u8>,
+}
+
+/// Runs `kura intake …`.
+pub fn intake(home: &Home, a: IntakeArgs) -> Result<()> {
+    let files = expand(&a.files)?;
+    if let Some(code) = a.institution.as_deref().filter(|c| c.len() != 10 || !c.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(CliError::Usage(format!(
+            "--institution {code}: 10桁の医療機関等コード（都道府県2桁・点数表1桁・7桁）を指定してください / give the 10-digit code (prefecture, table, 7 digits)"
+        )));
+    }
+    if let Some(d) = &a.proofs {
+        std::fs::create_dir_all(d).map_err(|e| CliError::Io { path: d.display().to_string(), source: e })?;
+    }
+    let app = crate::app(home)?;
+    let rt = crate::runtime()?;
+    let log = rt.block_on(app.open_log())?;
+    let scanner = kura_scan::Scanner::new(&app.config().scanner);
+    // No scan, no intake: a scanner that is missing or does not answer stops the run before
+    // anything is read (HIC-S1; never a silent pass).
+    rt.block_on(scanner.status()).map_err(|e| CliError::Check(e.to_string()))?;
+    let key = home.platform_pseudonym_key()?;
+    let user = a.actor.clone().unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "operator".into()));
+    let total: u64 = files.iter().map(|(f, _)| std::fs::metadata(f).map_or(0, |m| m.len())).sum();
+    let pb = crate::count_bar(total, "受け入れ taking in", "バイト bytes");
+    let mut refused = 0usize;
+    let mut recorded: Vec<Recorded> = Vec::new();
+    let started = std::time::Instant::now();
+    let (outcomes, loaded) = load(home, &a.dataset, |sink| {
+        let mut outcomes: Vec<(FileOutcome, String)> = Vec::new();
+        let fail = |e: String| kura_intake::IntakeError::Dataset(e);
+        for (path, proof_name) in &files {
+            let name = path.display().to_string();
+            let bytes = std::fs::read(path).map_err(|e| kura_store::StoreError::io(path, e))?;
+            pb.inc(bytes.len() as u64);
+            let sha = hex::encode(Sha256::digest(&bytes));
+            let refuse = |message: String| FileOutcome {
+                name: name.clone(),
+                refused: Some(kura_formats::Problem { file: name.clone(), line: 0, record: None, field: None, message }),
+                ..FileOutcome::default()
+            };
+            let scanned = rt.block_on(scanner.scan(&bytes)).map_err(|e| fail(e.to_string()))?;
+            let outcome = match (&scanned.verdict, id5_answers(path)) {
+                (kura_scan::Verdict::Found { signature }, _) => {
+                    refuse(format!("マルウェアを検出しました（{signature}）/ malware found ({signature})"))
+                }
+                (_, Err(p)) => FileOutcome { name: name.clone(), refused: Some(p), ..FileOutcome::default() },
+                (kura_scan::Verdict::Clean, Ok(id5)) => {
+                    // One read: the parser reads through the hasher, so the records hashed
+                    // are the bytes parsed.
+                    let mut hasher = RecordHasher::new(bytes.as_slice());
+                    let (mut outcome, staged) = read_uke(&name, &mut hasher, &id5, &key, a.institution.as_deref());
+                    if outcome.loaded() {
+                        let _ = std::io::copy(&mut hasher, &mut std::io::sink()); // what the parser left unread
+                        let hashes = hasher.finish();
+                        let actor =
+                            Actor { user: user.clone(), institution: outcome.institution.clone().unwrap_or_default(), cert: String::new() };
+                        let entries = hashed_file_entries(&name, &hashes, &actor, &log.now());
+                        let mut first = None;
+                        for e in &entries {
+                            let encoded = e.encode().map_err(|e| fail(e.to_string()))?;
+                            let i = rt.block_on(log.append(encoded.clone())).map_err(|e| fail(e.to_string()))?;
+                            first.get_or_insert((i, encoded));
+                        }
+                        if let Some((index, entry)) = first {
+                            recorded.push(Recorded { name: name.clone(), proof_name: proof_name.clone(), index, entry });
+                        }
+                        outcome.receipt_ids = sink.add(&staged)?;
+                    }
+                    outcome
+                }
+            };
+            if outcome.refused.is_some() {
+                refused += 1;
+            }
+            outcomes.push((outcome, sha));
+        }
+        Ok(outcomes)
+    })
+    .map_err(|e| CliError::Check(e.to_string()))?;
+    pb.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    let by_name: std::collections::HashMap<&str, u64> = recorded.iter().map(|r| (r.name.as_str(), r.index)).collect();
+    for (o, sha) in &outcomes {
+        match &o.refused {
+            Some(p) => println!("拒否 refused {}: {p}", o.name),
+            None => {
+                println!(
+                    "受理 accepted {}: {} 件 receipts, 差戻し {} 件 rejected, sha256 {sha}, 台帳 entry {}",
+                    o.name,
+                    o.accepted,
+                    o.rejected.len(),
+                    by_name.get(o.name.as_str()).map_or("-".to_string(), u64::to_string)
+                );
+                for r in &o.rejected {
+                    for p in &r.problems {
+                        println!("  差戻し rejected receipt {} (line {}): {p}", r.number, r.line);
+                    }
+                }
+            }
+        }
+    }
+    // Refused files are recorded too (by their hash only): the sender and the operator can
+    // show what arrived and why it was not loaded.
+    rt.block_on(async {
+        for (o, sha) in outcomes.iter().filter(|(o, _)| o.refused.is_some()) {
+            let event = Entry::Audit(AuditEvent {
+                v: ENTRY_VERSION,
+                time: log.now(),
+                actor: Actor { user: user.clone(), institution: a.institution.clone().unwrap_or_default(), cert: String::new() },
+                action: "intake.refused".into(),
+                object: o.name.clone(),
+                object_hash: Some(sha.clone()),
+                outcome: "denied".into(),
+                request: String::new(),
+                detail: None,
+            });
+            log.record(&event).await?;
+        }
+        if let Some(l) = &loaded {
+            let event = Entry::Audit(AuditEvent {
+                v: ENTRY_VERSION,
+                time: log.now(),
+                actor: Actor { user: user.clone(), institution: a.institution.clone().unwrap_or_default(), cert: String::new() },
+                action: "intake.load".into(),
+                object: format!("dataset/{}/{}", l.entry.name, l.entry.generation),
+                object_hash: None,
+                outcome: "ok".into(),
+                request: String::new(),
+                detail: Some(format!("{} files, {} receipts added, {} carried over", recorded.len(), l.added_receipts, l.carried_receipts)),
+            });
+            log.record(&event).await?;
+        }
+        Ok::<(), kura_ledger::LedgerError>(())
+    })?;
+    if let Some(dir) = &a.proofs {
+        rt.block_on(async {
+            for r in &recorded {
+                let proof = log.prove(r.index, Some(r.entry.clone())).await?;
+                let mut out = dir.join(&r.proof_name).into_os_string();
+                out.push(".tlog-proof");
+                let out = PathBuf::from(out);
+                if let Some(parent) = out.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| CliError::Io { path: parent.display().to_string(), source: e })?;
+                }
+                std::fs::write(&out, proof.to_bytes()).map_err(|e| CliError::Io { path: out.display().to_string(), source: e })?;
+            }
+            Ok::<(), CliError>(())
+        })?;
+    }
+    match &loaded {
+        Some(l) => println!(
+            "データセット '{}' 世代 {} / dataset '{}' generation {}: {} 件追加 receipts added, {} 件引き継ぎ carried over, {:.1} MB/s",
+            l.entry.name,
+            l.entry.generation,
+            l.entry.name,
+            l.entry.generation,
+            l.added_receipts,
+            l.carried_receipts,
+            total as f64 / 1e6 / secs.max(1e-9)
+        ),
+        None => println!("追加したレセプトはありません / no receipt was added; the dataset is unchanged"),
+    }
+    if refused > 0 {
+        return Err(CliError::Check(format!("{refused} 件のファイルを拒否しました / {refused} file(s) refused")));
+    }
+    Ok(())
+}
