@@ -3,7 +3,7 @@
 //! 性能測定は出荷用の `kura` に含めない別の実行ファイル。`kura bench …` はこれを呼び出す。
 //! The benchmarks are a program of their own, so that the `kura` binary that ships never
 //! installs packages (the query benchmark installs DuckDB from PyPI) nor exports a dataset's
-//! columns decrypted (the peer engine's copy). `kura bench query|ledger|server|workspace|airlock …` runs this
+//! columns decrypted (the peer engine's copy). `kura bench query|ledger|server|workspace|airlock|intake …` runs this
 //! program when it is installed beside `kura` (`cargo build --release` builds both into
 //! `target/release/`); it can also be run directly as `kura-bench query|ledger|server …`.
 //!
@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod airlock;
+mod intake;
 mod ledger;
 mod query;
 mod report;
@@ -54,6 +55,10 @@ enum What {
     /// との差分比較 / the airlock: checking a table of 10,000 cells over 1,000,000 persons (evidence queries
     /// included) against the plain query, and differencing against 100 earlier releases
     Airlock(airlock::AirlockBenchArgs),
+    /// 受け入れ：10万人1年分の UKE ファイルを検査・記録・仮名化・暗号化して保存する速さを DuckDB の read_csv →
+    /// Parquet と比較 / intake: the UKE files of 100,000 persons for a year parsed, checked, recorded,
+    /// pseudonymised and written encrypted, against DuckDB's read_csv → Parquet of the same bytes
+    Intake(intake::IntakeBenchArgs),
 }
 
 /// The `kura` binary the benchmarks drive (`kura serve` as a child process): the one beside
@@ -80,6 +85,7 @@ fn main() -> ExitCode {
         What::Server(s) => server::server(s),
         What::Workspace(w) => workspace::workspace(w),
         What::Airlock(a) => airlock::airlock(a),
+        What::Intake(i) => intake::intake(i),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

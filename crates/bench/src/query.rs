@@ -330,7 +330,7 @@ fn export_plaintext(home: &Home, entry: &DatasetEntry, dir: &Path, row_group_row
     Ok(bytes)
 }
 
-fn ensure_duckdb() -> Result<()> {
+pub(crate) fn ensure_duckdb() -> Result<()> {
     let ok = || Command::new("python3").args(["-c", "import duckdb"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
     if ok() {
         return Ok(());

@@ -146,6 +146,55 @@ pub fn read_uke<R: BufRead>(name: &str, input: R, id5: &Id5Answers, key: &Pseudo
     (out, staged)
 }
 
+/// Runs `work` on every job on up to `threads` threads and hands each result to `consume` on
+/// the caller's thread **in the jobs' order** (files are recorded and numbered in the order
+/// given, however the parsing is spread). At most `2 × threads` results wait at a time. The
+/// first error of `consume` stops the jobs not yet started and is returned.
+pub fn ordered<J: Sync, T: Send>(
+    jobs: &[J],
+    threads: usize,
+    work: impl Fn(&J) -> T + Sync,
+    mut consume: impl FnMut(T) -> Result<()>,
+) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let threads = threads.clamp(1, jobs.len().max(1));
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, T)>(threads * 2);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (next, stop, work) = (&next, &stop, &work);
+            s.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    if tx.send((i, work(job))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut due = 0usize;
+        let mut result = Ok(());
+        for (i, t) in rx.iter() {
+            waiting.insert(i, t);
+            while let Some(t) = waiting.remove(&due) {
+                due += 1;
+                if result.is_ok() {
+                    result = consume(t);
+                    if result.is_err() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        result
+    })
+}
+
 /// What [`load`] published.
 #[derive(Debug, Clone)]
 pub struct Loaded {

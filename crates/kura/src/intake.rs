@@ -117,6 +117,19 @@ fn id5_answers(path: &Path) -> std::result::Result<Id5Answers, kura_formats::Pro
     }
 }
 
+/// One file read, scanned and parsed (on any thread), waiting for its turn.
+#[derive(Default)]
+struct Parsed {
+    name: String,
+    proof_name: PathBuf,
+    sha: String,
+    bytes: u64,
+    outcome: FileOutcome,
+    staged: kura_intake::Staged,
+    /// The file's and its records' hashes, where it is to be loaded.
+    hashes: Option<kura_ledger::entry::FileHashes>,
+}
+
 /// What one accepted file left for after the load: its ledger entry and name.
 struct Recorded {
     name: String,
@@ -150,55 +163,67 @@ pub fn intake(home: &Home, a: IntakeArgs) -> Result<()> {
     let mut refused = 0usize;
     let mut recorded: Vec<Recorded> = Vec::new();
     let started = std::time::Instant::now();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let (outcomes, loaded) = load(home, &a.dataset, |sink| {
         let mut outcomes: Vec<(FileOutcome, String)> = Vec::new();
         let fail = |e: String| kura_intake::IntakeError::Dataset(e);
-        for (path, proof_name) in &files {
+        // Files are read, scanned and parsed on every core; recorded in the ledger and added
+        // to the dataset in the order given.
+        let work = |(path, proof_name): &(PathBuf, PathBuf)| -> std::result::Result<Parsed, String> {
             let name = path.display().to_string();
-            let bytes = std::fs::read(path).map_err(|e| kura_store::StoreError::io(path, e))?;
-            pb.inc(bytes.len() as u64);
+            let bytes = std::fs::read(path).map_err(|e| format!("{name}: {e}"))?;
             let sha = hex::encode(Sha256::digest(&bytes));
             let refuse = |message: String| FileOutcome {
                 name: name.clone(),
                 refused: Some(kura_formats::Problem { file: name.clone(), line: 0, record: None, field: None, message }),
                 ..FileOutcome::default()
             };
-            let scanned = rt.block_on(scanner.scan(&bytes)).map_err(|e| fail(e.to_string()))?;
-            let outcome = match (&scanned.verdict, id5_answers(path)) {
+            // No scan, no intake: a scanner that stops answering stops the run.
+            let scanned = rt.block_on(scanner.scan(&bytes)).map_err(|e| e.to_string())?;
+            let mut parsed =
+                Parsed { name: name.clone(), proof_name: proof_name.clone(), sha, bytes: bytes.len() as u64, ..Parsed::default() };
+            match (&scanned.verdict, id5_answers(path)) {
                 (kura_scan::Verdict::Found { signature }, _) => {
-                    refuse(format!("マルウェアを検出しました（{signature}）/ malware found ({signature})"))
+                    parsed.outcome = refuse(format!("マルウェアを検出しました（{signature}）/ malware found ({signature})"));
                 }
-                (_, Err(p)) => FileOutcome { name: name.clone(), refused: Some(p), ..FileOutcome::default() },
+                (_, Err(p)) => parsed.outcome = FileOutcome { name: name.clone(), refused: Some(p), ..FileOutcome::default() },
                 (kura_scan::Verdict::Clean, Ok(id5)) => {
                     // One read: the parser reads through the hasher, so the records hashed
                     // are the bytes parsed.
                     let mut hasher = RecordHasher::new(bytes.as_slice());
-                    let (mut outcome, staged) = read_uke(&name, &mut hasher, &id5, &key, a.institution.as_deref());
-                    if outcome.loaded() {
-                        let _ = std::io::copy(&mut hasher, &mut std::io::sink()); // what the parser left unread
-                        let hashes = hasher.finish();
-                        let actor =
-                            Actor { user: user.clone(), institution: outcome.institution.clone().unwrap_or_default(), cert: String::new() };
-                        let entries = hashed_file_entries(&name, &hashes, &actor, &log.now());
-                        let mut first = None;
-                        for e in &entries {
-                            let encoded = e.encode().map_err(|e| fail(e.to_string()))?;
-                            let i = rt.block_on(log.append(encoded.clone())).map_err(|e| fail(e.to_string()))?;
-                            first.get_or_insert((i, encoded));
-                        }
-                        if let Some((index, entry)) = first {
-                            recorded.push(Recorded { name: name.clone(), proof_name: proof_name.clone(), index, entry });
-                        }
-                        outcome.receipt_ids = sink.add(&staged)?;
-                    }
-                    outcome
+                    let (outcome, staged) = read_uke(&name, &mut hasher, &id5, &key, a.institution.as_deref());
+                    let _ = std::io::copy(&mut hasher, &mut std::io::sink()); // what the parser left unread
+                    parsed.hashes = outcome.loaded().then(|| hasher.finish());
+                    parsed.outcome = outcome;
+                    parsed.staged = staged;
                 }
-            };
-            if outcome.refused.is_some() {
+            }
+            Ok(parsed)
+        };
+        kura_intake::ordered(&files, threads, work, |parsed| {
+            let mut parsed = parsed.map_err(fail)?;
+            pb.inc(parsed.bytes);
+            if let Some(hashes) = &parsed.hashes {
+                let o = &parsed.outcome;
+                let actor = Actor { user: user.clone(), institution: o.institution.clone().unwrap_or_default(), cert: String::new() };
+                let entries = hashed_file_entries(&parsed.name, hashes, &actor, &log.now());
+                let mut first = None;
+                for e in &entries {
+                    let encoded = e.encode().map_err(|e| fail(e.to_string()))?;
+                    let i = rt.block_on(log.append(encoded.clone())).map_err(|e| fail(e.to_string()))?;
+                    first.get_or_insert((i, encoded));
+                }
+                if let Some((index, entry)) = first {
+                    recorded.push(Recorded { name: parsed.name.clone(), proof_name: parsed.proof_name.clone(), index, entry });
+                }
+                parsed.outcome.receipt_ids = sink.add(&parsed.staged)?;
+            }
+            if parsed.outcome.refused.is_some() {
                 refused += 1;
             }
-            outcomes.push((outcome, sha));
-        }
+            outcomes.push((parsed.outcome, parsed.sha));
+            Ok(())
+        })?;
         Ok(outcomes)
     })
     .map_err(|e| CliError::Check(e.to_string()))?;

@@ -153,8 +153,8 @@ enum Command {
     Scanner(bringin::ScannerArgs),
     /// 見本データ：申請なしで試せる合成データ / sample datasets: synthetic data to try without an application
     Sample(sample::SampleArgs),
-    /// 性能測定（`kura bench query|ledger|server|workspace|airlock`、同じ場所の kura-bench が実行）/ benchmarks
-    /// (`kura bench query|ledger|server|workspace|airlock`), run by the separate `kura-bench` program beside this one
+    /// 性能測定（`kura bench query|ledger|server|workspace|airlock|intake`、同じ場所の kura-bench が実行）/ benchmarks
+    /// (`kura bench query|ledger|server|workspace|airlock|intake`), run by the separate `kura-bench` program beside this one
     #[command(disable_help_flag = true)]
     Bench {
         /// kura-bench に渡す引数（`kura bench --help` で一覧）/ arguments for kura-bench (`kura bench --help` lists them)
