@@ -88,6 +88,7 @@ pub fn read_uke<R: BufRead>(name: &str, input: R, id5: &Id5Answers, key: &Pseudo
     let mut staged = Staged::default();
     let mut reader = Reader::new(name, input);
     let mut billing: Option<Billing> = None;
+    let mut numbers = std::collections::HashSet::new();
     loop {
         let next = match reader.next_receipt() {
             Ok(n) => n,
@@ -98,6 +99,20 @@ pub fn read_uke<R: BufRead>(name: &str, input: R, id5: &Id5Answers, key: &Pseudo
         };
         if billing.is_none() {
             out.kind = reader.kind();
+            if let Some(k) = reader.kind().filter(|k| !matches!(k, FileKind::Medical | FileKind::Pharmacy)) {
+                out.refused = Some(Problem {
+                    file: name.to_string(),
+                    line: 1,
+                    record: reader.header().last().map(|r| r.id().to_string()),
+                    field: Some((3, "点数表")),
+                    message: format!(
+                        "{} のファイルはまだ受け入れられません（医科・DPC・調剤のみ）/ {} files are not taken in yet: medical, DPC and pharmacy only",
+                        k.name_ja(),
+                        k.name_ja()
+                    ),
+                });
+                return (out, Staged::default());
+            }
             let Some(b) = Billing::from_header(reader.header()) else {
                 out.refused = Some(Problem {
                     file: name.to_string(),
@@ -126,6 +141,11 @@ pub fn read_uke<R: BufRead>(name: &str, input: R, id5: &Id5Answers, key: &Pseudo
         }
         let Some(next) = next else { break };
         let Some(b) = billing.as_ref() else { break };
+        let number = match &next {
+            Ok(r) => r.re().and_then(|re| re.number(1)),
+            Err(rej) => rej.number.parse().ok(),
+        };
+        numbers.extend(number);
         match next {
             Ok(receipt) => {
                 let conv = uke::Converter { file: name, kind: reader.kind().unwrap_or(FileKind::Medical), billing: b, key, id5 };
@@ -142,6 +162,19 @@ pub fn read_uke<R: BufRead>(name: &str, input: R, id5: &Id5Answers, key: &Pseudo
             }
             Err(rejected) => out.rejected.push(rejected),
         }
+    }
+    // An answer for a receipt the file does not have: the answers are another file's.
+    if let Some(n) = id5.numbers().find(|n| !numbers.contains(n)) {
+        out.refused = Some(Problem {
+            file: name.to_string(),
+            line: 0,
+            record: None,
+            field: None,
+            message: format!(
+                "ID5 の回答にこのファイルにないレセプト番号 {n} があります（別のファイルの回答）/ the ID5 answers name receipt {n}, which this file does not have: they answer another file"
+            ),
+        });
+        return (out, Staged::default());
     }
     (out, staged)
 }
@@ -213,16 +246,55 @@ pub struct Sink<'a> {
     seq: u64,
     months: Option<(i32, i32)>,
     added: u64,
+    files: u64,
+    /// SHA-256 of every file the dataset holds, this run's included.
+    loaded: std::collections::HashSet<String>,
+}
+
+/// A file as [`Sink::add`] records it in the dataset.
+#[derive(Debug, Clone)]
+pub struct FileInfo<'a> {
+    /// SHA-256 of the file, hex.
+    pub sha256: &'a str,
+    /// Its name as given.
+    pub name: &'a str,
+    /// Its outcome.
+    pub outcome: &'a FileOutcome,
 }
 
 impl Sink<'_> {
-    /// Writes a file's rows; gives the receipt ids they received (first, last), `None` if the
-    /// file had no receipt to load.
-    pub fn add(&mut self, staged: &Staged) -> Result<Option<(i64, i64)>> {
-        if staged.receipts() == 0 {
-            return Ok(None);
+    /// Whether a file with this SHA-256 is already in the dataset (loaded by an earlier
+    /// generation or earlier in this run).
+    pub fn holds(&self, sha256: &str) -> bool {
+        self.loaded.contains(sha256)
+    }
+
+    /// Writes a file's rows and its record in the dataset's `intake_file` table; gives the
+    /// receipt ids its rows received (first, last), `None` if it had no receipt to load. A
+    /// file the dataset already holds is refused (`IntakeError::Dataset`).
+    pub fn add(&mut self, staged: &Staged, file: &FileInfo<'_>) -> Result<Option<(i64, i64)>> {
+        if !self.loaded.insert(file.sha256.to_string()) {
+            return Err(IntakeError::Dataset(format!(
+                "{}: 同じ内容のファイル（SHA-256 {}）は受け入れ済みです / a file with this content (SHA-256 {}) is already taken in",
+                file.name, file.sha256, file.sha256
+            )));
         }
         let base = self.next_id - 1;
+        let n = staged.receipts() as i64;
+        let ids = (n > 0).then_some((base + 1, base + n));
+        let row = rows::FileRow {
+            sha256: file.sha256.to_string(),
+            name: file.name.to_string(),
+            institution_code: file.outcome.institution.clone().unwrap_or_default(),
+            receipts: n,
+            rejected: file.outcome.rejected.len() as i64,
+            first_receipt_id: ids.map(|i| i.0),
+            last_receipt_id: ids.map(|i| i.1),
+        };
+        if let Some(b) = rows::file_batch(&row)? {
+            self.part.write(rows::INTAKE_FILE.name, self.seq, &b)?;
+        }
+        self.files += 1;
         for (table, batch) in staged.batches(base)? {
             self.part.write(table, self.seq, &batch)?;
         }
@@ -231,10 +303,9 @@ impl Sink<'_> {
             let (lo, hi) = self.months.unwrap_or((r.service_month, r.service_month));
             self.months = Some((lo.min(r.service_month), hi.max(r.service_month)));
         }
-        let n = staged.receipts() as i64;
         self.next_id += n;
         self.added += n as u64;
-        Ok(Some((base + 1, base + n)))
+        Ok(ids)
     }
 }
 
@@ -248,32 +319,48 @@ const TITLE_EN: &str = "Receipts received (UKE files)";
 /// stays as it was. A dataset that holds synthetic data is refused: received files are never
 /// mixed with generated ones.
 pub fn load<T>(home: &Home, dataset: &str, f: impl FnOnce(&mut Sink<'_>) -> Result<T>) -> Result<(T, Option<Loaded>)> {
-    let previous = home.catalog()?.datasets.get(dataset).cloned();
-    if let Some(p) = previous.as_ref().filter(|p| p.synthetic || p.title_en != TITLE_EN) {
-        return Err(IntakeError::Dataset(format!(
+    let refuse = |p: &DatasetEntry| {
+        IntakeError::Dataset(format!(
             "データセット {} は受け入れたレセプトではありません（{}）。別の名前を --dataset で指定してください / dataset {} does not hold received receipts ({}): give another name with --dataset",
             p.name, p.title_ja, p.name, p.title_en
-        )));
+        ))
+    };
+    // A first look, so that a wrong target is refused before any key is made.
+    if let Some(p) = home.catalog()?.datasets.get(dataset).filter(|p| p.synthetic || p.title_en != TITLE_EN) {
+        return Err(refuse(p));
     }
     let opts = WriteOptions::from_home(home, dataset);
     let writer = DatasetWriter::begin(home, &rows::TABLES, &opts)?;
+    // The previous generation as it is now that this writer holds the home's write lock: an
+    // intake that finished meanwhile is carried over, not replaced.
+    let previous = home.catalog()?.datasets.get(dataset).cloned();
+    if let Some(p) = previous.as_ref().filter(|p| p.synthetic || p.title_en != TITLE_EN) {
+        return Err(refuse(p));
+    }
     let mut parts = Vec::new();
-    let mut carried = 0u64;
-    let mut max_id = 0i64;
-    let mut seq = 0u64;
+    let mut carried = Carried::default();
     if let Some(p) = &previous {
         let mut part = writer.part(0)?;
-        (carried, max_id, seq) = carry(home, p, &mut part)?;
+        carried = carry(home, p, &mut part)?;
         parts.push(part.finish()?);
     }
     // Sequence numbers go on after the carried batches': the tables' content MACs follow them.
-    let mut sink = Sink { part: writer.part(1)?, next_id: max_id + 1, seq, months: None, added: 0 };
+    let mut sink = Sink {
+        part: writer.part(1)?,
+        next_id: carried.max_id + 1,
+        seq: carried.batches,
+        months: None,
+        added: 0,
+        files: 0,
+        loaded: carried.files,
+    };
     let value = f(&mut sink)?;
-    let Sink { part, months, added, .. } = sink;
+    let Sink { part, months, added, files, .. } = sink;
     parts.push(part.finish()?);
-    if added == 0 {
+    if files == 0 {
         return Ok((value, None)); // dropping the writer removes the unused generation
     }
+    let carried = carried.receipts;
     let (lo, hi) = months.unwrap_or((0, 0));
     let (lo, hi) = match &previous {
         Some(p) => (lo.min(p.period_from), hi.max(p.period_to)),
@@ -294,9 +381,18 @@ pub fn load<T>(home: &Home, dataset: &str, f: impl FnOnce(&mut Sink<'_>) -> Resu
     Ok((value, Some(Loaded { entry, carried_receipts: carried, added_receipts: added })))
 }
 
-/// Copies every row of the previous generation into `part`, in file order; gives the receipts
-/// carried, the largest receipt id and the number of batches written.
-fn carry(home: &Home, previous: &DatasetEntry, part: &mut PartWriter<'_>) -> Result<(u64, i64, u64)> {
+/// What a new generation took over from the previous one.
+#[derive(Debug, Default)]
+struct Carried {
+    receipts: u64,
+    max_id: i64,
+    batches: u64,
+    /// SHA-256 of every file it holds.
+    files: std::collections::HashSet<String>,
+}
+
+/// Copies every row of the previous generation into `part`, in file order.
+fn carry(home: &Home, previous: &DatasetEntry, part: &mut PartWriter<'_>) -> Result<Carried> {
     let mut spec = EngineSpec::from_home(home, &previous.name, None)?;
     spec.limits.target_partitions = 1;
     spec.limits.max_result_rows = usize::MAX;
@@ -308,6 +404,7 @@ fn carry(home: &Home, previous: &DatasetEntry, part: &mut PartWriter<'_>) -> Res
         .map_err(|e| StoreError::io(std::path::Path::new("tokio runtime"), e))?;
     let engine = QueryEngine::new(spec)?;
     let (mut receipts, mut max_id, mut seq) = (0u64, 0i64, 0u64);
+    let mut files = std::collections::HashSet::new();
     for table in rows::TABLES {
         if previous.table(table.name).is_none_or(|t| t.files.is_empty()) {
             continue;
@@ -334,9 +431,14 @@ fn carry(home: &Home, previous: &DatasetEntry, part: &mut PartWriter<'_>) -> Res
                     max_id = max_id.max(datafusion::arrow::compute::max(ids).unwrap_or(0));
                 }
             }
+            if table.name == rows::INTAKE_FILE.name
+                && let Some(shas) = batch.column(0).as_any().downcast_ref::<datafusion::arrow::array::StringArray>()
+            {
+                files.extend(shas.iter().flatten().map(str::to_string));
+            }
             part.write(table.name, seq, &batch)?;
             seq += 1;
         }
     }
-    Ok((receipts, max_id, seq))
+    Ok(Carried { receipts, max_id, batches: seq, files })
 }

@@ -6,7 +6,7 @@
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use kura_store::schema::ColBuilder;
-use kura_store::{BatchBuilder, TableSpec, tables};
+use kura_store::{BatchBuilder, ColType, ColumnSpec, Sensitivity, TableSpec, tables};
 
 /// RE.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,8 +161,64 @@ pub struct Staged {
     pub pharmacy: Vec<PharmacyRow>,
 }
 
+/// One file taken in: what the dataset itself remembers of it, written in the same generation
+/// as its rows (so a file is never loaded twice, and every receipt's file can be found).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRow {
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// Its name as given.
+    pub name: String,
+    /// The billing institution.
+    pub institution_code: String,
+    /// Receipts loaded from it.
+    pub receipts: i64,
+    /// Receipts rejected in it.
+    pub rejected: i64,
+    /// Its first receipt id (none where nothing loaded).
+    pub first_receipt_id: Option<i64>,
+    /// Its last receipt id.
+    pub last_receipt_id: Option<i64>,
+}
+
+const fn column(name: &'static str, ty: ColType, nullable: bool, title_ja: &'static str, title_en: &'static str) -> ColumnSpec {
+    ColumnSpec { name, ty, nullable, title_ja, title_en, code_system: None, sensitivity: Sensitivity::Internal }
+}
+
+/// 受け入れたファイル: the files taken in, with the receipt ids their rows received.
+pub static INTAKE_FILE: TableSpec = TableSpec {
+    name: "intake_file",
+    title_ja: "受け入れたファイル",
+    title_en: "Files taken in",
+    source_format: "kura intake",
+    columns: &[
+        column("sha256", ColType::Utf8, false, "ファイルのSHA-256", "SHA-256 of the file"),
+        column("name", ColType::Utf8, false, "ファイル名", "File name as given"),
+        column("institution_code", ColType::Utf8, false, "医療機関等コード", "Billing institution"),
+        column("receipts", ColType::I64, false, "受け入れたレセプト数", "Receipts loaded"),
+        column("rejected", ColType::I64, false, "差し戻したレセプト数", "Receipts rejected"),
+        column("first_receipt_id", ColType::I64, true, "最初のレセプトID", "First receipt id"),
+        column("last_receipt_id", ColType::I64, true, "最後のレセプトID", "Last receipt id"),
+    ],
+};
+
 /// The tables intake of UKE files writes.
-pub static TABLES: [&TableSpec; 6] = [&tables::RE, &tables::SY, &tables::SI, &tables::IY, &tables::DPC, &tables::PHARMACY];
+pub static TABLES: [&TableSpec; 7] = [&tables::RE, &tables::SY, &tables::SI, &tables::IY, &tables::DPC, &tables::PHARMACY, &INTAKE_FILE];
+
+const FILE_PUT: &[Put<FileRow>] = &[
+    ("sha256", |r, _, b| b.str(&r.sha256)),
+    ("name", |r, _, b| b.str(&r.name)),
+    ("institution_code", |r, _, b| b.str(&r.institution_code)),
+    ("receipts", |r, _, b| b.i64(r.receipts)),
+    ("rejected", |r, _, b| b.i64(r.rejected)),
+    ("first_receipt_id", |r, _, b| b.opt_i64(r.first_receipt_id)),
+    ("last_receipt_id", |r, _, b| b.opt_i64(r.last_receipt_id)),
+];
+
+/// The batch of one file's row.
+pub fn file_batch(row: &FileRow) -> Result<Option<RecordBatch>, ArrowError> {
+    batch(&INTAKE_FILE, FILE_PUT, std::slice::from_ref(row), 0)
+}
 
 type Put<R> = (&'static str, fn(&R, i64, &mut ColBuilder));
 

@@ -40,6 +40,11 @@ pub struct Id5Answers {
 }
 
 impl Id5Answers {
+    /// The receipt numbers answered.
+    pub fn numbers(&self) -> impl Iterator<Item = u64> + '_ {
+        self.by_receipt.keys().copied()
+    }
+
     /// Reads the answer file; problems name its line.
     pub fn parse(file: &str, text: &str) -> Result<Id5Answers, Problem> {
         let mut by_receipt = HashMap::new();
@@ -108,12 +113,30 @@ impl Converter<'_> {
         if r.field(n).is_empty() { Ok(None) } else { self.date(r, n, name).map(|d| Some(epoch_days(&d))) }
     }
 
+    /// A field of digits only (no sign, no spaces), in `T`'s range.
     fn int<T: std::str::FromStr>(&self, r: &Record, n: usize, name: &'static str) -> Result<T, Problem> {
-        r.field(n).trim().parse::<T>().map_err(|_| problem(self.file, r, n, name, "数値ではありません / not a number in range".into()))
+        let v = r.field(n);
+        if v.is_empty() || v.len() > 12 || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(problem(self.file, r, n, name, "数字のはず（符号・空白なし）/ digits expected (no sign, no spaces)".into()));
+        }
+        v.parse::<T>().map_err(|_| problem(self.file, r, n, name, "数値が大きすぎます / the number is out of range".into()))
     }
 
     fn int_or_zero<T: std::str::FromStr + Default>(&self, r: &Record, n: usize, name: &'static str) -> Result<T, Problem> {
-        if r.field(n).trim().is_empty() { Ok(T::default()) } else { self.int(r, n, name) }
+        if r.field(n).is_empty() { Ok(T::default()) } else { self.int(r, n, name) }
+    }
+
+    /// The next line number of a table of the receipt (at most 32,767 lines of one kind).
+    fn seq(&self, r: &Record, len: usize) -> Result<i16, Problem> {
+        i16::try_from(len + 1).map_err(|_| {
+            problem(
+                self.file,
+                r,
+                0,
+                "",
+                "1枚のレセプトに同じ種類の行が多すぎます（32,767まで）/ too many lines of one kind in a receipt (at most 32,767)".into(),
+            )
+        })
     }
 
     fn decimal(&self, r: &Record, n: usize, name: &'static str) -> Result<f64, Problem> {
@@ -149,6 +172,17 @@ impl Converter<'_> {
         let mut age = sy - i32::from(birth.year);
         if (sm, 1) < (i32::from(birth.month), i32::from(birth.day)) {
             age -= 1;
+        }
+        // A child born during the service month is -1 on its first day.
+        let born_that_month = (sy, sm) == (i32::from(birth.year), i32::from(birth.month));
+        if !((0..=150).contains(&age) || (age == -1 && born_that_month)) {
+            return Err(problem(
+                self.file,
+                re,
+                6,
+                "生年月日",
+                "生年月日が診療年月より後か150年以上前です（値は表示しません）/ the birth date is after the service month or 150 years before it (its value is not shown)".into(),
+            ));
         }
         let kind = if pharmacy {
             "調剤"
@@ -221,7 +255,7 @@ impl Converter<'_> {
                     let modifiers = r.field(4);
                     rows.sy.push(SyRow {
                         receipt_id: id,
-                        seq: rows.sy.len() as i16 + 1,
+                        seq: self.seq(r, rows.sy.len())?,
                         disease_code: r.field(1).to_string(),
                         start_date: epoch_days(&self.date(r, 2, "診療開始日")?),
                         outcome: self.int(r, 3, "転帰区分")?,
@@ -239,7 +273,7 @@ impl Converter<'_> {
                     if r.id() == "SI" {
                         rows.si.push(SiRow {
                             receipt_id: id,
-                            seq: rows.si.len() as i16 + 1,
+                            seq: self.seq(r, rows.si.len())?,
                             practice_class: class.clone(),
                             procedure_code: r.field(3).to_string(),
                             points: self.int_or_zero(r, 5, "点数")?,
@@ -248,7 +282,7 @@ impl Converter<'_> {
                     } else if r.id() == "IY" {
                         rows.iy.push(IyRow {
                             receipt_id: id,
-                            seq: rows.iy.len() as i16 + 1,
+                            seq: self.seq(r, rows.iy.len())?,
                             practice_class: class.clone(),
                             drug_code: r.field(3).to_string(),
                             quantity: self.decimal(r, 4, "使用量")?,
@@ -301,10 +335,10 @@ impl Converter<'_> {
                 }
                 "CZ" => days = self.int_or_zero(r, 5, "調剤数量")?,
                 "IY" => {
-                    drug_points += i64::from(points) * i64::from(days);
+                    drug_points = drug_points.saturating_add(i64::from(points) * i64::from(days));
                     rows.iy.push(IyRow {
                         receipt_id: id,
-                        seq: rows.iy.len() as i16 + 1,
+                        seq: self.seq(r, rows.iy.len())?,
                         practice_class: match form.as_str() {
                             "4" => "31",
                             "5" => "23",
@@ -327,7 +361,9 @@ impl Converter<'_> {
             receipt_id: id,
             prescriber_code: format!("{}{}{}", re.field(9), re.field(10), re.field(11)),
             prescriptions: ho.map_or(Ok(0), |h| self.int(h, 4, "処方箋受付回数"))?,
-            dispensing_points: total - drug_points,
+            dispensing_points: total.checked_sub(drug_points).filter(|d| *d >= 0).ok_or_else(|| {
+                problem(self.file, re, 0, "", "薬剤料が合計点数を超えています / the drug points exceed the receipt's total".into())
+            })?,
             drug_points,
         });
         Ok(())

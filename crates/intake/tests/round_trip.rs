@@ -4,7 +4,7 @@
 //! from its clear identities and once by intake from the files' text.
 
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use kura_intake::{Id5Answers, load, read_uke};
+use kura_intake::{FileInfo, Id5Answers, load, read_uke};
 use kura_query::{EngineSpec, QueryEngine};
 use kura_store::{Home, WriteOptions};
 use kura_synth::{Generator, SynthConfig};
@@ -84,7 +84,10 @@ fn synth_to_uke_to_intake_gives_the_direct_rows() -> Res<()> {
                 let (outcome, staged) = read_uke(&rel.display().to_string(), input, &id5, &key, None);
                 assert!(outcome.refused.is_none(), "{:?}", outcome.refused.map(|p| p.to_string()));
                 assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
-                sink.add(&staged)?;
+                let bytes = std::fs::read(&path).map_err(|e| kura_store::StoreError::io(&path, e))?;
+                let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+                let name = rel.display().to_string();
+                sink.add(&staged, &FileInfo { sha256: &sha256, name: &name, outcome: &outcome })?;
             }
             Ok(())
         })?;

@@ -183,11 +183,21 @@ enum ProofCmd {
         record: Option<u64>,
         /// レコードの証明：そのレコードだけを持つ場合（1行のファイル）/ a record's proof for whoever holds only that
         /// record: a file holding its line
-        #[arg(long, value_name = "FILE", conflicts_with = "data")]
+        #[arg(long, value_name = "FILE", conflicts_with = "data", requires = "salt")]
         record_data: Option<PathBuf>,
+        /// --record-data の記録のソルト（ファイルを持つ送信者が `kura proof salt FILE` で示す）/ the record salt
+        /// for --record-data, which the sender holding the file prints with `kura proof salt FILE`
+        #[arg(long, value_name = "HEX")]
+        salt: Option<String>,
         /// 葉ハッシュを直接指定 / the leaf hash, when the proof carries no entry
         #[arg(long)]
         leaf_hash: Option<String>,
+    },
+    /// ファイルのレコードのソルト（ファイル全体から計算、台帳には記録しない）/ a file's record salt: computed from
+    /// the whole file, never recorded; give it with one record to whoever should check that record alone
+    Salt {
+        /// ファイル / the file
+        file: PathBuf,
     },
     /// RFC 6962 包含証明を検査 / check an RFC 6962 inclusion proof
     CheckInclusion {
@@ -615,7 +625,14 @@ pub fn proof(a: ProofArgs) -> Result<()> {
             println!("一貫性証明は正しい / consistency proof holds: the tree of size {size1} is a prefix of the tree of size {size2}");
             Ok(())
         }
-        ProofCmd::Verify { file, log_key, witness_keys, min_witnesses, data, record, record_data, leaf_hash: leaf_arg } => {
+        ProofCmd::Salt { file } => {
+            let bytes = read_file(&file)?;
+            let mut h = kura_ledger::entry::RecordHasher::new(bytes.as_slice());
+            let _ = std::io::copy(&mut h, &mut std::io::sink());
+            println!("{}", hex::encode(h.finish().salt));
+            Ok(())
+        }
+        ProofCmd::Verify { file, log_key, witness_keys, min_witnesses, data, record, record_data, salt, leaf_hash: leaf_arg } => {
             let p = ProofFile::parse(&read_file(&file)?)?;
             let log_key = VerifierKey::parse(&log_key)?;
             let ws = witness_keys.iter().map(|k| VerifierKey::parse(k)).collect::<std::result::Result<Vec<_>, _>>()?;
@@ -665,14 +682,19 @@ pub fn proof(a: ProofArgs) -> Result<()> {
                         let bytes = read_file(path)?;
                         let line = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
                         let line = line.strip_suffix(b"\r").unwrap_or(line);
-                        let at = r.sha256.iter().position(|h| *h == hex::encode(Sha256::digest(line)));
+                        let salt: [u8; 32] = hex::decode(salt.as_deref().unwrap_or_default())
+                            .ok()
+                            .and_then(|v| v.try_into().ok())
+                            .ok_or_else(|| CliError::Usage("--salt: 64桁の16進数 / 64 hex digits (kura proof salt FILE)".into()))?;
+                        let mine = hex::encode(kura_ledger::entry::record_hash(&salt, line));
+                        let at = r.sha256.iter().position(|h| *h == mine);
                         let Some(at) = at else {
                             return Err(CliError::Check(format!(
                                 "{}: このレコードのハッシュは証明のエントリにありません / this record's hash is not in the proof's entry",
                                 path.display()
                             )));
                         };
-                        (r.first + at as u64, hex::encode(Sha256::digest(line)))
+                        (r.first + at as u64, mine)
                     }
                     _ => return Err(CliError::Usage("--record N には --data FILE が必要です / --record N needs --data FILE".into())),
                 };

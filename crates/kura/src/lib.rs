@@ -402,6 +402,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Synth(a) => {
             let home = open_home(&cli.home)?;
             let cfg = synth_config(&home, &a)?;
+            // Generated data never replaces data that was received (its keys would be shredded).
+            if let Some(d) = home.catalog()?.datasets.get(&a.dataset).filter(|d| !d.synthetic) {
+                return Err(CliError::Usage(format!(
+                    "データセット {} は受け入れた実データです（{}）。合成データは別の名前に --dataset で書いてください / dataset {} holds received data ({}): write synthetic data under another name with --dataset",
+                    d.name, d.title_ja, d.name, d.title_en
+                )));
+            }
             let mut opts = WriteOptions::from_home(&home, &a.dataset);
             if let Some(t) = a.threads.filter(|t| *t > 0) {
                 opts.threads = t;

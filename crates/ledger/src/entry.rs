@@ -181,16 +181,40 @@ pub fn file_entries(name: &str, content: &[u8], actor: &Actor, time: &str) -> Ve
 }
 
 /// A file's hashes as [`RecordHasher`] computed them while it was read.
+///
+/// A record's hash is **salted by the file**: `SHA-256(salt ‖ SHA-256(record))`, the salt being
+/// `SHA-256("kura/record-salt/v1\0" ‖ the whole file)`. Whoever holds the file computes every
+/// record's hash; whoever sees only the log cannot test a guessed record (a receipt's `RE` line
+/// is a name, a birth date and a few guessable numbers) against it. The salt is never recorded:
+/// the sender hands it, with a record, to whoever should check that record alone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileHashes {
     /// Bytes read.
     pub bytes: u64,
     /// SHA-256 of every byte.
     pub sha256: [u8; 32],
-    /// SHA-256 of each record (a line without its `\n` or `\r\n`; a last line without a
-    /// terminator counts).
+    /// The file's record salt.
+    pub salt: [u8; 32],
+    /// Each record's salted hash (a record is a line without its `\n` or `\r\n`; a last line
+    /// without a terminator counts).
     pub records: Vec<[u8; 32]>,
 }
+
+/// The salted hash of one record (its bytes without the line end) of a file whose record salt
+/// is `salt` ([`FileHashes`]).
+pub fn record_hash(salt: &[u8; 32], record: &[u8]) -> [u8; 32] {
+    salted(salt, &Sha256::digest(record).into())
+}
+
+fn salted(salt: &[u8; 32], plain: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(plain);
+    h.finalize().into()
+}
+
+/// The domain prefix of a file's record salt.
+const SALT_PREFIX: &[u8] = b"kura/record-salt/v1\0";
 
 /// The entries of [`file_entries`] from hashes already computed (a file read once, streamed).
 pub fn hashed_file_entries(name: &str, h: &FileHashes, actor: &Actor, time: &str) -> Vec<Entry> {
@@ -223,6 +247,7 @@ pub fn hashed_file_entries(name: &str, h: &FileHashes, actor: &Actor, time: &str
 pub struct RecordHasher<R> {
     inner: R,
     file: Sha256,
+    salt: Sha256,
     line: Sha256,
     /// Bytes of the current line seen (a `\r` held back included).
     line_bytes: u64,
@@ -235,11 +260,14 @@ pub struct RecordHasher<R> {
 impl<R> RecordHasher<R> {
     /// Hashes what is read from `inner`.
     pub fn new(inner: R) -> RecordHasher<R> {
-        RecordHasher { inner, file: Sha256::new(), line: Sha256::new(), line_bytes: 0, held_cr: false, bytes: 0, records: Vec::new() }
+        let mut salt = Sha256::new();
+        salt.update(SALT_PREFIX);
+        RecordHasher { inner, file: Sha256::new(), salt, line: Sha256::new(), line_bytes: 0, held_cr: false, bytes: 0, records: Vec::new() }
     }
 
     fn feed(&mut self, bytes: &[u8]) {
         self.file.update(bytes);
+        self.salt.update(bytes);
         self.bytes += bytes.len() as u64;
         for part in bytes.split_inclusive(|b| *b == b'\n') {
             let (body, ends) = match part.split_last() {
@@ -276,7 +304,9 @@ impl<R> RecordHasher<R> {
         if self.line_bytes > 0 {
             self.end_line();
         }
-        FileHashes { bytes: self.bytes, sha256: self.file.finalize().into(), records: self.records }
+        let salt: [u8; 32] = self.salt.finalize().into();
+        let records = self.records.iter().map(|plain| salted(&salt, plain)).collect();
+        FileHashes { bytes: self.bytes, sha256: self.file.finalize().into(), salt, records }
     }
 }
 
@@ -441,7 +471,8 @@ mod tests {
                 if lines.last().is_some_and(|l| l.is_empty()) {
                     lines.pop();
                 }
-                lines.iter().map(|l| <[u8; 32]>::from(Sha256::digest(l.strip_suffix(b"\r").unwrap_or(l)))).collect::<Vec<_>>()
+                let salt: [u8; 32] = Sha256::digest([SALT_PREFIX, content].concat()).into();
+                lines.iter().map(|l| record_hash(&salt, l.strip_suffix(b"\r").unwrap_or(l))).collect::<Vec<_>>()
             };
             for cap in 1..=4 {
                 let mut h = RecordHasher::new(std::io::BufReader::with_capacity(cap, content));
@@ -479,8 +510,15 @@ mod tests {
         assert_eq!(f.records, 3);
         assert_eq!(f.sha256, hex::encode(Sha256::digest(content)));
         let Entry::Records(r) = &es[1] else { panic!() };
-        assert_eq!(r.sha256[0], hex::encode(Sha256::digest(b"IR,1,13")));
-        assert_eq!(r.sha256[2], hex::encode(Sha256::digest(b"SY,8842")));
+        // Salted by the file: the log does not let a guessed record be tested.
+        let salt: [u8; 32] = Sha256::digest([SALT_PREFIX, &content[..]].concat()).into();
+        assert_eq!(r.sha256[0], hex::encode(record_hash(&salt, b"IR,1,13")));
+        assert_eq!(r.sha256[2], hex::encode(record_hash(&salt, b"SY,8842")));
+        assert_ne!(r.sha256[0], hex::encode(Sha256::digest(b"IR,1,13")));
+        // Another file holding the same record gives it another hash.
+        let other = file_entries("c.uke", b"IR,1,13\r\nRE,2\n", &Actor::default(), "t");
+        let Entry::Records(o) = &other[1] else { panic!() };
+        assert_ne!(o.sha256[0], r.sha256[0]);
         let many: Vec<u8> = (0..1200).flat_map(|i| format!("{i}\n").into_bytes()).collect();
         let es = file_entries("b", &many, &Actor::default(), "t");
         assert_eq!(es.len(), 1 + 3);

@@ -203,7 +203,7 @@ pub type InEvent = crate::OutputEvent;
 /// Malware a scan found, as it is recorded.
 #[derive(Clone, Copy, Debug)]
 pub struct Found<'a> {
-    /// `in` (bring-in) or `out` (take-out).
+    /// `in` (bring-in), `out` (take-out) or `intake` (a provider's file, `kura intake`).
     pub direction: &'a str,
     /// The request (`IN-…` or `OUT-…`).
     pub object: &'a str,
@@ -256,7 +256,7 @@ impl Research {
     /// and a ledger entry. Returns the entry's index.
     pub(crate) async fn record_detection_in(&self, conn: &mut AnyConnection, caller: &Caller, found: &Found<'_>) -> Result<i64> {
         let Found { direction, object, file_name, sha256, engine, signature } = *found;
-        if !matches!(direction, "in" | "out") {
+        if !matches!(direction, "in" | "out" | "intake") {
             return Err(WorkflowError::Internal(format!("scan direction '{direction}'")));
         }
         let detail = format!("{direction} {file_name}: {signature} ({engine})");

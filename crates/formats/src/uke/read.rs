@@ -629,15 +629,24 @@ impl<R: BufRead> Reader<R> {
         let id = raw.fields.first().cloned().unwrap_or_default();
         let kind = self.kind.unwrap_or(FileKind::Medical);
         let Some(layout) = layout::layout(kind, &id) else {
+            // Field 0 is quoted only where it looks like a record type: a line split in the
+            // wrong place may start with a name.
+            let shown = (id.len() == 2 && id.bytes().all(|b| b.is_ascii_uppercase())).then_some(id.as_str());
             let problem = self.problem(
                 raw.line,
-                Some(&id),
+                shown,
                 Some((0, "レコード識別")),
-                format!(
-                    "{} ファイルにないレコード識別 '{id}' です / '{id}' is not a record type of a {} file",
-                    kind.name_ja(),
-                    kind.name_ja()
-                ),
+                match shown {
+                    Some(id) => format!(
+                        "{} ファイルにないレコード識別 '{id}' です / '{id}' is not a record type of a {} file",
+                        kind.name_ja(),
+                        kind.name_ja()
+                    ),
+                    None => format!(
+                        "項目 0 がレコード識別（英大文字2文字）ではありません（値は表示しません）/ field 0 is not a record type (two capital letters); its value is not shown — was a line broken inside a record? ({} file)",
+                        kind.name_ja()
+                    ),
+                },
             );
             let known = (id.len() == 2).then_some(id);
             return Line::Bad { line: raw.line, id: known, fields: raw.fields, problems: vec![problem] };
@@ -703,6 +712,19 @@ impl<R: BufRead> Reader<R> {
         for field in layout.fields {
             let value = fields.get(field.at).map_or("", String::as_str);
             if let Err(why) = check_value(field, value) {
+                // A field that identifies a person is named, never quoted: problems go back to
+                // the sender and into the operator's reports (HX-2).
+                let why = if identifying(field.name) && !value.is_empty() {
+                    format!(
+                        "{} が不正です（{}）。個人を特定する項目のため値は表示しません / {} is not valid ({}); its value is not shown: it identifies a person",
+                        field.name,
+                        expectation_ja(field.kind),
+                        field.name,
+                        expectation_en(field.kind)
+                    )
+                } else {
+                    why
+                };
                 out.push(self.problem(line, Some(layout.id), Some((field.at, field.name)), why));
             }
         }
@@ -903,6 +925,27 @@ fn number_of(s: &str) -> Option<u64> {
 
 fn all_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether a field names or numbers a person (its value never appears in a problem).
+pub fn identifying(name: &str) -> bool {
+    matches!(name, "氏名" | "カタカナ氏名" | "生年月日" | "記号" | "番号" | "公費受給者番号" | "枝番")
+}
+
+fn expectation_ja(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Date => "西暦 YYYYMMDD か和暦 GYYMMDD の実在する日付のはず",
+        Kind::Number(_) | Kind::Digits(_) => "数字のはず",
+        _ => "仕様の形式のはず",
+    }
+}
+
+fn expectation_en(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Date => "a real date, YYYYMMDD or GYYMMDD, expected",
+        Kind::Number(_) | Kind::Digits(_) => "digits expected",
+        _ => "the specification's form expected",
+    }
 }
 
 /// Checks one field's value; the message says what was expected.
