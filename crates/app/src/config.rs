@@ -118,6 +118,8 @@ pub struct KuraConfig {
     pub airlock: kura_workspace::airlock::AirlockConfig,
     /// The malware scanner of the airlock.
     pub scanner: kura_scan::ScannerConfig,
+    /// The exchange between institutions: retention, size.
+    pub exchange: kura_workflows::ExchangeConfig,
 }
 
 impl KuraConfig {
@@ -240,6 +242,13 @@ detections_per_day = 3
 socket = "/run/clamav/clamd.ctl"
 # 1回の検査の制限時間（秒）/ time limit of one scan (seconds)
 timeout_secs = 120
+
+[exchange]
+# 機関間で送ったファイルの保存日数。過ぎると自動で削除し、削除も証跡と台帳に残します。
+# Days a file sent between institutions stays; then it is deleted, and the deletion is in its trail and the ledger.
+retention_days = 30
+# 1ファイルの上限（MiB）/ the largest file, in MiB
+max_mb = 256
 "#;
 
 #[cfg(test)]

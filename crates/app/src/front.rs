@@ -210,6 +210,7 @@ impl App {
             accounts,
             datasets,
             reload_every: Duration::from_secs(c.reload_secs.max(1)),
+            exchanges: Some(self.exchanges(&research)),
             research: Some(research),
             workspaces: Some(workspaces),
             catalogue,

@@ -66,6 +66,11 @@ impl Layout {
         self.root.join("airlock")
     }
 
+    /// The exchange's sealed files (one per transfer, until it is deleted).
+    pub fn exchange(&self) -> PathBuf {
+        self.root.join("exchange")
+    }
+
     /// The certificate authority's directory.
     pub fn ca_dir(&self) -> PathBuf {
         self.root.join("ca")

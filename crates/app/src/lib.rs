@@ -11,6 +11,7 @@
 //! password hashing) is an explicit [`Options`] field the caller sets.
 
 pub mod config;
+pub mod exchange;
 pub mod front;
 pub mod layout;
 pub mod ledger;
@@ -109,6 +110,7 @@ impl App {
     pub fn new(home: Home, options: Options) -> Result<Self> {
         let config = config::KuraConfig::of(&home)?;
         config.research.check().map_err(|e| AppError::Setup(format!("{}: [research] {e}", home.root().join("kura.toml").display())))?;
+        config.exchange.check().map_err(|e| AppError::Setup(format!("{}: [exchange] {e}", home.root().join("kura.toml").display())))?;
         Ok(Self { home, config, options, db: None })
     }
 

@@ -236,6 +236,10 @@ pub enum Purpose {
     /// The airlock key: keys the platform's person and unit keys in the checker's hidden
     /// lineage columns and encrypts those columns and the differencing memory (issue 22 §1, §8).
     Airlock,
+    /// The exchange key and each transfer's data key: a file one institution sends another is
+    /// sealed under a key of its own, wrapped under the exchange key, and the wrapped key is
+    /// destroyed when the file is deleted (HX-7, HX-8).
+    Exchange,
 }
 
 impl Purpose {
@@ -248,6 +252,7 @@ impl Purpose {
             Purpose::CatalogMac => "catalog-mac",
             Purpose::Workspace => "workspace",
             Purpose::Airlock => "airlock",
+            Purpose::Exchange => "exchange",
         }
     }
 }

@@ -151,6 +151,12 @@ const STEPS: &[Step] = &[
         sqlite: include_str!("../migrations/sqlite/0011_public_tables.sql"),
         postgres: include_str!("../migrations/postgres/0011_public_tables.sql"),
     },
+    Step {
+        version: 12,
+        description: "exchange",
+        sqlite: include_str!("../migrations/sqlite/0012_exchange.sql"),
+        postgres: include_str!("../migrations/postgres/0012_exchange.sql"),
+    },
 ];
 
 /// The versions of the embedded migrations, in order.

@@ -11,6 +11,7 @@
 pub mod airlock;
 pub mod bringin;
 pub mod demo;
+pub mod exchange;
 pub mod front;
 pub mod intake;
 pub mod ledger;
@@ -151,6 +152,9 @@ enum Command {
     Bringin(bringin::BringinArgs),
     /// ウイルス検査エンジン（ClamAV）の状態と検出記録 / the malware scanner (ClamAV): state and detections
     Scanner(bringin::ScannerArgs),
+    /// 機関間のファイル送受信：送信・一覧・受信・証跡・閉域グループ / files between institutions: send, list, get,
+    /// trail, closed groups
+    Exchange(exchange::ExchangeArgs),
     /// 見本データ：申請なしで試せる合成データ / sample datasets: synthetic data to try without an application
     Sample(sample::SampleArgs),
     /// 性能測定（`kura bench query|ledger|server|workspace|airlock|intake`、同じ場所の kura-bench が実行）/ benchmarks
@@ -456,6 +460,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Output(a) => airlock::output(&open_home(&cli.home)?, a),
         Command::Policy(a) => policy::policy(a),
         Command::Bringin(a) => bringin::bringin(&open_home(&cli.home)?, a),
+        Command::Exchange(a) => exchange::exchange(&open_home(&cli.home)?, a),
         Command::Scanner(a) => bringin::scanner(&open_home(&cli.home)?, a),
         Command::QueryWorker => std::process::exit(kura_query::worker::serve_stdio()),
         Command::Bench { args } => bench(&args),

@@ -28,6 +28,8 @@ pub struct Portal {
     pub workspaces: Option<kura_workspace::Workspaces>,
     /// What applications may ask for.
     pub catalogue: Arc<kura_workflows::Catalogue>,
+    /// Files between institutions, if this server handles them.
+    pub exchanges: Option<kura_workflows::Exchanges>,
 }
 
 /// A refused sign-in step as the status and message to answer with; wrong secrets count

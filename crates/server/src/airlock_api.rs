@@ -198,7 +198,7 @@ pub(crate) async fn output_file_content(State(portal): State<Portal>, ctx: Signe
 }
 
 /// A file as a download, never shown in the portal's origin.
-fn download(name: &str, content: Vec<u8>) -> axum::response::Response {
+pub(crate) fn download(name: &str, content: Vec<u8>) -> axum::response::Response {
     let ascii: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
     let mut res = content.into_response();
     let h = res.headers_mut();

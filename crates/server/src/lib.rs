@@ -29,6 +29,8 @@ pub mod airlock_api;
 pub mod airlock_pages;
 pub mod api;
 pub mod client;
+pub mod exchange_api;
+pub mod exchange_pages;
 pub mod front;
 pub mod ledger;
 pub mod pages;

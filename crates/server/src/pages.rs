@@ -262,6 +262,9 @@ pub fn home(lang: Lang, s: &Session, operator_listener: bool) -> Response {
             @if matches!(s.role, Role::Researcher | Role::Custodian) {
                 li { a #bringin href="/bringin" { (lang.t("持ち込み依頼", "Bring-in requests")) } }
             }
+            @if s.role == Role::Provider {
+                li { a #exchange href="/exchange" { (lang.t("機関間のファイル送受信", "Files between institutions")) } }
+            }
             li { a href="/account" { (lang.t("アカウント", "Your account")) } }
             @if operator_listener && s.role == Role::Operator {
                 li { a href="/admin/users" { (lang.t("利用者の管理", "Manage users")) } }

@@ -32,6 +32,7 @@ pub fn workflow_status(e: &WorkflowError) -> StatusCode {
         | WorkflowError::ProjectNotPermitted { .. }
         | WorkflowError::OutputNotPermitted { .. }
         | WorkflowError::NotMember { .. }
+        | WorkflowError::ExchangeRefused { .. }
         | WorkflowError::PeriodOver { .. } => StatusCode::FORBIDDEN,
         WorkflowError::WrongState { .. }
         | WorkflowError::ProjectWrongState { .. }

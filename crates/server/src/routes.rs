@@ -27,7 +27,7 @@ use crate::pages;
 use crate::portal::random_hex;
 use crate::web::Peer;
 use crate::web::{Ctx, Lang, Listener, PRE_COOKIE, SIGN_IN_API, Unrendered, WebError, cookie, is_api, set_cookie};
-use crate::{airlock_api, airlock_pages, api, portal, research_api, research_pages};
+use crate::{airlock_api, airlock_pages, api, exchange_api, exchange_pages, portal, research_api, research_pages};
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -87,6 +87,7 @@ const BRINGIN: &[Role] = &[Role::Researcher, Role::Custodian];
 const SCANNER: &[Role] = &[Role::Custodian, Role::Operator];
 const CERTIFICATE: &[Role] = &[Role::Researcher, Role::Custodian, Role::Auditor];
 const PROJECT_STEPS: &[Role] = &[Role::Researcher, Role::Custodian];
+const PROVIDER: &[Role] = &[Role::Provider];
 
 const fn rule(
     method: &'static str,
@@ -154,6 +155,10 @@ pub static ROUTES: &[Rule] = &[
     rule("GET", "/outputs/{id}/files/{n}", Access::Roles(STEPS), true, false, |m| on(m, airlock_api::output_file_content)),
     rule("POST", "/outputs/{id}/tables", Access::Roles(RESEARCHER), true, false, |m| on(m, airlock_pages::output_table)),
     rule("POST", "/outputs/{id}/{step}", Access::Roles(STEPS), true, false, |m| on(m, airlock_pages::output_step)),
+    rule("GET", "/exchange", Access::Roles(PROVIDER), true, false, |m| on(m, exchange_pages::list)),
+    rule("POST", "/exchange", Access::Roles(PROVIDER), true, false, |m| on(m, exchange_pages::send)),
+    rule("GET", "/exchange/{id}", Access::Roles(PROVIDER), true, false, |m| on(m, exchange_pages::show)),
+    rule("POST", "/exchange/{id}/delete", Access::Roles(PROVIDER), true, false, |m| on(m, exchange_pages::delete)),
     rule("GET", "/bringin", Access::Roles(BRINGIN), true, false, |m| on(m, airlock_pages::bringins)),
     rule("GET", "/bringin/{id}", Access::Roles(BRINGIN), true, false, |m| on(m, airlock_pages::bringin)),
     rule("POST", "/bringin/{id}/{step}", Access::Roles(BRINGIN), true, false, |m| on(m, airlock_pages::bringin_step)),
@@ -188,6 +193,11 @@ pub static ROUTES: &[Rule] = &[
     rule("GET", "/api/v1/outputs/{id}/files/{n}", Access::Roles(STEPS), true, false, |m| on(m, airlock_api::output_file_content)),
     rule("GET", "/api/v1/outputs/{id}/package/{name}", Access::Roles(RESEARCHER), true, false, |m| on(m, airlock_api::output_package)),
     rule("POST", "/api/v1/outputs/{id}/{step}", Access::Roles(STEPS), true, false, |m| on(m, airlock_api::output_step)),
+    rule("POST", "/api/v1/exchange", Access::Roles(PROVIDER), true, false, |m| on(m, exchange_api::send)),
+    rule("GET", "/api/v1/exchange", Access::Roles(PROVIDER), true, false, |m| on(m, exchange_api::list)),
+    rule("GET", "/api/v1/exchange/{id}", Access::Roles(PROVIDER), true, false, |m| on(m, exchange_api::show)),
+    rule("GET", "/api/v1/exchange/{id}/content", Access::Roles(PROVIDER), true, false, |m| on(m, exchange_api::content)),
+    rule("POST", "/api/v1/exchange/{id}/delete", Access::Roles(PROVIDER), true, false, |m| on(m, exchange_api::delete)),
     rule("POST", "/api/v1/projects/{id}/bringin", Access::Roles(RESEARCHER), true, false, |m| on(m, airlock_api::bringin_upload)),
     rule("GET", "/api/v1/bringin", Access::Roles(BRINGIN), true, false, |m| on(m, airlock_api::bringins)),
     rule("GET", "/api/v1/bringin/{id}", Access::Roles(BRINGIN), true, false, |m| on(m, airlock_api::bringin)),
@@ -227,6 +237,8 @@ pub fn router(portal: Portal) -> Router {
         };
         r = r.route(rule.path, (rule.handler)(filter));
     }
+    let exchange = portal.exchanges.as_ref().map_or(0, |x| x.config().max_bytes());
+    let largest = usize::try_from(exchange.max(100 << 20)).unwrap_or(usize::MAX).saturating_add(MAX_BODY);
     r.route_layer(axum::middleware::from_fn_with_state(portal.clone(), access))
         .fallback(not_found)
         // A path this listener serves, with a method it does not: refused and counted like any
@@ -235,7 +247,7 @@ pub fn router(portal: Portal) -> Router {
         .layer(axum::middleware::from_fn(security_headers))
         // The access middleware bounds every body it admits (MAX_BODY, or an upload's limit);
         // this only keeps axum's own smaller default from refusing an admitted upload.
-        .layer(axum::extract::DefaultBodyLimit::max((100 << 20) + MAX_BODY))
+        .layer(axum::extract::DefaultBodyLimit::max(largest))
         .with_state(portal)
 }
 
@@ -353,6 +365,10 @@ fn upload_limit(portal: &Portal, method: &Method, path: &str) -> Option<usize> {
     }
     if path.starts_with("/api/v1/outputs/") && path.ends_with("/files") {
         return Some(kura_workspace::airlock::MAX_OUTPUT_BYTES as usize + MAX_BODY);
+    }
+    if path == "/api/v1/exchange" || path == "/exchange" {
+        let max = portal.exchanges.as_ref()?.config().max_bytes();
+        return Some(usize::try_from(max).unwrap_or(usize::MAX).saturating_add(MAX_BODY));
     }
     if (path.starts_with("/api/v1/projects/") || path.starts_with("/projects/")) && path.ends_with("/bringin") {
         let max = portal.workspaces.as_ref()?.policy().policy.limits.bringin_max_bytes;
@@ -645,6 +661,17 @@ fn summary(method: &str, path: &str) -> &'static str {
         ("GET", "/api/v1/bringin/{id}/content") => "承認済みの持込みファイル（メンバー）/ an approved bring-in file (members)",
         ("POST", "/api/v1/bringin/{id}/{step}") => "持込みの承認・却下（データ管理者）、取り下げ / review (a custodian) or withdraw",
         ("GET", "/api/v1/scanner") => "ウイルス検査エンジンの状態と検出記録 / the malware scanner: state and detections",
+        ("POST", "/api/v1/exchange") => {
+            "機関へファイルを送る（本文がファイル、?name=、?to=機関コード または ?group=、ウイルス検査）/ send a file to an institution: the body is the file, ?name=, ?to=CODE or ?group=G, scanned"
+        }
+        ("GET", "/api/v1/exchange") => "自機関が送受信したファイル / the files your institution sent or received",
+        ("GET", "/api/v1/exchange/{id}") => {
+            "送受信ファイルと証跡（送信側・受信側で同じ）/ a transfer and its trail (the same for sender and receivers)"
+        }
+        ("GET", "/api/v1/exchange/{id}/content") => "ファイルの受信（証跡に残る）/ download the file (recorded in its trail)",
+        ("POST", "/api/v1/exchange/{id}/delete") => {
+            "保存期間前の削除（送信した機関）/ delete before the retention period ends (the sender)"
+        }
         ("GET", "/api/v1/samples") => "見本データの一覧（申請なしで試せる合成データ）/ sample datasets, to try without an application",
         ("POST", "/api/v1/samples/{dataset}/sql") => "見本データに SQL（研究者）/ SQL on a sample dataset (researchers)",
         ("POST", "/api/v1/samples/{dataset}/{action}") => {

@@ -41,6 +41,8 @@ pub struct Settings {
     pub workspaces: Option<kura_workspace::Workspaces>,
     /// What applications may ask for (the data catalogue's columns).
     pub catalogue: kura_workflows::Catalogue,
+    /// Files between institutions, if this server handles them.
+    pub exchanges: Option<kura_workflows::Exchanges>,
 }
 
 /// How long a workspace's worker may stay idle before the server stops it.
@@ -156,6 +158,7 @@ pub async fn start(s: Settings) -> Result<Running, ServerError> {
             research: s.research.clone(),
             workspaces: s.workspaces.clone(),
             catalogue: catalogue.clone(),
+            exchanges: s.exchanges.clone(),
         };
         let mut stopped = stopped.clone();
         let shutdown = async move {

@@ -203,7 +203,8 @@ pub type InEvent = crate::OutputEvent;
 /// Malware a scan found, as it is recorded.
 #[derive(Clone, Copy, Debug)]
 pub struct Found<'a> {
-    /// `in` (bring-in), `out` (take-out) or `intake` (a provider's file, `kura intake`).
+    /// `in` (bring-in), `out` (take-out), `intake` (a provider's file, `kura intake`) or
+    /// `exchange` (a file one institution sends another).
     pub direction: &'a str,
     /// The request (`IN-…` or `OUT-…`).
     pub object: &'a str,
@@ -256,7 +257,7 @@ impl Research {
     /// and a ledger entry. Returns the entry's index.
     pub(crate) async fn record_detection_in(&self, conn: &mut AnyConnection, caller: &Caller, found: &Found<'_>) -> Result<i64> {
         let Found { direction, object, file_name, sha256, engine, signature } = *found;
-        if !matches!(direction, "in" | "out" | "intake") {
+        if !matches!(direction, "in" | "out" | "intake" | "exchange") {
             return Err(WorkflowError::Internal(format!("scan direction '{direction}'")));
         }
         let detail = format!("{direction} {file_name}: {signature} ({engine})");

@@ -26,6 +26,7 @@
 pub mod bringin;
 pub mod clock;
 pub mod config;
+pub mod exchange;
 pub mod output_state;
 mod outputs;
 mod research;
@@ -33,6 +34,7 @@ pub mod state;
 
 pub use bringin::{Bringin, Bringins, Detection, Found, InEvent, InState, InStep, NewBringin, check_upload};
 pub use config::ResearchConfig;
+pub use exchange::{ExchangeConfig, Exchanges, FileStore, Group, NewTransfer, Recipient, TrailEvent, Transfer, XState, XStep, utc};
 pub use output_state::{OutParty, OutState, OutStep};
 pub use outputs::{
     ConfirmLine, NewOutputFile, OutputEvent, OutputFile, OutputRequest, OutputSummary, Outputs, ReleaseGate, ReviewDecision, ReviewLine,
@@ -165,6 +167,17 @@ pub enum WorkflowError {
         /// The same in English, with what to do.
         why_en: String,
     },
+    /// An exchange step was refused: the wrong role, the wrong institution, a deleted file
+    /// (HTTP 403; a transfer the caller may not see is [`WorkflowError::NotFound`]).
+    #[error("送信ファイル {id}: {why_ja} / transfer {id}: {why_en}")]
+    ExchangeRefused {
+        /// The transfer (`-` before one exists).
+        id: String,
+        /// Why, in Japanese.
+        why_ja: String,
+        /// The same in English, with what to do.
+        why_en: String,
+    },
     /// The caller is not a member of the project whose workspace they asked for (HTTP 403).
     #[error(
         "プロジェクト {id} のメンバーではありません。作業環境はメンバーだけが使えます / you are not a member of project {id}: only its members may use its workspace"
@@ -242,6 +255,7 @@ impl WorkflowError {
                 | WorkflowError::OutputNotPermitted { .. }
                 | WorkflowError::ReleaseBlocked { .. }
                 | WorkflowError::BringinRefused { .. }
+                | WorkflowError::ExchangeRefused { .. }
                 | WorkflowError::NotMember { .. }
                 | WorkflowError::Ended { .. }
                 | WorkflowError::PeriodOver { .. }

@@ -454,6 +454,10 @@ impl Research {
         &self.inner.config
     }
 
+    pub(crate) fn accounts(&self) -> &kura_accounts::Accounts {
+        &self.inner.accounts
+    }
+
     pub(crate) fn db(&self) -> &Db {
         self.inner.accounts.db()
     }

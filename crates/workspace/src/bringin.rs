@@ -252,6 +252,45 @@ impl Workspaces {
         Ok(research.attach(caller, id, name, content).await?)
     }
 
+    /// `caller`'s institution sends `content` to another institution or a closed group
+    /// through `exchanges` (issue 18 §3; HX-7): its name, note and size checked first, then
+    /// scanned like every file that comes in (HIC-S1) — malware is refused and recorded
+    /// ([`WorkspaceError::Malware`]), a scanner that cannot scan refuses the sending — then
+    /// sealed and recorded.
+    pub async fn exchange_send(
+        &self,
+        exchanges: &kura_workflows::Exchanges,
+        caller: &Caller,
+        file: &kura_workflows::NewTransfer,
+        content: &[u8],
+    ) -> Result<kura_workflows::Transfer> {
+        // Everything but the bytes is checked first: nobody else makes scans, and nothing is
+        // scanned that would be refused anyway.
+        let name = exchanges.prepare(caller, file, content.len() as u64).await?;
+        let sha = sha256_hex(content);
+        self.check_not_blocked(caller, "exchange", "exchange.send", &sha).await?;
+        let scanned = match self.inner.scanner.scan(content).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.inner.research.record_workspace(caller, "exchange", "exchange.send", &sha, "refused", &e.to_string()).await?;
+                return Err(e.into());
+            }
+        };
+        if let kura_scan::Verdict::Found { signature } = scanned.verdict {
+            let found = Found {
+                direction: "exchange",
+                object: "exchange",
+                file_name: &name,
+                sha256: &sha,
+                engine: &scanned.engine.version,
+                signature: &signature,
+            };
+            self.inner.research.record_detection(caller, &found).await?;
+            return Err(WorkspaceError::Malware { file: name, signature });
+        }
+        Ok(exchanges.send(caller, file, content).await?)
+    }
+
     /// `caller`, an active member of `project`, brings in `content` as `file_name` (the
     /// contract's `kura bringin upload`). Returns the request, waiting for a custodian; malware
     /// gives [`WorkspaceError::Malware`] after the detection is recorded; a scanner that cannot
