@@ -135,11 +135,44 @@ async fn only_sender_and_receiver_see_a_transfer_over_the_api() {
         let (status, body) = p1.call("POST", "/api/v1/exchange?name=x.csv&to=1310000001", Some((eicar, "text/csv"))).await;
         assert!(status == 422 && body.contains(clamd::EICAR_SIGNATURE), "{status} {body}");
         let list = p1.json("GET", "/api/v1/exchange").await;
-        assert_eq!(list["transfers"].as_array().unwrap().len(), 1);
+        assert_eq!(list["transfers"].as_array().unwrap().len(), 1, "the malware was not stored");
 
         // Both `to` and `group`, or neither: refused with what to do.
         let (status, body) = p1.call("POST", "/api/v1/exchange?name=y.csv", Some(("a\n".into(), "text/csv"))).await;
         assert!(status == 422 && body.contains("either the receiving institution"), "{status} {body}");
+
+        // The portal: the send form (the token inside the multipart body) leads to the
+        // transfer's page; the receiver's page shows the same trail; a third institution's
+        // request is a 404 page; the list page shows the form and the transfer.
+        let boundary = "kura-test-boundary";
+        let form = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"page.csv\"\r\nContent-Type: text/csv\r\n\r\na,b\n1,2\n\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"to\"\r\n\r\n1310000001\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nportal\r\n--{boundary}--\r\n",
+            p1.csrf
+        );
+        let ctype = format!("multipart/form-data; boundary={boundary}");
+        let r = p1.c.request("POST", "/exchange", Some((form, &ctype)), &[]).await.unwrap();
+        assert_eq!(r.status, 303, "{}", r.body);
+        let page = r.headers["location"].to_str().unwrap().to_string();
+        assert!(page.starts_with("/exchange/XF-"), "{page}");
+        let pid = page.trim_start_matches("/exchange/").to_string();
+        let seen = p2.c.get(&page).await.unwrap();
+        assert_eq!(seen.status, 200);
+        assert!(
+            seen.body.contains("x-trail")
+                && seen.body.contains("page.csv")
+                && seen.body.contains(&format!("/api/v1/exchange/{pid}/content")),
+            "{}",
+            seen.body
+        );
+        assert!(!seen.body.contains("/delete"), "only the sender is offered the deletion");
+        assert!(p1.c.get(&page).await.unwrap().body.contains(&format!("/exchange/{pid}/delete")));
+        assert_eq!(p3.c.get(&page).await.unwrap().status, 404);
+        let listing = p2.c.get("/exchange").await.unwrap();
+        assert!(listing.status == 200 && listing.body.contains("exchange-send") && listing.body.contains(&pid), "{}", listing.body);
+        assert_eq!(researcher.c.get("/exchange").await.unwrap().status, 403);
 
         // Only the sender deletes; then the receiver cannot download it.
         let (status, _) = p2.call("POST", &format!("/api/v1/exchange/{id}/delete"), None).await;

@@ -851,9 +851,9 @@ impl Exchanges {
         Ok(removed)
     }
 
-    /// An operator (at the console) defines or replaces closed group `name` (NET-4) with its
-    /// member institutions; recorded in the ledger. Transfers already sent keep their
-    /// receivers.
+    /// Defines or replaces closed group `name` (NET-4) with its member institutions; recorded
+    /// in the ledger. For the home's owner at the console (`kura exchange group set`): no route
+    /// of the server calls it. Transfers already sent keep their receivers.
     pub async fn set_group(&self, caller: &Caller, name: &str, title: &str, members: &[String]) -> Result<Group> {
         check_group_name(name)?;
         let title = text("title", title, MAX_NOTE, false)?;
