@@ -247,8 +247,9 @@ timeout_secs = 120
 # 機関間で送ったファイルの保存日数。過ぎると自動で削除し、削除も証跡と台帳に残します。
 # Days a file sent between institutions stays; then it is deleted, and the deletion is in its trail and the ledger.
 retention_days = 30
-# 1ファイルの上限（MiB）/ the largest file, in MiB
-max_mb = 256
+# 1ファイルの上限（MiB）。clamd.conf の StreamMaxLength 以下にしてください（既定は 100M）。
+# The largest file, in MiB; keep it at or below clamd.conf's StreamMaxLength (100M by default).
+max_mb = 64
 "#;
 
 #[cfg(test)]

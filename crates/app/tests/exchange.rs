@@ -95,6 +95,20 @@ async fn retention_deletes_the_file_and_its_key_and_the_trail_says_so() {
         }
         other => panic!("{other:?}"),
     }
+    // The send's entry: the actor as the transfer's pseudonyms, never the account or the
+    // institution (the public log does not tell who sent or received).
+    let first = research.log().store_read(u64::try_from(ea[0].ledger_index).unwrap()).await.unwrap();
+    match Entry::decode(&first).unwrap() {
+        Entry::Audit(a) => {
+            use kura_workflows::exchange::actor_pseudonym;
+            assert_eq!(a.action, "exchange.send");
+            assert_eq!(a.actor.user, actor_pseudonym(&t1.salt, "ha"));
+            assert_eq!(a.actor.institution, actor_pseudonym(&t1.salt, "1310000001"));
+            let text = String::from_utf8_lossy(&first);
+            assert!(!text.contains("\"ha\"") && !text.contains("1310000001") && !text.contains("1310000002"), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
     // Running it again deletes nothing twice.
     assert!(x.expire().await.unwrap().is_empty());
 }

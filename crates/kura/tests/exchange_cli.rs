@@ -161,7 +161,7 @@ fn bad_sends_are_refused_with_what_to_do() {
     assert!(e.contains("not a regular file"), "{e}");
     // Above [exchange] max_mb.
     let cfg = home.join("kura.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace("max_mb = 256", "max_mb = 1");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("max_mb = 64", "max_mb = 1");
     std::fs::write(&cfg, text).unwrap();
     let big = dir.path().join("big.csv");
     std::fs::write(&big, vec![b'x'; (1 << 20) + 1]).unwrap();

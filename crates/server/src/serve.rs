@@ -192,6 +192,7 @@ pub async fn start(s: Settings) -> Result<Running, ServerError> {
     // nodes) take effect without a restart, within one interval; open connections check
     // themselves again when either changed. Refusal summaries are written as windows close.
     let (accounts, every, reload_door) = (s.accounts.clone(), s.reload_every, door.clone());
+    let exchanges = s.exchanges.clone();
     let mut stopped2 = stopped.clone();
     tasks.push(tokio::spawn(async move {
         loop {
@@ -223,6 +224,15 @@ pub async fn start(s: Settings) -> Result<Running, ServerError> {
             }
             if let Err(e) = accounts.flush_refusals(false).await {
                 tracing::error!("recording refusal summaries: {e}");
+            }
+            // Files between institutions past their retention period are deleted on time even
+            // when nobody uses the exchange (HX-8).
+            if let Some(x) = &exchanges {
+                match x.expire().await {
+                    Ok(gone) if !gone.is_empty() => tracing::info!("exchange: {} files deleted after their retention period", gone.len()),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!("exchange retention: {e}"),
+                }
             }
         }
     }));

@@ -260,8 +260,14 @@ impl Research {
         if !matches!(direction, "in" | "out" | "intake" | "exchange") {
             return Err(WorkflowError::Internal(format!("scan direction '{direction}'")));
         }
-        let detail = format!("{direction} {file_name}: {signature} ({engine})");
-        let idx = self.append_entry(conn, caller, "scan.detected".into(), object, Some(sha256.into()), "refused", &detail).await?;
+        // A file between institutions is named in the operators' row only: the public ledger
+        // carries neither its name nor its plain hash (README, "Exchange").
+        let (detail, hash) = if direction == "exchange" {
+            (format!("{direction}: {signature} ({engine})"), None)
+        } else {
+            (format!("{direction} {file_name}: {signature} ({engine})"), Some(sha256.into()))
+        };
+        let idx = self.append_entry(conn, caller, "scan.detected".into(), object, hash, "refused", &detail).await?;
         let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM scan_detections").fetch_one(&mut *conn).await?;
         sqlx::query(
             "INSERT INTO scan_detections (seq, at, direction, object, file_name, sha256, engine, signature, actor, ledger_idx) \

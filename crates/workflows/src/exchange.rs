@@ -65,7 +65,7 @@ impl ExchangeConfig {
 
 impl Default for ExchangeConfig {
     fn default() -> Self {
-        ExchangeConfig { retention_days: 30, max_mb: 256 }
+        ExchangeConfig { retention_days: 30, max_mb: 64 }
     }
 }
 
@@ -303,6 +303,19 @@ pub fn salted_digest(salt: &str, sha256: &str) -> String {
     hex::encode(h.finalize())
 }
 
+/// The pseudonym of `name` (an account or an institution) in a transfer's ledger entries:
+/// `x-` and the first 16 hex digits of SHA-256 of the transfer's salt and the name.
+pub fn actor_pseudonym(salt: &str, name: &str) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"kura/exchange-actor/v1\0");
+    h.update(salt.as_bytes());
+    h.update(b"\0");
+    h.update(name.as_bytes());
+    let d = hex::encode(h.finalize());
+    format!("x-{}", d.get(..16).unwrap_or(&d))
+}
+
 /// A transfer's identifier and what its ledger entries' digest is made of.
 struct Keyed<'a> {
     id: &'a str,
@@ -507,7 +520,7 @@ impl Exchanges {
         };
         match checked {
             Ok(r) => r.map(|_| name),
-            Err(e) if e.is_refusal() => Err(self.refusal(caller, "exchange.send", "-", e).await),
+            Err(e) if e.is_refusal() => Err(self.refusal(caller, "exchange.send", e).await),
             Err(e) => Err(e),
         }
     }
@@ -576,15 +589,18 @@ impl Exchanges {
                 .await?;
         }
         let t = Keyed { id: s.id, sha256: s.sha256, salt: s.salt };
-        self.record(&mut tx, &caller, &own, &t, XStep::Send, &format!("to {} institution(s)", receivers.len())).await?;
+        self.record(&mut tx, &caller, &own, &t, XStep::Send, "").await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Appends a step to a transfer's trail with its ledger entry. The entry names the
     /// transfer and carries its **salted** content digest (SHA-256 of the salt and the file's
-    /// SHA-256): the public log lets nobody test a guess of a file's content, while sender and
-    /// receivers, who see the salt, can check it. Receivers, name and size stay out of it.
+    /// SHA-256) and its actor as **salted pseudonyms** of the account and the institution
+    /// ([`actor_pseudonym`]): the public log lets nobody test a guess of a file's content nor
+    /// tell who sent or received it, while sender and receivers, who see the salt, can check
+    /// each. Receivers, name and size stay out of it; the trail in the store of record holds
+    /// the real names.
     async fn record(
         &self,
         conn: &mut AnyConnection,
@@ -594,9 +610,16 @@ impl Exchanges {
         step: XStep,
         detail: &str,
     ) -> Result<i64> {
+        let mut masked = caller.clone();
+        masked.who.actor = Actor {
+            user: actor_pseudonym(t.salt, caller.login()),
+            institution: if institution.is_empty() { String::new() } else { actor_pseudonym(t.salt, institution) },
+            cert: String::new(),
+        };
+        masked.who.request = String::new();
         let idx = self
             .research
-            .append_entry(conn, caller, format!("exchange.{}", step.as_str()), t.id, Some(salted_digest(t.salt, t.sha256)), "ok", detail)
+            .append_entry(conn, &masked, format!("exchange.{}", step.as_str()), t.id, Some(salted_digest(t.salt, t.sha256)), "ok", detail)
             .await?;
         let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM exchange_events WHERE transfer_id = $1")
             .bind(t.id)
@@ -617,10 +640,13 @@ impl Exchanges {
         Ok(idx)
     }
 
-    /// Records a refusal (rate-limited, as every refusal) and gives back the error.
-    async fn refusal(&self, caller: &Caller, action: &str, object: &str, e: WorkflowError) -> WorkflowError {
-        let note = proxy_note(caller, &e.to_string());
-        match self.research.accounts().record_refusal(&caller.who, action, &shown(object), &note).await {
+    /// Records a refusal (rate-limited, as every refusal) and gives back the error. The entry
+    /// names the action only — one fixed object, no identifier the caller typed, no reason —
+    /// so that the log neither tells a party's refusal from a stranger's nor lets anyone fill
+    /// it with identifiers of their choosing.
+    async fn refusal(&self, caller: &Caller, action: &str, e: WorkflowError) -> WorkflowError {
+        let note = proxy_note(caller, "refused");
+        match self.research.accounts().record_refusal(&caller.who, action, "exchange", &note).await {
             Ok(()) => e,
             Err(le) => le.into(),
         }
@@ -654,7 +680,7 @@ impl Exchanges {
         let got = got.and_then(|(c, own, t)| allowed(&own, &t).map(|()| (c, own, t)));
         match got {
             Ok(x) => Ok(x),
-            Err(e) if e.is_refusal() => Err(self.refusal(caller, action, id, e).await),
+            Err(e) if e.is_refusal() => Err(self.refusal(caller, action, e).await),
             Err(e) => Err(e),
         }
     }
@@ -768,10 +794,10 @@ impl Exchanges {
         load(&mut conn, &t.id).await?.ok_or_else(|| not_found(&t.id))
     }
 
-    /// Marks `t` deleted, destroys its wrapped key and clears its note, inside the step's
+    /// Marks `t` deleted, destroys its wrapped key and clears its name and note, inside the step's
     /// transaction; the sealed bytes are removed once it committed ([`Exchanges::remove_file`]).
     async fn shred(&self, conn: &mut AnyConnection, t: &Transfer) -> Result<()> {
-        sqlx::query("UPDATE exchange_transfers SET state = $1, wrapped_key = NULL, note = '', deleted_at = $2 WHERE id = $3")
+        sqlx::query("UPDATE exchange_transfers SET state = $1, wrapped_key = NULL, name = '', note = '', deleted_at = $2 WHERE id = $3")
             .bind(XState::Deleted.as_str())
             .bind(self.research.now())
             .bind(&t.id)
@@ -871,7 +897,11 @@ impl Exchanges {
             if !institution_exists(&mut tx, m).await? {
                 return Err(WorkflowError::Invalid {
                     field: "member",
-                    detail: format!("医療機関等 '{m}' は登録されていません / no institution '{m}' is registered (kura institution add)"),
+                    detail: format!(
+                        "医療機関等 '{}' は登録されていません / no institution '{}' is registered (add a user of it: kura user add --institution CODE …)",
+                        shown(m),
+                        shown(m)
+                    ),
                 });
             }
         }

@@ -1012,7 +1012,7 @@ impl Research {
             actor: caller.who.actor.clone(),
             action: action.into(),
             object: id.into(),
-            object_hash: Some(object_hash.into()),
+            object_hash: (!object_hash.is_empty()).then(|| object_hash.into()),
             outcome: outcome.into(),
             request: caller.who.request.clone(),
             detail: Some(proxy_note(caller, detail)),
