@@ -239,8 +239,20 @@ impl Db {
             .collect();
         let mut migrator = Migrator::with_migrations(migrations);
         migrator.dangerous_set_table_name("kura_migrations");
-        migrator.run(&self.pool).await?;
-        Ok(())
+        // On PostgreSQL the migrator takes an advisory lock: one process migrates at a time.
+        // SQLite has no such lock: a second process starting on a brand-new home at the same
+        // moment can find a step it had not seen applied committed by the first ("table …
+        // already exists"). Each such failure means the other process made progress, so the
+        // run is tried again, at most once per step (a step that is wrong fails every time).
+        let attempts = if self.backend == Backend::Sqlite { STEPS.len() + 1 } else { 1 };
+        let mut attempt = 1;
+        loop {
+            match migrator.run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(_) if attempt < attempts => attempt += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// The backend in use.
@@ -351,6 +363,23 @@ pub mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two processes opening a brand-new SQLite home at the same moment both end up with
+    /// every step applied once (the second waits for the first instead of failing with
+    /// "table … already exists").
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_first_migrations_both_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..8 {
+            let path = dir.path().join(format!("state-{i}.db"));
+            let url = format!("sqlite://{}", path.display());
+            let (a, b) = (Db::connect(&url).await.unwrap(), Db::connect(&url).await.unwrap());
+            let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+            assert!(ra.is_ok() && rb.is_ok(), "round {i}: {ra:?} {rb:?}");
+            let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM kura_migrations").fetch_one(a.pool()).await.unwrap();
+            assert_eq!(applied, STEPS.len() as i64);
+        }
+    }
 
     #[test]
     fn redact_hides_password() {
