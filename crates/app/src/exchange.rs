@@ -32,8 +32,11 @@ impl SealedFiles {
 
     /// The sealed file of transfer `id`; an identifier of any other form names no file.
     fn path(&self, id: &str) -> std::result::Result<PathBuf, String> {
-        let ok = id.len() == 19 && id.starts_with("XF-") && id.bytes().skip(3).all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if ok { Ok(self.dir.join(format!("{id}.sealed"))) } else { Err("not a transfer identifier".into()) }
+        if kura_workflows::exchange::is_transfer_id(id) {
+            Ok(self.dir.join(format!("{id}.sealed")))
+        } else {
+            Err("not a transfer identifier".into())
+        }
     }
 
     fn key_id(id: &str) -> std::result::Result<KeyId, String> {

@@ -73,8 +73,13 @@ fn synth_to_uke_to_intake_gives_the_direct_rows() -> Res<()> {
     let g = Generator::new(cfg, home.platform_pseudonym_key()?)?;
     let export = kura_synth_dataset::uke::write_uke(&g, &files, &|_| {})?;
     let key = home.platform_pseudonym_key()?;
-    // Two runs, so that the second carries the first's rows over.
-    let (first, rest) = export.paths.split_at(export.paths.len() / 2);
+    // Two runs, so that the second carries the first's rows over: every month but the last,
+    // then the last month's files (the paths begin with `uke/YYYYMM/`).
+    let month = |p: &std::path::PathBuf| p.components().nth(1).map(|c| c.as_os_str().to_owned());
+    let last = export.paths.iter().map(month).max().flatten();
+    let split = export.paths.iter().position(|p| month(p) == last).unwrap_or(0);
+    assert!(split > 0, "the population spans more than one month");
+    let (first, rest) = export.paths.split_at(split);
     for batch in [first, rest] {
         let (_, loaded) = load(&home, "intake", |sink| {
             for rel in batch {

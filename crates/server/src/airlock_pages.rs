@@ -76,7 +76,7 @@ fn caller(ctx: &Signed) -> Caller {
 type Said = Option<(String, bool)>;
 
 /// A refusal as a message on the page (the status kept); internal errors stay errors.
-fn said(lang: Lang, e: WebError) -> std::result::Result<(String, StatusCode), WebError> {
+pub(crate) fn said(lang: Lang, e: WebError) -> std::result::Result<(String, StatusCode), WebError> {
     if matches!(e, WebError::Internal(_)) {
         return Err(e);
     }

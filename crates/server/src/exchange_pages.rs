@@ -7,6 +7,7 @@
 //! ([`crate::exchange_api`]).
 
 use crate::actions::Portal;
+use crate::airlock_pages::said;
 use crate::exchange_api::{exchanges, recipient};
 use crate::pages::{csrf_field, layout, message, post_button};
 use crate::research_api::{workflow_error, workspace_error, workspaces};
@@ -19,15 +20,6 @@ use maud::html;
 
 fn caller(ctx: &Signed) -> Caller {
     Caller::user(ctx.who.clone())
-}
-
-/// What went wrong, in the page's language, with its status (Kura's own failures stay errors).
-fn said(lang: Lang, e: WebError) -> Result<(String, StatusCode), WebError> {
-    if matches!(e, WebError::Internal(_)) {
-        return Err(e);
-    }
-    let (ja, en) = e.texts();
-    Ok((if lang == Lang::Ja { ja } else { en }.into_owned(), e.status()))
 }
 
 fn state(lang: Lang, s: XState) -> &'static str {

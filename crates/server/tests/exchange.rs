@@ -181,6 +181,28 @@ async fn only_sender_and_receiver_see_a_transfer_over_the_api() {
         assert_eq!(status, 200, "{body}");
         let (status, _) = p2.call("GET", &format!("/api/v1/exchange/{id}/content"), None).await;
         assert_eq!(status, 403);
+
+        // Retention: past its period, the server deletes a file on its own (nobody uses the
+        // exchange meanwhile), and the deletion is the last step of its trail.
+        let sealed = w.dir.join("home").join("exchange").join(format!("{pid}.sealed"));
+        assert!(sealed.exists());
+        w.accounts.clock().advance(31 * 86_400);
+        until("the server deletes the expired file", || {
+            let sealed = sealed.clone();
+            async move { !sealed.exists() }
+        })
+        .await;
+        // (The sessions have expired with the clock: read the record itself.)
+        let mut conn = w.accounts.db().pool().acquire().await.unwrap();
+        let state: String =
+            sqlx::query_scalar("SELECT state FROM exchange_transfers WHERE id = $1").bind(&pid).fetch_one(&mut *conn).await.unwrap();
+        let last: String = sqlx::query_scalar("SELECT step FROM exchange_events WHERE transfer_id = $1 ORDER BY seq DESC LIMIT 1")
+            .bind(&pid)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!((state.as_str(), last.as_str()), ("deleted", "expire"));
+        drop(conn);
         w.server.take();
     }
 }

@@ -393,8 +393,8 @@ pub fn check_upload(name: &str, note: &str) -> Result<()> {
     Ok(())
 }
 
-/// A file name: one line, no path, not hidden.
-fn file_name(value: &str) -> Result<String> {
+/// A file name: one line, no path, not hidden (bring-in, output files, the exchange).
+pub(crate) fn file_name(value: &str) -> Result<String> {
     let v = text("file", value, MAX_NAME, false)?;
     if v.is_empty() || v.contains('/') || v.contains('\\') || v.starts_with('.') {
         return Err(WorkflowError::Invalid {

@@ -18,6 +18,7 @@
 //! An expired file cannot be downloaded even before its deletion has run: every step first
 //! deletes what is due.
 
+use crate::bringin::file_name;
 use crate::research::{Caller, Research, person, proxy_note, text};
 use crate::{Result, WorkflowError};
 use kura_accounts::Role;
@@ -26,8 +27,6 @@ use kura_ledger::entry::Actor;
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 
-/// Longest file name, in characters.
-const MAX_NAME: usize = 120;
 /// Longest note, in characters.
 const MAX_NOTE: usize = 2_000;
 /// Longest group name, in characters (ASCII letters, digits, `-` and `_`).
@@ -340,6 +339,12 @@ struct Stored<'a> {
     wrapped: &'a str,
 }
 
+/// Whether `id` has the form of a transfer's identifier (`XF-` and 16 lower-case hex digits):
+/// what a file store may build a path from.
+pub fn is_transfer_id(id: &str) -> bool {
+    check_id(id).is_ok()
+}
+
 fn check_id(id: &str) -> Result<()> {
     let ok =
         id.len() == 19 && id.starts_with("XF-") && id.get(3..).is_some_and(|d| d.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
@@ -362,18 +367,6 @@ pub fn check_group_name(name: &str) -> Result<()> {
             ),
         })
     }
-}
-
-/// A file name: one line, no path, not hidden.
-fn file_name(value: &str) -> Result<String> {
-    let v = text("file", value, MAX_NAME, false)?;
-    if v.is_empty() || v.contains('/') || v.contains('\\') || v.starts_with('.') {
-        return Err(WorkflowError::Invalid {
-            field: "file",
-            detail: "パス区切りを含まず、ドットで始まらない名前にしてください / give a name without path separators that does not start with a dot".into(),
-        });
-    }
-    Ok(v)
 }
 
 async fn institution_exists(conn: &mut AnyConnection, code: &str) -> Result<bool> {
